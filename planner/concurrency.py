@@ -1,0 +1,43 @@
+"""Optimistic version checks, so that two people editing one record never lose an update."""
+
+from django.db import models, transaction
+
+from .models import VersionedModel
+
+
+class StaleEdit(Exception):
+    """The record changed since the editor loaded it; `current` is what is stored now."""
+
+    def __init__(self, current: models.Model) -> None:
+        super().__init__(f"{current} was changed by someone else")
+        self.current = current
+
+
+def save_versioned(instance: VersionedModel, expected_version: int | None) -> None:
+    """Save `instance` if it is still at `expected_version`, bumping the version.
+
+    New records (no pk) are saved as they are. The row lock makes the check and the write one
+    step even with several web processes.
+    """
+    with transaction.atomic():
+        if instance.pk is not None:
+            model = type(instance)
+            current = model.objects.select_for_update().get(pk=instance.pk)
+            if expected_version is None or current.version != expected_version:
+                raise StaleEdit(current)
+            instance.version = current.version + 1
+        instance.save()
+
+
+def changed_fields(
+    submitted: VersionedModel, current: VersionedModel, names: list[str]
+) -> list[tuple[str, str]]:
+    """The fields where what is stored now differs from what the editor submitted."""
+    out = []
+    for name in names:
+        field = submitted._meta.get_field(name)
+        mine, theirs = field.value_from_object(submitted), field.value_from_object(current)
+        if mine != theirs:
+            shown = getattr(current, f"get_{name}_display", lambda: getattr(current, name))()
+            out.append((str(field.verbose_name), "" if shown is None else str(shown)))
+    return out

@@ -1,0 +1,45 @@
+"""Everything readiness needs about a project, loaded in a fixed number of queries."""
+
+from dataclasses import dataclass
+
+from .models import (
+    Connection,
+    DataElement,
+    IntegrationProject,
+    Objective,
+    PatternDecision,
+    SuccessCriterion,
+    System,
+)
+
+
+@dataclass
+class Evidence:
+    project: IntegrationProject
+    objective: Objective | None
+    criteria: list[SuccessCriterion]
+    data_elements: list[DataElement]
+    systems: list[System]
+    connections: list[Connection]
+    decision: PatternDecision | None
+
+    @classmethod
+    def load(cls, project: IntegrationProject) -> "Evidence":
+        systems = list(System.objects.filter(project=project))
+        by_id = {s.pk: s for s in systems}
+        connections = list(Connection.objects.filter(project=project))
+        for c in connections:
+            # Attach the already-loaded systems instead of one query per connection.
+            c.source, c.target = by_id[c.source_id], by_id[c.target_id]
+        elements = list(DataElement.objects.filter(project=project))
+        for e in elements:
+            e.source_of_truth = by_id.get(e.source_of_truth_id)
+        return cls(
+            project=project,
+            objective=Objective.objects.filter(project=project).first(),
+            criteria=list(SuccessCriterion.objects.filter(project=project)),
+            data_elements=elements,
+            systems=systems,
+            connections=connections,
+            decision=PatternDecision.objects.filter(project=project).first(),
+        )

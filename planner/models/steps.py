@@ -1,0 +1,122 @@
+"""The artifacts of the checklist steps implemented so far (1: objectives, 3: pattern)."""
+
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from .base import VersionedModel
+from .projects import IntegrationProject, System
+
+
+class Objective(VersionedModel):
+    """Step 1: the business objective and who was consulted (one per project)."""
+
+    project = models.OneToOneField(
+        IntegrationProject, on_delete=models.CASCADE, related_name="objective"
+    )
+    business_objective = models.TextField(blank=True)
+    stakeholders_consulted = models.TextField(
+        blank=True, help_text="Who was asked, one per line (name – role)."
+    )
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return "Business objective"
+
+
+class SuccessCriterion(VersionedModel):
+    """A measurable success criterion: 'latency <= 5 minutes, 99.9% over 30 days'."""
+
+    class Comparator(models.TextChoices):
+        LTE = "<=", "≤"
+        LT = "<", "<"
+        GTE = ">=", "≥"
+        GT = ">", ">"
+        EQ = "=", "="
+
+    class WindowUnit(models.TextChoices):
+        MINUTES = "minutes", "minutes"
+        HOURS = "hours", "hours"
+        DAYS = "days", "days"
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="criteria"
+    )
+    metric = models.CharField(max_length=120, help_text="What is measured, e.g. sync latency.")
+    comparator = models.CharField(max_length=2, choices=Comparator.choices, default="<=")
+    target = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    unit = models.CharField(max_length=40, blank=True, help_text="e.g. minutes, %, records")
+    attainment_pct = models.DecimalField(
+        "attainment %",
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Share of the window the target must hold, e.g. 99.9.",
+    )
+    window_value = models.PositiveIntegerField(null=True, blank=True)
+    window_unit = models.CharField(
+        max_length=8, choices=WindowUnit.choices, default=WindowUnit.DAYS
+    )
+    position = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name_plural = "success criteria"
+
+    @property
+    def is_measurable(self) -> bool:
+        return bool(self.metric.strip()) and self.target is not None and bool(self.window_value)
+
+    def __str__(self) -> str:
+        target = "?" if self.target is None else f"{self.target.normalize():f}"
+        text = f"{self.metric} {self.comparator} {target} {self.unit}".rstrip()
+        if self.window_value:
+            share = f"{self.attainment_pct.normalize():f}% " if self.attainment_pct else ""
+            text += f", {share}over {self.window_value} {self.window_unit}"
+        return text
+
+
+class DataElement(VersionedModel):
+    """A business data element (customer status, invoice total) and its source of truth."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="data_elements"
+    )
+    name = models.CharField(max_length=120)
+    source_of_truth = models.ForeignKey(
+        System, on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_elements"
+    )
+    notes = models.CharField(max_length=300, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_data_element")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PatternDecision(VersionedModel):
+    """Step 3: the integration pattern the team chose, and why."""
+
+    class Pattern(models.TextChoices):
+        POINT_TO_POINT = "point_to_point", "Point-to-point"
+        HUB_AND_SPOKE = "hub_and_spoke", "Hub-and-spoke (iPaaS / middleware)"
+        API_GATEWAY = "api_gateway", "API gateway"
+
+    project = models.OneToOneField(
+        IntegrationProject, on_delete=models.CASCADE, related_name="pattern_decision"
+    )
+    pattern = models.CharField(max_length=16, choices=Pattern.choices, blank=True)
+    rationale = models.TextField(blank=True)
+    tools = models.CharField(
+        max_length=300, blank=True, help_text="Chosen tools, e.g. MuleSoft, Zapier, Kong."
+    )
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return "Pattern decision"

@@ -1,0 +1,275 @@
+"""Inline add / edit / delete of the rows of a project's tables (htmx, and plain forms).
+
+One set of views serves every table: success criteria, data elements, systems, connections.
+With htmx a view answers with the fragment to swap in; without JavaScript it redirects back
+to the page holding the table (or shows a plain edit page when the input needs fixing).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.db import models
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from .. import forms
+from ..concurrency import StaleEdit, changed_fields, save_versioned
+from ..evidence import Evidence
+from ..models import Connection, DataElement, IntegrationProject, SuccessCriterion, System
+from ..permissions import can, project_access
+from .common import htmx_fragment, project_context
+
+TEMPLATE = "planner/rows.html"
+
+
+@dataclass(frozen=True)
+class RowKind:
+    name: str
+    label: str
+    model: type[models.Model]
+    form_class: type[ModelForm]
+    headers: tuple[str, ...]
+    cells: Callable[[models.Model], list[str]]
+    rows: Callable[[Evidence], list]
+    page: Callable[[IntegrationProject], str]
+    warning: Callable[[models.Model], str] = lambda obj: ""
+    delete_note: str = ""
+
+    def url(self, action: str, project: IntegrationProject, pk: int | None = None) -> str:
+        kwargs = {"project_id": project.pk}
+        if pk is not None:
+            kwargs["pk"] = pk
+        return reverse(f"planner:{self.name}_{action}", kwargs=kwargs)
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _dec(value) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def _criterion_cells(c: SuccessCriterion) -> list[str]:
+    target = f"{c.get_comparator_display()} {_dec(c.target) or '?'} {c.unit}".strip()
+    window = ""
+    if c.window_value:
+        share = f"{_dec(c.attainment_pct)}% " if c.attainment_pct else ""
+        window = f"{share}over {c.window_value} {c.get_window_unit_display()}"
+    return [c.metric, target, window]
+
+
+def _step_page(number: int) -> Callable[[IntegrationProject], str]:
+    return lambda p: reverse("planner:step", kwargs={"project_id": p.pk, "number": number})
+
+
+def _inventory_page(p: IntegrationProject) -> str:
+    return reverse("planner:inventory", kwargs={"project_id": p.pk})
+
+
+KINDS: dict[str, RowKind] = {
+    k.name: k
+    for k in (
+        RowKind(
+            "criterion",
+            "success criterion",
+            SuccessCriterion,
+            forms.SuccessCriterionForm,
+            ("Metric", "Target", "Window"),
+            _criterion_cells,
+            lambda ev: ev.criteria,
+            _step_page(1),
+            warning=lambda c: "" if c.is_measurable else "Needs metric, target and window",
+        ),
+        RowKind(
+            "element",
+            "data element",
+            DataElement,
+            forms.DataElementForm,
+            ("Data element", "Source of truth", "Notes"),
+            lambda e: [e.name, str(e.source_of_truth or ""), e.notes],
+            lambda ev: ev.data_elements,
+            _step_page(1),
+            warning=lambda e: "" if e.source_of_truth_id else "No source of truth",
+        ),
+        RowKind(
+            "system",
+            "system",
+            System,
+            forms.SystemForm,
+            ("System", "Kind", "Owner", "Notes"),
+            lambda s: [s.name, s.get_kind_display(), s.owner, s.notes],
+            lambda ev: ev.systems,
+            _inventory_page,
+            delete_note="Its connections are deleted too.",
+        ),
+        RowKind(
+            "connection",
+            "connection",
+            Connection,
+            forms.ConnectionForm,
+            ("From", "To", "Direction", "Trigger", "Frequency", "Per day", "Peak day"),
+            lambda c: [
+                str(c.source),
+                str(c.target),
+                c.get_direction_display(),
+                c.get_trigger_display(),
+                c.get_frequency_display(),
+                _num(c.volume_per_day),
+                _num(c.peak_per_day),
+            ],
+            lambda ev: ev.connections,
+            _inventory_page,
+        ),
+    )
+}
+
+
+def row_item(kind: RowKind, project: IntegrationProject, obj: models.Model) -> dict:
+    return {
+        "obj": obj,
+        "cells": kind.cells(obj),
+        "warning": kind.warning(obj),
+        "show_url": kind.url("show", project, obj.pk),
+        "edit_url": kind.url("edit", project, obj.pk),
+        "delete_url": kind.url("delete", project, obj.pk),
+    }
+
+
+def _row_context(request, project, kind: RowKind, obj, form=None, stale=None) -> dict:
+    return {
+        "project": project,
+        "kind": kind,
+        "item": row_item(kind, project, obj),
+        "form": form,
+        "stale": stale,
+        "can_edit": True,
+    }
+
+
+def table_context(request, project, kind: RowKind, evidence: Evidence, add_form=None) -> dict:
+    return {
+        "kind": kind,
+        "items": [row_item(kind, project, o) for o in kind.rows(evidence)],
+        "add_form": add_form or kind.form_class(project=project, prefix=f"add-{kind.name}"),
+        "add_url": kind.url("add", project),
+    }
+
+
+def _render_table(request, project, kind, add_form=None) -> HttpResponse:
+    ctx = project_context(request, project)
+    ctx["table"] = table_context(request, project, kind, ctx["evidence"], add_form)
+    html = render_to_string(f"{TEMPLATE}#table", ctx, request=request)
+    return htmx_fragment(request, project, html)
+
+
+@project_access("edit")
+@require_POST
+def row_add(request: HttpRequest, project: IntegrationProject, kind: str) -> HttpResponse:
+    rk = KINDS[kind]
+    form = rk.form_class(request.POST, project=project, prefix=f"add-{rk.name}")
+    if form.is_valid():
+        obj = form.save(commit=False)
+        save_versioned(obj, None)
+        if not request.htmx:
+            messages.success(request, f"Added {rk.label} '{obj}'.")
+    elif not request.htmx:
+        return render(request, "planner/row_edit_page.html", _page_ctx(request, project, rk, form))
+    if request.htmx:
+        return _render_table(request, project, rk, None if form.is_valid() else form)
+    return _redirect(rk, project)
+
+
+def _page_ctx(request, project, rk, form, obj=None, stale=None) -> dict:
+    ctx = project_context(request, project)
+    ctx.update(
+        kind=rk,
+        form=form,
+        obj=obj,
+        stale=stale,
+        action=rk.url("edit", project, obj.pk) if obj else rk.url("add", project),
+        back=rk.page(project),
+    )
+    return ctx
+
+
+def _redirect(rk: RowKind, project) -> HttpResponse:
+    return redirect(rk.page(project))
+
+
+@project_access("view", write="edit")
+def row_show(request, project, kind: str, pk: int) -> HttpResponse:
+    rk = KINDS[kind]
+    obj = get_object_or_404(rk.model, project=project, pk=pk)
+    ctx = _row_context(request, project, rk, obj)
+    ctx["can_edit"] = can(request.membership.role, "edit")
+    return render(request, f"{TEMPLATE}#row", ctx)
+
+
+@project_access("edit")
+def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
+    rk = KINDS[kind]
+    obj = get_object_or_404(rk.model, project=project, pk=pk)
+    prefix = f"{rk.name}-{pk}"
+    stale = None
+    if request.method == "POST":
+        form = rk.form_class(request.POST, instance=obj, project=project, prefix=prefix)
+        if form.is_valid():
+            try:
+                save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
+            except StaleEdit as conflict:
+                stale = _stale(form, rk, conflict)
+            else:
+                if request.htmx:
+                    html = render_to_string(
+                        f"{TEMPLATE}#row", _row_context(request, project, rk, obj), request
+                    )
+                    return htmx_fragment(request, project, html)
+                messages.success(request, f"Saved {rk.label} '{obj}'.")
+                return _redirect(rk, project)
+    else:
+        form = rk.form_class(instance=obj, project=project, prefix=prefix)
+    if request.htmx:
+        ctx = _row_context(request, project, rk, obj, form=form, stale=stale)
+        return render(request, f"{TEMPLATE}#edit-row", ctx)
+    return render(
+        request, "planner/row_edit_page.html", _page_ctx(request, project, rk, form, obj, stale)
+    )
+
+
+def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
+    """Keep the editor's input, point at what changed, and let a second save win knowingly."""
+    current = conflict.current
+    data = form.data.copy()
+    data[form.add_prefix("expected_version")] = str(current.version)
+    form.data = data
+    who = current.history.first().history_user if hasattr(current, "history") else None
+    form.add_error(
+        None,
+        f"{(who.username if who else 'Someone')} saved this {rk.label} while you were editing. "
+        "Your input is kept below; review their values and save again to keep yours.",
+    )
+    return {"changes": changed_fields(form.instance, current, list(form.Meta.fields))}
+
+
+@project_access("edit")
+@require_POST
+def row_delete(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
+    rk = KINDS[kind]
+    obj = get_object_or_404(rk.model, project=project, pk=pk)
+    label = str(obj)
+    obj.delete()
+    if request.htmx:
+        if rk.name == "system":
+            # Deleting a system removes its connections: refresh the whole page's tables.
+            response = HttpResponse()
+            response["HX-Refresh"] = "true"
+            return response
+        return htmx_fragment(request, project, "")
+    messages.success(request, f"Deleted {rk.label} '{label}'.")
+    return _redirect(rk, project)

@@ -1,0 +1,94 @@
+"""The step pages of the checklist and the single-record forms on them."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+
+from ..checklist import STEPS_BY_NUMBER
+from ..concurrency import StaleEdit, changed_fields, save_versioned
+from ..forms import ObjectiveForm, PatternDecisionForm
+from ..models import IntegrationProject, Objective, PatternDecision
+from ..patterns import TRADE_OFFS, analyse
+from ..permissions import project_access
+from .common import htmx_fragment, project_context
+from .rows import KINDS, table_context
+
+
+def _step_context(request, project, number: int, **forms) -> dict:
+    ctx = project_context(request, project)
+    ev = ctx["evidence"]
+    ctx["step"] = STEPS_BY_NUMBER[number]
+    ctx["step_readiness"] = ctx["readiness"].for_step(number)
+    if number == 1:
+        ctx["objective_form"] = forms.get("objective_form") or ObjectiveForm(
+            instance=ev.objective or Objective(project=project), project=project
+        )
+        ctx["criteria_table"] = table_context(request, project, KINDS["criterion"], ev)
+        ctx["elements_table"] = table_context(request, project, KINDS["element"], ev)
+    elif number == 3:
+        ctx["analysis"] = analyse(ev.systems, ev.connections)
+        ctx["trade_offs"] = TRADE_OFFS
+        ctx["decision_form"] = forms.get("decision_form") or PatternDecisionForm(
+            instance=ev.decision or PatternDecision(project=project), project=project
+        )
+    ctx.update(forms)
+    return ctx
+
+
+@project_access("view")
+def step(request: HttpRequest, project: IntegrationProject, number: int) -> HttpResponse:
+    if number not in STEPS_BY_NUMBER:
+        raise Http404("The checklist has seven steps.")
+    return render(request, "planner/step.html", _step_context(request, project, number))
+
+
+def _save_single(request, project, number, model, form_class, form_key, partial):
+    """Save the one-per-project record of a step (objective, pattern decision)."""
+    instance = model.objects.filter(project=project).first() or model(project=project)
+    form = form_class(request.POST, instance=instance, project=project)
+    saved = False
+    stale = None
+    if form.is_valid():
+        try:
+            save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
+            saved = True
+        except StaleEdit as conflict:
+            data = form.data.copy()
+            data["expected_version"] = str(conflict.current.version)
+            form.data = data
+            form.add_error(
+                None,
+                "Someone else saved this while you were editing. Your input is kept below; "
+                "review their values and save again to keep yours.",
+            )
+            stale = changed_fields(form.instance, conflict.current, list(form.Meta.fields))
+    if saved and not request.htmx:
+        messages.success(request, "Saved.")
+        return redirect("planner:step", project_id=project.pk, number=number)
+    fresh = form_class(instance=form.instance, project=project) if saved else form
+    ctx = _step_context(request, project, number, **{form_key: fresh})
+    ctx["saved"] = saved
+    ctx["stale"] = stale
+    if request.htmx:
+        html = render_to_string(f"planner/step.html#{partial}", ctx, request=request)
+        return htmx_fragment(request, project, html)
+    return render(request, "planner/step.html", ctx)
+
+
+@project_access("edit")
+def objective_save(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("planner:step", project_id=project.pk, number=1)
+    return _save_single(
+        request, project, 1, Objective, ObjectiveForm, "objective_form", "objective"
+    )
+
+
+@project_access("edit")
+def decision_save(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("planner:step", project_id=project.pk, number=3)
+    return _save_single(
+        request, project, 3, PatternDecision, PatternDecisionForm, "decision_form", "decision"
+    )
