@@ -110,9 +110,7 @@ _sqlite = {
 }
 DATABASES = {
     "default": (
-        dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
-        )
+        dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True)
         if os.environ.get("DATABASE_URL")
         else _sqlite
     )

@@ -2,6 +2,7 @@
 
 from django.db import models, transaction
 
+from .history import display
 from .models import VersionedModel
 
 
@@ -36,8 +37,6 @@ def changed_fields(
     out = []
     for name in names:
         field = submitted._meta.get_field(name)
-        mine, theirs = field.value_from_object(submitted), field.value_from_object(current)
-        if mine != theirs:
-            shown = getattr(current, f"get_{name}_display", lambda: getattr(current, name))()
-            out.append((str(field.verbose_name), "" if shown is None else str(shown)))
+        if field.value_from_object(submitted) != field.value_from_object(current):
+            out.append((str(field.verbose_name), display(field, current)))
     return out

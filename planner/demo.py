@@ -31,7 +31,8 @@ SCENARIOS = [
         "the CRM says 'active'/'inactive', billing stores 1/0, and nobody owns the mapping.",
         "objective": "Billing reflects every CRM customer status change, so no inactive "
         "customer is invoiced.",
-        "stakeholders": "Head of Sales Ops – CRM owner\nBilling lead – billing owner\nFinance controller",
+        "stakeholders": "Head of Sales Ops – CRM owner\nBilling lead – billing owner\n"
+        "Finance controller",
         "systems": [("Salesforce CRM", "crm", "Sales Ops"), ("Billing", "billing", "Finance")],
         "connections": [("Salesforce CRM", "Billing", "one_way", "event", "real_time", 4000, 9000)],
         "criteria": [
@@ -112,7 +113,11 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
     project = IntegrationProject.objects.create(
         name=spec["name"], business_problem=spec["problem"], owner=users["demo"]
     )
-    for username, role in (("demo", Role.OWNER), ("approver", Role.APPROVER), ("viewer", Role.VIEWER)):
+    for username, role in (
+        ("demo", Role.OWNER),
+        ("approver", Role.APPROVER),
+        ("viewer", Role.VIEWER),
+    ):
         Membership.objects.create(project=project, user=users[username], role=role)
     Objective.objects.create(
         project=project,

@@ -88,7 +88,9 @@ def _with_changed_fields(project, items: list[tuple[str, models.Model]]) -> list
         by_slug.setdefault(slug, set()).add(record.id)
     versions: dict[tuple[str, int], list] = {}
     for slug, ids in by_slug.items():
-        for r in history_of(slug, project).filter(id__in=ids).order_by("history_date", "history_id"):
+        for r in (
+            history_of(slug, project).filter(id__in=ids).order_by("history_date", "history_id")
+        ):
             versions.setdefault((slug, r.id), []).append(r)
     changes = []
     for slug, record in items:
@@ -115,7 +117,7 @@ def display(field: models.Field, record: models.Model) -> str:
     """A field's value as a person reads it: choice labels, names of related records."""
     raw = getattr(record, field.attname)
     if raw is None or raw == "":
-        return "—"
+        return ""
     if field.choices:
         return str(dict(field.flatchoices).get(raw, raw))
     if field.is_relation:
@@ -139,9 +141,7 @@ def field_diff(slug: str, old: models.Model | None, new: models.Model) -> list[F
     """Every shown field of two versions side by side (old may be None for a creation)."""
     out = []
     for f in _shown_fields(TRACKED[slug]):
-        out.append(
-            FieldDiff(str(f.verbose_name), display(f, old) if old else "—", display(f, new))
-        )
+        out.append(FieldDiff(str(f.verbose_name), display(f, old) if old else "—", display(f, new)))
     return out
 
 

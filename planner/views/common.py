@@ -3,8 +3,10 @@
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
+from ..checklist import STEPS_BY_NUMBER
 from ..evidence import Evidence
 from ..models import IntegrationProject
+from ..patterns import analyse
 from ..permissions import can
 from ..readiness import project_readiness
 
@@ -24,15 +26,27 @@ def project_context(
     }
 
 
-def navigator_oob(request: HttpRequest, project: IntegrationProject) -> str:
-    """The step navigator, marked to replace itself out of band after an htmx edit."""
-    ctx = project_context(request, project)
-    ctx["oob"] = True
-    return render_to_string("planner/project_base.html#navigator", ctx, request=request)
+NAVIGATOR = "planner/project_base.html#navigator"
 
 
 def htmx_fragment(
-    request: HttpRequest, project: IntegrationProject, html: str, status: int = 200
+    request: HttpRequest,
+    project: IntegrationProject,
+    html: str,
+    *,
+    step: int | None = None,
+    also: tuple[str, ...] = (),
 ) -> HttpResponse:
-    """A fragment plus the refreshed navigator, so readiness updates without a reload."""
-    return HttpResponse(html + navigator_oob(request, project), status=status)
+    """A fragment plus, out of band, the navigator and the other partials an edit affects.
+
+    So readiness, the step's rule list and inventory counts update without a reload.
+    """
+    ctx = project_context(request, project)
+    ev = ctx["evidence"]
+    if step is not None:
+        ctx["step"] = STEPS_BY_NUMBER[step]
+        ctx["step_readiness"] = ctx["readiness"].for_step(step)
+    ctx["analysis"] = analyse(ev.systems, ev.connections)
+    ctx["oob"] = True
+    parts = [render_to_string(name, ctx, request=request) for name in (NAVIGATOR, *also)]
+    return HttpResponse(html + "".join(parts))

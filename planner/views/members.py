@@ -48,7 +48,9 @@ def member_role(request: HttpRequest, project: IntegrationProject, pk: int) -> H
     if not form.is_valid():
         messages.error(request, "Choose one of the roles: owner, editor, approver, viewer.")
     elif _last_owner(Membership.objects.get(pk=pk)) and form.cleaned_data["role"] != Role.OWNER:
-        messages.error(request, "A project needs at least one owner: make someone else owner first.")
+        messages.error(
+            request, "A project needs at least one owner: make someone else owner first."
+        )
     else:
         form.save()
         messages.success(request, f"{membership.user.username} is now {membership.role}.")
@@ -62,7 +64,9 @@ def member_role(request: HttpRequest, project: IntegrationProject, pk: int) -> H
 def member_remove(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
     membership = get_object_or_404(Membership, project=project, pk=pk)
     if _last_owner(membership):
-        messages.error(request, "A project needs at least one owner: make someone else owner first.")
+        messages.error(
+            request, "A project needs at least one owner: make someone else owner first."
+        )
     else:
         membership.delete()
         messages.success(request, f"Removed {membership.user.username} from the project.")

@@ -72,7 +72,9 @@ def _save_single(request, project, number, model, form_class, form_key, partial)
     ctx["stale"] = stale
     if request.htmx:
         html = render_to_string(f"planner/step.html#{partial}", ctx, request=request)
-        return htmx_fragment(request, project, html)
+        return htmx_fragment(
+            request, project, html, step=number, also=("planner/step.html#step-header",)
+        )
     return render(request, "planner/step.html", ctx)
 
 

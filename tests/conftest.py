@@ -1,0 +1,63 @@
+import os
+
+import pytest
+from django.test import Client
+
+from planner.models import Role
+
+from .factories import PASSWORD, MembershipFactory, ProjectFactory, UserFactory
+
+# CI sets this so that a missing service or browser fails the run instead of skipping.
+REQUIRE_SERVICES = os.environ.get("AETHON_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory()
+
+
+@pytest.fixture
+def member(project):
+    """Make a user with a role on `project`: member("editor")."""
+
+    def make(role: str = Role.VIEWER):
+        if role == Role.OWNER:
+            return project.owner
+        return MembershipFactory(project=project, role=role).user
+
+    return make
+
+
+def client_for(user) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def owner_client(project):
+    return client_for(project.owner)
+
+
+@pytest.fixture
+def editor_client(member):
+    return client_for(member(Role.EDITOR))
+
+
+@pytest.fixture
+def viewer_client(member):
+    return client_for(member(Role.VIEWER))
+
+
+@pytest.fixture
+def outsider_client(db):
+    return client_for(UserFactory())
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -1,0 +1,25 @@
+"""The Celery app reaches the configured broker (Redis in CI, a folder by default)."""
+
+from aethon.celery import app
+
+from .conftest import skip_or_fail
+
+
+def test_broker_is_reachable_and_accepts_a_message():
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=2, timeout=5)
+            queue = conn.SimpleQueue("aethon-selftest")
+            queue.put({"ping": 1})
+            message = queue.get(timeout=5)
+            assert message.payload == {"ping": 1}
+            message.ack()
+            queue.close()
+    except OSError as exc:  # pragma: no cover - depends on the machine
+        skip_or_fail(f"broker {app.conf.broker_url} unreachable: {exc}")
+
+
+def test_tasks_are_acked_late_so_a_killed_worker_does_not_lose_them():
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
