@@ -1,5 +1,7 @@
 """The step pages of the checklist and the single-record forms on them."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,23 +17,42 @@ from .common import htmx_fragment, project_context
 from .rows import KINDS, table_context
 
 
+def _objectives(request, project, ctx: dict, forms: dict) -> None:
+    ev = ctx["evidence"]
+    ctx["objective_form"] = forms.get("objective_form") or ObjectiveForm(
+        instance=ev.objective or Objective(project=project), project=project
+    )
+    ctx["criteria_table"] = table_context(request, project, KINDS["criterion"], ev)
+    ctx["elements_table"] = table_context(request, project, KINDS["element"], ev)
+
+
+def _pattern(request, project, ctx: dict, forms: dict) -> None:
+    ev = ctx["evidence"]
+    ctx["analysis"] = analyse(ev.systems, ev.connections)
+    ctx["trade_offs"] = TRADE_OFFS
+    ctx["decision_form"] = forms.get("decision_form") or PatternDecisionForm(
+        instance=ev.decision or PatternDecision(project=project), project=project
+    )
+
+
+# Each built step: number -> what its page adds to the context. Its body is rendered from
+# templates/planner/steps/step<n>.html; a step without an entry shows "not yet available".
+STEP_PAGES: dict[int, Callable[[HttpRequest, IntegrationProject, dict, dict], None]] = {
+    1: _objectives,
+    3: _pattern,
+}
+
+
 def _step_context(request, project, number: int, **forms) -> dict:
     ctx = project_context(request, project)
-    ev = ctx["evidence"]
     ctx["step"] = STEPS_BY_NUMBER[number]
     ctx["step_readiness"] = ctx["readiness"].for_step(number)
-    if number == 1:
-        ctx["objective_form"] = forms.get("objective_form") or ObjectiveForm(
-            instance=ev.objective or Objective(project=project), project=project
-        )
-        ctx["criteria_table"] = table_context(request, project, KINDS["criterion"], ev)
-        ctx["elements_table"] = table_context(request, project, KINDS["element"], ev)
-    elif number == 3:
-        ctx["analysis"] = analyse(ev.systems, ev.connections)
-        ctx["trade_offs"] = TRADE_OFFS
-        ctx["decision_form"] = forms.get("decision_form") or PatternDecisionForm(
-            instance=ev.decision or PatternDecision(project=project), project=project
-        )
+    builder = STEP_PAGES.get(number)
+    if builder is None:
+        ctx["step_template"] = "planner/steps/unavailable.html"
+    else:
+        ctx["step_template"] = f"planner/steps/step{number}.html"
+        builder(request, project, ctx, forms)
     ctx.update(forms)
     return ctx
 
@@ -71,7 +92,7 @@ def _save_single(request, project, number, model, form_class, form_key, partial)
     ctx["saved"] = saved
     ctx["stale"] = stale
     if request.htmx:
-        html = render_to_string(f"planner/step.html#{partial}", ctx, request=request)
+        html = render_to_string(f"planner/steps/step{number}.html#{partial}", ctx, request)
         return htmx_fragment(
             request, project, html, step=number, also=("planner/step.html#step-header",)
         )
