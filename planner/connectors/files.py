@@ -1,0 +1,177 @@
+"""File connector: CSV, JSON / NDJSON and XLSX, from uploaded bytes or an allowed path."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import polars as pl
+
+from planner.connectors.base import (
+    DEFAULT_BATCH_SIZE,
+    BaseConnector,
+    ConnectorError,
+    frame_from_records,
+    frame_from_rows,
+    optional_str,
+    parse_key,
+    unique_names,
+)
+from planner.connectors.guard import GuardPolicy, check_path
+from planner.connectors.http_json import parse_path, select_records
+
+FORMATS = ("csv", "json", "ndjson", "xlsx")
+_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "ndjson"}
+_SUFFIXES |= {".ndjson": "ndjson", ".xlsx": "xlsx", ".xlsm": "xlsx"}
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    format: str
+    path: str | None = None
+    content: bytes | None = None
+    delimiter: str = ","
+    encoding: str = "utf8"
+    sheet: str | None = None
+    records_path: str = "$"
+    infer_types: bool = True
+    key: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> FileConfig:
+        path, content = config.get("path"), config.get("content")
+        if bool(path) == (content is not None):
+            raise ConnectorError("Give either a file path or the uploaded file content.")
+        if content is not None and not isinstance(content, bytes | bytearray):
+            raise ConnectorError("File content must be bytes.")
+        name = str(path or config.get("filename") or "")
+        fmt = optional_str(config, "format") or _SUFFIXES.get(PurePath(name).suffix.lower())
+        if fmt not in FORMATS:
+            raise ConnectorError(f"Unknown file format; choose one of {', '.join(FORMATS)}.")
+        delimiter = optional_str(config, "delimiter") or ("\t" if name.endswith(".tsv") else ",")
+        if delimiter == "\\t":
+            delimiter = "\t"
+        if len(delimiter) != 1:
+            raise ConnectorError("The CSV delimiter must be a single character.")
+        records_path = optional_str(config, "records_path", "$") or "$"
+        parse_path(records_path)
+        return cls(
+            format=fmt,
+            path=str(path) if path else None,
+            content=bytes(content) if content is not None else None,
+            delimiter=delimiter,
+            encoding=optional_str(config, "encoding", "utf8") or "utf8",
+            sheet=optional_str(config, "sheet"),
+            records_path=records_path,
+            infer_types=bool(config.get("infer_types", True)),
+            key=parse_key(config.get("key")),
+        )
+
+
+class FileConnector(BaseConnector):
+    """Files are bounded by ``GuardPolicy.max_file_bytes``, so they are parsed whole."""
+
+    kind = "file"
+
+    def __init__(self, config: FileConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
+        super().__init__(config.key, secrets)
+        self.config = config
+        self.guard = guard
+        self._frame: pl.DataFrame | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
+    ) -> FileConnector:
+        return cls(FileConfig.from_dict(config), secrets, guard)
+
+    def _bytes(self) -> bytes:
+        if self.config.content is not None:
+            if len(self.config.content) > self.guard.max_file_bytes:
+                raise ConnectorError(
+                    f"The file is larger than the limit of {self.guard.max_file_bytes:,} bytes."
+                )
+            return self.config.content
+        return check_path(self.config.path or "", self.guard).read_bytes()
+
+    def frame(self) -> pl.DataFrame:
+        """The whole file as one frame (parsed once per connector instance)."""
+        if self._frame is None:
+            with self._errors(f"Could not read the {self.config.format.upper()} file"):
+                self._frame = self._parse(self._bytes())
+        return self._frame
+
+    def _parse(self, data: bytes) -> pl.DataFrame:
+        cfg = self.config
+        if cfg.format == "csv":
+            if cfg.encoding.lower().replace("-", "") != "utf8":
+                data = data.decode(cfg.encoding).encode()
+            # Strict UTF-8: silently replaced bytes would surface later as data mismatches.
+            return pl.read_csv(
+                data,
+                separator=cfg.delimiter,
+                encoding="utf8",
+                infer_schema=cfg.infer_types,
+                infer_schema_length=None,  # a late "N/A" in a numeric column must not fail
+            )
+        if cfg.format == "ndjson":
+            lines = data.decode(cfg.encoding).splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            return self._records(records)
+        if cfg.format == "json":
+            document = json.loads(data.decode(cfg.encoding))
+            return self._records(select_records(document, parse_path(cfg.records_path)))
+        return self._xlsx(data)
+
+    def _records(self, records: list[Any]) -> pl.DataFrame:
+        if any(not isinstance(r, dict) for r in records):
+            raise ConnectorError("Each JSON record must be an object.")
+        frame = frame_from_records(records)
+        if not self.config.infer_types:
+            frame = frame.select(pl.all().cast(pl.String))
+        return frame
+
+    def _xlsx(self, data: bytes) -> pl.DataFrame:
+        import openpyxl
+
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            if self.config.sheet:
+                if self.config.sheet not in book.sheetnames:
+                    raise ConnectorError(f"Sheet '{self.config.sheet}' not found.")
+                sheet = book[self.config.sheet]
+            else:
+                sheet = book.worksheets[0]
+            rows = sheet.iter_rows(values_only=True)
+            header = next(rows, None)
+            if header is None:
+                return pl.DataFrame()
+            width = max((i + 1 for i, h in enumerate(header) if h not in (None, "")), default=0)
+            names = unique_names(
+                str(h) if h not in (None, "") else f"column_{i + 1}"
+                for i, h in enumerate(header[:width])
+            )
+            body = [
+                tuple(r[:width]) + (None,) * (width - len(r))
+                for r in rows
+                if any(v not in (None, "") for v in r[:width])
+            ]
+        finally:
+            book.close()
+        frame = frame_from_rows(names, body)
+        if not self.config.infer_types:
+            frame = frame.select(pl.all().cast(pl.String))
+        return frame
+
+    def _probe(self) -> pl.DataFrame:
+        return self.frame().head(1)
+
+    def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
+        yield from self.frame().iter_slices(batch_size)
+
+    def count(self) -> int | None:
+        return self.frame().height

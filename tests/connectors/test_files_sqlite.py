@@ -1,0 +1,171 @@
+"""File (CSV/JSON/NDJSON/XLSX) and SQLite connectors on temporary files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from planner.connectors import BlockedDestination, ConnectorError, GuardPolicy, fetch_all
+from planner.connectors import open_connector as open_
+
+CSV = b'id,name,amount,zip\n1,Ann,10.5,01234\n2,Bob,,02345\n3,"Cy, Jr",7,10001\n'
+
+
+def policy(root: Path) -> GuardPolicy:
+    return GuardPolicy(file_roots=(str(root),))
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_csv_from_bytes() -> None:
+    conn = open_("file", {"content": CSV, "filename": "x.csv", "key": "id"}, {}, GuardPolicy())
+    report = conn.test()
+    assert report.ok, report.error
+    assert report.fields == ["id", "name", "amount", "zip"]
+    assert report.sample == {"id": 1, "name": "Ann", "amount": 10.5, "zip": 1234}
+    frame = fetch_all(conn)
+    assert frame.get_column("name").to_list() == ["Ann", "Bob", "Cy, Jr"]
+    assert frame.get_column("amount").to_list() == [10.5, None, 7.0]
+    assert conn.count() == 3
+    assert [b.height for b in conn.fetch(batch_size=2)] == [2, 1]
+
+
+def test_csv_as_text_keeps_leading_zeros() -> None:
+    conn = open_("file", {"content": CSV, "format": "csv", "infer_types": False}, {}, GuardPolicy())
+    assert fetch_all(conn).get_column("zip").to_list() == ["01234", "02345", "10001"]
+
+
+def test_csv_semicolon_and_latin1() -> None:
+    data = "id;city\n1;Zürich\n".encode("latin-1")
+    config = {"content": data, "format": "csv", "delimiter": ";", "encoding": "latin-1"}
+    assert fetch_all(open_("file", config, {}, GuardPolicy())).row(0) == (1, "Zürich")
+
+
+def test_csv_invalid_utf8_reported() -> None:
+    report = open_(
+        "file", {"content": b"id,city\n1,Z\xfcrich\n", "format": "csv"}, {}, GuardPolicy()
+    ).test()
+    assert not report.ok and report.error.startswith("Could not read the CSV file")
+
+
+def test_csv_from_allowed_path_only(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(CSV)
+    assert open_("file", {"path": str(path)}, {}, policy(tmp_path)).count() == 3
+    report = open_("file", {"path": str(path)}, {}, GuardPolicy()).test()
+    assert not report.ok and "not enabled" in report.error
+    with pytest.raises(BlockedDestination):
+        open_("file", {"path": "/etc/passwd", "format": "csv"}, {}, policy(tmp_path)).count()
+
+
+def test_json_with_records_path_and_ndjson() -> None:
+    doc = {"data": {"rows": [{"id": 1, "a": {"b": 2}}, {"id": 2, "a": {"b": None}}]}}
+    conn = open_(
+        "file",
+        {"content": json.dumps(doc).encode(), "filename": "x.json", "records_path": "$.data.rows"},
+        {},
+        GuardPolicy(),
+    )
+    assert fetch_all(conn).to_dicts() == [{"id": 1, "a.b": 2}, {"id": 2, "a.b": None}]
+    nd = b'{"id": 1}\n\n{"id": 2, "x": "y"}\n'
+    frame = fetch_all(open_("file", {"content": nd, "filename": "x.ndjson"}, {}, GuardPolicy()))
+    assert frame.to_dicts() == [{"id": 1, "x": None}, {"id": 2, "x": "y"}]
+
+
+def test_xlsx(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    book.active.title = "Ignored"
+    sheet = book.create_sheet("Customers")
+    sheet.append(["id", "name", None, "id"])
+    sheet.append([1, "Ann", None, "dup"])
+    sheet.append([None, None, None, None])
+    sheet.append([2, "Bob"])
+    path = tmp_path / "c.xlsx"
+    book.save(path)
+    config = {"content": path.read_bytes(), "filename": "c.xlsx", "sheet": "Customers"}
+    frame = fetch_all(open_("file", config, {}, GuardPolicy()))
+    assert frame.columns == ["id", "name", "column_3", "id_2"]
+    assert frame.rows() == [(1, "Ann", None, "dup"), (2, "Bob", None, None)]
+    report = open_("file", {**config, "sheet": "Nope"}, {}, GuardPolicy()).test()
+    assert not report.ok and "Sheet 'Nope' not found" in report.error
+
+
+def test_file_errors() -> None:
+    with pytest.raises(ConnectorError, match="Unknown file format"):
+        open_("file", {"content": b"x", "filename": "x.pdf"}, {}, GuardPolicy())
+    with pytest.raises(ConnectorError, match="either a file path"):
+        open_("file", {"format": "csv"}, {}, GuardPolicy())
+    report = open_("file", {"content": b"{", "format": "json"}, {}, GuardPolicy()).test()
+    assert not report.ok and report.error.startswith("Could not read the JSON file")
+    tiny = GuardPolicy(max_file_bytes=10)
+    assert (
+        "larger than the limit"
+        in open_("file", {"content": CSV, "format": "csv"}, {}, tiny).test().error
+    )
+
+
+# ---------------------------------------------------------------- sqlite
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute('CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, name TEXT, score REAL)')
+        db.executemany(
+            'INSERT INTO "odd ""name""" VALUES (?, ?, ?)',
+            [(i, f"n{i}", i / 2 if i % 3 else None) for i in range(1, 1001)],
+        )
+    return path
+
+
+def test_sqlite_table(sqlite_db: Path) -> None:
+    conn = open_(
+        "sqlite",
+        {"path": str(sqlite_db), "table": 'odd "name"', "key": "id"},
+        {},
+        policy(sqlite_db.parent),
+    )
+    report = conn.test()
+    assert report.ok, report.error
+    assert report.fields == ["id", "name", "score"]
+    assert conn.count() == 1000
+    batches = list(conn.fetch(batch_size=300))
+    assert [b.height for b in batches] == [300, 300, 300, 100]
+    assert {b.schema["score"] for b in batches} == {pl.Float64}
+
+
+def test_sqlite_query_and_uploaded_content(sqlite_db: Path) -> None:
+    config = {
+        "content": sqlite_db.read_bytes(),
+        "query": 'SELECT id, upper(name) AS n FROM "odd ""name""" WHERE id < 3;',
+    }
+    frame = fetch_all(open_("sqlite", config, {}, GuardPolicy()))
+    assert frame.rows() == [(1, "N1"), (2, "N2")]
+
+
+def test_sqlite_is_read_only(sqlite_db: Path) -> None:
+    conn = open_("sqlite", {"path": str(sqlite_db), "table": "x"}, {}, policy(sqlite_db.parent))
+    with conn.connect() as db:
+        for statement in (
+            'DELETE FROM "odd ""name"""',
+            "ATTACH DATABASE ':memory:' AS m",
+            "PRAGMA writable_schema = 1",
+        ):
+            with pytest.raises(sqlite3.DatabaseError):
+                db.execute(statement)
+    with sqlite3.connect(sqlite_db) as db:
+        assert db.execute('SELECT count(*) FROM "odd ""name"""').fetchone() == (1000,)
+
+
+def test_sqlite_missing_table_reported(sqlite_db: Path) -> None:
+    report = open_(
+        "sqlite", {"path": str(sqlite_db), "table": "nope"}, {}, policy(sqlite_db.parent)
+    ).test()
+    assert not report.ok and "no such table" in report.error
