@@ -8,6 +8,7 @@ from django.db import transaction
 from .models import (
     Connection,
     DataElement,
+    FieldMapping,
     IntegrationProject,
     Membership,
     Objective,
@@ -23,6 +24,26 @@ DEMO_USERS = {
     "approver": ("Alex Approver", "approver@example.com"),
     "viewer": ("Vic Viewer", "viewer@example.com"),
 }
+
+# The CRM -> billing mapping: (source, type, target, type, max length, required, null rule,
+# default, rule). Id's max length is deliberately unchecked, so the demo shows a finding.
+# fmt: off
+CRM_BILLING_MAPPING = [
+    ("Id", "string", "customer_ref", "string", 18, True, "reject", "", "trim | upper"),
+    ("Status__c", "string", "status_code", "integer", None, True, "reject", "",
+     "trim | lower | map(active=1, inactive=0)"),
+    ("Email", "string", "email", "string", 80, True, "reject", "",
+     'trim | lower | regex("^[^@]+@[^@]+$") | max_length(80)'),
+    ("FirstName", "string", "full_name", "string", 120, False, "skip", "",
+     'concat(FirstName, " ", LastName) | trim | max_length(120)'),
+    ("Country", "string", "country", "string", 2, False, "default", "US",
+     "trim | upper | substr(0, 2)"),
+    ("Annual_Fee__c", "decimal", "annual_fee_usd", "decimal", None, False, "default",
+     "0", 'currency("EUR", "USD", 1.08)'),
+    ("Signup_Date__c", "date", "signup_epoch", "integer", None, False, "skip", "",
+     'date("%Y-%m-%d") | epoch'),
+]
+# fmt: on
 
 SCENARIOS = [
     {
@@ -41,6 +62,7 @@ SCENARIOS = [
         ],
         "elements": [("customer status", "Salesforce CRM"), ("customer email", "Salesforce CRM")],
         "decision": ("point_to_point", "Two systems: a direct event-driven link is simplest.", ""),
+        "mappings": {("Salesforce CRM", "Billing"): CRM_BILLING_MAPPING},
     },
     {
         "name": "Support platform to billing: payment status",
@@ -155,6 +177,26 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
         DataElement.objects.create(
             project=project, name=name, source_of_truth=systems.get(truth) if truth else None
         )
+    for (src, dst), rows in spec.get("mappings", {}).items():
+        connection = Connection.objects.get(
+            project=project, source=systems[src], target=systems[dst]
+        )
+        for position, row in enumerate(rows, start=1):
+            source, stype, target, ttype, length, required, null_rule, default, rule = row
+            FieldMapping.objects.create(
+                project=project,
+                connection=connection,
+                position=position,
+                source_field=source,
+                source_type=stype,
+                target_field=target,
+                target_type=ttype,
+                max_length=length,
+                required=required,
+                null_rule=null_rule,
+                null_default=default,
+                rule=rule,
+            )
     if spec["decision"]:
         pattern, rationale, tools = spec["decision"]
         PatternDecision.objects.create(

@@ -67,7 +67,7 @@ class FieldMapping(VersionedModel):
     frequency = models.CharField(
         "sync frequency", max_length=10, choices=Frequency.choices, default=Frequency.REAL_TIME
     )
-    every_minutes = models.PositiveIntegerField(null=True, blank=True)
+    every_minutes = models.PositiveIntegerField("every N minutes", null=True, blank=True)
     source_of_truth = models.CharField(max_length=6, choices=Truth.choices, default=Truth.SOURCE)
     conflict_rule = models.CharField(max_length=12, choices=Conflict.choices, blank=True)
     notes = models.TextField("notes and edge cases", blank=True)

@@ -1,5 +1,7 @@
 """What every project page shares: the navigator, readiness and the caller's capabilities."""
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
@@ -36,6 +38,7 @@ def htmx_fragment(
     *,
     step: int | None = None,
     also: tuple[str, ...] = (),
+    extend: Callable[[dict], None] | None = None,
 ) -> HttpResponse:
     """A fragment plus, out of band, the navigator and the other partials an edit affects.
 
@@ -47,6 +50,8 @@ def htmx_fragment(
         ctx["step"] = STEPS_BY_NUMBER[step]
         ctx["step_readiness"] = ctx["readiness"].for_step(step)
     ctx["analysis"] = analyse(ev.systems, ev.connections)
+    if extend is not None:
+        extend(ctx)
     ctx["oob"] = True
     parts = [render_to_string(name, ctx, request=request) for name in (NAVIGATOR, *also)]
     return HttpResponse(html + "".join(parts))

@@ -14,3 +14,39 @@ document.addEventListener("htmx:afterSwap", (event) => {
   const first = target.querySelector && target.querySelector("form.editing input:not([type=hidden]), form.editing select");
   if (first) first.focus();
 });
+
+// Instant filtering of long tables (the mapping editor has up to hundreds of rows).
+function applyFilter(container) {
+  const text = document.querySelector(`[data-filter="#${container.id}"]`);
+  const problems = document.querySelector(`[data-filter-problems="#${container.id}"]`);
+  const needle = text ? text.value.trim().toLowerCase() : "";
+  const onlyProblems = problems ? problems.checked : false;
+  let shown = 0;
+  const rows = container.querySelectorAll(".grid-row:not(.editing)");
+  rows.forEach((row) => {
+    const match = (!needle || row.textContent.toLowerCase().includes(needle)) &&
+      (!onlyProblems || row.classList.contains("has-problem"));
+    row.classList.toggle("hidden", !match);
+    if (match) shown += 1;
+  });
+  const counter = document.querySelector("[data-filter-count]");
+  if (counter) counter.textContent = needle || onlyProblems ? `${shown} of ${rows.length} rows` : "";
+}
+
+document.addEventListener("input", (event) => {
+  const selector = event.target.dataset && (event.target.dataset.filter || event.target.dataset.filterProblems);
+  if (selector) applyFilter(document.querySelector(selector));
+});
+document.addEventListener("change", (event) => {
+  const selector = event.target.dataset && event.target.dataset.filterProblems;
+  if (selector) applyFilter(document.querySelector(selector));
+});
+
+// The server confirmed a move: move the row in the page instead of re-rendering the table.
+document.addEventListener("mapping-moved", (event) => {
+  const row = document.getElementById(event.detail.id);
+  const other = document.getElementById(event.detail.other);
+  if (!row || !other) return;
+  if (event.detail.direction === "up") other.before(row); else other.after(row);
+  row.querySelector(`[aria-label^="Move"][aria-label$="${event.detail.direction}"]`)?.focus();
+});

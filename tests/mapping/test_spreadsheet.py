@@ -61,19 +61,25 @@ def test_missing_header_is_explained():
 
 def test_every_problem_is_reported_with_row_and_column():
     csv = (
-        "Source field,Target field,Transformation,Target max length,Null rule\n"
-        "status,status_code,trim | lowr,,reject\n"
-        "email,email,trim,ten,sometimes\n"
-        ",status_code,trim,,reject\n"
-    ).encode()
+        b"Source field,Target field,Transformation,Target max length,Null rule\n"
+        b"status,status_code,trim | lowr,,reject\n"
+        b"email,email,trim,ten,sometimes\n"
+        b",status_code,trim,,reject\n"
+    )
     sheet = read_sheet(csv, "m.csv")
     with pytest.raises(SpreadsheetError) as err:
         validate_rows(sheet, match_columns(sheet.headers))
     text = [str(p) for p in err.value.problems]
-    assert "row 2, column 'Transformation': col 8: unknown transform 'lowr' (did you mean 'lower'?)" in text
+    assert (
+        "row 2, column 'Transformation': col 8: unknown transform 'lowr' (did you mean 'lower'?)"
+        in text
+    )
     assert "row 3, column 'Target max length': 'ten' is not a whole number above 0." in text
     assert any(t.startswith("row 3, column 'Null rule': 'sometimes' is not one of") for t in text)
-    assert "row 4, column 'Source field': This cell is empty; every row needs a source and a target field." in text
+    assert (
+        "row 4, column 'Source field': This cell is empty; every row needs a source and a target field."
+        in text
+    )
     assert "row 4, column 'Target field': 'status_code' is already mapped (row 2)." in text
 
 
