@@ -1,0 +1,119 @@
+"""Sign-offs: who approved which exact version of a step, and when that approval went stale.
+
+A sign-off and its stale event are records of something that happened: they are never edited
+or deleted. `save()` refuses updates, `delete()` refuses, and their querysets refuse bulk
+update and delete; the admin shows them read-only and no view changes them.
+"""
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from .base import VersionedModel
+from .projects import IntegrationProject, Role
+
+
+class Immutable(Exception):
+    """An attempt to change or delete a record of the audit trail."""
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise Immutable(f"{self.model.__name__} records cannot be changed.")
+
+    def delete(self):
+        raise Immutable(f"{self.model.__name__} records cannot be deleted.")
+
+
+class ImmutableModel(models.Model):
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise Immutable(f"{type(self).__name__} records cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise Immutable(f"{type(self).__name__} records cannot be deleted.")
+
+
+SIGN_OFF_ROLES = (Role.OWNER, Role.APPROVER)  # the roles with the "sign_off" capability
+DEFAULT_REQUIRED_ROLES = [Role.APPROVER.value]
+
+
+class ApproverRequirement(VersionedModel):
+    """The roles that must approve one step of one project. No row means the default."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="approver_requirements"
+    )
+    step = models.PositiveSmallIntegerField()
+    roles = models.JSONField(default=list, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "step"], name="one_requirement_per_step")
+        ]
+
+    def __str__(self) -> str:
+        names = ", ".join(Role(r).label for r in self.roles) or "nobody"
+        return f"Step {self.step}: {names}"
+
+
+class SignOff(ImmutableModel):
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        CHANGES = "changes", "Changes requested"
+
+    # PROTECT: a sign-off outlives neither its project nor its signer silently.
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.PROTECT, related_name="signoffs"
+    )
+    step = models.PositiveSmallIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signoffs"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    content_hash = models.CharField("version hash", max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["step", "-created_at", "-pk"]
+        verbose_name = "sign-off"
+
+    def __str__(self) -> str:
+        who = self.user.get_username() if self.user_id else "?"
+        return f"Step {self.step} {self.get_decision_display().lower()} by {who}"
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
+class SignOffStale(ImmutableModel):
+    """The moment a sign-off stopped matching its step: the step changed after it."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.PROTECT, related_name="signoff_stale_events"
+    )
+    signoff = models.OneToOneField(SignOff, on_delete=models.PROTECT, related_name="stale_event")
+    step = models.PositiveSmallIntegerField()
+    current_hash = models.CharField("hash when detected", max_length=64)
+    notified = models.TextField("asked again", blank=True, help_text="Emails sent, one a line.")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-detected_at", "-pk"]
+        verbose_name = "stale sign-off"
+
+    def __str__(self) -> str:
+        return str(self.signoff)

@@ -1,0 +1,235 @@
+"""The runbook: PDF content (read back with pdftotext), preview, exports, the Celery path."""
+
+import shutil
+import subprocess
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from aethon.celery import app
+from planner import runbook as rb
+from planner.models import Role, RunbookExport
+from planner.signoff import project_hash, sign, step_hashes
+from planner.tasks import export_runbook
+
+from .conftest import HTMX, client_for, skip_or_fail
+from .factories import (
+    ConnectionFactory,
+    CriterionFactory,
+    DataElementFactory,
+    DecisionFactory,
+    FieldMappingFactory,
+    MembershipFactory,
+    MonitorFactory,
+    ObjectiveFactory,
+    RunbookExportFactory,
+    SystemFactory,
+    TestCaseFactory,
+    UserFactory,
+    fill_steps_4_to_7,
+)
+
+SECTION_TITLES = [
+    "Contents",
+    "1. Objectives and success criteria",
+    "2. Data mapping",
+    "3. Integration pattern",
+    "4. Incremental test plan",
+    "5. Deployment and rollback",
+    "6. Monitoring",
+    "7. Training and feedback",
+    "Sign-offs",
+    "Change log",
+]
+
+
+def pdf_text(pdf: bytes, tmp_path) -> str:
+    if not shutil.which("pdftotext"):
+        skip_or_fail("pdftotext (poppler-utils) is not installed")
+    path = tmp_path / "runbook.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True
+    )
+    return out.stdout
+
+
+@pytest.fixture
+def full_project(project):
+    """Every step filled, step 1 signed off by an approver."""
+    ObjectiveFactory(project=project, business_objective="No inactive customer is invoiced.")
+    criterion = CriterionFactory(project=project)
+    crm = SystemFactory(project=project, name="CRM")
+    billing = SystemFactory(project=project, name="Billing")
+    DataElementFactory(project=project, name="customer status", source_of_truth=crm)
+    connection = ConnectionFactory(project=project, source=crm, target=billing)
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="account_status",
+        target_field="is_active",
+        rule="trim | lower | map(active=1, inactive=0)",
+    )
+    DecisionFactory(project=project, pattern="point_to_point", rationale="Two systems.")
+    fill_steps_4_to_7(project, criteria=[criterion])
+    approver = MembershipFactory(
+        project=project, role=Role.APPROVER, user__first_name="Alex", user__last_name="Approver"
+    )
+    made = sign(project, 1, approver, "approve", "", step_hashes(project, [1])[1])
+    return {"project": project, "signoff": made}
+
+
+def test_the_pdf_has_every_section_a_mapping_row_and_the_sign_off_table(full_project, tmp_path):
+    project = full_project["project"]
+    pdf, pages, version = rb.render_pdf(project)
+    assert pdf.startswith(b"%PDF") and pages >= 10
+    assert version == project_hash(step_hashes(project))
+    text = pdf_text(pdf, tmp_path)
+    for title in SECTION_TITLES:
+        assert title in text, title
+    # The cover: project, version, readiness.
+    assert project.name in text and version[:12] in text and "% ready" in text
+    # A mapping row, every column on one line.
+    row = next(line for line in text.splitlines() if "account_status" in line)
+    assert "is_active" in row and "map(active=1" in row
+    # The sign-off table: name, role, decision, version hash, freshness.
+    signoff = full_project["signoff"]
+    row = next(line for line in text.splitlines() if "Alex Approver" in line)
+    for cell in ("Approver", "Approved", signoff.short_hash, "fresh"):
+        assert cell in row, cell
+    # The running footer: project name and page counter on a later page.
+    assert f"Page 2 of {pages}" in text
+    assert text.count(project.name) >= pages - 1
+    # The table of contents carries page numbers.
+    toc = next(line for line in text.splitlines() if "2. Data mapping" in line and "." * 5 in line)
+    assert toc.rstrip()[-1].isdigit()
+
+
+def test_the_html_preview_shows_the_same_content(full_project, owner_client):
+    project = full_project["project"]
+    html = owner_client.get(reverse("planner:runbook_preview", args=[project.pk])).content
+    html = html.decode()
+    for title in SECTION_TITLES:
+        assert title in html
+    assert "account_status" in html and full_project["signoff"].short_hash in html
+    assert "Runbook preview" in html
+
+
+def test_a_small_project_exports_in_one_click(full_project, member):
+    project = full_project["project"]
+    viewer = client_for(member(Role.VIEWER))
+    response = viewer.post(reverse("planner:runbook_export", args=[project.pk]))
+    export = RunbookExport.objects.get(project=project)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("planner:export_download", args=[project.pk, export.pk])
+    assert export.status == "done" and export.progress == 100 and export.pages >= 10
+    assert export.version_hash == project_hash(step_hashes(project))
+    download = viewer.get(response["Location"])
+    assert download["Content-Type"] == "application/pdf"
+    assert b"".join(download.streaming_content).startswith(b"%PDF")
+    # The runbook page lists it with its version, marked current.
+    page = viewer.get(reverse("planner:runbook", args=[project.pk])).content.decode()
+    assert export.short_hash in page and "current" in page and "Download" in page
+    # Outsiders get nothing, not even through a guessed URL.
+    assert client_for(UserFactory()).get(response["Location"]).status_code == 404
+
+
+def test_a_big_project_goes_through_the_celery_task(
+    project, owner_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(rb, "BIG_PROJECT_ROWS", 2)
+    connection = ConnectionFactory(project=project)
+    FieldMappingFactory.create_batch(3, project=project, connection=connection)
+    queued = []
+    monkeypatch.setattr(export_runbook, "delay", lambda export_id: queued.append(export_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("planner:runbook_export", args=[project.pk]))
+    export = RunbookExport.objects.get(project=project)
+    assert response["Location"] == reverse("planner:runbook", args=[project.pk])
+    assert queued == [export.pk] and export.status == "queued"
+
+    # While queued, its row polls for progress.
+    url = reverse("planner:export_status", args=[project.pk, export.pk])
+    row = owner_client.get(url, **HTMX).content.decode()
+    assert 'hx-trigger="every 1s"' in row and "Waiting for a worker" in row
+
+    export_runbook(export.pk)  # what the worker runs
+    export.refresh_from_db()
+    assert (export.status, export.progress, export.attempts) == ("done", 100, 1)
+    assert export.file.name.startswith(f"runbooks/{project.pk}/") and export.seconds > 0
+    row = owner_client.get(url, **HTMX).content.decode()
+    assert "hx-trigger" not in row and "Download" in row
+
+    # Redelivered (acks late): a finished export is left alone.
+    export_runbook(export.pk)
+    export.refresh_from_db()
+    assert export.attempts == 1
+
+
+def test_the_task_runs_through_celery_in_eager_mode(project):
+    export = rb.start_export(project, project.owner)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        export_runbook.delay(export.pk)
+    finally:
+        app.conf.task_always_eager = eager
+    export.refresh_from_db()
+    assert export.status == "done"
+
+
+def test_a_failing_export_is_marked_failed_with_the_reason(project, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("fonts missing")
+
+    monkeypatch.setattr(rb, "render_pdf", boom)
+    export = rb.start_export(project, project.owner)
+    rb.run_export(export.pk)
+    export.refresh_from_db()
+    assert export.status == "failed" and export.error == "RuntimeError: fonts missing"
+    assert not export.file
+
+
+def test_an_export_whose_worker_died_is_failed_not_left_running(project, owner_client):
+    old = timezone.now() - timedelta(hours=1)
+    running = RunbookExportFactory(project=project, status="running", progress=30)
+    queued = RunbookExportFactory(project=project, status="queued")
+    fresh = RunbookExportFactory(project=project, status="running")
+    RunbookExport.objects.filter(pk=running.pk).update(updated_at=old)
+    RunbookExport.objects.filter(pk=queued.pk).update(created_at=old)
+    page = owner_client.get(reverse("planner:runbook", args=[project.pk])).content.decode()
+    assert "its worker probably died" in page and "Is the Celery worker running?" in page
+    statuses = dict(RunbookExport.objects.values_list("pk", "status"))
+    assert statuses == {running.pk: "failed", queued.pk: "failed", fresh.pk: "running"}
+    # A task redelivered more than once gives up instead of looping.
+    RunbookExport.objects.filter(pk=fresh.pk).update(attempts=rb.MAX_ATTEMPTS)
+    rb.run_export(fresh.pk)
+    fresh.refresh_from_db()
+    assert fresh.status == "failed" and "interrupted twice" in fresh.error
+
+
+def test_no_download_for_an_unfinished_export(project, owner_client):
+    export = RunbookExportFactory(project=project, status="running")
+    url = reverse("planner:export_download", args=[project.pk, export.pk])
+    assert owner_client.get(url).status_code == 404
+
+
+def test_the_runbook_context_takes_a_fixed_number_of_queries(full_project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project = full_project["project"]
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            rb.runbook_context(project)
+        return len(ctx)
+
+    few = count()
+    connection_ = ConnectionFactory(project=project)
+    FieldMappingFactory.create_batch(20, project=project, connection=connection_)
+    TestCaseFactory.create_batch(10, project=project)
+    MonitorFactory.create_batch(5, project=project)
+    assert count() <= few + 8  # the change log's per-kind lookups, not one query per row

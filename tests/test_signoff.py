@@ -1,0 +1,307 @@
+"""Sign-offs: content hashes, freshness, staleness events and emails, immutability, history."""
+
+import pytest
+from django.contrib import admin
+from django.core import mail
+from django.test import RequestFactory
+from django.urls import reverse
+
+from planner.evidence import Evidence
+from planner.models import (
+    ApproverRequirement,
+    Role,
+    SignOff,
+    SignOffStale,
+    SuccessCriterion,
+)
+from planner.models.signoff import Immutable
+from planner.readiness import AWAITING_SIGN_OFF, COMPLETE, project_readiness
+from planner.signoff import ARTIFACTS, SignOffRefused, sign, step_hashes
+
+from .conftest import HTMX, client_for
+from .factories import (
+    CriterionFactory,
+    DataElementFactory,
+    MembershipFactory,
+    ObjectiveFactory,
+    SignOffFactory,
+    SystemFactory,
+    TestCaseFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def step1_ready(project):
+    """Step 1 with every content rule passing."""
+    ObjectiveFactory(project=project)
+    criterion = CriterionFactory(project=project)
+    DataElementFactory(project=project, source_of_truth=SystemFactory(project=project))
+    return criterion
+
+
+@pytest.fixture
+def approver(project):
+    return MembershipFactory(project=project, role=Role.APPROVER, user__email="alex@example.com")
+
+
+def current_hash(project, number=1):
+    return step_hashes(project, [number])[number]
+
+
+def sign_url(project, number=1):
+    return reverse("planner:signoff", args=[project.pk, number])
+
+
+def approve(client, project, number=1, **extra):
+    data = {"decision": "approve", "comment": "", "content_hash": current_hash(project, number)}
+    return client.post(sign_url(project, number), data, **extra)
+
+
+def edit_criterion(client, criterion, metric):
+    prefix = f"criterion-{criterion.pk}-"
+    data = {
+        prefix + "metric": metric,
+        prefix + "comparator": "<=",
+        prefix + "target": "5",
+        prefix + "unit": "minutes",
+        prefix + "attainment_pct": "99.9",
+        prefix + "window_value": "30",
+        prefix + "window_unit": "days",
+        prefix + "expected_version": str(criterion.version),
+    }
+    url = reverse("planner:criterion_edit", args=[criterion.project_id, criterion.pk])
+    return client.post(url, data, **HTMX)
+
+
+# Content hashes --------------------------------------------------------------------------------
+
+
+def test_the_hash_depends_on_content_only(project, step1_ready):
+    first = current_hash(project)
+    assert len(first) == 64 and first == current_hash(project)
+    # Saving without a change (version and updated_at move) keeps the hash.
+    step1_ready.version += 1
+    step1_ready.save()
+    assert current_hash(project) == first
+    # Creating rows in another order gives the same hash: primary keys do not count.
+    step1_ready.metric = "changed"
+    step1_ready.save()
+    changed = current_hash(project)
+    assert changed != first
+    step1_ready.metric = "sync latency"
+    step1_ready.save()
+    assert current_hash(project) == first
+    # Another project with the same content has the same hash for the step's content.
+    assert set(step_hashes(project)) == set(range(1, 8))
+
+
+def test_hashing_takes_one_query_per_artifact_model(project, django_assert_num_queries):
+    for _ in range(30):
+        CriterionFactory(project=project)
+        TestCaseFactory(project=project)
+    expected = sum(len(models) for models in ARTIFACTS.values())
+    with django_assert_num_queries(expected):
+        step_hashes(project)
+
+
+# Signing and freshness -------------------------------------------------------------------------
+
+
+def test_a_step_completes_only_with_a_fresh_required_sign_off(project, step1_ready, approver):
+    r = project_readiness(project).for_step(1)
+    assert r.state == AWAITING_SIGN_OFF
+    assert [f.text for o in r.outcomes for f in o.findings] == ["Awaiting sign-off by an approver."]
+    # The owner's approval is recorded but does not stand in for the approver.
+    sign(
+        project,
+        1,
+        project.memberships.get(user=project.owner),
+        "approve",
+        "",
+        current_hash(project),
+    )
+    assert project_readiness(project).for_step(1).state == AWAITING_SIGN_OFF
+    made = sign(project, 1, approver, "approve", "Looks right", current_hash(project))
+    assert (made.content_hash, made.role) == (current_hash(project), Role.APPROVER)
+    r = project_readiness(project).for_step(1)
+    assert r.state == COMPLETE and r.fraction == 1.0
+    assert not r.signoff.stale
+
+
+def test_an_edit_makes_the_sign_off_stale_once_and_asks_the_approvers_again(
+    project, step1_ready, approver, owner_client
+):
+    approve(client_for(approver.user), project)
+    assert project_readiness(project).for_step(1).state == COMPLETE
+    mail.outbox.clear()
+
+    response = edit_criterion(owner_client, step1_ready, "records in sync")
+    html = response.content.decode()
+    # The edit's own response already shows the stale state in the navigator.
+    assert 'data-testid="stale-signoff-1"' in html
+    event = SignOffStale.objects.get()
+    assert event.signoff.user == approver.user and event.current_hash == current_hash(project)
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert "alex@example.com" in message.to
+    assert "step 1 changed, please sign off again" in message.subject
+    assert f"/projects/{project.pk}/steps/1/#signoff" in message.body
+
+    # Seen again: still stale, no second event, no second email.
+    r = project_readiness(project).for_step(1)
+    assert r.state == AWAITING_SIGN_OFF and r.signoff.stale
+    assert "is stale" in " ".join(f.text for o in r.outcomes for f in o.findings)
+    page = owner_client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
+    assert 'data-testid="signoff-stale"' in page
+    assert SignOffStale.objects.count() == 1 and len(mail.outbox) == 1
+
+    # Changing it back does not revive the old sign-off: it was stale, and stays so.
+    step1_ready.refresh_from_db()
+    edit_criterion(owner_client, step1_ready, "sync latency")
+    assert project_readiness(project).for_step(1).state == AWAITING_SIGN_OFF
+
+    # A new sign-off on the current version makes the step complete again.
+    approve(client_for(approver.user), project)
+    r = project_readiness(project).for_step(1)
+    assert r.state == COMPLETE and not r.signoff.stale
+
+
+def test_sign_off_refusals_say_why(project, step1_ready, approver):
+    with pytest.raises(SignOffRefused, match="changed since you opened it"):
+        sign(project, 1, approver, "approve", "", "0" * 64)
+    with pytest.raises(SignOffRefused, match="Comment: say what needs to change"):
+        sign(project, 1, approver, "changes", "  ", current_hash(project))
+    SuccessCriterion.objects.update(window_value=None)
+    with pytest.raises(SignOffRefused, match="cannot be approved while rules fail"):
+        sign(project, 1, approver, "approve", "", current_hash(project))
+    # Requesting changes is always possible, and is shown as the reason.
+    sign(project, 1, approver, "changes", "Add a window", current_hash(project))
+    texts = [f.text for o in project_readiness(project).for_step(1).outcomes for f in o.findings]
+    assert f"{approver.user.username} requested changes: Add a window" in texts
+
+
+def test_the_sign_off_view_with_and_without_htmx(project, step1_ready, approver):
+    client = client_for(approver.user)
+    page = client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
+    assert f'name="content_hash" value="{current_hash(project)}"' in page
+    response = approve(client, project, **HTMX)
+    html = response.content.decode()
+    assert 'id="step-header"' in html and "Complete" in html and "fresh" in html
+    # A stale form is refused with the reason, the comment kept.
+    data = {"decision": "changes", "comment": "Rename it", "content_hash": "f" * 64}
+    response = client.post(sign_url(project), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Step 1 changed since you opened it" in html and "Rename it" in html
+    assert SignOff.objects.count() == 1
+
+
+def test_only_owners_and_approvers_sign(project, step1_ready, member):
+    for role in (Role.EDITOR, Role.VIEWER):
+        client = client_for(member(role))
+        assert approve(client, project).status_code == 403
+        page = client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
+        assert "Record sign-off" not in page
+    assert not SignOff.objects.exists()
+
+
+def test_required_roles_are_configurable_per_project(project, step1_ready, owner_client):
+    url = reverse("planner:signoff_policy", args=[project.pk])
+    assert "1. Objectives and success criteria" in owner_client.get(url).content.decode()
+    data = {f"step_{n}": ["approver"] for n in range(2, 8)}
+    data["step_1"] = ["owner"]
+    response = owner_client.post(url, data)
+    assert response.status_code == 302
+    assert ApproverRequirement.objects.get(project=project, step=1).roles == ["owner"]
+    assert project_readiness(project).for_step(1).state == AWAITING_SIGN_OFF
+    approve(owner_client, project)
+    assert project_readiness(project).for_step(1).state == COMPLETE
+
+    # No role required: the step completes on its rules alone.
+    owner_client.post(url, {**data, "step_1": []})
+    r = project_readiness(project).for_step(1)
+    assert r.state == COMPLETE and "signed_off" not in {o.rule.code for o in r.outcomes}
+
+
+def test_a_step_without_any_approver_says_so(project, step1_ready):
+    texts = [f.text for o in project_readiness(project).for_step(1).outcomes for f in o.findings]
+    assert texts == [
+        "No member has the Approver role: invite one, or change who signs off this step in "
+        "the sign-off settings."
+    ]
+
+
+def test_sign_off_state_takes_a_fixed_number_of_queries(project, step1_ready, approver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sign(project, 1, approver, "approve", "", current_hash(project))
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            project_readiness(project, Evidence.load(project))
+        return len(ctx)
+
+    few = count()
+    for _ in range(15):
+        TestCaseFactory(project=project)
+        MembershipFactory(project=project, role=Role.APPROVER)
+    assert count() == few
+    # The edit that makes it stale is recorded once; after that no hashing is needed.
+    CriterionFactory(project=project)
+    count()
+    assert count() <= few
+
+
+# Immutability and history ----------------------------------------------------------------------
+
+
+def test_sign_offs_and_stale_events_cannot_be_changed_or_deleted(project):
+    signoff = SignOffFactory(project=project)
+    signoff.comment = "rewritten"
+    with pytest.raises(Immutable):
+        signoff.save()
+    with pytest.raises(Immutable):
+        signoff.delete()
+    with pytest.raises(Immutable):
+        SignOff.objects.filter(pk=signoff.pk).update(comment="rewritten")
+    with pytest.raises(Immutable):
+        SignOff.objects.filter(pk=signoff.pk).delete()
+    event = SignOffStale.objects.create(
+        project=project, signoff=signoff, step=1, current_hash="1" * 64
+    )
+    with pytest.raises(Immutable):
+        event.save()
+    with pytest.raises(Immutable):
+        SignOffStale.objects.all().delete()
+    assert SignOff.objects.get(pk=signoff.pk).comment == ""
+
+
+def test_the_admin_shows_sign_offs_read_only(db):
+    superuser = UserFactory(is_superuser=True, is_staff=True)
+    request = RequestFactory().get("/admin/")
+    request.user = superuser
+    for model in (SignOff, SignOffStale):
+        model_admin = admin.site._registry[model]
+        assert not model_admin.has_add_permission(request)
+        assert not model_admin.has_change_permission(request)
+        assert not model_admin.has_delete_permission(request)
+        assert model_admin.has_view_permission(request)
+
+
+def test_sign_offs_and_stale_events_are_in_the_history(
+    project, step1_ready, approver, owner_client
+):
+    approve(client_for(approver.user), project)
+    edit_criterion(owner_client, step1_ready, "records in sync")
+    html = owner_client.get(reverse("planner:history", args=[project.pk])).content.decode()
+    assert f"Sign-off: Step 1 approved by {approver.user.username}" in html
+    assert f"Stale sign-off: Step 1 approved by {approver.user.username}" in html
+
+
+def test_no_url_edits_or_deletes_a_sign_off():
+    from django.urls import get_resolver
+
+    names = [n for n in get_resolver().reverse_dict if isinstance(n, str)]
+    assert not [n for n in names if "signoff" in n and ("edit" in n or "delete" in n)]
