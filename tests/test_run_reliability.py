@@ -1,0 +1,317 @@
+"""Validation runs through a real Celery worker over real Redis.
+
+A worker subprocess (`celery -A aethon worker`) executes the runs against the test database,
+so these tests need PostgreSQL (a SQLite test database lives in this process's memory) and
+Redis; Redis missing is skipped locally and fails in CI (AETHON_REQUIRE_SERVICES=1).
+Each worker consumes its own queue, so no other worker on the same Redis interferes.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.db import connection as db
+from django.urls import reverse
+
+from aethon.celery import app
+from planner import validation
+from planner.models import RunStage, SystemEndpoint, ValidationRun
+from planner.validation_tasks import reap_stale_runs, run_validation
+from tests.connectors import Reply, serve
+
+from .conftest import client_for, skip_or_fail
+from .factories import (
+    ConnectionFactory,
+    FieldMappingFactory,
+    ProjectFactory,
+    SystemEndpointFactory,
+    SystemFactory,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = Fernet.generate_key().decode()
+REDIS_URL = os.environ.get("CELERY_BROKER_URL", "")
+if not REDIS_URL.startswith("redis://"):
+    REDIS_URL = "redis://127.0.0.1:6379/14"
+RECORDS = 1500
+PAGE = 50
+
+
+def redis_reachable() -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis at {REDIS_URL} is unreachable: {exc}")
+
+
+def shared_database_url() -> str:
+    if db.vendor != "postgresql":
+        pytest.skip(
+            "a worker process cannot share this SQLite test database (it lives in memory):"
+            " run with DATABASE_URL=postgres://…"
+        )
+    s = db.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class Worker:
+    def __init__(self, queue: str, log: Path, env: dict[str, str]) -> None:
+        self.queue, self.log = queue, log
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "aethon", "worker", "-Q", queue,
+                "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle",
+                "--without-heartbeat", "--loglevel=INFO", "-n", f"{queue}@%h",
+            ],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killable as a whole
+        )  # fmt: skip
+        self.wait_for(" ready.", timeout=60)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30, after: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output()[after:]:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited:\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"worker never logged {text!r}:\n{self.output()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def same_settings_as_the_worker(settings, media_root):
+    settings.MEDIA_ROOT = media_root
+    settings.AETHON_SECRET_KEYS = [KEY]
+
+
+def use_broker(monkeypatch, url: str) -> None:
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    monkeypatch.setitem(app.conf, "broker_url", url)
+
+
+@pytest.fixture
+def broker(transactional_db, monkeypatch):
+    """Publish to Redis, on a queue of our own."""
+    redis_reachable()
+    queue = f"aethon-test-{uuid.uuid4().hex[:8]}"
+    use_broker(monkeypatch, REDIS_URL)
+    monkeypatch.setitem(app.conf, "task_default_queue", queue)
+    return queue
+
+
+@pytest.fixture
+def start_worker(broker, tmp_path, media_root):
+    database_url = shared_database_url()
+    workers: list[Worker] = []
+
+    def start(**extra: str) -> Worker:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
+        env.update(
+            DATABASE_URL=database_url,
+            CELERY_BROKER_URL=REDIS_URL,
+            AETHON_MEDIA_ROOT=str(media_root),
+            AETHON_SECRET_KEYS=KEY,
+            AETHON_OUTBOUND_ALLOW_HOSTS="127.0.0.1",
+            AETHON_READ_TIMEOUT="1",
+            AETHON_RUN_HEARTBEAT_SECONDS="0.5",
+            **extra,
+        )
+        worker = Worker(broker, tmp_path / f"worker{len(workers)}.log", env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_until(check, timeout: float = 30, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def run_of(pk: int) -> ValidationRun:
+    return ValidationRun.objects.get(pk=pk)
+
+
+def paged_api(delay: float):
+    """A cursor-paginated API of RECORDS customers, `delay` seconds per page."""
+
+    def handle(req):
+        start = int(req.query.get("cursor", 0))
+        items = [
+            {"id": i, "email": f"c{i}@example.com"}
+            for i in range(start, min(start + PAGE, RECORDS))
+        ]
+        nxt = start + PAGE if start + PAGE < RECORDS else None
+        return Reply(body={"items": items, "next": nxt}, delay=delay)
+
+    return handle
+
+
+def build(source_url: str, target_csv: str | None = None):
+    project = ProjectFactory()
+    source = SystemFactory(project=project, name="CRM API")
+    target = SystemFactory(project=project, name="Billing")
+    SystemEndpoint.objects.create(
+        project=project, system=source, kind="http_json", key_fields="id", dataset="/customers",
+        config={"base_url": source_url, "pagination": "cursor", "cursor_path": "next",
+                "records_path": "$.items", "page_size": PAGE},
+    )  # fmt: skip
+    csv = target_csv or "id,email\n" + "".join(f"{i},c{i}@example.com\n" for i in range(RECORDS))
+    SystemEndpointFactory(system=target, csv=csv)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    FieldMappingFactory(project=project, connection=connection, source_field="id",
+                        target_field="id", source_type="integer", target_type="integer",
+                        rule="identity")  # fmt: skip
+    FieldMappingFactory(project=project, connection=connection, source_field="email",
+                        target_field="email", rule="trim | lower")  # fmt: skip
+    return connection
+
+
+def test_a_run_goes_through_the_worker_and_a_repeated_delivery_adds_nothing(start_worker):
+    worker = start_worker()
+    with serve(paged_api(0)) as api:
+        connection = build(api.url)
+        run = validation.start_validation_run(connection, connection.project.owner)
+        assert run.celery_task_id
+        run = wait_until(lambda: (r := run_of(run.pk)).status in ("passed", "failed") and r)
+    assert run.status == "passed", (run.error, worker.output()[-2000:])
+    assert run.records_done == 2 * RECORDS and run.attempt == 1
+    stages = {s.name: (s.status, s.figures) for s in run.stages.all()}
+    # The same task delivered again (as after a lost ack): the worker leaves the run alone.
+    mark = len(worker.output())
+    again = run_validation.apply_async(args=[run.pk])
+    worker.wait_for(
+        f"Task planner.validation_tasks.run_validation[{again.id}] succeeded", after=mark
+    )
+    after = run_of(run.pk)
+    assert (after.status, after.attempt, after.finished_at) == ("passed", 1, run.finished_at)
+    assert after.stages.count() == 4
+    assert {s.name: (s.status, s.figures) for s in after.stages.all()} == stages
+
+
+def test_a_killed_pool_process_leaves_the_run_failed_with_the_reason(start_worker):
+    worker = start_worker()
+    with serve(paged_api(0.15)) as api:
+        connection = build(api.url)
+        run = validation.start_validation_run(connection, None)
+        running = wait_until(
+            lambda: (r := run_of(run.pk)).status == "running" and r.records_done >= 200 and r
+        )
+        assert running.stage == "mapping"
+        pid = int(running.worker.rpartition(":")[2])
+        assert pid != worker.proc.pid  # the pool process, not the worker's main process
+        os.kill(pid, signal.SIGKILL)
+        # Celery requeues the task (acks_late + reject_on_worker_lost); the redelivery finds
+        # the attempt's process gone and fails the run instead of starting it again.
+        failed = wait_until(lambda: (r := run_of(run.pk)).status == "failed" and r, timeout=60)
+    assert "stopped during the mapping validation stage" in failed.error
+    assert failed.attempt == 1  # not rerun
+    assert failed.stages.count() == 4
+    assert failed.stages.get(name="mapping").status == RunStage.Status.FAILED
+    assert failed.stages.get(name="reconciliation").status == RunStage.Status.SKIPPED
+    assert "WorkerLostError" in worker.output() or "SIGKILL" in worker.output()
+    assert worker.proc.poll() is None  # the worker itself carries on
+
+
+def test_a_killed_worker_is_reaped_from_its_stale_heartbeat(start_worker):
+    first = start_worker()
+    with serve(paged_api(0.15)) as api:
+        connection = build(api.url)
+        run = validation.start_validation_run(connection, None)
+        wait_until(lambda: run_of(run.pk).records_done >= 100)
+        first.stop()  # SIGKILL to the whole worker: main process and pool alike
+    time.sleep(1)
+    assert run_of(run.pk).status == "running"  # nobody is left to say otherwise
+    # The reaper (a beat task) runs on another worker once the heartbeat is stale.
+    second = start_worker(AETHON_RUN_STALE_SECONDS="2")
+    time.sleep(2.5)
+    reap_stale_runs.apply_async()
+    failed = wait_until(lambda: (r := run_of(run.pk)).status == "failed" and r)
+    assert "stopped during the mapping validation stage" in failed.error
+    assert "last heartbeat" in failed.error
+    assert failed.stages.count() == 4
+    assert second.proc.poll() is None
+
+
+def test_a_system_that_times_out_fails_its_stage_and_the_other_reports(start_worker):
+    start_worker()
+    with serve(lambda req: Reply(body={"items": []}, delay=3)) as slow:
+        connection = build(slow.url)
+        run = validation.start_validation_run(connection, None)
+        run = wait_until(lambda: (r := run_of(run.pk)).status == "failed" and r, timeout=60)
+    conn = run.stages.get(name="connectivity")
+    source, target = conn.figures["sides"]
+    assert not source["ok"] and "did not answer within 1s" in source["error"]
+    assert target["ok"] and target["fields"] == 2
+    assert run.stages.get(name="mapping").status == "skipped"
+    assert run.stages.get(name="reconciliation").status == "skipped"
+
+
+def test_cancel_stops_a_running_run(start_worker):
+    start_worker()
+    with serve(paged_api(0.15)) as api:
+        connection = build(api.url)
+        run = validation.start_validation_run(connection, None)
+        wait_until(lambda: run_of(run.pk).records_done >= 100)
+        client = client_for(connection.project.owner)
+        client.post(reverse("planner:run_cancel", args=[connection.project_id, run.pk]))
+        cancelled = wait_until(lambda: (r := run_of(run.pk)).status == "cancelled" and r)
+    assert cancelled.records_done < 2 * RECORDS
+    assert cancelled.stages.get(name="reconciliation").status == "skipped"
+
+
+@pytest.mark.django_db
+def test_the_broker_being_down_gives_a_clear_message_not_a_500(monkeypatch):
+    use_broker(monkeypatch, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    project = ProjectFactory()
+    connection = ConnectionFactory(project=project)
+    client = client_for(project.owner)
+    started = time.monotonic()
+    response = client.post(
+        reverse("planner:run_start", args=[project.pk, connection.pk]),
+        {"kind": "validation"},
+        follow=True,
+    )
+    took = time.monotonic() - started
+    assert response.status_code == 200
+    run = ValidationRun.objects.get()
+    assert run.status == "failed" and run.error == validation.QUEUE_UNREACHABLE
+    assert "The task queue is unreachable" in response.content.decode()
+    assert {s.status for s in run.stages.all()} == {"skipped"}
+    assert took < 15
+    # A new attempt is possible once the broker is back: the failed run does not block it.
+    monkeypatch.setattr(validation, "dispatch", lambda r: None)
+    assert validation.start_validation_run(connection, None).pk != run.pk
