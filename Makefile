@@ -39,6 +39,7 @@ format: $(STAMP)
 
 check-deploy: $(STAMP)
 	AETHON_ENV=production DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets;print(secrets.token_urlsafe(50))')} \
+	AETHON_SECRET_KEYS=$${AETHON_SECRET_KEYS:-$$($(PY) -c 'from cryptography.fernet import Fernet;print(Fernet.generate_key().decode())')} \
 	DJANGO_ALLOWED_HOSTS=$${DJANGO_ALLOWED_HOSTS:-aethon.example.com} $(PY) manage.py check --deploy --fail-level WARNING
 
 clean:

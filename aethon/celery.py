@@ -7,3 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
 app = Celery("aethon")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Validation runs keep their tasks in planner/validation_tasks.py (next to planner/tasks.py).
+app.autodiscover_tasks(related_name="validation_tasks")

@@ -191,6 +191,27 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
+# Validation runs (planner.validation): secrets at rest, the outbound guard, run liveness.
+# Comma-separated Fernet keys; the first encrypts, all decrypt (rotate_secret_keys re-encrypts).
+AETHON_SECRET_KEYS = env_list("AETHON_SECRET_KEYS", "")
+if PRODUCTION and not AETHON_SECRET_KEYS:
+    raise ImproperlyConfigured("AETHON_SECRET_KEYS must be set when AETHON_ENV=production.")
+# Hosts/IPs/CIDRs connectors may reach although private, loopback or link-local.
+# Absolute links in emails (sign-off requests, alerts) point here.
+AETHON_BASE_URL = os.environ.get("AETHON_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+AETHON_OUTBOUND_ALLOW_HOSTS = env_list("AETHON_OUTBOUND_ALLOW_HOSTS", "")
+AETHON_CONNECTOR_GUARD = {
+    "connect_timeout": float(os.environ.get("AETHON_CONNECT_TIMEOUT", 5)),
+    "read_timeout": float(os.environ.get("AETHON_READ_TIMEOUT", 30)),
+    "total_timeout": float(os.environ.get("AETHON_TOTAL_TIMEOUT", 300)),
+    "max_response_bytes": int(os.environ.get("AETHON_MAX_RESPONSE_BYTES", 50 * 1024 * 1024)),
+    "max_file_bytes": int(os.environ.get("AETHON_MAX_FILE_BYTES", 200 * 1024 * 1024)),
+}
+AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))
+AETHON_RUN_STALE_SECONDS = float(os.environ.get("AETHON_RUN_STALE_SECONDS", 90))
+AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

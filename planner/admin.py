@@ -1,7 +1,7 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import IntegrationProject, Membership, System
+from .models import IntegrationProject, Membership, SignOff, SignOffStale, System
 
 
 class MembershipInline(admin.TabularInline):
@@ -20,3 +20,27 @@ class IntegrationProjectAdmin(SimpleHistoryAdmin):
 class SystemAdmin(SimpleHistoryAdmin):
     list_display = ("name", "kind", "project")
     list_filter = ("kind",)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Sign-offs and their stale events are an audit trail: visible, never changed here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SignOff)
+class SignOffAdmin(ReadOnlyAdmin):
+    list_display = ("project", "step", "user", "role", "decision", "content_hash", "created_at")
+    list_filter = ("decision", "step")
+
+
+@admin.register(SignOffStale)
+class SignOffStaleAdmin(ReadOnlyAdmin):
+    list_display = ("project", "step", "signoff", "current_hash", "detected_at")

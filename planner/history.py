@@ -7,14 +7,28 @@ from heapq import merge
 from django.db import models
 
 from .models import (
+    ApproverRequirement,
     Connection,
     DataElement,
+    DeploymentPlan,
+    FieldMapping,
+    IncidentEntry,
     IntegrationProject,
     Membership,
+    Monitor,
     Objective,
     PatternDecision,
+    RollbackStep,
+    RollbackTrigger,
+    RunSchedule,
+    SignOff,
+    SignOffStale,
     SuccessCriterion,
     System,
+    SystemEndpoint,
+    TestCase,
+    TestPlan,
+    TrainingPlan,
 )
 
 TRACKED: dict[str, type[models.Model]] = {
@@ -26,9 +40,27 @@ TRACKED: dict[str, type[models.Model]] = {
     "criterion": SuccessCriterion,
     "element": DataElement,
     "decision": PatternDecision,
+    "mapping": FieldMapping,
+    # Steps 4 to 7, and the sign-offs (which are only ever created, never changed).
+    "testplan": TestPlan,
+    "testcase": TestCase,
+    "deployment": DeploymentPlan,
+    "trigger": RollbackTrigger,
+    "rollbackstep": RollbackStep,
+    "monitor": Monitor,
+    "training": TrainingPlan,
+    "incident": IncidentEntry,
+    "approvers": ApproverRequirement,
+    "signoff": SignOff,
+    "stalesignoff": SignOffStale,
+    # Validation runs: connection settings (secrets never reach history) and schedules.
+    "endpoint": SystemEndpoint,
+    "runschedule": RunSchedule,
 }
 # Bookkeeping that says nothing to a reader of the audit trail.
-HIDDEN_FIELDS = {"id", "version", "updated_at", "created_at", "project"}
+HIDDEN_FIELDS = {"id", "version", "updated_at", "created_at", "project", "position"}
+# Not in the history tables at all (HistoricalRecords(excluded_fields=...)): secrets, test results.
+HIDDEN_FIELDS |= {"secrets_token", "last_test", "last_tested_at"}
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
 

@@ -1,20 +1,29 @@
-"""Each step's and the project's readiness, computed from evidence."""
+"""Each step's and the project's readiness, computed from evidence.
+
+A step is complete only when its rules pass and its required sign-offs are fresh: the sign-off
+requirement joins the step's outcomes as one more rule (so it counts in the fraction and shows
+in the rule list), and a step whose own rules all pass but whose sign-off is missing or stale
+is "awaiting sign-off".
+"""
 
 from dataclasses import dataclass
 
 from .checklist import STEPS, Finding, Rule, Step
 from .evidence import Evidence
 from .models import IntegrationProject
+from .signoff import StepSignOff, step_signoff
 
 NOT_AVAILABLE = "not_available"
 NOT_STARTED = "not_started"
 IN_PROGRESS = "in_progress"
 COMPLETE = "complete"
+AWAITING_SIGN_OFF = "awaiting_sign_off"
 STATE_LABELS = {
     NOT_AVAILABLE: "Not yet available",
     NOT_STARTED: "Not started",
     IN_PROGRESS: "In progress",
     COMPLETE: "Complete",
+    AWAITING_SIGN_OFF: "Awaiting sign-off",
 }
 
 
@@ -33,6 +42,7 @@ class StepReadiness:
     step: Step
     state: str
     outcomes: list[RuleOutcome]
+    signoff: StepSignOff | None = None
 
     @property
     def fraction(self) -> float:
@@ -66,13 +76,19 @@ def step_readiness(step: Step, evidence: Evidence) -> StepReadiness:
     if not step.available:
         return StepReadiness(step, NOT_AVAILABLE, [])
     outcomes = [RuleOutcome(rule, rule.check(evidence)) for rule in step.rules]
+    content_ready = all(o.passed for o in outcomes)
+    signoff = step_signoff(step.number, evidence)
+    if signoff.required:
+        outcomes.append(RuleOutcome(signoff.rule, signoff.findings))
     if not step.started(evidence):
         state = NOT_STARTED
     elif all(o.passed for o in outcomes):
         state = COMPLETE
+    elif content_ready:
+        state = AWAITING_SIGN_OFF
     else:
         state = IN_PROGRESS
-    return StepReadiness(step, state, outcomes)
+    return StepReadiness(step, state, outcomes, signoff)
 
 
 def project_readiness(

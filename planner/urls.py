@@ -1,15 +1,30 @@
 from django.urls import include, path
 
-from .views import history, inventory, members, projects, rows, steps
+from .views import (
+    history,
+    inventory,
+    mapping,
+    mapping_io,
+    members,
+    plan,
+    projects,
+    rows,
+    runbook,
+    runs,  # validation runs (issue 4)
+    signoff,
+    steps,
+    systems_config,  # connection settings of systems (issue 4)
+)
 
 app_name = "planner"
 
 
-def row_urls(prefix: str, kind: str) -> list:
+def row_urls(prefix: str, kind: str, add: bool = True) -> list:
     """add / show / edit / delete for one kind of table row."""
     extra = {"kind": kind}
+    adding = [path(f"{prefix}/add/", rows.row_add, extra, name=f"{kind}_add")] if add else []
     return [
-        path(f"{prefix}/add/", rows.row_add, extra, name=f"{kind}_add"),
+        *adding,
         path(f"{prefix}/<int:pk>/", rows.row_show, extra, name=f"{kind}_show"),
         path(f"{prefix}/<int:pk>/edit/", rows.row_edit, extra, name=f"{kind}_edit"),
         path(f"{prefix}/<int:pk>/delete/", rows.row_delete, extra, name=f"{kind}_delete"),
@@ -29,7 +44,77 @@ project_patterns = [
     path("steps/1/objective/", steps.objective_save, name="objective_save"),
     *row_urls("steps/1/criteria", "criterion"),
     *row_urls("steps/1/elements", "element"),
+    path("steps/2/connections/<int:connection_id>/", mapping.mapping_editor, name="mapping_editor"),
+    path("steps/2/connections/<int:connection_id>/add/", mapping.mapping_add, name="mapping_add"),
+    path(
+        "steps/2/connections/<int:connection_id>/check-rule/",
+        mapping.rule_check,
+        name="mapping_rule_check",
+    ),
+    path("steps/2/connections/<int:connection_id>/try/", mapping.mapping_try, name="mapping_try"),
+    path(
+        "steps/2/connections/<int:connection_id>/import/",
+        mapping_io.mapping_import,
+        name="mapping_import",
+    ),
+    path(
+        "steps/2/connections/<int:connection_id>/export.<str:fmt>",
+        mapping_io.mapping_export,
+        name="mapping_export",
+    ),
+    *row_urls("steps/2/mappings", "mapping", add=False),
+    path(
+        "steps/2/mappings/<int:pk>/duplicate/",
+        mapping.mapping_duplicate,
+        name="mapping_duplicate",
+    ),
+    path(
+        "steps/2/mappings/<int:pk>/move/<str:direction>/",
+        mapping.mapping_move,
+        name="mapping_move",
+    ),
     path("steps/3/decision/", steps.decision_save, name="decision_save"),
+    # Steps 4 to 7, sign-offs and the runbook.
+    path("steps/4/plan/", plan.testplan_save, name="testplan_save"),
+    *row_urls("steps/4/cases", "testcase"),
+    path("steps/4/cases/<int:pk>/evidence/", plan.testcase_evidence, name="testcase_evidence"),
+    path("steps/5/deployment/", plan.deployment_save, name="deployment_save"),
+    *row_urls("steps/5/triggers", "trigger"),
+    *row_urls("steps/5/rollback", "rollbackstep"),
+    *row_urls("steps/6/monitors", "monitor"),
+    path(
+        "steps/6/monitors/for-criterion/<int:pk>/",
+        plan.monitor_from_criterion,
+        name="criterion_monitor",
+    ),
+    path("steps/7/training/", plan.training_save, name="training_save"),
+    *row_urls("steps/7/incidents", "incident"),
+    path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
+    path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
+    path("runbook/", runbook.runbook, name="runbook"),
+    path("runbook/preview/", runbook.runbook_preview, name="runbook_preview"),
+    path("runbook/export/", runbook.runbook_export, name="runbook_export"),
+    path("runbook/exports/<int:pk>/", runbook.export_status, name="export_status"),
+    path("runbook/exports/<int:pk>/download/", runbook.export_download, name="export_download"),
+    # Validation runs: connection settings of systems, runs, schedules (issue 4)
+    path(
+        "systems/<int:system_id>/connection/",
+        systems_config.system_settings,
+        name="system_settings",
+    ),
+    path(
+        "systems/<int:system_id>/connection/test/",
+        systems_config.system_test,
+        name="system_test",
+    ),
+    path("runs/", runs.runs, name="runs"),
+    path("runs/<int:pk>/", runs.run_show, name="run_show"),
+    path("runs/<int:pk>/progress/", runs.run_progress, name="run_progress"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/differences.csv", runs.run_differences, name="run_differences"),
+    path("runs/<int:pk>/evidence/", runs.run_link, name="run_link"),
+    path("connections/<int:connection_id>/runs/start/", runs.run_start, name="run_start"),
+    path("connections/<int:connection_id>/runs/schedule/", runs.run_schedule, name="run_schedule"),
     path("history/", history.history, name="history"),
     path(
         "history/<slug:model>/<int:object_id>/",

@@ -61,3 +61,9 @@ def outsider_client(db):
 
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path_factory):
+    """Uploaded evidence and exported runbooks go to a throwaway folder, never var/media."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")

@@ -2,17 +2,30 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 
 from planner.models import (
     Connection,
     DataElement,
+    DeploymentPlan,
+    FieldMapping,
+    IncidentEntry,
     IntegrationProject,
     Membership,
+    Monitor,
     Objective,
     PatternDecision,
     Role,
+    RollbackStep,
+    RollbackTrigger,
+    RunbookExport,
+    SignOff,
     SuccessCriterion,
     System,
+    SystemEndpoint,
+    TestCase,
+    TrainingPlan,
+    ValidationRun,
 )
 
 PASSWORD = "correct-horse-battery"  # noqa: S105
@@ -116,3 +129,217 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     pattern = PatternDecision.Pattern.HUB_AND_SPOKE
     rationale = "Five systems and growing."
+
+
+class FieldMappingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FieldMapping
+
+    project = factory.SubFactory(ProjectFactory)
+    connection = factory.SubFactory(ConnectionFactory, project=factory.SelfAttribute("..project"))
+    position = factory.Sequence(lambda n: n + 1)
+    source_field = factory.Sequence(lambda n: f"src_{n}")
+    target_field = factory.Sequence(lambda n: f"dst_{n}")
+    source_type = "string"
+    target_type = "string"
+    null_rule = "reject"
+    rule = "trim"
+
+
+# Steps 4 to 7, sign-offs and runbook exports.
+class TestCaseFactory(factory.django.DjangoModelFactory):
+    __test__ = False
+
+    class Meta:
+        model = TestCase
+
+    project = factory.SubFactory(ProjectFactory)
+    stage = 1
+    description = factory.Sequence(lambda n: f"case {n}")
+    data_set = "10 customers from staging"
+    expected_result = "All arrive unchanged"
+    pass_criterion = "0 rejected records"
+    owner = "QA"
+    status = TestCase.Status.PLANNED
+
+
+class RollbackTriggerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RollbackTrigger
+
+    project = factory.SubFactory(ProjectFactory)
+    metric = "error rate"
+    comparator = ">"
+    threshold = Decimal("5")
+    unit = "%"
+    window_value = 15
+    window_unit = "minutes"
+
+
+class RollbackStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RollbackStep
+
+    project = factory.SubFactory(ProjectFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    action = "Turn the feature flag off"
+    owner = "Ops"
+    expected_minutes = 5
+
+
+class DeploymentPlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeploymentPlan
+
+    project = factory.SubFactory(ProjectFactory)
+    pipeline = "build\ntest\ndeploy"
+    rollout = DeploymentPlan.Rollout.FEATURE_FLAG
+
+
+class MonitorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Monitor
+
+    project = factory.SubFactory(ProjectFactory)
+    kind = Monitor.Kind.ERROR_RATE
+    name = "error rate"
+    comparator = ">"
+    threshold = Decimal("1")
+    unit = "%"
+    window_value = 5
+    window_unit = "minutes"
+    severity = Monitor.Severity.CRITICAL
+    alert_route = "PagerDuty: integrations"
+
+
+class TrainingPlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingPlan
+
+    project = factory.SubFactory(ProjectFactory)
+    guide = "https://wiki.example.com/sync-guide"
+    feedback_channel = "#crm-billing-sync"
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IncidentEntry
+
+    project = factory.SubFactory(ProjectFactory)
+    symptom = "Statuses stop syncing"
+    to_check = "Connector health page"
+    fix = "Restart the connector"
+    escalation = "Integration on-call"
+
+
+class SignOffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SignOff
+
+    project = factory.SubFactory(ProjectFactory)
+    step = 1
+    user = factory.SubFactory(UserFactory)
+    role = Role.APPROVER
+    decision = SignOff.Decision.APPROVE
+    content_hash = "0" * 64
+
+
+class RunbookExportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RunbookExport
+
+    project = factory.SubFactory(ProjectFactory)
+    version_hash = "f" * 64
+
+
+def fill_steps_4_to_7(project, criteria=()) -> None:
+    """Steps 4 to 7 with every content rule passing (sign-offs aside)."""
+    from planner.models.plan import REQUIRED_SCENARIOS, TestStage
+
+    for stage in TestStage:
+        if stage == TestStage.ERRORS:
+            for scenario in REQUIRED_SCENARIOS:
+                TestCaseFactory(
+                    project=project,
+                    stage=stage,
+                    scenario=scenario,
+                    description=f"errors: {scenario.label}",
+                    status=TestCase.Status.PASSED,
+                    evidence_note="run log attached to ticket QA-12",
+                )
+        else:
+            TestCaseFactory(
+                project=project,
+                stage=stage,
+                description=f"{stage.label} works",
+                status=TestCase.Status.PASSED,
+                evidence_note="screenshot in QA-12",
+            )
+    RollbackTriggerFactory(project=project)
+    RollbackStepFactory(project=project, position=1)
+    RollbackStepFactory(project=project, position=2, action="Replay the change log")
+    DeploymentPlanFactory(
+        project=project,
+        rehearsed_on="2026-11-01",
+        rehearsal_result=DeploymentPlan.Rehearsal.SUCCEEDED,
+    )
+    for kind in ("connectivity", "throughput", "error_rate", "data_quality"):
+        MonitorFactory(project=project, kind=kind, name=f"{kind} check")
+    for criterion in criteria:
+        MonitorFactory(
+            project=project, kind="criterion", name=criterion.metric, criterion=criterion
+        )
+    TrainingPlanFactory(project=project)
+    IncidentFactory(project=project)
+
+
+# --- validation runs (issue 4) ---------------------------------------------------------------
+
+
+class SystemEndpointFactory(factory.django.DjangoModelFactory):
+    """Connection settings; a CSV upload by default (pass `csv=` to choose its text)."""
+
+    class Meta:
+        model = SystemEndpoint
+        exclude = ("csv",)
+
+    system = factory.SubFactory(SystemFactory)
+    project = factory.SelfAttribute("system.project")
+    kind = SystemEndpoint.Kind.FILE
+    config = factory.LazyAttribute(lambda o: {"infer_types": True} if o.kind == "file" else {})
+    key_fields = "id"
+    csv = "id,name\n1,Ada\n"
+    upload = factory.LazyAttribute(
+        lambda o: (
+            ContentFile(o.csv.encode(), name="records.csv")
+            if o.kind == SystemEndpoint.Kind.FILE
+            else ""
+        )
+    )
+    upload_name = factory.LazyAttribute(lambda o: "records.csv" if o.upload else "")
+
+
+class ValidationRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ValidationRun
+
+    project = factory.SubFactory(ProjectFactory)
+    connection = factory.SubFactory(ConnectionFactory, project=factory.SelfAttribute("..project"))
+
+
+def waive_signoff(project, *steps: int) -> None:
+    """Let `steps` of `project` complete on their rules alone (no approver needed)."""
+    from planner.models import ApproverRequirement
+
+    for number in steps:
+        ApproverRequirement.objects.update_or_create(
+            project=project, step=number, defaults={"roles": []}
+        )
+
+
+def approve_step(project, number: int, membership=None):
+    """Sign step `number` off as an approver (a new one unless `membership` is given)."""
+    from planner.signoff import sign, step_hashes
+
+    membership = membership or MembershipFactory(project=project, role=Role.APPROVER)
+    return sign(project, number, membership, "approve", "", step_hashes(project, [number])[number])

@@ -5,6 +5,7 @@ A new page that forgets its permission check fails here: every project URL must 
 """
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from planner.models import Role
@@ -14,9 +15,17 @@ from .factories import (
     ConnectionFactory,
     CriterionFactory,
     DataElementFactory,
+    FieldMappingFactory,
+    IncidentFactory,
     MembershipFactory,
+    MonitorFactory,
     ProjectFactory,
+    RollbackStepFactory,
+    RollbackTriggerFactory,
+    RunbookExportFactory,
+    TestCaseFactory,
     UserFactory,
+    ValidationRunFactory,
 )
 
 # Not per-project: any signed-in user may list their projects or start a new one.
@@ -53,6 +62,20 @@ def world(db):
         "system": connection.source,
         "connection": connection,
         "member": viewer,
+        "mapping": FieldMappingFactory(project=project, connection=connection),
+        # steps 4 to 7 and the runbook
+        "testcase": TestCaseFactory(
+            project=project, evidence_file=SimpleUploadedFile("run.log", b"200 OK")
+        ),
+        "trigger": RollbackTriggerFactory(project=project),
+        "rollbackstep": RollbackStepFactory(project=project),
+        "monitor": MonitorFactory(project=project),
+        "incident": IncidentFactory(project=project),
+        "export": RunbookExportFactory(
+            project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
+        ),
+        # validation runs (issue 4)
+        "run": ValidationRunFactory(project=project, connection=connection),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}
 
@@ -64,8 +87,17 @@ def url_for(name: str, pattern: URLPattern, world) -> str:
         kwargs["project_id"] = world["project"].pk
     kind = pattern.default_args.get("kind")
     if "pk" in params:
-        key = kind or ("member" if "member" in name else None)
+        # row views name their kind; the others are named <kind>_<action>
+        key = kind or name.split(":")[1].split("_")[0]
         kwargs["pk"] = world["objects"][key].pk
+    if "connection_id" in params:
+        kwargs["connection_id"] = world["objects"]["connection"].pk
+    if "system_id" in params:
+        kwargs["system_id"] = world["objects"]["system"].pk
+    if "fmt" in params:
+        kwargs["fmt"] = "csv"
+    if "direction" in params:
+        kwargs["direction"] = "up"
     if "number" in params:
         kwargs["number"] = 1
     if "model" in params:

@@ -1,6 +1,12 @@
 from decimal import Decimal
 
-from planner.readiness import COMPLETE, IN_PROGRESS, NOT_AVAILABLE, NOT_STARTED, project_readiness
+from planner.readiness import (
+    AWAITING_SIGN_OFF,
+    COMPLETE,
+    IN_PROGRESS,
+    NOT_STARTED,
+    project_readiness,
+)
 
 from .factories import (
     CriterionFactory,
@@ -8,25 +14,20 @@ from .factories import (
     DecisionFactory,
     ObjectiveFactory,
     SystemFactory,
+    approve_step,
 )
 
 
 def failing(readiness, number):
-    return {o.rule.code for o in readiness.for_step(number).outcomes if not o.passed}
+    """The step's own rules that fail (the sign-off requirement is tested in test_signoff)."""
+    outcomes = readiness.for_step(number).outcomes
+    return {o.rule.code for o in outcomes if not o.passed and o.rule.code != "signed_off"}
 
 
 def test_a_new_project_is_zero_percent_and_nothing_started(project):
     r = project_readiness(project)
     assert r.percent == 0
-    assert [s.state for s in r.steps] == [
-        NOT_STARTED,
-        NOT_AVAILABLE,
-        NOT_STARTED,
-        NOT_AVAILABLE,
-        NOT_AVAILABLE,
-        NOT_AVAILABLE,
-        NOT_AVAILABLE,
-    ]
+    assert [s.state for s in r.steps] == [NOT_STARTED] * 7
 
 
 def test_step1_completes_only_when_every_rule_holds(project):
@@ -51,6 +52,11 @@ def test_step1_completes_only_when_every_rule_holds(project):
     element.source_of_truth = SystemFactory(project=project)
     element.save()
     r = project_readiness(project)
+    # The rules hold; the step completes once an approver signs this version off.
+    assert r.for_step(1).state == AWAITING_SIGN_OFF
+    assert failing(r, 1) == set()
+    approve_step(project, 1)
+    r = project_readiness(project)
     assert r.for_step(1).state == COMPLETE
     assert r.percent == round(100 / 7)
 
@@ -70,21 +76,25 @@ def test_step3_needs_a_pattern_and_a_rationale(project):
     decision.rationale = "Growing stack."
     decision.save()
     r = project_readiness(project)
-    assert r.for_step(3).state == COMPLETE
+    assert r.for_step(3).state == AWAITING_SIGN_OFF
+    approve_step(project, 3)
+    assert project_readiness(project).for_step(3).state == COMPLETE
 
 
 def test_percent_weighs_each_step_by_its_passing_rules(project):
     # Step 1 with only an objective: 'objective stated' holds, and 'every criterion is
-    # measurable' holds vacuously while 'at least one criterion' fails: 2 of 4 rules.
+    # measurable' holds vacuously while 'at least one criterion' fails, and the sign-off is
+    # missing: 2 of 5 rules.
     ObjectiveFactory(project=project)
     r = project_readiness(project)
     assert r.for_step(1).passed_count == 2
-    assert r.percent == round(100 * (2 / 4) / 7)
+    assert r.percent == round(100 * (2 / 5) / 7)
 
 
 def test_readiness_takes_a_fixed_number_of_queries(project, django_assert_max_num_queries):
+    # Evidence (7), steps 4-7 (6), sign-off requirements, signers and sign-offs (3).
     for _ in range(20):
         CriterionFactory(project=project)
         DataElementFactory(project=project)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(16):
         project_readiness(project)

@@ -31,6 +31,7 @@ def test_check_deploy_is_clean_in_production(tmp_path):
             "AETHON_ENV": "production",
             "DJANGO_SECRET_KEY": "k" * 20 + "-Zq8!xv4#Lp2@Rt6$Nw9%Bj3^Hc7&Fm5",
             "DJANGO_ALLOWED_HOSTS": "aethon.example.com",
+            "AETHON_SECRET_KEYS": "lS8qIfTcrAWMAzsvHLmCyz5VFBN1QXsVxiP4IVI8h0k=",
             "AETHON_VAR_DIR": str(tmp_path),
         },
     )

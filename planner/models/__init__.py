@@ -1,7 +1,21 @@
 from .base import VersionedModel
 from .mapping import FieldMapping, FieldType
+from .plan import (
+    DeploymentPlan,
+    IncidentEntry,
+    Monitor,
+    RollbackStep,
+    RollbackTrigger,
+    TestCase,
+    TestPlan,
+    TrainingPlan,
+)
 from .projects import Connection, IntegrationProject, Membership, Role, System
+from .runbook import RunbookExport
+from .runs import RunKind, RunSchedule, RunStage, ValidationRun
+from .signoff import ApproverRequirement, SignOff, SignOffStale
 from .steps import DataElement, Objective, PatternDecision, SuccessCriterion
+from .systems_config import SystemEndpoint
 
 __all__ = [
     "Connection",
@@ -16,4 +30,23 @@ __all__ = [
     "SuccessCriterion",
     "System",
     "VersionedModel",
+    # steps 4 to 7, sign-offs, runbook exports
+    "ApproverRequirement",
+    "DeploymentPlan",
+    "IncidentEntry",
+    "Monitor",
+    "RollbackStep",
+    "RollbackTrigger",
+    "RunbookExport",
+    "SignOff",
+    "SignOffStale",
+    "TestCase",
+    "TestPlan",
+    "TrainingPlan",
+    # validation runs and connection settings (issue 4)
+    "RunKind",
+    "RunSchedule",
+    "RunStage",
+    "SystemEndpoint",
+    "ValidationRun",
 ]

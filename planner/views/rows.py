@@ -24,7 +24,6 @@ from ..models import Connection, DataElement, IntegrationProject, SuccessCriteri
 from ..permissions import can, project_access
 from .common import htmx_fragment, project_context
 
-TEMPLATE = "planner/rows.html"
 STEP_HEADER = "planner/step.html#step-header"
 INVENTORY_SUMMARY = "planner/inventory.html#inventory-summary"
 
@@ -38,14 +37,19 @@ class RowKind:
     headers: tuple[str, ...]
     cells: Callable[[models.Model], list[str]]
     rows: Callable[[Evidence], list]
-    page: Callable[[IntegrationProject], str]
+    page: Callable[..., str]  # (project, obj=None) -> the page holding the table
     warning: Callable[[models.Model], str] = lambda obj: ""
     delete_note: str = ""
     step: int | None = None  # the step page the table lives on, refreshed after an edit
     also: tuple[str, ...] = ()  # partials to refresh out of band after an edit
+    extend: Callable[[dict, models.Model], None] | None = None  # context for `also`
+    template: str = "planner/rows.html"  # with partials "row" and "edit-row"
+    # more per-row URLs for the template: (context key, url name, extra url kwargs)
+    extra_urls: tuple[tuple[str, str, dict], ...] = ()
 
-    def fragment(self, request, project, html: str) -> HttpResponse:
-        return htmx_fragment(request, project, html, step=self.step, also=self.also)
+    def fragment(self, request, project, html: str, obj=None) -> HttpResponse:
+        extend = (lambda ctx: self.extend(ctx, obj)) if self.extend else None
+        return htmx_fragment(request, project, html, step=self.step, also=self.also, extend=extend)
 
     def url(self, action: str, project: IntegrationProject, pk: int | None = None) -> str:
         kwargs = {"project_id": project.pk}
@@ -71,11 +75,13 @@ def _criterion_cells(c: SuccessCriterion) -> list[str]:
     return [c.metric, target, window]
 
 
-def _step_page(number: int) -> Callable[[IntegrationProject], str]:
-    return lambda p: reverse("planner:step", kwargs={"project_id": p.pk, "number": number})
+def _step_page(number: int) -> Callable[..., str]:
+    return lambda p, obj=None: reverse(
+        "planner:step", kwargs={"project_id": p.pk, "number": number}
+    )
 
 
-def _inventory_page(p: IntegrationProject) -> str:
+def _inventory_page(p: IntegrationProject, obj=None) -> str:
     return reverse("planner:inventory", kwargs={"project_id": p.pk})
 
 
@@ -155,6 +161,9 @@ def row_urls(kind: RowKind, project: IntegrationProject) -> Callable[[int], dict
         f"{action}_url": kind.url(action, project, int(_PLACEHOLDER)).rpartition(_PLACEHOLDER)
         for action in ("show", "edit", "delete")
     }
+    for key, name, kwargs in kind.extra_urls:
+        url = reverse(name, kwargs={"project_id": project.pk, "pk": int(_PLACEHOLDER), **kwargs})
+        templates[key] = url.rpartition(_PLACEHOLDER)
     return lambda pk: {key: f"{head}{pk}{tail}" for key, (head, _, tail) in templates.items()}
 
 
@@ -187,7 +196,7 @@ def table_context(request, project, kind: RowKind, evidence: Evidence, add_form=
 def _render_table(request, project, kind, add_form=None) -> HttpResponse:
     ctx = project_context(request, project)
     ctx["table"] = table_context(request, project, kind, ctx["evidence"], add_form)
-    html = render_to_string(f"{TEMPLATE}#table", ctx, request=request)
+    html = render_to_string("planner/rows.html#table", ctx, request=request)
     return kind.fragment(request, project, html)
 
 
@@ -195,7 +204,7 @@ def _render_table(request, project, kind, add_form=None) -> HttpResponse:
 @require_POST
 def row_add(request: HttpRequest, project: IntegrationProject, kind: str) -> HttpResponse:
     rk = KINDS[kind]
-    form = rk.form_class(request.POST, project=project, prefix=f"add-{rk.name}")
+    form = rk.form_class(request.POST, request.FILES, project=project, prefix=f"add-{rk.name}")
     if form.is_valid():
         obj = form.save(commit=False)
         save_versioned(obj, None)
@@ -216,13 +225,13 @@ def _page_ctx(request, project, rk, form, obj=None, stale=None) -> dict:
         obj=obj,
         stale=stale,
         action=rk.url("edit", project, obj.pk) if obj else rk.url("add", project),
-        back=rk.page(project),
+        back=rk.page(project, obj),
     )
     return ctx
 
 
-def _redirect(rk: RowKind, project) -> HttpResponse:
-    return redirect(rk.page(project))
+def _redirect(rk: RowKind, project, obj=None) -> HttpResponse:
+    return redirect(rk.page(project, obj))
 
 
 @project_access("view", write="edit")
@@ -231,7 +240,7 @@ def row_show(request, project, kind: str, pk: int) -> HttpResponse:
     obj = get_object_or_404(rk.model, project=project, pk=pk)
     ctx = _row_context(request, project, rk, obj)
     ctx["can_edit"] = can(request.membership.role, "edit")
-    return render(request, f"{TEMPLATE}#row", ctx)
+    return render(request, f"{rk.template}#row", ctx)
 
 
 @project_access("edit")
@@ -241,7 +250,9 @@ def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
     prefix = f"{rk.name}-{pk}"
     stale = None
     if request.method == "POST":
-        form = rk.form_class(request.POST, instance=obj, project=project, prefix=prefix)
+        form = rk.form_class(
+            request.POST, request.FILES, instance=obj, project=project, prefix=prefix
+        )
         if form.is_valid():
             try:
                 save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
@@ -250,16 +261,16 @@ def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
             else:
                 if request.htmx:
                     html = render_to_string(
-                        f"{TEMPLATE}#row", _row_context(request, project, rk, obj), request
+                        f"{rk.template}#row", _row_context(request, project, rk, obj), request
                     )
-                    return rk.fragment(request, project, html)
+                    return rk.fragment(request, project, html, obj)
                 messages.success(request, f"Saved {rk.label} '{obj}'.")
-                return _redirect(rk, project)
+                return _redirect(rk, project, obj)
     else:
         form = rk.form_class(instance=obj, project=project, prefix=prefix)
     if request.htmx:
         ctx = _row_context(request, project, rk, obj, form=form, stale=stale)
-        return render(request, f"{TEMPLATE}#edit-row", ctx)
+        return render(request, f"{rk.template}#edit-row", ctx)
     return render(
         request, "planner/row_edit_page.html", _page_ctx(request, project, rk, form, obj, stale)
     )
@@ -293,6 +304,6 @@ def row_delete(request: HttpRequest, project, kind: str, pk: int) -> HttpRespons
             response = HttpResponse()
             response["HX-Refresh"] = "true"
             return response
-        return rk.fragment(request, project, "")
+        return rk.fragment(request, project, "", obj)
     messages.success(request, f"Deleted {rk.label} '{label}'.")
-    return _redirect(rk, project)
+    return _redirect(rk, project, obj)

@@ -14,6 +14,8 @@ from ..models import IntegrationProject, Objective, PatternDecision
 from ..patterns import TRADE_OFFS, analyse
 from ..permissions import project_access
 from .common import htmx_fragment, project_context
+from .mapping import step2_page
+from .plan import PAGES as PLAN_PAGES
 from .rows import KINDS, table_context
 
 
@@ -39,7 +41,9 @@ def _pattern(request, project, ctx: dict, forms: dict) -> None:
 # templates/planner/steps/step<n>.html; a step without an entry shows "not yet available".
 STEP_PAGES: dict[int, Callable[[HttpRequest, IntegrationProject, dict, dict], None]] = {
     1: _objectives,
+    2: step2_page,
     3: _pattern,
+    **PLAN_PAGES,  # 4 to 7: test plan, deployment and rollback, monitoring, training
 }
 
 
