@@ -187,3 +187,10 @@ def test_inventory_counts_refresh_out_of_band(project, owner_client):
     html = owner_client.post(add_url("system", project), data, **HTMX).content.decode()
     assert 'id="inventory-summary" hx-swap-oob="true"' in html
     assert "2 systems need 1 point-to-point connection or 2 through a hub" in html
+
+
+def test_system_rows_link_to_their_connection_settings(project, owner_client):
+    system = SystemFactory(project=project)
+    html = owner_client.get(reverse("planner:inventory", args=[project.pk])).content.decode()
+    settings_url = reverse("planner:system_settings", args=[project.pk, system.pk])
+    assert f'href="{settings_url}"' in html

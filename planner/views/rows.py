@@ -26,6 +26,7 @@ from .common import htmx_fragment, project_context
 
 STEP_HEADER = "planner/step.html#step-header"
 INVENTORY_SUMMARY = "planner/inventory.html#inventory-summary"
+PK = object()  # marks the URL kwarg that takes the row's pk in RowKind.extra_urls
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ KINDS: dict[str, RowKind] = {
             _inventory_page,
             delete_note="Its connections are deleted too.",
             also=(INVENTORY_SUMMARY,),
+            extra_urls=(("settings_url", "planner:system_settings", {"system_id": PK}),),
         ),
         RowKind(
             "connection",
@@ -162,7 +164,11 @@ def row_urls(kind: RowKind, project: IntegrationProject) -> Callable[[int], dict
         for action in ("show", "edit", "delete")
     }
     for key, name, kwargs in kind.extra_urls:
-        url = reverse(name, kwargs={"project_id": project.pk, "pk": int(_PLACEHOLDER), **kwargs})
+        # the row's pk goes in "pk" unless the URL names it otherwise (a value of PK)
+        named = {k: int(_PLACEHOLDER) if v is PK else v for k, v in kwargs.items()}
+        if PK not in kwargs.values():
+            named["pk"] = int(_PLACEHOLDER)
+        url = reverse(name, kwargs={"project_id": project.pk, **named})
         templates[key] = url.rpartition(_PLACEHOLDER)
     return lambda pk: {key: f"{head}{pk}{tail}" for key, (head, _, tail) in templates.items()}
 
