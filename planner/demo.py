@@ -3,8 +3,11 @@
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.db import transaction
 
+from . import demo_data
+from .mapping.engine import MappingSpec
 from .models import (
     Connection,
     DataElement,
@@ -16,6 +19,7 @@ from .models import (
     Role,
     SuccessCriterion,
     System,
+    SystemEndpoint,
 )
 
 DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
@@ -63,6 +67,7 @@ SCENARIOS = [
         "elements": [("customer status", "Salesforce CRM"), ("customer email", "Salesforce CRM")],
         "decision": ("point_to_point", "Two systems: a direct event-driven link is simplest.", ""),
         "mappings": {("Salesforce CRM", "Billing"): CRM_BILLING_MAPPING},
+        "sample_files": True,
     },
     {
         "name": "Support platform to billing: payment status",
@@ -197,12 +202,42 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
                 null_default=default,
                 rule=rule,
             )
+    if spec.get("sample_files"):
+        _sample_endpoints(project, systems["Salesforce CRM"], systems["Billing"])
     if spec["decision"]:
         pattern, rationale, tools = spec["decision"]
         PatternDecision.objects.create(
             project=project, pattern=pattern, rationale=rationale, tools=tools
         )
     return project
+
+
+def _sample_endpoints(project: IntegrationProject, crm: System, billing: System) -> None:
+    """Both systems as uploaded CSV files, so 'Run validation' works in the demo at once."""
+    specs = [
+        MappingSpec(src, dst, st, tt, length, required, null_rule, default, rule)
+        for src, st, dst, tt, length, required, null_rule, default, rule in CRM_BILLING_MAPPING
+    ]
+    source = demo_data.crm_records()
+    files = {
+        crm: ("salesforce-customers.csv", demo_data.to_csv(source), "Id"),
+        billing: (
+            "billing-customers.csv",
+            demo_data.to_csv(demo_data.billing_records(source, specs)),
+            "customer_ref",
+        ),
+    }
+    for system, (name, content, key) in files.items():
+        endpoint = SystemEndpoint(
+            project=project,
+            system=system,
+            kind=SystemEndpoint.Kind.FILE,
+            config={"format": "csv", "infer_types": False},
+            key_fields=key,
+            upload_name=name,
+        )
+        endpoint.upload.save(name, ContentFile(content), save=False)
+        endpoint.save()
 
 
 @transaction.atomic

@@ -21,3 +21,26 @@ def test_demo_loads_the_seed_scenarios_idempotently(db):
     assert project_readiness(crm).for_step(1).state == "awaiting_sign_off"
     support = IntegrationProject.objects.get(name__startswith="Support platform")
     assert "payment status latency ≤ 2 minutes" in str(support.criteria.get()).replace("<=", "≤")
+
+
+def test_the_demo_validation_run_finds_the_planted_problems(db):
+    from aethon.celery import app
+    from planner.models import RunStage
+    from planner.validation import start_validation_run
+
+    call_command("load_demo")
+    crm = IntegrationProject.objects.get(name="CRM to billing: customer status")
+    connection = Connection.objects.get(project=crm)
+    app.conf.task_always_eager = True
+    try:
+        run = start_validation_run(connection, None)
+    finally:
+        app.conf.task_always_eager = False
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == (
+        "Mapping validation: 3 violation(s); Reconciliation: 2 missing in target; "
+        "2 extra in target; 3 with differing fields"
+    )
+    stages = {s.name: s.status for s in RunStage.objects.filter(run=run)}
+    assert stages["connectivity"] == "passed" and stages["schema"] == "passed"
