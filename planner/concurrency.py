@@ -40,3 +40,19 @@ def changed_fields(
         if field.value_from_object(submitted) != field.value_from_object(current):
             out.append((str(field.verbose_name), display(field, current)))
     return out
+
+
+def keep_input_after_conflict(form, conflict: StaleEdit, message: str) -> list[tuple[str, str]]:
+    """After a refused save: keep what the editor typed, explain, and arm a knowing re-save.
+
+    The form's expected version moves to the stored one, so saving again overwrites on purpose.
+    Returns the fields whose stored value differs from the editor's input.
+    """
+    current = conflict.current
+    data = form.data.copy()
+    data[form.add_prefix("expected_version")] = str(current.version)
+    form.data = data
+    form.add_error(None, message)
+    if not hasattr(form, "instance"):  # a plain Form: nothing to compare field by field
+        return []
+    return changed_fields(form.instance, current, list(form.Meta.fields))

@@ -3,7 +3,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from ..concurrency import StaleEdit, save_versioned
+from ..concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from ..forms import ProjectForm
 from ..models import IntegrationProject, Membership, Role
 from ..permissions import project_access
@@ -48,11 +48,9 @@ def project_settings(request: HttpRequest, project: IntegrationProject) -> HttpR
             save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
         except StaleEdit as conflict:
             stale = True
-            data = form.data.copy()
-            data["expected_version"] = str(conflict.current.version)
-            form.data = data
-            form.add_error(
-                None,
+            keep_input_after_conflict(
+                form,
+                conflict,
                 "Someone else saved these settings while you were editing. Your input is kept; "
                 "save again to keep it.",
             )

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from .. import forms
-from ..concurrency import StaleEdit, changed_fields, save_versioned
+from ..concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from ..evidence import Evidence
 from ..models import Connection, DataElement, IntegrationProject, SuccessCriterion, System
 from ..permissions import can, project_access
@@ -285,16 +285,12 @@ def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
 def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
     """Keep the editor's input, point at what changed, and let a second save win knowingly."""
     current = conflict.current
-    data = form.data.copy()
-    data[form.add_prefix("expected_version")] = str(current.version)
-    form.data = data
     who = current.history.first().history_user if hasattr(current, "history") else None
-    form.add_error(
-        None,
+    message = (
         f"{(who.username if who else 'Someone')} saved this {rk.label} while you were editing. "
-        "Your input is kept below; review their values and save again to keep yours.",
+        "Your input is kept below; review their values and save again to keep yours."
     )
-    return {"changes": changed_fields(form.instance, current, list(form.Meta.fields))}
+    return {"changes": keep_input_after_conflict(form, conflict, message)}
 
 
 @project_access("edit")

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 
 from ..checklist import STEPS_BY_NUMBER
-from ..concurrency import StaleEdit, changed_fields, save_versioned
+from ..concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from ..forms import ObjectiveForm, PatternDecisionForm
 from ..models import IntegrationProject, Objective, PatternDecision
 from ..patterns import TRADE_OFFS, analyse
@@ -79,15 +79,12 @@ def _save_single(request, project, number, model, form_class, form_key, partial)
             save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
             saved = True
         except StaleEdit as conflict:
-            data = form.data.copy()
-            data["expected_version"] = str(conflict.current.version)
-            form.data = data
-            form.add_error(
-                None,
+            stale = keep_input_after_conflict(
+                form,
+                conflict,
                 "Someone else saved this while you were editing. Your input is kept below; "
                 "review their values and save again to keep yours.",
             )
-            stale = changed_fields(form.instance, conflict.current, list(form.Meta.fields))
     if saved and not request.htmx:
         messages.success(request, "Saved.")
         return redirect("planner:step", project_id=project.pk, number=number)

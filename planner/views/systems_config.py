@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ..concurrency import StaleEdit
+from ..concurrency import StaleEdit, keep_input_after_conflict
 from ..connectors import ConnectorError
 from ..endpoint_forms import EndpointForm
 from ..endpoints import TestOutcome, endpoint_of, record_test, test_connector
@@ -42,11 +42,9 @@ def system_settings(request: HttpRequest, project: IntegrationProject, system_id
         try:
             saved = form.save()
         except StaleEdit as conflict:
-            data = form.data.copy()
-            data["expected_version"] = str(conflict.current.version)
-            form.data = data
-            form.add_error(
-                None,
+            keep_input_after_conflict(
+                form,
+                conflict,
                 "Someone else saved these settings while you were editing. Your input is kept"
                 " (secrets and files must be given again); save again to keep yours.",
             )
