@@ -1,0 +1,349 @@
+"""API endpoints: thin wrappers over the same functions the pages call."""
+
+from datetime import datetime
+from typing import Literal
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils.text import slugify
+from ninja import File, Form, NinjaAPI, Schema, Status
+from ninja.errors import HttpError
+from ninja.files import UploadedFile
+from ninja.security import HttpBearer
+
+from .. import golive, runbook
+from ..mapping.spreadsheet import (
+    SpreadsheetError,
+    export_csv,
+    export_xlsx,
+    match_columns,
+    read_sheet,
+    validate_rows,
+)
+from ..models import (
+    Connection,
+    FieldMapping,
+    IntegrationProject,
+    Membership,
+    RunKind,
+    ValidationRun,
+)
+from ..permissions import can
+from ..validation import RunRefused, start_validation_run
+from ..views.mapping_io import CONTENT_TYPES, MAX_UPLOAD, _existing_targets, import_rows
+from .tokens import user_for
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        user = user_for(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Aethon API",
+    version="1",
+    description="Integration readiness for CI pipelines. Authenticate with `Authorization: "
+    "Bearer <token>` (create tokens on the API tokens page).",
+    auth=BearerToken(),
+    urls_namespace="api",
+)
+
+
+class Error(Schema):
+    detail: str
+
+
+def _access(request: HttpRequest, project_id: int, capability: str = "view") -> IntegrationProject:
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(project_id=project_id, user_id=request.user.pk)
+        .first()
+    )
+    if membership is None:
+        raise HttpError(404, "No such project.")
+    if not can(membership.role, capability):
+        raise HttpError(
+            403,
+            f"Your role ({membership.get_role_display()}) cannot {capability.replace('_', ' ')}"
+            " in this project.",
+        )
+    return membership.project
+
+
+def _connection(project: IntegrationProject, connection_id: int) -> Connection:
+    c = (
+        Connection.objects.select_related("source", "target")
+        .filter(project=project, pk=connection_id)
+        .first()
+    )
+    if c is None:
+        raise HttpError(404, "No such connection in this project.")
+    return c
+
+
+def _run(project: IntegrationProject, run_id: int) -> ValidationRun:
+    run = (
+        ValidationRun.objects.select_related("connection__source", "connection__target")
+        .filter(project=project, pk=run_id)
+        .first()
+    )
+    if run is None:
+        raise HttpError(404, "No such validation run in this project.")
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas
+
+
+class ProjectOut(Schema):
+    id: int
+    name: str
+    role: str
+    readiness_percent: int
+    ready: bool
+    live: bool
+
+
+class ReasonOut(Schema):
+    kind: str
+    text: str
+    href: str
+    step: int | None = None
+
+
+class VerdictOut(Schema):
+    project_id: int
+    ready: bool
+    percent: int
+    live: bool
+    live_since: datetime | None = None
+    reasons: list[ReasonOut]
+
+
+class StageOut(Schema):
+    name: str
+    status: str
+    error: str
+    figures: dict
+
+
+class RunOut(Schema):
+    id: int
+    project_id: int
+    connection_id: int
+    connection: str
+    kind: str
+    status: str
+    stage: str
+    percent: int | None = None
+    records_done: int
+    records_total: int | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    error: str
+    summary: dict
+
+
+class RunResultsOut(RunOut):
+    stages: list[StageOut]
+
+
+class ImportOut(Schema):
+    imported: int
+    mode: str
+
+
+class ImportErrorOut(Schema):
+    detail: str
+    problems: list[str]
+
+
+def _run_out(run: ValidationRun) -> dict:
+    return {
+        "id": run.pk,
+        "project_id": run.project_id,
+        "connection_id": run.connection_id,
+        "connection": str(run.connection),
+        "kind": run.kind,
+        "status": run.status,
+        "stage": run.stage,
+        "percent": run.percent,
+        "records_done": run.records_done,
+        "records_total": run.records_total,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "summary": run.summary,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints
+
+
+@api.get("/projects", response=list[ProjectOut], summary="Projects you are a member of")
+def list_projects(request):
+    out = []
+    for m in Membership.objects.filter(user=request.user).select_related("project"):
+        v = golive.verdict(m.project)
+        out.append(
+            {
+                "id": m.project_id,
+                "name": m.project.name,
+                "role": m.role,
+                "readiness_percent": v.percent,
+                "ready": v.ready,
+                "live": v.live is not None,
+            }
+        )
+    return out
+
+
+@api.get(
+    "/projects/{project_id}/verdict",
+    response={200: VerdictOut, 403: Error, 404: Error},
+    summary="Readiness and the go-live verdict, with every blocking reason",
+)
+def verdict(request, project_id: int):
+    project = _access(request, project_id)
+    v = golive.verdict(project)
+    base = request.build_absolute_uri("/")[:-1]
+    return {
+        "project_id": project.pk,
+        "ready": v.ready,
+        "percent": v.percent,
+        "live": v.live is not None,
+        "live_since": v.live.created_at if v.live else None,
+        "reasons": [
+            {"kind": r.kind, "text": r.text, "href": base + r.href, "step": r.step}
+            for r in v.reasons
+        ],
+    }
+
+
+@api.post(
+    "/projects/{project_id}/connections/{connection_id}/runs",
+    response={202: RunOut, 400: Error, 403: Error, 404: Error},
+    summary="Start a validation (or parallel) run of a connection",
+)
+def start_run(
+    request,
+    project_id: int,
+    connection_id: int,
+    kind: Literal["validation", "parallel"] = RunKind.VALIDATION.value,
+):
+    project = _access(request, project_id, "edit")
+    connection = _connection(project, connection_id)
+    try:
+        run = start_validation_run(connection, request.user, kind, ValidationRun.Trigger.API)
+    except RunRefused as exc:
+        raise HttpError(400, str(exc)) from None
+    return Status(202, _run_out(run))
+
+
+@api.get(
+    "/projects/{project_id}/runs/{run_id}",
+    response={200: RunOut, 403: Error, 404: Error},
+    summary="Poll a run: status and progress",
+)
+def get_run(request, project_id: int, run_id: int):
+    return _run_out(_run(_access(request, project_id), run_id))
+
+
+@api.get(
+    "/projects/{project_id}/runs/{run_id}/results",
+    response={200: RunResultsOut, 403: Error, 404: Error},
+    summary="A run's results: every stage with its figures",
+)
+def run_results(request, project_id: int, run_id: int):
+    run = _run(_access(request, project_id), run_id)
+    stages = [
+        {"name": s.name, "status": s.status, "error": s.error, "figures": s.figures}
+        for s in run.stages.all()
+    ]
+    return {**_run_out(run), "stages": stages}
+
+
+@api.get(
+    "/projects/{project_id}/connections/{connection_id}/mapping",
+    response={200: None, 403: Error, 404: Error},
+    summary="Export a connection's mapping (CSV or XLSX)",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The mapping spreadsheet",
+                "content": {CONTENT_TYPES["csv"]: {}, CONTENT_TYPES["xlsx"]: {}},
+            }
+        }
+    },
+)
+def export_mapping(
+    request, project_id: int, connection_id: int, fmt: Literal["csv", "xlsx"] = "csv"
+):
+    project = _access(request, project_id)
+    connection = _connection(project, connection_id)
+    rows = list(FieldMapping.objects.filter(connection=connection))
+    body = (
+        export_xlsx(rows, title=f"{connection.source} to {connection.target}")
+        if fmt == "xlsx"
+        else export_csv(rows)
+    )
+    response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+    name = slugify(f"{project.name} {connection.source} to {connection.target} mapping")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+@api.post(
+    "/projects/{project_id}/connections/{connection_id}/mapping",
+    response={200: ImportOut, 400: ImportErrorOut, 403: Error, 404: Error},
+    summary="Import a mapping spreadsheet: all rows or none",
+)
+def import_mapping(
+    request,
+    project_id: int,
+    connection_id: int,
+    file: File[UploadedFile],
+    mode: Form[Literal["append", "replace"]] = "append",
+):
+    project = _access(request, project_id, "edit")
+    connection = _connection(project, connection_id)
+    if file.size > MAX_UPLOAD:
+        return Status(400, {"detail": "file: larger than 1.5 MB.", "problems": []})
+    try:
+        sheet = read_sheet(file.read(), file.name or "upload.csv")
+        columns = match_columns(sheet.headers)
+        existing = {} if mode == "replace" else _existing_targets(connection)
+        rows = validate_rows(sheet, columns, existing)
+    except SpreadsheetError as exc:
+        return Status(
+            400,
+            {
+                "detail": "file: the spreadsheet has problems; nothing was imported.",
+                "problems": [str(p) for p in exc.problems],
+            },
+        )
+    with transaction.atomic():
+        count = import_rows(connection, rows, replace=mode == "replace")
+    return {"imported": count, "mode": mode}
+
+
+@api.get(
+    "/projects/{project_id}/runbook.pdf",
+    response={200: None, 403: Error, 404: Error},
+    summary="Download the runbook as PDF",
+    openapi_extra={
+        "responses": {"200": {"description": "The runbook", "content": {"application/pdf": {}}}}
+    },
+)
+def download_runbook(request, project_id: int):
+    project = _access(request, project_id)
+    pdf, _pages, version = runbook.render_pdf(project)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{slugify(project.name)}-runbook.pdf"'
+    response["X-Aethon-Version"] = version
+    return response
