@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include(("planner.api.urls", "api"), namespace="api")),
     path("", include("planner.urls")),
 ]

@@ -17,6 +17,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "edit": frozenset({Role.OWNER, Role.EDITOR}),
     "sign_off": frozenset({Role.OWNER, Role.APPROVER}),
     "manage": frozenset({Role.OWNER}),
+    # start a health review, log incidents and feedback after go-live
+    "review": frozenset({Role.OWNER, Role.EDITOR, Role.APPROVER}),
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

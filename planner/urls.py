@@ -1,6 +1,8 @@
 from django.urls import include, path
 
 from .views import (
+    dashboard,  # portfolio dashboard and API tokens (issue 6)
+    golive,  # go-live gate (issue 6)
     history,
     inventory,
     mapping,
@@ -8,6 +10,7 @@ from .views import (
     members,
     plan,
     projects,
+    reviews,  # health reviews and alerts (issue 6)
     rows,
     runbook,
     runs,  # validation runs (issue 4)
@@ -115,6 +118,15 @@ project_patterns = [
     path("runs/<int:pk>/evidence/", runs.run_link, name="run_link"),
     path("connections/<int:connection_id>/runs/start/", runs.run_start, name="run_start"),
     path("connections/<int:connection_id>/runs/schedule/", runs.run_schedule, name="run_schedule"),
+    # Go-live, health reviews and alerts (issue 6)
+    path("go-live/", golive.golive_page, name="golive"),
+    path("reviews/", reviews.reviews_page, name="reviews"),
+    path("reviews/schedule/", reviews.review_schedule_save, name="review_schedule"),
+    path("reviews/start/", reviews.review_start, name="review_start"),
+    path("reviews/feedback/", reviews.feedback_add, name="feedback_add"),
+    path("reviews/<int:pk>/", reviews.review_show, name="review_show"),
+    path("reviews/<int:pk>/report.pdf", reviews.review_pdf, name="review_pdf"),
+    path("alerts/", reviews.alerts_page, name="alerts"),
     path("history/", history.history, name="history"),
     path(
         "history/<slug:model>/<int:object_id>/",
@@ -124,7 +136,8 @@ project_patterns = [
 ]
 
 urlpatterns = [
-    path("", projects.project_list, name="project_list"),
+    path("", dashboard.portfolio, name="project_list"),
+    path("account/tokens/", dashboard.api_tokens, name="api_tokens"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:project_id>/", include(project_patterns)),
 ]

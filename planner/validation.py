@@ -102,8 +102,13 @@ def start_validation_run(
     user=None,
     kind: str = RunKind.VALIDATION,
     trigger: str = ValidationRun.Trigger.UI,
+    *,
+    publish: bool = True,
 ) -> ValidationRun:
     """Queue a run of `connection` and hand it to a worker; returns it (maybe already failed).
+
+    `publish=False` leaves the queued run to the caller (a health review executes its runs
+    itself with `execute_run`).
 
     One run per connection and kind is active at a time: starting again while one is queued or
     running returns that run (a double click or an overlapping schedule starts nothing new).
@@ -135,7 +140,8 @@ def start_validation_run(
         if existing := active.first():
             return existing
         raise
-    dispatch(run)
+    if publish:
+        dispatch(run)
     return run
 
 

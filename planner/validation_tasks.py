@@ -33,7 +33,15 @@ def run_validation(self, run_id: int) -> None:
         # Published from inside a transaction that has not committed yet (or the run was
         # deleted with its connection): look again shortly, then give up.
         raise self.retry(countdown=1, max_retries=10)
-    validation.execute_run(run_id, task_id=self.request.id or "")
+    run = validation.execute_run(run_id, task_id=self.request.id or "")
+    if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
+        # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
+        from .alerts import evaluate_run
+
+        try:
+            evaluate_run(run, source=f"scheduled validation run #{run.pk}")
+        except Exception:  # the run's own result is stored; alerting must not undo it
+            log.exception("alerts of validation run %s failed", run.pk)
 
 
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from planner.models import Role
+from planner.models import HealthReview, Role
 
 from .conftest import HTMX, client_for
 from .factories import (
@@ -35,6 +35,7 @@ ACCOUNT_LEVEL = {
     "logout",
     "password_change",
     "password_change_done",
+    "planner:api_tokens",  # the user's own API tokens (issue 6)
 }
 
 
@@ -76,6 +77,8 @@ def world(db):
         ),
         # validation runs (issue 4)
         "run": ValidationRunFactory(project=project, connection=connection),
+        # health reviews (issue 6)
+        "review": HealthReview.objects.create(project=project, trigger="manual"),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}
 

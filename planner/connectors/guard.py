@@ -304,6 +304,40 @@ def _get_once(
         conn.close()
 
 
+def http_post_json(url: str, payload: bytes, policy: GuardPolicy) -> HttpResponse:
+    """POST a JSON body to ``url`` under the same checks as ``http_get`` (webhooks).
+
+    Redirects are not followed: a webhook that answers with one is reported, not chased.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConnectorError("Only http:// and https:// URLs are supported.")
+    if not parts.hostname:
+        raise ConnectorError("The URL has no host.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ConnectorError("The URL has an invalid port.") from None
+    ips = resolve_and_check(parts.hostname, port, policy)
+    conn_cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    conn = conn_cls(parts.hostname, port, ips, policy)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"Content-Type": "application/json", "User-Agent": "Aethon/1"}
+    try:
+        conn.request("POST", path, body=payload, headers=headers)
+        resp = conn.getresponse()
+        body = _read_capped(resp, policy, time.monotonic() + policy.total_timeout)
+        return HttpResponse(resp.status, resp.headers, body, url)
+    except TimeoutError:
+        raise ConnectorError(
+            f"The server did not answer within {policy.read_timeout:g}s."
+        ) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise ConnectorError(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        conn.close()
+
+
 def _read_capped(resp: http.client.HTTPResponse, policy: GuardPolicy, deadline: float) -> bytes:
     chunks, total = [], 0
     while True:

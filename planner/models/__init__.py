@@ -11,6 +11,16 @@ from .plan import (
     TrainingPlan,
 )
 from .projects import Connection, IntegrationProject, Membership, Role, System
+from .reviews import (
+    Alert,
+    AlertChannel,
+    ApiToken,
+    CriterionResult,
+    FeedbackItem,
+    GoLive,
+    HealthReview,
+    ReviewSchedule,
+)
 from .runbook import RunbookExport
 from .runs import RunKind, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
@@ -49,4 +59,13 @@ __all__ = [
     "RunStage",
     "SystemEndpoint",
     "ValidationRun",
+    # go-live, health reviews, alerts, API tokens (issue 6)
+    "Alert",
+    "AlertChannel",
+    "ApiToken",
+    "CriterionResult",
+    "FeedbackItem",
+    "GoLive",
+    "HealthReview",
+    "ReviewSchedule",
 ]

@@ -10,16 +10,6 @@ from ..permissions import project_access
 from .common import project_context
 
 
-def project_list(request: HttpRequest) -> HttpResponse:
-    memberships = (
-        Membership.objects.filter(user=request.user)
-        .select_related("project", "project__owner")
-        .order_by("project__name")
-    )
-    rows = [{"project": m.project, "role": m.get_role_display()} for m in memberships]
-    return render(request, "planner/project_list.html", {"rows": rows})
-
-
 def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
