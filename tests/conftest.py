@@ -67,3 +67,9 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def _private_media(settings, tmp_path_factory):
     """Uploaded evidence and exported runbooks go to a throwaway folder, never var/media."""
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Hashing a factory user's password with PBKDF2 costs ~0.3 s; tests need no real hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
