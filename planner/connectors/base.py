@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import polars as pl
 
@@ -373,10 +373,19 @@ class BaseConnector:
     """Implements ``test()`` on top of a per-kind ``_probe()``; keeps secrets for scrubbing."""
 
     kind = "base"
+    config_class: type  # each kind's frozen config dataclass, with from_dict()
 
-    def __init__(self, key: list[str], secrets: Mapping[str, Any]) -> None:
-        self.key = key
+    def __init__(self, config: Any, secrets: Mapping[str, Any], guard: GuardPolicy) -> None:
+        self.config = config
+        self.guard = guard
+        self.key = config.key
         self._secrets = dict(secrets)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
+    ) -> Self:
+        return cls(cls.config_class.from_dict(config), secrets, guard)
 
     def _probe(self) -> pl.DataFrame:
         """Connect and return at most one record (with all columns)."""

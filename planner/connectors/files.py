@@ -76,18 +76,12 @@ class FileConnector(BaseConnector):
     """Files are bounded by ``GuardPolicy.max_file_bytes``, so they are parsed whole."""
 
     kind = "file"
+    config_class = FileConfig
+    config: FileConfig
 
     def __init__(self, config: FileConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
-        super().__init__(config.key, secrets)
-        self.config = config
-        self.guard = guard
+        super().__init__(config, secrets, guard)
         self._frame: pl.DataFrame | None = None
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
-    ) -> FileConnector:
-        return cls(FileConfig.from_dict(config), secrets, guard)
 
     def _bytes(self) -> bytes:
         if self.config.content is not None:

@@ -196,19 +196,13 @@ class _Page:
 
 class HttpJsonConnector(BaseConnector):
     kind = "http_json"
+    config_class = HttpJsonConfig
+    config: HttpJsonConfig
 
     def __init__(self, config: HttpJsonConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
-        super().__init__(config.key, secrets)
-        self.config = config
-        self.guard = guard
+        super().__init__(config, secrets, guard)
         self._steps = parse_path(config.records_path)
         self._headers, self._sensitive = self._auth_headers()
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
-    ) -> HttpJsonConnector:
-        return cls(HttpJsonConfig.from_dict(config), secrets, guard)
 
     def _auth_headers(self) -> tuple[dict[str, str], list[str]]:
         cfg, headers = self.config, {"Accept": "application/json", **self.config.headers}

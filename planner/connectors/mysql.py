@@ -24,7 +24,7 @@ from planner.connectors.base import (
     require_str,
     unique_names,
 )
-from planner.connectors.guard import GuardPolicy, resolve_and_check
+from planner.connectors.guard import resolve_and_check
 
 SSL_MODES = ("disable", "require")
 
@@ -67,17 +67,8 @@ class MySQLConfig:
 
 class MySQLConnector(BaseConnector):
     kind = "mysql"
-
-    def __init__(self, config: MySQLConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
-        super().__init__(config.key, secrets)
-        self.config = config
-        self.guard = guard
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
-    ) -> MySQLConnector:
-        return cls(MySQLConfig.from_dict(config), secrets, guard)
+    config_class = MySQLConfig
+    config: MySQLConfig
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:

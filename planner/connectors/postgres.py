@@ -27,7 +27,7 @@ from planner.connectors.base import (
     require_str,
     unique_names,
 )
-from planner.connectors.guard import GuardPolicy, resolve_and_check
+from planner.connectors.guard import resolve_and_check
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -117,17 +117,8 @@ def configure(conn: psycopg.Connection[Any]) -> None:
 
 class PostgresConnector(BaseConnector):
     kind = "postgres"
-
-    def __init__(self, config: PostgresConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
-        super().__init__(config.key, secrets)
-        self.config = config
-        self.guard = guard
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
-    ) -> PostgresConnector:
-        return cls(PostgresConfig.from_dict(config), secrets, guard)
+    config_class = PostgresConfig
+    config: PostgresConfig
 
     @property
     def table_ref(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from planner.connectors.base import (
     parse_key,
     unique_names,
 )
-from planner.connectors.guard import GuardPolicy, check_path
+from planner.connectors.guard import check_path
 
 # Everything a plain SELECT needs; any write, ATTACH or PRAGMA is denied by SQLite itself.
 _ALLOWED_ACTIONS = frozenset(
@@ -68,17 +68,8 @@ class SqliteConfig:
 
 class SqliteConnector(BaseConnector):
     kind = "sqlite"
-
-    def __init__(self, config: SqliteConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
-        super().__init__(config.key, secrets)
-        self.config = config
-        self.guard = guard
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], secrets: Mapping[str, Any], guard: GuardPolicy
-    ) -> SqliteConnector:
-        return cls(SqliteConfig.from_dict(config), secrets, guard)
+    config_class = SqliteConfig
+    config: SqliteConfig
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
