@@ -267,12 +267,37 @@ def http_get(
 def _get_once(
     url: str, policy: GuardPolicy, headers: Mapping[str, str], deadline: float
 ) -> HttpResponse:
+    headers = {"Accept-Encoding": "identity", "User-Agent": "Aethon/1", **headers}
+    return _request_once("GET", url, policy, headers, deadline, refuse_userinfo=True)
+
+
+def http_post_json(url: str, payload: bytes, policy: GuardPolicy) -> HttpResponse:
+    """POST a JSON body to ``url`` under the same checks as ``http_get`` (webhooks).
+
+    Redirects are not followed: a webhook that answers with one is reported, not chased.
+    """
+    headers = {"Content-Type": "application/json", "User-Agent": "Aethon/1"}
+    deadline = time.monotonic() + policy.total_timeout
+    return _request_once("POST", url, policy, headers, deadline, payload)
+
+
+def _request_once(
+    method: str,
+    url: str,
+    policy: GuardPolicy,
+    headers: Mapping[str, str],
+    deadline: float,
+    body: bytes | None = None,
+    *,
+    refuse_userinfo: bool = False,
+) -> HttpResponse:
+    """One request to a checked, pinned address: the only place a socket is opened."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ConnectorError("Only http:// and https:// URLs are supported.")
     if not parts.hostname:
         raise ConnectorError("The URL has no host.")
-    if parts.username or parts.password:
+    if refuse_userinfo and (parts.username or parts.password):
         raise ConnectorError("Put credentials in the authentication settings, not in the URL.")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -283,51 +308,12 @@ def _get_once(
     conn = conn_cls(parts.hostname, port, ips, policy)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        conn.request(
-            "GET",
-            path,
-            headers={"Accept-Encoding": "identity", "User-Agent": "Aethon/1", **headers},
-        )
+        conn.request(method, path, body=body, headers=dict(headers))
         resp = conn.getresponse()
         length = resp.getheader("Content-Length")
         if length and length.isdigit() and int(length) > policy.max_response_bytes:
             raise ConnectorError(_too_big(policy))
-        body = _read_capped(resp, policy, deadline)
-        return HttpResponse(resp.status, resp.headers, body, url)
-    except TimeoutError:
-        raise ConnectorError(
-            f"The server did not answer within {policy.read_timeout:g}s."
-        ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise ConnectorError(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
-    finally:
-        conn.close()
-
-
-def http_post_json(url: str, payload: bytes, policy: GuardPolicy) -> HttpResponse:
-    """POST a JSON body to ``url`` under the same checks as ``http_get`` (webhooks).
-
-    Redirects are not followed: a webhook that answers with one is reported, not chased.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ConnectorError("Only http:// and https:// URLs are supported.")
-    if not parts.hostname:
-        raise ConnectorError("The URL has no host.")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ConnectorError("The URL has an invalid port.") from None
-    ips = resolve_and_check(parts.hostname, port, policy)
-    conn_cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    conn = conn_cls(parts.hostname, port, ips, policy)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = {"Content-Type": "application/json", "User-Agent": "Aethon/1"}
-    try:
-        conn.request("POST", path, body=payload, headers=headers)
-        resp = conn.getresponse()
-        body = _read_capped(resp, policy, time.monotonic() + policy.total_timeout)
-        return HttpResponse(resp.status, resp.headers, body, url)
+        return HttpResponse(resp.status, resp.headers, _read_capped(resp, policy, deadline), url)
     except TimeoutError:
         raise ConnectorError(
             f"The server did not answer within {policy.read_timeout:g}s."
