@@ -151,6 +151,13 @@ def _parts_of(connection: Connection, run: ValidationRun, stages: list[RunStage]
     return out
 
 
+def _part(part: str, status: str, connection=None, detail: str = "") -> dict:
+    """One entry of a review's parts list (a part that did not run has no run id)."""
+    connection = "" if connection is None else str(connection)
+    return {"part": part, "connection": connection, "status": status, "detail": detail,
+            "run_id": None}  # fmt: skip
+
+
 def run_review(review_id: int) -> HealthReview | None:
     """Execute a queued review (what the Celery task calls)."""
     review = _claim(review_id)
@@ -178,15 +185,7 @@ def run_review(review_id: int) -> HealthReview | None:
             raws.append(kpis.raw_of_run(run, stages))
         except Exception as exc:  # noqa: BLE001 - one connection's failure must not lose the rest
             log.exception("review %s: validation of %s failed", review.pk, c)
-            review.parts.append(
-                {
-                    "part": "validation",
-                    "connection": str(c),
-                    "status": "error",
-                    "detail": validation._short(exc),
-                    "run_id": None,
-                }  # fmt: skip
-            )
+            review.parts.append(_part("validation", "error", c, validation._short(exc)))
         _save_parts(review)
         try:
             run = ValidationRun.objects.filter(connection=c).order_by("-created_at").first()
@@ -194,25 +193,16 @@ def run_review(review_id: int) -> HealthReview | None:
                 alerts.evaluate_run(run, source=f"health review #{review.pk}")
         except Exception as exc:  # noqa: BLE001
             log.exception("review %s: alerts of %s failed", review.pk, c)
-            review.parts.append(
-                {
-                    "part": "alerts",
-                    "connection": str(c),
-                    "status": "error",
-                    "detail": validation._short(exc),
-                    "run_id": None,
-                }  # fmt: skip
-            )
+            review.parts.append(_part("alerts", "error", c, validation._short(exc)))
             _save_parts(review)
-    review.kpis = {"raw": kpis.aggregate(raws), **kpis.derive(kpis.aggregate(raws))}
+    measured = kpis.aggregate(raws)
+    review.kpis = {"raw": measured, **kpis.derive(measured)}
     try:
         compare_criteria(review)
-        review.parts.append({"part": "criteria", "connection": "", "status": "passed",
-                             "detail": "", "run_id": None})  # fmt: skip
+        review.parts.append(_part("criteria", "passed"))
     except Exception as exc:  # noqa: BLE001
         log.exception("review %s: criteria failed", review.pk)
-        review.parts.append({"part": "criteria", "connection": "", "status": "error",
-                             "detail": validation._short(exc), "run_id": None})  # fmt: skip
+        review.parts.append(_part("criteria", "error", detail=validation._short(exc)))
     _save_parts(review)
     return _finish(review)
 
