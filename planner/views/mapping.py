@@ -5,7 +5,6 @@ from django.db import transaction
 from django.db.models import F, Max, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -18,7 +17,7 @@ from ..mapping.samples import SampleError, read_sample, try_mapping
 from ..models import Connection, FieldMapping, IntegrationProject
 from ..permissions import project_access
 from .common import htmx_fragment, project_context
-from .rows import KINDS, RowKind, row_item, row_urls
+from .rows import KINDS, RowKind, render_row, row_item, row_urls
 
 EDITOR = "planner/mapping_editor.html"
 ROWS = "planner/mapping_rows.html"
@@ -140,9 +139,7 @@ def mapping_add(request: HttpRequest, project, connection_id: int) -> HttpRespon
         if not request.htmx:
             messages.success(request, f"Added {mapping}.")
             return redirect(editor_url(project.pk, connection.pk))
-        ctx = project_context(request, project)
-        ctx.update(kind=MAPPING, item=row_item(MAPPING, project, mapping), can_edit=True)
-        html = render_to_string(f"{ROWS}#row", ctx, request=request)
+        html = render_row(request, project, MAPPING, mapping)
         return _with_add_form(request, project, connection, html, _add_form(project, connection))
     if request.htmx:
         return _with_add_form(request, project, connection, "", form)
@@ -184,10 +181,7 @@ def mapping_duplicate(request: HttpRequest, project, pk: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, f"Duplicated as {copy}; rename its target field.")
         return redirect(editor_url(project.pk, original.connection_id))
-    ctx = project_context(request, project)
-    ctx.update(kind=MAPPING, item=row_item(MAPPING, project, copy), can_edit=True)
-    html = render_to_string(f"{ROWS}#row", ctx, request=request)
-    return MAPPING.fragment(request, project, html, copy)
+    return MAPPING.fragment(request, project, render_row(request, project, MAPPING, copy), copy)
 
 
 def _free_name(mapping: FieldMapping) -> str:

@@ -178,6 +178,12 @@ def row_item(kind: RowKind, project, obj: models.Model, urls=None) -> dict:
     return {"obj": obj, "cells": kind.cells(obj), "warning": kind.warning(obj), **urls(obj.pk)}
 
 
+def render_row(request, project, kind: RowKind, obj) -> str:
+    """One saved row as the table shows it, for an editor allowed to change it."""
+    ctx = _row_context(request, project, kind, obj)
+    return render_to_string(f"{kind.template}#row", ctx, request)
+
+
 def _row_context(request, project, kind: RowKind, obj, form=None, stale=None) -> dict:
     return {
         "project": project,
@@ -266,9 +272,7 @@ def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
                 stale = _stale(form, rk, conflict)
             else:
                 if request.htmx:
-                    html = render_to_string(
-                        f"{rk.template}#row", _row_context(request, project, rk, obj), request
-                    )
+                    html = render_row(request, project, rk, obj)
                     return rk.fragment(request, project, html, obj)
                 messages.success(request, f"Saved {rk.label} '{obj}'.")
                 return _redirect(rk, project, obj)
