@@ -15,8 +15,8 @@ from django.utils import timezone
 from . import secrets
 from .connectors import ConnectionReport, Connector, ConnectorError, GuardPolicy, open_connector
 from .mapping.engine import plan_field
+from .mapping.specs import spec_of
 from .models import FieldMapping, System, SystemEndpoint
-from .views.mapping import spec_of  # the one place a FieldMapping becomes a MappingSpec
 
 SQL_KINDS = ("postgres", "mysql", "sqlite")
 

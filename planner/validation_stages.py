@@ -16,9 +16,9 @@ from .connectors import ConnectionReport, Connector, ConnectorError
 from .connectors.base import json_safe
 from .endpoints import endpoint_of, open_endpoint
 from .mapping.engine import CompiledMapping, FieldPlan, ValidationReport, plan_field
+from .mapping.specs import spec_of
 from .models import FieldMapping, RunStage, System, SystemEndpoint
 from .reconcile import ReconcileReport, reconcile
-from .views.mapping import spec_of
 
 MAX_EXAMPLES = 10  # per rule and reason, and per compared field
 MAX_KEYS = 20  # missing / extra keys kept in the stored summary

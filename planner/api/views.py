@@ -14,15 +14,19 @@ from ninja.security import HttpBearer
 from .. import golive, runbook
 from ..mapping.spreadsheet import (
     SpreadsheetError,
-    export_csv,
-    export_xlsx,
     match_columns,
     read_sheet,
     validate_rows,
 )
+from ..mapping_files import (
+    CONTENT_TYPES,
+    MAX_UPLOAD,
+    existing_targets,
+    export_response,
+    import_rows,
+)
 from ..models import (
     Connection,
-    FieldMapping,
     IntegrationProject,
     Membership,
     RunKind,
@@ -30,7 +34,6 @@ from ..models import (
 )
 from ..permissions import can
 from ..validation import RunRefused, start_validation_run
-from ..views.mapping_io import CONTENT_TYPES, MAX_UPLOAD, _existing_targets, import_rows
 from .tokens import user_for
 
 
@@ -286,16 +289,7 @@ def export_mapping(
 ):
     project = _access(request, project_id)
     connection = _connection(project, connection_id)
-    rows = list(FieldMapping.objects.filter(connection=connection))
-    body = (
-        export_xlsx(rows, title=f"{connection.source} to {connection.target}")
-        if fmt == "xlsx"
-        else export_csv(rows)
-    )
-    response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
-    name = slugify(f"{project.name} {connection.source} to {connection.target} mapping")
-    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
-    return response
+    return export_response(connection, fmt)
 
 
 @api.post(
@@ -317,7 +311,7 @@ def import_mapping(
     try:
         sheet = read_sheet(file.read(), file.name or "upload.csv")
         columns = match_columns(sheet.headers)
-        existing = {} if mode == "replace" else _existing_targets(connection)
+        existing = {} if mode == "replace" else existing_targets(connection)
         rows = validate_rows(sheet, columns, existing)
     except SpreadsheetError as exc:
         return Status(

@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 from ..concurrency import save_versioned
 from ..forms import FieldMappingForm
 from ..mapping.checks import duplicate_targets, row_problems, rule_errors
-from ..mapping.engine import MappingSpec
 from ..mapping.rules import TRANSFORMS, check, output_type, parse
 from ..mapping.samples import SampleError, read_sample, try_mapping
+from ..mapping.specs import spec_of
 from ..models import Connection, FieldMapping, IntegrationProject
 from ..permissions import project_access
 from .common import htmx_fragment, project_context
@@ -291,20 +291,6 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
 
 def row_problems_blocking(m: FieldMapping) -> bool:
     return bool(rule_errors(m.rule, m.target_type))
-
-
-def spec_of(m: FieldMapping) -> MappingSpec:
-    return MappingSpec(
-        source_field=m.source_field,
-        target_field=m.target_field,
-        source_type=m.source_type or "string",
-        target_type=m.target_type or "string",
-        max_length=m.max_length,
-        required=m.required,
-        null_rule=m.null_rule or "skip",
-        null_default=m.null_default,
-        rule=m.rule,
-    )
 
 
 def step2_page(request, project, ctx: dict, forms: dict) -> None:

@@ -4,33 +4,29 @@ import base64
 import binascii
 
 from django.contrib import messages
-from django.db import transaction
-from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.text import slugify
 
 from ..mapping.spreadsheet import (
     COLUMNS,
     ImportProblem,
     SpreadsheetError,
-    export_csv,
-    export_xlsx,
     match_columns,
     read_sheet,
     validate_rows,
 )
-from ..models import FieldMapping
+from ..mapping_files import (
+    CONTENT_TYPES,
+    MAX_UPLOAD,
+    existing_targets,
+    export_response,
+    import_rows,
+)
 from ..permissions import project_access
 from .common import project_context
 from .mapping import _connection, editor_url
 
-MAX_UPLOAD = 1_500_000  # the file travels once more in the confirm form; see settings
 PREVIEW_ROWS = 8
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 @project_access("view")
@@ -38,15 +34,7 @@ def mapping_export(request: HttpRequest, project, connection_id: int, fmt: str) 
     connection = _connection(project, connection_id)
     if fmt not in CONTENT_TYPES:
         raise Http404("Export as csv or xlsx.")
-    rows = list(FieldMapping.objects.filter(connection=connection))
-    if fmt == "xlsx":
-        body = export_xlsx(rows, title=f"{connection.source} to {connection.target}")
-    else:
-        body = export_csv(rows)
-    name = slugify(f"{project.name} {connection.source} to {connection.target} mapping")
-    response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
-    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
-    return response
+    return export_response(connection, fmt)
 
 
 def _page(request, project, connection, **extra) -> HttpResponse:
@@ -81,7 +69,7 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
     chosen = [f for f in columns.values() if f]
     duplicates = {f for f in chosen if chosen.count(f) > 1}
     replace = request.POST.get("mode") == "replace"
-    existing = {} if replace else _existing_targets(connection)
+    existing = {} if replace else existing_targets(connection)
     try:
         if duplicates:
             raise SpreadsheetError([
@@ -130,33 +118,3 @@ def _uploaded(request) -> tuple[bytes, str]:
         raise SpreadsheetError(
             [ImportProblem(None, "", "The upload was damaged; choose the file again.")]
         ) from exc
-
-
-def _existing_targets(connection) -> dict[str, str]:
-    return {
-        target.lower(): f"already in the mapping from '{source}'"
-        for source, target in FieldMapping.objects.filter(connection=connection).values_list(
-            "source_field", "target_field"
-        )
-    }
-
-
-@transaction.atomic
-def import_rows(connection, rows: list[dict], *, replace: bool) -> int:
-    """Save imported rows in one transaction: all of them or none."""
-    if replace:
-        for old in FieldMapping.objects.filter(connection=connection):
-            old.delete()  # one by one, so each deletion is in the history
-        start = 0
-    else:
-        start = (
-            FieldMapping.objects.filter(connection=connection).aggregate(Max("position"))[
-                "position__max"
-            ]
-            or 0
-        )
-    for offset, row in enumerate(rows, start=1):
-        FieldMapping.objects.create(
-            project_id=connection.project_id, connection=connection, position=start + offset, **row
-        )
-    return len(rows)
