@@ -23,7 +23,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.reconcile import reconcile_postgres  # noqa: E402
+from planner.runs.reconcile import reconcile_postgres  # noqa: E402
 
 COLUMNS = ["name", "qty", "amount", "ratio", "created", "day", "active", "city", "score", "note"]
 DDL = """CREATE UNLOGGED TABLE {} (id bigint, name text, qty int, amount numeric(12,2),

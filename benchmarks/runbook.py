@@ -230,7 +230,7 @@ def build(n_mappings: int, n_cases: int):
             project=project, symptom=f"Symptom {i}", to_check="Queue depth", fix="Restart",
             escalation="Integration on-call",
         )  # fmt: skip
-    from planner.signoff import SignOffRefused, sign, step_hashes
+    from planner.checklist.signoff import SignOffRefused, sign, step_hashes
 
     hashes = step_hashes(project)
     for number in range(1, 8):
@@ -258,7 +258,7 @@ def main() -> int:
             f"Built '{project.name}': {args.mappings} mapping rows, {args.cases} test cases "
             f"({time.perf_counter() - started:.1f} s)"
         )
-        import planner.runbook as rb
+        import planner.runbook.service as rb
         from planner.models import RunbookExport
 
         phases: dict[str, float] = {}

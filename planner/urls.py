@@ -1,23 +1,15 @@
 from django.urls import include, path
 
-from .views import (
-    dashboard,  # portfolio dashboard and API tokens (issue 6)
-    golive,  # go-live gate (issue 6)
-    history,
-    inventory,
-    mapping,
-    mapping_io,
-    members,
-    plan,
-    projects,
-    reviews,  # health reviews and alerts (issue 6)
-    rows,
-    runbook,
-    runs,  # validation runs (issue 4)
-    signoff,
-    steps,
-    systems_config,  # connection settings of systems (issue 4)
-)
+from planner.reviews import views as reviews
+from planner.runbook import views as runbook
+from planner.runs import endpoint_views as systems_config
+from planner.runs import views as runs
+from planner.steps import delivery as plan
+from planner.steps import signoff
+from planner.steps import views as steps
+from planner.steps.mapping import io_views as mapping_io
+from planner.steps.mapping import views as mapping
+from planner.web import dashboard, golive, history, inventory, members, projects, rows
 
 app_name = "planner"
 

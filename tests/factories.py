@@ -339,7 +339,7 @@ def waive_signoff(project, *steps: int) -> None:
 
 def approve_step(project, number: int, membership=None):
     """Sign step `number` off as an approver (a new one unless `membership` is given)."""
-    from planner.signoff import sign, step_hashes
+    from planner.checklist.signoff import sign, step_hashes
 
     membership = membership or MembershipFactory(project=project, role=Role.APPROVER)
     return sign(project, number, membership, "approve", "", step_hashes(project, [number])[number])

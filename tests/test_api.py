@@ -8,9 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, settings
 
-from planner import validation
 from planner.api.tokens import create_token
 from planner.models import ApiToken, FieldMapping, Role
+from planner.runs import service as validation
 
 from .conftest import client_for
 from .factories import MembershipFactory, UserFactory

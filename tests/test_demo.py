@@ -1,7 +1,7 @@
 from django.core.management import call_command
 
+from planner.checklist.readiness import project_readiness
 from planner.models import Connection, IntegrationProject, System
-from planner.readiness import project_readiness
 
 
 def test_demo_loads_the_seed_scenarios_idempotently(db):
@@ -26,7 +26,7 @@ def test_demo_loads_the_seed_scenarios_idempotently(db):
 def test_the_demo_validation_run_finds_the_planted_problems(db):
     from aethon.celery import app
     from planner.models import RunStage
-    from planner.validation import start_validation_run
+    from planner.runs.service import start_validation_run
 
     call_command("load_demo")
     crm = IntegrationProject.objects.get(name="CRM to billing: customer status")

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from planner import alerts, golive, review_schedule, review_tasks, reviews, validation
+from planner.checklist import golive
 from planner.models import (
     Alert,
     AlertChannel,
@@ -22,6 +22,11 @@ from planner.models import (
     Role,
     ValidationRun,
 )
+from planner.reviews import alerts
+from planner.reviews import schedule as review_schedule
+from planner.reviews import service as reviews
+from planner.reviews import tasks as review_tasks
+from planner.runs import service as validation
 
 from .conftest import client_for
 from .factories import (
@@ -307,7 +312,7 @@ def test_alerts_open_once_per_breach_and_recover(db, monkeypatch):
 
 
 def test_a_scheduled_run_task_evaluates_alerts(db, monkeypatch):
-    from planner.validation_tasks import run_validation
+    from planner.runs.tasks import run_validation
 
     project, connection = ready_project(HALF_TARGET_CSV)
     Monitor.objects.filter(project=project).delete()

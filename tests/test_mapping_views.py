@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from planner.checklist.readiness import project_readiness
 from planner.models import FieldMapping
-from planner.readiness import project_readiness
 
 from .conftest import HTMX, client_for
 from .factories import ConnectionFactory, FieldMappingFactory, waive_signoff

@@ -1,7 +1,7 @@
 import pytest
 
+from planner.checklist.patterns import analyse
 from planner.models import Connection, PatternDecision
-from planner.patterns import analyse
 
 from .factories import ConnectionFactory, SystemFactory
 

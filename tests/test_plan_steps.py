@@ -6,7 +6,14 @@ from decimal import Decimal
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from planner.evidence import Evidence
+from planner.checklist.delivery import review_dates
+from planner.checklist.evidence import Evidence
+from planner.checklist.readiness import (
+    AWAITING_SIGN_OFF,
+    IN_PROGRESS,
+    NOT_STARTED,
+    project_readiness,
+)
 from planner.models import (
     Connection,
     DeploymentPlan,
@@ -16,8 +23,6 @@ from planner.models import (
     TrainingPlan,
 )
 from planner.models.plan import TestStage as Stage
-from planner.plan import review_dates
-from planner.readiness import AWAITING_SIGN_OFF, IN_PROGRESS, NOT_STARTED, project_readiness
 
 from .conftest import HTMX, client_for
 from .factories import (

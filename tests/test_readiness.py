@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from planner.readiness import (
+from planner.checklist.readiness import (
     AWAITING_SIGN_OFF,
     COMPLETE,
     IN_PROGRESS,

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from planner.reconcile import ReconcileReport, reconcile, reconcile_postgres
+from planner.runs.reconcile import ReconcileReport, reconcile, reconcile_postgres
 
 
 def keys(frame: pl.DataFrame) -> set[tuple[Any, ...]]:
@@ -311,7 +311,7 @@ def test_postgres_leaves_connection_usable(pg: tuple[Any, Any]) -> None:
 def test_postgres_buckets_skip_equal_segments(
     pg: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import planner.reconcile as module
+    import planner.runs.reconcile as module
 
     pulled: list[int] = []
     real = module._pull_hashes

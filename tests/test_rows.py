@@ -163,7 +163,7 @@ def test_deleting_a_system_asks_the_page_to_refresh(project, owner_client):
 
 
 def test_row_urls_built_once_match_reverse(project):
-    from planner.views.rows import KINDS, row_urls
+    from planner.web.rows import KINDS, row_urls
 
     criterion = CriterionFactory(project=project)
     urls = row_urls(KINDS["criterion"], project)(criterion.pk)

@@ -21,9 +21,9 @@ from django.db import connection as db
 from django.urls import reverse
 
 from aethon.celery import app
-from planner import validation
 from planner.models import RunStage, SystemEndpoint, ValidationRun
-from planner.validation_tasks import reap_stale_runs, run_validation
+from planner.runs import service as validation
+from planner.runs.tasks import reap_stale_runs, run_validation
 from tests.connectors import Reply, serve
 
 from .conftest import client_for, skip_or_fail

@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aethon.celery import app
-from planner import runbook as rb
+from planner.checklist.signoff import project_hash, sign, step_hashes
 from planner.models import Role, RunbookExport
-from planner.signoff import project_hash, sign, step_hashes
-from planner.tasks import export_runbook
+from planner.runbook import service as rb
+from planner.runbook.tasks import export_runbook
 
 from .conftest import HTMX, client_for, skip_or_fail
 from .factories import (

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
-from planner import secrets
 from planner.models import SystemEndpoint
+from planner.runs import secrets
 
 from .factories import SystemEndpointFactory
 

@@ -6,7 +6,9 @@ from django.core import mail
 from django.test import RequestFactory
 from django.urls import reverse
 
-from planner.evidence import Evidence
+from planner.checklist.evidence import Evidence
+from planner.checklist.readiness import AWAITING_SIGN_OFF, COMPLETE, project_readiness
+from planner.checklist.signoff import ARTIFACTS, SignOffRefused, sign, step_hashes
 from planner.models import (
     ApproverRequirement,
     Role,
@@ -15,8 +17,6 @@ from planner.models import (
     SuccessCriterion,
 )
 from planner.models.signoff import Immutable
-from planner.readiness import AWAITING_SIGN_OFF, COMPLETE, project_readiness
-from planner.signoff import ARTIFACTS, SignOffRefused, sign, step_hashes
 
 from .conftest import HTMX, client_for
 from .factories import (

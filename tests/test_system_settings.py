@@ -10,8 +10,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from planner import secrets, validation
 from planner.models import RunStage, SystemEndpoint
+from planner.runs import secrets
+from planner.runs import service as validation
 from tests.connectors import Reply, serve
 
 from .conftest import HTMX, client_for

@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from planner import validation
 from planner.models import RunSchedule, RunStage, System, TestCase, ValidationRun
-from planner.run_schedules import entry_name
-from planner.validation_tasks import scheduled_validation
+from planner.runs import service as validation
+from planner.runs.schedules import entry_name
+from planner.runs.tasks import scheduled_validation
 from tests.connectors import Reply, serve
 
 from .conftest import HTMX, client_for
@@ -375,7 +375,7 @@ def test_cancelling_a_running_run_stops_it_at_the_next_checkpoint(db, published,
 
 
 def test_a_crash_inside_a_stage_fails_that_stage_only(db, published, monkeypatch):
-    from planner import validation_stages
+    from planner.runs import stages as validation_stages
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -559,7 +559,7 @@ def test_the_scheduled_task_starts_a_run_and_forgets_deleted_connections(db, pub
     schedule = RunSchedule.objects.create(
         project=connection.project, connection=connection, every="hourly"
     )
-    from planner.run_schedules import sync_schedule
+    from planner.runs.schedules import sync_schedule
 
     sync_schedule(schedule)
     run_id = scheduled_validation(connection.pk)
@@ -611,7 +611,7 @@ def test_the_time_limit_ends_the_whole_run_with_the_reason(db, published, monkey
 def test_a_task_for_a_run_not_yet_committed_retries_instead_of_dropping_it(db, published):
     from celery.exceptions import MaxRetriesExceededError
 
-    from planner.validation_tasks import run_validation
+    from planner.runs.tasks import run_validation
 
     missing = run_validation.apply(args=[999_999])
     assert isinstance(missing.result, MaxRetriesExceededError)  # retried, then gave up

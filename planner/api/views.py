@@ -11,19 +11,23 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
-from .. import golive, runbook
-from ..mapping.spreadsheet import (
-    SpreadsheetError,
-    match_columns,
-    read_sheet,
-    validate_rows,
-)
-from ..mapping_files import (
+from planner.checklist import golive
+from planner.runbook import service as runbook
+from planner.runs.service import RunRefused, start_validation_run
+from planner.steps.mapping.files import (
     CONTENT_TYPES,
     MAX_UPLOAD,
     existing_targets,
     export_response,
     import_rows,
+)
+from planner.web.permissions import can
+
+from ..mapping.spreadsheet import (
+    SpreadsheetError,
+    match_columns,
+    read_sheet,
+    validate_rows,
 )
 from ..models import (
     Connection,
@@ -32,8 +36,6 @@ from ..models import (
     RunKind,
     ValidationRun,
 )
-from ..permissions import can
-from ..validation import RunRefused, start_validation_run
 from .tokens import user_for
 
 

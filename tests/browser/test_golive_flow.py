@@ -5,8 +5,9 @@ workers would do)."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from planner import reviews, validation
 from planner.models import GoLive, HealthReview
+from planner.reviews import service as reviews
+from planner.runs import service as validation
 from tests.test_golive_reviews import ready_project
 
 from .test_step1_and_pattern_flow import sign_in

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from planner import validation
 from planner.models import ValidationRun
+from planner.runs import service as validation
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,

@@ -7,8 +7,8 @@ run this command, then remove the old keys.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from planner import secrets
 from planner.models import SystemEndpoint
+from planner.runs import secrets
 
 
 class Command(BaseCommand):

@@ -1,0 +1,176 @@
+"""Steps 4 to 7: their artifacts loaded in a fixed number of queries, and what the rules ask.
+
+`plan_of(evidence)` loads the test plan, deployment plan, monitors and training plan of the
+evidence's project once (six queries however many rows) and keeps them on the evidence object,
+so readiness, the step pages and the runbook share one load.
+"""
+
+import calendar
+from dataclasses import dataclass
+from datetime import date
+
+from planner.checklist.evidence import Evidence
+from planner.models import (
+    Connection,
+    DeploymentPlan,
+    IncidentEntry,
+    IntegrationProject,
+    Monitor,
+    RollbackStep,
+    RollbackTrigger,
+    TestCase,
+    TestPlan,
+    TrainingPlan,
+)
+from planner.models.plan import REQUIRED_SCENARIOS, ErrorScenario, TestStage
+
+BASIC_MONITORS = (
+    Monitor.Kind.CONNECTIVITY,
+    Monitor.Kind.THROUGHPUT,
+    Monitor.Kind.ERROR_RATE,
+    Monitor.Kind.DATA_QUALITY,
+)
+
+# The basic checks first, in the order an on-call engineer reads them.
+MONITOR_ORDER = {kind: i for i, kind in enumerate(Monitor.Kind.values)}
+
+
+@dataclass
+class PlanEvidence:
+    test_plan: TestPlan | None
+    test_cases: list[TestCase]
+    deployment: DeploymentPlan | None
+    triggers: list[RollbackTrigger]
+    rollback_steps: list[RollbackStep]
+    monitors: list[Monitor]
+    training: TrainingPlan | None
+    incidents: list[IncidentEntry]
+
+    @classmethod
+    def load(cls, project: IntegrationProject) -> "PlanEvidence":
+        # One query for the three one-per-project records, one per table.
+        one_to_one = IntegrationProject.objects.select_related(
+            "test_plan", "deployment_plan", "training_plan"
+        ).get(pk=project.pk)
+        return cls(
+            test_plan=getattr(one_to_one, "test_plan", None),
+            test_cases=list(TestCase.objects.filter(project=project)),
+            deployment=getattr(one_to_one, "deployment_plan", None),
+            triggers=list(RollbackTrigger.objects.filter(project=project)),
+            rollback_steps=list(RollbackStep.objects.filter(project=project)),
+            monitors=sorted(
+                Monitor.objects.filter(project=project),
+                key=lambda m: (MONITOR_ORDER.get(m.kind, 99), m.pk),
+            ),
+            training=getattr(one_to_one, "training_plan", None),
+            incidents=list(IncidentEntry.objects.filter(project=project)),
+        )
+
+
+def plan_of(ev: Evidence) -> PlanEvidence:
+    cached = ev.__dict__.get("_plan")
+    if cached is None:
+        cached = ev.__dict__["_plan"] = PlanEvidence.load(ev.project)
+    return cached
+
+
+# Step 4 ---------------------------------------------------------------------------------------
+
+
+def needs_reverse_stage(ev: Evidence) -> bool:
+    """Reverse-direction tests matter only when data also flows back."""
+    bidirectional = Connection.Direction.BIDIRECTIONAL
+    return any(c.direction == bidirectional for c in ev.connections) or any(
+        m.direction == "bidirectional" for m in getattr(ev, "mappings", ())
+    )
+
+
+def required_stages(ev: Evidence) -> list[TestStage]:
+    return [s for s in TestStage if s != TestStage.REVERSE or needs_reverse_stage(ev)]
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    stage: TestStage
+    required: bool
+    cases: int
+    passed: int
+
+
+def stage_summary(ev: Evidence) -> list[StageSummary]:
+    """The stage ladder shown on the step-4 page and in the runbook."""
+    cases = plan_of(ev).test_cases
+    required = set(required_stages(ev))
+    return [
+        StageSummary(
+            stage,
+            stage in required,
+            sum(c.stage == stage for c in cases),
+            sum(c.stage == stage and c.status == TestCase.Status.PASSED for c in cases),
+        )
+        for stage in TestStage
+    ]
+
+
+def missing_stages(ev: Evidence) -> list[TestStage]:
+    present = {c.stage for c in plan_of(ev).test_cases}
+    return [s for s in required_stages(ev) if s not in present]
+
+
+def missing_scenarios(ev: Evidence) -> list[ErrorScenario]:
+    present = {c.scenario for c in plan_of(ev).test_cases if c.stage == TestStage.ERRORS}
+    return [s for s in REQUIRED_SCENARIOS if s not in present]
+
+
+def step4_started(ev: Evidence) -> bool:
+    plan = plan_of(ev)
+    return bool(plan.test_cases or (plan.test_plan and plan.test_plan.parallel_run.strip()))
+
+
+# Step 5 ---------------------------------------------------------------------------------------
+
+
+def duplicate_positions(steps: list[RollbackStep]) -> set[int]:
+    seen: set[int] = set()
+    return {s.position for s in steps if s.position in seen or seen.add(s.position)}
+
+
+def step5_started(ev: Evidence) -> bool:
+    plan = plan_of(ev)
+    return bool(plan.deployment or plan.triggers or plan.rollback_steps)
+
+
+# Step 6 ---------------------------------------------------------------------------------------
+
+
+def missing_basic_monitors(ev: Evidence) -> list[Monitor.Kind]:
+    present = {m.kind for m in plan_of(ev).monitors}
+    return [k for k in BASIC_MONITORS if k not in present]
+
+
+def unmonitored_criteria(ev: Evidence) -> list:
+    covered = {m.criterion_id for m in plan_of(ev).monitors}
+    return [c for c in ev.criteria if c.pk not in covered]
+
+
+def step6_started(ev: Evidence) -> bool:
+    return bool(plan_of(ev).monitors)
+
+
+# Step 7 ---------------------------------------------------------------------------------------
+
+
+def step7_started(ev: Evidence) -> bool:
+    plan = plan_of(ev)
+    return bool(plan.training or plan.incidents)
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def review_dates(go_live: date) -> list[date]:
+    """The default schedule over the first year: monthly for 3 months, then quarterly."""
+    return [_add_months(go_live, m) for m in (1, 2, 3, 6, 9, 12)]

@@ -1,0 +1,98 @@
+"""Each step's and the project's readiness, computed from evidence.
+
+A step is complete only when its rules pass and its required sign-offs are fresh: the sign-off
+requirement joins the step's outcomes as one more rule (so it counts in the fraction and shows
+in the rule list), and a step whose own rules all pass but whose sign-off is missing or stale
+is "awaiting sign-off".
+"""
+
+from dataclasses import dataclass
+
+from planner.checklist.evidence import Evidence
+from planner.checklist.registry import STEPS, Finding, Rule, Step
+from planner.checklist.signoff import StepSignOff, step_signoff
+from planner.models import IntegrationProject
+
+NOT_AVAILABLE = "not_available"
+NOT_STARTED = "not_started"
+IN_PROGRESS = "in_progress"
+COMPLETE = "complete"
+AWAITING_SIGN_OFF = "awaiting_sign_off"
+STATE_LABELS = {
+    NOT_AVAILABLE: "Not yet available",
+    NOT_STARTED: "Not started",
+    IN_PROGRESS: "In progress",
+    COMPLETE: "Complete",
+    AWAITING_SIGN_OFF: "Awaiting sign-off",
+}
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule: Rule
+    findings: list[Finding]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class StepReadiness:
+    step: Step
+    state: str
+    outcomes: list[RuleOutcome]
+    signoff: StepSignOff | None = None
+
+    @property
+    def fraction(self) -> float:
+        # A step nobody has touched contributes nothing, even if some rules pass vacuously.
+        if self.state in (NOT_AVAILABLE, NOT_STARTED) or not self.outcomes:
+            return 0.0
+        return sum(o.passed for o in self.outcomes) / len(self.outcomes)
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def passed_count(self) -> int:
+        return sum(o.passed for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class ProjectReadiness:
+    steps: list[StepReadiness]
+
+    @property
+    def percent(self) -> int:
+        return round(100 * sum(s.fraction for s in self.steps) / len(self.steps))
+
+    def for_step(self, number: int) -> StepReadiness:
+        return next(s for s in self.steps if s.step.number == number)
+
+
+def step_readiness(step: Step, evidence: Evidence) -> StepReadiness:
+    if not step.available:
+        return StepReadiness(step, NOT_AVAILABLE, [])
+    outcomes = [RuleOutcome(rule, rule.check(evidence)) for rule in step.rules]
+    content_ready = all(o.passed for o in outcomes)
+    signoff = step_signoff(step.number, evidence)
+    if signoff.required:
+        outcomes.append(RuleOutcome(signoff.rule, signoff.findings))
+    if not step.started(evidence):
+        state = NOT_STARTED
+    elif all(o.passed for o in outcomes):
+        state = COMPLETE
+    elif content_ready:
+        state = AWAITING_SIGN_OFF
+    else:
+        state = IN_PROGRESS
+    return StepReadiness(step, state, outcomes, signoff)
+
+
+def project_readiness(
+    project: IntegrationProject, evidence: Evidence | None = None
+) -> ProjectReadiness:
+    evidence = evidence or Evidence.load(project)
+    return ProjectReadiness([step_readiness(step, evidence) for step in STEPS])

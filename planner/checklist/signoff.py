@@ -1,0 +1,389 @@
+"""Sign-offs: content hashes of the steps, who must approve, freshness, and asking again.
+
+A sign-off records the sha256 of its step's artifacts as they were when it was given. The
+step's current hash is computed from the database (one query per artifact model, whatever the
+number of rows); when it no longer matches, the sign-off is stale. That moment is recorded
+once, as a `SignOffStale` event, and the step's approvers are emailed.
+
+Staleness is detected wherever readiness is computed (every project page, every htmx edit
+response), not in each write path: edits arrive through the row views, the mapping editor,
+spreadsheet imports and the admin, and none of them can slip past a check made on read.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from functools import cached_property
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, models, transaction
+from django.urls import reverse
+
+from planner.checklist.evidence import Evidence
+from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
+from planner.models import (
+    ApproverRequirement,
+    DataElement,
+    DeploymentPlan,
+    FieldMapping,
+    IncidentEntry,
+    IntegrationProject,
+    Membership,
+    Monitor,
+    Objective,
+    PatternDecision,
+    Role,
+    RollbackStep,
+    RollbackTrigger,
+    SignOff,
+    SignOffStale,
+    SuccessCriterion,
+    TestCase,
+    TestPlan,
+    TrainingPlan,
+)
+from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
+
+log = logging.getLogger(__name__)
+
+# What each step's sign-off covers. A new artifact model of a step is one more entry here.
+ARTIFACTS: dict[int, tuple[type[models.Model], ...]] = {
+    1: (Objective, SuccessCriterion, DataElement),
+    2: (FieldMapping,),
+    3: (PatternDecision,),
+    4: (TestPlan, TestCase),
+    5: (DeploymentPlan, RollbackTrigger, RollbackStep),
+    6: (Monitor,),
+    7: (TrainingPlan, IncidentEntry),
+}
+# Bookkeeping, not content: saving a record unchanged must not make its step's sign-off stale.
+BOOKKEEPING = frozenset({"id", "version", "updated_at", "created_at", "project"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Content hashes
+
+
+def _canonical(value):
+    if isinstance(value, Decimal):
+        # 5, 5.0 and 5.0000 are one value: the database may hand back any of them.
+        return format(value.normalize(), "f")
+    if isinstance(value, date | datetime | time):
+        return value.isoformat()
+    return value
+
+
+def _content_fields(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if f.name not in BOOKKEEPING]
+
+
+def _artifact_rows(model: type[models.Model], project_id: int) -> list[str]:
+    names = _content_fields(model)
+    rows = model._default_manager.filter(project_id=project_id).values_list(*names)
+    # Sorted as canonical JSON, so the hash depends on content alone, not on primary keys or
+    # the order rows come back in; an explicit order lives in `position` fields, which count.
+    return sorted(
+        json.dumps(dict(zip(names, map(_canonical, row), strict=True)), sort_keys=True)
+        for row in rows
+    )
+
+
+def step_hashes(project: IntegrationProject, steps: Iterable[int] | None = None) -> dict[int, str]:
+    """sha256 of each step's artifacts; one query per artifact model of the steps asked for."""
+    out = {}
+    for number in sorted(set(steps) if steps is not None else ARTIFACTS):
+        payload = {
+            "step": number,
+            "artifacts": {m._meta.label: _artifact_rows(m, project.pk) for m in ARTIFACTS[number]},
+        }
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        out[number] = hashlib.sha256(canonical.encode()).hexdigest()
+    return out
+
+
+def project_hash(hashes: dict[int, str]) -> str:
+    """The version of the whole project: one hash over every step's hash."""
+    joined = ",".join(f"{n}:{h}" for n, h in sorted(hashes.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Who must sign
+
+
+def required_roles(project: IntegrationProject) -> dict[int, list[str]]:
+    configured = {
+        r.step: list(r.roles) for r in ApproverRequirement.objects.filter(project=project)
+    }
+    return {s.number: configured.get(s.number, list(DEFAULT_REQUIRED_ROLES)) for s in STEPS}
+
+
+def role_label(role: str) -> str:
+    return Role(role).label
+
+
+# ---------------------------------------------------------------------------------------------
+# Freshness of a step's sign-offs
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A signer's latest sign-off on a step, and whether it still holds."""
+
+    signoff: SignOff
+    fresh: bool
+    holds_role: bool  # the signer still has, on the project, the role they signed as
+
+    @property
+    def stale(self) -> bool:
+        return not self.fresh
+
+    @property
+    def counts(self) -> bool:
+        return self.fresh and self.holds_role and self.signoff.decision == SignOff.Decision.APPROVE
+
+
+@dataclass
+class StepSignOff:
+    project: IntegrationProject
+    step: int
+    required: list[str]
+    latest: list[Signature]  # one per signer, newest first
+    holders: dict[str, list[str]]  # role -> usernames holding it now
+    known_hash: str | None = None
+    _findings: list[Finding] = field(default_factory=list)
+
+    @cached_property
+    def current_hash(self) -> str:
+        # Computed on demand (the sign-off form needs it) when no sign-off made it necessary.
+        return self.known_hash or step_hashes(self.project, [self.step])[self.step]
+
+    @property
+    def short_hash(self) -> str:
+        return self.current_hash[:12]
+
+    def approval_for(self, role: str) -> Signature | None:
+        return next((s for s in self.latest if s.counts and s.signoff.role == role), None)
+
+    @property
+    def missing(self) -> list[str]:
+        return [r for r in self.required if self.approval_for(r) is None]
+
+    @property
+    def satisfied(self) -> bool:
+        return not self.missing
+
+    @property
+    def stale(self) -> bool:
+        """An approval that no longer matches the step: shown on the step and the navigator."""
+        return any(s.stale and s.signoff.decision == SignOff.Decision.APPROVE for s in self.latest)
+
+    @property
+    def required_text(self) -> str:
+        return " and ".join(f"an {role_label(r).lower()}" for r in self.required)
+
+    @property
+    def rule(self) -> Rule:
+        number = self.step
+        return Rule(
+            "signed_off",
+            f"Signed off by {self.required_text}, on the current version",
+            lambda ev: signoff_states(ev)[number].findings,
+        )
+
+    @property
+    def findings(self) -> list[Finding]:
+        out = []
+        for role in self.missing:
+            label = role_label(role)
+            mine = [s for s in self.latest if s.signoff.role == role and s.holds_role]
+            if not self.holders.get(role):
+                out.append(
+                    Finding(
+                        f"No member has the {label} role: invite one, or change who signs off "
+                        "this step in the sign-off settings.",
+                        "signoff",
+                    )
+                )
+            elif mine and mine[0].stale:
+                s = mine[0].signoff
+                out.append(
+                    Finding(
+                        f"{s.user.get_username()}'s sign-off of {s.created_at:%d %b %Y} is stale: "
+                        "the step changed since. Asked to sign off again.",
+                        "signoff",
+                    )
+                )
+            elif mine and mine[0].signoff.decision == SignOff.Decision.CHANGES:
+                s = mine[0].signoff
+                out.append(
+                    Finding(
+                        f"{s.user.get_username()} requested changes: {s.comment}".rstrip(": "),
+                        "signoff",
+                    )
+                )
+            else:
+                out.append(Finding(f"Awaiting sign-off by an {label.lower()}.", "signoff"))
+        return out
+
+
+def signoff_states(ev: Evidence) -> dict[int, StepSignOff]:
+    """Every step's sign-off state, loaded once per Evidence (3 queries + hashes if signed)."""
+    cached = ev.__dict__.get("_signoffs")
+    if cached is None:
+        cached = ev.__dict__["_signoffs"] = _load_states(ev.project)
+    return cached
+
+
+def step_signoff(number: int, ev: Evidence) -> StepSignOff:
+    return signoff_states(ev)[number]
+
+
+def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
+    required = required_roles(project)
+    members = Membership.objects.filter(project=project, role__in=SIGN_OFF_ROLES)
+    role_of: dict[int, str] = {}
+    holders: dict[str, list[str]] = {r: [] for r in SIGN_OFF_ROLES}
+    emails: dict[str, list[str]] = {r: [] for r in SIGN_OFF_ROLES}
+    for m in members.select_related("user"):
+        role_of[m.user_id] = m.role
+        holders[m.role].append(m.user.get_username())
+        if m.user.email:
+            emails[m.role].append(m.user.email)
+
+    latest: dict[int, dict[int, SignOff]] = {}
+    for s in SignOff.objects.filter(project=project).select_related("user", "stale_event"):
+        latest.setdefault(s.step, {}).setdefault(s.user_id, s)  # newest first by Meta.ordering
+
+    unresolved = {
+        step
+        for step, by_user in latest.items()
+        if any(not hasattr(s, "stale_event") for s in by_user.values())
+    }
+    hashes = step_hashes(project, unresolved) if unresolved else {}
+
+    states = {}
+    for step in STEPS:
+        n = step.number
+        signatures = []
+        for s in sorted(latest.get(n, {}).values(), key=lambda s: s.created_at, reverse=True):
+            if not hasattr(s, "stale_event") and s.content_hash != hashes[n]:
+                _record_stale(project, s, hashes[n], required[n], emails)
+            fresh = not hasattr(s, "stale_event") and s.content_hash == hashes.get(n)
+            signatures.append(Signature(s, fresh, role_of.get(s.user_id) == s.role))
+        states[n] = StepSignOff(
+            project, n, required[n], signatures, holders, known_hash=hashes.get(n)
+        )
+    return states
+
+
+def _record_stale(project, signoff: SignOff, current: str, roles: list[str], emails) -> None:
+    """Record, once, that `signoff` no longer matches its step, and ask the approvers again."""
+    recipients = sorted({e for r in roles for e in emails.get(r, [])} | _own_email(signoff))
+    try:
+        with transaction.atomic():
+            event = SignOffStale.objects.create(
+                project=project,
+                signoff=signoff,
+                step=signoff.step,
+                current_hash=current,
+                notified="\n".join(recipients),
+            )
+    except IntegrityError:
+        # Another request recorded it (and sent the mail) a moment ago.
+        signoff.stale_event = SignOffStale.objects.get(signoff=signoff)
+        return
+    signoff.stale_event = event
+    if recipients:
+        _ask_again(project, signoff, recipients)
+
+
+def _own_email(signoff: SignOff) -> set[str]:
+    return {signoff.user.email} if signoff.user.email else set()
+
+
+def step_url(project: IntegrationProject, number: int) -> str:
+    base = getattr(settings, "AETHON_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return f"{base}{reverse('planner:step', args=[project.pk, number])}#signoff"
+
+
+def _ask_again(project, signoff: SignOff, recipients: list[str]) -> None:
+    step = STEPS_BY_NUMBER[signoff.step]
+    subject = f"[Aethon] {project.name}: step {step.number} changed, please sign off again"
+    body = (
+        f"Step {step.number} ({step.title}) of '{project.name}' changed after "
+        f"{signoff.user.get_username()} signed it off on {signoff.created_at:%d %b %Y %H:%M} "
+        f"(version {signoff.short_hash}).\n\n"
+        "That sign-off is now stale, and the step is not complete until it is signed off "
+        f"again on the current version:\n\n{step_url(project, step.number)}\n"
+    )
+    try:
+        send_mail(subject, body, None, recipients)
+    except Exception:  # a mail server outage must not break the page that noticed the change
+        log.exception("could not email %s about a stale sign-off", recipients)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing
+
+
+class SignOffRefused(Exception):
+    """Why a sign-off was not recorded, in words for the signer."""
+
+
+def sign(
+    project: IntegrationProject,
+    number: int,
+    membership: Membership,
+    decision: str,
+    comment: str,
+    seen_hash: str,
+) -> SignOff:
+    """Record `membership`'s decision on the version of step `number` they were shown."""
+    step = STEPS_BY_NUMBER.get(number)
+    if step is None or not step.available:
+        raise SignOffRefused("This step cannot be signed off yet.")
+    if membership.role not in SIGN_OFF_ROLES:
+        raise SignOffRefused(f"Your role ({membership.get_role_display()}) cannot sign off.")
+    if decision not in SignOff.Decision.values:
+        raise SignOffRefused("Decision: choose approve or request changes.")
+    comment = comment.strip()
+    if decision == SignOff.Decision.CHANGES and not comment:
+        raise SignOffRefused("Comment: say what needs to change.")
+    with transaction.atomic():
+        current = step_hashes(project, [number])[number]
+        if seen_hash != current:
+            raise SignOffRefused(
+                f"Step {number} changed since you opened it. Review the current version and "
+                "sign off again."
+            )
+        if decision == SignOff.Decision.APPROVE:
+            ev = Evidence.load(project)
+            failing = [r.text for r in step.rules if r.check(ev)]
+            if failing:
+                raise SignOffRefused(
+                    f"Step {number} cannot be approved while rules fail: {'; '.join(failing)}."
+                )
+        return SignOff.objects.create(
+            project=project,
+            step=number,
+            user=membership.user,
+            role=membership.role,
+            decision=decision,
+            comment=comment,
+            content_hash=current,
+        )
+
+
+def signoff_log(project: IntegrationProject) -> list[SignOff]:
+    """Every sign-off of the project, oldest first, for the runbook's sign-off table."""
+    return list(
+        SignOff.objects.filter(project=project)
+        .select_related("user", "stale_event")
+        .order_by("step", "created_at", "pk")
+    )

@@ -1,0 +1,1 @@
+"""The seed scenarios that `make run` loads."""

@@ -1,0 +1,246 @@
+"""The seed scenarios that `make run` loads, idempotently."""
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from planner.demo import data as demo_data
+from planner.mapping.engine import MappingSpec
+from planner.models import (
+    Connection,
+    DataElement,
+    FieldMapping,
+    IntegrationProject,
+    Membership,
+    Objective,
+    PatternDecision,
+    Role,
+    SuccessCriterion,
+    System,
+    SystemEndpoint,
+)
+
+DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
+DEMO_USERS = {
+    "demo": ("Dana Demo", "demo@example.com"),
+    "approver": ("Alex Approver", "approver@example.com"),
+    "viewer": ("Vic Viewer", "viewer@example.com"),
+}
+
+# The CRM -> billing mapping: (source, type, target, type, max length, required, null rule,
+# default, rule). Id's max length is deliberately unchecked, so the demo shows a finding.
+# fmt: off
+CRM_BILLING_MAPPING = [
+    ("Id", "string", "customer_ref", "string", 18, True, "reject", "", "trim | upper"),
+    ("Status__c", "string", "status_code", "integer", None, True, "reject", "",
+     "trim | lower | map(active=1, inactive=0)"),
+    ("Email", "string", "email", "string", 80, True, "reject", "",
+     'trim | lower | regex("^[^@]+@[^@]+$") | max_length(80)'),
+    ("FirstName", "string", "full_name", "string", 120, False, "skip", "",
+     'concat(FirstName, " ", LastName) | trim | max_length(120)'),
+    ("Country", "string", "country", "string", 2, False, "default", "US",
+     "trim | upper | substr(0, 2)"),
+    ("Annual_Fee__c", "decimal", "annual_fee_usd", "decimal", None, False, "default",
+     "0", 'currency("EUR", "USD", 1.08)'),
+    ("Signup_Date__c", "date", "signup_epoch", "integer", None, False, "skip", "",
+     'date("%Y-%m-%d") | epoch'),
+]
+# fmt: on
+
+SCENARIOS = [
+    {
+        "name": "CRM to billing: customer status",
+        "problem": "Sales marks customers inactive in the CRM but billing keeps invoicing them: "
+        "the CRM says 'active'/'inactive', billing stores 1/0, and nobody owns the mapping.",
+        "objective": "Billing reflects every CRM customer status change, so no inactive "
+        "customer is invoiced.",
+        "stakeholders": "Head of Sales Ops – CRM owner\nBilling lead – billing owner\n"
+        "Finance controller",
+        "systems": [("Salesforce CRM", "crm", "Sales Ops"), ("Billing", "billing", "Finance")],
+        "connections": [("Salesforce CRM", "Billing", "one_way", "event", "real_time", 4000, 9000)],
+        "criteria": [
+            ("status sync latency", "<=", "5", "minutes", "99.9", 30, "days"),
+            ("records in sync", ">=", "99.5", "%", None, 7, "days"),
+        ],
+        "elements": [("customer status", "Salesforce CRM"), ("customer email", "Salesforce CRM")],
+        "decision": ("point_to_point", "Two systems: a direct event-driven link is simplest.", ""),
+        "mappings": {("Salesforce CRM", "Billing"): CRM_BILLING_MAPPING},
+        "sample_files": True,
+    },
+    {
+        "name": "Support platform to billing: payment status",
+        "problem": "Support agents cannot see whether a customer has paid, so they escalate "
+        "tickets that billing already resolved.",
+        "objective": "Agents see the current payment status in the ticket view.",
+        "stakeholders": "Support manager\nBilling lead",
+        "systems": [("Zendesk", "support", "Support"), ("Billing", "billing", "Finance")],
+        "connections": [("Billing", "Zendesk", "one_way", "event", "real_time", 1500, 6000)],
+        "criteria": [("payment status latency", "<=", "2", "minutes", "99.99", 30, "days")],
+        "elements": [("payment status", "Billing")],
+        "decision": None,
+    },
+    {
+        "name": "Five-system revenue stack",
+        "problem": "Five tools each hold a piece of the customer: leads, campaigns, invoices, "
+        "tickets and reports disagree, and every new tool adds more one-off scripts.",
+        "objective": "One consistent customer record across the stack, with reports that "
+        "reconcile to billing.",
+        "stakeholders": "COO\nRevOps\nMarketing ops\nSupport manager\nData lead",
+        "systems": [
+            ("HubSpot CRM", "crm", "RevOps"),
+            ("Marketo", "marketing", "Marketing ops"),
+            ("Chargebee", "billing", "Finance"),
+            ("Freshdesk", "support", "Support"),
+            ("Snowflake", "analytics", "Data"),
+        ],
+        "connections": [
+            ("HubSpot CRM", "Chargebee", "bidirectional", "event", "real_time", 3000, 20000),
+            ("Marketo", "HubSpot CRM", "one_way", "schedule", "hourly", 10000, 25000),
+            ("Chargebee", "Freshdesk", "one_way", "event", "real_time", 1500, 3000),
+            ("HubSpot CRM", "Snowflake", "one_way", "schedule", "daily", 50000, 60000),
+            ("Chargebee", "Snowflake", "one_way", "schedule", "daily", 20000, 30000),
+            ("Freshdesk", "Snowflake", "one_way", "schedule", "daily", 5000, 8000),
+        ],
+        "criteria": [
+            ("customer record consistency", ">=", "99.5", "%", None, 30, "days"),
+            ("sync error rate", "<=", "1", "%", None, 5, "minutes"),
+        ],
+        "elements": [
+            ("customer", "HubSpot CRM"),
+            ("invoice", "Chargebee"),
+            ("campaign", "Marketo"),
+            ("ticket", None),
+        ],
+        "decision": None,
+    },
+]
+
+
+def _users():
+    User = get_user_model()
+    users = {}
+    for username, (full_name, email) in DEMO_USERS.items():
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={"email": email, "first_name": full_name.split()[0]},
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        users[username] = user
+    return users
+
+
+def _scenario(spec: dict, users: dict) -> IntegrationProject:
+    project = IntegrationProject.objects.filter(name=spec["name"]).first()
+    if project is not None:
+        return project
+    project = IntegrationProject.objects.create(
+        name=spec["name"], business_problem=spec["problem"], owner=users["demo"]
+    )
+    for username, role in (
+        ("demo", Role.OWNER),
+        ("approver", Role.APPROVER),
+        ("viewer", Role.VIEWER),
+    ):
+        Membership.objects.create(project=project, user=users[username], role=role)
+    Objective.objects.create(
+        project=project,
+        business_objective=spec["objective"],
+        stakeholders_consulted=spec["stakeholders"],
+    )
+    systems = {
+        name: System.objects.create(project=project, name=name, kind=kind, owner=owner)
+        for name, kind, owner in spec["systems"]
+    }
+    for src, dst, direction, trigger, freq, volume, peak in spec["connections"]:
+        Connection.objects.create(
+            project=project,
+            source=systems[src],
+            target=systems[dst],
+            direction=direction,
+            trigger=trigger,
+            frequency=freq,
+            volume_per_day=volume,
+            peak_per_day=peak,
+        )
+    for position, (metric, cmp, target, unit, pct, window, wunit) in enumerate(spec["criteria"]):
+        SuccessCriterion.objects.create(
+            project=project,
+            metric=metric,
+            comparator=cmp,
+            target=Decimal(target),
+            unit=unit,
+            attainment_pct=Decimal(pct) if pct else None,
+            window_value=window,
+            window_unit=wunit,
+            position=position,
+        )
+    for name, truth in spec["elements"]:
+        DataElement.objects.create(
+            project=project, name=name, source_of_truth=systems.get(truth) if truth else None
+        )
+    for (src, dst), rows in spec.get("mappings", {}).items():
+        connection = Connection.objects.get(
+            project=project, source=systems[src], target=systems[dst]
+        )
+        for position, row in enumerate(rows, start=1):
+            source, stype, target, ttype, length, required, null_rule, default, rule = row
+            FieldMapping.objects.create(
+                project=project,
+                connection=connection,
+                position=position,
+                source_field=source,
+                source_type=stype,
+                target_field=target,
+                target_type=ttype,
+                max_length=length,
+                required=required,
+                null_rule=null_rule,
+                null_default=default,
+                rule=rule,
+            )
+    if spec.get("sample_files"):
+        _sample_endpoints(project, systems["Salesforce CRM"], systems["Billing"])
+    if spec["decision"]:
+        pattern, rationale, tools = spec["decision"]
+        PatternDecision.objects.create(
+            project=project, pattern=pattern, rationale=rationale, tools=tools
+        )
+    return project
+
+
+def _sample_endpoints(project: IntegrationProject, crm: System, billing: System) -> None:
+    """Both systems as uploaded CSV files, so 'Run validation' works in the demo at once."""
+    specs = [
+        MappingSpec(src, dst, st, tt, length, required, null_rule, default, rule)
+        for src, st, dst, tt, length, required, null_rule, default, rule in CRM_BILLING_MAPPING
+    ]
+    source = demo_data.crm_records()
+    files = {
+        crm: ("salesforce-customers.csv", demo_data.to_csv(source), "Id"),
+        billing: (
+            "billing-customers.csv",
+            demo_data.to_csv(demo_data.billing_records(source, specs)),
+            "customer_ref",
+        ),
+    }
+    for system, (name, content, key) in files.items():
+        endpoint = SystemEndpoint(
+            project=project,
+            system=system,
+            kind=SystemEndpoint.Kind.FILE,
+            config={"format": "csv", "infer_types": False},
+            key_fields=key,
+            upload_name=name,
+        )
+        endpoint.upload.save(name, ContentFile(content), save=False)
+        endpoint.save()
+
+
+@transaction.atomic
+def load_demo() -> list[IntegrationProject]:
+    users = _users()
+    return [_scenario(spec, users) for spec in SCENARIOS]

@@ -1,0 +1,1 @@
+"""After go-live: health reviews, their schedule, alerts, Celery tasks and views."""

@@ -1,0 +1,351 @@
+"""Health reviews after go-live, built from the validation pieces that already exist.
+
+A review re-runs every connection's validation (connectivity, mapping validation,
+reconciliation) in its own worker, checks the step-6 monitors (alerts), compares the measured
+figures with each step-1 success criterion, and lists the incidents and feedback since the
+previous review. Each part is stored as it finishes, so a review that fails part-way keeps
+what it measured and marks the failed parts.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from planner.metrics import figures as kpis
+from planner.models import (
+    Alert,
+    Connection,
+    CriterionResult,
+    FeedbackItem,
+    GoLive,
+    HealthReview,
+    IntegrationProject,
+    RunKind,
+    RunStage,
+    SuccessCriterion,
+    ValidationRun,
+)
+from planner.reviews import alerts
+from planner.runs import service as validation
+
+log = logging.getLogger(__name__)
+Status = HealthReview.Status
+PART_STAGES = ("connectivity", "mapping", "reconciliation")
+WAIT_POLL = 1.0
+RUN_HEARTBEAT = True  # tests turn the heartbeat thread off
+TREND_REVIEWS = 24
+
+
+class ReviewRefused(ValueError):
+    pass
+
+
+def start_review(
+    project: IntegrationProject,
+    user=None,
+    trigger: str = HealthReview.Trigger.MANUAL,
+    due_at: datetime | None = None,
+    missed: int = 0,
+) -> HealthReview:
+    """Queue a review; one active review per project (a second start returns the first)."""
+    if not GoLive.objects.filter(project=project).exists():
+        raise ReviewRefused("Health reviews start after go-live: mark the project live first.")
+    active = HealthReview.objects.filter(project=project, status__in=HealthReview.ACTIVE)
+    if existing := active.first():
+        return existing
+    try:
+        with transaction.atomic():
+            review = HealthReview.objects.create(
+                project=project,
+                trigger=trigger,
+                started_by=user if getattr(user, "pk", None) else None,
+                due_at=due_at,
+                missed_occurrences=missed,
+            )
+    except IntegrityError:
+        if existing := active.first():
+            return existing
+        raise
+    dispatch(review)
+    return review
+
+
+def dispatch(review: HealthReview) -> None:
+    from planner.reviews.tasks import run_review_task
+
+    try:
+        run_review_task.apply_async(
+            args=[review.pk], retry=True, retry_policy=validation.PUBLISH_RETRY
+        )
+    except Exception as exc:  # noqa: BLE001 - the broker is down: no worker will run it
+        log.warning("health review %s not queued: %s", review.pk, exc)
+        HealthReview.objects.filter(pk=review.pk, status=Status.QUEUED).update(
+            status=Status.INCOMPLETE, finished_at=timezone.now(), error=validation.QUEUE_UNREACHABLE
+        )
+        review.refresh_from_db()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def _claim(review_id: int) -> HealthReview | None:
+    now = timezone.now()
+    if not HealthReview.objects.filter(pk=review_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now
+    ):
+        return None
+    return HealthReview.objects.select_related("project").get(pk=review_id)
+
+
+def _save_parts(review: HealthReview) -> None:
+    HealthReview.objects.filter(pk=review.pk).update(parts=review.parts, kpis=review.kpis)
+
+
+def _wait(run: ValidationRun) -> ValidationRun:
+    limit = time.monotonic() + float(getattr(settings, "AETHON_REVIEW_RUN_WAIT", 1800))
+    while run.is_active and time.monotonic() < limit:
+        time.sleep(WAIT_POLL)
+        run.refresh_from_db()
+    return run
+
+
+def _validate(review: HealthReview, connection: Connection) -> ValidationRun:
+    trigger = (
+        ValidationRun.Trigger.SCHEDULE
+        if review.trigger == HealthReview.Trigger.SCHEDULE
+        else ValidationRun.Trigger.UI
+    )
+    run = validation.start_validation_run(
+        connection, review.started_by, RunKind.VALIDATION, trigger, publish=False
+    )
+    if run.status == ValidationRun.Status.QUEUED and run.attempt == 0:
+        validation.execute_run(run.pk, heartbeat=RUN_HEARTBEAT)
+        run.refresh_from_db()
+    return _wait(run)
+
+
+def _parts_of(connection: Connection, run: ValidationRun, stages: list[RunStage]) -> list[dict]:
+    by_name = {s.name: s for s in stages}
+    out = []
+    for name in PART_STAGES:
+        s = by_name.get(name)
+        status = s.status if s else "error"
+        detail = (s.error if s else "") or ("" if s else "the run has no such stage")
+        if run.is_active and s and s.status in ("pending", "running"):
+            status, detail = "error", "the validation run did not finish in time"
+        elif s and s.status == "pending":
+            status, detail = "error", run.error or "the stage never ran"
+        out.append(
+            {
+                "part": name,
+                "connection": str(connection),
+                "status": status,
+                "detail": detail,
+                "run_id": run.pk,
+            }
+        )
+    return out
+
+
+def _part(part: str, status: str, connection=None, detail: str = "") -> dict:
+    """One entry of a review's parts list (a part that did not run has no run id)."""
+    connection = "" if connection is None else str(connection)
+    return {"part": part, "connection": connection, "status": status, "detail": detail,
+            "run_id": None}  # fmt: skip
+
+
+def run_review(review_id: int) -> HealthReview | None:
+    """Execute a queued review (what the Celery task calls)."""
+    review = _claim(review_id)
+    if review is None:
+        return None
+    project = review.project
+    previous = (
+        HealthReview.objects.filter(project=project, created_at__lt=review.created_at)
+        .exclude(pk=review.pk)
+        .order_by("-created_at")
+        .first()
+    )
+    live = GoLive.objects.filter(project=project).first()
+    review.since = previous.created_at if previous else (live.created_at if live else None)
+    HealthReview.objects.filter(pk=review.pk).update(since=review.since)
+    raws = []
+    connections = list(
+        Connection.objects.filter(project=project).select_related("source", "target")
+    )
+    for c in connections:
+        try:
+            run = _validate(review, c)
+            stages = list(run.stages.all())
+            review.parts += _parts_of(c, run, stages)
+            raws.append(kpis.raw_of_run(run, stages))
+        except Exception as exc:  # noqa: BLE001 - one connection's failure must not lose the rest
+            log.exception("review %s: validation of %s failed", review.pk, c)
+            review.parts.append(_part("validation", "error", c, validation._short(exc)))
+        _save_parts(review)
+        try:
+            run = ValidationRun.objects.filter(connection=c).order_by("-created_at").first()
+            if run is not None and not run.is_active:
+                alerts.evaluate_run(run, source=f"health review #{review.pk}")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("review %s: alerts of %s failed", review.pk, c)
+            review.parts.append(_part("alerts", "error", c, validation._short(exc)))
+            _save_parts(review)
+    measured = kpis.aggregate(raws)
+    review.kpis = {"raw": measured, **kpis.derive(measured)}
+    try:
+        compare_criteria(review)
+        review.parts.append(_part("criteria", "passed"))
+    except Exception as exc:  # noqa: BLE001
+        log.exception("review %s: criteria failed", review.pk)
+        review.parts.append(_part("criteria", "error", detail=validation._short(exc)))
+    _save_parts(review)
+    return _finish(review)
+
+
+def _finish(review: HealthReview) -> HealthReview:
+    if review.failed_parts or not review.parts:
+        status = Status.INCOMPLETE
+    elif (
+        any(p["status"] == "failed" for p in review.parts)
+        or review.criteria.filter(outcome=CriterionResult.Outcome.MISSED).exists()
+        or Alert.objects.filter(project_id=review.project_id, state=Alert.State.OPEN).exists()
+    ):
+        status = Status.ISSUES
+    else:
+        status = Status.HEALTHY
+    error = ""
+    if not review.parts:
+        error = "The project has no connections to review."
+    HealthReview.objects.filter(pk=review.pk).update(
+        status=status, finished_at=timezone.now(), error=error
+    )
+    review.refresh_from_db()
+    return review
+
+
+def compare_criteria(review: HealthReview) -> list[CriterionResult]:
+    figures = review.kpis
+    results = []
+    for c in SuccessCriterion.objects.filter(project_id=review.project_id):
+        m = kpis.match_metric(c.metric, c.unit)
+        value = kpis.value_for(m, figures)
+        if c.target is None:
+            outcome, reason = CriterionResult.Outcome.NOT_MEASURABLE, "the criterion has no target"
+        elif m.key is None:
+            outcome, reason = CriterionResult.Outcome.NOT_MEASURABLE, m.reason
+        elif value is None:
+            label = kpis.LABELS[m.key][0]
+            outcome = CriterionResult.Outcome.NOT_MEASURABLE
+            reason = f"no run of this review produced the {label}"
+        else:
+            ok = kpis.holds(value, c.comparator, float(c.target))
+            outcome = CriterionResult.Outcome.MET if ok else CriterionResult.Outcome.MISSED
+            reason = ""
+        results.append(
+            CriterionResult(
+                review=review,
+                criterion=c,
+                criterion_text=str(c)[:300],
+                outcome=outcome,
+                measured=value,
+                unit=c.unit if value is not None else "",
+                reason=reason[:300],
+            )
+        )
+    CriterionResult.objects.bulk_create(results)
+    return results
+
+
+def reap_stale_reviews(now: datetime | None = None) -> int:
+    """A review whose worker died is ended as incomplete, keeping the parts it stored."""
+    now = now or timezone.now()
+    limit = timedelta(seconds=float(getattr(settings, "AETHON_REVIEW_STALE_SECONDS", 4 * 3600)))
+    stale = HealthReview.objects.filter(
+        status=Status.RUNNING, started_at__lt=now - limit
+    ) | HealthReview.objects.filter(status=Status.QUEUED, created_at__lt=now - limit)
+    return stale.update(
+        status=Status.INCOMPLETE,
+        finished_at=now,
+        error="The review stopped before it finished (its worker was lost); the parts it "
+        "measured are kept.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def since_items(review: HealthReview) -> list[FeedbackItem]:
+    items = FeedbackItem.objects.filter(project_id=review.project_id)
+    if review.since:
+        items = items.filter(occurred_at__gt=review.since)
+    return list(items.filter(occurred_at__lte=review.finished_at or review.created_at))
+
+
+@dataclass
+class Series:
+    key: str
+    label: str
+    points: list[dict]
+    line: str
+    top: float
+
+
+def trend_chart(project: IntegrationProject, upto: HealthReview | None = None) -> dict:
+    """Error rate and mismatch rate over finished reviews: an inline SVG's geometry."""
+    reviews = HealthReview.objects.filter(project=project).exclude(status__in=HealthReview.ACTIVE)
+    if upto is not None:
+        reviews = reviews.filter(created_at__lte=upto.created_at)
+    done = list(reviews.order_by("-created_at")[:TREND_REVIEWS])[::-1]
+    width, height, left, bottom = 480, 160, 40, 20
+    values = [r.kpis.get(k) for r in done for k in ("error_rate_pct", "mismatch_rate_pct")]
+    top = max([v for v in values if v is not None] + [1.0])
+    top = float(f"{top * 1.1:.2g}")
+    step = (width - left - 10) / max(len(done) - 1, 1)
+    series = []
+    for key, label in (
+        ("error_rate_pct", "Error rate %"),
+        ("mismatch_rate_pct", "Mismatch rate %"),
+    ):
+        points = []
+        for i, r in enumerate(done):
+            v = r.kpis.get(key)
+            if v is None:
+                continue
+            x = round(left + i * step, 1)
+            y = round(height - bottom - (v / top) * (height - bottom - 10), 1)
+            points.append({"x": x, "y": y, "value": v, "review": r})
+        series.append(
+            Series(key, label, points, " ".join(f"{p['x']},{p['y']}" for p in points), top)
+        )
+    labels = [
+        {"x": round(left + i * step, 1), "text": f"{r.created_at:%d %b}"}
+        for i, r in enumerate(done)
+    ]
+    return {
+        "series": series,
+        "labels": labels,
+        "width": width,
+        "height": height,
+        "left": left,
+        "base": height - bottom,
+        "top": top,
+        "count": len(done),
+    }
+
+
+def render_pdf(review: HealthReview, context: dict) -> bytes:
+    from django.template.loader import render_to_string
+    from weasyprint import HTML
+
+    from planner.runbook.service import _no_fetching
+
+    html = render_to_string("planner/review_report_print.html", context)
+    return HTML(string=html, url_fetcher=_no_fetching()).write_pdf()

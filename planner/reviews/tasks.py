@@ -1,0 +1,63 @@
+"""Celery tasks of health reviews: thin wrappers around planner.reviews and review_schedule.
+
+Registered through `app.autodiscover_tasks(related_name="review_tasks")` in aethon/celery.py.
+"""
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from planner.models import HealthReview, IntegrationProject
+from planner.reviews import schedule as review_schedule
+from planner.reviews import service as reviews
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="planner.review_tasks.run_review",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def run_review_task(self, review_id: int) -> None:
+    if not HealthReview.objects.filter(pk=review_id).exists():
+        raise self.retry(countdown=1, max_retries=10)
+    reviews.run_review(review_id)
+
+
+def start_if_due(project_id: int, now=None) -> int | None:
+    """Claim the project's due date (once) and start its review; returns the review id."""
+    claimed = review_schedule.claim_due(project_id, now)
+    if claimed is None:
+        return None
+    due, missed = claimed
+    project = IntegrationProject.objects.get(pk=project_id)
+    try:
+        review = reviews.start_review(
+            project, None, HealthReview.Trigger.SCHEDULE, due_at=due, missed=missed
+        )
+    except reviews.ReviewRefused as exc:
+        log.warning("scheduled review of project %s refused: %s", project_id, exc)
+        return None
+    return review.pk
+
+
+@shared_task(name="planner.review_tasks.scheduled_review", ignore_result=True)
+def scheduled_review(project_id: int) -> int | None:
+    """The project's own beat entry (a one-off at its next due date)."""
+    return start_if_due(project_id)
+
+
+@shared_task(name="planner.review_tasks.dispatch_due_reviews", ignore_result=True)
+def dispatch_due_reviews() -> list[int]:
+    """Every few minutes: start every due review once, and end reviews whose worker died."""
+    now = timezone.now()
+    reviews.reap_stale_reviews(now)
+    started = []
+    for project_id in review_schedule.due_project_ids(now):
+        if (pk := start_if_due(project_id, now)) is not None:
+            started.append(pk)
+    return started

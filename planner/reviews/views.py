@@ -1,0 +1,207 @@
+"""Health reviews after go-live: the schedule (editable cadence), starting a review by hand,
+the report (page and PDF) with trends, incidents and feedback, and alerts with their channels."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from planner.models import (
+    Alert,
+    AlertChannel,
+    FeedbackItem,
+    GoLive,
+    HealthReview,
+    IntegrationProject,
+    ReviewSchedule,
+)
+from planner.reviews import schedule as review_schedule
+from planner.reviews import service as reviews
+from planner.reviews.alerts import check_webhook_url
+from planner.web.common import project_context
+from planner.web.concurrency import StaleEdit, save_versioned
+from planner.web.permissions import can, project_access
+
+
+class ScheduleForm(forms.ModelForm):
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = ReviewSchedule
+        fields = ["first_every_months", "first_count", "then_every_months", "paused"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("first_every_months", "then_every_months"):
+            self.fields[name].min_value = 1
+            self.fields[name].widget.attrs["min"] = 1
+        if not self.is_bound and self.instance.pk:
+            self.initial["expected_version"] = self.instance.version
+
+    def clean(self):
+        data = super().clean()
+        for name in ("first_every_months", "then_every_months"):
+            if data.get(name) == 0:
+                self.add_error(name, "Must be at least 1 month.")
+        return data
+
+
+class FeedbackForm(forms.ModelForm):
+    class Meta:
+        model = FeedbackItem
+        fields = ["kind", "summary"]
+
+
+class ChannelForm(forms.ModelForm):
+    class Meta:
+        model = AlertChannel
+        fields = ["kind", "target"]
+
+    def clean(self):
+        data = super().clean()
+        kind, target = data.get("kind"), (data.get("target") or "").strip()
+        if not kind or not target:
+            return data
+        try:
+            if kind == AlertChannel.Kind.EMAIL:
+                validate_email(target)
+            else:
+                check_webhook_url(target)
+        except ValidationError as exc:
+            self.add_error("target", exc)
+        data["target"] = target
+        return data
+
+
+def _hub(request, project, **extra) -> HttpResponse:
+    ctx = project_context(request, project)
+    schedule = review_schedule.schedule_of(project)
+    live = GoLive.objects.filter(project=project).select_related("user").first()
+    role = request.membership.role
+    ctx.update(
+        live=live,
+        schedule=schedule,
+        schedule_form=extra.pop("schedule_form", None) or ScheduleForm(instance=schedule),
+        feedback_form=extra.pop("feedback_form", None) or FeedbackForm(),
+        upcoming=review_schedule.due_dates(schedule, live.created_at, 8) if live else [],
+        reviews=HealthReview.objects.filter(project=project).select_related("started_by")[:50],
+        feedback=FeedbackItem.objects.filter(project=project).select_related("reported_by")[:30],
+        chart=reviews.trend_chart(project),
+        can_review=can(role, "review"),
+        open_alerts=Alert.objects.filter(project=project, state=Alert.State.OPEN).count(),
+        **extra,
+    )
+    return render(request, "planner/reviews.html", ctx)
+
+
+@project_access("view")
+@require_GET
+def reviews_page(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    return _hub(request, project)
+
+
+@project_access("view", write="edit")
+@require_POST
+def review_schedule_save(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    schedule = review_schedule.schedule_of(project)
+    form = ScheduleForm(request.POST, instance=schedule)
+    if not form.is_valid():
+        return _hub(request, project, schedule_form=form)
+    try:
+        save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
+    except StaleEdit:
+        form.add_error(None, "Someone else changed the schedule meanwhile; reload and try again.")
+        return _hub(request, project, schedule_form=form)
+    schedule = review_schedule.recompute(ReviewSchedule.objects.get(pk=schedule.pk))
+    when = f"{schedule.next_due:%d %b %Y}" if schedule.next_due else "none (paused or not live)"
+    messages.success(request, f"Review schedule saved. Next review: {when}.")
+    return redirect("planner:reviews", project_id=project.pk)
+
+
+@project_access("view", write="review")
+@require_POST
+def review_start(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    try:
+        review = reviews.start_review(project, request.user)
+    except reviews.ReviewRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("planner:reviews", project_id=project.pk)
+    return redirect("planner:review_show", project_id=project.pk, pk=review.pk)
+
+
+@project_access("view", write="review")
+@require_POST
+def feedback_add(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        return _hub(request, project, feedback_form=form)
+    item = form.save(commit=False)
+    item.project, item.reported_by = project, request.user
+    item.save()
+    messages.success(request, f"Logged the {item.get_kind_display().lower()}.")
+    return redirect("planner:reviews", project_id=project.pk)
+
+
+def _report_context(request, project, review: HealthReview) -> dict:
+    ctx = project_context(request, project)
+    ctx.update(
+        review=review,
+        criteria=list(review.criteria.all()),
+        items=reviews.since_items(review),
+        chart=reviews.trend_chart(project, upto=review),
+        alerts=Alert.objects.filter(project=project, opened_at__gte=review.created_at)[:50]
+        if not review.is_active
+        else [],
+        open_alerts=Alert.objects.filter(project=project, state=Alert.State.OPEN),
+    )
+    return ctx
+
+
+@project_access("view")
+@require_GET
+def review_show(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
+    review = get_object_or_404(HealthReview, project=project, pk=pk)
+    ctx = _report_context(request, project, review)
+    if request.htmx and review.is_active:
+        return render(request, "planner/review_report.html#report", ctx)
+    return render(request, "planner/review_report.html", ctx)
+
+
+@project_access("view")
+@require_GET
+def review_pdf(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
+    review = get_object_or_404(HealthReview, project=project, pk=pk)
+    pdf = reviews.render_pdf(review, _report_context(request, project, review))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    name = slugify(f"{project.name} health review {review.pk}")
+    response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+    return response
+
+
+@project_access("view", write="edit")
+def alerts_page(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    form = ChannelForm()
+    if request.method == "POST":
+        if remove := request.POST.get("remove"):
+            channel = get_object_or_404(AlertChannel, project=project, pk=remove)
+            channel.delete()
+            messages.success(request, f"Removed {channel}.")
+            return redirect("planner:alerts", project_id=project.pk)
+        form = ChannelForm(request.POST)
+        if form.is_valid():
+            channel = form.save(commit=False)
+            channel.project = project
+            channel.save()
+            messages.success(request, f"Added {channel}.")
+            return redirect("planner:alerts", project_id=project.pk)
+    ctx = project_context(request, project)
+    ctx.update(
+        form=form,
+        channels=AlertChannel.objects.filter(project=project),
+        alerts=Alert.objects.filter(project=project).select_related("monitor", "connection")[:100],
+    )
+    return render(request, "planner/alerts.html", ctx, status=400 if form.errors else 200)

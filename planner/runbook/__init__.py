@@ -1,0 +1,1 @@
+"""The PDF runbook: service, Celery task and views."""

@@ -1,0 +1,252 @@
+"""The project's runbook: one document (HTML preview and WeasyPrint PDF) from templates/runbook/.
+
+`runbook_context` gathers everything in a fixed number of queries; `render_pdf` lays it out;
+`run_export` produces a stored `RunbookExport` with its progress in the database, inline for a
+small project or from the Celery task in planner/tasks.py for a big one.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.core.files.base import ContentFile
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+
+from planner.checklist.audit import recent_changes
+from planner.checklist.delivery import plan_of, review_dates, stage_summary
+from planner.checklist.evidence import Evidence
+from planner.checklist.patterns import analyse
+from planner.checklist.readiness import project_readiness
+from planner.checklist.registry import STEPS
+from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
+from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
+from planner.models.plan import TestStage
+
+log = logging.getLogger(__name__)
+
+# Above this many mapping rows + test cases the PDF is made by a Celery worker, with progress.
+BIG_PROJECT_ROWS = 150
+CHANGE_LOG_ENTRIES = 100
+# An export whose heartbeat stopped (worker killed, machine lost) is failed, never left running.
+RUNNING_TIMEOUT = timedelta(minutes=6)
+QUEUED_TIMEOUT = timedelta(minutes=15)
+MAX_ATTEMPTS = 2  # a redelivered task (worker lost mid-way) gets one more try
+
+Progress = Callable[[int, str], None]
+
+
+def _dec(value) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def mapping_cells(m: FieldMapping) -> list[str]:
+    """Every column of a mapping row, as the runbook prints it."""
+    nulls = m.get_null_rule_display() if m.null_rule else ""
+    if m.null_rule == FieldMapping.NullRule.DEFAULT:
+        nulls = f"default '{m.null_default}'"
+    sync = m.get_frequency_display()
+    if m.frequency == FieldMapping.Frequency.MINUTES and m.every_minutes:
+        sync = f"every {m.every_minutes} min"
+    conflict = m.get_conflict_rule_display() if m.conflict_rule else ""
+    return [
+        m.source_field,
+        m.source_type,
+        m.target_field,
+        m.target_type + (f" ({m.max_length})" if m.max_length else ""),
+        "yes" if m.required else "",
+        nulls,
+        m.rule,
+        f"{m.get_direction_display()}, {sync}",
+        m.get_source_of_truth_display() + (f"; {conflict.lower()}" if conflict else ""),
+        m.notes,
+    ]
+
+
+MAPPING_HEADERS = (
+    "Source field",
+    "Type",
+    "Target field",
+    "Type",
+    "Req.",
+    "Nulls",
+    "Transformation",
+    "Direction, sync",
+    "Truth, conflicts",
+    "Notes",
+)
+
+
+def runbook_context(project: IntegrationProject) -> dict:
+    """Everything the runbook shows. A fixed number of queries, whatever the row counts."""
+    ev = Evidence.load(project)
+    readiness = project_readiness(project, ev)
+    hashes = step_hashes(project)
+    states = signoff_states(ev)
+    plan = plan_of(ev)
+    by_connection: dict[int, list] = {}
+    for m in sorted(ev.mappings, key=lambda m: (m.position, m.pk)):
+        by_connection.setdefault(m.connection_id, []).append(mapping_cells(m))
+    cases_by_stage = [
+        (stage, [c for c in plan.test_cases if c.stage == stage]) for stage in TestStage
+    ]
+    criteria = {c.pk: c for c in ev.criteria}
+    for monitor in plan.monitors:
+        monitor.criterion = criteria.get(monitor.criterion_id)
+    signoffs = signoff_log(project)
+    for s in signoffs:
+        s.fresh = not hasattr(s, "stale_event") and s.content_hash == hashes[s.step]
+    return {
+        "project": project,
+        "generated_at": timezone.now(),
+        "version": project_hash(hashes),
+        "step_hashes": hashes,
+        "readiness": readiness,
+        "steps": [
+            {
+                "step": s,
+                "readiness": readiness.for_step(s.number),
+                "signoff": states[s.number],
+                "hash": hashes[s.number],
+            }
+            for s in STEPS
+        ],
+        "ev": ev,
+        "plan": plan,
+        "analysis": analyse(ev.systems, ev.connections),
+        "mapping_headers": MAPPING_HEADERS,
+        "mappings": [(c, by_connection.get(c.pk, [])) for c in ev.connections],
+        "mapping_count": len(ev.mappings),
+        "stages": stage_summary(ev),
+        "cases_by_stage": cases_by_stage,
+        "review_dates": (
+            review_dates(plan.training.go_live_on)
+            if plan.training and plan.training.go_live_on
+            else []
+        ),
+        "signoffs": signoffs,
+        "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
+    }
+
+
+def render_html(project: IntegrationProject, *, preview: bool = False, context=None) -> str:
+    context = context or runbook_context(project)
+    return render_to_string("runbook/runbook.html", {**context, "preview": preview})
+
+
+def _no_fetching():
+    """Resources may only be inline: user text in the runbook can never make us fetch a URL."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data"})
+
+
+def render_pdf(project: IntegrationProject, progress: Progress | None = None):
+    """(pdf bytes, page count, version hash) of the project's runbook."""
+    from weasyprint import HTML  # imported late: it is slow to import and only needed here
+
+    progress = progress or (lambda pct, msg: None)
+    progress(5, "Collecting the project's content")
+    context = runbook_context(project)
+    progress(20, "Rendering the document")
+    html = render_html(project, context=context)
+    progress(30, "Laying out the pages")
+    document = HTML(string=html, url_fetcher=_no_fetching()).render()
+    progress(80, f"Writing {len(document.pages)} pages")
+    pdf = document.write_pdf()
+    return pdf, len(document.pages), context["version"]
+
+
+def is_big(project: IntegrationProject) -> bool:
+    rows = (
+        FieldMapping.objects.filter(project=project).count()
+        + TestCase.objects.filter(project=project).count()
+    )
+    return rows > BIG_PROJECT_ROWS
+
+
+def start_export(project: IntegrationProject, user) -> RunbookExport:
+    version = project_hash(step_hashes(project))
+    return RunbookExport.objects.create(
+        project=project, version_hash=version, created_by=user, message="Waiting for a worker"
+    )
+
+
+def _set(export: RunbookExport, **fields) -> None:
+    for name, value in fields.items():
+        setattr(export, name, value)
+    export.save(update_fields=[*fields, "updated_at"])
+
+
+def run_export(export_id: int) -> RunbookExport | None:
+    """Produce the PDF of one export. Safe to call twice: a finished export is left alone.
+
+    Every failure ends in status 'failed' with the reason; nothing is raised, so a broken
+    export never loops through retries.
+    """
+    updated = RunbookExport.objects.filter(
+        pk=export_id, status__in=[RunbookExport.Status.QUEUED, RunbookExport.Status.RUNNING]
+    ).update(attempts=F("attempts") + 1, status=RunbookExport.Status.RUNNING)
+    export = RunbookExport.objects.select_related("project").filter(pk=export_id).first()
+    if export is None or not updated:
+        return export
+    if export.attempts > MAX_ATTEMPTS:
+        _fail(export, "The export was interrupted twice (the worker stopped). Try again.")
+        return export
+    started = time.perf_counter()
+    try:
+        pdf, pages, version = render_pdf(
+            export.project, lambda pct, msg: _set(export, progress=pct, message=msg)
+        )
+        _set(export, progress=95, message="Saving the file")
+        name = f"runbook-{slugify(export.project.name)[:60]}-{version[:12]}.pdf"
+        export.file.save(name, ContentFile(pdf), save=False)
+        _set(
+            export,
+            file=export.file,
+            version_hash=version,
+            pages=pages,
+            seconds=round(time.perf_counter() - started, 2),
+            status=RunbookExport.Status.DONE,
+            progress=100,
+            message=f"{pages} pages",
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:  # any failure is the export's outcome, shown to the user
+        log.exception("runbook export %s failed", export_id)
+        _fail(export, f"{type(exc).__name__}: {exc}")
+    return export
+
+
+def _fail(export: RunbookExport, reason: str) -> None:
+    _set(
+        export,
+        status=RunbookExport.Status.FAILED,
+        error=reason[:2000],
+        message="Failed",
+        finished_at=timezone.now(),
+    )
+
+
+def expire_stalled(project: IntegrationProject) -> int:
+    """Fail the exports of `project` whose worker died or never came."""
+    now = timezone.now()
+    qs = RunbookExport.objects.filter(project=project)
+    dead = qs.filter(status=RunbookExport.Status.RUNNING, updated_at__lt=now - RUNNING_TIMEOUT)
+    lost = qs.filter(status=RunbookExport.Status.QUEUED, created_at__lt=now - QUEUED_TIMEOUT)
+    n = dead.update(
+        status=RunbookExport.Status.FAILED,
+        message="Failed",
+        error="The export stopped making progress: its worker probably died. Try again.",
+        finished_at=now,
+    )
+    n += lost.update(
+        status=RunbookExport.Status.FAILED,
+        message="Failed",
+        error="No worker picked this export up. Is the Celery worker running?",
+        finished_at=now,
+    )
+    return n

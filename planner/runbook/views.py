@@ -1,0 +1,75 @@
+"""The runbook page: export (inline for a small project, Celery for a big one), progress,
+downloads (permission-checked, never a public media URL) and the HTML preview."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from planner.checklist.signoff import project_hash, step_hashes
+from planner.models import IntegrationProject, RunbookExport
+from planner.runbook import service as rb
+from planner.web.common import project_context
+from planner.web.permissions import project_access
+
+PAGE = "planner/runbook.html"
+
+
+@project_access("view")
+def runbook(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    rb.expire_stalled(project)
+    ctx = project_context(request, project)
+    ctx.update(
+        exports=RunbookExport.objects.filter(project=project).select_related("created_by")[:20],
+        current_version=project_hash(step_hashes(project)),
+        big=rb.is_big(project),
+    )
+    return render(request, PAGE, ctx)
+
+
+@project_access("view")
+def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    return HttpResponse(rb.render_html(project, preview=True))
+
+
+# Exporting reads the project: anyone who may see it may take its runbook away.
+@project_access("view")
+def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("planner:runbook", project_id=project.pk)
+    export = rb.start_export(project, request.user)
+    if rb.is_big(project):
+        from planner.runbook.tasks import export_runbook
+
+        # Queued once the export row is committed, so the worker always finds it.
+        transaction.on_commit(lambda: export_runbook.delay(export.pk))
+        messages.info(request, "The runbook is being made; it appears below when ready.")
+        return redirect("planner:runbook", project_id=project.pk)
+    rb.run_export(export.pk)
+    export.refresh_from_db()
+    if export.status == RunbookExport.Status.DONE:
+        return redirect("planner:export_download", project_id=project.pk, pk=export.pk)
+    messages.error(request, f"The runbook could not be made: {export.error}")
+    return redirect("planner:runbook", project_id=project.pk)
+
+
+@project_access("view")
+def export_status(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
+    """One export's row, polled by htmx while it runs."""
+    rb.expire_stalled(project)
+    export = get_object_or_404(RunbookExport, project=project, pk=pk)
+    ctx = {"project": project, "export": export, "current_version": None}
+    return render(request, f"{PAGE}#export-row", ctx)
+
+
+@project_access("view")
+def export_download(request: HttpRequest, project: IntegrationProject, pk: int):
+    export = get_object_or_404(RunbookExport, project=project, pk=pk)
+    if export.status != RunbookExport.Status.DONE or not export.file:
+        raise Http404("This export has no file (yet).")
+    try:
+        handle = export.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The file of this export is missing from storage.") from exc
+    name = export.file.name.rsplit("/", 1)[-1]
+    return FileResponse(handle, as_attachment=True, filename=name, content_type="application/pdf")

@@ -1,0 +1,454 @@
+"""The connection-settings form of a system: one form, fields shown by connection kind.
+
+Secret fields are write-only: they render empty, a blank submission keeps what is stored, and
+the page says only which secrets are set.
+"""
+
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from planner.connectors import Connector, ConnectorError, check_select_query, open_connector
+from planner.connectors.mysql import SSL_MODES as MYSQL_SSL
+from planner.connectors.postgres import SSL_MODES as PG_SSL
+from planner.models import System, SystemEndpoint
+from planner.runs import secrets
+from planner.runs.endpoints import SQL_KINDS, connector_config, guard_policy, is_query, upload_bytes
+from planner.web.concurrency import save_versioned
+
+Kind = SystemEndpoint.Kind
+DB = (Kind.POSTGRES, Kind.MYSQL)
+SECRET_FIELDS = ("password", "token", "api_key")
+# Request headers that carry credentials belong in the encrypted secret fields.
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xlsm")
+
+# field -> the kinds it applies to (the page shows only those; without JS all are shown).
+FIELD_KINDS: dict[str, tuple[str, ...]] = {
+    "kind": tuple(Kind),
+    "dataset": (*SQL_KINDS, Kind.HTTP_JSON),
+    "key_fields": tuple(Kind),
+    "host": DB,
+    "port": DB,
+    "database": DB,
+    "user": DB,
+    "password": (*DB, Kind.HTTP_JSON),
+    "schema": (Kind.POSTGRES,),
+    "sslmode": (Kind.POSTGRES,),
+    "ssl_mode": (Kind.MYSQL,),
+    "upload": (Kind.SQLITE, Kind.FILE),
+    "file_format": (Kind.FILE,),
+    "delimiter": (Kind.FILE,),
+    "sheet": (Kind.FILE,),
+    "infer_types": (Kind.FILE,),
+    "records_path": (Kind.FILE, Kind.HTTP_JSON),
+    "base_url": (Kind.HTTP_JSON,),
+    "headers": (Kind.HTTP_JSON,),
+    "auth": (Kind.HTTP_JSON,),
+    "username": (Kind.HTTP_JSON,),
+    "token": (Kind.HTTP_JSON,),
+    "api_key": (Kind.HTTP_JSON,),
+    "api_key_header": (Kind.HTTP_JSON,),
+    "pagination": (Kind.HTTP_JSON,),
+    "page_param": (Kind.HTTP_JSON,),
+    "size_param": (Kind.HTTP_JSON,),
+    "page_size": (Kind.HTTP_JSON,),
+    "offset_param": (Kind.HTTP_JSON,),
+    "limit_param": (Kind.HTTP_JSON,),
+    "cursor_param": (Kind.HTTP_JSON,),
+    "cursor_path": (Kind.HTTP_JSON,),
+    "total_path": (Kind.HTTP_JSON,),
+    "max_pages": (Kind.HTTP_JSON,),
+    "clear_secrets": (*DB, Kind.HTTP_JSON),
+}
+GROUPS = (
+    ("What to read", ("kind", "dataset", "key_fields", "upload", "records_path")),
+    ("Database server", ("host", "port", "database", "user", "schema", "sslmode", "ssl_mode")),
+    ("File", ("file_format", "delimiter", "sheet", "infer_types")),
+    ("HTTP API", ("base_url", "headers", "auth", "username", "api_key_header", "pagination",
+                  "page_param", "size_param", "page_size", "offset_param", "limit_param",
+                  "cursor_param", "cursor_path", "total_path", "max_pages")),
+    ("Secrets (encrypted, never shown again)", ("password", "token", "api_key", "clear_secrets")),
+)  # fmt: skip
+# HTTP fields that matter only for some authentication / pagination styles.
+FIELD_AUTH = {
+    "username": "basic", "password": "basic", "token": "bearer", "api_key": "api_key",
+    "api_key_header": "api_key",
+}  # fmt: skip
+FIELD_PAGINATION = {
+    "page_param": "page", "size_param": "page", "page_size": "page offset",
+    "offset_param": "offset", "limit_param": "offset", "cursor_param": "cursor",
+    "cursor_path": "cursor",
+}  # fmt: skip
+# Non-secret settings stored in SystemEndpoint.config, per kind.
+CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    Kind.POSTGRES: ("host", "port", "database", "user", "schema", "sslmode"),
+    Kind.MYSQL: ("host", "port", "database", "user", "ssl_mode"),
+    Kind.SQLITE: (),
+    Kind.FILE: ("format", "delimiter", "sheet", "records_path", "infer_types"),
+    Kind.HTTP_JSON: (
+        "base_url", "headers", "auth", "username", "api_key_header", "pagination", "page_param",
+        "size_param", "page_size", "offset_param", "limit_param", "cursor_param", "cursor_path",
+        "records_path", "total_path", "max_pages",
+    ),
+}  # fmt: skip
+REQUIRED: dict[str, tuple[str, ...]] = {
+    Kind.POSTGRES: ("host", "database", "user"),
+    Kind.MYSQL: ("host", "database", "user"),
+    Kind.SQLITE: (),
+    Kind.FILE: (),
+    Kind.HTTP_JSON: ("base_url",),
+}
+# Which secret each HTTP auth style uses.
+AUTH_SECRET = {"bearer": "token", "basic": "password", "api_key": "api_key"}
+
+
+def _choices(values) -> list[tuple[str, str]]:
+    return [(v, v) for v in values]
+
+
+def _secret() -> forms.CharField:
+    return forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+
+
+class EndpointForm(forms.Form):
+    kind = forms.ChoiceField(label="Connection kind", choices=Kind.choices)
+    dataset = forms.CharField(
+        label="Dataset",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        help_text="Databases: a table name or one SELECT query. HTTP: the endpoint path, e.g."
+        " /v1/customers?status=all.",
+    )
+    key_fields = forms.CharField(
+        label="Key field(s)", max_length=300, help_text="e.g. id, or org_id, number"
+    )
+    host = forms.CharField(required=False, max_length=255)
+    port = forms.IntegerField(required=False, min_value=1, max_value=65535)
+    database = forms.CharField(required=False, max_length=255)
+    user = forms.CharField(required=False, max_length=255)
+    password = _secret()
+    schema = forms.CharField(required=False, max_length=255, help_text="PostgreSQL schema.")
+    sslmode = forms.ChoiceField(label="SSL mode", choices=_choices(PG_SSL), initial="prefer")
+    ssl_mode = forms.ChoiceField(label="SSL", choices=_choices(MYSQL_SSL), initial="disable")
+    upload = forms.FileField(
+        label="File", required=False, help_text="Stored privately; never served back."
+    )
+    file_format = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "from the file name"), *_choices(("csv", "json", "ndjson", "xlsx"))],
+    )
+    delimiter = forms.CharField(required=False, max_length=2, help_text="CSV: default ','.")
+    sheet = forms.CharField(required=False, max_length=100, help_text="XLSX: default first.")
+    infer_types = forms.BooleanField(
+        label="Infer column types", required=False, initial=True,
+        help_text="Off keeps every value as text (e.g. zip codes with leading zeros).",
+    )  # fmt: skip
+    records_path = forms.CharField(
+        label="Record selector", required=False, max_length=200,
+        help_text="Where the records are in the JSON, e.g. $.data.items (default: the document).",
+    )  # fmt: skip
+    base_url = forms.CharField(label="Base URL", required=False, max_length=500)
+    headers = forms.CharField(
+        label="Extra headers", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One 'Name: value' per line, not secret (tokens go in the fields below).",
+    )  # fmt: skip
+    auth = forms.ChoiceField(
+        label="Authentication",
+        choices=[
+            ("none", "None"), ("bearer", "Bearer token"), ("basic", "Basic (user + password)"),
+            ("api_key", "API-key header"),
+        ],
+    )  # fmt: skip
+    username = forms.CharField(required=False, max_length=255, help_text="Basic auth.")
+    token = _secret()
+    api_key = forms.CharField(
+        label="API key", required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    api_key_header = forms.CharField(
+        label="API-key header", required=False, max_length=100, initial="X-API-Key"
+    )
+    pagination = forms.ChoiceField(
+        choices=[
+            ("none", "None (one response)"), ("page", "Page number"), ("offset", "Offset"),
+            ("cursor", "Cursor"), ("link", "Link header"),
+        ],
+    )  # fmt: skip
+    page_param = forms.CharField(label="Page parameter", required=False, initial="page")
+    size_param = forms.CharField(label="Page-size parameter", required=False)
+    page_size = forms.IntegerField(required=False, min_value=1, max_value=100_000, initial=100)
+    offset_param = forms.CharField(label="Offset parameter", required=False, initial="offset")
+    limit_param = forms.CharField(label="Limit parameter", required=False, initial="limit")
+    cursor_param = forms.CharField(label="Cursor parameter", required=False, initial="cursor")
+    cursor_path = forms.CharField(label="Next-cursor path", required=False, initial="next_cursor")
+    total_path = forms.CharField(label="Total path", required=False, help_text="e.g. $.meta.total")
+    max_pages = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, initial=1000)
+    clear_secrets = forms.BooleanField(label="Remove the stored secrets", required=False)
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, system: System, endpoint: SystemEndpoint | None, **kwargs) -> None:
+        self.system = system
+        self.endpoint = endpoint
+        if endpoint is not None and not kwargs.get("initial") and not args:
+            kwargs["initial"] = _initial(endpoint)
+        super().__init__(*args, **kwargs)
+        for name in ("sslmode", "ssl_mode", "auth", "pagination"):
+            self.fields[name].required = False
+        stored = set(self.stored_secret_names)
+        for name in SECRET_FIELDS:
+            hint = "Set — leave empty to keep it." if name in stored else "Not set."
+            self.fields[name].help_text = hint
+        self.config: dict[str, Any] = {}
+
+    # --- what is stored ------------------------------------------------------------------
+
+    @property
+    def stored_secret_names(self) -> list[str]:
+        return list(self.endpoint.secrets_set) if self.endpoint else []
+
+    def error_summary(self) -> list[str]:
+        """Every error as 'Field label: message', for places that do not show the fields."""
+        out = []
+        for name, errors in self.errors.items():
+            label = "" if name == "__all__" else f"{self[name].label}: "
+            out += [f"{label}{e}" for e in errors]
+        return out
+
+    def grouped(self) -> list[tuple[str, list[tuple[forms.BoundField, dict[str, str]]]]]:
+        """Fields by group, each with the conditions under which the page shows it."""
+        return [
+            (
+                title,
+                [
+                    (
+                        self[name],
+                        {
+                            "kinds": " ".join(FIELD_KINDS[name]),
+                            "auth": FIELD_AUTH.get(name, ""),
+                            "pagination": FIELD_PAGINATION.get(name, ""),
+                        },
+                    )
+                    for name in names
+                ],
+            )
+            for title, names in GROUPS
+        ]
+
+    # --- validation ----------------------------------------------------------------------
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        if not kind:
+            return data
+        label = Kind(kind).label
+        for name in REQUIRED[kind]:
+            if data.get(name) in (None, ""):
+                self.add_error(name, f"Required for {label}.")
+        self._clean_dataset(kind, data)
+        self._clean_key(data)
+        if kind in SystemEndpoint.UPLOAD_KINDS:
+            self._clean_upload(kind, data)
+        if kind == Kind.HTTP_JSON:
+            self._clean_http(data)
+        if not self.errors:
+            self.config = self._config(kind, data)
+            self._check_with_connector(kind, data)
+        if not self.errors:
+            try:
+                self.secrets()
+            except secrets.SecretError:
+                self.add_error(
+                    None,
+                    "The stored secrets cannot be decrypted with the configured keys"
+                    " (AETHON_SECRET_KEYS): type them in again.",
+                )
+        return data
+
+    def _clean_dataset(self, kind: str, data: dict) -> None:
+        dataset = (data.get("dataset") or "").strip()
+        data["dataset"] = dataset
+        if kind in SQL_KINDS:
+            if not dataset:
+                self.add_error("dataset", "Give a table name or a SELECT query.")
+            elif is_query(dataset):
+                try:
+                    check_select_query(dataset, kind)
+                except ConnectorError as exc:
+                    self.add_error("dataset", exc.message)
+
+    def _clean_key(self, data: dict) -> None:
+        raw = data.get("key_fields") or ""
+        parts = [p.strip() for p in raw.split(",")]
+        if not raw.strip() or any(not p for p in parts):
+            self.add_error("key_fields", "Name the key field(s), separated by commas.")
+        else:
+            data["key_fields"] = ", ".join(parts)
+
+    def _stored_upload_usable(self, kind: str) -> bool:
+        return bool(self.endpoint and self.endpoint.upload and self.endpoint.kind == kind)
+
+    def _clean_upload(self, kind: str, data: dict) -> None:
+        upload: UploadedFile | None = data.get("upload")
+        if upload is None:
+            if not self._stored_upload_usable(kind):
+                what = "SQLite database" if kind == Kind.SQLITE else "CSV, JSON or XLSX"
+                self.add_error("upload", f"Upload the {what} file.")
+            return
+        limit = guard_policy().max_file_bytes
+        if upload.size > limit:
+            self.add_error("upload", f"The file is larger than the limit of {limit:,} bytes.")
+            return
+        name = upload.name.lower()
+        if kind == Kind.SQLITE:
+            head = upload.read(16)
+            upload.seek(0)
+            if head != b"SQLite format 3\x00":
+                self.add_error("upload", "This is not a SQLite database file.")
+        elif not data.get("file_format") and not name.endswith(FILE_SUFFIXES):
+            self.add_error(
+                "upload", "Choose the format: the file name does not end in .csv, .json or .xlsx."
+            )
+
+    def _clean_http(self, data: dict) -> None:
+        headers = {}
+        for n, line in enumerate((data.get("headers") or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition(":")
+            if not sep or not name.strip():
+                self.add_error("headers", f"Line {n}: write 'Name: value'.")
+                return
+            if name.strip().lower() in CREDENTIAL_HEADERS:
+                self.add_error(
+                    "headers",
+                    f"Line {n}: '{name.strip()}' carries credentials; use the encrypted token or"
+                    " API-key field instead.",
+                )
+                return
+            headers[name.strip()] = value.strip()
+        data["headers"] = headers
+        auth = data.get("auth") or "none"
+        needed = AUTH_SECRET.get(auth)
+        if needed and not data.get(needed) and not self._will_keep(needed, data):
+            self.add_error(needed, f"Required for {dict(self.fields['auth'].choices)[auth]}.")
+        if auth == "basic" and not data.get("username"):
+            self.add_error("username", "Required for basic authentication.")
+
+    def _will_keep(self, name: str, data: dict) -> bool:
+        return name in self.stored_secret_names and not data.get("clear_secrets")
+
+    def _config(self, kind: str, data: dict) -> dict[str, Any]:
+        values = dict(data, format=data.get("file_format") or "")
+        out = {}
+        for name in CONFIG_FIELDS[kind]:
+            value = values.get(name)
+            if value in (None, "", {}):
+                continue
+            out[name] = value
+        if kind == Kind.FILE:
+            out["infer_types"] = bool(data.get("infer_types"))
+        return out
+
+    def _check_with_connector(self, kind: str, data: dict) -> None:
+        """Let the connector validate the settings (no I/O happens here)."""
+        stub = {name: "placeholder" for name in SECRET_FIELDS}
+        config = connector_config(
+            kind, self.config, data["dataset"], data["key_fields"], b"", self._filename()
+        )
+        try:
+            open_connector(kind, config, stub, guard_policy())
+        except ConnectorError as exc:
+            self.add_error(None, exc.message)
+
+    def _filename(self) -> str:
+        upload = self.cleaned_data.get("upload")
+        if upload is not None:
+            return upload.name
+        return self.endpoint.upload_name if self.endpoint else ""
+
+    # --- secrets -------------------------------------------------------------------------
+
+    def secrets(self) -> dict[str, str]:
+        """Stored secrets, replaced by any typed in, limited to what the kind/auth uses."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        typed = {n: data[n] for n in SECRET_FIELDS if data.get(n)}
+        merged: dict[str, str] = {}
+        keep = [n for n in self.stored_secret_names if n not in typed]
+        if keep and not data.get("clear_secrets") and self.endpoint is not None:
+            merged = secrets.decrypt_json(self.endpoint.secrets_token)
+        merged.update(typed)
+        wanted = set(SystemEndpoint.SECRET_NAMES[kind])
+        if kind == Kind.HTTP_JSON:
+            wanted &= {AUTH_SECRET.get(data.get("auth") or "none", "")}
+        return {n: v for n, v in merged.items() if n in wanted and v}
+
+    # --- use -----------------------------------------------------------------------------
+
+    def connector(self) -> Connector:
+        """A connector for the settings as submitted (unsaved), e.g. for "Test connection"."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        content = None
+        if kind in SystemEndpoint.UPLOAD_KINDS:
+            upload = data.get("upload")
+            if upload is not None:
+                upload.seek(0)
+                content = upload.read()
+                upload.seek(0)
+            else:
+                content = upload_bytes(self.endpoint) if self.endpoint else None
+        config = connector_config(
+            kind, self.config, data["dataset"], data["key_fields"], content, self._filename()
+        )
+        return open_connector(kind, config, self.secrets(), guard_policy())
+
+    def save(self) -> SystemEndpoint:
+        """Store the settings (optimistic version check: may raise StaleEdit)."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        ep = self.endpoint or SystemEndpoint(project_id=self.system.project_id, system=self.system)
+        old_file = ep.upload.name if ep.upload else ""
+        stored = self.secrets()
+        ep.kind, ep.config = kind, self.config
+        ep.dataset = data["dataset"] if kind != Kind.FILE else ""
+        ep.key_fields = data["key_fields"]
+        ep.secrets_token = secrets.encrypt_json(stored)
+        ep.secrets_set = sorted(stored)
+        new_file = ""
+        if kind in SystemEndpoint.UPLOAD_KINDS:
+            upload = data.get("upload")
+            if upload is not None:
+                ep.upload.save(upload.name, upload, save=False)
+                ep.upload_name = upload.name
+                new_file = ep.upload.name
+        else:
+            ep.upload, ep.upload_name = "", ""
+        try:
+            save_versioned(ep, data.get("expected_version") if ep.pk else None)
+        except Exception:
+            if new_file:
+                ep.upload.storage.delete(new_file)  # the settings were not saved; nor is the file
+            raise
+        if old_file and old_file != (ep.upload.name if ep.upload else ""):
+            ep.upload.storage.delete(old_file)
+        return ep
+
+
+def _initial(ep: SystemEndpoint) -> dict[str, Any]:
+    config = dict(ep.config)
+    initial: dict[str, Any] = {
+        "kind": ep.kind,
+        "dataset": ep.dataset,
+        "key_fields": ep.key_fields,
+        "expected_version": ep.version,
+        "file_format": config.pop("format", ""),
+        "headers": "\n".join(f"{k}: {v}" for k, v in (config.pop("headers", {}) or {}).items()),
+    }
+    initial.update(config)
+    return initial

@@ -1,0 +1,621 @@
+"""Validation runs as plain functions: start, execute (in a Celery worker), cancel, reap.
+
+A view, the API and the beat schedule all call `start_validation_run`; the Celery task only
+calls `execute_run`. Liveness: the worker beats a heartbeat into the run row; a run whose
+heartbeat goes stale (worker killed, machine lost) is marked failed by `reap_stale_runs`,
+and a second delivery of the task (Celery requeues it when a pool process dies, acks_late)
+notices the dead attempt and fails the run with the reason instead of running it twice.
+"""
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.utils import timezone
+
+from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
+from planner.models.runs import STAGE_LABELS, STAGE_NAMES
+from planner.runs.endpoints import endpoint_of
+from planner.runs.stages import (
+    CompareOutcome,
+    Side,
+    StageResult,
+    connectivity,
+    mapping,
+    open_side,
+    parallel,
+    reconciliation,
+    schema,
+    source_expectations,
+    target_expectations,
+)
+
+log = logging.getLogger(__name__)
+
+Status = ValidationRun.Status
+QUEUE_UNREACHABLE = (
+    "The task queue is unreachable, so the run could not start. Check that the broker"
+    " (CELERY_BROKER_URL) is up, then start the run again."
+)
+PROGRESS_EVERY = 0.5  # seconds between progress writes
+FETCH_BATCH = 10_000
+# Publishing gives up quickly: the user is waiting on the page.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+PUBLISH_CONNECT_TIMEOUT = 3
+
+
+class RunRefused(ValueError):
+    """The run cannot start; the message says what to do."""
+
+
+class RunCancelled(Exception):
+    pass
+
+
+class RunLost(Exception):
+    """The run is no longer this attempt's to write (reaped, or finished by another path)."""
+
+
+class RunRefusedDuringRun(Exception):
+    """Something the run needs disappeared between queueing and running."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting
+
+
+def _baseline(connection: Connection, kind: str):
+    if kind != RunKind.PARALLEL:
+        return None
+    schedule = RunSchedule.objects.filter(connection=connection).select_related("baseline").first()
+    baseline = schedule.baseline if schedule else None
+    if baseline is None:
+        raise RunRefused(
+            "A parallel run compares the old process's output with the new one's: choose the"
+            " system holding the old output for this connection first."
+        )
+    if baseline.pk == connection.target_id:
+        raise RunRefused("The old process's output must be a different system than the target.")
+    return baseline
+
+
+def start_validation_run(
+    connection: Connection,
+    user=None,
+    kind: str = RunKind.VALIDATION,
+    trigger: str = ValidationRun.Trigger.UI,
+    *,
+    publish: bool = True,
+) -> ValidationRun:
+    """Queue a run of `connection` and hand it to a worker; returns it (maybe already failed).
+
+    `publish=False` leaves the queued run to the caller (a health review executes its runs
+    itself with `execute_run`).
+
+    One run per connection and kind is active at a time: starting again while one is queued or
+    running returns that run (a double click or an overlapping schedule starts nothing new).
+    Raises RunRefused when the run cannot make sense (a parallel run without a baseline).
+    """
+    kind = RunKind(kind)
+    baseline = _baseline(connection, kind)
+    active = ValidationRun.objects.filter(
+        connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
+    )
+    if existing := active.first():
+        return existing
+    try:
+        with transaction.atomic():
+            run = ValidationRun.objects.create(
+                project_id=connection.project_id,
+                connection=connection,
+                kind=kind,
+                baseline=baseline,
+                trigger=trigger,
+                triggered_by=user if getattr(user, "pk", None) else None,
+                settings_snapshot=_snapshot(connection, baseline),
+            )
+            RunStage.objects.bulk_create(
+                RunStage(run=run, name=name, position=i) for i, name in enumerate(STAGE_NAMES[kind])
+            )
+    except IntegrityError:
+        # Another request created the active run between our check and insert.
+        if existing := active.first():
+            return existing
+        raise
+    if publish:
+        dispatch(run)
+    return run
+
+
+def _snapshot(connection: Connection, baseline) -> dict:
+    """What the run was checked against (non-secret), so old results stay interpretable."""
+    out = {"mapping_rows": FieldMapping.objects.filter(connection=connection).count()}
+    systems = [("source", connection.source), ("target", connection.target)]
+    if baseline is not None:
+        systems.append(("old output", baseline))
+    for role, system in systems:
+        ep = endpoint_of(system)
+        out[role] = {
+            "system": system.name,
+            "kind": ep.kind if ep else "",
+            "dataset": (ep.dataset or ep.upload_name) if ep else "",
+            "key": ep.key_fields if ep else "",
+            "settings_version": ep.version if ep else None,
+        }
+    return out
+
+
+def dispatch(run: ValidationRun) -> None:
+    """Publish the task; if the broker cannot be reached, the run fails saying so."""
+    from aethon.celery import app
+    from planner.runs.tasks import run_validation
+
+    try:
+        with app.connection_for_write(connect_timeout=PUBLISH_CONNECT_TIMEOUT) as conn:
+            result = run_validation.apply_async(
+                args=[run.pk], connection=conn, retry=True, retry_policy=PUBLISH_RETRY
+            )
+    except Exception as exc:  # noqa: BLE001 - any failure to publish means no worker will run it
+        log.warning("validation run %s not queued: %s", run.pk, exc)
+        fail_run(run.pk, QUEUE_UNREACHABLE, from_status=(Status.QUEUED,))
+        run.refresh_from_db()
+        return
+    ValidationRun.objects.filter(pk=run.pk, celery_task_id="").update(celery_task_id=result.id)
+    run.refresh_from_db()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ending: cancel, fail, reap
+
+
+def fail_run(
+    run_id: int,
+    reason: str,
+    *,
+    status: str = Status.FAILED,
+    attempt: int | None = None,
+    from_status: tuple[str, ...] = ValidationRun.ACTIVE,
+) -> bool:
+    """End an active run with `reason`; unfinished stages are marked. False if not active."""
+    with transaction.atomic():
+        runs = ValidationRun.objects.filter(pk=run_id, status__in=from_status)
+        if attempt is not None:
+            runs = runs.filter(attempt=attempt)
+        now = timezone.now()
+        if not runs.update(status=status, error=reason[:2000], finished_at=now):
+            return False
+        stages = RunStage.objects.filter(run_id=run_id)
+        interrupted = (
+            RunStage.Status.SKIPPED if status == Status.CANCELLED else RunStage.Status.FAILED
+        )
+        stages.filter(status=RunStage.Status.RUNNING).update(
+            status=interrupted, error=reason[:2000], finished_at=now
+        )
+        stages.filter(status=RunStage.Status.PENDING).update(status=RunStage.Status.SKIPPED)
+    return True
+
+
+def cancel_run(run: ValidationRun) -> ValidationRun:
+    """A queued run ends at once; a running one stops at its next checkpoint (within ~1 s)."""
+    ended = fail_run(
+        run.pk,
+        "Cancelled before a worker started it.",
+        status=Status.CANCELLED,
+        from_status=(Status.QUEUED,),
+    )
+    if not ended:
+        ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def reap_stale_runs(now: datetime | None = None) -> int:
+    """Fail running runs whose worker stopped beating; returns how many were reaped."""
+    now = now or timezone.now()
+    stale = timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    reaped = 0
+    for run in ValidationRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
+        if run.cancel_requested:
+            ok = fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
+        else:
+            ok = fail_run(run.pk, _lost_reason(run), attempt=run.attempt)
+        if ok:
+            log.warning("validation run %s reaped: no heartbeat since %s", run.pk, run.heartbeat_at)
+            reaped += 1
+    return reaped
+
+
+def _lost_reason(run: ValidationRun) -> str:
+    stage = STAGE_LABELS.get(run.stage, run.stage or "its first")
+    beat = (
+        timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S")
+        if run.heartbeat_at
+        else "?"
+    )
+    return (
+        f"The worker running this validation stopped during the {stage.lower()} stage (killed,"
+        f" out of memory or its machine lost; last heartbeat {beat}). Start a new run."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing (in the worker)
+
+
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError, IndexError):
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead
+            return False
+    return True
+
+
+def _attempt_dead(run: ValidationRun) -> bool:
+    """Is the attempt recorded on a running run certainly gone?"""
+    host, _, pid = run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        return True
+    stale = timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    return run.heartbeat_at is None or run.heartbeat_at < timezone.now() - stale
+
+
+def claim(run_id: int, task_id: str = "") -> ValidationRun | None:
+    """Take a queued run for this attempt; None if there is nothing (more) to do.
+
+    A run already running means this is a second delivery: if the first attempt's process is
+    gone, the run fails with that reason (it is not rerun, so a crash cannot loop).
+    A finished run is left alone, so a repeated delivery never writes results twice.
+    """
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return None
+        if run.status == Status.RUNNING:
+            if _attempt_dead(run):
+                fail_run(run.pk, _lost_reason(run), attempt=run.attempt)
+            return None
+        if run.status != Status.QUEUED:
+            return None
+        now = timezone.now()
+        run.status, run.attempt, run.worker = Status.RUNNING, run.attempt + 1, _this_worker()
+        run.started_at = run.heartbeat_at = now
+        run.celery_task_id = task_id or run.celery_task_id
+        run.save(
+            update_fields=[
+                "status",
+                "attempt",
+                "worker",
+                "started_at",
+                "heartbeat_at",
+                "celery_task_id",
+            ]
+        )
+        return run
+
+
+class Runner:
+    """One attempt at a run: progress, heartbeat, cancellation and stage bookkeeping."""
+
+    def __init__(self, run: ValidationRun) -> None:
+        self.run = run
+        self.done = 0
+        self.total: int | None = None
+        self.t0 = time.monotonic()
+        self._last_write = 0.0
+        self._cancel = threading.Event()
+        self._stop = threading.Event()
+
+    def owned(self):
+        return ValidationRun.objects.filter(
+            pk=self.run.pk, attempt=self.run.attempt, status=Status.RUNNING
+        )
+
+    # --- liveness ------------------------------------------------------------------------
+
+    def _beat_once(self) -> None:
+        now = timezone.now()
+        if not self.owned().update(heartbeat_at=now):
+            self._cancel.set()  # reaped or finished elsewhere: stop working on it
+            return
+        if self.owned().filter(cancel_requested=True).exists():
+            self._cancel.set()
+
+    def _beat(self, every: float) -> None:
+        try:
+            while not self._stop.wait(every):
+                try:
+                    self._beat_once()
+                except Exception:  # noqa: BLE001 - a missed beat must not kill the run
+                    log.exception("heartbeat of validation run %s failed", self.run.pk)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    @contextlib.contextmanager
+    def heartbeat(self, enabled: bool = True) -> Iterator[None]:
+        every = settings.AETHON_RUN_HEARTBEAT_SECONDS
+        thread = None
+        if enabled and every > 0:
+            thread = threading.Thread(target=self._beat, args=(every,), daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            if thread is not None:
+                thread.join(timeout=10)
+
+    def checkpoint(self) -> None:
+        if self._cancel.is_set():
+            self._raise_stop()
+
+    def _raise_stop(self) -> None:
+        if ValidationRun.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+            raise RunCancelled
+        raise RunLost
+
+    def progress(self, n: int = 0, force: bool = False) -> None:
+        self.done += n
+        now = time.monotonic()
+        if not force and now - self._last_write < PROGRESS_EVERY:
+            self.checkpoint()
+            return
+        self._last_write = now
+        elapsed = max(now - self.t0, 1e-6)
+        updated = self.owned().update(
+            records_done=self.done,
+            records_total=self.total,
+            rate=round(self.done / elapsed, 1) if self.done else None,
+            heartbeat_at=timezone.now(),
+        )
+        if not updated or self.owned().filter(cancel_requested=True).exists():
+            self._cancel.set()
+        self.checkpoint()
+
+    # --- data ----------------------------------------------------------------------------
+
+    def fetch(self, side: Side) -> pl.DataFrame:
+        """Every record of a side, in batches, with progress and cancellation between them."""
+        connector = side.connector
+        assert connector is not None
+        page = getattr(getattr(connector, "config", None), "page_size", None)
+        frames = []
+        for frame in connector.fetch(batch_size=page or FETCH_BATCH):
+            frames.append(frame)
+            self.progress(frame.height)
+        if not frames:
+            head = side.head if side.head is not None else pl.DataFrame()
+            return head.clear()
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def count_totals(self, sides: list[Side]) -> None:
+        total = 0
+        for side in sides:
+            try:
+                n = side.connector.count() if side.connector else None  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - a total is a nicety; the fetch reports errors
+                n = None
+            if n is None:
+                return
+            total += n
+        self.total = total
+
+    # --- stages --------------------------------------------------------------------------
+
+    def begin(self, name: str) -> None:
+        self.checkpoint()
+        with transaction.atomic():
+            if not self.owned().select_for_update().update(stage=name):
+                self._raise_stop()
+            RunStage.objects.filter(run_id=self.run.pk, name=name).update(
+                status=RunStage.Status.RUNNING, started_at=timezone.now(), error=""
+            )
+        self.run.stage = name
+
+    def end(self, name: str, result: StageResult) -> None:
+        """Store a stage's outcome: replaces, never appends, so a retry cannot duplicate it."""
+        with transaction.atomic():
+            if not self.owned().select_for_update().exists():
+                self._raise_stop()
+            RunStage.objects.filter(run_id=self.run.pk, name=name).update(
+                status=result.status,
+                figures=result.figures,
+                examples=result.examples,
+                error=result.error[:2000],
+                finished_at=timezone.now(),
+            )
+
+    def stage(self, name: str, work) -> StageResult:
+        self.begin(name)
+        try:
+            result = work()
+        except (RunCancelled, RunLost, SoftTimeLimitExceeded):
+            raise  # the whole run ends, not just this stage
+        except Exception as exc:  # noqa: BLE001 - one stage's crash is that stage's failure
+            log.exception("validation run %s: stage %s crashed", self.run.pk, name)
+            result = StageResult(RunStage.Status.FAILED, error=_short(exc))
+        self.end(name, result)
+        return result
+
+    def store_differences(self, outcome: CompareOutcome) -> None:
+        if outcome.report is None:
+            return
+        frame = outcome.report.differences_frame()
+        if frame.height == 0:
+            return
+        data = frame.write_csv().encode()
+        name = f"runs/{self.run.project_id}/run-{self.run.pk}-differences.csv"
+        storage = ValidationRun._meta.get_field("differences_file").storage
+        if storage.exists(name):
+            storage.delete(name)  # a retry replaces the file, never adds a second one
+        saved = storage.save(name, ContentFile(data))
+        if not self.owned().update(differences_file=saved):
+            storage.delete(saved)
+            self._raise_stop()
+
+    def finish(self, results: dict[str, StageResult]) -> None:
+        failed = [n for n, r in results.items() if r.status != RunStage.Status.PASSED]
+        status = Status.FAILED if failed else Status.PASSED
+        error = "; ".join(
+            f"{STAGE_LABELS[n]}: {results[n].error or results[n].status}" for n in failed
+        )
+        self.progress(force=True)
+        self.owned().update(
+            status=status,
+            stage="",
+            error=error[:2000],
+            finished_at=timezone.now(),
+            summary=_summary(results),
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def _summary(results: dict[str, StageResult]) -> dict:
+    """The figures the runs list and its trends show."""
+    out: dict = {"stages": {n: r.status for n, r in results.items()}}
+    mapped = results.get("mapping")
+    if mapped and mapped.figures:
+        out["records"] = mapped.figures.get("records")
+        out["violations"] = mapped.figures.get("violations")
+    compared = results.get("reconciliation") or results.get("parallel")
+    if compared and compared.figures:
+        f = compared.figures
+        out.update(
+            source_count=f.get("source_count"),
+            target_count=f.get("target_count"),
+            matched=f.get("matched_count"),
+            equal=f.get("equal_count"),
+            mismatched=f.get("mismatched_count"),
+            missing=f.get("missing_in_target_count"),
+            extra=f.get("extra_in_target_count"),
+        )
+        keys = (f.get("source_count") or 0) + (f.get("extra_in_target_count") or 0)
+        if keys:
+            out["agreement_pct"] = round(100 * (f.get("equal_count") or 0) / keys, 2)
+    return out
+
+
+def _run_validation(r: Runner) -> dict[str, StageResult]:
+    c = r.run.connection
+    rows = list(FieldMapping.objects.filter(connection=c))
+    source, target = open_side("source", c.source), open_side("target", c.target)
+    results = {"connectivity": r.stage("connectivity", lambda: connectivity([source, target]))}
+    results["schema"] = r.stage(
+        "schema",
+        lambda: schema(
+            [
+                (source, source_expectations(rows, source.key), "read"),
+                (target, target_expectations(rows, target.key), "write"),
+            ]
+        ),
+    )
+    r.count_totals([s for s in (source, target) if s.ok])
+    outcome = {}
+
+    def run_mapping() -> StageResult:
+        outcome["mapping"] = mapping(source, rows, r.fetch)
+        return outcome["mapping"].result
+
+    results["mapping"] = r.stage("mapping", run_mapping)
+    mapped = outcome.get("mapping")
+
+    def run_reconciliation() -> StageResult:
+        if mapped is None:
+            return StageResult(RunStage.Status.SKIPPED, error="the mapping stage did not finish")
+        compared = reconciliation(source, target, mapped, r.fetch)
+        r.store_differences(compared)
+        return compared.result
+
+    results["reconciliation"] = r.stage("reconciliation", run_reconciliation)
+    return results
+
+
+def _run_parallel(r: Runner) -> dict[str, StageResult]:
+    c = r.run.connection
+    rows = list(FieldMapping.objects.filter(connection=c))
+    if r.run.baseline is None:
+        raise RunRefusedDuringRun("The old process's output system was deleted.")
+    old, new = open_side("old output", r.run.baseline), open_side("new output", c.target)
+    results = {"connectivity": r.stage("connectivity", lambda: connectivity([old, new]))}
+    results["schema"] = r.stage(
+        "schema",
+        lambda: schema(
+            [
+                (old, target_expectations(rows, new.key), "write"),
+                (new, target_expectations(rows, new.key), "write"),
+            ]
+        ),
+    )
+    r.count_totals([s for s in (old, new) if s.ok])
+
+    def run_parallel() -> StageResult:
+        compared = parallel(old, new, rows, r.fetch)
+        r.store_differences(compared)
+        return compared.result
+
+    results["parallel"] = r.stage("parallel", run_parallel)
+    return results
+
+
+PIPELINES = {RunKind.VALIDATION: _run_validation, RunKind.PARALLEL: _run_parallel}
+
+
+def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> ValidationRun | None:
+    """Run every stage of a queued run and store the results (what the Celery task calls)."""
+    run = claim(run_id, task_id)
+    if run is None:
+        return None
+    run = ValidationRun.objects.select_related(
+        "connection__source", "connection__target", "baseline"
+    ).get(pk=run.pk)
+    runner = Runner(run)
+    try:
+        with runner.heartbeat(enabled=heartbeat):
+            runner.finish(PIPELINES[RunKind(run.kind)](runner))
+    except RunCancelled:
+        fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
+    except RunLost:
+        log.warning("validation run %s was ended elsewhere; attempt %s stops", run.pk, run.attempt)
+    except RunRefusedDuringRun as exc:
+        fail_run(run.pk, str(exc), attempt=run.attempt)
+    except SoftTimeLimitExceeded:
+        limit = settings.AETHON_RUN_TIME_LIMIT
+        fail_run(
+            run.pk,
+            f"The run took longer than its time limit ({limit:,} s, AETHON_RUN_TIME_LIMIT).",
+            attempt=run.attempt,
+        )
+    except BaseException as exc:
+        # SoftTimeLimitExceeded, a database outage...: the run must not stay 'running'.
+        log.exception("validation run %s failed", run.pk)
+        with contextlib.suppress(Exception):
+            close_old_connections()
+            fail_run(run.pk, f"The run stopped: {_short(exc)}", attempt=run.attempt)
+        if not isinstance(exc, Exception):
+            raise
+    run.refresh_from_db()
+    return run

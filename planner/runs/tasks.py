@@ -1,0 +1,66 @@
+"""Celery tasks of validation runs: thin wrappers around planner.validation.
+
+Registered through `app.autodiscover_tasks(related_name="validation_tasks")` in aethon/celery.py.
+Settings make every task ack late and be rejected (requeued) when its worker process dies; the
+run's own claim/heartbeat bookkeeping turns such a redelivery into a failed run with a reason.
+"""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from planner.models import Connection, RunKind, ValidationRun
+from planner.runs import service as validation
+from planner.runs.schedules import drop_schedule
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="planner.validation_tasks.run_validation",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # The soft limit raises inside the run, which then fails with the reason; the hard limit
+    # (a minute later) kills the process, and the reaper or the redelivery ends the run.
+    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
+    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
+)
+def run_validation(self, run_id: int) -> None:
+    if not ValidationRun.objects.filter(pk=run_id).exists():
+        # Published from inside a transaction that has not committed yet (or the run was
+        # deleted with its connection): look again shortly, then give up.
+        raise self.retry(countdown=1, max_retries=10)
+    run = validation.execute_run(run_id, task_id=self.request.id or "")
+    if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
+        # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
+        from planner.reviews.alerts import evaluate_run
+
+        try:
+            evaluate_run(run, source=f"scheduled validation run #{run.pk}")
+        except Exception:  # the run's own result is stored; alerting must not undo it
+            log.exception("alerts of validation run %s failed", run.pk)
+
+
+@shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)
+def reap_stale_runs() -> int:
+    return validation.reap_stale_runs()
+
+
+@shared_task(name="planner.validation_tasks.scheduled_validation", ignore_result=True)
+def scheduled_validation(connection_id: int) -> int | None:
+    """Started by a connection's beat entry (RunSchedule); returns the run's id."""
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        drop_schedule(connection_id)  # the connection was deleted: its schedule goes too
+        return None
+    try:
+        run = validation.start_validation_run(
+            connection, None, kind=RunKind.VALIDATION, trigger=ValidationRun.Trigger.SCHEDULE
+        )
+    except validation.RunRefused as exc:
+        log.warning("scheduled validation of connection %s refused: %s", connection_id, exc)
+        return None
+    return run.pk

@@ -1,0 +1,305 @@
+"""Step 2: the mapping editor of one connection — inline rows, live rule checks, samples."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import F, Max, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from planner.mapping.checks import duplicate_targets, row_problems, rule_errors
+from planner.mapping.rules import TRANSFORMS, check, output_type, parse
+from planner.mapping.samples import SampleError, read_sample, try_mapping
+from planner.mapping.specs import spec_of
+from planner.models import Connection, FieldMapping, IntegrationProject
+from planner.web.common import htmx_fragment, project_context
+from planner.web.concurrency import save_versioned
+from planner.web.forms import FieldMappingForm
+from planner.web.permissions import project_access
+from planner.web.rows import KINDS, RowKind, render_row, row_item, row_urls
+
+EDITOR = "planner/mapping_editor.html"
+ROWS = "planner/mapping_rows.html"
+
+
+def editor_url(project_id: int, connection_id: int) -> str:
+    return reverse("planner:mapping_editor", args=[project_id, connection_id])
+
+
+def _cells(m: FieldMapping) -> list[str]:
+    types = f"{m.source_type or '?'} → {m.target_type or '?'}"
+    if m.max_length:
+        types += f" ({m.max_length})"
+    nulls = m.get_null_rule_display() if m.null_rule else ""
+    if m.null_rule == "default":
+        nulls = f"default '{m.null_default}'"
+    if m.required:
+        nulls = f"required; {nulls}" if nulls else "required"
+    sync = m.get_frequency_display()
+    if m.frequency == "minutes" and m.every_minutes:
+        sync = f"every {m.every_minutes} min"
+    direction = "↔" if m.direction == "bidirectional" else "→"
+    truth = m.get_source_of_truth_display()
+    if m.conflict_rule:
+        truth += f"; {m.get_conflict_rule_display().lower()}"
+    return [m.source_field, m.target_field, types, m.rule, nulls, f"{direction} {sync}", truth]
+
+
+def status_context(ctx: dict, connection: Connection) -> None:
+    """What the editor's status box shows: rows with problems on this connection."""
+    rows = ctx["evidence"].mappings_of(connection.pk)
+    duplicates = duplicate_targets(rows)
+    problems = []
+    for m in rows:
+        found = row_problems(m)
+        if m.pk in duplicates:
+            found.append(f"target field also mapped from {duplicates[m.pk]}")
+        if found:
+            problems.append((m, found))
+    ctx.update(connection=connection, mapping_count=len(rows), problem_rows=problems)
+
+
+MAPPING = RowKind(
+    "mapping",
+    "mapping row",
+    FieldMapping,
+    FieldMappingForm,
+    ("Source field", "Target field", "Types", "Transformation", "Nulls", "Sync", "Truth"),
+    _cells,
+    lambda ev: ev.mappings,
+    lambda p, obj=None: editor_url(p.pk, obj.connection_id),
+    warning=lambda m: "; ".join(row_problems(m)),
+    step=2,
+    also=(f"{EDITOR}#status",),
+    extend=lambda ctx, obj: status_context(
+        ctx, ctx["evidence"].connections_by_id[obj.connection_id]
+    ),
+    template=ROWS,
+    extra_urls=(
+        ("duplicate_url", "planner:mapping_duplicate", {}),
+        ("up_url", "planner:mapping_move", {"direction": "up"}),
+        ("down_url", "planner:mapping_move", {"direction": "down"}),
+    ),
+)
+KINDS[MAPPING.name] = MAPPING
+
+
+def _connection(project: IntegrationProject, connection_id: int) -> Connection:
+    return get_object_or_404(
+        Connection.objects.select_related("source", "target"), project=project, pk=connection_id
+    )
+
+
+def _add_form(project, connection, data=None) -> FieldMappingForm:
+    return FieldMappingForm(
+        data,
+        instance=FieldMapping(connection=connection, project=project),
+        project=project,
+        prefix="add-mapping",
+    )
+
+
+def _editor_context(request, project, connection, add_form=None) -> dict:
+    ctx = project_context(request, project)
+    status_context(ctx, connection)
+    rows = ctx["evidence"].mappings_of(connection.pk)
+    query = request.GET.get("q", "").strip()
+    if query:
+        needle = query.lower()
+        rows = [m for m in rows if any(needle in c.lower() for c in _cells(m))]
+    urls = row_urls(MAPPING, project)
+    ctx.update(
+        kind=MAPPING,
+        items=[row_item(MAPPING, project, m, urls) for m in rows],
+        add_form=add_form or _add_form(project, connection),
+        query=query,
+        transforms=TRANSFORMS.values(),
+        other_connections=[c for c in ctx["evidence"].connections if c.pk != connection.pk],
+    )
+    return ctx
+
+
+@project_access("view")
+def mapping_editor(request: HttpRequest, project, connection_id: int) -> HttpResponse:
+    connection = _connection(project, connection_id)
+    return render(request, EDITOR, _editor_context(request, project, connection))
+
+
+@project_access("edit")
+@require_POST
+def mapping_add(request: HttpRequest, project, connection_id: int) -> HttpResponse:
+    connection = _connection(project, connection_id)
+    form = _add_form(project, connection, request.POST)
+    if form.is_valid():
+        mapping = form.save(commit=False)
+        last = FieldMapping.objects.filter(connection=connection).aggregate(Max("position"))
+        mapping.position = (last["position__max"] or 0) + 1
+        save_versioned(mapping, None)
+        if not request.htmx:
+            messages.success(request, f"Added {mapping}.")
+            return redirect(editor_url(project.pk, connection.pk))
+        html = render_row(request, project, MAPPING, mapping)
+        return _with_add_form(request, project, connection, html, _add_form(project, connection))
+    if request.htmx:
+        return _with_add_form(request, project, connection, "", form)
+    ctx = _editor_context(request, project, connection, add_form=form)
+    return render(request, EDITOR, ctx)
+
+
+def _with_add_form(request, project, connection, html: str, form) -> HttpResponse:
+    """The new row (appended by htmx) plus a fresh or erroneous add form, out of band."""
+
+    def extend(ctx):
+        status_context(ctx, connection)
+        ctx.update(add_form=form, kind=MAPPING, oob_form=True)
+
+    return htmx_fragment(
+        request, project, html, step=2, also=(f"{EDITOR}#add-form", f"{EDITOR}#status"),
+        extend=extend,
+    )  # fmt: skip
+
+
+@project_access("edit")
+@require_POST
+def mapping_duplicate(request: HttpRequest, project, pk: int) -> HttpResponse:
+    original = get_object_or_404(FieldMapping, project=project, pk=pk)
+    with transaction.atomic():
+        # Make room right after the original, so the copy appears next to it.
+        later = FieldMapping.objects.filter(
+            connection_id=original.connection_id, position__gt=original.position
+        )
+        later.update(position=F("position") + 1)
+        copy = FieldMapping.objects.get(pk=pk)
+        copy.pk = None
+        copy.id = None
+        copy._state.adding = True
+        copy.version = 1
+        copy.position = original.position + 1
+        copy.target_field = _free_name(original)
+        copy.save()
+    if not request.htmx:
+        messages.success(request, f"Duplicated as {copy}; rename its target field.")
+        return redirect(editor_url(project.pk, original.connection_id))
+    return MAPPING.fragment(request, project, render_row(request, project, MAPPING, copy), copy)
+
+
+def _free_name(mapping: FieldMapping) -> str:
+    taken = set(
+        FieldMapping.objects.filter(connection_id=mapping.connection_id).values_list(
+            "target_field", flat=True
+        )
+    )
+    n = 1
+    while f"{mapping.target_field}_copy{'' if n == 1 else n}" in taken:
+        n += 1
+    return f"{mapping.target_field}_copy{'' if n == 1 else n}"
+
+
+@project_access("edit")
+@require_POST
+def mapping_move(request: HttpRequest, project, pk: int, direction: str) -> HttpResponse:
+    if direction not in ("up", "down"):
+        raise Http404("Move a row up or down.")
+    mapping = get_object_or_404(FieldMapping, project=project, pk=pk)
+    siblings = FieldMapping.objects.filter(connection_id=mapping.connection_id)
+    if direction == "up":
+        neighbour = (
+            siblings.filter(
+                Q(position__lt=mapping.position) | Q(position=mapping.position, pk__lt=mapping.pk)
+            )
+            .order_by("-position", "-pk")
+            .first()
+        )
+    else:
+        neighbour = (
+            siblings.filter(
+                Q(position__gt=mapping.position) | Q(position=mapping.position, pk__gt=mapping.pk)
+            )
+            .order_by("position", "pk")
+            .first()
+        )
+    if neighbour is not None:
+        with transaction.atomic():
+            mapping.position, neighbour.position = neighbour.position, mapping.position
+            mapping.save(update_fields=["position"])
+            neighbour.save(update_fields=["position"])
+    if not request.htmx:
+        return redirect(editor_url(project.pk, mapping.connection_id) + f"#mapping-{pk}")
+    response = HttpResponse(status=204)
+    if neighbour is not None:
+        # The browser moves the row itself (static/js/app.js): no need to re-render 500 rows.
+        response["HX-Trigger"] = (
+            f'{{"mapping-moved": {{"id": "mapping-{pk}", "other": "mapping-{neighbour.pk}", '
+            f'"direction": "{direction}"}}}}'
+        )
+    return response
+
+
+@project_access("view")
+def rule_check(request: HttpRequest, project, connection_id: int) -> HttpResponse:
+    """Live check of a rule as it is typed: the error with the bad token marked."""
+    _connection(project, connection_id)
+    params = request.GET
+    rule = next((v for k, v in params.items() if k.endswith("rule")), "")
+    target_type = next((v for k, v in params.items() if k.endswith("target_type")), "")
+    errors = check(rule, target_type=target_type or None) if rule.strip() else []
+    ctx = {"rule": rule, "errors": errors}
+    if errors:
+        e = errors[0]
+        ctx.update(
+            before=rule[: e.position],
+            bad=rule[e.position : e.position + max(e.length, 1)] or " ",
+            after=rule[e.position + max(e.length, 1) :],
+        )
+    elif rule.strip():
+        ctx["produces"] = output_type(parse(rule)).kind
+    return render(request, f"{EDITOR}#rule-check", ctx)
+
+
+@project_access("view", write="view")
+def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpResponse:
+    """Run this connection's mapping on pasted or uploaded sample records; changes nothing."""
+    connection = _connection(project, connection_id)
+    ctx = {"connection": connection, "project": project}
+    if request.method == "POST":
+        upload = request.FILES.get("sample_file")
+        try:
+            if upload is not None:
+                if upload.size > 2_000_000:
+                    raise SampleError("Sample files are limited to 2 MB.")
+                frame = read_sample(upload.read(), upload.name)
+            else:
+                frame = read_sample(request.POST.get("sample", ""))
+            mappings = list(FieldMapping.objects.filter(connection=connection))
+            if not mappings:
+                raise SampleError("Add mapping rows first.")
+            usable, skipped = [], []
+            for m in mappings:
+                (skipped if row_problems_blocking(m) else usable).append(m)
+            if not usable:
+                raise SampleError("Every row's rule has an error; fix them first.")
+            result = try_mapping([spec_of(m) for m in usable], frame, request.POST.get("key"))
+            ctx.update(result=result, skipped=skipped, columns=frame.columns)
+        except SampleError as exc:
+            ctx["error"] = str(exc)
+    template = f"{EDITOR}#try-result" if request.htmx else "planner/mapping_try_page.html"
+    if not request.htmx:
+        ctx.update(project_context(request, project))
+    return render(request, template, ctx)
+
+
+def row_problems_blocking(m: FieldMapping) -> bool:
+    return bool(rule_errors(m.rule, m.target_type))
+
+
+def step2_page(request, project, ctx: dict, forms: dict) -> None:
+    """The step-2 page: every connection of the inventory with its mapping's state."""
+    ev = ctx["evidence"]
+    summaries = []
+    for c in ev.connections:
+        rows = ev.mappings_of(c.pk)
+        duplicates = duplicate_targets(rows)
+        problems = sum(1 for m in rows if row_problems(m) or m.pk in duplicates)
+        summaries.append({"connection": c, "rows": len(rows), "problems": problems})
+    ctx["mapping_summaries"] = summaries

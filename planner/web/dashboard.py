@@ -1,0 +1,68 @@
+"""The portfolio dashboard (the home page) and the user's API tokens."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from planner.api.tokens import create_token, revoke
+from planner.checklist import golive
+from planner.models import Alert, ApiToken, HealthReview, Membership, ReviewSchedule
+
+
+def portfolio(request: HttpRequest) -> HttpResponse:
+    """Every project the user can see: readiness, live or not, reviews and open alerts."""
+    memberships = list(
+        Membership.objects.filter(user=request.user)
+        .select_related("project", "project__owner")
+        .order_by("project__name")
+    )
+    ids = [m.project_id for m in memberships]
+    last_review: dict[int, HealthReview] = {}
+    finished = HealthReview.objects.filter(project_id__in=ids).exclude(
+        status__in=HealthReview.ACTIVE
+    )
+    for r in finished.order_by("-created_at", "-pk"):
+        last_review.setdefault(r.project_id, r)
+    next_due = dict(
+        ReviewSchedule.objects.filter(project_id__in=ids, next_due__isnull=False).values_list(
+            "project_id", "next_due"
+        )
+    )
+    open_alerts: dict[int, int] = {}
+    for pid in Alert.objects.filter(project_id__in=ids, state=Alert.State.OPEN).values_list(
+        "project_id", flat=True
+    ):
+        open_alerts[pid] = open_alerts.get(pid, 0) + 1
+    rows = [
+        {
+            "project": m.project,
+            "role": m.get_role_display(),
+            "verdict": golive.verdict(m.project),
+            "last_review": last_review.get(m.project_id),
+            "next_due": next_due.get(m.project_id),
+            "open_alerts": open_alerts.get(m.project_id, 0),
+        }
+        for m in memberships
+    ]
+    return render(request, "planner/project_list.html", {"rows": rows})
+
+
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    new_token = None
+    if request.method == "POST":
+        if token_id := request.POST.get("revoke"):
+            if token_id.isdigit() and revoke(request.user, int(token_id)):
+                messages.success(request, "Token revoked: it no longer works.")
+            else:
+                messages.error(request, "No such active token.")
+            return redirect("planner:api_tokens")
+        name = request.POST.get("name", "").strip()
+        if not name:
+            messages.error(request, "Token name: give the token a name (e.g. 'CI deploy gate').")
+        elif len(name) > 100:
+            messages.error(request, "Token name: at most 100 characters.")
+        else:
+            token, new_token = create_token(request.user, name)
+            messages.success(request, f"Created '{token.name}'. Copy it now: it is shown once.")
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "planner/api_tokens.html", {"tokens": tokens, "new_token": new_token})

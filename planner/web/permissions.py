@@ -1,0 +1,60 @@
+"""Per-project roles, enforced by one decorator on every project view.
+
+A non-member gets 404 (the project's existence is not disclosed); a member whose role lacks
+the capability gets 403.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from planner.models import Membership, Role
+
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "view": frozenset({Role.OWNER, Role.EDITOR, Role.APPROVER, Role.VIEWER}),
+    "edit": frozenset({Role.OWNER, Role.EDITOR}),
+    "sign_off": frozenset({Role.OWNER, Role.APPROVER}),
+    "manage": frozenset({Role.OWNER}),
+    # start a health review, log incidents and feedback after go-live
+    "review": frozenset({Role.OWNER, Role.EDITOR, Role.APPROVER}),
+}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def can(role: str | None, capability: str) -> bool:
+    return role is not None and role in CAPABILITIES[capability]
+
+
+def project_access(read: str = "view", write: str | None = None) -> Callable:
+    """Guard a view taking `project_id`: `read` for safe methods, `write` for the rest."""
+    write = write or read
+    for capability in (read, write):
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}")
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, project_id: int, *args, **kwargs) -> HttpResponse:
+            membership = (
+                Membership.objects.select_related("project", "user")
+                .filter(project_id=project_id, user_id=request.user.pk)
+                .first()
+            )
+            if membership is None:
+                raise Http404("No such project.")
+            needed = read if request.method in SAFE_METHODS else write
+            if not can(membership.role, needed):
+                raise PermissionDenied(
+                    f"Your role ({membership.get_role_display()}) cannot {needed.replace('_', ' ')}"
+                    " in this project."
+                )
+            request.project = membership.project
+            request.membership = membership
+            return view(request, membership.project, *args, **kwargs)
+
+        wrapper.project_capabilities = (read, write)
+        return wrapper
+
+    return decorator
