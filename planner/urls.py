@@ -2,27 +2,37 @@ from django.urls import include, path
 
 from planner.reviews import views as reviews
 from planner.runbook import views as runbook
-from planner.runs import endpoint_views as systems_config
+from planner.runs import endpoint_views
 from planner.runs import views as runs
-from planner.steps import delivery as plan
-from planner.steps import signoff
-from planner.steps import views as steps
+from planner.steps import (
+    deployment,
+    monitoring,
+    objectives,
+    pattern,
+    signoff,
+    testing,
+    training,
+)
+from planner.steps import (
+    views as steps,
+)
 from planner.steps.mapping import io_views as mapping_io
 from planner.steps.mapping import views as mapping
 from planner.web import dashboard, golive, history, inventory, members, projects, rows
+from planner.web.rows import RowKind
 
 app_name = "planner"
 
 
-def row_urls(prefix: str, kind: str, add: bool = True) -> list:
+def row_urls(prefix: str, kind: RowKind, add: bool = True) -> list:
     """add / show / edit / delete for one kind of table row."""
-    extra = {"kind": kind}
-    adding = [path(f"{prefix}/add/", rows.row_add, extra, name=f"{kind}_add")] if add else []
+    extra, name = {"kind": kind}, kind.name
+    adding = [path(f"{prefix}/add/", rows.row_add, extra, name=f"{name}_add")] if add else []
     return [
         *adding,
-        path(f"{prefix}/<int:pk>/", rows.row_show, extra, name=f"{kind}_show"),
-        path(f"{prefix}/<int:pk>/edit/", rows.row_edit, extra, name=f"{kind}_edit"),
-        path(f"{prefix}/<int:pk>/delete/", rows.row_delete, extra, name=f"{kind}_delete"),
+        path(f"{prefix}/<int:pk>/", rows.row_show, extra, name=f"{name}_show"),
+        path(f"{prefix}/<int:pk>/edit/", rows.row_edit, extra, name=f"{name}_edit"),
+        path(f"{prefix}/<int:pk>/delete/", rows.row_delete, extra, name=f"{name}_delete"),
     ]
 
 
@@ -33,12 +43,12 @@ project_patterns = [
     path("members/<int:pk>/role/", members.member_role, name="member_role"),
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("systems/", inventory.inventory, name="inventory"),
-    *row_urls("systems", "system"),
-    *row_urls("connections", "connection"),
+    *row_urls("systems", inventory.SYSTEMS),
+    *row_urls("connections", inventory.CONNECTIONS),
     path("steps/<int:number>/", steps.step, name="step"),
-    path("steps/1/objective/", steps.objective_save, name="objective_save"),
-    *row_urls("steps/1/criteria", "criterion"),
-    *row_urls("steps/1/elements", "element"),
+    path("steps/1/objective/", objectives.objective_save, name="objective_save"),
+    *row_urls("steps/1/criteria", objectives.CRITERIA),
+    *row_urls("steps/1/elements", objectives.ELEMENTS),
     path("steps/2/connections/<int:connection_id>/", mapping.mapping_editor, name="mapping_editor"),
     path("steps/2/connections/<int:connection_id>/add/", mapping.mapping_add, name="mapping_add"),
     path(
@@ -57,7 +67,7 @@ project_patterns = [
         mapping_io.mapping_export,
         name="mapping_export",
     ),
-    *row_urls("steps/2/mappings", "mapping", add=False),
+    *row_urls("steps/2/mappings", mapping.MAPPING, add=False),
     path(
         "steps/2/mappings/<int:pk>/duplicate/",
         mapping.mapping_duplicate,
@@ -68,22 +78,22 @@ project_patterns = [
         mapping.mapping_move,
         name="mapping_move",
     ),
-    path("steps/3/decision/", steps.decision_save, name="decision_save"),
+    path("steps/3/decision/", pattern.decision_save, name="decision_save"),
     # Steps 4 to 7, sign-offs and the runbook.
-    path("steps/4/plan/", plan.testplan_save, name="testplan_save"),
-    *row_urls("steps/4/cases", "testcase"),
-    path("steps/4/cases/<int:pk>/evidence/", plan.testcase_evidence, name="testcase_evidence"),
-    path("steps/5/deployment/", plan.deployment_save, name="deployment_save"),
-    *row_urls("steps/5/triggers", "trigger"),
-    *row_urls("steps/5/rollback", "rollbackstep"),
-    *row_urls("steps/6/monitors", "monitor"),
+    path("steps/4/plan/", testing.testplan_save, name="testplan_save"),
+    *row_urls("steps/4/cases", testing.CASES),
+    path("steps/4/cases/<int:pk>/evidence/", testing.testcase_evidence, name="testcase_evidence"),
+    path("steps/5/deployment/", deployment.deployment_save, name="deployment_save"),
+    *row_urls("steps/5/triggers", deployment.TRIGGERS),
+    *row_urls("steps/5/rollback", deployment.ROLLBACK_STEPS),
+    *row_urls("steps/6/monitors", monitoring.MONITORS),
     path(
         "steps/6/monitors/for-criterion/<int:pk>/",
-        plan.monitor_from_criterion,
+        monitoring.monitor_from_criterion,
         name="criterion_monitor",
     ),
-    path("steps/7/training/", plan.training_save, name="training_save"),
-    *row_urls("steps/7/incidents", "incident"),
+    path("steps/7/training/", training.training_save, name="training_save"),
+    *row_urls("steps/7/incidents", training.INCIDENTS),
     path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
     path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
     path("runbook/", runbook.runbook, name="runbook"),
@@ -94,12 +104,12 @@ project_patterns = [
     # Validation runs: connection settings of systems, runs, schedules (issue 4)
     path(
         "systems/<int:system_id>/connection/",
-        systems_config.system_settings,
+        endpoint_views.system_settings,
         name="system_settings",
     ),
     path(
         "systems/<int:system_id>/connection/test/",
-        systems_config.system_test,
+        endpoint_views.system_test,
         name="system_test",
     ),
     path("runs/", runs.runs, name="runs"),

@@ -90,8 +90,8 @@ def url_for(name: str, pattern: URLPattern, world) -> str:
         kwargs["project_id"] = world["project"].pk
     kind = pattern.default_args.get("kind")
     if "pk" in params:
-        # row views name their kind; the others are named <kind>_<action>
-        key = kind or name.split(":")[1].split("_")[0]
+        # row views are handed their kind; the others are named <kind>_<action>
+        key = kind.name if kind else name.split(":")[1].split("_")[0]
         kwargs["pk"] = world["objects"][key].pk
     if "connection_id" in params:
         kwargs["connection_id"] = world["objects"]["connection"].pk

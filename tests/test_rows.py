@@ -163,10 +163,11 @@ def test_deleting_a_system_asks_the_page_to_refresh(project, owner_client):
 
 
 def test_row_urls_built_once_match_reverse(project):
-    from planner.web.rows import KINDS, row_urls
+    from planner.steps.objectives import CRITERIA
+    from planner.web.rows import row_urls
 
     criterion = CriterionFactory(project=project)
-    urls = row_urls(KINDS["criterion"], project)(criterion.pk)
+    urls = row_urls(CRITERIA, project)(criterion.pk)
     assert urls == {
         "show_url": row_url("criterion", "show", criterion),
         "edit_url": row_url("criterion", "edit", criterion),

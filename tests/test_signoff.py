@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import AWAITING_SIGN_OFF, COMPLETE, project_readiness
-from planner.checklist.signoff import ARTIFACTS, SignOffRefused, sign, step_hashes
+from planner.checklist.registry import STEPS
+from planner.checklist.signoff import SignOffRefused, sign, step_hashes
 from planner.models import (
     ApproverRequirement,
     Role,
@@ -100,7 +101,7 @@ def test_hashing_takes_one_query_per_artifact_model(project, django_assert_num_q
     for _ in range(30):
         CriterionFactory(project=project)
         TestCaseFactory(project=project)
-    expected = sum(len(models) for models in ARTIFACTS.values())
+    expected = sum(len(step.artifacts) for step in STEPS)
     with django_assert_num_queries(expected):
         step_hashes(project)
 

@@ -101,9 +101,7 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
     readiness = project_readiness(project, ev)
     reasons: list[Reason] = []
     for sr in readiness.steps:
-        step_url = reverse("planner:step", args=[project.pk, sr.step.number])
-        if sr.state == "not_available":
-            continue
+        step_url = sr.step.url(project.pk)
         for outcome in sr.outcomes:
             if outcome.passed:
                 continue

@@ -13,13 +13,11 @@ from planner.checklist.registry import STEPS, Finding, Rule, Step
 from planner.checklist.signoff import StepSignOff, step_signoff
 from planner.models import IntegrationProject
 
-NOT_AVAILABLE = "not_available"
 NOT_STARTED = "not_started"
 IN_PROGRESS = "in_progress"
 COMPLETE = "complete"
 AWAITING_SIGN_OFF = "awaiting_sign_off"
 STATE_LABELS = {
-    NOT_AVAILABLE: "Not yet available",
     NOT_STARTED: "Not started",
     IN_PROGRESS: "In progress",
     COMPLETE: "Complete",
@@ -47,7 +45,7 @@ class StepReadiness:
     @property
     def fraction(self) -> float:
         # A step nobody has touched contributes nothing, even if some rules pass vacuously.
-        if self.state in (NOT_AVAILABLE, NOT_STARTED) or not self.outcomes:
+        if self.state == NOT_STARTED or not self.outcomes:
             return 0.0
         return sum(o.passed for o in self.outcomes) / len(self.outcomes)
 
@@ -73,8 +71,6 @@ class ProjectReadiness:
 
 
 def step_readiness(step: Step, evidence: Evidence) -> StepReadiness:
-    if not step.available:
-        return StepReadiness(step, NOT_AVAILABLE, [])
     outcomes = [RuleOutcome(rule, rule.check(evidence)) for rule in step.rules]
     content_ready = all(o.passed for o in outcomes)
     signoff = step_signoff(step.number, evidence)

@@ -1,16 +1,39 @@
-"""The seven steps as data: the UI, readiness, the runbook and the API all walk this list.
+"""The seven steps as one registry: the UI, readiness, sign-offs, the runbook and the API all
+walk this list.
 
-Adding a rule to a step is one entry in its `rules`.
+Each step carries everything that is particular to it: its title, its readiness rules, the
+models its sign-off hashes (`artifacts`), its page and its URL. Adding a rule to a step is
+one entry in its `rules`; adding an artifact is one entry in its `artifacts`.
+
+`page` names the step's page builder by dotted path (`planner.steps.<step>.page`): the step
+modules are views and sit above this registry, so it names them instead of importing them.
+Each of those modules also holds the step's forms and its tables (row kinds).
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from django.db import models
 from django.urls import reverse
 
 from planner.checklist import delivery as plan
 from planner.checklist.evidence import Evidence
 from planner.mapping.checks import duplicate_targets, has_length_check, rule_errors
+from planner.models import (
+    DataElement,
+    DeploymentPlan,
+    FieldMapping,
+    IncidentEntry,
+    Monitor,
+    Objective,
+    PatternDecision,
+    RollbackStep,
+    RollbackTrigger,
+    SuccessCriterion,
+    TestCase,
+    TestPlan,
+    TrainingPlan,
+)
 
 MAX_FINDINGS = 10  # per rule: enough to act on, without flooding a 500-row mapping's page
 
@@ -41,9 +64,16 @@ class Step:
     slug: str
     title: str
     summary: str
-    available: bool = True
-    rules: tuple[Rule, ...] = ()
-    started: Callable[[Evidence], bool] = field(default=lambda ev: False)
+    rules: tuple[Rule, ...]
+    started: Callable[[Evidence], bool]
+    # What the step's sign-off covers: the content of these models is hashed.
+    artifacts: tuple[type[models.Model], ...]
+    # Dotted path of the page builder: (request, project, ctx, forms) -> None.
+    page: str
+
+    def url(self, project_id: int, anchor: str = "") -> str:
+        url = reverse("planner:step", args=[project_id, self.number])
+        return f"{url}#{anchor}" if anchor else url
 
 
 # Step 1 — objectives and measurable success criteria.
@@ -189,7 +219,7 @@ def _step3_started(ev: Evidence) -> bool:
     return bool(d and (d.pattern or d.rationale.strip() or d.tools.strip()))
 
 
-# Step 4 — incremental test plan (artifacts loaded by planner.plan).
+# Step 4 — incremental test plan (artifacts loaded by planner.checklist.delivery).
 def _every_stage_has_case(ev: Evidence) -> list[Finding]:
     return [
         Finding(f"No test case for the stage '{s.label}'.", "cases")
@@ -326,6 +356,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=_step1_started,
+        artifacts=(Objective, SuccessCriterion, DataElement),
+        page="planner.steps.objectives.page",
     ),
     Step(
         2,
@@ -355,6 +387,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=lambda ev: bool(ev.mappings),
+        artifacts=(FieldMapping,),
+        page="planner.steps.mapping.views.step2_page",
     ),
     Step(
         3,
@@ -370,6 +404,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=_step3_started,
+        artifacts=(PatternDecision,),
+        page="planner.steps.pattern.page",
     ),
     Step(
         4,
@@ -395,6 +431,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=plan.step4_started,
+        artifacts=(TestPlan, TestCase),
+        page="planner.steps.testing.page",
     ),
     Step(
         5,
@@ -419,6 +457,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=plan.step5_started,
+        artifacts=(DeploymentPlan, RollbackTrigger, RollbackStep),
+        page="planner.steps.deployment.page",
     ),
     Step(
         6,
@@ -443,6 +483,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=plan.step6_started,
+        artifacts=(Monitor,),
+        page="planner.steps.monitoring.page",
     ),
     Step(
         7,
@@ -464,6 +506,8 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=plan.step7_started,
+        artifacts=(TrainingPlan, IncidentEntry),
+        page="planner.steps.training.page",
     ),
 )
 STEPS_BY_NUMBER = {s.number: s for s in STEPS}

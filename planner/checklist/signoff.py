@@ -22,45 +22,21 @@ from functools import cached_property
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
-from django.urls import reverse
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
 from planner.models import (
     ApproverRequirement,
-    DataElement,
-    DeploymentPlan,
-    FieldMapping,
-    IncidentEntry,
     IntegrationProject,
     Membership,
-    Monitor,
-    Objective,
-    PatternDecision,
     Role,
-    RollbackStep,
-    RollbackTrigger,
     SignOff,
     SignOffStale,
-    SuccessCriterion,
-    TestCase,
-    TestPlan,
-    TrainingPlan,
 )
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
 
 log = logging.getLogger(__name__)
 
-# What each step's sign-off covers. A new artifact model of a step is one more entry here.
-ARTIFACTS: dict[int, tuple[type[models.Model], ...]] = {
-    1: (Objective, SuccessCriterion, DataElement),
-    2: (FieldMapping,),
-    3: (PatternDecision,),
-    4: (TestPlan, TestCase),
-    5: (DeploymentPlan, RollbackTrigger, RollbackStep),
-    6: (Monitor,),
-    7: (TrainingPlan, IncidentEntry),
-}
 # Bookkeeping, not content: saving a record unchanged must not make its step's sign-off stale.
 BOOKKEEPING = frozenset({"id", "version", "updated_at", "created_at", "project"})
 
@@ -96,10 +72,11 @@ def _artifact_rows(model: type[models.Model], project_id: int) -> list[str]:
 def step_hashes(project: IntegrationProject, steps: Iterable[int] | None = None) -> dict[int, str]:
     """sha256 of each step's artifacts; one query per artifact model of the steps asked for."""
     out = {}
-    for number in sorted(set(steps) if steps is not None else ARTIFACTS):
+    for number in sorted(set(steps) if steps is not None else STEPS_BY_NUMBER):
+        artifacts = STEPS_BY_NUMBER[number].artifacts
         payload = {
             "step": number,
-            "artifacts": {m._meta.label: _artifact_rows(m, project.pk) for m in ARTIFACTS[number]},
+            "artifacts": {m._meta.label: _artifact_rows(m, project.pk) for m in artifacts},
         }
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         out[number] = hashlib.sha256(canonical.encode()).hexdigest()
@@ -309,7 +286,7 @@ def _own_email(signoff: SignOff) -> set[str]:
 
 def step_url(project: IntegrationProject, number: int) -> str:
     base = getattr(settings, "AETHON_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    return f"{base}{reverse('planner:step', args=[project.pk, number])}#signoff"
+    return f"{base}{STEPS_BY_NUMBER[number].url(project.pk, 'signoff')}"
 
 
 def _ask_again(project, signoff: SignOff, recipients: list[str]) -> None:
@@ -346,7 +323,7 @@ def sign(
 ) -> SignOff:
     """Record `membership`'s decision on the version of step `number` they were shown."""
     step = STEPS_BY_NUMBER.get(number)
-    if step is None or not step.available:
+    if step is None:
         raise SignOffRefused("This step cannot be signed off yet.")
     if membership.role not in SIGN_OFF_ROLES:
         raise SignOffRefused(f"Your role ({membership.get_role_display()}) cannot sign off.")

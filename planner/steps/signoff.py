@@ -3,26 +3,55 @@
 There is deliberately no view that edits or deletes a sign-off: they are an audit trail.
 """
 
+from django import forms
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER
 from planner.checklist.signoff import SignOffRefused, required_roles, sign
-from planner.models import ApproverRequirement, IntegrationProject
-from planner.steps.forms import ApproverPolicyForm, SignOffForm
+from planner.models import ApproverRequirement, IntegrationProject, SignOff
+from planner.models.signoff import SIGN_OFF_ROLES
+from planner.steps.views import step_context
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import save_versioned
+from planner.web.forms import textarea
 from planner.web.permissions import project_access
+from planner.web.rows import STEP_HEADER
 
-STEP_HEADER = "planner/step.html#step-header"
+
+class SignOffForm(forms.Form):
+    decision = forms.ChoiceField(choices=SignOff.Decision.choices, widget=forms.RadioSelect)
+    comment = forms.CharField(required=False, widget=textarea(2))
+    content_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+class ApproverPolicyForm(forms.Form):
+    """For each step, the roles whose approval it needs."""
+
+    def __init__(self, *args, steps, current: dict[int, list[str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(r.value, r.label) for r in SIGN_OFF_ROLES]
+        for step in steps:
+            self.fields[f"step_{step.number}"] = forms.MultipleChoiceField(
+                label=f"{step.number}. {step.title}",
+                choices=choices,
+                required=False,
+                initial=current.get(step.number, []),
+                widget=forms.CheckboxSelectMultiple,
+            )
+
+    def roles(self) -> dict[int, list[str]]:
+        return {
+            int(name.removeprefix("step_")): sorted(value)
+            for name, value in self.cleaned_data.items()
+        }
 
 
 def _step_url(project: IntegrationProject, number: int) -> str:
-    return reverse("planner:step", args=[project.pk, number]) + "#signoff"
+    return STEPS_BY_NUMBER[number].url(project.pk, "signoff")
 
 
 @project_access("view", write="sign_off")
@@ -61,11 +90,7 @@ def signoff(request: HttpRequest, project: IntegrationProject, number: int) -> H
     else:
         if not request.htmx:
             # Re-render the step with the sign-off form as typed and the reason it was refused.
-            from planner.steps.views import (
-                _step_context,  # steps imports the plan pages; avoid the cycle
-            )
-
-            ctx = _step_context(request, project, number)
+            ctx = step_context(request, project, number)
             ctx.update(signoff_form=form, signoff_error=error)
             return render(request, "planner/step.html", ctx, status=400)
         saved = None
@@ -84,8 +109,7 @@ def signoff(request: HttpRequest, project: IntegrationProject, number: int) -> H
 @project_access("view", write="manage")
 def signoff_policy(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     current = required_roles(project)
-    available = [s for s in STEPS if s.available]
-    form = ApproverPolicyForm(request.POST or None, steps=available, current=current)
+    form = ApproverPolicyForm(request.POST or None, steps=STEPS, current=current)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             existing = {r.step: r for r in ApproverRequirement.objects.filter(project=project)}

@@ -2,19 +2,22 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from planner.mapping.checks import rule_errors
 from planner.models import (
     Connection,
-    DataElement,
-    FieldMapping,
     IntegrationProject,
     Membership,
-    Objective,
-    PatternDecision,
     Role,
-    SuccessCriterion,
     System,
 )
+
+
+def date_input() -> forms.DateInput:
+    # type=date needs ISO values to show a stored date.
+    return forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
+
+
+def textarea(rows: int = 3) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows})
 
 
 class VersionedForm(forms.ModelForm):
@@ -120,114 +123,4 @@ class ConnectionForm(ProjectScopedForm):
         volume, peak = data.get("volume_per_day"), data.get("peak_per_day")
         if volume is not None and peak is not None and peak < volume:
             self.add_error("peak_per_day", "The peak day cannot be below the typical day.")
-        return data
-
-
-class ObjectiveForm(ProjectScopedForm):
-    class Meta:
-        model = Objective
-        fields = ["business_objective", "stakeholders_consulted"]
-        widgets = {
-            "business_objective": forms.Textarea(attrs={"rows": 3}),
-            "stakeholders_consulted": forms.Textarea(attrs={"rows": 3}),
-        }
-
-
-class SuccessCriterionForm(ProjectScopedForm):
-    class Meta:
-        model = SuccessCriterion
-        fields = [
-            "metric",
-            "comparator",
-            "target",
-            "unit",
-            "attainment_pct",
-            "window_value",
-            "window_unit",
-        ]
-        widgets = {
-            "target": forms.NumberInput(attrs={"step": "any"}),
-            "attainment_pct": forms.NumberInput(attrs={"step": "any", "min": 0, "max": 100}),
-        }
-        labels = {"window_value": "Window", "attainment_pct": "Attainment %"}
-
-    def clean_attainment_pct(self):
-        value = self.cleaned_data.get("attainment_pct")
-        if value is not None and not 0 < value <= 100:
-            raise forms.ValidationError("Attainment is a percentage above 0 and at most 100.")
-        return value
-
-
-class DataElementForm(ProjectScopedForm):
-    system_fields = ("source_of_truth",)
-
-    class Meta:
-        model = DataElement
-        fields = ["name", "source_of_truth", "notes"]
-
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        clash = DataElement.objects.filter(project=self.project, name__iexact=name)
-        if clash.exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(f"'{name}' is already listed.")
-        return name
-
-
-class PatternDecisionForm(ProjectScopedForm):
-    class Meta:
-        model = PatternDecision
-        fields = ["pattern", "rationale", "tools"]
-        widgets = {"rationale": forms.Textarea(attrs={"rows": 4})}
-
-
-class FieldMappingForm(ProjectScopedForm):
-    class Meta:
-        model = FieldMapping
-        fields = [
-            "source_field",
-            "source_type",
-            "target_field",
-            "target_type",
-            "max_length",
-            "required",
-            "null_rule",
-            "null_default",
-            "rule",
-            "direction",
-            "frequency",
-            "every_minutes",
-            "source_of_truth",
-            "conflict_rule",
-            "notes",
-        ]
-        widgets = {
-            "rule": forms.TextInput(
-                attrs={"class": "rule-input", "spellcheck": "false", "autocomplete": "off"}
-            ),
-            "notes": forms.TextInput(),
-        }
-
-    def clean_rule(self):
-        rule = self.cleaned_data["rule"].strip()
-        errors = rule_errors(rule, self.data.get(self.add_prefix("target_type"), ""))
-        if errors:
-            raise forms.ValidationError(str(errors[0]))
-        return rule
-
-    def clean(self):
-        data = super().clean()
-        if data.get("frequency") == FieldMapping.Frequency.MINUTES and not data.get(
-            "every_minutes"
-        ):
-            self.add_error("every_minutes", "Say how many minutes between syncs.")
-        target = (data.get("target_field") or "").strip()
-        connection_id = self.instance.connection_id
-        if target and connection_id:
-            clash = FieldMapping.objects.filter(
-                connection_id=connection_id, target_field__iexact=target
-            ).exclude(pk=self.instance.pk)
-            if first := clash.first():
-                self.add_error(
-                    "target_field", f"'{target}' is already mapped from '{first.source_field}'."
-                )
         return data

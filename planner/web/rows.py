@@ -1,8 +1,10 @@
 """Inline add / edit / delete of the rows of a project's tables (htmx, and plain forms).
 
-One set of views serves every table: success criteria, data elements, systems, connections.
-With htmx a view answers with the fragment to swap in; without JavaScript it redirects back
-to the page holding the table (or shows a plain edit page when the input needs fixing).
+One set of views serves every table (criteria, data elements, systems, connections, test
+cases, triggers, rollback steps, monitors, incidents, mapping rows). Each table is a `RowKind`
+defined next to its page; the URL conf hands the kind to these views. With htmx a view
+answers with the fragment to swap in; without JavaScript it redirects back to the page
+holding the table (or shows a plain edit page when the input needs fixing).
 """
 
 from collections.abc import Callable
@@ -18,14 +20,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from planner.checklist.evidence import Evidence
-from planner.models import Connection, DataElement, IntegrationProject, SuccessCriterion, System
-from planner.web import forms
+from planner.checklist.registry import STEPS_BY_NUMBER
+from planner.models import IntegrationProject
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from planner.web.permissions import can, project_access
 
 STEP_HEADER = "planner/step.html#step-header"
-INVENTORY_SUMMARY = "planner/inventory.html#inventory-summary"
 PK = object()  # marks the URL kwarg that takes the row's pk in RowKind.extra_urls
 
 
@@ -38,9 +39,11 @@ class RowKind:
     headers: tuple[str, ...]
     cells: Callable[[models.Model], list[str]]
     rows: Callable[[Evidence], list]
-    page: Callable[..., str]  # (project, obj=None) -> the page holding the table
+    # (project, obj=None) -> the page holding the table; by default the step page of `step`
+    page: Callable[..., str] | None = None
     warning: Callable[[models.Model], str] = lambda obj: ""
     delete_note: str = ""
+    delete_refreshes_page: bool = False  # deleting it removes rows of other tables too
     step: int | None = None  # the step page the table lives on, refreshed after an edit
     also: tuple[str, ...] = ()  # partials to refresh out of band after an edit
     extend: Callable[[dict, models.Model], None] | None = None  # context for `also`
@@ -52,6 +55,11 @@ class RowKind:
         extend = (lambda ctx: self.extend(ctx, obj)) if self.extend else None
         return htmx_fragment(request, project, html, step=self.step, also=self.also, extend=extend)
 
+    def page_url(self, project: IntegrationProject, obj=None) -> str:
+        if self.page is not None:
+            return self.page(project, obj)
+        return STEPS_BY_NUMBER[self.step].url(project.pk)
+
     def url(self, action: str, project: IntegrationProject, pk: int | None = None) -> str:
         kwargs = {"project_id": project.pk}
         if pk is not None:
@@ -59,96 +67,23 @@ class RowKind:
         return reverse(f"planner:{self.name}_{action}", kwargs=kwargs)
 
 
-def _num(value) -> str:
+def number_text(value) -> str:
     return "" if value is None else f"{value:,}"
 
 
-def _dec(value) -> str:
+def decimal_text(value) -> str:
     return "" if value is None else f"{value.normalize():f}"
 
 
-def _criterion_cells(c: SuccessCriterion) -> list[str]:
-    target = f"{c.get_comparator_display()} {_dec(c.target) or '?'} {c.unit}".strip()
-    window = ""
-    if c.window_value:
-        share = f"{_dec(c.attainment_pct)}% " if c.attainment_pct else ""
-        window = f"{share}over {c.window_value} {c.get_window_unit_display()}"
-    return [c.metric, target, window]
+def threshold_text(obj) -> str:
+    """'> 5 %' from a record with comparator, threshold and unit (triggers, monitors)."""
+    if obj.threshold is None:
+        return ""
+    return f"{obj.get_comparator_display()} {decimal_text(obj.threshold)} {obj.unit}".strip()
 
 
-def _step_page(number: int) -> Callable[..., str]:
-    return lambda p, obj=None: reverse(
-        "planner:step", kwargs={"project_id": p.pk, "number": number}
-    )
-
-
-def _inventory_page(p: IntegrationProject, obj=None) -> str:
-    return reverse("planner:inventory", kwargs={"project_id": p.pk})
-
-
-KINDS: dict[str, RowKind] = {
-    k.name: k
-    for k in (
-        RowKind(
-            "criterion",
-            "success criterion",
-            SuccessCriterion,
-            forms.SuccessCriterionForm,
-            ("Metric", "Target", "Window"),
-            _criterion_cells,
-            lambda ev: ev.criteria,
-            _step_page(1),
-            warning=lambda c: "" if c.is_measurable else "Needs metric, target and window",
-            step=1,
-            also=(STEP_HEADER,),
-        ),
-        RowKind(
-            "element",
-            "data element",
-            DataElement,
-            forms.DataElementForm,
-            ("Data element", "Source of truth", "Notes"),
-            lambda e: [e.name, str(e.source_of_truth or ""), e.notes],
-            lambda ev: ev.data_elements,
-            _step_page(1),
-            warning=lambda e: "" if e.source_of_truth_id else "No source of truth",
-            step=1,
-            also=(STEP_HEADER,),
-        ),
-        RowKind(
-            "system",
-            "system",
-            System,
-            forms.SystemForm,
-            ("System", "Kind", "Owner", "Notes"),
-            lambda s: [s.name, s.get_kind_display(), s.owner, s.notes],
-            lambda ev: ev.systems,
-            _inventory_page,
-            delete_note="Its connections are deleted too.",
-            also=(INVENTORY_SUMMARY,),
-            extra_urls=(("settings_url", "planner:system_settings", {"system_id": PK}),),
-        ),
-        RowKind(
-            "connection",
-            "connection",
-            Connection,
-            forms.ConnectionForm,
-            ("From", "To", "Direction", "Trigger", "Frequency", "Per day", "Peak day"),
-            lambda c: [
-                str(c.source),
-                str(c.target),
-                c.get_direction_display(),
-                c.get_trigger_display(),
-                c.get_frequency_display(),
-                _num(c.volume_per_day),
-                _num(c.peak_per_day),
-            ],
-            lambda ev: ev.connections,
-            _inventory_page,
-            also=(INVENTORY_SUMMARY,),
-        ),
-    )
-}
+def window_text(obj) -> str:
+    return f"{obj.window_value} {obj.get_window_unit_display()}" if obj.window_value else ""
 
 
 _PLACEHOLDER = "987654321"
@@ -205,7 +140,7 @@ def table_context(request, project, kind: RowKind, evidence: Evidence, add_form=
     }
 
 
-def _render_table(request, project, kind, add_form=None) -> HttpResponse:
+def render_table(request, project, kind, add_form=None) -> HttpResponse:
     ctx = project_context(request, project)
     ctx["table"] = table_context(request, project, kind, ctx["evidence"], add_form)
     html = render_to_string("planner/rows.html#table", ctx, request=request)
@@ -214,8 +149,8 @@ def _render_table(request, project, kind, add_form=None) -> HttpResponse:
 
 @project_access("edit")
 @require_POST
-def row_add(request: HttpRequest, project: IntegrationProject, kind: str) -> HttpResponse:
-    rk = KINDS[kind]
+def row_add(request: HttpRequest, project: IntegrationProject, kind: RowKind) -> HttpResponse:
+    rk = kind
     form = rk.form_class(request.POST, request.FILES, project=project, prefix=f"add-{rk.name}")
     if form.is_valid():
         obj = form.save(commit=False)
@@ -225,7 +160,7 @@ def row_add(request: HttpRequest, project: IntegrationProject, kind: str) -> Htt
     elif not request.htmx:
         return render(request, "planner/row_edit_page.html", _page_ctx(request, project, rk, form))
     if request.htmx:
-        return _render_table(request, project, rk, None if form.is_valid() else form)
+        return render_table(request, project, rk, None if form.is_valid() else form)
     return _redirect(rk, project)
 
 
@@ -237,18 +172,18 @@ def _page_ctx(request, project, rk, form, obj=None, stale=None) -> dict:
         obj=obj,
         stale=stale,
         action=rk.url("edit", project, obj.pk) if obj else rk.url("add", project),
-        back=rk.page(project, obj),
+        back=rk.page_url(project, obj),
     )
     return ctx
 
 
 def _redirect(rk: RowKind, project, obj=None) -> HttpResponse:
-    return redirect(rk.page(project, obj))
+    return redirect(rk.page_url(project, obj))
 
 
 @project_access("view", write="edit")
-def row_show(request, project, kind: str, pk: int) -> HttpResponse:
-    rk = KINDS[kind]
+def row_show(request, project, kind: RowKind, pk: int) -> HttpResponse:
+    rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
     ctx = _row_context(request, project, rk, obj)
     ctx["can_edit"] = can(request.membership.role, "edit")
@@ -256,8 +191,8 @@ def row_show(request, project, kind: str, pk: int) -> HttpResponse:
 
 
 @project_access("edit")
-def row_edit(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
-    rk = KINDS[kind]
+def row_edit(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpResponse:
+    rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
     prefix = f"{rk.name}-{pk}"
     stale = None
@@ -299,14 +234,13 @@ def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
 
 @project_access("edit")
 @require_POST
-def row_delete(request: HttpRequest, project, kind: str, pk: int) -> HttpResponse:
-    rk = KINDS[kind]
+def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpResponse:
+    rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
     label = str(obj)
     obj.delete()
     if request.htmx:
-        if rk.name == "system":
-            # Deleting a system removes its connections: refresh the whole page's tables.
+        if rk.delete_refreshes_page:
             response = HttpResponse()
             response["HX-Refresh"] = "true"
             return response

@@ -13,11 +13,11 @@ from planner.mapping.rules import TRANSFORMS, check, output_type, parse
 from planner.mapping.samples import SampleError, read_sample, try_mapping
 from planner.mapping.specs import spec_of
 from planner.models import Connection, FieldMapping, IntegrationProject
+from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import save_versioned
-from planner.web.forms import FieldMappingForm
 from planner.web.permissions import project_access
-from planner.web.rows import KINDS, RowKind, render_row, row_item, row_urls
+from planner.web.rows import RowKind, render_row, row_item, row_urls
 
 EDITOR = "planner/mapping_editor.html"
 ROWS = "planner/mapping_rows.html"
@@ -68,7 +68,7 @@ MAPPING = RowKind(
     ("Source field", "Target field", "Types", "Transformation", "Nulls", "Sync", "Truth"),
     _cells,
     lambda ev: ev.mappings,
-    lambda p, obj=None: editor_url(p.pk, obj.connection_id),
+    page=lambda p, obj=None: editor_url(p.pk, obj.connection_id),
     warning=lambda m: "; ".join(row_problems(m)),
     step=2,
     also=(f"{EDITOR}#status",),
@@ -82,7 +82,6 @@ MAPPING = RowKind(
         ("down_url", "planner:mapping_move", {"direction": "down"}),
     ),
 )
-KINDS[MAPPING.name] = MAPPING
 
 
 def _connection(project: IntegrationProject, connection_id: int) -> Connection:
