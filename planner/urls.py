@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from planner.api import pages as api_pages
 from planner.reviews import views as reviews
 from planner.runbook import views as runbook
 from planner.runs import endpoint_views
@@ -18,7 +19,7 @@ from planner.steps import (
 )
 from planner.steps.mapping import io_views as mapping_io
 from planner.steps.mapping import views as mapping
-from planner.web import dashboard, golive, history, inventory, members, projects, rows
+from planner.web import dashboard, history, inventory, members, projects, rows
 from planner.web.rows import RowKind
 
 app_name = "planner"
@@ -121,7 +122,7 @@ project_patterns = [
     path("connections/<int:connection_id>/runs/start/", runs.run_start, name="run_start"),
     path("connections/<int:connection_id>/runs/schedule/", runs.run_schedule, name="run_schedule"),
     # Go-live, health reviews and alerts (issue 6)
-    path("go-live/", golive.golive_page, name="golive"),
+    path("go-live/", reviews.golive_page, name="golive"),
     path("reviews/", reviews.reviews_page, name="reviews"),
     path("reviews/schedule/", reviews.review_schedule_save, name="review_schedule"),
     path("reviews/start/", reviews.review_start, name="review_start"),
@@ -139,7 +140,7 @@ project_patterns = [
 
 urlpatterns = [
     path("", dashboard.portfolio, name="project_list"),
-    path("account/tokens/", dashboard.api_tokens, name="api_tokens"),
+    path("account/tokens/", api_pages.api_tokens, name="api_tokens"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:project_id>/", include(project_patterns)),
 ]

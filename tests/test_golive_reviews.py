@@ -22,10 +22,11 @@ from planner.models import (
     Role,
     ValidationRun,
 )
-from planner.reviews import alerts
+from planner.reviews import golive as going_live
 from planner.reviews import schedule as review_schedule
 from planner.reviews import service as reviews
 from planner.reviews import tasks as review_tasks
+from planner.runs import alerts
 from planner.runs import service as validation
 
 from .conftest import client_for
@@ -100,8 +101,8 @@ def test_the_verdict_lists_every_blocking_reason_with_its_place(db):
     page = client_for(project.owner).get(reverse("planner:golive", args=[project.pk]))
     assert b"Not ready to go live" in page.content and monitor.href.encode() in page.content
     # Marking live is refused while anything blocks.
-    with pytest.raises(golive.GoLiveRefused):
-        golive.mark_live(project, project.owner)
+    with pytest.raises(going_live.GoLiveRefused):
+        going_live.mark_live(project, project.owner)
 
 
 def test_marking_live_records_who_when_and_the_snapshot_and_schedules_reviews(db):
@@ -120,8 +121,8 @@ def test_marking_live_records_who_when_and_the_snapshot_and_schedules_reviews(db
     entry = PeriodicTask.objects.get(name=review_schedule.entry_name(project.pk))
     assert entry.clocked.clocked_time == schedule.next_due and entry.one_off
     # Only once.
-    with pytest.raises(golive.GoLiveRefused):
-        golive.mark_live(project, project.owner)
+    with pytest.raises(going_live.GoLiveRefused):
+        going_live.mark_live(project, project.owner)
 
 
 def test_cadence_dates_monthly_then_quarterly():
@@ -134,7 +135,7 @@ def test_cadence_dates_monthly_then_quarterly():
 
 def test_changing_the_cadence_in_the_ui_changes_the_schedule_at_once(db):
     project, _ = ready_project()
-    live = golive.mark_live(project, project.owner)
+    live = going_live.mark_live(project, project.owner)
     schedule = ReviewSchedule.objects.get(project=project)
     client = client_for(project.owner)
     response = client.post(
@@ -172,7 +173,7 @@ def test_changing_the_cadence_in_the_ui_changes_the_schedule_at_once(db):
 
 def test_reviews_missed_while_workers_were_down_run_once(db):
     project, _ = ready_project()
-    live = golive.mark_live(project, project.owner)
+    live = going_live.mark_live(project, project.owner)
     # Workers were down for 5 months: due dates at +1, +2, +3 months and +6 is still ahead.
     later = live.created_at + timedelta(days=5 * 31)
     for _tick in range(4):  # several dispatcher ticks (and the beat entry) after recovery
@@ -188,7 +189,7 @@ def test_reviews_missed_while_workers_were_down_run_once(db):
 
 def test_the_dispatcher_task_starts_due_reviews_once(db, monkeypatch):
     project, _ = ready_project()
-    golive.mark_live(project, project.owner)
+    going_live.mark_live(project, project.owner)
     ReviewSchedule.objects.filter(project=project).update(
         next_due=timezone.now() - timedelta(days=70)
     )
@@ -200,7 +201,7 @@ def test_the_dispatcher_task_starts_due_reviews_once(db, monkeypatch):
 
 def test_a_review_by_hand_measures_compares_and_reports(db):
     project, connection = ready_project()
-    golive.mark_live(project, project.owner)
+    going_live.mark_live(project, project.owner)
     FeedbackItem.objects.create(project=project, summary="Invoice sent to an inactive customer")
     approver = MembershipFactory(project=project, role=Role.APPROVER).user
     client = client_for(approver)
@@ -238,7 +239,7 @@ def test_a_review_before_go_live_is_refused(db):
 
 def test_a_review_that_fails_part_way_keeps_what_it_measured(db, monkeypatch):
     project, first = ready_project()
-    golive.mark_live(project, project.owner)
+    going_live.mark_live(project, project.owner)
     second = ConnectionFactory(project=project, source=first.target, target=first.source)
     real = validation.execute_run
 
@@ -348,7 +349,7 @@ def test_a_webhook_to_a_private_address_is_refused(db, url):
 
 def test_portfolio_dashboard_shows_readiness_live_reviews_and_alerts(db):
     project, connection = ready_project()
-    golive.mark_live(project, project.owner)
+    going_live.mark_live(project, project.owner)
     reviews.start_review(project, project.owner)
     Alert.objects.create(project=project, fingerprint="x", severity="critical", title="t")
     other = ProjectFactory(name="Hidden project")

@@ -10,9 +10,9 @@ from planner.connectors.base import (
     ConnectorError,
     check_select_query,
     fetch_all,
-    open_connector,
 )
 from planner.connectors.guard import BlockedDestination, GuardPolicy, http_get, resolve_and_check
+from planner.connectors.registry import open_connector
 
 __all__ = [
     "KINDS",

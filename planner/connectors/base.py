@@ -1,4 +1,4 @@
-"""Shared connector contract: protocol, report, errors, row->frame conversion, factory.
+"""Shared connector contract: protocol, report, errors, row->frame conversion.
 
 Nothing here imports Django: settings reach connectors as plain arguments
 (``config``/``secrets`` dicts and a :class:`~planner.connectors.guard.GuardPolicy`).
@@ -421,40 +421,3 @@ class BaseConnector:
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
-
-
-# ---------------------------------------------------------------- factory
-
-
-def open_connector(
-    kind: str,
-    config: Mapping[str, Any],
-    secrets: Mapping[str, Any] | None,
-    guard: GuardPolicy,
-) -> Connector:
-    """Validate ``config`` and build a connector. No I/O happens until a method is called.
-
-    Raises ConnectorError for an unknown kind or invalid configuration.
-    """
-    secrets = secrets or {}
-    if kind == "postgres":
-        from planner.connectors.postgres import PostgresConnector
-
-        return PostgresConnector.from_config(config, secrets, guard)
-    if kind == "mysql":
-        from planner.connectors.mysql import MySQLConnector
-
-        return MySQLConnector.from_config(config, secrets, guard)
-    if kind == "sqlite":
-        from planner.connectors.sqlite import SqliteConnector
-
-        return SqliteConnector.from_config(config, secrets, guard)
-    if kind == "file":
-        from planner.connectors.files import FileConnector
-
-        return FileConnector.from_config(config, secrets, guard)
-    if kind == "http_json":
-        from planner.connectors.http_json import HttpJsonConnector
-
-        return HttpJsonConnector.from_config(config, secrets, guard)
-    raise ConnectorError(f"Unknown connection kind '{kind}'. Expected one of: {', '.join(KINDS)}.")

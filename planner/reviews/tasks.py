@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="planner.review_tasks.run_review",
+    name=reviews.REVIEW_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,

@@ -1,5 +1,6 @@
-"""Health reviews after go-live: the schedule (editable cadence), starting a review by hand,
-the report (page and PDF) with trends, incidents and feedback, and alerts with their channels."""
+"""Going live and what follows: the go-live page (verdict, marking live), health reviews (the
+editable cadence, starting one by hand, the report as page and PDF with trends, incidents and
+feedback), and alerts with their channels."""
 
 from django import forms
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from planner.checklist import golive
 from planner.models import (
     Alert,
     AlertChannel,
@@ -19,9 +21,10 @@ from planner.models import (
     IntegrationProject,
     ReviewSchedule,
 )
+from planner.reviews import golive as going_live
 from planner.reviews import schedule as review_schedule
 from planner.reviews import service as reviews
-from planner.reviews.alerts import check_webhook_url
+from planner.runs.alerts import check_webhook_url
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, save_versioned
 from planner.web.permissions import can, project_access
@@ -205,3 +208,23 @@ def alerts_page(request: HttpRequest, project: IntegrationProject) -> HttpRespon
         alerts=Alert.objects.filter(project=project).select_related("monitor", "connection")[:100],
     )
     return render(request, "planner/alerts.html", ctx, status=400 if form.errors else 200)
+
+
+@project_access("view", write="manage")
+def golive_page(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            going_live.mark_live(project, request.user)
+        except going_live.GoLiveRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{project.name} is live. Health reviews are scheduled.")
+            return redirect("planner:reviews", project_id=project.pk)
+        return redirect("planner:golive", project_id=project.pk)
+    ctx = project_context(request, project)
+    ctx.update(
+        verdict=golive.verdict(project, ctx["evidence"]),
+        can_mark_live=can(request.membership.role, "manage"),
+        max_run_age_days=golive.max_run_age().days,
+    )
+    return render(request, "planner/golive.html", ctx)

@@ -25,6 +25,7 @@ from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
 from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
 from planner.models.plan import TestStage
+from planner.pdf import no_fetching
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +138,6 @@ def render_html(project: IntegrationProject, *, preview: bool = False, context=N
     return render_to_string("runbook/runbook.html", {**context, "preview": preview})
 
 
-def _no_fetching():
-    """Resources may only be inline: user text in the runbook can never make us fetch a URL."""
-    from weasyprint.urls import URLFetcher
-
-    return URLFetcher(allowed_protocols={"data"})
-
-
 def render_pdf(project: IntegrationProject, progress: Progress | None = None):
     """(pdf bytes, page count, version hash) of the project's runbook."""
     from weasyprint import HTML  # imported late: it is slow to import and only needed here
@@ -154,7 +148,7 @@ def render_pdf(project: IntegrationProject, progress: Progress | None = None):
     progress(20, "Rendering the document")
     html = render_html(project, context=context)
     progress(30, "Laying out the pages")
-    document = HTML(string=html, url_fetcher=_no_fetching()).render()
+    document = HTML(string=html, url_fetcher=no_fetching()).render()
     progress(80, f"Writing {len(document.pages)} pages")
     pdf = document.write_pdf()
     return pdf, len(document.pages), context["version"]

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import IntegrationProject, RunbookExport
 from planner.runbook import service as rb
+from planner.runbook.tasks import export_runbook
 from planner.web.common import project_context
 from planner.web.permissions import project_access
 
@@ -39,8 +40,6 @@ def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpRes
         return redirect("planner:runbook", project_id=project.pk)
     export = rb.start_export(project, request.user)
     if rb.is_big(project):
-        from planner.runbook.tasks import export_runbook
-
         # Queued once the export row is committed, so the worker always finds it.
         transaction.on_commit(lambda: export_runbook.delay(export.pk))
         messages.info(request, "The runbook is being made; it appears below when ready.")

@@ -53,6 +53,10 @@ FETCH_BATCH = 10_000
 # Publishing gives up quickly: the user is waiting on the page.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 PUBLISH_CONNECT_TIMEOUT = 3
+# The run's Celery task (planner/runs/tasks.py), published by name so that this module does
+# not import the tasks built on it. The name predates the package layout: queued messages
+# and beat entries carry it.
+RUN_TASK = "planner.validation_tasks.run_validation"
 
 
 class RunRefused(ValueError):
@@ -159,11 +163,10 @@ def _snapshot(connection: Connection, baseline) -> dict:
 def dispatch(run: ValidationRun) -> None:
     """Publish the task; if the broker cannot be reached, the run fails saying so."""
     from aethon.celery import app
-    from planner.runs.tasks import run_validation
 
     try:
         with app.connection_for_write(connect_timeout=PUBLISH_CONNECT_TIMEOUT) as conn:
-            result = run_validation.apply_async(
+            result = app.tasks[RUN_TASK].apply_async(
                 args=[run.pk], connection=conn, retry=True, retry_policy=PUBLISH_RETRY
             )
     except Exception as exc:  # noqa: BLE001 - any failure to publish means no worker will run it

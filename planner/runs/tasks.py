@@ -12,13 +12,14 @@ from django.conf import settings
 
 from planner.models import Connection, RunKind, ValidationRun
 from planner.runs import service as validation
+from planner.runs.alerts import evaluate_run
 from planner.runs.schedules import drop_schedule
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="planner.validation_tasks.run_validation",
+    name=validation.RUN_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -36,8 +37,6 @@ def run_validation(self, run_id: int) -> None:
     run = validation.execute_run(run_id, task_id=self.request.id or "")
     if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
         # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
-        from planner.reviews.alerts import evaluate_run
-
         try:
             evaluate_run(run, source=f"scheduled validation run #{run.pk}")
         except Exception:  # the run's own result is stored; alerting must not undo it
