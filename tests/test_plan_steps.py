@@ -6,7 +6,6 @@ from decimal import Decimal
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from planner.checklist.delivery import review_dates
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import (
     AWAITING_SIGN_OFF,
@@ -23,6 +22,7 @@ from planner.models import (
     TrainingPlan,
 )
 from planner.models.plan import TestStage as Stage
+from planner.reviews.schedule import dates_in_force
 
 from .conftest import HTMX, client_for
 from .factories import (
@@ -290,8 +290,9 @@ def test_training_plan_and_incident_runbook(project, owner_client):
     assert failing(project, 7) == {"signed_off"}
 
 
-def test_review_dates_follow_the_default_schedule():
-    assert review_dates(date(2027, 1, 31)) == [
+def test_review_dates_follow_the_default_schedule(project):
+    # No cadence edited yet: monthly for three months, then quarterly.
+    assert dates_in_force(project, date(2027, 1, 31)) == [
         date(2027, 2, 28),
         date(2027, 3, 31),
         date(2027, 4, 30),

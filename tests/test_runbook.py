@@ -233,3 +233,61 @@ def test_the_runbook_context_takes_a_fixed_number_of_queries(full_project):
     TestCaseFactory.create_batch(10, project=project)
     MonitorFactory.create_batch(5, project=project)
     assert count() <= few + 8  # the change log's per-kind lookups, not one query per row
+
+
+def test_the_runbook_prints_the_review_schedule_that_is_in_force(project, owner_client):
+    """The review dates come from the project's editable cadence, not a fixed default."""
+    from datetime import date
+
+    from planner.models import ReviewSchedule
+
+    from .factories import TrainingPlanFactory
+
+    TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
+    ReviewSchedule.objects.create(
+        project=project, first_every_months=2, first_count=2, then_every_months=6
+    )
+    expected = [date(2027, 3, 31), date(2027, 5, 31), date(2027, 11, 30)]
+    assert rb.runbook_context(project)["review_dates"] == expected
+    html = owner_client.get(reverse("planner:runbook_preview", args=[project.pk])).content
+    assert (
+        "Every 2 months for the first 2 reviews, then every 6 months "
+        "(31 Mar 2027, 31 May 2027, 30 Nov 2027)"
+    ) in html.decode()
+    # Step 7 shows the same dates.
+    step7 = owner_client.get(reverse("planner:step", args=[project.pk, 7])).content.decode()
+    assert "Reviews in the first year: 31 Mar 2027, 31 May 2027, 30 Nov 2027." in step7
+
+
+def test_a_live_project_s_review_dates_start_at_its_go_live(project, owner_client):
+    from datetime import date, datetime
+
+    from planner.models import GoLive, ReviewSchedule
+
+    from .factories import TrainingPlanFactory
+
+    TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
+    ReviewSchedule.objects.create(project=project, paused=False)  # the default cadence
+    went_live = timezone.make_aware(datetime(2027, 2, 10, 9, 0))
+    GoLive.objects.create(project=project, user=project.owner, created_at=went_live)
+    dates = rb.runbook_context(project)["review_dates"]
+    assert dates == [
+        date(2027, 3, 10),
+        date(2027, 4, 10),
+        date(2027, 5, 10),
+        date(2027, 8, 10),
+        date(2027, 11, 10),
+        date(2028, 2, 10),
+    ]
+
+
+def test_a_paused_review_schedule_prints_no_dates(project):
+    from datetime import date
+
+    from planner.models import ReviewSchedule
+
+    from .factories import TrainingPlanFactory
+
+    TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
+    ReviewSchedule.objects.create(project=project, paused=True)
+    assert rb.runbook_context(project)["review_dates"] == []

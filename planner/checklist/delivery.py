@@ -5,9 +5,7 @@ evidence's project once (six queries however many rows) and keeps them on the ev
 so readiness, the step pages and the runbook share one load.
 """
 
-import calendar
 from dataclasses import dataclass
-from datetime import date
 
 from planner.checklist.evidence import Evidence
 from planner.models import (
@@ -163,14 +161,3 @@ def step6_started(ev: Evidence) -> bool:
 def step7_started(ev: Evidence) -> bool:
     plan = plan_of(ev)
     return bool(plan.training or plan.incidents)
-
-
-def _add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def review_dates(go_live: date) -> list[date]:
-    """The default schedule over the first year: monthly for 3 months, then quarterly."""
-    return [_add_months(go_live, m) for m in (1, 2, 3, 6, 9, 12)]

@@ -9,7 +9,7 @@ beat ticks fire, and once in all for due dates missed while workers were down.
 
 import calendar
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -64,6 +64,50 @@ def missed_between(schedule: ReviewSchedule, start: datetime, after: datetime, u
         if due > after:
             out.append(due)
     return out
+
+
+def first_year(schedule: ReviewSchedule, start: date | datetime) -> list[date]:
+    """The review dates in the year after `start` under the schedule's cadence."""
+    if schedule.paused:
+        return []
+    dates = missed_between(schedule, start, start, add_months(start, 12))
+    return [timezone.localtime(d).date() if isinstance(d, datetime) else d for d in dates]
+
+
+def in_force(project: IntegrationProject) -> ReviewSchedule:
+    """The project's cadence, or the default one while nobody has edited it (not saved: a
+    page that only shows it must not write)."""
+    return ReviewSchedule.objects.filter(project=project).first() or ReviewSchedule(
+        project=project
+    )
+
+
+def cadence_text(schedule: ReviewSchedule) -> str:
+    """'every month for the first 3 reviews, then every 3 months'."""
+    if schedule.paused:
+        return "paused"
+
+    def every(months: int) -> str:
+        return "every month" if months == 1 else f"every {months} months"
+
+    first, then = max(schedule.first_every_months, 1), max(schedule.then_every_months, 1)
+    count = max(schedule.first_count, 0)
+    if count == 0 or first == then:
+        return every(then)
+    reviews = "review" if count == 1 else f"{count} reviews"
+    return f"{every(first)} for the first {reviews}, then {every(then)}"
+
+
+def dates_in_force(
+    project: IntegrationProject,
+    planned_go_live: date | None,
+    schedule: ReviewSchedule | None = None,
+) -> list[date]:
+    """What the runbook and step 7 print: the first year of reviews as actually scheduled,
+    from the go-live if the project is live, else from the planned go-live date."""
+    schedule = schedule or in_force(project)
+    start = _start(project) or planned_go_live
+    return first_year(schedule, start) if start else []
 
 
 def entry_name(project_id: int) -> str:

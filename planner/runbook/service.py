@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from planner.checklist.audit import recent_changes
-from planner.checklist.delivery import plan_of, review_dates, stage_summary
+from planner.checklist.delivery import plan_of, stage_summary
 from planner.checklist.evidence import Evidence
 from planner.checklist.patterns import analyse
 from planner.checklist.readiness import project_readiness
@@ -26,6 +26,7 @@ from planner.checklist.signoff import project_hash, signoff_log, signoff_states,
 from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
 from planner.models.plan import TestStage
 from planner.pdf import no_fetching
+from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def runbook_context(project: IntegrationProject) -> dict:
     for monitor in plan.monitors:
         monitor.criterion = criteria.get(monitor.criterion_id)
     signoffs = signoff_log(project)
+    reviews = in_force(project)
     for s in signoffs:
         s.fresh = not hasattr(s, "stale_event") and s.content_hash == hashes[s.step]
     return {
@@ -123,10 +125,9 @@ def runbook_context(project: IntegrationProject) -> dict:
         "mapping_count": len(ev.mappings),
         "stages": stage_summary(ev),
         "cases_by_stage": cases_by_stage,
-        "review_dates": (
-            review_dates(plan.training.go_live_on)
-            if plan.training and plan.training.go_live_on
-            else []
+        "review_cadence": cadence_text(reviews),
+        "review_dates": dates_in_force(
+            project, plan.training.go_live_on if plan.training else None, reviews
         ),
         "signoffs": signoffs,
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),

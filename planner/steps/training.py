@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 
 from planner.checklist import delivery as plan
 from planner.models import IncidentEntry, IntegrationProject, TrainingPlan
+from planner.reviews.schedule import dates_in_force
 from planner.steps.views import save_single, single
 from planner.web.forms import ProjectScopedForm, date_input, textarea
 from planner.web.permissions import project_access
@@ -53,7 +54,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     )
     ctx["incidents_table"] = table_context(request, project, INCIDENTS, ev)
     go_live = p.training.go_live_on if p.training else None
-    ctx["review_dates"] = plan.review_dates(go_live) if go_live else []
+    ctx["review_dates"] = dates_in_force(project, go_live)
 
 
 @project_access("edit")
