@@ -314,7 +314,7 @@ def test_the_allow_list_setting_is_applied_by_runs(db, settings, monkeypatch):
 def test_the_allow_list_comes_from_the_environment():
     env = {**os.environ, "AETHON_OUTBOUND_ALLOW_HOSTS": "127.0.0.1, db.internal:5432,10.1.0.0/16"}
     code = (
-        "import django; django.setup(); from planner.endpoints import guard_policy;"
+        "import django; django.setup(); from planner.runs.endpoints import guard_policy;"
         "print(sorted(guard_policy().allow_hosts))"
     )
     env["DJANGO_SETTINGS_MODULE"] = "aethon.settings"
