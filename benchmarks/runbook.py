@@ -90,7 +90,7 @@ def build(n_mappings: int, n_cases: int):
         TestPlan,
         TrainingPlan,
     )
-    from planner.models.plan import REQUIRED_SCENARIOS, TestStage
+    from planner.models.testing import REQUIRED_SCENARIOS, TestStage
 
     User = get_user_model()
     owner, _ = User.objects.get_or_create(username="bench_runbook", defaults={"first_name": "Bo"})

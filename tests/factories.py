@@ -254,7 +254,7 @@ class RunbookExportFactory(factory.django.DjangoModelFactory):
 
 def fill_steps_4_to_7(project, criteria=()) -> None:
     """Steps 4 to 7 with every content rule passing (sign-offs aside)."""
-    from planner.models.plan import REQUIRED_SCENARIOS, TestStage
+    from planner.models.testing import REQUIRED_SCENARIOS, TestStage
 
     for stage in TestStage:
         if stage == TestStage.ERRORS:

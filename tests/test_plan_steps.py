@@ -21,7 +21,7 @@ from planner.models import (
     TestCase,
     TrainingPlan,
 )
-from planner.models.plan import TestStage as Stage
+from planner.models.testing import TestStage as Stage
 from planner.reviews.schedule import dates_in_force
 
 from .conftest import HTMX, client_for

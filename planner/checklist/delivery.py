@@ -20,7 +20,7 @@ from planner.models import (
     TestPlan,
     TrainingPlan,
 )
-from planner.models.plan import REQUIRED_SCENARIOS, ErrorScenario, TestStage
+from planner.models.testing import REQUIRED_SCENARIOS, ErrorScenario, TestStage
 
 BASIC_MONITORS = (
     Monitor.Kind.CONNECTIVITY,

@@ -152,10 +152,6 @@ class StepSignOff:
         return [r for r in self.required if self.approval_for(r) is None]
 
     @property
-    def satisfied(self) -> bool:
-        return not self.missing
-
-    @property
     def stale(self) -> bool:
         """An approval that no longer matches the step: shown on the step and the navigator."""
         return any(s.stale and s.signoff.decision == SignOff.Decision.APPROVE for s in self.latest)

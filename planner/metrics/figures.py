@@ -5,18 +5,10 @@ differing keys); rates are derived from summed counts, so several runs aggregate
 A metric that no run figure measures is reported as not measurable, with the reason.
 """
 
-import operator
 from dataclasses import dataclass
 
-from planner.models import RunStage, ValidationRun
+from planner.models import Comparator, RunStage, ValidationRun
 
-COMPARE = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "=": lambda a, b: abs(a - b) < 1e-9,
-}
 LABELS = {
     "error_rate_pct": ("error rate", "%"),
     "mismatch_rate_pct": ("mismatch rate", "%"),
@@ -93,13 +85,13 @@ class Match:
     reason: str = ""
 
 
-def _unit(unit: str) -> str:
+def normalise_unit(unit: str) -> str:
     return unit.strip().lower().rstrip(".")
 
 
 def match_metric(metric: str, unit: str) -> Match:
     """Which measured figure a criterion or monitor (by its metric text and unit) refers to."""
-    text, u = metric.lower(), _unit(unit)
+    text, u = metric.lower(), normalise_unit(unit)
     pct = u in ("%", "percent", "pct", "")
 
     def rate(key: str) -> Match:
@@ -143,4 +135,4 @@ def value_for(match: Match, figures: dict) -> float | None:
 
 
 def holds(value: float, comparator: str, target: float) -> bool:
-    return COMPARE[comparator](value, target)
+    return Comparator(comparator).holds(value, target)

@@ -1,71 +1,61 @@
-from .base import VersionedModel
+"""One module per domain; the app label stays `planner` (no table was renamed)."""
+
+from .alerts import Alert, AlertChannel
+from .api import ApiToken
+from .base import Comparator, VersionedModel, WindowUnit
+from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
+from .golive import GoLive
 from .mapping import FieldMapping, FieldType
-from .plan import (
-    DeploymentPlan,
-    IncidentEntry,
-    Monitor,
-    RollbackStep,
-    RollbackTrigger,
-    TestCase,
-    TestPlan,
-    TrainingPlan,
-)
+from .monitoring import Monitor
+from .objectives import DataElement, Objective, SuccessCriterion
+from .pattern import PatternDecision
 from .projects import Connection, IntegrationProject, Membership, Role, System
-from .reviews import (
-    Alert,
-    AlertChannel,
-    ApiToken,
-    CriterionResult,
-    FeedbackItem,
-    GoLive,
-    HealthReview,
-    ReviewSchedule,
-)
+from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
 from .runs import RunKind, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
-from .steps import DataElement, Objective, PatternDecision, SuccessCriterion
 from .systems_config import SystemEndpoint
+from .testing import TestCase, TestPlan
+from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
-    "Connection",
-    "DataElement",
-    "FieldMapping",
-    "FieldType",
-    "IntegrationProject",
-    "Membership",
-    "Objective",
-    "PatternDecision",
-    "Role",
-    "SuccessCriterion",
-    "System",
-    "VersionedModel",
-    # steps 4 to 7, sign-offs, runbook exports
-    "ApproverRequirement",
-    "DeploymentPlan",
-    "IncidentEntry",
-    "Monitor",
-    "RollbackStep",
-    "RollbackTrigger",
-    "RunbookExport",
-    "SignOff",
-    "SignOffStale",
-    "TestCase",
-    "TestPlan",
-    "TrainingPlan",
-    # validation runs and connection settings (issue 4)
-    "RunKind",
-    "RunSchedule",
-    "RunStage",
-    "SystemEndpoint",
-    "ValidationRun",
-    # go-live, health reviews, alerts, API tokens (issue 6)
     "Alert",
     "AlertChannel",
     "ApiToken",
+    "ApproverRequirement",
+    "Comparator",
+    "Connection",
     "CriterionResult",
+    "DataElement",
+    "DeploymentPlan",
     "FeedbackItem",
+    "FieldMapping",
+    "FieldType",
     "GoLive",
     "HealthReview",
+    "IncidentEntry",
+    "IntegrationProject",
+    "Membership",
+    "Monitor",
+    "Objective",
+    "PatternDecision",
     "ReviewSchedule",
+    "Role",
+    "RollbackStep",
+    "RollbackTrigger",
+    "RunKind",
+    "RunSchedule",
+    "RunStage",
+    "RunbookExport",
+    "SignOff",
+    "SignOffStale",
+    "SuccessCriterion",
+    "System",
+    "SystemEndpoint",
+    "TestCase",
+    "TestPlan",
+    "TrainingPlan",
+    "ValidationRun",
+    "VersionedModel",
+    "WindowUnit",
 ]

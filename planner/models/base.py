@@ -1,4 +1,51 @@
+import operator
+
 from django.db import models
+
+
+class Comparator(models.TextChoices):
+    """How a measured value is compared with a target or a threshold."""
+
+    GT = ">", ">"
+    GTE = ">=", "≥"
+    LT = "<", "<"
+    LTE = "<=", "≤"
+    EQ = "=", "="
+
+    def holds(self, value: float, target: float) -> bool:
+        return _COMPARE[self](value, target)
+
+    @property
+    def opposite(self) -> "Comparator":
+        """The comparison that holds when this one is broken (a criterion's breach)."""
+        return _OPPOSITE[self]
+
+
+_COMPARE = {
+    Comparator.GT: operator.gt,
+    Comparator.GTE: operator.ge,
+    Comparator.LT: operator.lt,
+    Comparator.LTE: operator.le,
+    Comparator.EQ: lambda a, b: abs(a - b) < 1e-9,
+}
+_OPPOSITE = {
+    Comparator.LTE: Comparator.GT,
+    Comparator.LT: Comparator.GTE,
+    Comparator.GTE: Comparator.LT,
+    Comparator.GT: Comparator.LTE,
+    Comparator.EQ: Comparator.EQ,
+}
+# Success criteria are mostly upper bounds ("latency <= 5 minutes"): their menu leads with <=.
+UPPER_BOUND_FIRST = [
+    (c.value, c.label)
+    for c in (Comparator.LTE, Comparator.LT, Comparator.GTE, Comparator.GT, Comparator.EQ)
+]
+
+
+class WindowUnit(models.TextChoices):
+    MINUTES = "minutes", "minutes"
+    HOURS = "hours", "hours"
+    DAYS = "days", "days"
 
 
 class VersionedModel(models.Model):

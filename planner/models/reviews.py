@@ -1,7 +1,7 @@
-"""Go-live, health reviews after it, alerts on monitor thresholds, and API tokens.
+"""Health reviews after go-live: their schedule, results per criterion, incidents and feedback.
 
-`GoLive`, `HealthReview` results and `CriterionResult` are records of what happened; the
-review schedule, alert channels and feedback items are edited artifacts (historical).
+`HealthReview` results and `CriterionResult` are records of what happened; the review
+schedule and feedback items are edited artifacts (historical).
 """
 
 from django.conf import settings
@@ -10,28 +10,8 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from .base import VersionedModel
-from .plan import Monitor
-from .projects import Connection, IntegrationProject
-from .signoff import ImmutableModel
-from .steps import SuccessCriterion
-
-
-class GoLive(ImmutableModel):
-    """The project was marked live: by whom, when, and the readiness it had at that moment."""
-
-    project = models.OneToOneField(
-        IntegrationProject, on_delete=models.PROTECT, related_name="go_live"
-    )
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    snapshot = models.JSONField(default=dict)
-    history = HistoricalRecords()
-
-    class Meta:
-        verbose_name = "go-live"
-
-    def __str__(self) -> str:
-        return f"{self.project} live since {self.created_at:%d %b %Y}"
+from .objectives import SuccessCriterion
+from .projects import IntegrationProject
 
 
 class ReviewSchedule(VersionedModel):
@@ -163,85 +143,3 @@ class FeedbackItem(VersionedModel):
 
     def __str__(self) -> str:
         return self.summary
-
-
-class AlertChannel(VersionedModel):
-    class Kind(models.TextChoices):
-        EMAIL = "email", "Email"
-        WEBHOOK = "webhook", "Webhook (generic JSON)"
-        SLACK = "slack", "Slack-compatible webhook"
-
-    project = models.ForeignKey(
-        IntegrationProject, on_delete=models.CASCADE, related_name="alert_channels"
-    )
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    target = models.CharField(
-        "address or URL", max_length=500, help_text="An email address, or the webhook's URL."
-    )
-    history = HistoricalRecords()
-
-    class Meta:
-        ordering = ["kind", "pk"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.target}"
-
-
-class Alert(models.Model):
-    """One breach of one monitor's threshold on one connection, open until it clears."""
-
-    class State(models.TextChoices):
-        OPEN = "open", "Open"
-        RESOLVED = "resolved", "Resolved"
-
-    project = models.ForeignKey(IntegrationProject, on_delete=models.CASCADE, related_name="alerts")
-    monitor = models.ForeignKey(
-        Monitor, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
-    )
-    connection = models.ForeignKey(
-        Connection, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    fingerprint = models.CharField(max_length=200)
-    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
-    severity = models.CharField(max_length=8, choices=Monitor.Severity.choices)
-    title = models.CharField(max_length=300)
-    value = models.FloatField(null=True, blank=True)
-    last_value = models.FloatField(null=True, blank=True)
-    source = models.CharField(max_length=200, blank=True)
-    opened_at = models.DateTimeField(default=timezone.now)
-    last_seen_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    deliveries = models.JSONField(default=list, blank=True)
-
-    class Meta:
-        ordering = ["-opened_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["fingerprint"],
-                condition=models.Q(state="open"),
-                name="one_open_alert_per_fingerprint",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.title
-
-
-class ApiToken(models.Model):
-    """A personal API token: only its sha256 is stored; the token is shown once."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12)
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"

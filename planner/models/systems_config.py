@@ -97,10 +97,6 @@ class SystemEndpoint(VersionedModel):
         return f"{self.system} ({self.get_kind_display()})"
 
     @property
-    def secret_names(self) -> tuple[str, ...]:
-        return self.SECRET_NAMES.get(self.kind, ())
-
-    @property
     def key_list(self) -> list[str]:
         return [k.strip() for k in self.key_fields.split(",") if k.strip()]
 

@@ -77,9 +77,7 @@ def first_year(schedule: ReviewSchedule, start: date | datetime) -> list[date]:
 def in_force(project: IntegrationProject) -> ReviewSchedule:
     """The project's cadence, or the default one while nobody has edited it (not saved: a
     page that only shows it must not write)."""
-    return ReviewSchedule.objects.filter(project=project).first() or ReviewSchedule(
-        project=project
-    )
+    return ReviewSchedule.objects.filter(project=project).first() or ReviewSchedule(project=project)
 
 
 def cadence_text(schedule: ReviewSchedule) -> str:

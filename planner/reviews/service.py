@@ -191,7 +191,7 @@ def run_review(review_id: int) -> HealthReview | None:
             raws.append(kpis.raw_of_run(run, stages))
         except Exception as exc:  # noqa: BLE001 - one connection's failure must not lose the rest
             log.exception("review %s: validation of %s failed", review.pk, c)
-            review.parts.append(_part("validation", "error", c, validation._short(exc)))
+            review.parts.append(_part("validation", "error", c, validation.short_error(exc)))
         _save_parts(review)
         try:
             run = ValidationRun.objects.filter(connection=c).order_by("-created_at").first()
@@ -199,7 +199,7 @@ def run_review(review_id: int) -> HealthReview | None:
                 alerts.evaluate_run(run, source=f"health review #{review.pk}")
         except Exception as exc:  # noqa: BLE001
             log.exception("review %s: alerts of %s failed", review.pk, c)
-            review.parts.append(_part("alerts", "error", c, validation._short(exc)))
+            review.parts.append(_part("alerts", "error", c, validation.short_error(exc)))
             _save_parts(review)
     measured = kpis.aggregate(raws)
     review.kpis = {"raw": measured, **kpis.derive(measured)}
@@ -208,7 +208,7 @@ def run_review(review_id: int) -> HealthReview | None:
         review.parts.append(_part("criteria", "passed"))
     except Exception as exc:  # noqa: BLE001
         log.exception("review %s: criteria failed", review.pk)
-        review.parts.append(_part("criteria", "error", detail=validation._short(exc)))
+        review.parts.append(_part("criteria", "error", detail=validation.short_error(exc)))
     _save_parts(review)
     return _finish(review)
 

@@ -24,7 +24,7 @@ from planner.checklist.readiness import project_readiness
 from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
 from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
-from planner.models.plan import TestStage
+from planner.models.testing import TestStage
 from planner.pdf import no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 

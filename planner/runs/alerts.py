@@ -68,7 +68,7 @@ def _measure(monitor: Monitor, figures: dict) -> float | None:
         # "alert when < 99 %" watches availability; "alert when > 0" watches failures.
         if monitor.comparator in ("<", "<="):
             m = kpis.Match("availability_pct")
-        elif kpis._unit(monitor.unit) in ("%", "percent", "pct"):
+        elif kpis.normalise_unit(monitor.unit) in ("%", "percent", "pct"):
             m = kpis.Match("unreachable_pct")
         else:
             m = kpis.Match("connectivity_failures")

@@ -456,7 +456,7 @@ class Runner:
             raise  # the whole run ends, not just this stage
         except Exception as exc:  # noqa: BLE001 - one stage's crash is that stage's failure
             log.exception("validation run %s: stage %s crashed", self.run.pk, name)
-            result = StageResult(RunStage.Status.FAILED, error=_short(exc))
+            result = StageResult(RunStage.Status.FAILED, error=short_error(exc))
         self.end(name, result)
         return result
 
@@ -492,7 +492,7 @@ class Runner:
         )
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
 
@@ -617,7 +617,7 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
         log.exception("validation run %s failed", run.pk)
         with contextlib.suppress(Exception):
             close_old_connections()
-            fail_run(run.pk, f"The run stopped: {_short(exc)}", attempt=run.attempt)
+            fail_run(run.pk, f"The run stopped: {short_error(exc)}", attempt=run.attempt)
         if not isinstance(exc, Exception):
             raise
     run.refresh_from_db()

@@ -9,8 +9,7 @@ from django.views.decorators.http import require_POST
 
 from planner.checklist import delivery as plan
 from planner.checklist.registry import STEPS_BY_NUMBER
-from planner.models import IntegrationProject, Monitor, SuccessCriterion
-from planner.models.plan import Comparator
+from planner.models import Comparator, IntegrationProject, Monitor, SuccessCriterion
 from planner.web.concurrency import save_versioned
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -118,16 +117,6 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     _coverage_context(ctx)
 
 
-# The alert fires when the criterion is broken: the opposite comparison.
-BREACH = {
-    Comparator.LTE: Comparator.GT,
-    Comparator.LT: Comparator.GTE,
-    Comparator.GTE: Comparator.LT,
-    Comparator.GT: Comparator.LTE,
-    Comparator.EQ: Comparator.EQ,
-}
-
-
 @project_access("edit")
 @require_POST
 def monitor_from_criterion(request: HttpRequest, project: IntegrationProject, pk: int):
@@ -137,7 +126,8 @@ def monitor_from_criterion(request: HttpRequest, project: IntegrationProject, pk
         project=project,
         kind=Monitor.Kind.CRITERION,
         name=c.metric,
-        comparator=BREACH.get(c.comparator, Comparator.GT),
+        # The alert fires when the criterion is broken: the opposite comparison.
+        comparator=Comparator(c.comparator).opposite,
         threshold=c.target,
         unit=c.unit,
         window_value=c.window_value,

@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from planner.checklist import delivery as plan
 from planner.models import IntegrationProject, TestCase, TestPlan
-from planner.models.plan import TestStage
+from planner.models.testing import TestStage
 from planner.steps.views import save_single, single
 from planner.web.forms import ProjectScopedForm, textarea
 from planner.web.permissions import project_access

@@ -1,9 +1,9 @@
-"""The artifacts of the checklist steps implemented so far (1: objectives, 3: pattern)."""
+"""Step 1: the business objective, measurable success criteria and data elements."""
 
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import VersionedModel
+from .base import UPPER_BOUND_FIRST, VersionedModel, WindowUnit
 from .projects import IntegrationProject, System
 
 
@@ -26,23 +26,11 @@ class Objective(VersionedModel):
 class SuccessCriterion(VersionedModel):
     """A measurable success criterion: 'latency <= 5 minutes, 99.9% over 30 days'."""
 
-    class Comparator(models.TextChoices):
-        LTE = "<=", "≤"
-        LT = "<", "<"
-        GTE = ">=", "≥"
-        GT = ">", ">"
-        EQ = "=", "="
-
-    class WindowUnit(models.TextChoices):
-        MINUTES = "minutes", "minutes"
-        HOURS = "hours", "hours"
-        DAYS = "days", "days"
-
     project = models.ForeignKey(
         IntegrationProject, on_delete=models.CASCADE, related_name="criteria"
     )
     metric = models.CharField(max_length=120, help_text="What is measured, e.g. sync latency.")
-    comparator = models.CharField(max_length=2, choices=Comparator.choices, default="<=")
+    comparator = models.CharField(max_length=2, choices=UPPER_BOUND_FIRST, default="<=")
     target = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     unit = models.CharField(max_length=40, blank=True, help_text="e.g. minutes, %, records")
     attainment_pct = models.DecimalField(
@@ -98,25 +86,3 @@ class DataElement(VersionedModel):
 
     def __str__(self) -> str:
         return self.name
-
-
-class PatternDecision(VersionedModel):
-    """Step 3: the integration pattern the team chose, and why."""
-
-    class Pattern(models.TextChoices):
-        POINT_TO_POINT = "point_to_point", "Point-to-point"
-        HUB_AND_SPOKE = "hub_and_spoke", "Hub-and-spoke (iPaaS / middleware)"
-        API_GATEWAY = "api_gateway", "API gateway"
-
-    project = models.OneToOneField(
-        IntegrationProject, on_delete=models.CASCADE, related_name="pattern_decision"
-    )
-    pattern = models.CharField(max_length=16, choices=Pattern.choices, blank=True)
-    rationale = models.TextField(blank=True)
-    tools = models.CharField(
-        max_length=300, blank=True, help_text="Chosen tools, e.g. MuleSoft, Zapier, Kong."
-    )
-    history = HistoricalRecords()
-
-    def __str__(self) -> str:
-        return "Pattern decision"
