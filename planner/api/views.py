@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Literal
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.text import slugify
 from ninja import File, Form, NinjaAPI, Schema, Status
 from ninja.errors import HttpError
@@ -21,7 +22,7 @@ from planner.steps.mapping.files import (
     export_response,
     import_rows,
 )
-from planner.web.permissions import can
+from planner.web.permissions import membership_for
 
 from ..mapping.spreadsheet import (
     SpreadsheetError,
@@ -62,20 +63,13 @@ class Error(Schema):
 
 
 def _access(request: HttpRequest, project_id: int, capability: str = "view") -> IntegrationProject:
-    membership = (
-        Membership.objects.select_related("project")
-        .filter(project_id=project_id, user_id=request.user.pk)
-        .first()
-    )
-    if membership is None:
-        raise HttpError(404, "No such project.")
-    if not can(membership.role, capability):
-        raise HttpError(
-            403,
-            f"Your role ({membership.get_role_display()}) cannot {capability.replace('_', ' ')}"
-            " in this project.",
-        )
-    return membership.project
+    """The same check as the pages' project_access, answered as API errors."""
+    try:
+        return membership_for(request.user, project_id, capability).project
+    except Http404:
+        raise HttpError(404, "No such project.") from None
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc)) from None
 
 
 def _connection(project: IntegrationProject, connection_id: int) -> Connection:

@@ -27,6 +27,28 @@ def can(role: str | None, capability: str) -> bool:
     return role is not None and role in CAPABILITIES[capability]
 
 
+def membership_for(user, project_id: int, capability: str) -> Membership:
+    """The user's membership of the project, if their role has `capability`.
+
+    Http404 for a non-member (the project's existence is not disclosed), PermissionDenied
+    naming the role for a member whose role lacks the capability. The pages and the API
+    both answer through this.
+    """
+    membership = (
+        Membership.objects.select_related("project", "user")
+        .filter(project_id=project_id, user_id=user.pk)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such project.")
+    if not can(membership.role, capability):
+        raise PermissionDenied(
+            f"Your role ({membership.get_role_display()}) cannot {capability.replace('_', ' ')}"
+            " in this project."
+        )
+    return membership
+
+
 def project_access(read: str = "view", write: str | None = None) -> Callable:
     """Guard a view taking `project_id`: `read` for safe methods, `write` for the rest."""
     write = write or read
@@ -37,19 +59,8 @@ def project_access(read: str = "view", write: str | None = None) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, project_id: int, *args, **kwargs) -> HttpResponse:
-            membership = (
-                Membership.objects.select_related("project", "user")
-                .filter(project_id=project_id, user_id=request.user.pk)
-                .first()
-            )
-            if membership is None:
-                raise Http404("No such project.")
             needed = read if request.method in SAFE_METHODS else write
-            if not can(membership.role, needed):
-                raise PermissionDenied(
-                    f"Your role ({membership.get_role_display()}) cannot {needed.replace('_', ' ')}"
-                    " in this project."
-                )
+            membership = membership_for(request.user, project_id, needed)
             request.project = membership.project
             request.membership = membership
             return view(request, membership.project, *args, **kwargs)
