@@ -27,6 +27,7 @@ from planner.models import (
     TrainingPlan,
     ValidationRun,
 )
+from planner.runs import service as validation
 
 PASSWORD = "correct-horse-battery"  # noqa: S105
 
@@ -343,3 +344,74 @@ def approve_step(project, number: int, membership=None):
 
     membership = membership or MembershipFactory(project=project, role=Role.APPROVER)
     return sign(project, number, membership, "approve", "", step_hashes(project, [number])[number])
+
+
+# ---------------------------------------------------------------------------------------------
+# A connection between two CSV-upload systems with a three-row mapping, and a project that is
+# ready to go live on it (used by the run, review, API and browser tests).
+
+SOURCE_CSV = (
+    "id,status,email,name\n"
+    "1,active,ADA@EXAMPLE.COM ,Ada\n"
+    "2,inactive,grace@example.com,Grace\n"
+    "3,pending,linus@example.com,Linus\n"
+    "4,active,ken@example.com,Ken\n"
+)
+
+TARGET_CSV = (
+    "id,active,email\n"
+    "1,1,ada@example.com\n"
+    "2,0,grace@example.org\n"
+    "3,,linus@example.com\n"
+    "5,1,x@example.com\n"
+)
+
+CLEAN_TARGET_CSV = "id,active,email\n1,1,ada@example.com\n2,0,grace@example.com\n"
+
+CLEAN_SOURCE_CSV = "id,status,email\n1,active,Ada@example.com\n2,inactive,grace@example.com\n"
+
+
+def csv_connection(source_csv=SOURCE_CSV, target_csv=TARGET_CSV, project=None):
+    project = project or ProjectFactory()
+    source = SystemFactory(project=project, name="CRM")
+    target = SystemFactory(project=project, name="Billing")
+    SystemEndpointFactory(system=source, csv=source_csv)
+    SystemEndpointFactory(system=target, csv=target_csv)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    rows = [
+        ("id", "id", "integer", "integer", "identity", True),
+        ("status", "active", "string", "integer", "map(active=1, inactive=0)", False),
+        ("email", "email", "string", "string", "trim | lower", False),
+    ]
+    for i, (src, dst, st, tt, rule, required) in enumerate(rows):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=src,
+            target_field=dst,
+            source_type=st,
+            target_type=tt,
+            rule=rule,
+            required=required,
+            null_rule="reject" if required else "skip",
+        )
+    return connection
+
+
+def ready_project(target_csv=CLEAN_TARGET_CSV):
+    project = ProjectFactory(name="CRM to billing")
+    connection = csv_connection(CLEAN_SOURCE_CSV, target_csv, project=project)
+    ObjectiveFactory(project=project)
+    met = CriterionFactory(project=project, metric="mismatch rate", comparator="<=",
+                           target=Decimal("1"), unit="%")  # fmt: skip
+    latency = CriterionFactory(project=project)  # sync latency in minutes: not from runs
+    DataElementFactory(project=project, source_of_truth=connection.source)
+    DecisionFactory(project=project)
+    fill_steps_4_to_7(project, criteria=[met, latency])
+    waive_signoff(project, 1, 2, 3, 4, 5, 6, 7)
+    # Alert when fewer than 1 record is in agreement (the factory's default alerts on more).
+    Monitor.objects.filter(project=project, kind="throughput").update(comparator="<")
+    run = validation.start_validation_run(connection, project.owner)
+    validation.execute_run(run.pk, heartbeat=False)
+    return project, connection

@@ -9,8 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from tests.conftest import skip_or_fail
+from tests.factories import PASSWORD
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -70,3 +72,31 @@ def page(browser, request):
         except Exception as exc:  # a screenshot must never hide the real failure
             print(f"could not save a screenshot: {exc}")
     context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the flows share
+
+NO_RELOAD = "window.__aethonNoReload"
+
+
+def sign_in(page: Page, base_url: str, user) -> None:
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Integration projects")).to_be_visible()
+
+
+def mark_page(page: Page) -> None:
+    """Set a marker that only survives if the page is never reloaded."""
+    page.evaluate(f"{NO_RELOAD} = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate(NO_RELOAD) is True, "the page was reloaded"
+
+
+def navigator_state(page: Page, step_title: str):
+    return page.locator("#navigator li", has_text=step_title).locator(".state")

@@ -8,9 +8,8 @@ from playwright.sync_api import Page, expect
 from planner.models import GoLive, HealthReview
 from planner.reviews import service as reviews
 from planner.runs import service as validation
-from tests.test_golive_reviews import ready_project
-
-from .test_step1_and_pattern_flow import sign_in
+from tests.browser.conftest import sign_in
+from tests.factories import ready_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 

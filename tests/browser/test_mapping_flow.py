@@ -7,9 +7,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from planner.models import FieldMapping
+from tests.browser.conftest import assert_not_reloaded, mark_page, sign_in
 from tests.factories import ConnectionFactory, FieldMappingFactory, ProjectFactory
-
-from .test_step1_and_pattern_flow import assert_not_reloaded, mark_page, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 

@@ -14,19 +14,18 @@ from django.core import mail
 from playwright.sync_api import Page, expect
 
 from planner.models import Role, SignOffStale
+from tests.browser.conftest import (
+    assert_not_reloaded,
+    mark_page,
+    navigator_state,
+    sign_in,
+)
 from tests.factories import (
     CriterionFactory,
     MembershipFactory,
     ObjectiveFactory,
     ProjectFactory,
     UserFactory,
-)
-
-from .test_step1_and_pattern_flow import (
-    assert_not_reloaded,
-    mark_page,
-    navigator_state,
-    sign_in,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]

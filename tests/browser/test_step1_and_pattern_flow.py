@@ -9,20 +9,15 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.factories import PASSWORD, CriterionFactory, ProjectFactory, UserFactory
+from tests.browser.conftest import (
+    assert_not_reloaded,
+    mark_page,
+    navigator_state,
+    sign_in,
+)
+from tests.factories import CriterionFactory, ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
-
-NO_RELOAD = "window.__aethonNoReload"
-
-
-def sign_in(page: Page, base_url: str, user) -> None:
-    page.goto(f"{base_url}/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Integration projects")).to_be_visible()
 
 
 def readiness_percent(page: Page) -> int:
@@ -32,21 +27,8 @@ def readiness_percent(page: Page) -> int:
     return int(match.group(1))
 
 
-def mark_page(page: Page) -> None:
-    """Set a marker that only survives if the page is never reloaded."""
-    page.evaluate(f"{NO_RELOAD} = true")
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate(NO_RELOAD) is True, "the page was reloaded"
-
-
 def add_form(page: Page, kind: str):
     return page.locator(f"#{kind}-table form.add-row")
-
-
-def navigator_state(page: Page, step_title: str):
-    return page.locator("#navigator li", has_text=step_title).locator(".state")
 
 
 def test_new_project_step1_inventory_and_pattern(page: Page, live_server):

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from planner.models import ValidationRun
 from planner.runs import service as validation
+from tests.browser.conftest import sign_in
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -20,8 +21,6 @@ from tests.factories import (
     SystemFactory,
     UserFactory,
 )
-
-from .test_step1_and_pattern_flow import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 

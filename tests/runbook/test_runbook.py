@@ -13,9 +13,8 @@ from planner.checklist.signoff import project_hash, sign, step_hashes
 from planner.models import Role, RunbookExport
 from planner.runbook import service as rb
 from planner.runbook.tasks import export_runbook
-
-from .conftest import HTMX, client_for, skip_or_fail
-from .factories import (
+from tests.conftest import HTMX, client_for, skip_or_fail
+from tests.factories import (
     ConnectionFactory,
     CriterionFactory,
     DataElementFactory,
@@ -240,8 +239,7 @@ def test_the_runbook_prints_the_review_schedule_that_is_in_force(project, owner_
     from datetime import date
 
     from planner.models import ReviewSchedule
-
-    from .factories import TrainingPlanFactory
+    from tests.factories import TrainingPlanFactory
 
     TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
     ReviewSchedule.objects.create(
@@ -263,8 +261,7 @@ def test_a_live_project_s_review_dates_start_at_its_go_live(project, owner_clien
     from datetime import date, datetime
 
     from planner.models import GoLive, ReviewSchedule
-
-    from .factories import TrainingPlanFactory
+    from tests.factories import TrainingPlanFactory
 
     TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
     ReviewSchedule.objects.create(project=project, paused=False)  # the default cadence
@@ -285,8 +282,7 @@ def test_a_paused_review_schedule_prints_no_dates(project):
     from datetime import date
 
     from planner.models import ReviewSchedule
-
-    from .factories import TrainingPlanFactory
+    from tests.factories import TrainingPlanFactory
 
     TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
     ReviewSchedule.objects.create(project=project, paused=True)

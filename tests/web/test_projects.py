@@ -1,9 +1,8 @@
 from django.urls import reverse
 
 from planner.models import IntegrationProject, Membership, Role
-
-from .conftest import HTMX, client_for
-from .factories import ProjectFactory, UserFactory
+from tests.conftest import HTMX, client_for
+from tests.factories import ProjectFactory, UserFactory
 
 
 def test_create_project_makes_the_creator_owner(db):

@@ -24,10 +24,9 @@ from aethon.celery import app
 from planner.models import RunStage, SystemEndpoint, ValidationRun
 from planner.runs import service as validation
 from planner.runs.tasks import reap_stale_runs, run_validation
+from tests.conftest import client_for, skip_or_fail
 from tests.connectors import Reply, serve
-
-from .conftest import client_for, skip_or_fail
-from .factories import (
+from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
     ProjectFactory,
@@ -35,7 +34,7 @@ from .factories import (
     SystemFactory,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = Fernet.generate_key().decode()
 REDIS_URL = os.environ.get("CELERY_BROKER_URL", "")
 if not REDIS_URL.startswith("redis://"):

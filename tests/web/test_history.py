@@ -1,7 +1,7 @@
 from django.urls import reverse
 
-from .conftest import HTMX
-from .factories import CriterionFactory
+from tests.conftest import HTMX
+from tests.factories import CriterionFactory
 
 
 def test_history_lists_who_changed_what(project, owner_client):

@@ -8,9 +8,8 @@ from django.urls import reverse
 
 from planner.checklist.readiness import project_readiness
 from planner.models import FieldMapping
-
-from .conftest import HTMX, client_for
-from .factories import ConnectionFactory, FieldMappingFactory, waive_signoff
+from tests.conftest import HTMX, client_for
+from tests.factories import ConnectionFactory, FieldMappingFactory, waive_signoff
 
 
 @pytest.fixture

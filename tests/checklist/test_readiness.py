@@ -7,8 +7,7 @@ from planner.checklist.readiness import (
     NOT_STARTED,
     project_readiness,
 )
-
-from .factories import (
+from tests.factories import (
     CriterionFactory,
     DataElementFactory,
     DecisionFactory,

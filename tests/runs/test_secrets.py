@@ -14,10 +14,9 @@ from django.core.management import CommandError, call_command
 
 from planner.models import SystemEndpoint
 from planner.runs import secrets
+from tests.factories import SystemEndpointFactory
 
-from .factories import SystemEndpointFactory
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
 

@@ -2,8 +2,7 @@ import pytest
 
 from planner.checklist.patterns import analyse
 from planner.models import Connection, PatternDecision
-
-from .factories import ConnectionFactory, SystemFactory
+from tests.factories import ConnectionFactory, SystemFactory
 
 P = PatternDecision.Pattern
 

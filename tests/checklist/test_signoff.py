@@ -18,9 +18,8 @@ from planner.models import (
     SuccessCriterion,
 )
 from planner.models.signoff import Immutable
-
-from .conftest import HTMX, client_for
-from .factories import (
+from tests.conftest import HTMX, client_for
+from tests.factories import (
     CriterionFactory,
     DataElementFactory,
     MembershipFactory,

@@ -11,10 +11,8 @@ from hypothesis import HealthCheck, settings
 from planner.api.tokens import create_token
 from planner.models import ApiToken, FieldMapping, Role
 from planner.runs import service as validation
-
-from .conftest import client_for
-from .factories import MembershipFactory, UserFactory
-from .test_golive_reviews import ready_project
+from tests.conftest import client_for
+from tests.factories import MembershipFactory, UserFactory, ready_project
 
 API = "/api"
 

@@ -13,10 +13,9 @@ from django.urls import reverse
 from planner.models import RunStage, SystemEndpoint
 from planner.runs import secrets
 from planner.runs import service as validation
+from tests.conftest import HTMX, client_for
 from tests.connectors import Reply, serve
-
-from .conftest import HTMX, client_for
-from .factories import (
+from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
     ProjectFactory,
@@ -24,7 +23,7 @@ from .factories import (
     SystemFactory,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "pa55-Zq8!-never-shown"
 PG = {
     "kind": "postgres",

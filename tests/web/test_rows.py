@@ -3,9 +3,8 @@
 from django.urls import reverse
 
 from planner.models import Connection, SuccessCriterion, System
-
-from .conftest import HTMX
-from .factories import CriterionFactory, SystemFactory
+from tests.conftest import HTMX
+from tests.factories import CriterionFactory, SystemFactory
 
 
 def add_url(kind, project):
@@ -79,7 +78,7 @@ def test_edit_get_returns_the_row_form_and_save_returns_the_row(project, owner_c
 
 
 def test_second_save_from_a_stale_form_is_refused_and_input_kept(project, member):
-    from .conftest import client_for
+    from tests.conftest import client_for
 
     alice, bob = client_for(project.owner), client_for(member("editor"))
     criterion = CriterionFactory(project=project)

@@ -3,9 +3,8 @@
 from django.urls import reverse
 
 from planner.models import Objective, PatternDecision
-
-from .conftest import HTMX, client_for
-from .factories import ObjectiveFactory, SystemFactory
+from tests.conftest import HTMX, client_for
+from tests.factories import ObjectiveFactory, SystemFactory
 
 
 def test_step_pages_show_titles_and_unavailable_steps(project, owner_client):
@@ -71,7 +70,7 @@ def test_invalid_pattern_is_refused_with_a_named_field(project, owner_client):
 def test_step_page_queries_do_not_grow_with_rows(
     project, owner_client, django_assert_max_num_queries
 ):
-    from .factories import CriterionFactory, DataElementFactory
+    from tests.factories import CriterionFactory, DataElementFactory
 
     url = reverse("planner:step", args=[project.pk, 1])
     owner_client.get(url)

@@ -23,9 +23,8 @@ from planner.models import (
 )
 from planner.models.testing import TestStage as Stage
 from planner.reviews.schedule import dates_in_force
-
-from .conftest import HTMX, client_for
-from .factories import (
+from tests.conftest import HTMX, client_for
+from tests.factories import (
     ConnectionFactory,
     CriterionFactory,
     MonitorFactory,

@@ -1,6 +1,6 @@
 """Validation runs executed in-process: stages, figures, idempotency, cancel, reaper, views.
 
-The Celery side (a real worker over Redis, killed mid-run) is in test_run_reliability.py.
+The Celery side (a real worker over Redis, killed mid-run) is in test_worker_reliability.py.
 """
 
 import csv
@@ -20,10 +20,11 @@ from planner.models import RunSchedule, RunStage, System, TestCase, ValidationRu
 from planner.runs import service as validation
 from planner.runs.schedules import entry_name
 from planner.runs.tasks import scheduled_validation
+from tests.conftest import HTMX, client_for
 from tests.connectors import Reply, serve
-
-from .conftest import HTMX, client_for
-from .factories import (
+from tests.factories import (
+    CLEAN_SOURCE_CSV,
+    CLEAN_TARGET_CSV,
     ConnectionFactory,
     FieldMappingFactory,
     MembershipFactory,
@@ -31,24 +32,8 @@ from .factories import (
     SystemEndpointFactory,
     SystemFactory,
     TestCaseFactory,
+    csv_connection,
 )
-
-SOURCE_CSV = (
-    "id,status,email,name\n"
-    "1,active,ADA@EXAMPLE.COM ,Ada\n"
-    "2,inactive,grace@example.com,Grace\n"
-    "3,pending,linus@example.com,Linus\n"
-    "4,active,ken@example.com,Ken\n"
-)
-TARGET_CSV = (
-    "id,active,email\n"
-    "1,1,ada@example.com\n"
-    "2,0,grace@example.org\n"
-    "3,,linus@example.com\n"
-    "5,1,x@example.com\n"
-)
-CLEAN_TARGET_CSV = "id,active,email\n1,1,ada@example.com\n2,0,grace@example.com\n"
-CLEAN_SOURCE_CSV = "id,status,email\n1,active,Ada@example.com\n2,inactive,grace@example.com\n"
 
 
 @pytest.fixture(autouse=True)
@@ -65,34 +50,6 @@ def published(monkeypatch):
     return sent
 
 
-def build(source_csv=SOURCE_CSV, target_csv=TARGET_CSV, project=None):
-    project = project or ProjectFactory()
-    source = SystemFactory(project=project, name="CRM")
-    target = SystemFactory(project=project, name="Billing")
-    SystemEndpointFactory(system=source, csv=source_csv)
-    SystemEndpointFactory(system=target, csv=target_csv)
-    connection = ConnectionFactory(project=project, source=source, target=target)
-    rows = [
-        ("id", "id", "integer", "integer", "identity", True),
-        ("status", "active", "string", "integer", "map(active=1, inactive=0)", False),
-        ("email", "email", "string", "string", "trim | lower", False),
-    ]
-    for i, (src, dst, st, tt, rule, required) in enumerate(rows):
-        FieldMappingFactory(
-            project=project,
-            connection=connection,
-            position=i,
-            source_field=src,
-            target_field=dst,
-            source_type=st,
-            target_type=tt,
-            rule=rule,
-            required=required,
-            null_rule="reject" if required else "skip",
-        )
-    return connection
-
-
 def run_now(connection, published, **kwargs) -> ValidationRun:
     run = validation.start_validation_run(connection, connection.project.owner, **kwargs)
     assert published[-1] == run.pk
@@ -106,7 +63,7 @@ def stage(run, name) -> RunStage:
 
 
 def test_a_run_reports_every_stage_with_figures_and_examples(db, published):
-    run = run_now(build(), published)
+    run = run_now(csv_connection(), published)
     assert run.status == ValidationRun.Status.FAILED
     assert [(s.name, s.status) for s in run.stages.all()] == [
         ("connectivity", "passed"),
@@ -155,7 +112,7 @@ def test_a_run_reports_every_stage_with_figures_and_examples(db, published):
 
 
 def test_a_clean_connection_passes(db, published):
-    run = run_now(build(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV), published)
+    run = run_now(csv_connection(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV), published)
     assert run.status == ValidationRun.Status.PASSED, run.error
     assert {s.status for s in run.stages.all()} == {"passed"}
     assert run.summary["agreement_pct"] == 100.0
@@ -164,7 +121,7 @@ def test_a_clean_connection_passes(db, published):
 
 
 def test_the_schema_check_names_missing_fields_and_types_that_do_not_fit(db, published):
-    connection = build(CLEAN_SOURCE_CSV, "id,active,email\n1,yes,a@b.c\n")
+    connection = csv_connection(CLEAN_SOURCE_CSV, "id,active,email\n1,yes,a@b.c\n")
     FieldMappingFactory(
         project=connection.project, connection=connection, source_field="name",
         target_field="full_name", rule="trim",
@@ -188,7 +145,7 @@ def test_the_schema_check_names_missing_fields_and_types_that_do_not_fit(db, pub
 def test_a_target_column_of_the_wrong_type_fails_the_schema_check(db, published):
     # 'email' is mapped as text, but the target column holds integers; 'active' (integer)
     # into a decimal column is fine.
-    connection = build(CLEAN_SOURCE_CSV, "id,active,email\n1,1.5,3\n")
+    connection = csv_connection(CLEAN_SOURCE_CSV, "id,active,email\n1,1.5,3\n")
     run = run_now(connection, published)
     schema = stage(run, "schema")
     assert schema.status == "failed"
@@ -221,7 +178,7 @@ def test_a_system_that_times_out_fails_its_stage_and_the_other_still_reports(
 ):
     settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
     settings.AETHON_CONNECTOR_GUARD = {**settings.AETHON_CONNECTOR_GUARD, "read_timeout": 0.3}
-    connection = build(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV)
+    connection = csv_connection(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV)
     with serve(lambda req: Reply(body=[{"id": 1}], delay=1.5)) as slow:
         endpoint = connection.source.endpoint
         endpoint.kind, endpoint.upload, endpoint.upload_name = "http_json", "", ""
@@ -241,7 +198,7 @@ def test_a_system_that_times_out_fails_its_stage_and_the_other_still_reports(
 
 
 def test_a_parallel_run_compares_old_output_with_new(db, published):
-    connection = build(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV)
+    connection = csv_connection(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV)
     with pytest.raises(validation.RunRefused, match="old process's output"):
         validation.start_validation_run(connection, None, kind="parallel")
     old = SystemFactory(project=connection.project, name="Legacy sync output")
@@ -260,7 +217,7 @@ def test_a_parallel_run_compares_old_output_with_new(db, published):
 
 
 def test_one_active_run_per_connection_and_kind(db, published):
-    connection = build()
+    connection = csv_connection()
     first = validation.start_validation_run(connection, None)
     again = validation.start_validation_run(connection, None)
     assert again.pk == first.pk
@@ -272,7 +229,7 @@ def test_one_active_run_per_connection_and_kind(db, published):
 
 
 def test_a_repeated_delivery_never_duplicates_results(db, published, media):
-    run = run_now(build(), published)
+    run = run_now(csv_connection(), published)
     figures = {s.name: (s.status, s.figures) for s in run.stages.all()}
     assert validation.execute_run(run.pk, heartbeat=False) is None  # finished: nothing to do
     run.refresh_from_db()
@@ -289,7 +246,7 @@ def test_a_repeated_delivery_never_duplicates_results(db, published, media):
 
 
 def test_a_redelivery_after_the_worker_process_died_fails_the_run_with_the_reason(db, published):
-    connection = build()
+    connection = csv_connection()
     run = validation.start_validation_run(connection, None)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -307,7 +264,7 @@ def test_a_redelivery_after_the_worker_process_died_fails_the_run_with_the_reaso
 
 
 def test_a_duplicate_delivery_while_the_first_is_alive_changes_nothing(db, published):
-    run = validation.start_validation_run(build(), None)
+    run = validation.start_validation_run(csv_connection(), None)
     ValidationRun.objects.filter(pk=run.pk).update(
         status="running", attempt=1, heartbeat_at=timezone.now(),
         worker=f"{validation.socket.gethostname()}:{os.getpid()}",
@@ -319,7 +276,7 @@ def test_a_duplicate_delivery_while_the_first_is_alive_changes_nothing(db, publi
 
 def test_the_reaper_fails_runs_whose_heartbeat_went_stale(db, published, settings):
     settings.AETHON_RUN_STALE_SECONDS = 60
-    connection = build()
+    connection = csv_connection()
     stale = validation.start_validation_run(connection, None)
     fresh = validation.start_validation_run(connection, None, kind="validation")
     assert fresh.pk == stale.pk  # one active per kind: make a second connection instead
@@ -347,7 +304,7 @@ def test_the_reaper_runs_every_minute_from_the_database_schedule(db):
 
 
 def test_cancelling_a_queued_run_ends_it_and_the_worker_skips_it(db, published):
-    run = validation.start_validation_run(build(), None)
+    run = validation.start_validation_run(csv_connection(), None)
     validation.cancel_run(run)
     assert run.status == "cancelled"
     assert validation.execute_run(run.pk, heartbeat=False) is None
@@ -357,7 +314,7 @@ def test_cancelling_a_queued_run_ends_it_and_the_worker_skips_it(db, published):
 
 
 def test_cancelling_a_running_run_stops_it_at_the_next_checkpoint(db, published, monkeypatch):
-    run = validation.start_validation_run(build(), None)
+    run = validation.start_validation_run(csv_connection(), None)
     real_claim = validation.claim
 
     def claim_then_cancel(run_id, task_id=""):
@@ -381,7 +338,7 @@ def test_a_crash_inside_a_stage_fails_that_stage_only(db, published, monkeypatch
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(validation, "mapping", boom)
-    run = run_now(build(), published)
+    run = run_now(csv_connection(), published)
     assert stage(run, "connectivity").status == "passed"
     assert stage(run, "mapping").status == "failed"
     assert stage(run, "mapping").error == "RuntimeError: disk on fire"
@@ -390,7 +347,7 @@ def test_a_crash_inside_a_stage_fails_that_stage_only(db, published, monkeypatch
 
 
 def test_a_failed_run_changes_nothing_else(db, published):
-    connection = build()
+    connection = csv_connection()
     project = connection.project
     before = {m.pk: (m.version, m.rule) for m in connection.field_mappings.all()} | {
         "endpoint": connection.source.endpoint.version
@@ -413,7 +370,7 @@ def test_a_failed_run_changes_nothing_else(db, published):
 
 
 def test_runs_page_lists_systems_connections_and_runs_with_trend(db, published):
-    connection = build()
+    connection = csv_connection()
     run_now(connection, published)
     client = client_for(connection.project.owner)
     html = client.get(reverse("planner:runs", args=[connection.project_id])).content.decode()
@@ -424,7 +381,7 @@ def test_runs_page_lists_systems_connections_and_runs_with_trend(db, published):
 
 
 def test_starting_a_run_from_the_page_queues_it_and_shows_live_progress(db, published):
-    connection = build()
+    connection = csv_connection()
     client = client_for(connection.project.owner)
     response = client.post(
         reverse("planner:run_start", args=[connection.project_id, connection.pk]),
@@ -448,7 +405,7 @@ def test_starting_a_run_from_the_page_queues_it_and_shows_live_progress(db, publ
 
 
 def test_a_bad_kind_of_run_is_refused_with_a_message(db, published):
-    connection = build()
+    connection = csv_connection()
     client = client_for(connection.project.owner)
     url = reverse("planner:run_start", args=[connection.project_id, connection.pk])
     response = client.post(url, {"kind": "nonsense"}, follow=True)
@@ -459,7 +416,7 @@ def test_a_bad_kind_of_run_is_refused_with_a_message(db, published):
 
 
 def test_cancel_view_and_progress_while_running(db, published):
-    connection = build()
+    connection = csv_connection()
     client = client_for(connection.project.owner)
     run = validation.start_validation_run(connection, None)
     ValidationRun.objects.filter(pk=run.pk).update(
@@ -481,7 +438,7 @@ def test_cancel_view_and_progress_while_running(db, published):
 
 
 def test_differences_download_is_the_full_csv(db, published):
-    connection = build()
+    connection = csv_connection()
     run = run_now(connection, published)
     client = client_for(connection.project.owner)
     response = client.get(reverse("planner:run_differences", args=[connection.project_id, run.pk]))
@@ -493,7 +450,7 @@ def test_differences_download_is_the_full_csv(db, published):
 
 
 def test_linking_a_run_as_evidence_of_a_test_case(db, published):
-    connection = build()
+    connection = csv_connection()
     run = run_now(connection, published)
     case = TestCaseFactory(project=connection.project, evidence_note="")
     assert not case.has_evidence
@@ -515,7 +472,7 @@ def test_linking_a_run_as_evidence_of_a_test_case(db, published):
 
 
 def test_viewers_see_runs_but_cannot_start_or_cancel(db, published):
-    connection = build()
+    connection = csv_connection()
     run = run_now(connection, published)
     viewer = client_for(MembershipFactory(project=connection.project, role="viewer").user)
     page = viewer.get(reverse("planner:runs", args=[connection.project_id])).content.decode()
@@ -534,7 +491,7 @@ def test_viewers_see_runs_but_cannot_start_or_cancel(db, published):
 
 
 def test_a_schedule_becomes_a_database_beat_entry(db, published):
-    connection = build()
+    connection = csv_connection()
     client = client_for(connection.project.owner)
     url = reverse("planner:run_schedule", args=[connection.project_id, connection.pk])
     prefix = f"schedule-{connection.pk}-"
@@ -555,7 +512,7 @@ def test_a_schedule_becomes_a_database_beat_entry(db, published):
 
 
 def test_the_scheduled_task_starts_a_run_and_forgets_deleted_connections(db, published):
-    connection = build()
+    connection = csv_connection()
     schedule = RunSchedule.objects.create(
         project=connection.project, connection=connection, every="hourly"
     )
@@ -572,7 +529,7 @@ def test_the_scheduled_task_starts_a_run_and_forgets_deleted_connections(db, pub
 
 
 def test_step4_shows_the_linked_run(db, published):
-    connection = build()
+    connection = csv_connection()
     run = run_now(connection, published)
     case = TestCaseFactory(project=connection.project)
     TestCase.objects.filter(pk=case.pk).update(validation_run=run)
@@ -582,7 +539,7 @@ def test_step4_shows_the_linked_run(db, published):
 
 
 def test_step6_shows_the_latest_run_and_schedule_of_each_connection(db, published):
-    connection = build()
+    connection = csv_connection()
     run = run_now(connection, published)
     RunSchedule.objects.create(project=connection.project, connection=connection, every="daily")
     client = client_for(connection.project.owner)
@@ -601,7 +558,7 @@ def test_the_time_limit_ends_the_whole_run_with_the_reason(db, published, monkey
         raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(validation, "mapping", too_slow)
-    run = run_now(build(), published)
+    run = run_now(csv_connection(), published)
     assert run.status == "failed"
     assert run.error == "The run took longer than its time limit (3,600 s, AETHON_RUN_TIME_LIMIT)."
     assert stage(run, "mapping").status == "failed"
@@ -615,7 +572,7 @@ def test_a_task_for_a_run_not_yet_committed_retries_instead_of_dropping_it(db, p
 
     missing = run_validation.apply(args=[999_999])
     assert isinstance(missing.result, MaxRetriesExceededError)  # retried, then gave up
-    run = validation.start_validation_run(build(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV), None)
+    run = validation.start_validation_run(csv_connection(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV), None)
     assert run_validation.apply(args=[run.pk]).successful()
     run.refresh_from_db()
     assert run.status == "passed" and run.celery_task_id

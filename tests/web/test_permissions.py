@@ -9,9 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from planner.models import HealthReview, Role
-
-from .conftest import HTMX, client_for
-from .factories import (
+from tests.conftest import HTMX, client_for
+from tests.factories import (
     ConnectionFactory,
     CriterionFactory,
     DataElementFactory,

@@ -28,21 +28,16 @@ from planner.reviews import service as reviews
 from planner.reviews import tasks as review_tasks
 from planner.runs import alerts
 from planner.runs import service as validation
-
-from .conftest import client_for
-from .factories import (
+from tests.conftest import client_for
+from tests.factories import (
+    CLEAN_TARGET_CSV,
     ConnectionFactory,
     CriterionFactory,
-    DataElementFactory,
-    DecisionFactory,
     MembershipFactory,
     MonitorFactory,
-    ObjectiveFactory,
     ProjectFactory,
-    fill_steps_4_to_7,
-    waive_signoff,
+    ready_project,
 )
-from .test_validation_runs import CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV, build
 
 # The source has 2 records; the target misses one of them, so 1 of 2 keys differ (50 %).
 HALF_TARGET_CSV = "id,active,email\n1,1,ada@example.com\n"
@@ -54,24 +49,6 @@ def quiet_runs(monkeypatch):
     monkeypatch.setattr(validation, "dispatch", lambda run: None)
     monkeypatch.setattr(reviews, "RUN_HEARTBEAT", False)
     monkeypatch.setattr(reviews, "dispatch", lambda review: reviews.run_review(review.pk))
-
-
-def ready_project(target_csv=CLEAN_TARGET_CSV):
-    project = ProjectFactory(name="CRM to billing")
-    connection = build(CLEAN_SOURCE_CSV, target_csv, project=project)
-    ObjectiveFactory(project=project)
-    met = CriterionFactory(project=project, metric="mismatch rate", comparator="<=",
-                           target=Decimal("1"), unit="%")  # fmt: skip
-    latency = CriterionFactory(project=project)  # sync latency in minutes: not from runs
-    DataElementFactory(project=project, source_of_truth=connection.source)
-    DecisionFactory(project=project)
-    fill_steps_4_to_7(project, criteria=[met, latency])
-    waive_signoff(project, 1, 2, 3, 4, 5, 6, 7)
-    # Alert when fewer than 1 record is in agreement (the factory's default alerts on more).
-    Monitor.objects.filter(project=project, kind="throughput").update(comparator="<")
-    run = validation.start_validation_run(connection, project.owner)
-    validation.execute_run(run.pk, heartbeat=False)
-    return project, connection
 
 
 def test_the_verdict_lists_every_blocking_reason_with_its_place(db):
@@ -262,8 +239,7 @@ def test_a_review_that_fails_part_way_keeps_what_it_measured(db, monkeypatch):
 
 def _run(connection, target_csv):
     from planner.models import SystemEndpoint
-
-    from .factories import SystemEndpointFactory
+    from tests.factories import SystemEndpointFactory
 
     SystemEndpoint.objects.filter(system=connection.target).delete()
     SystemEndpointFactory(system=connection.target, csv=target_csv)
