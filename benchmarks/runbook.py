@@ -9,7 +9,7 @@
 2. Builds one project with every step filled: 500 field mappings over 5 connections (step 2),
    60 test cases over every stage (step 4), rollback triggers and steps, monitors, training,
    incidents, and a sign-off on each step.
-3. Renders the runbook PDF through the same path as an export (`planner.runbook.run_export`:
+3. Renders the runbook PDF through the same path as an export (`planner.runbook.service.run_export`:
    collect, render HTML, WeasyPrint layout, write, store the file) --runs times after one
    warm-up, and prints pages, wall and CPU seconds (best and median) and the split between the
    phases of one render.

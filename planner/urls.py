@@ -102,7 +102,7 @@ project_patterns = [
     path("runbook/export/", runbook.runbook_export, name="runbook_export"),
     path("runbook/exports/<int:pk>/", runbook.export_status, name="export_status"),
     path("runbook/exports/<int:pk>/download/", runbook.export_download, name="export_download"),
-    # Validation runs: connection settings of systems, runs, schedules (issue 4)
+    # Validation runs: connection settings of systems, runs, schedules
     path(
         "systems/<int:system_id>/connection/",
         endpoint_views.system_settings,
@@ -121,7 +121,7 @@ project_patterns = [
     path("runs/<int:pk>/evidence/", runs.run_link, name="run_link"),
     path("connections/<int:connection_id>/runs/start/", runs.run_start, name="run_start"),
     path("connections/<int:connection_id>/runs/schedule/", runs.run_schedule, name="run_schedule"),
-    # Go-live, health reviews and alerts (issue 6)
+    # Go-live, health reviews and alerts
     path("go-live/", reviews.golive_page, name="golive"),
     path("reviews/", reviews.reviews_page, name="reviews"),
     path("reviews/schedule/", reviews.review_schedule_save, name="review_schedule"),

@@ -294,7 +294,7 @@ def fill_steps_4_to_7(project, criteria=()) -> None:
     IncidentFactory(project=project)
 
 
-# --- validation runs (issue 4) ---------------------------------------------------------------
+# --- validation runs -------------------------------------------------------------------------
 
 
 class SystemEndpointFactory(factory.django.DjangoModelFactory):

@@ -51,7 +51,7 @@ class WindowUnit(models.TextChoices):
 class VersionedModel(models.Model):
     """An artifact edited by several people: `version` guards against lost updates.
 
-    Every save through `planner.concurrency.save_versioned` checks that the version the editor
+    Every save through `planner.web.concurrency.save_versioned` checks that the version the editor
     started from is still current, then bumps it.
     """
 

@@ -137,7 +137,7 @@ class RunStage(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     figures = models.JSONField(default=dict, blank=True)
-    examples = models.JSONField(default=list, blank=True)  # capped, see planner.validation
+    examples = models.JSONField(default=list, blank=True)  # capped, see planner.runs.stages
     error = models.TextField(blank=True)
 
     class Meta:

@@ -1,6 +1,6 @@
 """How Aethon reaches a system of the inventory: connection kind, settings, dataset and key.
 
-Secrets are stored only as a Fernet token (planner.secrets) and never leave the server: they
+Secrets are stored only as a Fernet token (planner.runs.secrets) and never leave the server: they
 are excluded from the history tables, and no template, log or API receives them.
 """
 

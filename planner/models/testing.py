@@ -94,7 +94,7 @@ class TestCase(VersionedModel):
         "evidence file", upload_to="evidence/%Y/%m/", max_length=300, blank=True
     )
     evidence_note = models.CharField("evidence note", max_length=500, blank=True)
-    # A validation run (issue 4) that evidences this case; linked from the run's page.
+    # A validation run that evidences this case; linked from the run's page.
     validation_run = models.ForeignKey(
         "ValidationRun",
         on_delete=models.SET_NULL,

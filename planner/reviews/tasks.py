@@ -1,6 +1,7 @@
-"""Celery tasks of health reviews: thin wrappers around planner.reviews and review_schedule.
+"""Celery tasks of health reviews: thin wrappers around reviews/service.py and schedule.py.
 
-Registered through `app.autodiscover_tasks(related_name="review_tasks")` in aethon/celery.py.
+Registered by aethon/celery.py (worker) and planner/apps.py (every process), under the names they
+had before the package layout, which queued messages and beat rows carry.
 """
 
 import logging

@@ -2,7 +2,7 @@
 
 `runbook_context` gathers everything in a fixed number of queries; `render_pdf` lays it out;
 `run_export` produces a stored `RunbookExport` with its progress in the database, inline for a
-small project or from the Celery task in planner/tasks.py for a big one.
+small project or from the Celery task in planner/runbook/tasks.py for a big one.
 """
 
 import logging

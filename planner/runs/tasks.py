@@ -1,6 +1,7 @@
-"""Celery tasks of validation runs: thin wrappers around planner.validation.
+"""Celery tasks of validation runs: thin wrappers around planner.runs.service.
 
-Registered through `app.autodiscover_tasks(related_name="validation_tasks")` in aethon/celery.py.
+Registered by aethon/celery.py (worker) and planner/apps.py (every process), under the names they
+had before the package layout, which queued messages and beat rows carry.
 Settings make every task ack late and be rejected (requeued) when its worker process dies; the
 run's own claim/heartbeat bookkeeping turns such a redelivery into a failed run with a reason.
 """

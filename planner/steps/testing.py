@@ -91,7 +91,7 @@ def _evidence_cell(case: TestCase) -> str:
         parts.append(format_html('<a href="{}">{}</a>', evidence_url(case), name))
     if case.evidence_note:
         parts.append(case.evidence_note)
-    if case.validation_run_id:  # linked from the run's page (issue 4)
+    if case.validation_run_id:  # linked from the run's page
         url = reverse("planner:run_show", args=[case.project_id, case.validation_run_id])
         parts.append(
             format_html('<a href="{}">validation run #{}</a>', url, case.validation_run_id)

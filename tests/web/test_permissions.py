@@ -34,7 +34,7 @@ ACCOUNT_LEVEL = {
     "logout",
     "password_change",
     "password_change_done",
-    "planner:api_tokens",  # the user's own API tokens (issue 6)
+    "planner:api_tokens",  # the user's own API tokens
 }
 
 
@@ -74,9 +74,9 @@ def world(db):
         "export": RunbookExportFactory(
             project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
         ),
-        # validation runs (issue 4)
+        # validation runs
         "run": ValidationRunFactory(project=project, connection=connection),
-        # health reviews (issue 6)
+        # health reviews
         "review": HealthReview.objects.create(project=project, trigger="manual"),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}
