@@ -204,20 +204,34 @@ def build(n_mappings: int, n_cases: int):
             project=project, metric=f"error rate {i}", threshold=5, unit="%", window_value=15
         )
         RollbackStep.objects.create(
-            project=project, position=i + 1, action=f"Rollback action {i}", owner="Ops",
+            project=project,
+            position=i + 1,
+            action=f"Rollback action {i}",
+            owner="Ops",
             expected_minutes=10,
-        )  # fmt: skip
+        )
     for kind in ("connectivity", "throughput", "error_rate", "data_quality", "reconciliation"):
         Monitor.objects.create(
-            project=project, kind=kind, name=kind.replace("_", " "), threshold=1, unit="%",
-            window_value=5, severity="critical", alert_route="PagerDuty: integrations",
+            project=project,
+            kind=kind,
+            name=kind.replace("_", " "),
+            threshold=1,
+            unit="%",
+            window_value=5,
+            severity="critical",
+            alert_route="PagerDuty: integrations",
             dashboard_url="https://grafana.example.com/d/sync",
-        )  # fmt: skip
+        )
     for c in criteria:
         Monitor.objects.create(
-            project=project, kind="criterion", name=c.metric, threshold=5, window_value=30,
-            alert_route="#sync-alerts", criterion=c,
-        )  # fmt: skip
+            project=project,
+            kind="criterion",
+            name=c.metric,
+            threshold=5,
+            window_value=30,
+            alert_route="#sync-alerts",
+            criterion=c,
+        )
     TrainingPlan.objects.create(
         project=project,
         audiences="Sales ops\nBilling team\nSupport",
@@ -227,9 +241,12 @@ def build(n_mappings: int, n_cases: int):
     )
     for i in range(8):
         IncidentEntry.objects.create(
-            project=project, symptom=f"Symptom {i}", to_check="Queue depth", fix="Restart",
+            project=project,
+            symptom=f"Symptom {i}",
+            to_check="Queue depth",
+            fix="Restart",
             escalation="Integration on-call",
-        )  # fmt: skip
+        )
     from planner.checklist.signoff import SignOffRefused, sign, step_hashes
 
     hashes = step_hashes(project)

@@ -403,8 +403,9 @@ def ready_project(target_csv=CLEAN_TARGET_CSV):
     project = ProjectFactory(name="CRM to billing")
     connection = csv_connection(CLEAN_SOURCE_CSV, target_csv, project=project)
     ObjectiveFactory(project=project)
-    met = CriterionFactory(project=project, metric="mismatch rate", comparator="<=",
-                           target=Decimal("1"), unit="%")  # fmt: skip
+    met = CriterionFactory(
+        project=project, metric="mismatch rate", comparator="<=", target=Decimal("1"), unit="%"
+    )
     latency = CriterionFactory(project=project)  # sync latency in minutes: not from runs
     DataElementFactory(project=project, source_of_truth=connection.source)
     DecisionFactory(project=project)

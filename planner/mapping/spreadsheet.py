@@ -41,22 +41,53 @@ HEADERS = [header for header, _ in COLUMNS.values()]
 
 TYPES = ("string", "integer", "decimal", "boolean", "date", "datetime")
 CHOICES: dict[str, dict[str, str]] = {
-    "source_type": {t: t for t in TYPES} | {"text": "string", "int": "integer", "number": "decimal",
-                                            "bool": "boolean", "timestamp": "datetime"},
-    "null_rule": {"reject": "reject", "default": "default", "skip": "skip",
-                  "use a default value": "default", "skip the field": "skip",
-                  "reject the record": "reject"},
-    "direction": {"one_way": "one_way", "one-way": "one_way", "one way": "one_way",
-                  "bidirectional": "bidirectional", "two-way": "bidirectional"},
-    "frequency": {"real_time": "real_time", "real-time": "real_time", "realtime": "real_time",
-                  "minutes": "minutes", "every n minutes": "minutes", "daily": "daily",
-                  "daily batch": "daily"},
-    "source_of_truth": {"source": "source", "target": "target", "source system": "source",
-                        "target system": "target"},
-    "conflict_rule": {"truth_wins": "truth_wins", "source of truth wins": "truth_wins",
-                      "last_write": "last_write", "last write wins": "last_write",
-                      "manual": "manual", "manual review": "manual"},
-}  # fmt: skip
+    "source_type": {t: t for t in TYPES}
+    | {
+        "text": "string",
+        "int": "integer",
+        "number": "decimal",
+        "bool": "boolean",
+        "timestamp": "datetime",
+    },
+    "null_rule": {
+        "reject": "reject",
+        "default": "default",
+        "skip": "skip",
+        "use a default value": "default",
+        "skip the field": "skip",
+        "reject the record": "reject",
+    },
+    "direction": {
+        "one_way": "one_way",
+        "one-way": "one_way",
+        "one way": "one_way",
+        "bidirectional": "bidirectional",
+        "two-way": "bidirectional",
+    },
+    "frequency": {
+        "real_time": "real_time",
+        "real-time": "real_time",
+        "realtime": "real_time",
+        "minutes": "minutes",
+        "every n minutes": "minutes",
+        "daily": "daily",
+        "daily batch": "daily",
+    },
+    "source_of_truth": {
+        "source": "source",
+        "target": "target",
+        "source system": "source",
+        "target system": "target",
+    },
+    "conflict_rule": {
+        "truth_wins": "truth_wins",
+        "source of truth wins": "truth_wins",
+        "last_write": "last_write",
+        "last write wins": "last_write",
+        "manual": "manual",
+        "manual review": "manual",
+    },
+}
 CHOICES["target_type"] = CHOICES["source_type"]
 YES = {"yes", "y", "true", "1", "required", "x"}
 NO = {"no", "n", "false", "0", "", "optional"}
@@ -116,10 +147,18 @@ def read_sheet(data: bytes, filename: str) -> Sheet:
     headers = [h.strip() for h in headers]
     if not any(_norm(h) in _LOOKUP for h in headers):
         shown = ", ".join(f"'{h}'" for h in headers if h) or "(blank)"
-        raise SpreadsheetError([ImportProblem(header_row, "", (
-            f"The first row must name the columns (e.g. {', '.join(HEADERS[:3])}); "
-            f"none of {shown} is a known column."
-        ))])  # fmt: skip
+        raise SpreadsheetError(
+            [
+                ImportProblem(
+                    header_row,
+                    "",
+                    (
+                        f"The first row must name the columns (e.g. {', '.join(HEADERS[:3])}); "
+                        f"none of {shown} is a known column."
+                    ),
+                )
+            ]
+        )
     width = len(headers)
     rows = [(n, [c.strip() for c in (row + [""] * width)[:width]]) for n, row in numbered[1:]]
     return Sheet(headers, rows)
@@ -130,10 +169,18 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SpreadsheetError([ImportProblem(line, "", (
-            f"The file is not UTF-8 text (byte 0x{data[exc.start]:02x}). "
-            "Save it as 'CSV UTF-8' or as XLSX and upload again."
-        ))]) from exc  # fmt: skip
+        raise SpreadsheetError(
+            [
+                ImportProblem(
+                    line,
+                    "",
+                    (
+                        f"The file is not UTF-8 text (byte 0x{data[exc.start]:02x}). "
+                        "Save it as 'CSV UTF-8' or as XLSX and upload again."
+                    ),
+                )
+            ]
+        ) from exc
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
@@ -150,9 +197,15 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SpreadsheetError([ImportProblem(None, "", (
-            "The file is not a readable XLSX workbook. Save it again as .xlsx or .csv."
-        ))]) from exc  # fmt: skip
+        raise SpreadsheetError(
+            [
+                ImportProblem(
+                    None,
+                    "",
+                    ("The file is not a readable XLSX workbook. Save it again as .xlsx or .csv."),
+                )
+            ]
+        ) from exc
     sheet = book.worksheets[0]
     rows = [
         ["" if v is None else _cell_text(v) for v in row]
@@ -200,10 +253,13 @@ def validate_rows(
         row, row_problems = _clean(number, cells, chosen, sheet.headers)
         target = row.get("target_field", "").lower()
         if target and target in targets:
-            row_problems.append(ImportProblem(
-                number, sheet.headers[chosen["target_field"]],
-                f"'{row['target_field']}' is already mapped ({targets[target]}).",
-            ))  # fmt: skip
+            row_problems.append(
+                ImportProblem(
+                    number,
+                    sheet.headers[chosen["target_field"]],
+                    f"'{row['target_field']}' is already mapped ({targets[target]}).",
+                )
+            )
         elif target:
             targets[target] = f"row {number}"
         problems.extend(row_problems)

@@ -160,8 +160,13 @@ def _parts_of(connection: Connection, run: ValidationRun, stages: list[RunStage]
 def _part(part: str, status: str, connection=None, detail: str = "") -> dict:
     """One entry of a review's parts list (a part that did not run has no run id)."""
     connection = "" if connection is None else str(connection)
-    return {"part": part, "connection": connection, "status": status, "detail": detail,
-            "run_id": None}  # fmt: skip
+    return {
+        "part": part,
+        "connection": connection,
+        "status": status,
+        "detail": detail,
+        "run_id": None,
+    }
 
 
 def run_review(review_id: int) -> HealthReview | None:

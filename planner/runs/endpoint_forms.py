@@ -66,21 +66,45 @@ GROUPS = (
     ("What to read", ("kind", "dataset", "key_fields", "upload", "records_path")),
     ("Database server", ("host", "port", "database", "user", "schema", "sslmode", "ssl_mode")),
     ("File", ("file_format", "delimiter", "sheet", "infer_types")),
-    ("HTTP API", ("base_url", "headers", "auth", "username", "api_key_header", "pagination",
-                  "page_param", "size_param", "page_size", "offset_param", "limit_param",
-                  "cursor_param", "cursor_path", "total_path", "max_pages")),
+    (
+        "HTTP API",
+        (
+            "base_url",
+            "headers",
+            "auth",
+            "username",
+            "api_key_header",
+            "pagination",
+            "page_param",
+            "size_param",
+            "page_size",
+            "offset_param",
+            "limit_param",
+            "cursor_param",
+            "cursor_path",
+            "total_path",
+            "max_pages",
+        ),
+    ),
     ("Secrets (encrypted, never shown again)", ("password", "token", "api_key", "clear_secrets")),
-)  # fmt: skip
+)
 # HTTP fields that matter only for some authentication / pagination styles.
 FIELD_AUTH = {
-    "username": "basic", "password": "basic", "token": "bearer", "api_key": "api_key",
+    "username": "basic",
+    "password": "basic",
+    "token": "bearer",
+    "api_key": "api_key",
     "api_key_header": "api_key",
-}  # fmt: skip
+}
 FIELD_PAGINATION = {
-    "page_param": "page", "size_param": "page", "page_size": "page offset",
-    "offset_param": "offset", "limit_param": "offset", "cursor_param": "cursor",
+    "page_param": "page",
+    "size_param": "page",
+    "page_size": "page offset",
+    "offset_param": "offset",
+    "limit_param": "offset",
+    "cursor_param": "cursor",
     "cursor_path": "cursor",
-}  # fmt: skip
+}
 # Non-secret settings stored in SystemEndpoint.config, per kind.
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     Kind.POSTGRES: ("host", "port", "database", "user", "schema", "sslmode"),
@@ -88,11 +112,24 @@ CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     Kind.SQLITE: (),
     Kind.FILE: ("format", "delimiter", "sheet", "records_path", "infer_types"),
     Kind.HTTP_JSON: (
-        "base_url", "headers", "auth", "username", "api_key_header", "pagination", "page_param",
-        "size_param", "page_size", "offset_param", "limit_param", "cursor_param", "cursor_path",
-        "records_path", "total_path", "max_pages",
+        "base_url",
+        "headers",
+        "auth",
+        "username",
+        "api_key_header",
+        "pagination",
+        "page_param",
+        "size_param",
+        "page_size",
+        "offset_param",
+        "limit_param",
+        "cursor_param",
+        "cursor_path",
+        "records_path",
+        "total_path",
+        "max_pages",
     ),
-}  # fmt: skip
+}
 REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.POSTGRES: ("host", "database", "user"),
     Kind.MYSQL: ("host", "database", "user"),
@@ -145,25 +182,33 @@ class EndpointForm(forms.Form):
     delimiter = forms.CharField(required=False, max_length=2, help_text="CSV: default ','.")
     sheet = forms.CharField(required=False, max_length=100, help_text="XLSX: default first.")
     infer_types = forms.BooleanField(
-        label="Infer column types", required=False, initial=True,
+        label="Infer column types",
+        required=False,
+        initial=True,
         help_text="Off keeps every value as text (e.g. zip codes with leading zeros).",
-    )  # fmt: skip
+    )
     records_path = forms.CharField(
-        label="Record selector", required=False, max_length=200,
+        label="Record selector",
+        required=False,
+        max_length=200,
         help_text="Where the records are in the JSON, e.g. $.data.items (default: the document).",
-    )  # fmt: skip
+    )
     base_url = forms.CharField(label="Base URL", required=False, max_length=500)
     headers = forms.CharField(
-        label="Extra headers", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        label="Extra headers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="One 'Name: value' per line, not secret (tokens go in the fields below).",
-    )  # fmt: skip
+    )
     auth = forms.ChoiceField(
         label="Authentication",
         choices=[
-            ("none", "None"), ("bearer", "Bearer token"), ("basic", "Basic (user + password)"),
+            ("none", "None"),
+            ("bearer", "Bearer token"),
+            ("basic", "Basic (user + password)"),
             ("api_key", "API-key header"),
         ],
-    )  # fmt: skip
+    )
     username = forms.CharField(required=False, max_length=255, help_text="Basic auth.")
     token = _secret()
     api_key = forms.CharField(
@@ -174,10 +219,13 @@ class EndpointForm(forms.Form):
     )
     pagination = forms.ChoiceField(
         choices=[
-            ("none", "None (one response)"), ("page", "Page number"), ("offset", "Offset"),
-            ("cursor", "Cursor"), ("link", "Link header"),
+            ("none", "None (one response)"),
+            ("page", "Page number"),
+            ("offset", "Offset"),
+            ("cursor", "Cursor"),
+            ("link", "Link header"),
         ],
-    )  # fmt: skip
+    )
     page_param = forms.CharField(label="Page parameter", required=False, initial="page")
     size_param = forms.CharField(label="Page-size parameter", required=False)
     page_size = forms.IntegerField(required=False, min_value=1, max_value=100_000, initial=100)

@@ -49,7 +49,7 @@ def endpoints(w) -> list[tuple[str, str, dict]]:
             "post",
             f"{API}/projects/{p}/connections/{c}/mapping",
             {"data": {"file": SimpleUploadedFile("m.csv", csv.encode())}},
-        ),  # fmt: skip
+        ),
         ("get", f"{API}/projects/{p}/runbook.pdf", {}),
     ]
 
@@ -96,8 +96,9 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
     client, headers = Client(), bearer(p.owner)
     verdict = client.get(f"{API}/projects/{p.pk}/verdict", **headers).json()
     assert verdict["ready"] is True and verdict["reasons"] == [] and verdict["percent"] == 100
-    started = client.post(f"{API}/projects/{p.pk}/connections/{c.pk}/runs?kind=validation",
-                          **headers)  # fmt: skip
+    started = client.post(
+        f"{API}/projects/{p.pk}/connections/{c.pk}/runs?kind=validation", **headers
+    )
     assert started.status_code == 202
     run_id = started.json()["id"]
     assert started.json()["status"] == "queued"
@@ -116,12 +117,17 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
     before = FieldMapping.objects.filter(connection=c).count()
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    replaced = client.post(f"{API}/projects/{p.pk}/connections/{c.pk}/mapping",
-                           {"file": SimpleUploadedFile("m.csv", exported.content), "mode": "replace"},
-                           **headers)  # fmt: skip
+    replaced = client.post(
+        f"{API}/projects/{p.pk}/connections/{c.pk}/mapping",
+        {"file": SimpleUploadedFile("m.csv", exported.content), "mode": "replace"},
+        **headers,
+    )
     assert replaced.json() == {"imported": before, "mode": "replace"}
-    bad = client.post(f"{API}/projects/{p.pk}/connections/{c.pk}/mapping",
-                      {"file": SimpleUploadedFile("m.csv", b"nonsense\n1\n")}, **headers)  # fmt: skip
+    bad = client.post(
+        f"{API}/projects/{p.pk}/connections/{c.pk}/mapping",
+        {"file": SimpleUploadedFile("m.csv", b"nonsense\n1\n")},
+        **headers,
+    )
     assert bad.status_code == 400 and bad.json()["problems"]
     assert FieldMapping.objects.filter(connection=c).count() == before
     pdf = client.get(f"{API}/projects/{p.pk}/runbook.pdf", **headers)

@@ -92,11 +92,22 @@ def test_configure_two_systems_run_a_validation_and_see_the_results(
     crm = SystemFactory(project=project, name="CRM")
     billing = SystemFactory(project=project, name="Billing")
     connection = ConnectionFactory(project=project, source=crm, target=billing)
-    FieldMappingFactory(project=project, connection=connection, source_field="id",
-                        target_field="id", source_type="integer", target_type="integer",
-                        rule="identity")  # fmt: skip
-    FieldMappingFactory(project=project, connection=connection, source_field="email",
-                        target_field="email", rule="trim | lower")  # fmt: skip
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="id",
+        target_field="id",
+        source_type="integer",
+        target_type="integer",
+        rule="identity",
+    )
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="email",
+        target_field="email",
+        rule="trim | lower",
+    )
     queued: list[int] = []
     monkeypatch.setattr(validation, "dispatch", lambda run: queued.append(run.pk))
 

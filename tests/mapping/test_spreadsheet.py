@@ -14,12 +14,22 @@ from planner.mapping.spreadsheet import (
 )
 
 ROW = dict(
-    source_field="Status__c", source_type="string", target_field="status_code",
-    target_type="integer", max_length=None, required=True, null_rule="reject", null_default="",
-    rule="trim | lower | map(active=1, inactive=0)", direction="bidirectional",
-    frequency="minutes", every_minutes=15, source_of_truth="source", conflict_rule="truth_wins",
+    source_field="Status__c",
+    source_type="string",
+    target_field="status_code",
+    target_type="integer",
+    max_length=None,
+    required=True,
+    null_rule="reject",
+    null_default="",
+    rule="trim | lower | map(active=1, inactive=0)",
+    direction="bidirectional",
+    frequency="minutes",
+    every_minutes=15,
+    source_of_truth="source",
+    conflict_rule="truth_wins",
     notes='He said "hi", then left',
-)  # fmt: skip
+)
 
 
 def rows_of(data: bytes, name: str) -> list[dict]:
@@ -29,10 +39,21 @@ def rows_of(data: bytes, name: str) -> list[dict]:
 
 @pytest.mark.parametrize("export, name", [(export_csv, "m.csv"), (export_xlsx, "m.xlsx")])
 def test_export_imports_back_unchanged(export, name):
-    second = {**ROW, "source_field": "Email", "target_field": "email", "max_length": 80,
-              "required": False, "null_rule": "default", "null_default": "n/a",
-              "rule": 'regex("^[^@]+@[^@]+$") | max_length(80)', "direction": "one_way",
-              "frequency": "daily", "every_minutes": None, "conflict_rule": "", "notes": ""}  # fmt: skip
+    second = {
+        **ROW,
+        "source_field": "Email",
+        "target_field": "email",
+        "max_length": 80,
+        "required": False,
+        "null_rule": "default",
+        "null_default": "n/a",
+        "rule": 'regex("^[^@]+@[^@]+$") | max_length(80)',
+        "direction": "one_way",
+        "frequency": "daily",
+        "every_minutes": None,
+        "conflict_rule": "",
+        "notes": "",
+    }
     rows = [SimpleNamespace(**ROW), SimpleNamespace(**second)]
     assert rows_of(export(rows), name) == [ROW, second]
 

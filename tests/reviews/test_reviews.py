@@ -106,8 +106,12 @@ def test_cadence_dates_monthly_then_quarterly():
     s = ReviewSchedule(first_every_months=1, first_count=3, then_every_months=3)
     start = timezone.datetime(2026, 1, 31, 9, 0, tzinfo=timezone.UTC)
     assert [d.date().isoformat() for d in review_schedule.due_dates(s, start, 5)] == [
-        "2026-02-28", "2026-03-31", "2026-04-30", "2026-07-31", "2026-10-31",
-    ]  # fmt: skip
+        "2026-02-28",
+        "2026-03-31",
+        "2026-04-30",
+        "2026-07-31",
+        "2026-10-31",
+    ]
 
 
 def test_changing_the_cadence_in_the_ui_changes_the_schedule_at_once(db):
@@ -117,9 +121,13 @@ def test_changing_the_cadence_in_the_ui_changes_the_schedule_at_once(db):
     client = client_for(project.owner)
     response = client.post(
         reverse("planner:review_schedule", args=[project.pk]),
-        {"first_every_months": 2, "first_count": 1, "then_every_months": 6,
-         "expected_version": schedule.version},
-    )  # fmt: skip
+        {
+            "first_every_months": 2,
+            "first_count": 1,
+            "then_every_months": 6,
+            "expected_version": schedule.version,
+        },
+    )
     assert response.status_code == 302
     schedule.refresh_from_db()
     assert schedule.next_due == review_schedule.add_months(live.created_at, 2)
@@ -134,17 +142,26 @@ def test_changing_the_cadence_in_the_ui_changes_the_schedule_at_once(db):
     # A zero interval is refused, naming the field.
     bad = client.post(
         reverse("planner:review_schedule", args=[project.pk]),
-        {"first_every_months": 0, "first_count": 1, "then_every_months": 6,
-         "expected_version": schedule.version},
-    )  # fmt: skip
+        {
+            "first_every_months": 0,
+            "first_count": 1,
+            "then_every_months": 6,
+            "expected_version": schedule.version,
+        },
+    )
     assert bad.status_code == 200 and b"first, every (months): " in bad.content.lower()
     # Pausing removes the beat entry.
     schedule.refresh_from_db()
     client.post(
         reverse("planner:review_schedule", args=[project.pk]),
-        {"first_every_months": 2, "first_count": 1, "then_every_months": 6, "paused": "on",
-         "expected_version": schedule.version},
-    )  # fmt: skip
+        {
+            "first_every_months": 2,
+            "first_count": 1,
+            "then_every_months": 6,
+            "paused": "on",
+            "expected_version": schedule.version,
+        },
+    )
     assert not PeriodicTask.objects.filter(name=review_schedule.entry_name(project.pk)).exists()
 
 
@@ -252,8 +269,14 @@ def _run(connection, target_csv):
 def test_alerts_open_once_per_breach_and_recover(db, monkeypatch):
     project, connection = ready_project()
     Monitor.objects.filter(project=project).delete()
-    MonitorFactory(project=project, kind=Monitor.Kind.RECONCILIATION, name="mismatch rate",
-                   comparator=">", threshold=Decimal("5"), unit="%")  # fmt: skip
+    MonitorFactory(
+        project=project,
+        kind=Monitor.Kind.RECONCILIATION,
+        name="mismatch rate",
+        comparator=">",
+        threshold=Decimal("5"),
+        unit="%",
+    )
     AlertChannel.objects.create(project=project, kind="slack", target="https://hooks.example.com/x")
     sent = []
     monkeypatch.setattr(alerts, "send_webhook", lambda url, body: sent.append(body) or "ok")
@@ -314,8 +337,9 @@ def test_a_scheduled_run_task_evaluates_alerts(db, monkeypatch):
 def test_a_webhook_to_a_private_address_is_refused(db, url):
     project = ProjectFactory()
     client = client_for(project.owner)
-    response = client.post(reverse("planner:alerts", args=[project.pk]),
-                           {"kind": "webhook", "target": url})  # fmt: skip
+    response = client.post(
+        reverse("planner:alerts", args=[project.pk]), {"kind": "webhook", "target": url}
+    )
     assert response.status_code == 400
     assert b"Address or URL: Connection to" in response.content
     assert not AlertChannel.objects.exists()

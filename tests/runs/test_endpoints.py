@@ -65,9 +65,12 @@ def test_saving_database_settings_encrypts_the_password(owner_client, system):
     assert response.status_code == 302
     ep = SystemEndpoint.objects.get(system=system)
     assert ep.config == {
-        "host": "db.example.com", "port": 5432, "database": "billing", "user": "reader",
+        "host": "db.example.com",
+        "port": 5432,
+        "database": "billing",
+        "user": "reader",
         "sslmode": "require",
-    }  # fmt: skip
+    }
     assert SECRET not in ep.secrets_token and SECRET not in str(ep.config)
     assert secrets.decrypt_json(ep.secrets_token) == {"password": SECRET}
     assert ep.secrets_set == ["password"]
@@ -142,9 +145,12 @@ def test_a_query_that_writes_is_refused_on_the_dataset_field(owner_client, syste
 
 def test_credential_headers_must_use_the_encrypted_fields(owner_client, system):
     data = {
-        "kind": "http_json", "base_url": "https://api.example.com", "dataset": "/v1/items",
-        "key_fields": "id", "headers": "Accept: application/json\nAuthorization: Bearer abc",
-    }  # fmt: skip
+        "kind": "http_json",
+        "base_url": "https://api.example.com",
+        "dataset": "/v1/items",
+        "key_fields": "id",
+        "headers": "Accept: application/json\nAuthorization: Bearer abc",
+    }
     html = save(owner_client, system, data).content.decode()
     assert "Extra headers: Line 2: &#x27;Authorization&#x27; carries credentials" in html
     data["headers"] = "Accept: application/json"
@@ -171,8 +177,11 @@ def test_an_uploaded_file_is_stored_privately_and_never_served(owner_client, sys
     assert owner_client.get(f"/media/private/{ep.upload.name}").status_code == 404
     # Replacing the file removes the old one.
     upload = SimpleUploadedFile("customers2.csv", b"id,name\n2,Grace\n")
-    save(owner_client, system, {"kind": "file", "key_fields": "id", "upload": upload,
-                                "expected_version": ep.version})  # fmt: skip
+    save(
+        owner_client,
+        system,
+        {"kind": "file", "key_fields": "id", "upload": upload, "expected_version": ep.version},
+    )
     assert not path.exists()
     ep.refresh_from_db()
     assert ep.upload_name == "customers2.csv"
@@ -180,8 +189,11 @@ def test_an_uploaded_file_is_stored_privately_and_never_served(owner_client, sys
 
 def test_a_sqlite_upload_must_be_a_sqlite_file(owner_client, system):
     upload = SimpleUploadedFile("x.db", b"not a database")
-    html = save(owner_client, system, {"kind": "sqlite", "dataset": "t", "key_fields": "id",
-                                       "upload": upload}).content.decode()  # fmt: skip
+    html = save(
+        owner_client,
+        system,
+        {"kind": "sqlite", "dataset": "t", "key_fields": "id", "upload": upload},
+    ).content.decode()
     assert "File: This is not a SQLite database file." in html
     html = save(owner_client, system, {"kind": "file", "key_fields": "id"}).content.decode()
     assert "File: Upload the CSV, JSON or XLSX file." in html
@@ -270,9 +282,12 @@ def api(req):
 def test_the_allow_list_setting_is_applied_by_test_connection(owner_client, system, settings):
     with serve(api) as server:
         data = {
-            "kind": "http_json", "base_url": server.url, "dataset": "/customers",
-            "records_path": "$.items", "key_fields": "id",
-        }  # fmt: skip
+            "kind": "http_json",
+            "base_url": server.url,
+            "dataset": "/customers",
+            "records_path": "$.items",
+            "key_fields": "id",
+        }
         settings.AETHON_OUTBOUND_ALLOW_HOSTS = []
         refused = owner_client.post(conn_test_url(system), data, **HTMX).content.decode()
         settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
@@ -287,13 +302,22 @@ def test_the_allow_list_setting_is_applied_by_runs(db, settings, monkeypatch):
     source, target = SystemFactory(project=project), SystemFactory(project=project)
     SystemEndpointFactory(system=target, csv="id,name\n1,Ada\n")
     connection = ConnectionFactory(project=project, source=source, target=target)
-    FieldMappingFactory(project=project, connection=connection, source_field="name",
-                        target_field="name", rule="trim")  # fmt: skip
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="name",
+        target_field="name",
+        rule="trim",
+    )
     with serve(api) as server:
         SystemEndpoint.objects.create(
-            project=project, system=source, kind="http_json", key_fields="id",
-            config={"base_url": server.url, "records_path": "$.items"}, dataset="/customers",
-        )  # fmt: skip
+            project=project,
+            system=source,
+            kind="http_json",
+            key_fields="id",
+            config={"base_url": server.url, "records_path": "$.items"},
+            dataset="/customers",
+        )
 
         def run():
             r = validation.start_validation_run(connection, None)
@@ -348,10 +372,15 @@ def test_a_secret_echoed_by_a_failing_system_never_reaches_the_run_page(
 
     with serve(denied) as server:
         SystemEndpoint.objects.create(
-            project=project, system=source, kind="http_json", key_fields="id",
-            config={"base_url": server.url, "auth": "bearer"}, dataset="/customers",
-            secrets_token=secrets.encrypt_json({"token": SECRET}), secrets_set=["token"],
-        )  # fmt: skip
+            project=project,
+            system=source,
+            kind="http_json",
+            key_fields="id",
+            config={"base_url": server.url, "auth": "bearer"},
+            dataset="/customers",
+            secrets_token=secrets.encrypt_json({"token": SECRET}),
+            secrets_set=["token"],
+        )
         run = validation.start_validation_run(connection, None)
         validation.execute_run(run.pk, heartbeat=False)
     run.refresh_from_db()

@@ -116,8 +116,12 @@ def test_production_refuses_to_start_without_secret_keys(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "AETHON_SECRET_KEYS must be set when AETHON_ENV=production" in result.stderr
     assert not (tmp_path / secrets.KEY_FILE_NAME).exists()

@@ -123,9 +123,12 @@ def test_a_clean_connection_passes(db, published):
 def test_the_schema_check_names_missing_fields_and_types_that_do_not_fit(db, published):
     connection = csv_connection(CLEAN_SOURCE_CSV, "id,active,email\n1,yes,a@b.c\n")
     FieldMappingFactory(
-        project=connection.project, connection=connection, source_field="name",
-        target_field="full_name", rule="trim",
-    )  # fmt: skip
+        project=connection.project,
+        connection=connection,
+        source_field="name",
+        target_field="full_name",
+        rule="trim",
+    )
     run = run_now(connection, published)
     schema = stage(run, "schema")
     assert schema.status == "failed"
@@ -161,8 +164,13 @@ def test_an_unconfigured_system_fails_connectivity_and_later_stages_say_why(db, 
     SystemEndpointFactory(system=source, csv=CLEAN_SOURCE_CSV)
     target = SystemFactory(project=project, name="Billing")
     connection = ConnectionFactory(project=project, source=source, target=target)
-    FieldMappingFactory(project=project, connection=connection, source_field="id",
-                        target_field="id", rule="identity")  # fmt: skip
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="id",
+        target_field="id",
+        rule="identity",
+    )
     run = run_now(connection, published)
     conn = stage(run, "connectivity")
     assert conn.status == "failed"
@@ -251,9 +259,12 @@ def test_a_redelivery_after_the_worker_process_died_fails_the_run_with_the_reaso
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     ValidationRun.objects.filter(pk=run.pk).update(
-        status="running", attempt=1, stage="mapping", heartbeat_at=timezone.now(),
+        status="running",
+        attempt=1,
+        stage="mapping",
+        heartbeat_at=timezone.now(),
         worker=f"{validation.socket.gethostname()}:{dead.pid}",
-    )  # fmt: skip
+    )
     RunStage.objects.filter(run=run, name="mapping").update(status="running")
     assert validation.execute_run(run.pk, heartbeat=False) is None  # not run a second time
     run.refresh_from_db()
@@ -266,9 +277,11 @@ def test_a_redelivery_after_the_worker_process_died_fails_the_run_with_the_reaso
 def test_a_duplicate_delivery_while_the_first_is_alive_changes_nothing(db, published):
     run = validation.start_validation_run(csv_connection(), None)
     ValidationRun.objects.filter(pk=run.pk).update(
-        status="running", attempt=1, heartbeat_at=timezone.now(),
+        status="running",
+        attempt=1,
+        heartbeat_at=timezone.now(),
         worker=f"{validation.socket.gethostname()}:{os.getpid()}",
-    )  # fmt: skip
+    )
     validation.execute_run(run.pk, heartbeat=False)
     run.refresh_from_db()
     assert (run.status, run.attempt) == ("running", 1)
@@ -420,9 +433,15 @@ def test_cancel_view_and_progress_while_running(db, published):
     client = client_for(connection.project.owner)
     run = validation.start_validation_run(connection, None)
     ValidationRun.objects.filter(pk=run.pk).update(
-        status="running", attempt=1, stage="mapping", records_done=1234, records_total=5000,
-        rate=2500.0, heartbeat_at=timezone.now(), started_at=timezone.now(),
-    )  # fmt: skip
+        status="running",
+        attempt=1,
+        stage="mapping",
+        records_done=1234,
+        records_total=5000,
+        rate=2500.0,
+        heartbeat_at=timezone.now(),
+        started_at=timezone.now(),
+    )
     live = client.get(
         reverse("planner:run_progress", args=[connection.project_id, run.pk]), **HTMX
     ).content.decode()

@@ -68,13 +68,29 @@ class Worker:
         self.queue, self.log = queue, log
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "aethon", "worker", "-Q", queue,
-                "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "--loglevel=INFO", "-n", f"{queue}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "aethon",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                "-n",
+                f"{queue}@%h",
             ],
-            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: killable as a whole
-        )  # fmt: skip
+        )
         self.wait_for(" ready.", timeout=60)
 
     def output(self) -> str:
@@ -184,18 +200,38 @@ def build(source_url: str, target_csv: str | None = None):
     source = SystemFactory(project=project, name="CRM API")
     target = SystemFactory(project=project, name="Billing")
     SystemEndpoint.objects.create(
-        project=project, system=source, kind="http_json", key_fields="id", dataset="/customers",
-        config={"base_url": source_url, "pagination": "cursor", "cursor_path": "next",
-                "records_path": "$.items", "page_size": PAGE},
-    )  # fmt: skip
+        project=project,
+        system=source,
+        kind="http_json",
+        key_fields="id",
+        dataset="/customers",
+        config={
+            "base_url": source_url,
+            "pagination": "cursor",
+            "cursor_path": "next",
+            "records_path": "$.items",
+            "page_size": PAGE,
+        },
+    )
     csv = target_csv or "id,email\n" + "".join(f"{i},c{i}@example.com\n" for i in range(RECORDS))
     SystemEndpointFactory(system=target, csv=csv)
     connection = ConnectionFactory(project=project, source=source, target=target)
-    FieldMappingFactory(project=project, connection=connection, source_field="id",
-                        target_field="id", source_type="integer", target_type="integer",
-                        rule="identity")  # fmt: skip
-    FieldMappingFactory(project=project, connection=connection, source_field="email",
-                        target_field="email", rule="trim | lower")  # fmt: skip
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="id",
+        target_field="id",
+        source_type="integer",
+        target_type="integer",
+        rule="identity",
+    )
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="email",
+        target_field="email",
+        rule="trim | lower",
+    )
     return connection
 
 

@@ -23,10 +23,16 @@ def url(name, project, *args):
 
 def add_data(**overrides):
     data = {
-        "source_field": "Status__c", "source_type": "string", "target_field": "status_code",
-        "target_type": "integer", "null_rule": "reject", "rule": "trim | lower | map(active=1, inactive=0)",
-        "direction": "one_way", "frequency": "real_time", "source_of_truth": "source",
-    }  # fmt: skip
+        "source_field": "Status__c",
+        "source_type": "string",
+        "target_field": "status_code",
+        "target_type": "integer",
+        "null_rule": "reject",
+        "rule": "trim | lower | map(active=1, inactive=0)",
+        "direction": "one_way",
+        "frequency": "real_time",
+        "source_of_truth": "source",
+    }
     data.update(overrides)
     return {f"add-mapping-{k}": v for k, v in data.items()}
 
@@ -108,9 +114,14 @@ def test_move_swaps_positions_and_tells_the_browser(project, connection, owner_c
 
 def test_try_on_samples_shows_values_and_violations(project, connection, owner_client):
     FieldMappingFactory(
-        project=project, connection=connection, source_field="status", target_field="status_code",
-        target_type="integer", rule="trim | lower | map(active=1, inactive=0)", required=True,
-    )  # fmt: skip
+        project=project,
+        connection=connection,
+        source_field="status",
+        target_field="status_code",
+        target_type="integer",
+        rule="trim | lower | map(active=1, inactive=0)",
+        required=True,
+    )
     sample = "id,status\n1, Active \n2,pending\n"
     html = owner_client.post(
         url("mapping_try", project, connection.pk), {"sample": sample, "key": "id"}, **HTMX
@@ -188,8 +199,14 @@ def test_import_replace_mode_and_column_rematching(project, connection, owner_cl
         url("mapping_import", project, connection.pk),
         {"file": SimpleUploadedFile("m.csv", csv.encode())},
     )
-    form = {"step": "confirm", "encoded": preview.context["encoded"], "filename": "m.csv",
-            "mode": "replace", "col_0": "source_field", "col_1": "target_field"}  # fmt: skip
+    form = {
+        "step": "confirm",
+        "encoded": preview.context["encoded"],
+        "filename": "m.csv",
+        "mode": "replace",
+        "col_0": "source_field",
+        "col_1": "target_field",
+    }
     owner_client.post(url("mapping_import", project, connection.pk), form)
     assert list(FieldMapping.objects.values_list("source_field", "target_field")) == [("x", "y")]
 
@@ -210,9 +227,13 @@ def test_step2_readiness_follows_the_rules(project, connection):
     r = project_readiness(project).for_step(2)
     assert r.state == "not_started"
     row = FieldMappingFactory(
-        project=project, connection=connection, max_length=10, direction="bidirectional",
-        rule="", null_rule="",
-    )  # fmt: skip
+        project=project,
+        connection=connection,
+        max_length=10,
+        direction="bidirectional",
+        rule="",
+        null_rule="",
+    )
     failing = {o.rule.code for o in project_readiness(project).for_step(2).outcomes if not o.passed}
     assert failing == {"transformation_stated", "null_rules", "conflict_rules", "length_checked"}
     row.rule, row.null_rule, row.conflict_rule = "trim | max_length(10)", "reject", "truth_wins"

@@ -62,9 +62,16 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
     if request.POST.get("step") != "confirm":
         columns = match_columns(sheet.headers)
         return _page(
-            request, project, connection, sheet=sheet, columns=columns, encoded=encoded,
-            filename=filename, preview=sheet.rows[:PREVIEW_ROWS], mode="append",
-        )  # fmt: skip
+            request,
+            project,
+            connection,
+            sheet=sheet,
+            columns=columns,
+            encoded=encoded,
+            filename=filename,
+            preview=sheet.rows[:PREVIEW_ROWS],
+            mode="append",
+        )
     columns = {i: (request.POST.get(f"col_{i}") or None) for i in range(len(sheet.headers))}
     chosen = [f for f in columns.values() if f]
     duplicates = {f for f in chosen if chosen.count(f) > 1}
@@ -72,20 +79,29 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
     existing = {} if replace else existing_targets(connection)
     try:
         if duplicates:
-            raise SpreadsheetError([
-                ImportProblem(None, COLUMNS[f][0], "Two columns are matched to this field.")
-                for f in sorted(duplicates)
-            ])  # fmt: skip
+            raise SpreadsheetError(
+                [
+                    ImportProblem(None, COLUMNS[f][0], "Two columns are matched to this field.")
+                    for f in sorted(duplicates)
+                ]
+            )
         unknown = {f for f in chosen if f not in COLUMNS}
         if unknown:
             raise SpreadsheetError([ImportProblem(None, "", "Unknown target field choice.")])
         rows = validate_rows(sheet, columns, existing)
     except SpreadsheetError as exc:
         return _page(
-            request, project, connection, sheet=sheet, columns=columns, encoded=encoded,
-            filename=filename, preview=sheet.rows[:PREVIEW_ROWS], problems=exc.problems,
+            request,
+            project,
+            connection,
+            sheet=sheet,
+            columns=columns,
+            encoded=encoded,
+            filename=filename,
+            preview=sheet.rows[:PREVIEW_ROWS],
+            problems=exc.problems,
             mode="replace" if replace else "append",
-        )  # fmt: skip
+        )
     count = import_rows(connection, rows, replace=replace)
     messages.success(
         request,

@@ -154,9 +154,13 @@ def _with_add_form(request, project, connection, html: str, form) -> HttpRespons
         ctx.update(add_form=form, kind=MAPPING, oob_form=True)
 
     return htmx_fragment(
-        request, project, html, step=2, also=(f"{EDITOR}#add-form", f"{EDITOR}#status"),
+        request,
+        project,
+        html,
+        step=2,
+        also=(f"{EDITOR}#add-form", f"{EDITOR}#status"),
         extend=extend,
-    )  # fmt: skip
+    )
 
 
 @project_access("edit")
