@@ -3,22 +3,76 @@
 A run's stages carry raw counts (sides reached, records, violations, keys compared,
 differing keys); rates are derived from summed counts, so several runs aggregate correctly.
 A metric that no run figure measures is reported as not measurable, with the reason.
+
+Each figure is one function of the raw counts (None when the runs did not measure it), listed
+once in FIGURES: reviews, alerts, criteria and the review report all read them from here.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.models import Comparator, RunStage, ValidationRun
 
-LABELS = {
-    "error_rate_pct": ("error rate", "%"),
-    "mismatch_rate_pct": ("mismatch rate", "%"),
-    "agreement_pct": ("agreement", "%"),
-    "records_synced": ("records synced", "records"),
-    "connectivity_failures": ("unreachable systems", "systems"),
-    "availability_pct": ("systems reachable", "%"),
-    "unreachable_pct": ("systems unreachable", "%"),
-    "latency_ms": ("connection latency", "ms"),
-}
+
+def error_rate_pct(raw: dict) -> float | None:
+    if not raw.get("records"):
+        return None
+    return round(100 * raw.get("violations", 0) / raw["records"], 4)
+
+
+def mismatch_rate_pct(raw: dict) -> float | None:
+    if not raw.get("keys"):
+        return None
+    return round(100 * raw.get("differing", 0) / raw["keys"], 4)
+
+
+def agreement_pct(raw: dict) -> float | None:
+    mismatch = mismatch_rate_pct(raw)
+    return None if mismatch is None else round(100 - mismatch, 4)
+
+
+def records_synced(raw: dict) -> int | None:
+    return raw.get("equal", 0) if raw.get("keys") else None
+
+
+def connectivity_failures(raw: dict) -> int | None:
+    return raw["sides"] - raw.get("sides_ok", 0) if raw.get("sides") else None
+
+
+def availability_pct(raw: dict) -> float | None:
+    if not raw.get("sides"):
+        return None
+    return round(100 * raw.get("sides_ok", 0) / raw["sides"], 3)
+
+
+def unreachable_pct(raw: dict) -> float | None:
+    available = availability_pct(raw)
+    return None if available is None else round(100 - available, 3)
+
+
+def latency_ms(raw: dict) -> float | None:
+    return raw.get("latency_ms")
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    unit: str
+    measure: Callable[[dict], float | None]
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("connectivity_failures", "unreachable systems", "systems", connectivity_failures),
+    Figure("availability_pct", "systems reachable", "%", availability_pct),
+    Figure("unreachable_pct", "systems unreachable", "%", unreachable_pct),
+    Figure("latency_ms", "connection latency", "ms", latency_ms),
+    Figure("error_rate_pct", "error rate", "%", error_rate_pct),
+    Figure("mismatch_rate_pct", "mismatch rate", "%", mismatch_rate_pct),
+    Figure("agreement_pct", "agreement", "%", agreement_pct),
+    Figure("records_synced", "records synced", "records", records_synced),
+)
+LABELS = {f.key: (f.label, f.unit) for f in FIGURES}
 
 
 def raw_of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
@@ -61,21 +115,9 @@ def aggregate(raws: list[dict]) -> dict:
 
 
 def derive(raw: dict) -> dict:
-    """Rates and figures (the names in LABELS) from raw counts."""
-    out: dict = {}
-    if raw.get("sides"):
-        out["connectivity_failures"] = raw["sides"] - raw.get("sides_ok", 0)
-        out["availability_pct"] = round(100 * raw.get("sides_ok", 0) / raw["sides"], 3)
-        out["unreachable_pct"] = round(100 - out["availability_pct"], 3)
-    if "latency_ms" in raw:
-        out["latency_ms"] = raw["latency_ms"]
-    if raw.get("records"):
-        out["error_rate_pct"] = round(100 * raw.get("violations", 0) / raw["records"], 4)
-    if raw.get("keys"):
-        out["mismatch_rate_pct"] = round(100 * raw.get("differing", 0) / raw["keys"], 4)
-        out["agreement_pct"] = round(100 - out["mismatch_rate_pct"], 4)
-        out["records_synced"] = raw.get("equal", 0)
-    return out
+    """Every figure the raw counts measure, by its key."""
+    values = ((f.key, f.measure(raw)) for f in FIGURES)
+    return {key: value for key, value in values if value is not None}
 
 
 @dataclass(frozen=True)
