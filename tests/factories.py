@@ -416,3 +416,23 @@ def ready_project(target_csv=CLEAN_TARGET_CSV):
     run = validation.start_validation_run(connection, project.owner)
     validation.execute_run(run.pk, heartbeat=False)
     return project, connection
+
+
+def id_and_email_mapping(connection) -> None:
+    """Two mapping rows: the integer key `id` as is, `email` trimmed and lower-cased."""
+    FieldMappingFactory(
+        project=connection.project,
+        connection=connection,
+        source_field="id",
+        target_field="id",
+        source_type="integer",
+        target_type="integer",
+        rule="identity",
+    )
+    FieldMappingFactory(
+        project=connection.project,
+        connection=connection,
+        source_field="email",
+        target_field="email",
+        rule="trim | lower",
+    )

@@ -72,26 +72,21 @@ def _access(request: HttpRequest, project_id: int, capability: str = "view") -> 
         raise HttpError(403, str(exc)) from None
 
 
+def _one(queryset, what: str):
+    found = queryset.first()
+    if found is None:
+        raise HttpError(404, f"No such {what} in this project.")
+    return found
+
+
 def _connection(project: IntegrationProject, connection_id: int) -> Connection:
-    c = (
-        Connection.objects.select_related("source", "target")
-        .filter(project=project, pk=connection_id)
-        .first()
-    )
-    if c is None:
-        raise HttpError(404, "No such connection in this project.")
-    return c
+    connections = Connection.objects.select_related("source", "target")
+    return _one(connections.filter(project=project, pk=connection_id), "connection")
 
 
 def _run(project: IntegrationProject, run_id: int) -> ValidationRun:
-    run = (
-        ValidationRun.objects.select_related("connection__source", "connection__target")
-        .filter(project=project, pk=run_id)
-        .first()
-    )
-    if run is None:
-        raise HttpError(404, "No such validation run in this project.")
-    return run
+    runs = ValidationRun.objects.select_related("connection__source", "connection__target")
+    return _one(runs.filter(project=project, pk=run_id), "validation run")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 
 from planner.checklist import delivery as plan
 from planner.models import DeploymentPlan, IntegrationProject, RollbackStep, RollbackTrigger
-from planner.steps.views import save_single, single
+from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm, date_input, textarea
 from planner.web.permissions import project_access
 from planner.web.rows import STEP_HEADER, RowKind, table_context, threshold_text, window_text
@@ -103,8 +103,8 @@ ROLLBACK_STEPS = RowKind(
 def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     p = plan.plan_of(ev)
-    ctx["deployment_form"] = forms.get("deployment_form") or DeploymentPlanForm(
-        instance=single(DeploymentPlan, p.deployment, project), project=project
+    ctx["deployment_form"] = single_form(
+        forms, "deployment_form", DeploymentPlanForm, p.deployment, DeploymentPlan, project
     )
     ctx["triggers_table"] = table_context(request, project, TRIGGERS, ev)
     ctx["rollback_table"] = table_context(request, project, ROLLBACK_STEPS, ev)

@@ -4,7 +4,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 
 from planner.models import DataElement, IntegrationProject, Objective, SuccessCriterion
-from planner.steps.views import save_single
+from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
 from planner.web.rows import STEP_HEADER, RowKind, decimal_text, table_context
@@ -97,8 +97,8 @@ ELEMENTS = RowKind(
 
 def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
-    ctx["objective_form"] = forms.get("objective_form") or ObjectiveForm(
-        instance=ev.objective or Objective(project=project), project=project
+    ctx["objective_form"] = single_form(
+        forms, "objective_form", ObjectiveForm, ev.objective, Objective, project
     )
     ctx["criteria_table"] = table_context(request, project, CRITERIA, ev)
     ctx["elements_table"] = table_context(request, project, ELEMENTS, ev)

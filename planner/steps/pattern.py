@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 
 from planner.checklist.patterns import TRADE_OFFS, analyse
 from planner.models import IntegrationProject, PatternDecision
-from planner.steps.views import save_single
+from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
 
@@ -24,8 +24,8 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     ctx["analysis"] = analyse(ev.systems, ev.connections)
     ctx["trade_offs"] = TRADE_OFFS
-    ctx["decision_form"] = forms.get("decision_form") or PatternDecisionForm(
-        instance=ev.decision or PatternDecision(project=project), project=project
+    ctx["decision_form"] = single_form(
+        forms, "decision_form", PatternDecisionForm, ev.decision, PatternDecision, project
     )
 
 

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from planner.checklist import delivery as plan
 from planner.models import IntegrationProject, TestCase, TestPlan
 from planner.models.testing import TestStage
-from planner.steps.views import save_single, single
+from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm, textarea
 from planner.web.permissions import project_access
 from planner.web.rows import STEP_HEADER, RowKind, table_context
@@ -150,8 +150,8 @@ CASES = RowKind(
 def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     p = plan.plan_of(ev)
-    ctx["testplan_form"] = forms.get("testplan_form") or TestPlanForm(
-        instance=single(TestPlan, p.test_plan, project), project=project
+    ctx["testplan_form"] = single_form(
+        forms, "testplan_form", TestPlanForm, p.test_plan, TestPlan, project
     )
     ctx["stages"] = plan.stage_summary(ev)
     ctx["needs_reverse"] = plan.needs_reverse_stage(ev)

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from planner.checklist import delivery as plan
 from planner.models import IncidentEntry, IntegrationProject, TrainingPlan
 from planner.reviews.schedule import dates_in_force
-from planner.steps.views import save_single, single
+from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm, date_input, textarea
 from planner.web.permissions import project_access
 from planner.web.rows import STEP_HEADER, RowKind, table_context
@@ -49,8 +49,8 @@ INCIDENTS = RowKind(
 def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     p = plan.plan_of(ev)
-    ctx["training_form"] = forms.get("training_form") or TrainingPlanForm(
-        instance=single(TrainingPlan, p.training, project), project=project
+    ctx["training_form"] = single_form(
+        forms, "training_form", TrainingPlanForm, p.training, TrainingPlan, project
     )
     ctx["incidents_table"] = table_context(request, project, INCIDENTS, ev)
     go_live = p.training.go_live_on if p.training else None

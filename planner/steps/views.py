@@ -46,9 +46,10 @@ def step(request: HttpRequest, project: IntegrationProject, number: int) -> Http
     return render(request, "planner/step.html", step_context(request, project, number))
 
 
-def single(model, record, project):
-    """A step's one-per-project record, or a new one to fill in."""
-    return record or model(project=project)
+def single_form(forms: dict, key: str, form_class, record, model, project):
+    """The form of a step's one-per-project record: the one being re-shown (after an error or
+    a conflict), else one on the stored record, else on a new one to fill in."""
+    return forms.get(key) or form_class(instance=record or model(project=project), project=project)
 
 
 def save_single(request, project, number, model, form_class, form_key, partial):

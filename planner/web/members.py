@@ -35,6 +35,16 @@ def members(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     return _page(request, project)
 
 
+LAST_OWNER = "A project needs at least one owner: make someone else owner first."
+
+
+def _back(request, project) -> HttpResponse:
+    """After a change to a membership: the list again (htmx), or back to the page."""
+    if request.htmx:
+        return _page(request, project)
+    return redirect("planner:members", project_id=project.pk)
+
+
 def _last_owner(membership: Membership) -> bool:
     owners = Membership.objects.filter(project=membership.project, role=Role.OWNER)
     return membership.role == Role.OWNER and owners.count() == 1
@@ -48,15 +58,11 @@ def member_role(request: HttpRequest, project: IntegrationProject, pk: int) -> H
     if not form.is_valid():
         messages.error(request, "Choose one of the roles: owner, editor, approver, viewer.")
     elif _last_owner(Membership.objects.get(pk=pk)) and form.cleaned_data["role"] != Role.OWNER:
-        messages.error(
-            request, "A project needs at least one owner: make someone else owner first."
-        )
+        messages.error(request, LAST_OWNER)
     else:
         form.save()
         messages.success(request, f"{membership.user.username} is now {membership.role}.")
-    if request.htmx:
-        return _page(request, project)
-    return redirect("planner:members", project_id=project.pk)
+    return _back(request, project)
 
 
 @project_access("manage")
@@ -64,12 +70,8 @@ def member_role(request: HttpRequest, project: IntegrationProject, pk: int) -> H
 def member_remove(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
     membership = get_object_or_404(Membership, project=project, pk=pk)
     if _last_owner(membership):
-        messages.error(
-            request, "A project needs at least one owner: make someone else owner first."
-        )
+        messages.error(request, LAST_OWNER)
     else:
         membership.delete()
         messages.success(request, f"Removed {membership.user.username} from the project.")
-    if request.htmx:
-        return _page(request, project)
-    return redirect("planner:members", project_id=project.pk)
+    return _back(request, project)

@@ -16,10 +16,10 @@ from planner.runs import service as validation
 from tests.browser.conftest import sign_in
 from tests.factories import (
     ConnectionFactory,
-    FieldMappingFactory,
     ProjectFactory,
     SystemFactory,
     UserFactory,
+    id_and_email_mapping,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
@@ -92,22 +92,7 @@ def test_configure_two_systems_run_a_validation_and_see_the_results(
     crm = SystemFactory(project=project, name="CRM")
     billing = SystemFactory(project=project, name="Billing")
     connection = ConnectionFactory(project=project, source=crm, target=billing)
-    FieldMappingFactory(
-        project=project,
-        connection=connection,
-        source_field="id",
-        target_field="id",
-        source_type="integer",
-        target_type="integer",
-        rule="identity",
-    )
-    FieldMappingFactory(
-        project=project,
-        connection=connection,
-        source_field="email",
-        target_field="email",
-        rule="trim | lower",
-    )
+    id_and_email_mapping(connection)
     queued: list[int] = []
     monkeypatch.setattr(validation, "dispatch", lambda run: queued.append(run.pk))
 

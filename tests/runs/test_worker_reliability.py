@@ -28,10 +28,10 @@ from tests.conftest import client_for, skip_or_fail
 from tests.connectors import Reply, serve
 from tests.factories import (
     ConnectionFactory,
-    FieldMappingFactory,
     ProjectFactory,
     SystemEndpointFactory,
     SystemFactory,
+    id_and_email_mapping,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,22 +216,7 @@ def build(source_url: str, target_csv: str | None = None):
     csv = target_csv or "id,email\n" + "".join(f"{i},c{i}@example.com\n" for i in range(RECORDS))
     SystemEndpointFactory(system=target, csv=csv)
     connection = ConnectionFactory(project=project, source=source, target=target)
-    FieldMappingFactory(
-        project=project,
-        connection=connection,
-        source_field="id",
-        target_field="id",
-        source_type="integer",
-        target_type="integer",
-        rule="identity",
-    )
-    FieldMappingFactory(
-        project=project,
-        connection=connection,
-        source_field="email",
-        target_field="email",
-        rule="trim | lower",
-    )
+    id_and_email_mapping(connection)
     return connection
 
 

@@ -59,8 +59,8 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
     except SpreadsheetError as exc:
         return _page(request, project, connection, problems=exc.problems)
     encoded = base64.b64encode(data).decode()
-    if request.POST.get("step") != "confirm":
-        columns = match_columns(sheet.headers)
+
+    def preview(columns, **extra) -> HttpResponse:
         return _page(
             request,
             project,
@@ -70,8 +70,11 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
             encoded=encoded,
             filename=filename,
             preview=sheet.rows[:PREVIEW_ROWS],
-            mode="append",
+            **extra,
         )
+
+    if request.POST.get("step") != "confirm":
+        return preview(match_columns(sheet.headers), mode="append")
     columns = {i: (request.POST.get(f"col_{i}") or None) for i in range(len(sheet.headers))}
     chosen = [f for f in columns.values() if f]
     duplicates = {f for f in chosen if chosen.count(f) > 1}
@@ -90,18 +93,8 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
             raise SpreadsheetError([ImportProblem(None, "", "Unknown target field choice.")])
         rows = validate_rows(sheet, columns, existing)
     except SpreadsheetError as exc:
-        return _page(
-            request,
-            project,
-            connection,
-            sheet=sheet,
-            columns=columns,
-            encoded=encoded,
-            filename=filename,
-            preview=sheet.rows[:PREVIEW_ROWS],
-            problems=exc.problems,
-            mode="replace" if replace else "append",
-        )
+        mode = "replace" if replace else "append"
+        return preview(columns, problems=exc.problems, mode=mode)
     count = import_rows(connection, rows, replace=replace)
     messages.success(
         request,
