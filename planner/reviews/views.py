@@ -2,10 +2,7 @@
 editable cadence, starting one by hand, the report as page and PDF with trends, incidents and
 feedback), and alerts with their channels."""
 
-from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
@@ -24,60 +21,10 @@ from planner.models import (
 from planner.reviews import golive as going_live
 from planner.reviews import schedule as review_schedule
 from planner.reviews import service as reviews
-from planner.runs.alerts import check_webhook_url
+from planner.reviews.forms import ChannelForm, FeedbackForm, ReviewScheduleForm
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, save_versioned
 from planner.web.permissions import can, project_access
-
-
-class ScheduleForm(forms.ModelForm):
-    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    class Meta:
-        model = ReviewSchedule
-        fields = ["first_every_months", "first_count", "then_every_months", "paused"]
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for name in ("first_every_months", "then_every_months"):
-            self.fields[name].min_value = 1
-            self.fields[name].widget.attrs["min"] = 1
-        if not self.is_bound and self.instance.pk:
-            self.initial["expected_version"] = self.instance.version
-
-    def clean(self):
-        data = super().clean()
-        for name in ("first_every_months", "then_every_months"):
-            if data.get(name) == 0:
-                self.add_error(name, "Must be at least 1 month.")
-        return data
-
-
-class FeedbackForm(forms.ModelForm):
-    class Meta:
-        model = FeedbackItem
-        fields = ["kind", "summary"]
-
-
-class ChannelForm(forms.ModelForm):
-    class Meta:
-        model = AlertChannel
-        fields = ["kind", "target"]
-
-    def clean(self):
-        data = super().clean()
-        kind, target = data.get("kind"), (data.get("target") or "").strip()
-        if not kind or not target:
-            return data
-        try:
-            if kind == AlertChannel.Kind.EMAIL:
-                validate_email(target)
-            else:
-                check_webhook_url(target)
-        except ValidationError as exc:
-            self.add_error("target", exc)
-        data["target"] = target
-        return data
 
 
 def _hub(request, project, **extra) -> HttpResponse:
@@ -88,7 +35,7 @@ def _hub(request, project, **extra) -> HttpResponse:
     ctx.update(
         live=live,
         schedule=schedule,
-        schedule_form=extra.pop("schedule_form", None) or ScheduleForm(instance=schedule),
+        schedule_form=extra.pop("schedule_form", None) or ReviewScheduleForm(instance=schedule),
         feedback_form=extra.pop("feedback_form", None) or FeedbackForm(),
         upcoming=review_schedule.due_dates(schedule, live.created_at, 8) if live else [],
         reviews=HealthReview.objects.filter(project=project).select_related("started_by")[:50],
@@ -111,7 +58,7 @@ def reviews_page(request: HttpRequest, project: IntegrationProject) -> HttpRespo
 @require_POST
 def review_schedule_save(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     schedule = review_schedule.schedule_of(project)
-    form = ScheduleForm(request.POST, instance=schedule)
+    form = ReviewScheduleForm(request.POST, instance=schedule)
     if not form.is_valid():
         return _hub(request, project, schedule_form=form)
     try:

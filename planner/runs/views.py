@@ -1,7 +1,6 @@
 """Validation runs: the hub (systems, connections, schedules, runs with trends), a run's page
 with live progress, cancel, the differences download and linking a run to a test case."""
 
-from django import forms
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +22,7 @@ from planner.runs.schedules import sync_schedule
 from planner.runs.service import RunRefused, cancel_run, start_validation_run
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, save_versioned
+from planner.web.forms import VersionedForm
 from planner.web.permissions import can, project_access
 
 LIST = "planner/runs.html"
@@ -38,9 +38,7 @@ def runs_url(project_id: int, anchor: str = "") -> str:
     return reverse("planner:runs", args=[project_id]) + (f"#{anchor}" if anchor else "")
 
 
-class ScheduleForm(forms.ModelForm):
-    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
+class RunScheduleForm(VersionedForm):
     class Meta:
         model = RunSchedule
         fields = ["every", "baseline"]
@@ -53,8 +51,6 @@ class ScheduleForm(forms.ModelForm):
         )
         self.fields["baseline"].queryset = others
         self.fields["baseline"].empty_label = "— none —"
-        if not self.is_bound and self.instance.pk:
-            self.initial["expected_version"] = self.instance.version
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +107,7 @@ def _hub_context(request, project) -> dict:
                 "latest": mine[0] if mine else None,
                 "trend": trend(mine),
                 "schedule": schedule,
-                "schedule_form": ScheduleForm(
+                "schedule_form": RunScheduleForm(
                     instance=schedule, connection=c, prefix=f"schedule-{c.pk}"
                 ),
             }
@@ -157,7 +153,7 @@ def run_schedule(request: HttpRequest, project: IntegrationProject, connection_i
     instance = RunSchedule.objects.filter(connection=connection).first() or RunSchedule(
         connection=connection, project=project
     )
-    form = ScheduleForm(
+    form = RunScheduleForm(
         request.POST, instance=instance, connection=connection, prefix=f"schedule-{connection.pk}"
     )
     if form.is_valid():
