@@ -10,10 +10,9 @@ from django.views.decorators.http import require_POST
 
 from ..concurrency import save_versioned
 from ..forms import FieldMappingForm
-from ..mapping.checks import duplicate_targets, row_problems, rule_errors
+from ..mapping.checks import duplicate_targets, row_problems
 from ..mapping.rules import TRANSFORMS, check, output_type, parse
-from ..mapping.samples import SampleError, read_sample, try_mapping
-from ..mapping.specs import spec_of
+from ..mapping.samples import SampleError, read_sample, runnable, try_mapping
 from ..models import Connection, FieldMapping, IntegrationProject
 from ..permissions import project_access
 from .common import htmx_fragment, project_context
@@ -274,12 +273,12 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
             mappings = list(FieldMapping.objects.filter(connection=connection))
             if not mappings:
                 raise SampleError("Add mapping rows first.")
-            usable, skipped = [], []
-            for m in mappings:
-                (skipped if row_problems_blocking(m) else usable).append(m)
-            if not usable:
-                raise SampleError("Every row's rule has an error; fix them first.")
-            result = try_mapping([spec_of(m) for m in usable], frame, request.POST.get("key"))
+            # Rows the engine cannot run (saved before the form refused them, or imported) are
+            # skipped and named with their problem; the others still run.
+            specs, skipped = runnable(mappings)
+            if not specs:
+                raise SampleError(f"No row can run; fix them first: {'; '.join(skipped)}.")
+            result = try_mapping(specs, frame, request.POST.get("key"))
             ctx.update(result=result, skipped=skipped, columns=frame.columns)
         except SampleError as exc:
             ctx["error"] = str(exc)
@@ -287,10 +286,6 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
     if not request.htmx:
         ctx.update(project_context(request, project))
     return render(request, template, ctx)
-
-
-def row_problems_blocking(m: FieldMapping) -> bool:
-    return bool(rule_errors(m.rule, m.target_type))
 
 
 def step2_page(request, project, ctx: dict, forms: dict) -> None:
