@@ -25,6 +25,7 @@ from .patterns import analyse
 from .plan import plan_of, review_dates, stage_summary
 from .readiness import project_readiness
 from .signoff import project_hash, signoff_log, signoff_states, step_hashes
+from .task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ CHANGE_LOG_ENTRIES = 100
 RUNNING_TIMEOUT = timedelta(minutes=6)
 QUEUED_TIMEOUT = timedelta(minutes=15)
 MAX_ATTEMPTS = 2  # a redelivered task (worker lost mid-way) gets one more try
+QUEUE_UNREACHABLE = (
+    "The task queue is unreachable, so this big runbook could not be handed to a worker. "
+    "Try again later; the preview needs no worker and works meanwhile."
+)
 
 Progress = Callable[[int, str], None]
 
@@ -173,6 +178,22 @@ def start_export(project: IntegrationProject, user) -> RunbookExport:
     return RunbookExport.objects.create(
         project=project, version_hash=version, created_by=user, message="Waiting for a worker"
     )
+
+
+def queue_export(project: IntegrationProject, user) -> RunbookExport:
+    """Start a big project's export on a worker. If the broker is down, the export is failed
+    at once with the reason rather than left waiting for a worker that will never come.
+
+    Publishes right away, so call it outside a transaction: the worker must find the row.
+    """
+    from .tasks import export_runbook  # tasks imports this module
+
+    export = start_export(project, user)
+    try:
+        publish(export_runbook, export.pk)
+    except QueueUnreachable:
+        _fail(export, QUEUE_UNREACHABLE)
+    return export
 
 
 def _set(export: RunbookExport, **fields) -> None:

@@ -2,7 +2,6 @@
 downloads (permission-checked, never a public media URL) and the HTML preview."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -37,14 +36,14 @@ def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpRe
 def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     if request.method != "POST":
         return redirect("planner:runbook", project_id=project.pk)
-    export = rb.start_export(project, request.user)
     if rb.is_big(project):
-        from ..tasks import export_runbook
-
-        # Queued once the export row is committed, so the worker always finds it.
-        transaction.on_commit(lambda: export_runbook.delay(export.pk))
-        messages.info(request, "The runbook is being made; it appears below when ready.")
+        export = rb.queue_export(project, request.user)
+        if export.status == RunbookExport.Status.FAILED:
+            messages.error(request, export.error)
+        else:
+            messages.info(request, "The runbook is being made; it appears below when ready.")
         return redirect("planner:runbook", project_id=project.pk)
+    export = rb.start_export(project, request.user)
     rb.run_export(export.pk)
     export.refresh_from_db()
     if export.status == RunbookExport.Status.DONE:
