@@ -121,6 +121,17 @@ def test_a_sample_with_a_column_named_like_the_row_counter_runs(
     assert "2 records" in html and "<td>1</td><td>1</td>" in html and "<td>2</td><td>0</td>" in html
 
 
+def test_a_column_read_by_a_rule_but_absent_from_the_sample_is_null_not_a_500(
+    project, connection, owner_client
+):
+    FieldMappingFactory(
+        project=project, connection=connection, source_field="first", target_field="full_name",
+        null_rule="skip", rule='concat(first, " ", last)',
+    )  # fmt: skip
+    html = try_sample(owner_client, project, connection, sample="first\nAda\n").content.decode()
+    assert "1 record" in html and "The sample has no column last: treated as null." in html
+
+
 # Contradictory rows saved before the form refused them -----------------------------------------
 
 

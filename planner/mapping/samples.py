@@ -16,8 +16,15 @@ from itertools import accumulate
 import polars as pl
 
 from . import transforms as tf
-from .engine import MappingSpec, compile_mapping, plan_field, target_type_of
-from .rules import RuleError, check, output_type, parse
+from .engine import (
+    CompiledMapping,
+    FieldPlan,
+    MappingSpec,
+    compile_mapping,
+    plan_field,
+    target_type_of,
+)
+from .rules import RuleError, output_type, parse
 from .specs import spec_of
 
 log = logging.getLogger(__name__)
@@ -152,34 +159,42 @@ def row_problem(spec: MappingSpec) -> RowProblem | None:
     The FieldMapping form refuses these, and Try on samples skips a stored row that has one
     (saved by an import or before the form checked), so both say the same thing.
     """
+    return _plan(spec)[1]
+
+
+def _plan(spec: MappingSpec) -> tuple[FieldPlan | None, RowProblem | None]:
     if spec.max_length is not None and spec.max_length < 1:
-        return RowProblem(
+        return None, RowProblem(
             "max_length", "The max length must be at least 1; leave it empty for no limit."
         )
-    if errors := check(spec.rule, target_type=spec.target_type):
-        return RowProblem("rule", f"Rule error: {errors[0]}.")
-    if spec.null_rule == "default":
-        # The target type as the engine sees it: a decimal's scale follows the rule.
-        target = target_type_of(spec, output_type(parse(spec.rule)))
-        if spec.null_default == "" and target.kind != "string":
-            return RowProblem(
-                "null_default",
-                f"Give the default value: an empty value is not a valid {target.kind}.",
-            )
-        try:
-            default = tf.literal_as(spec.null_default, target)
-        except ValueError as exc:
-            return RowProblem("null_default", f"The default value {exc}.")
-        if target.kind == "string" and spec.max_length and len(default) > spec.max_length:
-            return RowProblem(
-                "null_default",
-                f"The default value is {len(default)} characters; "
-                f"the max length is {spec.max_length}.",
-            )
     try:
-        plan_field(spec)
-    except ValueError as exc:  # anything else the engine refuses, in its own words
-        return RowProblem("", f"{exc}.")
+        return plan_field(spec), None
+    except RuleError as exc:
+        return None, RowProblem("rule", f"Rule error: {RuleError(exc.message, exc.position)}.")
+    except ValueError as exc:
+        # Only a refused row pays for working out which of its values is at fault.
+        return None, _default_problem(spec) or RowProblem("", f"{exc}.")
+
+
+def _default_problem(spec: MappingSpec) -> RowProblem | None:
+    if spec.null_rule != "default":
+        return None
+    # The target type as the engine sees it: a decimal's scale follows the rule.
+    target = target_type_of(spec, output_type(parse(spec.rule)))
+    if spec.null_default == "" and target.kind != "string":
+        return RowProblem(
+            "null_default",
+            f"Give the default value: an empty value is not a valid {target.kind}.",
+        )
+    try:
+        default = tf.literal_as(spec.null_default, target)
+    except ValueError as exc:
+        return RowProblem("null_default", f"The default value {exc}.")
+    if target.kind == "string" and spec.max_length and len(default) > spec.max_length:
+        return RowProblem(
+            "null_default",
+            f"The default value is {len(default)} characters; the max length is {spec.max_length}.",
+        )
     return None
 
 
@@ -187,38 +202,44 @@ def _clause(sentence: str) -> str:
     return sentence[:1].lower() + sentence[1:].rstrip(".")
 
 
-def runnable(rows) -> tuple[list[MappingSpec], list[str]]:
-    """The rows the engine can run, as specs, and each other row with why it cannot.
-
-    `rows` are FieldMapping rows (or anything with their attributes), in order.
-    """
-    specs: list[MappingSpec] = []
+def runnable(rows) -> tuple[CompiledMapping | None, list[str]]:
+    """The rows the engine can run, compiled (None if there are none), and each other row
+    with why it cannot. `rows` are FieldMapping rows (or anything with their attributes)."""
+    plans: list[FieldPlan] = []
     skipped: list[str] = []
     sources: dict[str, str] = {}
     for row in rows:
         spec = spec_of(row)
-        problem = row_problem(spec)
+        plan, problem = _plan(spec)
         if problem is None and spec.target_field in sources:
             # The form refuses a second row for a target; an import or a race may not have.
             problem = RowProblem(
                 "target_field",
                 f"{spec.target_field} is already mapped from {sources[spec.target_field]}",
             )
-        if problem is None:
+        if plan is not None and problem is None:
             sources[spec.target_field] = spec.source_field
-            specs.append(spec)
+            plans.append(plan)
         else:
             skipped.append(
                 f"{spec.source_field} → {spec.target_field} ({_clause(problem.message)})"
             )
-    return specs, skipped
+    return (CompiledMapping(plans) if plans else None), skipped
 
 
 def try_mapping(
-    specs: list[MappingSpec], frame: pl.DataFrame, key: str | None = None
+    mapping: CompiledMapping | list[MappingSpec], frame: pl.DataFrame, key: str | None = None
 ) -> SampleResult:
     """Run the mapping on the sample; each cell holds the transformed value or the violation."""
-    needed = {s.source_field for s in specs}
+    if not isinstance(mapping, CompiledMapping):
+        try:
+            mapping = compile_mapping(mapping)
+        except ValueError as exc:
+            raise SampleError(f"The mapping cannot run: {exc}") from exc
+    specs = mapping.specs
+    # Every column a rule reads (concat names others than its source field); absent ones are
+    # null, and listed as missing.
+    needed = set().union(*(plan.fields for plan in mapping.plans))
     missing = sorted(f for f in needed if f not in frame.columns)
     for name in missing:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
@@ -229,10 +250,10 @@ def try_mapping(
     key = key if key in frame.columns else counter
     frame = frame.with_row_index(counter, offset=1).with_columns(pl.col(counter).cast(pl.String))
     try:
-        report = compile_mapping(specs).validate(frame, key, max_examples=MAX_SAMPLE_ROWS)
-    except (ValueError, RuleError, pl.exceptions.PolarsError) as exc:
-        # `runnable` leaves nothing the engine refuses; should something slip through, the
-        # user gets the reason instead of an error page.
+        report = mapping.validate(frame, key, max_examples=MAX_SAMPLE_ROWS)
+    except (ValueError, pl.exceptions.PolarsError) as exc:
+        # The plans are sound; should the sample still trip the engine, the user gets the
+        # reason instead of an error page.
         log.exception("sample run failed")
         raise SampleError(f"The mapping could not run on this sample: {exc}") from exc
     # A violating cell shows the source value that failed, with the reason.

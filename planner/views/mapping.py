@@ -275,10 +275,10 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
                 raise SampleError("Add mapping rows first.")
             # Rows the engine cannot run (saved before the form refused them, or imported) are
             # skipped and named with their problem; the others still run.
-            specs, skipped = runnable(mappings)
-            if not specs:
+            compiled, skipped = runnable(mappings)
+            if compiled is None:
                 raise SampleError(f"No row can run; fix them first: {'; '.join(skipped)}.")
-            result = try_mapping(specs, frame, request.POST.get("key"))
+            result = try_mapping(compiled, frame, request.POST.get("key"))
             ctx.update(result=result, skipped=skipped, columns=frame.columns)
         except SampleError as exc:
             ctx["error"] = str(exc)
