@@ -56,6 +56,9 @@ QUEUE_UNREACHABLE = (
     " (CELERY_BROKER_URL) is up, then start the run again."
 )
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+# Seconds between two looks at the cancel flag by the heartbeat thread (at most the heartbeat
+# interval): a cancel reaches a run blocked in a download within about this long.
+CANCEL_POLL = 1.0
 FETCH_BATCH = 10_000
 # Publishing gives up quickly: the user is waiting on the page.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
@@ -341,6 +344,10 @@ class Runner:
 
     # --- liveness ------------------------------------------------------------------------
 
+    def should_stop(self) -> bool:
+        """For connectors: end the current download now (checked while it waits on a server)."""
+        return self._cancel.is_set()
+
     def _beat_once(self) -> None:
         now = timezone.now()
         if not self.owned().update(heartbeat_at=now):
@@ -349,11 +356,24 @@ class Runner:
         if self.owned().filter(cancel_requested=True).exists():
             self._cancel.set()
 
+    def _poll_cancel(self) -> None:
+        flag = self.owned().values_list("cancel_requested", flat=True).first()
+        if flag is None or flag:  # None: reaped or finished elsewhere
+            self._cancel.set()
+
     def _beat(self, every: float) -> None:
+        """Beat every `every` seconds and look at the cancel flag at least every second: the
+        run's own thread may be blocked in a download, where only this thread can notice."""
+        poll = min(every, CANCEL_POLL)
+        next_beat = time.monotonic() + every
         try:
-            while not self._stop.wait(every):
+            while not self._stop.wait(poll):
                 try:
-                    self._beat_once()
+                    if time.monotonic() >= next_beat - poll / 2:
+                        next_beat = time.monotonic() + every
+                        self._beat_once()
+                    else:
+                        self._poll_cancel()
                 except Exception:  # noqa: BLE001 - a missed beat must not kill the run
                     log.exception("heartbeat of validation run %s failed", self.run.pk)
         finally:
@@ -460,8 +480,13 @@ class Runner:
         except (RunCancelled, RunLost, SoftTimeLimitExceeded):
             raise  # the whole run ends, not just this stage
         except Exception as exc:  # noqa: BLE001 - one stage's crash is that stage's failure
+            if self._cancel.is_set():
+                self._raise_stop()  # a download stopped by the cancel is not the stage's failure
             log.exception("validation run %s: stage %s crashed", self.run.pk, name)
             result = StageResult(RunStage.Status.FAILED, error=_short(exc))
+        # A stage that swallowed a stopped download (connectivity reports it as unreachable)
+        # must not be stored as failed: the run was cancelled.
+        self.checkpoint()
         self.end(name, result)
         return result
 
@@ -530,7 +555,8 @@ def _summary(results: dict[str, StageResult]) -> dict:
 def _run_validation(r: Runner) -> dict[str, StageResult]:
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
-    source, target = open_side("source", c.source), open_side("target", c.target)
+    source = open_side("source", c.source, r.should_stop)
+    target = open_side("target", c.target, r.should_stop)
     results = {"connectivity": r.stage("connectivity", lambda: connectivity([source, target]))}
     results["schema"] = r.stage(
         "schema",
@@ -567,7 +593,8 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     rows = list(FieldMapping.objects.filter(connection=c))
     if r.run.baseline is None:
         raise RunRefusedDuringRun("The old process's output system was deleted.")
-    old, new = open_side("old output", r.run.baseline), open_side("new output", c.target)
+    old = open_side("old output", r.run.baseline, r.should_stop)
+    new = open_side("new output", c.target, r.should_stop)
     results = {"connectivity": r.stage("connectivity", lambda: connectivity([old, new]))}
     results["schema"] = r.stage(
         "schema",
