@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
 
@@ -11,3 +12,11 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="validation_tasks")
 # Health reviews (go-live, issue 6) keep theirs in planner/review_tasks.py.
 app.autodiscover_tasks(related_name="review_tasks")
+
+
+@worker_ready.connect
+def _reap_after_worker_start(sender=None, **kwargs):
+    # Without beat nothing else notices the runs of a worker that was killed as a whole.
+    from planner.validation_tasks import reap_after_worker_start
+
+    reap_after_worker_start(sender, **kwargs)

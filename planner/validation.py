@@ -2,9 +2,11 @@
 
 A view, the API and the beat schedule all call `start_validation_run`; the Celery task only
 calls `execute_run`. Liveness: the worker beats a heartbeat into the run row; a run whose
-heartbeat goes stale (worker killed, machine lost) is marked failed by `reap_stale_runs`,
-and a second delivery of the task (Celery requeues it when a pool process dies, acks_late)
-notices the dead attempt and fails the run with the reason instead of running it twice.
+heartbeat goes stale (worker killed, machine lost) is marked failed by `reap_stale_runs`
+(every minute from beat, when a worker starts, and when a new run of the same connection
+is started or the run is cancelled), and a second delivery of the task (Celery requeues it
+when a pool process dies, acks_late) notices the dead attempt and fails the run with the
+reason instead of running it twice.
 """
 
 import contextlib
@@ -22,6 +24,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .endpoints import endpoint_of
@@ -115,6 +118,8 @@ def start_validation_run(
 
     One run per connection and kind is active at a time: starting again while one is queued or
     running returns that run (a double click or an overlapping schedule starts nothing new).
+    An active run whose worker stopped beating is failed first (with the reason), so that a
+    worker killed while no beat runs to reap it cannot block the connection for good.
     Raises RunRefused when the run cannot make sense (a parallel run without a baseline).
     """
     kind = RunKind(kind)
@@ -122,6 +127,7 @@ def start_validation_run(
     active = ValidationRun.objects.filter(
         connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
     )
+    reap_stale_runs(runs=active)
     if existing := active.first():
         return existing
     try:
@@ -218,7 +224,8 @@ def fail_run(
 
 
 def cancel_run(run: ValidationRun) -> ValidationRun:
-    """A queued run ends at once; a running one stops at its next checkpoint (within ~1 s)."""
+    """A queued run ends at once; a running one stops within a few seconds (its heartbeat
+    thread sees the flag), and one whose worker is gone (stale heartbeat) ends at once."""
     ended = fail_run(
         run.pk,
         "Cancelled before a worker started it.",
@@ -226,17 +233,25 @@ def cancel_run(run: ValidationRun) -> ValidationRun:
         from_status=(Status.QUEUED,),
     )
     if not ended:
-        ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+        running = ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING)
+        if running.update(cancel_requested=True):
+            reap_stale_runs(runs=running)  # no worker is left to notice the flag
     run.refresh_from_db()
     return run
 
 
-def reap_stale_runs(now: datetime | None = None) -> int:
-    """Fail running runs whose worker stopped beating; returns how many were reaped."""
+def reap_stale_runs(
+    now: datetime | None = None, runs: QuerySet[ValidationRun] | None = None
+) -> int:
+    """Fail running runs whose worker stopped beating; returns how many were reaped.
+
+    `runs` narrows the look to some runs (those blocking a new start, or being cancelled).
+    """
     now = now or timezone.now()
     stale = timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    candidates = ValidationRun.objects.all() if runs is None else runs
     reaped = 0
-    for run in ValidationRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
+    for run in candidates.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
         if run.cancel_requested:
             ok = fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
         else:
