@@ -247,6 +247,41 @@ def test_pg_script_is_refused_as_multiple_commands(victim: str) -> None:
     assert pg_state() == INTACT
 
 
+def test_pg_user_sql_only_travels_over_the_extended_protocol(
+    victim: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """libpq's protocol trace: the user's text may appear in a Parse message, never a Query.
+
+    A simple-protocol Query message runs a whole script; Parse takes one statement.
+    """
+    from psycopg import pq
+
+    trace = (tmp_path / "libpq.trace").open("w")
+    real_connect = psycopg.connect
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        conn = real_connect(*args, **kwargs)
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", traced)
+    connector = pg_conn(query="SELECT a, 'aethon-marker' AS m FROM victim")
+    assert connector.test().ok
+    assert fetch_all(connector).height == 3
+    assert connector.count() == 3
+    trace.close()
+    messages: list[str] = []  # one per protocol message; SQL text may span lines
+    for line in (tmp_path / "libpq.trace").read_text().splitlines():
+        if line[:2] in ("F\t", "B\t"):
+            messages.append(line)
+        elif messages:
+            messages[-1] += "\n" + line
+    sent = [m for m in messages if m.startswith("F")]
+    carrying = [m.split("\t")[2].strip() for m in sent if "aethon-marker" in m]
+    assert carrying == ["Parse", "Parse", "Parse"], sent
+
+
 @pytest.mark.parametrize(
     ("query", "database_says"),
     [
