@@ -208,6 +208,26 @@ AETHON_CONNECTOR_GUARD = {
     "max_response_bytes": int(os.environ.get("AETHON_MAX_RESPONSE_BYTES", 50 * 1024 * 1024)),
     "max_file_bytes": int(os.environ.get("AETHON_MAX_FILE_BYTES", 200 * 1024 * 1024)),
 }
+# Uploaded files are checked against these before any parser opens them (planner/filesafety.py):
+# files read by validation runs, and mapping spreadsheets (rows include the header).
+AETHON_FILE_LIMITS = {
+    name: int(os.environ.get(f"AETHON_FILE_{name.upper()}", default))
+    for name, default in {
+        "max_uncompressed_bytes": 200 * 1024 * 1024,
+        "max_compression_ratio": 100,
+        "max_parts": 1_000,
+        "max_rows": 1_000_000,
+        "max_columns": 1_000,
+        "max_cells": 5_000_000,
+        "max_cell_chars": 32_767,
+        "max_line_bytes": 1024 * 1024,
+        "max_json_depth": 64,
+    }.items()
+}
+AETHON_MAPPING_IMPORT_LIMITS = {
+    "max_rows": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_ROWS", 10_000)),
+    "max_columns": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_COLUMNS", 100)),
+}
 AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))
 AETHON_RUN_STALE_SECONDS = float(os.environ.get("AETHON_RUN_STALE_SECONDS", 90))
 AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))

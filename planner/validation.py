@@ -508,10 +508,14 @@ class Runner:
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
+        from .filesafety import safe_csv
+
         frame = outcome.report.differences_frame()
         if frame.height == 0:
             return
-        data = frame.write_csv().encode()
+        # Values come from the systems under test: neutralised, none opens as a live formula.
+        text = frame.select(pl.all().cast(pl.String))
+        data = safe_csv(text.columns, text.iter_rows())
         name = f"runs/{self.run.project_id}/run-{self.run.pk}-differences.csv"
         storage = ValidationRun._meta.get_field("differences_file").storage
         if storage.exists(name):
