@@ -3,6 +3,7 @@ downloads (permission-checked, never a public media URL) and the HTML preview.""
 
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.middleware.csp import get_nonce
 from django.shortcuts import get_object_or_404, redirect, render
 
 from .. import runbook as rb
@@ -28,7 +29,9 @@ def runbook(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
 
 @project_access("view")
 def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
-    return HttpResponse(rb.render_html(project, preview=True))
+    # The stylesheets are inline (the PDF needs them so): this response's CSP nonce lets them in.
+    context = {**rb.runbook_context(project), "csp_nonce": get_nonce(request)}
+    return HttpResponse(rb.render_html(project, preview=True, context=context))
 
 
 # Exporting reads the project: anyone who may see it may take its runbook away.
