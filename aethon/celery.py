@@ -7,6 +7,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
 
 app = Celery("aethon")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# A pool process that a task left above this resident size (KiB) is replaced once the task ends,
+# so memory one huge file took is given back instead of staying with the worker for good.
+app.conf.worker_max_memory_per_child = int(
+    os.environ.get("AETHON_WORKER_MAX_MEMORY_KB", 1024 * 1024)
+)
 app.autodiscover_tasks()
 # Validation runs keep their tasks in planner/validation_tasks.py (next to planner/tasks.py).
 app.autodiscover_tasks(related_name="validation_tasks")
