@@ -121,19 +121,27 @@ def size_text(n: int) -> str:
 
 
 def check_lines(data: bytes, limits: FileLimits) -> None:
-    """Refuse a line longer than max_line_bytes before a parser buffers it whole."""
+    """Refuse a line longer than max_line_bytes before a parser buffers it whole.
+
+    Any line longer than the limit covers a whole block of half the limit, so only blocks
+    without a line break need a closer look: a few hundred C-speed searches for 200 MB.
+    """
     cap = limits.max_line_bytes
-    if len(data) <= cap:
-        return
-    start, line, end = 0, 1, len(data)
-    while start < end:
-        stop = data.find(b"\n", start)
+    block = max(cap // 2, 1)
+    at, end = 0, len(data)
+    while at < end:
+        if data.find(b"\n", at, at + block) >= 0:
+            at += block
+            continue
+        start = data.rfind(b"\n", 0, at) + 1
+        stop = data.find(b"\n", at)
         stop = end if stop < 0 else stop
         if stop - start > cap:
+            line = data.count(b"\n", 0, start) + 1
             raise FileRefused(
                 f"Line {line:,} is {size_text(stop - start)} long; the limit is {size_text(cap)}."
             )
-        start, line = stop + 1, line + 1
+        at = stop + 1
 
 
 # ---------------------------------------------------------------- XLSX (zip) checks

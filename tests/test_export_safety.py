@@ -9,7 +9,8 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from planner import validation
@@ -122,7 +123,7 @@ leading = st.sampled_from(["", "=", "+", "-", "@", "\t", "\r", "'", "''", "'=", 
 any_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"))
 
 
-@settings(max_examples=150, deadline=None)
+@hypothesis_settings(max_examples=150, deadline=None)
 @given(start=leading, rest=any_text)
 def test_round_trip_is_exact_for_any_text_in_both_formats(start, rest):
     text = start + rest

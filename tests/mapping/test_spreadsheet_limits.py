@@ -4,9 +4,13 @@ them: quickly, cheaply, and with a message that names the limit."""
 import zipfile
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
+from planner.api.tokens import create_token
 from planner.filesafety import FileLimits
 from planner.mapping.spreadsheet import SpreadsheetError, read_sheet
+from planner.models import FieldMapping
 from tests.bombs import (
     HEADER_ROW,
     NO_STRINGS,
@@ -17,6 +21,8 @@ from tests.bombs import (
     sheet_xml,
     xlsx,
 )
+from tests.conftest import client_for
+from tests.factories import ConnectionFactory
 
 READ = "from planner.mapping.spreadsheet import read_sheet\n---\nread_sheet(data, 'm.xlsx')"
 
@@ -157,3 +163,25 @@ def test_smaller_limits_apply():
     assert refusal(xlsx(sheet_xml(HEADER_ROW + rows)), "m.xlsx", limits) == (
         "Row 4: the limit is 3 rows."
     )
+
+
+def test_the_page_and_the_api_refuse_the_bomb_with_the_limit(huge_string, project, owner_client):
+    connection = ConnectionFactory(project=project)
+    bomb = huge_string.read_bytes()
+    message = "The file expands to 500 MB uncompressed; the limit is 50 MB."
+    url = reverse("planner:mapping_import", args=[project.pk, connection.pk])
+    page = owner_client.post(url, {"file": SimpleUploadedFile("m.xlsx", bomb)})
+    assert page.status_code == 200
+    assert [str(p) for p in page.context["problems"]] == [message]
+    _, raw = create_token(project.owner, "ci")
+    api = client_for(project.owner).post(
+        f"/api/projects/{project.pk}/connections/{connection.pk}/mapping",
+        {"file": SimpleUploadedFile("m.xlsx", bomb)},
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert api.status_code == 400
+    assert api.json() == {
+        "detail": "file: the spreadsheet has problems; nothing was imported.",
+        "problems": [message],
+    }
+    assert not FieldMapping.objects.exists()
