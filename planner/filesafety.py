@@ -177,15 +177,19 @@ def check_xlsx(data: bytes, limits: FileLimits) -> None:
         infos = archive.infolist()
         _check_sizes(infos, limits)
         sheets, strings = _sheet_parts(archive)
+        metadata_cap = min(METADATA_PART_BYTES, limits.max_uncompressed_bytes)
         for info in infos:
-            if info.filename in sheets or info.filename in strings:
+            name = info.filename
+            if name in sheets:
                 # Name the sheet only when there is a choice of sheets.
-                label = (sheets.get(info.filename) or info.filename) if len(sheets) > 1 else ""
-                _scan(archive, info, limits, strings=info.filename in strings, label=label)
-            elif info.file_size > min(METADATA_PART_BYTES, limits.max_uncompressed_bytes):
+                label = (sheets[name] or name) if len(sheets) > 1 else ""
+                _scan(archive, info, limits, strings=False, label=label)
+            if name in strings:  # a part claimed as both is read as both, so checked as both
+                _scan(archive, info, limits, strings=True, label="")
+            if name not in sheets and name not in strings and info.file_size > metadata_cap:
                 raise FileRefused(
-                    f"The part {info.filename} expands to {size_text(info.file_size)}; parts "
-                    f"other than sheets are limited to {size_text(METADATA_PART_BYTES)}."
+                    f"The part {name} expands to {size_text(info.file_size)}; parts other than "
+                    f"sheets are limited to {size_text(METADATA_PART_BYTES)}."
                 )
 
 

@@ -52,13 +52,17 @@ def xlsx(
     sheet: bytes | str | Iterable[bytes],
     strings: bytes | str = NO_STRINGS,
     compression: int = zipfile.ZIP_DEFLATED,
+    content_types: str = CONTENT_TYPES,
+    extra: dict[str, bytes] | None = None,
 ) -> bytes:
     """A workbook with one sheet whose XML is `sheet` (chunks are streamed into the zip)."""
     import io
 
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression, compresslevel=9) as z:
-        z.writestr("[Content_Types].xml", CONTENT_TYPES)
+        z.writestr("[Content_Types].xml", content_types)
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
         z.writestr("_rels/.rels", ROOT_RELS)
         z.writestr("xl/workbook.xml", WORKBOOK)
         z.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)

@@ -12,6 +12,7 @@ from planner.filesafety import FileLimits
 from planner.mapping.spreadsheet import SpreadsheetError, read_sheet
 from planner.models import FieldMapping
 from tests.bombs import (
+    CONTENT_TYPES,
     HEADER_ROW,
     NO_STRINGS,
     huge_inline_string,
@@ -120,6 +121,23 @@ def test_too_many_parts_are_refused_before_the_zip_directory_is_read():
         for i in range(1_000):
             z.writestr(f"customXml/item{i}.xml", "<a/>")
     assert refusal(out.getvalue()) == "The file holds 1,006 parts; the limit is 1,000."
+
+
+def test_parts_parsed_whole_are_kept_small():
+    styles = b'<styleSheet><cellXfs count="1">' + b"<xf/>" * 4_000_000 + b"</cellXfs></styleSheet>"
+    data = xlsx(sheet_xml(HEADER_ROW), compression=zipfile.ZIP_STORED,
+                extra={"xl/styles.xml": styles})  # fmt: skip
+    assert refusal(data) == (
+        "The part xl/styles.xml expands to 19 MB; parts other than sheets are limited to 16 MB."
+    )
+
+
+def test_a_sheet_also_claimed_as_the_shared_strings_is_checked_as_a_sheet():
+    claimed = CONTENT_TYPES.replace("/xl/sharedStrings.xml", "/xl/worksheets/sheet1.xml")
+    wide = sheet_xml(HEADER_ROW + '<row r="2"><c r="XFD2"><v>1</v></c></row>')
+    assert refusal(xlsx(wide, content_types=claimed)) == (
+        "Column 16,384 (cell XFD2): the limit is 100 columns."
+    )
 
 
 def test_entity_expansion_is_refused():
