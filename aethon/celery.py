@@ -1,10 +1,26 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
 
 app = Celery("aethon")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# A pool process that a task left above this resident size (KiB) is replaced once the task ends,
+# so memory one huge file took is given back instead of staying with the worker for good.
+app.conf.worker_max_memory_per_child = int(
+    os.environ.get("AETHON_WORKER_MAX_MEMORY_KB", 1024 * 1024)
+)
 # Each domain package keeps its Celery tasks in its own tasks.py.
 app.autodiscover_tasks(["planner.runs", "planner.reviews", "planner.runbook"])
+
+
+@worker_ready.connect
+def _reap_after_worker_start(sender=None, **kwargs):
+    # Without beat nothing else notices the runs of a worker that was killed as a whole.
+    from planner.runbook.tasks import expire_after_worker_start
+    from planner.runs.tasks import reap_after_worker_start
+
+    reap_after_worker_start(sender, **kwargs)
+    expire_after_worker_start()

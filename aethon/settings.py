@@ -7,10 +7,12 @@ allowed hosts from the environment and turns every HTTPS protection on.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AETHON_VAR_DIR", BASE_DIR / "var"))
@@ -62,6 +64,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     "django_celery_beat",
+    "ninja",  # its own swagger template loads local assets, no CDN and no inline script
+    "axes",
     "planner",
 ]
 
@@ -75,8 +79,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "aethon.urls"
@@ -92,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -123,6 +131,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): the lockout backend goes first so a locked-out user is refused
+# before the password is even checked. Failures count per username and address together and per
+# username alone, so guesses spread over many addresses still lock the account.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AETHON_LOGIN_FAILURE_LIMIT", 20))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AETHON_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# The address is REMOTE_ADDR (axes' default), never X-Forwarded-For: a forged header would give a
+# guesser a fresh address per attempt. Behind a proxy the per-username count still holds.
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "planner:project_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -147,9 +171,16 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(os.environ.get("AETHON_MEDIA_ROOT", VAR_DIR / "media"))
 
+# The console default suits development only: planner.checks refuses it in production.
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("DJANGO_EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "aethon@localhost")
 
 # Security. Production turns every HTTPS protection on; `manage.py check --deploy` is clean.
@@ -158,6 +189,19 @@ CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page (hx-headers), 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# No inline script anywhere: behaviour lives in static/js and is wired by data attributes, so an
+# injected <script> or onerror= never runs. Inline <style> only with this response's nonce (the
+# runbook preview, whose stylesheets must be inline for the PDF).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -207,6 +251,26 @@ AETHON_CONNECTOR_GUARD = {
     "total_timeout": float(os.environ.get("AETHON_TOTAL_TIMEOUT", 300)),
     "max_response_bytes": int(os.environ.get("AETHON_MAX_RESPONSE_BYTES", 50 * 1024 * 1024)),
     "max_file_bytes": int(os.environ.get("AETHON_MAX_FILE_BYTES", 200 * 1024 * 1024)),
+}
+# Uploaded files are checked against these before any parser opens them (planner/filesafety.py):
+# files read by validation runs, and mapping spreadsheets (rows include the header).
+AETHON_FILE_LIMITS = {
+    name: int(os.environ.get(f"AETHON_FILE_{name.upper()}", default))
+    for name, default in {
+        "max_uncompressed_bytes": 200 * 1024 * 1024,
+        "max_compression_ratio": 100,
+        "max_parts": 1_000,
+        "max_rows": 1_000_000,
+        "max_columns": 1_000,
+        "max_cells": 5_000_000,
+        "max_cell_chars": 32_767,
+        "max_line_bytes": 1024 * 1024,
+        "max_json_depth": 64,
+    }.items()
+}
+AETHON_MAPPING_IMPORT_LIMITS = {
+    "max_rows": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_ROWS", 10_000)),
+    "max_columns": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_COLUMNS", 100)),
 }
 AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))
 AETHON_RUN_STALE_SECONDS = float(os.environ.get("AETHON_RUN_STALE_SECONDS", 90))

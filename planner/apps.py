@@ -10,3 +10,5 @@ class PlannerConfig(AppConfig):
         from planner.reviews import tasks as review_tasks  # noqa: F401
         from planner.runbook import tasks as runbook_tasks  # noqa: F401
         from planner.runs import tasks as run_tasks  # noqa: F401
+
+        from . import checks  # noqa: F401  registers the system checks

@@ -16,6 +16,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 "$VENV/bin/celery" -A aethon worker --loglevel=INFO --concurrency="${AETHON_WORKERS:-2}" \
+  --max-memory-per-child="${AETHON_WORKER_MAX_MEMORY_KB:-1048576}" \
   >var/log/worker.log 2>&1 &
 pids+=($!)
 "$VENV/bin/celery" -A aethon beat --loglevel=INFO --pidfile= \

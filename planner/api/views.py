@@ -21,13 +21,13 @@ from planner.steps.mapping.files import (
     existing_targets,
     export_response,
     import_rows,
+    read_upload,
 )
 from planner.web.permissions import membership_for
 
 from ..mapping.spreadsheet import (
     SpreadsheetError,
     match_columns,
-    read_sheet,
     validate_rows,
 )
 from ..models import (
@@ -264,7 +264,7 @@ def run_results(request, project_id: int, run_id: int):
 
 @api.get(
     "/projects/{project_id}/connections/{connection_id}/mapping",
-    response={200: None, 403: Error, 404: Error},
+    response={200: None, 400: Error, 403: Error, 404: Error},
     summary="Export a connection's mapping (CSV or XLSX)",
     openapi_extra={
         "responses": {
@@ -280,7 +280,10 @@ def export_mapping(
 ):
     project = _access(request, project_id)
     connection = _connection(project, connection_id)
-    return export_response(connection, fmt)
+    try:
+        return export_response(connection, fmt)
+    except SpreadsheetError as exc:
+        return Status(400, {"detail": f"fmt: the mapping cannot be exported as {fmt}: {exc}"})
 
 
 @api.post(
@@ -300,7 +303,7 @@ def import_mapping(
     if file.size > MAX_UPLOAD:
         return Status(400, {"detail": "file: larger than 1.5 MB.", "problems": []})
     try:
-        sheet = read_sheet(file.read(), file.name or "upload.csv")
+        sheet = read_upload(file.read(), file.name or "upload.csv")
         columns = match_columns(sheet.headers)
         existing = {} if mode == "replace" else existing_targets(connection)
         rows = validate_rows(sheet, columns, existing)

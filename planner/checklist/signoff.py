@@ -317,40 +317,96 @@ def sign(
     comment: str,
     seen_hash: str,
 ) -> SignOff:
-    """Record `membership`'s decision on the version of step `number` they were shown."""
+    """Record `membership`'s decision on the version of step `number` they were shown.
+
+    Only a role the step asks for decides, and once per version: a decision that would not
+    count (a role nobody asked, a second vote on the same version) is refused, not recorded.
+    """
     step = STEPS_BY_NUMBER.get(number)
     if step is None:
         raise SignOffRefused("This step cannot be signed off yet.")
     if membership.role not in SIGN_OFF_ROLES:
         raise SignOffRefused(f"Your role ({membership.get_role_display()}) cannot sign off.")
+    _check_role_asked(project, number, membership)
     if decision not in SignOff.Decision.values:
         raise SignOffRefused("Decision: choose approve or request changes.")
     comment = comment.strip()
     if decision == SignOff.Decision.CHANGES and not comment:
         raise SignOffRefused("Comment: say what needs to change.")
-    with transaction.atomic():
-        current = step_hashes(project, [number])[number]
-        if seen_hash != current:
-            raise SignOffRefused(
-                f"Step {number} changed since you opened it. Review the current version and "
-                "sign off again."
-            )
-        if decision == SignOff.Decision.APPROVE:
-            ev = Evidence.load(project)
-            failing = [r.text for r in step.rules if r.check(ev)]
-            if failing:
+    try:
+        with transaction.atomic():
+            current = step_hashes(project, [number])[number]
+            if seen_hash != current:
                 raise SignOffRefused(
-                    f"Step {number} cannot be approved while rules fail: {'; '.join(failing)}."
+                    f"Step {number} changed since you opened it. Review the current version and "
+                    "sign off again."
                 )
-        return SignOff.objects.create(
-            project=project,
-            step=number,
-            user=membership.user,
-            role=membership.role,
-            decision=decision,
-            comment=comment,
-            content_hash=current,
+            round_ = _round(project, number, membership.user_id)
+            if earlier := _earlier_decision(project, number, membership.user_id, current, round_):
+                raise SignOffRefused(_already_decided(earlier))
+            if decision == SignOff.Decision.APPROVE:
+                ev = Evidence.load(project)
+                failing = [r.text for r in step.rules if r.check(ev)]
+                if failing:
+                    raise SignOffRefused(
+                        f"Step {number} cannot be approved while rules fail: {'; '.join(failing)}."
+                    )
+            return SignOff.objects.create(
+                project=project,
+                step=number,
+                user=membership.user,
+                role=membership.role,
+                decision=decision,
+                comment=comment,
+                content_hash=current,
+                round=round_,
+            )
+    except IntegrityError:
+        # Another request by the same signer recorded a decision on this version meanwhile.
+        round_ = _round(project, number, membership.user_id)
+        earlier = _earlier_decision(project, number, membership.user_id, seen_hash, round_)
+        if earlier is None:
+            raise
+        raise SignOffRefused(_already_decided(earlier)) from None
+
+
+def _check_role_asked(project: IntegrationProject, number: int, membership: Membership) -> None:
+    asked = required_roles(project)[number]
+    if not asked:
+        raise SignOffRefused(
+            f"Step {number} asks for no sign-off: no role is set to sign it in the sign-off "
+            "settings."
         )
+    if membership.role not in asked:
+        raise SignOffRefused(
+            f"Step {number} asks for sign-off by: {', '.join(map(role_label, asked))}. "
+            f"Your role ({membership.get_role_display()}) is not one of them."
+        )
+
+
+def _round(project: IntegrationProject, number: int, user_id: int) -> int:
+    """How many of the signer's decisions on the step went stale: a decision after one of
+    them is a new one, even on a version they decided on before (changed, then changed back)."""
+    return SignOffStale.objects.filter(
+        project=project, step=number, signoff__user_id=user_id
+    ).count()
+
+
+def _earlier_decision(
+    project: IntegrationProject, number: int, user_id: int, content_hash: str, round_: int
+) -> SignOff | None:
+    """The signer's live decision on this version of the step, if they made one."""
+    return SignOff.objects.filter(
+        project=project, step=number, user_id=user_id, content_hash=content_hash, round=round_
+    ).first()
+
+
+def _already_decided(earlier: SignOff) -> str:
+    what = "approved" if earlier.decision == SignOff.Decision.APPROVE else "requested changes on"
+    return (
+        f"You already {what} version {earlier.short_hash} of step {earlier.step} on "
+        f"{earlier.created_at:%d %b %Y %H:%M}. A new decision is possible once the step changes."
+    )
 
 
 def signoff_log(project: IntegrationProject) -> list[SignOff]:

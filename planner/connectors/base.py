@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import polars as pl
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
 
 if TYPE_CHECKING:
     from planner.connectors.guard import GuardPolicy
@@ -40,6 +44,8 @@ class ConnectionReport:
     fields: list[str] = field(default_factory=list)
     sample: dict[str, Any] | None = None
     error: str | None = None
+    # Risks worth telling the user even when the test passed (e.g. a superuser role).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, e.g. for a Django JSONField."""
@@ -49,6 +55,7 @@ class ConnectionReport:
             "fields": list(self.fields),
             "sample": self.sample,
             "error": self.error,
+            "warnings": list(self.warnings),
         }
 
 
@@ -150,98 +157,171 @@ def translate_errors(what: str, secrets: Mapping[str, Any]) -> Iterator[None]:
 
 # ---------------------------------------------------------------- read-only SQL check
 
-# Statement verbs that can write or escape a read-only SELECT. Checked as bare words
-# outside literals/comments; ``replace(`` (the string function) stays allowed.
-_FORBIDDEN_WORDS = frozenset(
+# The parser is a first filter with readable messages. What actually keeps a query from
+# writing is the session each connector opens: one statement per request, a read-only
+# session, a statement timeout and a rollback after the read (see docs/connectors.md).
+_SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+
+# Statement kinds that write, change the session or reach outside the database; refused
+# wherever they appear in the tree (e.g. ``WITH d AS (DELETE …) SELECT …``).
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+    exp.DML,
+    exp.DDL,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Copy,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.TruncateTable,
+    exp.Command,
+    exp.Set,
+    exp.Pragma,
+    exp.Attach,
+    exp.Detach,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Use,
+    exp.LoadData,
+    exp.Grant,
+    exp.Revoke,
+    exp.Kill,
+    exp.Declare,
+    exp.Execute,
+)
+_NODE_NAMES = {"truncatetable": "TRUNCATE", "loaddata": "LOAD DATA", "command": "COMMAND"}
+
+# Functions a SELECT may call that read or write server files, run SQL text the parser
+# never sees, or change the session's own limits (statement timeout, read-only default).
+_FORBIDDEN_FUNCTIONS = frozenset(
     {
-        *("insert", "update", "delete", "merge", "upsert", "replace", "truncate"),
-        *("drop", "alter", "create", "rename", "grant", "revoke", "reindex", "cluster"),
-        *("copy", "call", "execute", "exec", "into", "outfile", "dumpfile", "load"),
-        *("attach", "detach", "pragma", "vacuum", "handler"),
+        # PostgreSQL
+        *("set_config", "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema"),
+        *("dblink", "dblink_exec", "dblink_open", "dblink_send_query", "dblink_connect"),
+        *("dblink_connect_u", "pg_read_file", "pg_read_binary_file", "pg_stat_file"),
+        *("pg_ls_dir", "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir"),
+        *("pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls"),
+        *("lo_import", "lo_export", "lo_create", "lo_creat", "lo_from_bytea", "lo_put"),
+        *("lo_unlink", "lo_open", "lowrite", "lo_truncate", "lo_truncate64"),
+        *("pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile"),
+        *("pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_backup_start"),
+        *("pg_backup_stop", "pg_start_backup", "pg_stop_backup"),
+        # MySQL / MariaDB
+        *("load_file", "sys_exec", "sys_eval"),
+        # SQLite
+        *("load_extension", "readfile", "writefile", "fts3_tokenizer"),
     }
 )
 
+# MySQL runs the text of ``/*! … */`` (MariaDB also ``/*M! … */``) as SQL, and optimizer
+# hints ``/*+ … */`` can lift limits such as MAX_EXECUTION_TIME.
+_MYSQL_EXECUTABLE_COMMENT = re.compile(r"/\*\s*M?!", re.IGNORECASE)
+_MYSQL_HINT = re.compile(r"/\*\+")
 
-def _sql_words(sql: str, dialect: str) -> tuple[list[tuple[str, int]], list[int]]:
-    """Tokenise just enough: (word, end offset) pairs and statement separators.
+_NOT_ONE_SELECT = "The query must be a single SELECT statement"
 
-    Skips quoted strings/identifiers and comments the way ``dialect`` does: backslash
-    escapes and ``#`` comments only for MySQL, ``$tag$`` strings only for PostgreSQL.
-    Getting this wrong in the lenient direction could hide a ``;`` inside a "string".
-    """
-    mysql, postgres = dialect == "mysql", dialect == "postgres"
-    quotes = "'\"`" if not postgres else "'\""
-    words: list[tuple[str, int]] = []
-    semicolons: list[int] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in quotes:
-            j = i + 1
-            while j < n:
-                if mysql and sql[j] == "\\" and c != "`":
-                    j += 2
-                    continue
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote escape
-                        j += 2
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                raise ConnectorError("The query has an unterminated quoted string.")
-            i = j + 1
-        elif (mysql and c == "#") or (
-            # MySQL needs whitespace after "--" ("1--1" is arithmetic there)
-            sql.startswith("--", i) and (not mysql or sql[i + 2 : i + 3] in ("", " ", "\t", "\n"))
-        ):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif c == "/" and sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            if j < 0:
-                raise ConnectorError("The query has an unterminated comment.")
-            i = j + 2
-        elif postgres and c == "$" and (m := re.match(r"\$([A-Za-z_]\w*)?\$", sql[i:])):
-            tag = m.group(0)
-            j = sql.find(tag, i + len(tag))
-            if j < 0:
-                raise ConnectorError("The query has an unterminated dollar-quoted string.")
-            i = j + len(tag)
-        elif c == ";":
-            semicolons.append(i)
-            i += 1
-        elif c.isalpha() or c == "_":
-            m = re.match(r"\w+", sql[i:])
-            assert m is not None
-            words.append((m.group(0).lower(), i + m.end()))
-            i += m.end()
-        else:
-            i += 1
-    return words, semicolons
+
+def _node_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this or "COMMAND").split()[0].upper()
+    return _NODE_NAMES.get(node.key, node.key.upper())
+
+
+def _tokens(sql: str, dialect: str) -> list[Token]:
+    try:
+        return sqlglot.tokenize(sql, read=dialect)
+    except (TokenError, RecursionError):
+        raise ConnectorError(
+            f"{_NOT_ONE_SELECT}: it could not be read (is a string, quoted name or comment"
+            " left open?)."
+        ) from None
+
+
+def _check_mysql_comments(sql: str, tokens: list[Token]) -> None:
+    """Comments live between tokens; look there, so ``'/*!'`` inside a string is fine."""
+    edges = [-1, *(i for t in tokens for i in (t.start, t.end)), len(sql)]
+    gaps = (sql[edges[i] + 1 : edges[i + 1]] for i in range(0, len(edges), 2))
+    for gap in gaps:
+        if _MYSQL_EXECUTABLE_COMMENT.search(gap):
+            raise ConnectorError("The query may not contain MySQL executable comments (/*! … */).")
+        if _MYSQL_HINT.search(gap):
+            raise ConnectorError("The query may not contain optimizer hints (/*+ … */).")
+    if any(t.token_type == TokenType.HINT for t in tokens):
+        raise ConnectorError("The query may not contain optimizer hints (/*+ … */).")
+
+
+def _check_tokens(tokens: list[Token]) -> None:
+    for token, following in zip(tokens, tokens[1:], strict=False):
+        if token.token_type == TokenType.INTO:
+            raise ConnectorError("The query may only read data (INTO is not allowed).")
+        name = token.text.lower()
+        if name in _FORBIDDEN_FUNCTIONS and following.token_type == TokenType.L_PAREN:
+            raise ConnectorError(
+                f"The query may only read data (the function {name}() is not allowed)."
+            )
+    if tokens and tokens[-1].token_type == TokenType.INTO:
+        raise ConnectorError("The query may only read data (INTO is not allowed).")
+
+
+def _parse_error(exc: ParseError) -> ConnectorError:
+    first = exc.errors[0] if exc.errors else {}
+    near = " ".join(str(first.get("highlight") or "").split())[:40]
+    where = f" near '{near}'" if near else ""
+    if first.get("line"):
+        where += f" (line {first['line']}, column {first.get('col')})"
+    return ConnectorError(f"{_NOT_ONE_SELECT}: it could not be parsed{where}.")
 
 
 def check_select_query(sql: str, dialect: str = "postgres") -> str:
     """Return the query without a trailing ``;`` if it is one read-only SELECT.
 
-    ``dialect`` is "postgres", "mysql" or "sqlite". This is a guard against accidents,
-    not the only line of defence: connectors also run queries in read-only
-    transactions (or under a read-only authorizer for SQLite).
+    ``dialect`` is "postgres", "mysql" or "sqlite". Accepts ``SELECT``, ``WITH … SELECT``
+    and set operations of selects; refuses anything else, anything that does not parse,
+    locking clauses, ``INTO`` and functions that reach server files or session settings.
     """
-    words, semicolons = _sql_words(sql, dialect)
-    body = sql.strip()
-    if semicolons:
-        if len(semicolons) > 1 or sql[semicolons[0] + 1 :].strip():
-            raise ConnectorError("The query must be a single SELECT statement.")
-        body = sql[: semicolons[0]].strip()
-    if not words or words[0][0] not in ("select", "with"):
-        raise ConnectorError("The query must start with SELECT or WITH.")
-    for word, end in words:
-        if word == "replace" and sql[end:].lstrip().startswith("("):
-            continue  # the string function, not MySQL's REPLACE statement
-        if word in _FORBIDDEN_WORDS:
-            raise ConnectorError(f"The query may only read data ('{word.upper()}' is not allowed).")
-    return body
+    read = _SQLGLOT_DIALECTS.get(dialect)
+    if read is None:
+        raise ConnectorError(f"Unknown SQL dialect '{dialect}'.")
+    tokens = _tokens(sql, read)
+    if dialect == "mysql":
+        _check_mysql_comments(sql, tokens)
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+    except ParseError as exc:
+        _check_tokens(tokens)  # a clearer reason when there is one (INTO OUTFILE, …)
+        raise _parse_error(exc) from None
+    except (TokenError, RecursionError):
+        raise ConnectorError(f"{_NOT_ONE_SELECT}: it could not be parsed.") from None
+    if not statements:
+        raise ConnectorError(f"{_NOT_ONE_SELECT}: it is empty.")
+    if len(statements) > 1:
+        raise ConnectorError(
+            f"{_NOT_ONE_SELECT}. It has {len(statements)} statements (separated by ';')."
+        )
+    root = statements[0]
+    while isinstance(root, exp.Subquery):
+        root = root.this
+    if not isinstance(root, exp.Select | exp.SetOperation):
+        raise ConnectorError(
+            f"The query must be a SELECT statement ({_node_name(root)} is not allowed)."
+        )
+    for node in root.walk():
+        if isinstance(node, exp.Lock):
+            raise ConnectorError("The query may only read data (FOR UPDATE/SHARE is not allowed).")
+        if isinstance(node, exp.Into):
+            raise ConnectorError("The query may only read data (INTO is not allowed).")
+        if isinstance(node, _FORBIDDEN_NODES):
+            raise ConnectorError(
+                f"The query may only read data ({_node_name(node)} is not allowed)."
+            )
+    _check_tokens(tokens)
+    end = len(tokens)
+    while end and tokens[end - 1].token_type == TokenType.SEMICOLON:
+        end -= 1
+    return sql[: tokens[end].start].strip() if end < len(tokens) else sql.strip()
 
 
 # ---------------------------------------------------------------- rows -> polars
@@ -391,13 +471,17 @@ class BaseConnector:
         """Connect and return at most one record (with all columns)."""
         raise NotImplementedError
 
+    def _probe_report(self) -> tuple[pl.DataFrame, list[str]]:
+        """``_probe()`` plus warnings about the account used (kinds that can check)."""
+        return self._probe(), []
+
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return translate_errors(what, self._secrets)
 
     def test(self) -> ConnectionReport:
         start = time.perf_counter()
         try:
-            frame = self._probe()
+            frame, warnings = self._probe_report()
         except ConnectorError as exc:
             return ConnectionReport(False, _ms(start), error=scrub(exc.message, self._secrets))
         except Exception as exc:  # noqa: BLE001 - a report, never a crash
@@ -412,8 +496,11 @@ class BaseConnector:
                 fields=frame.columns,
                 sample=first_row(frame),
                 error=f"Key field(s) not found in the dataset: {', '.join(missing)}.",
+                warnings=warnings,
             )
-        return ConnectionReport(True, latency, fields=frame.columns, sample=first_row(frame))
+        return ConnectionReport(
+            True, latency, fields=frame.columns, sample=first_row(frame), warnings=warnings
+        )
 
     def fields(self) -> list[str]:
         return self._probe().columns

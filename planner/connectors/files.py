@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
@@ -23,6 +24,7 @@ from planner.connectors.base import (
 )
 from planner.connectors.guard import GuardPolicy, check_path
 from planner.connectors.http_json import parse_path, select_records
+from planner.filesafety import FileLimits, FileRefused, check_lines, check_xlsx, configured_limits
 
 FORMATS = ("csv", "json", "ndjson", "xlsx")
 _SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "ndjson"}
@@ -73,7 +75,9 @@ class FileConfig:
 
 
 class FileConnector(BaseConnector):
-    """Files are bounded by ``GuardPolicy.max_file_bytes``, so they are parsed whole."""
+    """Files are bounded by ``GuardPolicy.max_file_bytes``, so they are parsed whole, once the
+    checks of ``planner.filesafety`` (AETHON_FILE_LIMITS) have passed: a small file must not
+    expand into gigabytes (XLSX bombs, endless lines, deep JSON, millions of columns)."""
 
     kind = "file"
     config_class = FileConfig
@@ -96,43 +100,58 @@ class FileConnector(BaseConnector):
         """The whole file as one frame (parsed once per connector instance)."""
         if self._frame is None:
             with self._errors(f"Could not read the {self.config.format.upper()} file"):
-                self._frame = self._parse(self._bytes())
+                try:
+                    self._frame = self._parse(self._bytes(), configured_limits())
+                except FileRefused as exc:
+                    raise ConnectorError(str(exc)) from None
         return self._frame
 
-    def _parse(self, data: bytes) -> pl.DataFrame:
+    def _parse(self, data: bytes, limits: FileLimits) -> pl.DataFrame:
         cfg = self.config
         if cfg.format == "csv":
             if cfg.encoding.lower().replace("-", "") != "utf8":
                 data = data.decode(cfg.encoding).encode()
+            check_lines(data, limits)
+            _check_csv_header(data, cfg.delimiter, limits)
             # Strict UTF-8: silently replaced bytes would surface later as data mismatches.
-            return pl.read_csv(
+            frame = pl.read_csv(
                 data,
                 separator=cfg.delimiter,
                 encoding="utf8",
                 infer_schema=cfg.infer_types,
                 infer_schema_length=None,  # a late "N/A" in a numeric column must not fail
             )
+            if frame.height + 1 > limits.max_rows:  # the header is a row too
+                raise FileRefused(
+                    f"Row {limits.max_rows + 1:,}: the limit is {limits.max_rows:,} rows."
+                )
+            return frame
         if cfg.format == "ndjson":
+            check_lines(data, limits)
             lines = data.decode(cfg.encoding).splitlines()
-            records = [json.loads(line) for line in lines if line.strip()]
-            return self._records(records)
+            records = [_json(line, limits) for line in lines if line.strip()]
+            return self._records(records, limits)
         if cfg.format == "json":
-            document = json.loads(data.decode(cfg.encoding))
-            return self._records(select_records(document, parse_path(cfg.records_path)))
-        return self._xlsx(data)
+            document = _json(data.decode(cfg.encoding), limits)
+            return self._records(select_records(document, parse_path(cfg.records_path)), limits)
+        return self._xlsx(data, limits)
 
-    def _records(self, records: list[Any]) -> pl.DataFrame:
+    def _records(self, records: list[Any], limits: FileLimits) -> pl.DataFrame:
         if any(not isinstance(r, dict) for r in records):
             raise ConnectorError("Each JSON record must be an object.")
+        _check_records(records, limits)
         frame = frame_from_records(records)
         if not self.config.infer_types:
             frame = frame.select(pl.all().cast(pl.String))
         return frame
 
-    def _xlsx(self, data: bytes) -> pl.DataFrame:
+    def _xlsx(self, data: bytes, limits: FileLimits) -> pl.DataFrame:
         import openpyxl
 
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        check_xlsx(data, limits)
+        book = openpyxl.load_workbook(
+            io.BytesIO(data), read_only=True, data_only=True, keep_links=False
+        )
         try:
             if self.config.sheet:
                 if self.config.sheet not in book.sheetnames:
@@ -140,6 +159,7 @@ class FileConnector(BaseConnector):
                 sheet = book[self.config.sheet]
             else:
                 sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # the size a sheet claims is not trusted: rows would be padded
             rows = sheet.iter_rows(values_only=True)
             header = next(rows, None)
             if header is None:
@@ -149,11 +169,17 @@ class FileConnector(BaseConnector):
                 str(h) if h not in (None, "") else f"column_{i + 1}"
                 for i, h in enumerate(header[:width])
             )
-            body = [
-                tuple(r[:width]) + (None,) * (width - len(r))
-                for r in rows
-                if any(v not in (None, "") for v in r[:width])
-            ]
+            # Short rows are padded to the header's width: that is what the cell limit counts.
+            most = max(limits.max_cells // max(width, 1), 1)
+            body = []
+            for r in rows:
+                if any(v not in (None, "") for v in r[:width]):
+                    if len(body) == most:
+                        raise FileRefused(
+                            f"More than {limits.max_cells:,} cells ({len(body):,} rows of "
+                            f"{width:,} columns); the limit is {limits.max_cells:,}."
+                        )
+                    body.append(tuple(r[:width]) + (None,) * (width - len(r)))
         finally:
             book.close()
         frame = frame_from_rows(names, body)
@@ -169,3 +195,55 @@ class FileConnector(BaseConnector):
 
     def count(self) -> int | None:
         return self.frame().height
+
+
+def _check_csv_header(data: bytes, delimiter: str, limits: FileLimits) -> None:
+    """Count the header's columns before polars builds one column each."""
+    first = data[: limits.max_line_bytes + 1].split(b"\n", 1)[0].decode("utf8", "replace")
+    columns = len(next(csv.reader([first], delimiter=delimiter), []))
+    if columns > limits.max_columns:
+        raise FileRefused(f"Row 1 has {columns:,} columns; the limit is {limits.max_columns:,}.")
+
+
+def _json(text: str, limits: FileLimits) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise FileRefused(
+            f"The JSON nests deeper than it can be read; the limit is {limits.max_json_depth:,} "
+            "levels."
+        ) from None
+
+
+def _check_records(records: list[dict], limits: FileLimits) -> None:
+    """Rows, nesting and the columns flattening will make, walked without recursion."""
+    if len(records) > limits.max_rows:
+        raise FileRefused(
+            f"The file holds {len(records):,} records; the limit is {limits.max_rows:,} rows."
+        )
+    names: set[str] = set()
+    for number, record in enumerate(records, start=1):
+        # (value, column-name prefix or None inside an array, depth)
+        stack: list[tuple[Any, str | None, int]] = [(record, "", 1)]
+        while stack:
+            value, prefix, depth = stack.pop()
+            if depth > limits.max_json_depth:
+                raise FileRefused(
+                    f"Record {number:,} nests deeper than {limits.max_json_depth:,} levels; "
+                    f"the limit is {limits.max_json_depth:,}."
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                name = None if prefix is None else f"{prefix}{key}"
+                if isinstance(item, dict):
+                    stack.append((item, None if name is None else f"{name}.", depth + 1))
+                    continue
+                if name is not None and name not in names:
+                    names.add(name)
+                    if len(names) > limits.max_columns:
+                        raise FileRefused(
+                            f"Record {number:,} brings the fields to more than "
+                            f"{limits.max_columns:,}; the limit is {limits.max_columns:,} columns."
+                        )
+                if isinstance(item, list):
+                    stack.append((item, None, depth + 1))

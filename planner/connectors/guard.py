@@ -7,12 +7,14 @@ change between the check and the connection (DNS rebinding).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,21 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # internal infrastructure.
 _EXTRA_BLOCKED = [ipaddress.ip_network("100.64.0.0/10")]
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# How often a request looks at its caller's stop signal while waiting on the server.
+STOP_POLL_SECONDS = 0.2
+
+ShouldStop = Callable[[], bool]
 
 
 class BlockedDestination(ConnectorError):
     """The destination resolves to an address that connectors may not reach."""
+
+
+class Stopped(ConnectorError):
+    """The caller asked the request to stop (a cancelled run) before it finished."""
+
+    def __init__(self) -> None:
+        super().__init__("The download was stopped before it finished (the run was cancelled).")
 
 
 @dataclass(frozen=True)
@@ -242,19 +255,22 @@ def http_get(
     policy: GuardPolicy,
     headers: Mapping[str, str] | None = None,
     sensitive_headers: Iterable[str] = (),
+    *,
+    should_stop: ShouldStop | None = None,
 ) -> HttpResponse:
     """GET ``url`` with SSRF checks on every hop, timeouts and a body size cap.
 
     Redirects are followed by hand (at most ``policy.max_redirects``); credentials
     (``Authorization`` and ``sensitive_headers``) are dropped when a redirect leaves
-    the original scheme/host/port.
+    the original scheme/host/port. Raises :class:`Stopped` within about a second of
+    ``should_stop()`` turning true, even while the server is silent.
     """
     headers = dict(headers or {})
     drop = {"authorization", *(h.lower() for h in sensitive_headers)}
     deadline = time.monotonic() + policy.total_timeout
     first_origin = _origin(url)
     for _hop in range(policy.max_redirects + 1):
-        response = _get_once(url, policy, headers, deadline)
+        response = _get_once(url, policy, headers, deadline, should_stop)
         location = response.header("Location")
         if response.status not in REDIRECT_CODES or not location:
             return response
@@ -265,10 +281,16 @@ def http_get(
 
 
 def _get_once(
-    url: str, policy: GuardPolicy, headers: Mapping[str, str], deadline: float
+    url: str,
+    policy: GuardPolicy,
+    headers: Mapping[str, str],
+    deadline: float,
+    should_stop: ShouldStop | None = None,
 ) -> HttpResponse:
     headers = {"Accept-Encoding": "identity", "User-Agent": "Aethon/1", **headers}
-    return _request_once("GET", url, policy, headers, deadline, refuse_userinfo=True)
+    return _request_once(
+        "GET", url, policy, headers, deadline, refuse_userinfo=True, should_stop=should_stop
+    )
 
 
 def http_post_json(url: str, payload: bytes, policy: GuardPolicy) -> HttpResponse:
@@ -290,6 +312,7 @@ def _request_once(
     body: bytes | None = None,
     *,
     refuse_userinfo: bool = False,
+    should_stop: ShouldStop | None = None,
 ) -> HttpResponse:
     """One request to a checked, pinned address: the only place a socket is opened."""
     parts = urlsplit(url)
@@ -307,29 +330,75 @@ def _request_once(
     conn_cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     conn = conn_cls(parts.hostname, port, ips, policy)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    with _stoppable(conn, should_stop):
+        try:
+            conn.request(method, path, body=body, headers=dict(headers))
+            resp = conn.getresponse()
+            length = resp.getheader("Content-Length")
+            if length and length.isdigit() and int(length) > policy.max_response_bytes:
+                raise ConnectorError(_too_big(policy))
+            content = _read_capped(resp, policy, deadline, should_stop)
+            return HttpResponse(resp.status, resp.headers, content, url)
+        except TimeoutError:
+            raise ConnectorError(
+                f"The server did not answer within {policy.read_timeout:g}s."
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise ConnectorError(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()
+
+
+@contextlib.contextmanager
+def _stoppable(conn: http.client.HTTPConnection, should_stop: ShouldStop | None) -> Iterator[None]:
+    """Make ``should_stop()`` end the request, whatever it is blocked on, and raise Stopped.
+
+    Checking between chunks stops a trickling server, but a silent one keeps a read blocked
+    for up to ``read_timeout`` (30 s by default): so a watcher shuts the socket down, which
+    wakes the blocked read at once. Only the connect itself (``connect_timeout``) is waited
+    out.
+    """
+    if should_stop is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_SECONDS):
+            if should_stop():
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        # socket.socket's own shutdown, not SSLSocket's: that one would drop
+                        # the TLS object the reading thread is using.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="http-stop-watcher", daemon=True)
+    watcher.start()
     try:
-        conn.request(method, path, body=body, headers=dict(headers))
-        resp = conn.getresponse()
-        length = resp.getheader("Content-Length")
-        if length and length.isdigit() and int(length) > policy.max_response_bytes:
-            raise ConnectorError(_too_big(policy))
-        return HttpResponse(resp.status, resp.headers, _read_capped(resp, policy, deadline), url)
-    except TimeoutError:
-        raise ConnectorError(
-            f"The server did not answer within {policy.read_timeout:g}s."
-        ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise ConnectorError(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
+        yield
     finally:
-        conn.close()
+        done.set()
+        watcher.join()
+        # Whatever the interrupted read raised (or returned), the caller asked to stop.
+        if should_stop():
+            raise Stopped from None
 
 
-def _read_capped(resp: http.client.HTTPResponse, policy: GuardPolicy, deadline: float) -> bytes:
+def _read_capped(
+    resp: http.client.HTTPResponse,
+    policy: GuardPolicy,
+    deadline: float,
+    should_stop: ShouldStop | None = None,
+) -> bytes:
     chunks, total = [], 0
     while True:
         # A server trickling bytes would never trip the per-read timeout.
         if time.monotonic() > deadline:
             raise ConnectorError(f"The download took longer than {policy.total_timeout:g}s.")
+        if should_stop is not None and should_stop():
+            raise Stopped
         chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
         if not chunk:
             return b"".join(chunks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -34,6 +34,9 @@ from planner.connectors.base import (
 from planner.connectors.guard import GuardPolicy, HttpResponse, http_get
 
 AUTH_TYPES = ("none", "bearer", "basic", "api_key")
+# Secrets that are custom request headers (``secret_headers``) are keyed by this prefix and
+# the header name in lower case, e.g. "header:private-token".
+SECRET_HEADER_PREFIX = "header:"  # noqa: S105 - a key prefix, not a secret
 PAGINATION_TYPES = ("none", "page", "offset", "cursor", "link")
 
 _STEP = re.compile(
@@ -106,6 +109,11 @@ def select_value(document: Any, path: str) -> Any:
     return found[0] if found else None
 
 
+def secret_header_key(name: str) -> str:
+    """The secrets key holding the value of the credential header ``name``."""
+    return SECRET_HEADER_PREFIX + name.strip().lower()
+
+
 def parse_link_next(header: str | None) -> str | None:
     """The ``rel="next"`` target of an RFC 5988 Link header."""
     if not header:
@@ -124,6 +132,8 @@ class HttpJsonConfig:
     endpoint: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    # Headers whose values are secrets (e.g. Private-Token): names here, values in the secrets.
+    secret_headers: tuple[str, ...] = ()
     auth: str = "none"
     username: str | None = None
     api_key_header: str = "X-API-Key"
@@ -157,11 +167,17 @@ class HttpJsonConfig:
         for name in ("headers", "params"):
             if not isinstance(config.get(name) or {}, Mapping):
                 raise ConnectorError(f"{name} must be a mapping of names to values.")
+        secret_headers = config.get("secret_headers") or ()
+        if not isinstance(secret_headers, list | tuple) or not all(
+            isinstance(h, str) and h.strip() for h in secret_headers
+        ):
+            raise ConnectorError("secret_headers must be a list of header names.")
         return cls(
             base_url=base_url,
             endpoint=optional_str(config, "endpoint", "") or "",
             headers={str(k): str(v) for k, v in (config.get("headers") or {}).items()},
             params={str(k): str(v) for k, v in (config.get("params") or {}).items()},
+            secret_headers=tuple(h.strip() for h in secret_headers),
             auth=auth,
             username=optional_str(config, "username"),
             api_key_header=optional_str(config, "api_key_header", "X-API-Key") or "X-API-Key",
@@ -198,6 +214,9 @@ class HttpJsonConnector(BaseConnector):
     kind = "http_json"
     config_class = HttpJsonConfig
     config: HttpJsonConfig
+    # Set by a validation run: every request ends (ConnectorError "Stopped") within about a
+    # second of it turning true, instead of waiting out a slow server's timeouts.
+    should_stop: Callable[[], bool] | None = None
 
     def __init__(self, config: HttpJsonConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
         super().__init__(config, secrets, guard)
@@ -205,8 +224,16 @@ class HttpJsonConnector(BaseConnector):
         self._headers, self._sensitive = self._auth_headers()
 
     def _auth_headers(self) -> tuple[dict[str, str], list[str]]:
+        """Request headers with the credentials, and which of them a redirect must not carry
+        to another origin."""
         cfg, headers = self.config, {"Accept": "application/json", **self.config.headers}
         secret = self._secrets
+        for name in cfg.secret_headers:
+            value = secret.get(secret_header_key(name))
+            if not isinstance(value, str) or not value:
+                raise ConnectorError(f"The value of the secret header '{name}' is required.")
+            headers[name] = value
+        sensitive = list(cfg.secret_headers)
         if cfg.auth == "bearer":
             headers["Authorization"] = f"Bearer {_need(secret, 'token')}"
         elif cfg.auth == "basic":
@@ -216,8 +243,8 @@ class HttpJsonConnector(BaseConnector):
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         elif cfg.auth == "api_key":
             headers[cfg.api_key_header] = _need(secret, "api_key")
-            return headers, [cfg.api_key_header]
-        return headers, []
+            sensitive.append(cfg.api_key_header)
+        return headers, sensitive
 
     # ------------------------------------------------------------ paging
 
@@ -229,7 +256,9 @@ class HttpJsonConnector(BaseConnector):
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _get(self, url: str) -> HttpResponse:
-        response = http_get(url, self.guard, self._headers, self._sensitive)
+        response = http_get(
+            url, self.guard, self._headers, self._sensitive, should_stop=self.should_stop
+        )
         if not 200 <= response.status < 300:
             snippet = scrub(response.body[:200].decode("utf-8", "replace"), self._secrets)
             raise ConnectorError(f"The API answered HTTP {response.status}: {snippet.strip()}")

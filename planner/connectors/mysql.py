@@ -1,8 +1,13 @@
-"""MySQL / MariaDB connector (PyMySQL, imported lazily so it stays optional)."""
+"""MySQL / MariaDB connector (PyMySQL, imported lazily so it stays optional).
+
+Sessions take one statement per request (no multi-statements), are read-only at the
+session level and have a server-side time limit.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,20 +70,62 @@ class MySQLConfig:
         )
 
 
+class _RefuseCleartext:
+    """PyMySQL auth plugin handler for methods that send the password as it is typed."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def authenticate(self, packet: Any) -> Any:
+        import pymysql
+
+        raise pymysql.err.OperationalError(
+            2059,
+            "the server asked for the password in clear text (mysql_clear_password or"
+            " dialog); Aethon refused to send it",
+        )
+
+
+# Plugins that would put the password on the wire as typed; PyMySQL sends it when asked.
+NO_CLEARTEXT_AUTH = {"mysql_clear_password": _RefuseCleartext, "dialog": _RefuseCleartext}
+# Modes that change how MySQL reads quotes and backslashes: with them on, the server would
+# split a query differently from the SQL check, so sessions always run without them.
+_UNSAFE_SQL_MODES = frozenset({"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"})
+# Global privileges that reach the server's files or bypass read-only settings.
+_RISKY_PRIVILEGES = ("ALL PRIVILEGES", "SUPER", "FILE")
+_GLOBAL_GRANT = re.compile(r"^GRANT\s+(.+?)\s+ON\s+\*\.\*\s+TO\s", re.IGNORECASE | re.DOTALL)
+
+
+def safe_sql_mode(mode: str) -> str:
+    return ",".join(m for m in mode.split(",") if m and m.upper() not in _UNSAFE_SQL_MODES)
+
+
+def grant_warnings(user: str, grants: list[str]) -> list[str]:
+    """Warnings for ``SHOW GRANTS`` lines that give global ALL/SUPER/FILE privileges."""
+    found: list[str] = []
+    for line in grants:
+        match = _GLOBAL_GRANT.match(line.strip())
+        if not match:
+            continue
+        privileges = {p.strip().upper() for p in match.group(1).split(",")}
+        found += [p for p in _RISKY_PRIVILEGES if p in privileges and p not in found]
+    if not found:
+        return []
+    return [
+        f"The MySQL user '{user}' has the global {', '.join(found)} privilege"
+        f"{'s' if len(found) > 1 else ''}: a query on this connection could read or write"
+        " files on the database server (FILE) or lift the read-only setting (SUPER). Use a"
+        " user that can only SELECT the tables you need (see docs/connectors.md)."
+    ]
+
+
 class MySQLConnector(BaseConnector):
     kind = "mysql"
     config_class = MySQLConfig
     config: MySQLConfig
 
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        try:
-            import pymysql
-            import pymysql.cursors
-        except ImportError:
-            raise ConnectorError("MySQL support needs the PyMySQL package.") from None
+    def _connect_args(self, ip: str, pymysql: Any) -> dict[str, Any]:
         cfg, policy = self.config, self.guard
-        ips = resolve_and_check(cfg.host, cfg.port, policy)
         ssl_ctx = None
         if cfg.ssl_mode == "require":
             # We dial the pinned IP, so the certificate name cannot be checked (like
@@ -86,24 +133,43 @@ class MySQLConnector(BaseConnector):
             ssl_ctx = ssl.create_default_context()
             ssl_ctx.check_hostname = False
             ssl_ctx.verify_mode = ssl.CERT_NONE
+        return {
+            "host": ip,
+            "port": cfg.port,
+            "user": cfg.user,
+            "password": self._secrets.get("password") or "",
+            "database": cfg.database,
+            "connect_timeout": policy.connect_timeout,
+            # The server's own statement limit (set below) should end a slow query first,
+            # with a clear message; the socket timeout is the fallback.
+            "read_timeout": policy.read_timeout + 5,
+            "write_timeout": policy.read_timeout,
+            "ssl": ssl_ctx,
+            "charset": "utf8mb4",
+            "cursorclass": pymysql.cursors.SSCursor,
+            "autocommit": False,
+            # No CLIENT.MULTI_STATEMENTS: the server takes one statement per request.
+            "client_flag": 0,
+            # LOAD DATA LOCAL would let the server ask for any file on this machine.
+            "local_infile": False,
+            "auth_plugin_map": NO_CLEARTEXT_AUTH,
+        }
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A session that reads one statement at a time, read-only, with a time limit."""
+        try:
+            import pymysql
+            import pymysql.cursors
+        except ImportError:
+            raise ConnectorError("MySQL support needs the PyMySQL package.") from None
+        cfg, policy = self.config, self.guard
+        ips = resolve_and_check(cfg.host, cfg.port, policy)
         conn, last = None, ""
         with self._errors("Could not connect to MySQL"):
             for ip in ips:
                 try:
-                    conn = pymysql.connect(
-                        host=ip,
-                        port=cfg.port,
-                        user=cfg.user,
-                        password=self._secrets.get("password") or "",
-                        database=cfg.database,
-                        connect_timeout=policy.connect_timeout,
-                        read_timeout=policy.read_timeout,
-                        write_timeout=policy.read_timeout,
-                        ssl=ssl_ctx,
-                        charset="utf8mb4",
-                        cursorclass=pymysql.cursors.SSCursor,
-                        autocommit=False,
-                    )
+                    conn = pymysql.connect(**self._connect_args(ip, pymysql))
                     break
                 except pymysql.err.OperationalError as exc:
                     last = str(exc.args[-1]) if exc.args else str(exc)
@@ -112,21 +178,50 @@ class MySQLConnector(BaseConnector):
         try:
             with self._errors("MySQL session setup failed"), conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
+                cur.execute("SELECT @@SESSION.sql_mode")
+                rows = cur.fetchall()  # all of it: the cursor is unbuffered
+                mode = str(rows[0][0] or "") if rows else ""
+                cur.execute("SET SESSION sql_mode = %s", (safe_sql_mode(mode),))
+                if "mariadb" in conn.get_server_info().lower():
+                    cur.execute("SET SESSION max_statement_time = %s", (policy.read_timeout,))
+                else:
+                    timeout_ms = max(1, int(policy.read_timeout * 1000))
+                    cur.execute("SET SESSION max_execution_time = %s", (timeout_ms,))
+                # Session level as well as this transaction: a COMMIT does not end it.
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
                 cur.execute("START TRANSACTION READ ONLY")
             yield conn
         finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()
             conn.close()
 
     def _dataset(self) -> str:
         if self.config.query:
-            return f"({self.config.query}) AS aethon_q"
+            # The newlines keep a trailing "-- comment" in the query from hiding the ")".
+            return f"(\n{self.config.query}\n) AS aethon_q"
         return quote_ident(self.config.table or "")
 
     def _probe(self) -> pl.DataFrame:
-        with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM {self._dataset()} LIMIT 1")  # noqa: S608 - quoted/checked
-            rows = cur.fetchall()
-            return frame_from_rows(unique_names(d[0] for d in cur.description), rows)
+        return self._probe_report()[0]
+
+    def _probe_report(self) -> tuple[pl.DataFrame, list[str]]:
+        with self.connect() as conn:
+            warnings = self._grant_warnings(conn)
+            with self._errors("Query failed"), conn.cursor() as cur:
+                cur.execute(f"SELECT * FROM {self._dataset()} LIMIT 1")  # noqa: S608 - checked
+                rows = cur.fetchall()
+                frame = frame_from_rows(unique_names(d[0] for d in cur.description), rows)
+            return frame, warnings
+
+    def _grant_warnings(self, conn: Any) -> list[str]:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GRANTS")
+                grants = [str(row[0]) for row in cur.fetchall()]
+        except Exception as exc:  # noqa: BLE001 - a warning, never a failed test
+            return [f"Could not check the MySQL user's privileges ({type(exc).__name__})."]
+        return grant_warnings(self.config.user, grants)
 
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
         tracker = SchemaTracker()

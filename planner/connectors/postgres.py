@@ -1,9 +1,10 @@
-"""PostgreSQL connector (psycopg 3): read-only transactions, server-side cursors."""
+"""PostgreSQL connector (psycopg 3): read-only sessions, one statement per read."""
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ from planner.connectors.base import (
 from planner.connectors.guard import resolve_and_check
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Any method but the cleartext password (scram-sha-256, md5, gss, sspi, none/trust).
+REQUIRE_AUTH = "!password"
+_REQUIRE_AUTH_LIBPQ = 160000  # require_auth arrived in libpq 16
 
 # OID -> polars dtype for the types whose Python values polars would otherwise guess
 # differently per batch (e.g. an all-null batch) or lossily (float4 as float64).
@@ -109,6 +113,22 @@ def cursor_frame(cursor: psycopg.Cursor[Any], rows: Sequence[Sequence[Any]]) -> 
     return frame_from_rows(list(dtypes), rows, dtypes)
 
 
+def session_options(read_timeout: float) -> str:
+    """libpq startup ``options``: limits that hold for the whole session.
+
+    ``standard_conforming_strings`` is pinned because the SQL check parses backslashes the
+    way PostgreSQL does with it on (the default); a server configured otherwise would read
+    ``'\\'`` differently from the check.
+    """
+    timeout_ms = max(1, int(read_timeout * 1000))
+    return (
+        "-c default_transaction_read_only=on"
+        f" -c statement_timeout={timeout_ms}"
+        " -c standard_conforming_strings=on"
+        " -c TimeZone=UTC"
+    )
+
+
 def configure(conn: psycopg.Connection[Any]) -> None:
     for name in _TEXT_TYPES:
         with contextlib.suppress(Exception):
@@ -131,8 +151,17 @@ class PostgresConnector(BaseConnector):
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        """A read-only connection to a checked, pinned IP address."""
+        """A read-only session on a checked, pinned IP address; rolled back, never committed.
+
+        The limits are startup options, so they hold for the whole session: a ``COMMIT``
+        cannot end them the way it ends a ``BEGIN READ ONLY`` transaction.
+        """
         cfg, policy = self.config, self.guard
+        if psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
+            raise ConnectorError(
+                "PostgreSQL connections need libpq 16 or later, which can refuse to send a"
+                " password in clear text (require_auth)."
+            )
         ips = resolve_and_check(cfg.host, cfg.port, policy)
         conn = None
         last = ""
@@ -146,9 +175,15 @@ class PostgresConnector(BaseConnector):
                         dbname=cfg.database,
                         user=cfg.user,
                         password=self._secrets.get("password") or None,
+                        # A server (or anyone in the path) asking for the password in
+                        # clear text gets nothing: libpq fails the connection instead.
+                        require_auth=REQUIRE_AUTH,
+                        # Never fall back to a password the Aethon host keeps for itself.
+                        passfile=os.devnull,
                         sslmode=cfg.sslmode,
                         connect_timeout=max(2, math.ceil(policy.connect_timeout)),
                         application_name="aethon",
+                        options=session_options(policy.read_timeout),
                     )
                     break
                 except psycopg.OperationalError as exc:
@@ -156,44 +191,96 @@ class PostgresConnector(BaseConnector):
             if conn is None:
                 raise ConnectorError(f"Could not connect to PostgreSQL: {last.strip()}")
         try:
+            conn.read_only = True
             with self._errors("PostgreSQL session setup failed"):
-                conn.read_only = True
                 configure(conn)
-                timeout_ms = int(policy.read_timeout * 1000)
-                conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout_ms)))
-                conn.execute("SET TimeZone = 'UTC'")
-                conn.commit()
             yield conn
         finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()  # a read never commits: e.g. lo_import() writes even read-only
             conn.close()
 
     def _dataset(self) -> sql.Composable:
         cfg = self.config
         if cfg.query:
-            # Wrapping keeps the user's text a subquery: a second statement cannot follow.
-            return sql.SQL("({}) AS aethon_q").format(sql.SQL(cfg.query))  # type: ignore[arg-type]
+            # The newlines keep a trailing "-- comment" in the query from hiding the ")".
+            return sql.SQL("(\n{}\n) AS aethon_q").format(sql.SQL(cfg.query))  # type: ignore[arg-type]
         return sql.Identifier(*self.table_ref)
 
+    @staticmethod
+    def _cursor(conn: psycopg.Connection[Any]) -> psycopg.ServerCursor[Any]:
+        """Every dataset read goes through a server-side cursor.
+
+        psycopg sends its ``DECLARE … CURSOR FOR …`` over the extended protocol, which
+        takes exactly one statement ("cannot insert multiple commands into a prepared
+        statement"), and PostgreSQL accepts only a SELECT without data-modifying WITH there.
+        A plain ``execute()`` without parameters would use the simple protocol, which runs
+        a whole script.
+        """
+        return conn.cursor(name="aethon_read")
+
     def _probe(self) -> pl.DataFrame:
-        with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(self._dataset()))
-            return cursor_frame(cur, cur.fetchall())
+        return self._probe_report()[0]
+
+    def _probe_report(self) -> tuple[pl.DataFrame, list[str]]:
+        with self.connect() as conn:
+            warnings = role_warnings(conn)
+            with self._errors("Query failed"), self._cursor(conn) as cur:
+                cur.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(self._dataset()))
+                return cursor_frame(cur, cur.fetchall()), warnings
 
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
         tracker = SchemaTracker()
-        with (
-            self.connect() as conn,
-            self._errors("Query failed"),
-            conn.transaction(),
-            conn.cursor(name="aethon_fetch") as cur,
-        ):
+        with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:
             cur.itersize = batch_size
             cur.execute(sql.SQL("SELECT * FROM {}").format(self._dataset()))
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
 
     def count(self) -> int | None:
-        with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
+        with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._dataset()))
             row = cur.fetchone()
             return int(row[0]) if row else None
+
+
+# Roles that reach outside the database: a SELECT calling pg_read_file(), lo_import() or
+# COPY … PROGRAM (in a function) works for them even in a read-only session.
+_SERVER_ROLES = {
+    "pg_read_server_files": "read files on the database server",
+    "pg_write_server_files": "write files on the database server",
+    "pg_execute_server_program": "run programs on the database server",
+}
+_ROLE_CHECK = sql.SQL(
+    "SELECT r.rolname::text, r.rolsuper, ARRAY("
+    " SELECT g.rolname::text FROM pg_roles g"
+    " WHERE g.rolname = ANY({}) AND pg_has_role(r.oid, g.oid, 'MEMBER') ORDER BY 1)"
+    " FROM pg_roles r WHERE r.rolname = current_user"
+).format(sql.Literal(list(_SERVER_ROLES)))
+_LEAST_PRIVILEGE = "Use a role that can only read the tables you need (see docs/connectors.md)."
+
+
+def role_warnings(conn: psycopg.Connection[Any]) -> list[str]:
+    """What "Test connection" should warn about the role this session logged in as."""
+    try:
+        row = conn.execute(_ROLE_CHECK).fetchone()
+    except psycopg.Error as exc:
+        conn.rollback()
+        return [f"Could not check the PostgreSQL role's privileges ({type(exc).__name__})."]
+    conn.rollback()
+    if row is None:
+        return []
+    name, superuser, members = row
+    if superuser:
+        return [
+            f"The role '{name}' is a PostgreSQL superuser: a query on this connection could"
+            " read and write files and run programs on the database server, and no permission"
+            f" applies to it. {_LEAST_PRIVILEGE}"
+        ]
+    if members:
+        can = ", ".join(_SERVER_ROLES[m] for m in members)
+        return [
+            f"The role '{name}' is a member of {', '.join(members)}: a query on this"
+            f" connection could {can}. {_LEAST_PRIVILEGE}"
+        ]
+    return []

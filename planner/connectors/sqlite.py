@@ -1,10 +1,11 @@
-"""SQLite connector: the database file is opened read-only under a read-only authorizer."""
+"""SQLite connector: the file is opened read-only, ``query_only``, under a read-only authorizer."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ from planner.connectors.guard import check_path
 _ALLOWED_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
+
+
+# How many SQLite VM instructions run between two looks at the clock.
+_PROGRESS_STEPS = 10_000
 
 
 def _authorizer(action: int, *_args: Any) -> int:
@@ -66,6 +71,25 @@ class SqliteConfig:
         )
 
 
+class _Deadline:
+    """A statement time limit: SQLite has none, so a progress handler interrupts the query."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.hit = False
+        self.expires = 0.0
+        self.restart()
+
+    def restart(self) -> None:
+        self.expires = time.monotonic() + self.seconds
+
+    def __call__(self) -> int:
+        if time.monotonic() > self.expires:
+            self.hit = True
+            return 1  # non-zero: SQLite stops the statement with "interrupted"
+        return 0
+
+
 class SqliteConnector(BaseConnector):
     kind = "sqlite"
     config_class = SqliteConfig
@@ -73,6 +97,12 @@ class SqliteConnector(BaseConnector):
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
+        with self._session() as (conn, _deadline):
+            yield conn
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[tuple[sqlite3.Connection, _Deadline]]:
+        """Read-only three times over: a ``mode=ro`` file, ``query_only`` and an authorizer."""
         with contextlib.ExitStack() as stack:
             if self.config.content is not None:
                 if len(self.config.content) > self.guard.max_file_bytes:
@@ -86,29 +116,51 @@ class SqliteConnector(BaseConnector):
             with self._errors("Could not open the SQLite database"):
                 conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
             stack.callback(conn.close)
+            with self._errors("Could not open the SQLite database"):
+                conn.execute("PRAGMA query_only = 1")  # before the authorizer, which denies PRAGMA
             conn.set_authorizer(_authorizer)
-            yield conn
+            deadline = _Deadline(self.guard.read_timeout)
+            conn.set_progress_handler(deadline, _PROGRESS_STEPS)
+            yield conn, deadline
+
+    @contextlib.contextmanager
+    def _reading(self, deadline: _Deadline) -> Iterator[None]:
+        try:
+            with self._errors("Query failed"):
+                yield
+        except ConnectorError:
+            if deadline.hit:
+                raise ConnectorError(
+                    f"Query failed: it took longer than {self.guard.read_timeout:g} s"
+                    " and was stopped."
+                ) from None
+            raise
 
     def _dataset(self) -> str:
         if self.config.query:
-            return f"({self.config.query}) AS aethon_q"
+            # The newlines keep a trailing "-- comment" in the query from hiding the ")".
+            return f"(\n{self.config.query}\n) AS aethon_q"
         return quote_ident(self.config.table or "")
 
     def _probe(self) -> pl.DataFrame:
-        with self.connect() as conn, self._errors("Query failed"):
+        with self._session() as (conn, deadline), self._reading(deadline):
             cur = conn.execute(f"SELECT * FROM {self._dataset()} LIMIT 1")  # noqa: S608
             rows = cur.fetchall()
             return frame_from_rows(unique_names(d[0] for d in cur.description), rows)
 
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
         tracker = SchemaTracker()
-        with self.connect() as conn, self._errors("Query failed"):
+        with self._session() as (conn, deadline), self._reading(deadline):
             cur = conn.execute(f"SELECT * FROM {self._dataset()}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
-            while rows := cur.fetchmany(batch_size):
+            while True:
+                deadline.restart()  # the limit is per batch, like a statement timeout
+                rows = cur.fetchmany(batch_size)
+                if not rows:
+                    break
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
     def count(self) -> int | None:
-        with self.connect() as conn, self._errors("Query failed"):
+        with self._session() as (conn, deadline), self._reading(deadline):
             row = conn.execute(f"SELECT count(*) FROM {self._dataset()}").fetchone()  # noqa: S608
             return int(row[0]) if row else None

@@ -9,9 +9,26 @@ import csv
 import io
 import re
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..filesafety import (
+    UNREADABLE,
+    FileLimits,
+    FileRefused,
+    check_xlsx,
+    neutralise,
+    safe_csv,
+    unneutralise,
+)
 from .rules import check
+
+# A mapping is at most a few thousand rows of a dozen columns; anything far larger is refused
+# before it is parsed. The web page and the API pass the limits from settings.
+IMPORT_LIMITS = FileLimits(
+    max_uncompressed_bytes=50 * 1024 * 1024, max_rows=10_000, max_columns=100, max_cells=1_000_000
+)
 
 # field name -> (canonical header, other names people use for it)
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -92,6 +109,11 @@ CHOICES["target_type"] = CHOICES["source_type"]
 YES = {"yes", "y", "true", "1", "required", "x"}
 NO = {"no", "n", "false", "0", "", "optional"}
 DEFAULTS = {"direction": "one_way", "frequency": "real_time", "source_of_truth": "source"}
+# The FieldMapping model's lengths for free-text CharFields (tests compare the two).
+MAX_LENGTHS = {"source_field": 200, "target_field": 200, "null_default": 200}
+MAX_WHOLE_NUMBER = 2_147_483_647  # PositiveIntegerField in PostgreSQL
+# Kept exactly as typed (spaces and line breaks included); other cells are trimmed.
+EXACT_TEXT = frozenset({"null_default", "notes"})
 
 
 @dataclass(frozen=True)
@@ -132,15 +154,23 @@ _LOOKUP = {
 }
 
 
-def read_sheet(data: bytes, filename: str) -> Sheet:
-    """Read the first sheet of an XLSX file or a CSV file (UTF-8, any common delimiter)."""
+def read_sheet(data: bytes, filename: str, limits: FileLimits | None = None) -> Sheet:
+    """Read the first sheet of an XLSX file or a CSV file (UTF-8, any common delimiter).
+
+    The file is checked against `limits` (IMPORT_LIMITS by default) before any parser runs, and
+    rows are read as a stream, so an oversized or malicious file is refused at once.
+    """
+    limits = limits or IMPORT_LIMITS
     if not data.strip():
         raise SpreadsheetError([ImportProblem(None, "", "The file is empty.")])
-    if filename.lower().endswith(".xlsx") or data[:2] == b"PK":
-        table = _xlsx_rows(data)
-    else:
-        table = _csv_rows(data)
-    numbered = [(n, row) for n, row in enumerate(table, start=1) if any(c.strip() for c in row)]
+    try:
+        if filename.lower().endswith(".xlsx") or data[:2] == b"PK":
+            table = _xlsx_rows(data, limits)
+        else:
+            table = _csv_rows(data, limits)
+        numbered = _filled_rows(table, limits)
+    except FileRefused as exc:
+        raise SpreadsheetError([ImportProblem(None, "", str(exc))]) from exc
     if not numbered:
         raise SpreadsheetError([ImportProblem(None, "", "The file has no rows.")])
     header_row, headers = numbered[0]
@@ -160,11 +190,23 @@ def read_sheet(data: bytes, filename: str) -> Sheet:
             ]
         )
     width = len(headers)
-    rows = [(n, [c.strip() for c in (row + [""] * width)[:width]]) for n, row in numbered[1:]]
+    # Cells keep their exact text (a note may start or end with spaces); fields that are names
+    # or codes are trimmed when they are cleaned.
+    rows = [(n, (row + [""] * width)[:width]) for n, row in numbered[1:]]
     return Sheet(headers, rows)
 
 
-def _csv_rows(data: bytes) -> list[list[str]]:
+def _filled_rows(table: Iterator[list[str]], limits: FileLimits) -> list[tuple[int, list[str]]]:
+    numbered = []
+    for n, row in enumerate(table, start=1):
+        if any(c.strip() for c in row):
+            if len(numbered) == limits.max_rows:
+                raise FileRefused(f"Row {n:,}: the limit is {limits.max_rows:,} rows.")
+            numbered.append((n, row))
+    return numbered
+
+
+def _csv_rows(data: bytes, limits: FileLimits) -> Iterator[list[str]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -181,44 +223,105 @@ def _csv_rows(data: bytes) -> list[list[str]]:
                 )
             ]
         ) from exc
+    # Only the delimiter is guessed, from the header line: cells below may hold any text, which
+    # could mislead the guess, and the rest of the dialect is Excel's (doubled quotes).
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+        delimiter = csv.Sniffer().sniff(text[:4096].partition("\n")[0], ",;\t|").delimiter
     except csv.Error:
-        dialect = csv.excel
-    try:
-        return [list(row) for row in csv.reader(io.StringIO(text), dialect)]
-    except csv.Error as exc:
-        raise SpreadsheetError([ImportProblem(None, "", f"Unreadable CSV: {exc}")]) from exc
+        delimiter = ","
+    return _csv_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), limits)
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+def _csv_records(reader, limits: FileLimits) -> Iterator[list[str]]:
+    row = 0
+    while True:
+        row += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise FileRefused(
+                    f"Row {row:,} holds a cell of more than {csv.field_size_limit():,} "
+                    f"characters; the limit is {limits.max_cell_chars:,}."
+                ) from exc
+            raise SpreadsheetError([ImportProblem(None, "", f"Unreadable CSV: {exc}")]) from exc
+        if len(cells) > limits.max_columns:
+            raise FileRefused(
+                f"Row {row:,} has {len(cells):,} columns; the limit is {limits.max_columns:,}."
+            )
+        for i, cell in enumerate(cells, start=1):
+            if len(cell) > limits.max_cell_chars:
+                raise FileRefused(
+                    f"Row {row:,}, column {i:,} holds {len(cell):,} characters; "
+                    f"the limit is {limits.max_cell_chars:,}."
+                )
+        yield [unneutralise(c) for c in cells]
+
+
+def _xlsx_rows(data: bytes, limits: FileLimits) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
+    check_xlsx(data, limits)
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SpreadsheetError(
-            [
-                ImportProblem(
-                    None,
-                    "",
-                    ("The file is not a readable XLSX workbook. Save it again as .xlsx or .csv."),
-                )
-            ]
-        ) from exc
-    sheet = book.worksheets[0]
-    rows = [
-        ["" if v is None else _cell_text(v) for v in row]
-        for row in sheet.iter_rows(values_only=True)
-    ]
-    book.close()
-    return rows
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    except _BROKEN_XLSX as exc:
+        raise SpreadsheetError([ImportProblem(None, "", UNREADABLE)]) from exc
+    return _xlsx_values(book)
+
+
+# What openpyxl raises for parts that are missing, malformed or point at nothing.
+_BROKEN_XLSX = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    IndexError,
+    OSError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    RuntimeError,
+    NotImplementedError,
+)
+
+
+def _xlsx_values(book) -> Iterator[list[str]]:
+    try:
+        if not book.worksheets:
+            raise SpreadsheetError([ImportProblem(None, "", UNREADABLE)])
+        sheet = book.worksheets[0]
+        # The size a sheet claims is not trusted: readers would pad every row out to it.
+        sheet.reset_dimensions()
+        for row in sheet.iter_rows(values_only=True):
+            yield ["" if v is None else _cell_text(v) for v in row]
+    except _BROKEN_XLSX as exc:
+        raise SpreadsheetError([ImportProblem(None, "", UNREADABLE)]) from exc
+    finally:
+        book.close()
 
 
 def _cell_text(value) -> str:
+    if isinstance(value, str):
+        return unneutralise(xlsx_unescape(value))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# XML cannot carry most control characters, and parsers turn a carriage return into a newline;
+# OOXML writes such a character as _xHHHH_, and a literal "_xHHHH_" with its "_" as _x005F_.
+_XLSX_ESCAPE = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+_XLSX_UNESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def xlsx_escape(text: str) -> str:
+    return _XLSX_ESCAPE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+
+
+def xlsx_unescape(text: str) -> str:
+    return _XLSX_UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
 
 
 def match_columns(headers: list[str]) -> dict[int, str | None]:
@@ -277,28 +380,36 @@ def _clean(number: int, cells: list[str], chosen: dict[str, int], headers: list[
         problems.append(ImportProblem(number, headers[chosen[field]], message))
 
     for field, i in chosen.items():
-        value = cells[i]
+        raw = cells[i]
+        value = raw if field in EXACT_TEXT else raw.strip()
+        if "\x00" in value:
+            bad(field, "The cell holds a NUL character (0x00), which cannot be stored.")
+            value = value.replace("\x00", "")
+        if field in MAX_LENGTHS and len(value) > MAX_LENGTHS[field]:
+            bad(field, f"{len(value):,} characters; the limit is {MAX_LENGTHS[field]:,}.")
         if field in CHOICES:
             if value == "":
                 row[field] = DEFAULTS.get(field, "")
                 continue
-            code = CHOICES[field].get(value.strip().lower())
+            code = CHOICES[field].get(value.lower())
             if code is None:
                 allowed = ", ".join(sorted(set(CHOICES[field].values())))
-                bad(field, f"'{value}' is not one of: {allowed}.")
+                bad(field, f"'{_shown(value)}' is not one of: {allowed}.")
             row[field] = code or ""
         elif field in ("max_length", "every_minutes"):
+            row[field] = None
             if value == "":
-                row[field] = None
-            elif value.isdigit() and int(value) > 0:
-                row[field] = int(value)
+                pass
+            elif not (value.isascii() and value.isdigit()) or int(value) == 0:
+                bad(field, f"'{_shown(value)}' is not a whole number above 0.")
+            elif int(value) > MAX_WHOLE_NUMBER:
+                bad(field, f"'{_shown(value)}' is larger than {MAX_WHOLE_NUMBER:,}.")
             else:
-                bad(field, f"'{value}' is not a whole number above 0.")
-                row[field] = None
+                row[field] = int(value)
         elif field == "required":
             lowered = value.lower()
             if lowered not in YES | NO:
-                bad(field, f"'{value}' is not yes or no.")
+                bad(field, f"'{_shown(value)}' is not yes or no.")
             row[field] = lowered in YES
         else:
             row[field] = value
@@ -315,6 +426,10 @@ def _clean(number: int, cells: list[str], chosen: dict[str, int], headers: list[
     return row, problems
 
 
+def _shown(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def _export_value(field: str, value) -> str:
     if value is None:
         return ""
@@ -324,29 +439,66 @@ def _export_value(field: str, value) -> str:
 
 
 def export_rows(mappings: list) -> list[list[str]]:
-    """Header + one row per mapping (objects with the mapping's attributes)."""
+    """Header + one row per mapping (objects with the mapping's attributes), as plain text."""
     fields = list(COLUMNS)
     return [HEADERS] + [[_export_value(f, getattr(m, f)) for f in fields] for m in mappings]
 
 
 def export_csv(mappings: list) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(export_rows(mappings))
-    return out.getvalue().encode("utf-8-sig")  # the BOM lets Excel open it as UTF-8
+    header, *rows = export_rows(mappings)
+    # The BOM lets Excel open it as UTF-8; every cell is neutralised, so none runs as a formula.
+    return safe_csv(header, rows, bom=True, newline="\r\n")
+
+
+XLSX_CELL_CHARS = 32_767  # openpyxl would cut a longer text short without a word
 
 
 def export_xlsx(mappings: list, title: str = "Mapping") -> bytes:
+    """The mapping as an XLSX workbook; every cell is stored as text, never as a formula.
+
+    SpreadsheetError if a text is too long for an XLSX cell (nothing would be lost in CSV).
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     book = Workbook()
     sheet = book.active
-    sheet.title = title[:31]
-    for row in export_rows(mappings):
-        sheet.append(row)
+    sheet.title = sheet_title(title)
+    too_long = []
+    for number, row in enumerate(export_rows(mappings), start=1):
+        for column, text in enumerate(row, start=1):
+            text = xlsx_escape(neutralise(text))
+            if len(text) > XLSX_CELL_CHARS:
+                too_long.append(
+                    ImportProblem(
+                        number,
+                        HEADERS[column - 1],
+                        (
+                            f"{len(text):,} characters; an XLSX cell holds at most "
+                            f"{XLSX_CELL_CHARS:,}. Export as CSV instead."
+                        ),
+                    )
+                )
+                continue
+            if text:
+                cell = sheet.cell(row=number, column=column, value=text)
+                cell.data_type = "s"  # text, even when it looks like a formula or a number
+    if too_long:
+        raise SpreadsheetError(too_long)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+_TITLE_FORBIDDEN = re.compile(r"[\\/?*\[\]:\x00-\x1f]+")
+
+
+def sheet_title(text: str) -> str:
+    """A valid sheet title: none of \\ / ? * [ ] :, no quote at either end, at most 31 long."""
+    title = _TITLE_FORBIDDEN.sub("-", text).strip().strip("'")[:31].strip().strip("'")
+    if not title or title.lower() == "history":  # Excel reserves "History"
+        return "Mapping"
+    return title

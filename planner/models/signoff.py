@@ -82,12 +82,24 @@ class SignOff(ImmutableModel):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
     content_hash = models.CharField("version hash", max_length=64)
+    # How many of this signer's decisions on this step had gone stale before this one. A step
+    # changed and changed back has its old hash again, but the old decision stays stale; the
+    # round tells the new decision on that version apart from a repeat of a live one.
+    round = models.PositiveIntegerField("sign-off round", default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["step", "-created_at", "-pk"]
         verbose_name = "sign-off"
+        constraints = [
+            # One decision per signer and version of a step: a second vote on the same content
+            # (repeated or changed) would be counted twice or silently replace the first.
+            models.UniqueConstraint(
+                fields=["project", "step", "user", "content_hash", "round"],
+                name="one_decision_per_signer_and_version",
+            )
+        ]
 
     def __str__(self) -> str:
         who = self.user.get_username() if self.user_id else "?"

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from simple_history.models import HistoricalRecords
 
+from ..connectors.http_json import SECRET_HEADER_PREFIX
 from .base import VersionedModel
 from .projects import IntegrationProject, System
 
@@ -53,7 +54,8 @@ class SystemEndpoint(VersionedModel):
         FILE = "file", "CSV / JSON / XLSX file (upload)"
         HTTP_JSON = "http_json", "HTTP JSON API"
 
-    # The secrets each kind can use (connector secret names).
+    # The secrets each kind can use (connector secret names). HTTP credential headers are
+    # secrets too, named SECRET_HEADER_PREFIX + the header name in lower case.
     SECRET_NAMES = {
         Kind.POSTGRES: ("password",),
         Kind.MYSQL: ("password",),
@@ -81,6 +83,7 @@ class SystemEndpoint(VersionedModel):
         upload_to=upload_path, storage=private_storage, max_length=300, blank=True
     )
     upload_name = models.CharField("uploaded file", max_length=255, blank=True)
+    # Sealed with the destination each secret was entered for (planner.secrets.seal).
     secrets_token = models.TextField(blank=True, editable=False)
     # Which secrets are set (names only), so pages can say "set" without decrypting anything.
     secrets_set = models.JSONField(default=list, blank=True, editable=False)
@@ -95,6 +98,19 @@ class SystemEndpoint(VersionedModel):
 
     def __str__(self) -> str:
         return f"{self.system} ({self.get_kind_display()})"
+
+    @property
+    def secret_labels(self) -> list[str]:
+        """The stored secrets as a page names them: 'password', 'Private-Token header', …"""
+        spelled = {h.lower(): h for h in (self.config or {}).get("secret_headers") or []}
+        out = []
+        for name in self.secrets_set:
+            if name.startswith(SECRET_HEADER_PREFIX):
+                header = name[len(SECRET_HEADER_PREFIX) :]
+                out.append(f"{spelled.get(header, header)} header")
+            else:
+                out.append(name)
+        return out
 
     @property
     def key_list(self) -> list[str]:

@@ -27,6 +27,7 @@ from planner.models import FieldMapping, IntegrationProject, RunbookExport, Test
 from planner.models.testing import TestStage
 from planner.pdf import no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
+from planner.task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ CHANGE_LOG_ENTRIES = 100
 RUNNING_TIMEOUT = timedelta(minutes=6)
 QUEUED_TIMEOUT = timedelta(minutes=15)
 MAX_ATTEMPTS = 2  # a redelivered task (worker lost mid-way) gets one more try
+QUEUE_UNREACHABLE = (
+    "The task queue is unreachable, so this big runbook could not be handed to a worker. "
+    "Try again later; the preview needs no worker and works meanwhile."
+)
 
 Progress = Callable[[int, str], None]
 
@@ -168,6 +173,27 @@ def start_export(project: IntegrationProject, user) -> RunbookExport:
     return RunbookExport.objects.create(
         project=project, version_hash=version, created_by=user, message="Waiting for a worker"
     )
+
+
+# The export's Celery task (runbook/tasks.py), published by name so that this module does not
+# import its own tasks module; the name is the one queued messages already carry.
+EXPORT_TASK = "planner.tasks.export_runbook"
+
+
+def queue_export(project: IntegrationProject, user) -> RunbookExport:
+    """Start a big project's export on a worker. If the broker is down, the export is failed
+    at once with the reason rather than left waiting for a worker that will never come.
+
+    Publishes right away, so call it outside a transaction: the worker must find the row.
+    """
+    from aethon.celery import app
+
+    export = start_export(project, user)
+    try:
+        publish(app.tasks[EXPORT_TASK], export.pk)
+    except QueueUnreachable:
+        _fail(export, QUEUE_UNREACHABLE)
+    return export
 
 
 def _set(export: RunbookExport, **fields) -> None:

@@ -2,14 +2,13 @@
 downloads (permission-checked, never a public media URL) and the HTML preview."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.middleware.csp import get_nonce
 from django.shortcuts import get_object_or_404, redirect, render
 
 from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import IntegrationProject, RunbookExport
 from planner.runbook import service as rb
-from planner.runbook.tasks import export_runbook
 from planner.web.common import project_context
 from planner.web.permissions import project_access
 
@@ -30,7 +29,9 @@ def runbook(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
 
 @project_access("view")
 def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
-    return HttpResponse(rb.render_html(project, preview=True))
+    # The stylesheets are inline (the PDF needs them so): this response's CSP nonce lets them in.
+    context = {**rb.runbook_context(project), "csp_nonce": get_nonce(request)}
+    return HttpResponse(rb.render_html(project, preview=True, context=context))
 
 
 # Exporting reads the project: anyone who may see it may take its runbook away.
@@ -38,12 +39,14 @@ def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpRe
 def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     if request.method != "POST":
         return redirect("planner:runbook", project_id=project.pk)
-    export = rb.start_export(project, request.user)
     if rb.is_big(project):
-        # Queued once the export row is committed, so the worker always finds it.
-        transaction.on_commit(lambda: export_runbook.delay(export.pk))
-        messages.info(request, "The runbook is being made; it appears below when ready.")
+        export = rb.queue_export(project, request.user)
+        if export.status == RunbookExport.Status.FAILED:
+            messages.error(request, export.error)
+        else:
+            messages.info(request, "The runbook is being made; it appears below when ready.")
         return redirect("planner:runbook", project_id=project.pk)
+    export = rb.start_export(project, request.user)
     rb.run_export(export.pk)
     export.refresh_from_db()
     if export.status == RunbookExport.Status.DONE:

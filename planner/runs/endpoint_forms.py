@@ -1,7 +1,10 @@
 """The connection-settings form of a system: one form, fields shown by connection kind.
 
 Secret fields are write-only: they render empty, a blank submission keeps what is stored, and
-the page says only which secrets are set.
+the page says only which secrets are set. A stored secret is kept only while the destination
+it was entered for stays the same (endpoints.secret_binding): a new host, port, database, user,
+base URL or authentication needs the secret typed again, for "Test connection" as for Save.
+Extra headers whose name suggests a credential are secrets too.
 """
 
 from typing import Any
@@ -10,18 +13,52 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from planner.connectors import Connector, ConnectorError, check_select_query, open_connector
+from planner.connectors.http_json import secret_header_key
 from planner.connectors.mysql import SSL_MODES as MYSQL_SSL
 from planner.connectors.postgres import SSL_MODES as PG_SSL
 from planner.models import System, SystemEndpoint
 from planner.runs import secrets
-from planner.runs.endpoints import SQL_KINDS, connector_config, guard_policy, is_query, upload_bytes
+from planner.runs.endpoints import (
+    AUTH_SECRET,
+    SQL_KINDS,
+    connector_config,
+    describe_destination,
+    destination_changes,
+    guard_policy,
+    is_query,
+    seal_secrets,
+    secret_binding,
+    secret_label,
+    the_changes,
+    upload_bytes,
+)
 from planner.web.concurrency import save_versioned
 
 Kind = SystemEndpoint.Kind
 DB = (Kind.POSTGRES, Kind.MYSQL)
-SECRET_FIELDS = ("password", "token", "api_key")
-# Request headers that carry credentials belong in the encrypted secret fields.
-CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+SECRET_INPUTS = ("password", "token", "api_key")
+# Every POST field that can carry a secret value (for sensitive_post_parameters): credential
+# headers are typed into the extra headers.
+SECRET_FIELDS = (*SECRET_INPUTS, "headers")
+# The Authentication setting sets these itself; a second copy in the extra headers would fight it.
+AUTH_HEADERS = {"authorization", "proxy-authorization"}
+# An extra header whose name contains one of these carries a credential: its value is stored
+# encrypted and never shown again. A false positive only hides a harmless value.
+CREDENTIAL_WORDS = (
+    "token",
+    "key",
+    "secret",
+    "auth",
+    "session",
+    "cookie",
+    "password",
+    "passwd",
+    "passphrase",
+    "signature",
+    "credential",
+    "jwt",
+    "bearer",
+)
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xlsm")
 
 # field -> the kinds it applies to (the page shows only those; without JS all are shown).
@@ -114,6 +151,7 @@ CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     Kind.HTTP_JSON: (
         "base_url",
         "headers",
+        "secret_headers",
         "auth",
         "username",
         "api_key_header",
@@ -137,12 +175,38 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.FILE: (),
     Kind.HTTP_JSON: ("base_url",),
 }
-# Which secret each HTTP auth style uses.
-AUTH_SECRET = {"bearer": "token", "basic": "password", "api_key": "api_key"}
+HEADERS_HELP = (
+    "One 'Name: value' per line. Headers whose name suggests a credential (token, key, secret,"
+    " auth, session, cookie, password, signature…) are stored encrypted and never shown again."
+)
+
+
+def is_credential_header(name: str) -> bool:
+    lowered = name.strip().lower()
+    return any(word in lowered for word in CREDENTIAL_WORDS)
 
 
 def _choices(values) -> list[tuple[str, str]]:
     return [(v, v) for v in values]
+
+
+class HeaderLines(forms.Textarea):
+    """Header lines with every credential value blanked ("Private-Token:"), whether it was
+    stored or just typed into a form that is shown again with errors."""
+
+    def format_value(self, value):
+        text = super().format_value(value)
+        if not text:
+            return text
+        out = []
+        for line in str(text).splitlines():
+            name, sep, _ = line.partition(":")
+            if not is_credential_header(name if sep else line):
+                out.append(line)
+            else:
+                # A malformed line that mentions a credential may hold its value: drop it all.
+                out.append(f"{name.strip()}:" if sep else "")
+        return "\n".join(out)
 
 
 def _secret() -> forms.CharField:
@@ -197,8 +261,8 @@ class EndpointForm(forms.Form):
     headers = forms.CharField(
         label="Extra headers",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="One 'Name: value' per line, not secret (tokens go in the fields below).",
+        widget=HeaderLines(attrs={"rows": 3}),
+        help_text=HEADERS_HELP,
     )
     auth = forms.ChoiceField(
         label="Authentication",
@@ -247,16 +311,38 @@ class EndpointForm(forms.Form):
         for name in ("sslmode", "ssl_mode", "auth", "pagination"):
             self.fields[name].required = False
         stored = set(self.stored_secret_names)
-        for name in SECRET_FIELDS:
-            hint = "Set — leave empty to keep it." if name in stored else "Not set."
+        for name in SECRET_INPUTS:
+            hint = (
+                "Set — leave empty to keep it. A new server or user needs it typed again."
+                if name in stored
+                else "Not set."
+            )
             self.fields[name].help_text = hint
+        header_labels = [
+            secret_label(n, self._stored_header_names)
+            for n in self.stored_secret_names
+            if n not in SECRET_INPUTS
+        ]
+        if header_labels:
+            self.fields["headers"].help_text = (
+                f"{HEADERS_HELP} Set: {', '.join(header_labels)} — leave the value empty to keep"
+                " it; a new server needs it typed again."
+            )
         self.config: dict[str, Any] = {}
+        # Credential header lines of the submission: name -> (line number, value typed).
+        self._header_secrets: dict[str, tuple[int, str]] = {}
+        self._values: dict[str, str] = {}
+        self._sealed_cache: secrets.Sealed | None = None
 
     # --- what is stored ------------------------------------------------------------------
 
     @property
     def stored_secret_names(self) -> list[str]:
         return list(self.endpoint.secrets_set) if self.endpoint else []
+
+    @property
+    def _stored_header_names(self) -> list[str]:
+        return list(self.endpoint.config.get("secret_headers") or []) if self.endpoint else []
 
     def error_summary(self) -> list[str]:
         """Every error as 'Field label: message', for places that do not show the fields."""
@@ -303,18 +389,10 @@ class EndpointForm(forms.Form):
             self._clean_upload(kind, data)
         if kind == Kind.HTTP_JSON:
             self._clean_http(data)
+        self.config = self._config(kind, data)
         if not self.errors:
-            self.config = self._config(kind, data)
             self._check_with_connector(kind, data)
-        if not self.errors:
-            try:
-                self.secrets()
-            except secrets.SecretError:
-                self.add_error(
-                    None,
-                    "The stored secrets cannot be decrypted with the configured keys"
-                    " (AETHON_SECRET_KEYS): type them in again.",
-                )
+        self._clean_secrets(kind, data)
         return data
 
     def _clean_dataset(self, kind: str, data: dict) -> None:
@@ -363,39 +441,47 @@ class EndpointForm(forms.Form):
             )
 
     def _clean_http(self, data: dict) -> None:
-        headers = {}
+        auth = data.get("auth") or "none"
+        api_key_header = (data.get("api_key_header") or "X-API-Key").strip().lower()
+        plain: dict[str, str] = {}
         for n, line in enumerate((data.get("headers") or "").splitlines(), 1):
             if not line.strip():
                 continue
             name, sep, value = line.partition(":")
-            if not sep or not name.strip():
-                self.add_error("headers", f"Line {n}: write 'Name: value'.")
-                return
-            if name.strip().lower() in CREDENTIAL_HEADERS:
-                self.add_error(
-                    "headers",
-                    f"Line {n}: '{name.strip()}' carries credentials; use the encrypted token or"
-                    " API-key field instead.",
+            name, value, lowered = name.strip(), value.strip(), name.strip().lower()
+            problem = ""
+            if not sep or not name:
+                problem = "write 'Name: value'."
+            elif lowered in AUTH_HEADERS:
+                problem = (
+                    f"'{name}' carries credentials; use the encrypted token or API-key field"
+                    " instead."
                 )
-                return
-            headers[name.strip()] = value.strip()
-        data["headers"] = headers
-        auth = data.get("auth") or "none"
-        needed = AUTH_SECRET.get(auth)
-        if needed and not data.get(needed) and not self._will_keep(needed, data):
-            self.add_error(needed, f"Required for {dict(self.fields['auth'].choices)[auth]}.")
+            elif auth == "api_key" and lowered == api_key_header:
+                problem = (
+                    f"{name} is the header of the API-key authentication; remove this line or"
+                    " change the API-key header."
+                )
+            elif lowered in {h.lower() for h in [*plain, *self._header_secrets]}:
+                problem = f"{name} is given twice."
+            if problem:
+                self.add_error("headers", f"Line {n}: {problem}")
+                break
+            if is_credential_header(name):
+                self._header_secrets[name] = (n, value)
+            else:
+                plain[name] = value
+        data["headers"] = plain
+        data["secret_headers"] = list(self._header_secrets)
         if auth == "basic" and not data.get("username"):
             self.add_error("username", "Required for basic authentication.")
-
-    def _will_keep(self, name: str, data: dict) -> bool:
-        return name in self.stored_secret_names and not data.get("clear_secrets")
 
     def _config(self, kind: str, data: dict) -> dict[str, Any]:
         values = dict(data, format=data.get("file_format") or "")
         out = {}
         for name in CONFIG_FIELDS[kind]:
             value = values.get(name)
-            if value in (None, "", {}):
+            if value in (None, "", {}, []):
                 continue
             out[name] = value
         if kind == Kind.FILE:
@@ -404,7 +490,8 @@ class EndpointForm(forms.Form):
 
     def _check_with_connector(self, kind: str, data: dict) -> None:
         """Let the connector validate the settings (no I/O happens here)."""
-        stub = {name: "placeholder" for name in SECRET_FIELDS}
+        stub = {name: "placeholder" for name in SECRET_INPUTS}
+        stub.update({secret_header_key(h): "placeholder" for h in self._header_secrets})
         config = connector_config(
             kind, self.config, data["dataset"], data["key_fields"], b"", self._filename()
         )
@@ -421,20 +508,84 @@ class EndpointForm(forms.Form):
 
     # --- secrets -------------------------------------------------------------------------
 
+    def _wanted_secrets(self, kind: str, data: dict) -> list[tuple[str, str, str, str]]:
+        """(secret name, form field, value typed, message if it is required) for each secret
+        these settings send."""
+        if kind in DB:
+            return [("password", "password", data.get("password") or "", "")]
+        if kind != Kind.HTTP_JSON:
+            return []
+        wanted = []
+        auth = data.get("auth") or "none"
+        if auth in AUTH_SECRET:
+            name = AUTH_SECRET[auth]
+            required = f"Required for {dict(self.fields['auth'].choices)[auth]}."
+            wanted.append((name, name, data.get(name) or "", required))
+        for header, (n, value) in self._header_secrets.items():
+            required = f"Line {n}: give the value of {header} (it is stored encrypted)."
+            wanted.append((secret_header_key(header), "headers", value, required))
+        return wanted
+
+    def _clean_secrets(self, kind: str, data: dict) -> None:
+        """Typed secrets, and stored ones only where they were entered for this destination.
+
+        Anything else the stored token holds (a secret these settings no longer send) is
+        dropped on save.
+        """
+        self._values = {}
+        for name, field, typed, required in self._wanted_secrets(kind, data):
+            value, refused = typed, False
+            if not value:
+                value, refused = self._stored_value(kind, name, field)
+            if value:
+                self._values[name] = value
+            elif required and not refused:
+                self.add_error(field, required)
+
+    def _sealed(self) -> secrets.Sealed | None:
+        """The stored token, decrypted once; None (and a form error) if it cannot be."""
+        if self._sealed_cache is None:
+            try:
+                self._sealed_cache = secrets.unseal(self.endpoint.secrets_token)  # type: ignore[union-attr]
+            except secrets.SecretError:
+                self.add_error(
+                    None,
+                    "The stored secrets cannot be decrypted with the configured keys"
+                    " (AETHON_SECRET_KEYS): type them in again.",
+                )
+                self._sealed_cache = secrets.Sealed({}, {})
+                return None
+        return self._sealed_cache
+
+    def _stored_value(self, kind: str, name: str, field: str) -> tuple[str, bool]:
+        """(the stored value of `name` if it may be kept, whether it was refused here)."""
+        if self.cleaned_data.get("clear_secrets") or name not in self.stored_secret_names:
+            return "", False
+        sealed = self._sealed()
+        if sealed is None or name not in sealed.values:
+            return "", sealed is None
+        label = secret_label(name, self._header_secrets)
+        entered = (sealed.bindings or {}).get(name)
+        if entered is None:
+            self.add_error(
+                field,
+                f"The {label} was stored without the server it was entered for; enter it again.",
+            )
+            return "", True
+        changes = destination_changes(entered, secret_binding(kind, self.config, name))
+        if changes:
+            self.add_error(
+                field,
+                f"The {label} was entered for {describe_destination(entered)}; you changed"
+                f" {the_changes(changes)} — enter it again.",
+            )
+            return "", True
+        return sealed.values[name], False
+
     def secrets(self) -> dict[str, str]:
-        """Stored secrets, replaced by any typed in, limited to what the kind/auth uses."""
-        data = self.cleaned_data
-        kind = data["kind"]
-        typed = {n: data[n] for n in SECRET_FIELDS if data.get(n)}
-        merged: dict[str, str] = {}
-        keep = [n for n in self.stored_secret_names if n not in typed]
-        if keep and not data.get("clear_secrets") and self.endpoint is not None:
-            merged = secrets.decrypt_json(self.endpoint.secrets_token)
-        merged.update(typed)
-        wanted = set(SystemEndpoint.SECRET_NAMES[kind])
-        if kind == Kind.HTTP_JSON:
-            wanted &= {AUTH_SECRET.get(data.get("auth") or "none", "")}
-        return {n: v for n, v in merged.items() if n in wanted and v}
+        """The secrets these settings send: typed ones, and stored ones bound to this destination
+        (valid forms only)."""
+        return dict(self._values)
 
     # --- use -----------------------------------------------------------------------------
 
@@ -466,7 +617,7 @@ class EndpointForm(forms.Form):
         ep.kind, ep.config = kind, self.config
         ep.dataset = data["dataset"] if kind != Kind.FILE else ""
         ep.key_fields = data["key_fields"]
-        ep.secrets_token = secrets.encrypt_json(stored)
+        ep.secrets_token = seal_secrets(kind, self.config, stored)
         ep.secrets_set = sorted(stored)
         new_file = ""
         if kind in SystemEndpoint.UPLOAD_KINDS:
@@ -496,7 +647,11 @@ def _initial(ep: SystemEndpoint) -> dict[str, Any]:
         "key_fields": ep.key_fields,
         "expected_version": ep.version,
         "file_format": config.pop("format", ""),
-        "headers": "\n".join(f"{k}: {v}" for k, v in (config.pop("headers", {}) or {}).items()),
+        # Stored credential headers come back as "Name:" (their values are write-only).
+        "headers": "\n".join(
+            [f"{k}: {v}" for k, v in (config.pop("headers", {}) or {}).items()]
+            + [f"{name}:" for name in config.pop("secret_headers", []) or []]
+        ),
     }
     initial.update(config)
     return initial

@@ -4,11 +4,12 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from planner.connectors import ConnectorError
 from planner.models import IntegrationProject, System, SystemEndpoint
-from planner.runs.endpoint_forms import EndpointForm
+from planner.runs.endpoint_forms import SECRET_FIELDS, EndpointForm
 from planner.runs.endpoints import TestOutcome, endpoint_of, record_test, test_connector
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict
@@ -31,6 +32,8 @@ def _page(request, project, system, form, outcome: TestOutcome | None = None) ->
     return render(request, PAGE, ctx)
 
 
+# Outermost, so an error anywhere below (the permission check included) reports no secret.
+@sensitive_post_parameters(*SECRET_FIELDS)
 @project_access("view", write="edit")
 def system_settings(request: HttpRequest, project: IntegrationProject, system_id: int):
     system = _system(project, system_id)
@@ -75,6 +78,7 @@ def _unchanged(form: EndpointForm, endpoint: SystemEndpoint | None) -> bool:
     )
 
 
+@sensitive_post_parameters(*SECRET_FIELDS)
 @project_access("edit")
 @require_POST
 def system_test(request: HttpRequest, project: IntegrationProject, system_id: int):

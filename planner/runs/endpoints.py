@@ -5,9 +5,10 @@ secrets, uploaded files and the guard settings into its arguments.
 """
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -19,6 +20,7 @@ from planner.connectors import (
     GuardPolicy,
     open_connector,
 )
+from planner.connectors.http_json import SECRET_HEADER_PREFIX
 from planner.mapping.engine import plan_field
 from planner.mapping.specs import spec_of
 from planner.models import FieldMapping, System, SystemEndpoint
@@ -63,8 +65,159 @@ def connector_config(
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Where a secret goes: every secret is bound to the destination it was entered for
+
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+# Which secret each HTTP authentication style sends.
+AUTH_SECRET = {"bearer": "token", "basic": "password", "api_key": "api_key"}
+AUTH_NAMES = {"bearer": "Bearer token", "basic": "Basic"}
+# The parts of a destination, in the order a message names them.
+DESTINATION_PARTS = {
+    "kind": "connection kind",
+    "host": "host",
+    "port": "port",
+    "database": "database",
+    "user": "user",
+    "base_url": "base URL",
+    "auth": "authentication",
+    "username": "username",
+    "header": "API-key header",
+}
+SECRET_LABELS = {"password": "password", "token": "token", "api_key": "API key"}
+
+
+def _port(value: Any, default: int) -> int | str:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def normal_base_url(url: str) -> str:
+    """A base URL reduced to what decides where requests go (case, default port, last /)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:  # an invalid port: keep the text, it differs from any valid one
+        return urlunsplit((scheme, parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
+
+
+def header_of(name: str) -> str:
+    """The header a secret is the value of ("" for the password, token and API key)."""
+    return name[len(SECRET_HEADER_PREFIX) :] if name.startswith(SECRET_HEADER_PREFIX) else ""
+
+
+def secret_binding(kind: str, config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The destination the secret `name` is sent to under these settings.
+
+    A stored secret may only be used where this equals the binding it was stored with: the
+    server (and, for databases, the database and user it logs in as), and for HTTP the base
+    URL plus how the secret travels (authentication style, username, header name).
+    """
+    if kind in DEFAULT_PORTS:
+        return {
+            "kind": kind,
+            "host": str(config.get("host") or "").strip().rstrip(".").lower(),
+            "port": _port(config.get("port"), DEFAULT_PORTS[kind]),
+            "database": str(config.get("database") or ""),
+            "user": str(config.get("user") or ""),
+        }
+    if kind != "http_json":
+        return {"kind": kind}
+    out: dict[str, Any] = {
+        "kind": kind,
+        "base_url": normal_base_url(str(config.get("base_url") or "")),
+    }
+    if header_of(name):
+        out["header"] = header_of(name)
+        return out
+    out["auth"] = str(config.get("auth") or "none")
+    if name == "password":
+        out["username"] = str(config.get("username") or "")
+    if name == "api_key":
+        out["header"] = str(config.get("api_key_header") or "X-API-Key").strip().lower()
+    return out
+
+
+def describe_destination(binding: Mapping[str, Any]) -> str:
+    """'db.example:5432/crm as crm_reader', 'https://api.example.com (Bearer token)', …"""
+    kind = binding.get("kind")
+    if kind in DEFAULT_PORTS:
+        b = binding
+        return f"{b.get('host')}:{b.get('port')}/{b.get('database')} as {b.get('user')}"
+    if kind != "http_json":
+        return str(kind)
+    url, auth = binding.get("base_url", ""), binding.get("auth")
+    if auth == "basic":
+        return f"{url} as {binding.get('username')} (Basic)"
+    if auth == "api_key":
+        return f"{url} in header {binding.get('header')}"
+    return f"{url} ({AUTH_NAMES[auth]})" if auth in AUTH_NAMES else url
+
+
+def destination_changes(entered: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The parts of the destination that differ, e.g. ['host', 'port'] ([] when the same)."""
+    if entered.get("kind") != current.get("kind"):
+        return [DESTINATION_PARTS["kind"]]
+    names = [*DESTINATION_PARTS, *sorted((set(entered) | set(current)) - set(DESTINATION_PARTS))]
+    return [DESTINATION_PARTS.get(n, n) for n in names if entered.get(n) != current.get(n)]
+
+
+def the_changes(changes: list[str]) -> str:
+    """['host', 'port', 'user'] -> 'the host, the port and the user'."""
+    parts = [f"the {c}" for c in changes]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def secret_label(name: str, header_names: Iterable[str] = ()) -> str:
+    """'password', 'API key', or 'Private-Token header' (as the editor spelled the header)."""
+    header = header_of(name)
+    if not header:
+        return SECRET_LABELS.get(name, name)
+    spelled = {h.strip().lower(): h.strip() for h in header_names}
+    return f"{spelled.get(header, header)} header"
+
+
+def seal_secrets(kind: str, config: Mapping[str, Any], values: dict[str, str]) -> str:
+    """The token storing `values`, each bound to where these settings send it."""
+    return secrets.seal(values, {n: secret_binding(kind, config, n) for n in values})
+
+
 def secrets_of(endpoint: SystemEndpoint) -> dict[str, str]:
-    return secrets.decrypt_json(endpoint.secrets_token)
+    """The stored secrets, only if each was entered for the destination the settings name now.
+
+    The settings page refuses to keep a secret for a new destination; this is the same rule at
+    use time, for settings that changed any other way (a script, a restored backup).
+    """
+    sealed = secrets.unseal(endpoint.secrets_token)
+    headers = endpoint.config.get("secret_headers") or []
+    for name in sorted(sealed.values):
+        label = f"stored {secret_label(name, headers)} of {endpoint.system.name}"
+        entered = (sealed.bindings or {}).get(name)
+        if entered is None:
+            raise ConnectorError(
+                f"The {label} does not say which server it was entered for (it was saved before"
+                " secrets were bound to their destination); it was not sent. Enter it again in"
+                " the connection settings."
+            )
+        changes = destination_changes(entered, secret_binding(endpoint.kind, endpoint.config, name))
+        if changes:
+            verb = "differs" if len(changes) == 1 else "differ"
+            raise ConnectorError(
+                f"The {label} was entered for {describe_destination(entered)}, not for the"
+                f" current settings ({the_changes(changes)} {verb}); it was not sent. Enter it"
+                " again in the connection settings."
+            )
+    return sealed.values
 
 
 def upload_bytes(endpoint: SystemEndpoint) -> bytes | None:

@@ -7,11 +7,17 @@ under the first key, after which the old key can be dropped.
 
 Development without the variable uses a per-install key file in VAR_DIR (like SECRET_KEY);
 production refuses to start without the variable (see settings).
+
+Connection secrets are sealed with the destination they were entered for (``seal``): the
+binding is inside the same authenticated token, so it cannot be edited or swapped apart from
+the secret, and a secret is only ever used where its binding matches the current settings.
 """
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -79,6 +85,47 @@ def encrypt_json(values: dict[str, str]) -> str:
 
 def decrypt_json(token: str) -> dict[str, str]:
     return json.loads(decrypt(token)) if token else {}
+
+
+# Marks a sealed payload; payloads without it are bare {name: value} dicts written before
+# secrets were bound to their destination.
+SEALED_FORMAT = "aethon-bound-1"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """Secrets and, per secret, the destination it was entered for.
+
+    ``bindings`` is None for a token written before bindings existed: nothing says where such
+    a secret may go, so callers must not use it.
+    """
+
+    values: dict[str, str]
+    bindings: dict[str, dict[str, Any]] | None
+
+
+def seal(values: dict[str, str], bindings: dict[str, dict[str, Any]]) -> str:
+    """Encrypt secrets together with their destinations; no secrets is no token at all."""
+    if not values:
+        return ""
+    unbound = sorted(set(values) - set(bindings))
+    if unbound:
+        raise ValueError(f"Secrets with no destination cannot be stored: {', '.join(unbound)}.")
+    payload = {
+        "format": SEALED_FORMAT,
+        "values": values,
+        "bindings": {name: bindings[name] for name in values},
+    }
+    return encrypt(json.dumps(payload, sort_keys=True))
+
+
+def unseal(token: str) -> Sealed:
+    if not token:
+        return Sealed({}, {})
+    data = json.loads(decrypt(token))
+    if isinstance(data, dict) and data.get("format") == SEALED_FORMAT:
+        return Sealed(dict(data["values"]), dict(data["bindings"]))
+    return Sealed(dict(data), None)
 
 
 def rotate(token: str) -> str:

@@ -2,9 +2,11 @@
 
 A view, the API and the beat schedule all call `start_validation_run`; the Celery task only
 calls `execute_run`. Liveness: the worker beats a heartbeat into the run row; a run whose
-heartbeat goes stale (worker killed, machine lost) is marked failed by `reap_stale_runs`,
-and a second delivery of the task (Celery requeues it when a pool process dies, acks_late)
-notices the dead attempt and fails the run with the reason instead of running it twice.
+heartbeat goes stale (worker killed, machine lost) is marked failed by `reap_stale_runs`
+(every minute from beat, when a worker starts, and when a new run of the same connection
+is started or the run is cancelled), and a second delivery of the task (Celery requeues it
+when a pool process dies, acks_late) notices the dead attempt and fails the run with the
+reason instead of running it twice.
 """
 
 import contextlib
@@ -22,6 +24,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
@@ -49,6 +52,9 @@ QUEUE_UNREACHABLE = (
     " (CELERY_BROKER_URL) is up, then start the run again."
 )
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+# Seconds between two looks at the cancel flag by the heartbeat thread (at most the heartbeat
+# interval): a cancel reaches a run blocked in a download within about this long.
+CANCEL_POLL = 1.0
 FETCH_BATCH = 10_000
 # Publishing gives up quickly: the user is waiting on the page.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
@@ -109,6 +115,8 @@ def start_validation_run(
 
     One run per connection and kind is active at a time: starting again while one is queued or
     running returns that run (a double click or an overlapping schedule starts nothing new).
+    An active run whose worker stopped beating is failed first (with the reason), so that a
+    worker killed while no beat runs to reap it cannot block the connection for good.
     Raises RunRefused when the run cannot make sense (a parallel run without a baseline).
     """
     kind = RunKind(kind)
@@ -116,6 +124,7 @@ def start_validation_run(
     active = ValidationRun.objects.filter(
         connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
     )
+    reap_stale_runs(runs=active)
     if existing := active.first():
         return existing
     try:
@@ -210,7 +219,8 @@ def fail_run(
 
 
 def cancel_run(run: ValidationRun) -> ValidationRun:
-    """A queued run ends at once; a running one stops at its next checkpoint (within ~1 s)."""
+    """A queued run ends at once; a running one stops within a few seconds (its heartbeat
+    thread sees the flag), and one whose worker is gone (stale heartbeat) ends at once."""
     ended = fail_run(
         run.pk,
         "Cancelled before a worker started it.",
@@ -218,17 +228,25 @@ def cancel_run(run: ValidationRun) -> ValidationRun:
         from_status=(Status.QUEUED,),
     )
     if not ended:
-        ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+        running = ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING)
+        if running.update(cancel_requested=True):
+            reap_stale_runs(runs=running)  # no worker is left to notice the flag
     run.refresh_from_db()
     return run
 
 
-def reap_stale_runs(now: datetime | None = None) -> int:
-    """Fail running runs whose worker stopped beating; returns how many were reaped."""
+def reap_stale_runs(
+    now: datetime | None = None, runs: QuerySet[ValidationRun] | None = None
+) -> int:
+    """Fail running runs whose worker stopped beating; returns how many were reaped.
+
+    `runs` narrows the look to some runs (those blocking a new start, or being cancelled).
+    """
     now = now or timezone.now()
     stale = timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    candidates = ValidationRun.objects.all() if runs is None else runs
     reaped = 0
-    for run in ValidationRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
+    for run in candidates.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
         if run.cancel_requested:
             ok = fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
         else:
@@ -336,6 +354,10 @@ class Runner:
 
     # --- liveness ------------------------------------------------------------------------
 
+    def should_stop(self) -> bool:
+        """For connectors: end the current download now (checked while it waits on a server)."""
+        return self._cancel.is_set()
+
     def _beat_once(self) -> None:
         now = timezone.now()
         if not self.owned().update(heartbeat_at=now):
@@ -344,11 +366,24 @@ class Runner:
         if self.owned().filter(cancel_requested=True).exists():
             self._cancel.set()
 
+    def _poll_cancel(self) -> None:
+        flag = self.owned().values_list("cancel_requested", flat=True).first()
+        if flag is None or flag:  # None: reaped or finished elsewhere
+            self._cancel.set()
+
     def _beat(self, every: float) -> None:
+        """Beat every `every` seconds and look at the cancel flag at least every second: the
+        run's own thread may be blocked in a download, where only this thread can notice."""
+        poll = min(every, CANCEL_POLL)
+        next_beat = time.monotonic() + every
         try:
-            while not self._stop.wait(every):
+            while not self._stop.wait(poll):
                 try:
-                    self._beat_once()
+                    if time.monotonic() >= next_beat - poll / 2:
+                        next_beat = time.monotonic() + every
+                        self._beat_once()
+                    else:
+                        self._poll_cancel()
                 except Exception:  # noqa: BLE001 - a missed beat must not kill the run
                     log.exception("heartbeat of validation run %s failed", self.run.pk)
         finally:
@@ -455,18 +490,27 @@ class Runner:
         except (RunCancelled, RunLost, SoftTimeLimitExceeded):
             raise  # the whole run ends, not just this stage
         except Exception as exc:  # noqa: BLE001 - one stage's crash is that stage's failure
+            if self._cancel.is_set():
+                self._raise_stop()  # a download stopped by the cancel is not the stage's failure
             log.exception("validation run %s: stage %s crashed", self.run.pk, name)
             result = StageResult(RunStage.Status.FAILED, error=short_error(exc))
+        # A stage that swallowed a stopped download (connectivity reports it as unreachable)
+        # must not be stored as failed: the run was cancelled.
+        self.checkpoint()
         self.end(name, result)
         return result
 
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
+        from .filesafety import safe_csv
+
         frame = outcome.report.differences_frame()
         if frame.height == 0:
             return
-        data = frame.write_csv().encode()
+        # Values come from the systems under test: neutralised, none opens as a live formula.
+        text = frame.select(pl.all().cast(pl.String))
+        data = safe_csv(text.columns, text.iter_rows())
         name = f"runs/{self.run.project_id}/run-{self.run.pk}-differences.csv"
         storage = ValidationRun._meta.get_field("differences_file").storage
         if storage.exists(name):
@@ -525,7 +569,8 @@ def _summary(results: dict[str, StageResult]) -> dict:
 def _run_validation(r: Runner) -> dict[str, StageResult]:
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
-    source, target = open_side("source", c.source), open_side("target", c.target)
+    source = open_side("source", c.source, r.should_stop)
+    target = open_side("target", c.target, r.should_stop)
     results = {"connectivity": r.stage("connectivity", lambda: connectivity([source, target]))}
     results["schema"] = r.stage(
         "schema",
@@ -562,7 +607,8 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     rows = list(FieldMapping.objects.filter(connection=c))
     if r.run.baseline is None:
         raise RunRefusedDuringRun("The old process's output system was deleted.")
-    old, new = open_side("old output", r.run.baseline), open_side("new output", c.target)
+    old = open_side("old output", r.run.baseline, r.should_stop)
+    new = open_side("new output", c.target, r.should_stop)
     results = {"connectivity": r.stage("connectivity", lambda: connectivity([old, new]))}
     results["schema"] = r.stage(
         "schema",

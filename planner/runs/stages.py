@@ -66,14 +66,19 @@ class Side:
         return (self.report or {}).get("error") or self.error or "not reachable"
 
 
-def open_side(role: str, system: System) -> Side:
+def open_side(role: str, system: System, should_stop: Callable[[], bool] | None = None) -> Side:
+    """`should_stop` reaches connectors that can end a request early (HTTP), so a cancelled
+    run does not wait out a slow server's timeouts."""
     endpoint = endpoint_of(system)
     if endpoint is None:
         return Side(role, system, None, error=f"{system.name} has no connection settings yet.")
     try:
-        return Side(role, system, endpoint, connector=open_endpoint(endpoint))
+        connector = open_endpoint(endpoint)
     except ConnectorError as exc:
         return Side(role, system, endpoint, error=exc.message)
+    if should_stop is not None and hasattr(connector, "should_stop"):
+        connector.should_stop = should_stop  # type: ignore[attr-defined]
+    return Side(role, system, endpoint, connector=connector)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ Registered by aethon/celery.py (worker) and planner/apps.py (every process), und
 had before the package layout, which queued messages and beat rows carry.
 Settings make every task ack late and be rejected (requeued) when its worker process dies; the
 run's own claim/heartbeat bookkeeping turns such a redelivery into a failed run with a reason.
+`reap_after_worker_start` is connected to Celery's `worker_ready` in aethon/celery.py.
 """
 
 import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import connection as db
 
 from planner.models import Connection, RunKind, ValidationRun
 from planner.runs import service as validation
@@ -47,6 +49,35 @@ def run_validation(self, run_id: int) -> None:
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)
 def reap_stale_runs() -> int:
     return validation.reap_stale_runs()
+
+
+def reap_after_worker_start(sender=None, **_kwargs) -> None:
+    """A worker that starts ends what a killed worker left behind, beat or no beat.
+
+    A worker killed as a whole (SIGKILL, OOM, machine lost) leaves its run 'running' and its
+    task unacknowledged for up to the broker's visibility timeout; without beat nothing else
+    would notice. Runs already stale are failed now; one killed just before this start is not
+    stale yet, so one more reap is queued for when it would be.
+    """
+    try:
+        reaped = validation.reap_stale_runs()
+        if ValidationRun.objects.filter(status=ValidationRun.Status.RUNNING).exists():
+            reap_stale_runs.apply_async(
+                countdown=settings.AETHON_RUN_STALE_SECONDS + 1, **_own_queue(sender)
+            )
+        if reaped:
+            log.warning("worker start: %s validation run(s) of a stopped worker failed", reaped)
+    except Exception:  # a worker that cannot reap must still start and work
+        log.exception("reaping stale validation runs at worker start failed")
+    finally:
+        if not db.in_atomic_block:  # (a caller's transaction is left alone)
+            db.close()  # the worker's main process keeps no idle database connection
+
+
+def _own_queue(consumer) -> dict:
+    """Route the follow-up reap to a queue this worker consumes, so that it runs it itself."""
+    queues = getattr(getattr(consumer, "task_consumer", None), "queues", None) or []
+    return {"queue": queues[0].name} if queues else {}
 
 
 @shared_task(name="planner.validation_tasks.scheduled_validation", ignore_result=True)

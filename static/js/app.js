@@ -50,3 +50,20 @@ document.addEventListener("mapping-moved", (event) => {
   if (event.detail.direction === "up") other.before(row); else other.after(row);
   row.querySelector(`[aria-label^="Move"][aria-label$="${event.detail.direction}"]`)?.focus();
 });
+
+// A select that goes to the page it names (the mapping editor's "Other connection"): wired
+// here because the Content Security Policy refuses inline onchange= / onsubmit= handlers.
+function navigateTo(select) {
+  const url = select && select.value;
+  // Only paths of this site: a javascript: or foreign URL in an option is never followed.
+  if (url && url.startsWith("/") && !url.startsWith("//")) window.location.assign(url);
+}
+document.addEventListener("change", (event) => {
+  if (event.target.matches && event.target.matches("select[data-navigate]")) navigateTo(event.target);
+});
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches || !form.matches("form[data-navigate-form]")) return;
+  event.preventDefault();
+  navigateTo(form.querySelector("select[data-navigate]"));
+});

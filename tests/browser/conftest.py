@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DEFAULT_TIMEOUT_MS = 10_000
+# Chromium's console wording when the Content Security Policy blocks something.
+CSP_VIOLATION = re.compile(r"Content Security Policy|Refused to (execute|apply|load|evaluate)")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -61,6 +63,19 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     page = context.new_page()
+    # Every flow runs under the app's real CSP: a blocked script or style, or a page served
+    # without the policy, fails the test (a broken feature would otherwise go unnoticed).
+    violations, unprotected = [], []
+    page.on("console", lambda m: CSP_VIOLATION.search(m.text) and violations.append(m.text))
+    page.on(
+        "response",
+        lambda r: (
+            r.request.resource_type == "document"
+            and r.headers.get("content-type", "").startswith("text/html")
+            and "content-security-policy" not in r.headers
+            and unprotected.append(r.url)
+        ),
+    )
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
@@ -72,6 +87,8 @@ def page(browser, request):
         except Exception as exc:  # a screenshot must never hide the real failure
             print(f"could not save a screenshot: {exc}")
     context.close()
+    assert not violations, f"Content Security Policy violations: {violations}"
+    assert not unprotected, f"pages served without a Content-Security-Policy: {unprotected}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tests.factories import (
     DataElementFactory,
     MembershipFactory,
     ObjectiveFactory,
+    ProjectFactory,
     SignOffFactory,
     SystemFactory,
     TestCaseFactory,
@@ -112,15 +113,16 @@ def test_a_step_completes_only_with_a_fresh_required_sign_off(project, step1_rea
     r = project_readiness(project).for_step(1)
     assert r.state == AWAITING_SIGN_OFF
     assert [f.text for o in r.outcomes for f in o.findings] == ["Awaiting sign-off by an approver."]
-    # The owner's approval is recorded but does not stand in for the approver.
-    sign(
-        project,
-        1,
-        project.memberships.get(user=project.owner),
-        "approve",
-        "",
-        current_hash(project),
-    )
+    # The owner's approval does not stand in for the approver: it is not even recorded.
+    with pytest.raises(SignOffRefused):
+        sign(
+            project,
+            1,
+            project.memberships.get(user=project.owner),
+            "approve",
+            "",
+            current_hash(project),
+        )
     assert project_readiness(project).for_step(1).state == AWAITING_SIGN_OFF
     made = sign(project, 1, approver, "approve", "Looks right", current_hash(project))
     assert (made.content_hash, made.role) == (current_hash(project), Role.APPROVER)
@@ -252,6 +254,172 @@ def test_sign_off_state_takes_a_fixed_number_of_queries(project, step1_ready, ap
     CriterionFactory(project=project)
     count()
     assert count() <= few
+
+
+# One decision per signer and version; only the roles the step asks for -------------------------
+
+
+def test_a_repeated_decision_on_the_same_version_is_refused(project, step1_ready, approver):
+    first = sign(project, 1, approver, "approve", "", current_hash(project))
+    when = f"{first.created_at:%d %b %Y %H:%M}"
+    expected = (
+        f"You already approved version {first.short_hash} of step 1 on {when}. "
+        "A new decision is possible once the step changes."
+    )
+    with pytest.raises(SignOffRefused) as refused:
+        sign(project, 1, approver, "approve", "", current_hash(project))
+    assert str(refused.value) == expected
+    # Changing one's mind on the same version is a second decision too.
+    with pytest.raises(SignOffRefused, match="You already approved version"):
+        sign(project, 1, approver, "changes", "On second thought", current_hash(project))
+    assert SignOff.objects.count() == 1
+    # Another signer may still decide on that version, and the signer on a new one.
+    other = MembershipFactory(project=project, role=Role.APPROVER)
+    sign(project, 1, other, "changes", "Add a window", current_hash(project))
+    CriterionFactory(project=project)
+    sign(project, 1, approver, "changes", "Which window?", current_hash(project))
+    assert SignOff.objects.filter(user=approver.user).count() == 2
+
+
+def test_a_repeated_request_for_changes_is_refused_too(project, step1_ready, approver):
+    sign(project, 1, approver, "changes", "Add a window", current_hash(project))
+    with pytest.raises(SignOffRefused, match="You already requested changes on version"):
+        sign(project, 1, approver, "changes", "Add a window", current_hash(project))
+    assert SignOff.objects.count() == 1
+
+
+def test_the_database_holds_one_decision_per_signer_and_version(project, approver):
+    from django.db import IntegrityError, transaction
+
+    SignOffFactory(project=project, user=approver.user, step=2, content_hash="a" * 64)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SignOffFactory(
+            project=project, user=approver.user, step=2, content_hash="a" * 64, decision="changes"
+        )
+    # Other steps, versions and signers are separate decisions.
+    SignOffFactory(project=project, user=approver.user, step=3, content_hash="a" * 64)
+    SignOffFactory(project=project, user=approver.user, step=2, content_hash="b" * 64)
+    SignOffFactory(project=project, step=2, content_hash="a" * 64)
+    assert SignOff.objects.count() == 4
+
+
+def test_two_decisions_racing_on_one_version_leave_one_and_a_message(
+    project, step1_ready, approver, monkeypatch
+):
+    import planner.signoff as service
+
+    sign(project, 1, approver, "approve", "", current_hash(project))
+    # The other request's decision lands between our check and our insert.
+    real = service._earlier_decision
+    calls = []
+
+    def missed_once(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(service, "_earlier_decision", missed_once)
+    with pytest.raises(SignOffRefused, match="You already approved version"):
+        sign(project, 1, approver, "approve", "", current_hash(project))
+    assert SignOff.objects.count() == 1 and len(calls) == 2
+
+
+def test_a_role_the_step_does_not_ask_for_is_refused_not_recorded(project):
+    owner = project.memberships.get(user=project.owner)
+    with pytest.raises(SignOffRefused) as refused:
+        sign(project, 2, owner, "approve", "", current_hash(project, 2))
+    assert str(refused.value) == (
+        "Step 2 asks for sign-off by: Approver. Your role (Owner) is not one of them."
+    )
+    # Requesting changes is a decision as well.
+    with pytest.raises(SignOffRefused, match="Your role \\(Owner\\) is not one of them"):
+        sign(project, 2, owner, "changes", "Rename it", current_hash(project, 2))
+    assert not SignOff.objects.exists()
+
+
+def test_the_view_refuses_a_role_the_step_does_not_ask_for(project, owner_client):
+    data = {"decision": "approve", "comment": "", "content_hash": current_hash(project, 2)}
+    response = owner_client.post(sign_url(project, 2), data)
+    assert response.status_code == 400
+    message = "Step 2 asks for sign-off by: Approver. Your role (Owner) is not one of them."
+    assert message in response.content.decode()
+    html = owner_client.post(sign_url(project, 2), data, **HTMX).content.decode()
+    assert message in html and 'id="step-header"' in html
+    assert not SignOff.objects.exists()
+    assert project_readiness(project).for_step(2).signoff.latest == []
+
+
+def test_the_view_refuses_a_repeated_decision(project, step1_ready, approver):
+    client = client_for(approver.user)
+    assert approve(client, project).status_code == 302
+    response = approve(client, project)
+    assert response.status_code == 400
+    assert "You already approved version" in response.content.decode()
+    html = approve(client, project, **HTMX).content.decode()
+    assert "You already approved version" in html
+    assert SignOff.objects.count() == 1
+
+
+def test_roles_asked_by_the_policy_are_named_and_a_step_asking_nobody_refuses(
+    project, step1_ready, approver
+):
+    ApproverRequirement.objects.create(project=project, step=1, roles=["owner"])
+    with pytest.raises(SignOffRefused) as refused:
+        sign(project, 1, approver, "approve", "", current_hash(project))
+    assert str(refused.value) == (
+        "Step 1 asks for sign-off by: Owner. Your role (Approver) is not one of them."
+    )
+    ApproverRequirement.objects.filter(project=project, step=1).update(roles=["approver", "owner"])
+    sign(project, 1, approver, "approve", "", current_hash(project))
+    ApproverRequirement.objects.filter(project=project, step=1).update(roles=[])
+    owner = project.memberships.get(user=project.owner)
+    with pytest.raises(SignOffRefused, match="Step 1 asks for no sign-off"):
+        sign(project, 1, owner, "approve", "", current_hash(project))
+    assert SignOff.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_the_first_decision_of_each_signer_version_and_round():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("planner", "0005_golive_reviews_alerts_api")]
+    after = [("planner", "0006_signoff_one_decision")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        apps = executor.loader.project_state(before).apps
+        old_signoff = apps.get_model("planner", "SignOff")
+        old_stale = apps.get_model("planner", "SignOffStale")
+        project_id = ProjectFactory().pk
+        same = {"project_id": project_id, "step": 1, "user_id": UserFactory().pk}
+
+        def decide(decision="approve", content_hash="0" * 64):
+            return old_signoff.objects.create(
+                **same, role="approver", decision=decision, content_hash=content_hash
+            )
+
+        def went_stale(s):
+            old_stale.objects.create(
+                project_id=project_id, signoff=s, step=1, current_hash="9" * 64
+            )
+
+        first = decide()
+        decide("changes")  # a repeat on a live decision: removed
+        went_stale(first)
+        renewed = decide()  # the step changed and changed back: a new round, kept
+        went_stale(decide())  # a repeat in that round: removed, with its stale event
+        other_version = decide(content_hash="2" * 64)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+    left = SignOff.objects.order_by("pk")
+    assert [(s.pk, s.round) for s in left] == [
+        (first.pk, 0),
+        (renewed.pk, 1),
+        (other_version.pk, 1),
+    ]
+    assert [e.signoff_id for e in SignOffStale.objects.all()] == [first.pk]
 
 
 # Immutability and history ----------------------------------------------------------------------

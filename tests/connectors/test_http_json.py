@@ -217,6 +217,49 @@ def test_static_params_and_headers(server: Any) -> None:
     assert req.headers["x-tenant"] == "t1"
 
 
+def test_secret_headers_are_sent_from_the_secrets_and_never_across_origins() -> None:
+    secrets = {"header:private-token": "pt-secret", "api_key": "k-1"}
+    with serve(lambda req: Reply(body=[{"id": 1}])) as other:
+
+        def front(req: Request) -> Reply:
+            if req.path == "/start":
+                return Reply(body=[{"id": 1}])
+            if req.path == "/denied":
+                return Reply(401, body=f"no: {req.headers.get('private-token')}".encode())
+            return Reply(307, headers={"Location": f"{other.url}/final"})
+
+        with serve(front) as first:
+            config = {
+                "base_url": first.url,
+                "endpoint": "/start",
+                "auth": "api_key",
+                "headers": {"X-Tenant": "t1"},
+                "secret_headers": ["Private-Token"],
+            }
+            assert fetch_all(open_connector("http_json", config, secrets, POLICY)).height == 1
+            moved = {**config, "endpoint": "/moved"}
+            fetch_all(open_connector("http_json", moved, secrets, POLICY))
+            denied = open_connector("http_json", {**config, "endpoint": "/denied"}, secrets, POLICY)
+            report = denied.test()
+    sent = first.requests[0].headers
+    assert (sent["private-token"], sent["x-api-key"], sent["x-tenant"]) == (
+        "pt-secret",
+        "k-1",
+        "t1",
+    )
+    final = other.requests[0].headers
+    assert "private-token" not in final and "x-api-key" not in final  # another origin
+    assert final["x-tenant"] == "t1"
+    assert "HTTP 401" in report.error and "pt-secret" not in report.error
+
+
+def test_a_secret_header_without_its_value_is_an_error(server: Any) -> None:
+    with pytest.raises(ConnectorError, match="value of the secret header 'Private-Token'"):
+        connector(server, endpoint="/auth", secret_headers=["Private-Token"])
+    with pytest.raises(ConnectorError, match="secret_headers must be a list of header names"):
+        connector(server, secret_headers="Private-Token")
+
+
 def test_config_validation() -> None:
     for bad, message in [
         ({}, "Base URL"),

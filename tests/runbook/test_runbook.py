@@ -2,9 +2,11 @@
 
 import shutil
 import subprocess
+import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -135,16 +137,13 @@ def test_a_small_project_exports_in_one_click(full_project, member):
     assert client_for(UserFactory()).get(response["Location"]).status_code == 404
 
 
-def test_a_big_project_goes_through_the_celery_task(
-    project, owner_client, monkeypatch, django_capture_on_commit_callbacks
-):
+def test_a_big_project_goes_through_the_celery_task(project, owner_client, monkeypatch):
     monkeypatch.setattr(rb, "BIG_PROJECT_ROWS", 2)
     connection = ConnectionFactory(project=project)
     FieldMappingFactory.create_batch(3, project=project, connection=connection)
     queued = []
-    monkeypatch.setattr(export_runbook, "delay", lambda export_id: queued.append(export_id))
-    with django_capture_on_commit_callbacks(execute=True):
-        response = owner_client.post(reverse("planner:runbook_export", args=[project.pk]))
+    monkeypatch.setattr(export_runbook, "apply_async", lambda args, **options: queued.extend(args))
+    response = owner_client.post(reverse("planner:runbook_export", args=[project.pk]))
     export = RunbookExport.objects.get(project=project)
     assert response["Location"] == reverse("planner:runbook", args=[project.pk])
     assert queued == [export.pk] and export.status == "queued"
@@ -165,6 +164,56 @@ def test_a_big_project_goes_through_the_celery_task(
     export_runbook(export.pk)
     export.refresh_from_db()
     assert export.attempts == 1
+
+
+def use_closed_broker(monkeypatch) -> None:
+    """Point Celery at a port where nothing listens, as when the broker is down."""
+    url = "redis://127.0.0.1:1/0"
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    monkeypatch.setitem(app.conf, "broker_url", url)
+
+
+@pytest.fixture
+def big_project(project, monkeypatch):
+    monkeypatch.setattr(rb, "BIG_PROJECT_ROWS", 2)
+    connection = ConnectionFactory(project=project)
+    FieldMappingFactory.create_batch(3, project=project, connection=connection)
+    return project
+
+
+def test_a_big_export_while_the_broker_is_down_says_so_and_leaves_nothing_waiting(
+    big_project, owner_client, monkeypatch
+):
+    use_closed_broker(monkeypatch)
+    started = time.monotonic()
+    response = owner_client.post(
+        reverse("planner:runbook_export", args=[big_project.pk]), follow=True
+    )
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The task queue is unreachable" in html and "Try again later" in html
+    export = RunbookExport.objects.get(project=big_project)
+    assert export.status == "failed" and export.error == rb.QUEUE_UNREACHABLE
+    assert export.finished_at is not None and not export.file
+    # Nothing polls for a worker that will never come.
+    assert not RunbookExport.objects.filter(status__in=["queued", "running"]).exists()
+    assert 'hx-trigger="every 1s"' not in html
+
+
+def test_the_api_runbook_of_a_big_project_needs_no_broker(big_project, monkeypatch):
+    from planner.api.tokens import create_token
+
+    use_closed_broker(monkeypatch)
+    _, raw = create_token(big_project.owner, "ci")
+    response = Client().get(
+        f"/api/projects/{big_project.pk}/runbook.pdf", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    # Made in the request, as for any project: a GET queues nothing and stores nothing.
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert not RunbookExport.objects.exists()
 
 
 def test_the_task_runs_through_celery_in_eager_mode(project):

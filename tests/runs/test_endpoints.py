@@ -1,18 +1,30 @@
 """Connection settings of a system: the form, secrets that never come back, file uploads,
 "Test connection", and the outbound guard's allow-list from settings."""
 
+import base64
+import contextlib
+import hashlib
+import hmac
 import os
+import socketserver
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+from django.views.debug import ExceptionReporter
 
+from planner.api.tokens import create_token
 from planner.models import RunStage, SystemEndpoint
 from planner.runs import secrets
 from planner.runs import service as validation
+from planner.runs.endpoint_forms import EndpointForm, is_credential_header
+from planner.runs.endpoints import seal_secrets
 from tests.conftest import HTMX, client_for
 from tests.connectors import Reply, serve
 from tests.factories import (
@@ -60,6 +72,10 @@ def save(client, system, data, **extra):
     return client.post(settings_url(system), data, **extra)
 
 
+def stored_secrets(ep):
+    return secrets.unseal(ep.secrets_token).values
+
+
 def test_saving_database_settings_encrypts_the_password(owner_client, system):
     response = save(owner_client, system, {**PG, "password": SECRET})
     assert response.status_code == 302
@@ -72,7 +88,7 @@ def test_saving_database_settings_encrypts_the_password(owner_client, system):
         "sslmode": "require",
     }
     assert SECRET not in ep.secrets_token and SECRET not in str(ep.config)
-    assert secrets.decrypt_json(ep.secrets_token) == {"password": SECRET}
+    assert stored_secrets(ep) == {"password": SECRET}
     assert ep.secrets_set == ["password"]
     assert ep.dataset == "public.invoices"
 
@@ -80,13 +96,15 @@ def test_saving_database_settings_encrypts_the_password(owner_client, system):
 def test_a_blank_secret_keeps_the_stored_one_a_new_one_replaces_it(owner_client, system):
     save(owner_client, system, {**PG, "password": SECRET})
     ep = SystemEndpoint.objects.get(system=system)
-    save(owner_client, system, {**PG, "host": "db2.example.com", "expected_version": ep.version})
+    # Same server, database and user: the password stays (a new destination drops it, below).
+    same_server = {**PG, "schema": "billing", "dataset": "invoices", "sslmode": "verify-full"}
+    save(owner_client, system, {**same_server, "expected_version": ep.version})
     ep.refresh_from_db()
-    assert ep.config["host"] == "db2.example.com"
-    assert secrets.decrypt_json(ep.secrets_token) == {"password": SECRET}
+    assert ep.config["schema"] == "billing"
+    assert stored_secrets(ep) == {"password": SECRET}
     save(owner_client, system, {**PG, "password": "other", "expected_version": ep.version})
     ep.refresh_from_db()
-    assert secrets.decrypt_json(ep.secrets_token) == {"password": "other"}
+    assert stored_secrets(ep) == {"password": "other"}
     save(owner_client, system, {**PG, "clear_secrets": "on", "expected_version": ep.version})
     ep.refresh_from_db()
     assert (ep.secrets_token, ep.secrets_set) == ("", [])
@@ -161,7 +179,7 @@ def test_credential_headers_must_use_the_encrypted_fields(owner_client, system):
     assert save(owner_client, system, data).status_code == 302
     ep = SystemEndpoint.objects.get(system=system)
     assert ep.config["headers"] == {"Accept": "application/json"}
-    assert secrets.decrypt_json(ep.secrets_token) == {"token": SECRET}
+    assert stored_secrets(ep) == {"token": SECRET}
 
 
 def test_an_uploaded_file_is_stored_privately_and_never_served(owner_client, system, media):
@@ -212,13 +230,13 @@ def test_viewers_see_the_settings_but_cannot_change_them(project, member, system
 def test_a_concurrent_edit_is_not_lost(owner_client, system):
     save(owner_client, system, {**PG, "password": SECRET})
     ep = SystemEndpoint.objects.get(system=system)
-    save(owner_client, system, {**PG, "host": "first.example.com", "expected_version": ep.version})
+    save(owner_client, system, {**PG, "schema": "first", "expected_version": ep.version})
     html = save(
-        owner_client, system, {**PG, "host": "second.example.com", "expected_version": ep.version}
+        owner_client, system, {**PG, "schema": "second", "expected_version": ep.version}
     ).content.decode()
     assert "Someone else saved these settings while you were editing" in html
     ep.refresh_from_db()
-    assert ep.config["host"] == "first.example.com"
+    assert ep.config["schema"] == "first"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +396,9 @@ def test_a_secret_echoed_by_a_failing_system_never_reaches_the_run_page(
             key_fields="id",
             config={"base_url": server.url, "auth": "bearer"},
             dataset="/customers",
-            secrets_token=secrets.encrypt_json({"token": SECRET}),
+            secrets_token=seal_secrets(
+                "http_json", {"base_url": server.url, "auth": "bearer"}, {"token": SECRET}
+            ),
             secrets_set=["token"],
         )
         run = validation.start_validation_run(connection, None)
@@ -394,3 +414,563 @@ def test_a_secret_echoed_by_a_failing_system_never_reaches_the_run_page(
     )
     assert "401" in page and SECRET not in page
     assert SECRET not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# A stored secret is bound to the destination it was entered for
+
+
+class FakePostgres:
+    """Just enough of the PostgreSQL wire protocol to see what a client sends when it logs in.
+
+    ``method="password"`` asks for the password in clear text, as a hostile server would.
+    ``method="scram"`` checks a SCRAM-SHA-256 proof against ``password`` without learning it,
+    so a test can tell that the client knew the right password.
+    """
+
+    def __init__(self, method: str = "password", password: str = "") -> None:
+        self.method, self.password = method, password
+        self.logins: list[dict[str, str]] = []  # startup parameters of every login attempt
+        self.cleartext: list[str] = []  # passwords received in clear text
+        self.proofs: list[bool] = []  # SCRAM proofs received: right password or not
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with contextlib.suppress(OSError, ValueError, struct.error):
+                    outer._session(self.request)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+
+    def __enter__(self) -> "FakePostgres":
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def _read(sock, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ValueError("client went away")
+            data += chunk
+        return data
+
+    def _message(self, sock) -> bytes:
+        self._read(sock, 1)  # the message type
+        (length,) = struct.unpack("!i", self._read(sock, 4))
+        return self._read(sock, length - 4)
+
+    @staticmethod
+    def _send(sock, kind: bytes, body: bytes) -> None:
+        sock.sendall(kind + struct.pack("!i", len(body) + 4) + body)
+
+    def _session(self, sock) -> None:
+        while True:  # SSL and GSS encryption requests are declined; then the startup message
+            (length,) = struct.unpack("!i", self._read(sock, 4))
+            body = self._read(sock, length - 4)
+            if struct.unpack("!i", body[:4])[0] not in (80877103, 80877104):
+                break
+            sock.sendall(b"N")
+        words = body[4:].split(b"\x00")
+        self.logins.append(
+            {k.decode(): v.decode() for k, v in zip(words[::2], words[1::2], strict=False) if k}
+        )
+        if self.method == "password":
+            self._send(sock, b"R", struct.pack("!i", 3))
+            self.cleartext.append(self._message(sock).rstrip(b"\x00").decode())
+        else:
+            self._scram(sock)
+        error = b"SFATAL\x00VFATAL\x00C28P01\x00Mtest server: login refused\x00\x00"
+        self._send(sock, b"E", error)
+
+    def _scram(self, sock) -> None:
+        self._send(sock, b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256\x00\x00")
+        rest = self._message(sock).split(b"\x00", 1)[1]
+        client_first = rest[4 : 4 + struct.unpack("!i", rest[:4])[0]].decode()
+        bare = client_first.split(",", 2)[2]
+        nonce = dict(p.split("=", 1) for p in bare.split(","))["r"] + "srv"
+        salt = os.urandom(16)
+        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i=4096"
+        self._send(sock, b"R", struct.pack("!i", 11) + server_first.encode())
+        without_proof, _, proof = self._message(sock).decode().rpartition(",p=")
+        auth_message = f"{bare},{server_first},{without_proof}".encode()
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, 4096)
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        signature = hmac.new(stored_key, auth_message, "sha256").digest()
+        recovered = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature, strict=True))
+        self.proofs.append(hashlib.sha256(recovered).digest() == stored_key)
+
+
+CRM = {
+    "kind": "postgres",
+    "host": "db.example",
+    "port": "5432",
+    "database": "crm",
+    "user": "crm_reader",
+    "dataset": "public.accounts",
+    "key_fields": "id",
+    "sslmode": "disable",
+}
+HTTP = {"kind": "http_json", "dataset": "/customers", "records_path": "$.items", "key_fields": "id"}
+
+
+def seen_by(server) -> str:
+    """Everything the listener received: paths, queries, headers, and decoded Basic pairs."""
+    out = []
+    for req in server.requests:
+        out += [req.path, str(req.query), *req.headers.values()]
+        for value in req.headers.values():
+            if value.lower().startswith("basic "):
+                out.append(base64.b64decode(value[6:]).decode(errors="replace"))
+    return "\n".join(out)
+
+
+def connectivity_of(system):
+    """Run a validation of a connection from `system` to a CSV target: its connectivity stage."""
+    project = system.project
+    target = SystemFactory(project=project, name="Target")
+    SystemEndpointFactory(system=target, csv="id,name\n1,Ada\n")
+    connection = ConnectionFactory(project=project, source=system, target=target)
+    FieldMappingFactory(
+        project=project,
+        connection=connection,
+        source_field="name",
+        target_field="name",
+        rule="trim",
+    )
+    run = validation.start_validation_run(connection, None)
+    validation.execute_run(run.pk, heartbeat=False)
+    return run.stages.get(name="connectivity")
+
+
+@pytest.fixture
+def loopback_allowed(settings, monkeypatch):
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    monkeypatch.setattr(validation, "dispatch", lambda run: None)
+
+
+@pytest.mark.parametrize(
+    ("changed", "stored", "attack", "entered_for"),
+    [
+        ("host", {"host": "db.example"}, {"host": "127.0.0.1"}, "db.example:{port}/crm"),
+        ("port", {"port": "5432"}, {}, "127.0.0.1:5432/crm"),
+        ("user", {}, {"user": "postgres"}, "127.0.0.1:{port}/crm"),
+        ("database", {}, {"database": "postgres"}, "127.0.0.1:{port}/crm"),
+    ],
+)
+def test_a_stored_password_never_follows_a_changed_postgres_destination(
+    owner_client, system, loopback_allowed, changed, stored, attack, entered_for
+):
+    """The attack: leave the password blank, point the settings at a server that asks for it
+    in clear text, press "Test connection" (or Save): that server must not even be dialled."""
+    with FakePostgres("password") as fake:
+        here = {**CRM, "host": "127.0.0.1", "port": str(fake.port)}
+        save(owner_client, system, {**here, **stored, "password": SECRET})
+        ep = SystemEndpoint.objects.get(system=system)
+        before = (ep.config, ep.secrets_token, ep.version)
+        hostile = {**here, **attack, "expected_version": ep.version}
+        tested = owner_client.post(conn_test_url(system), hostile, **HTMX).content.decode()
+        saved = save(owner_client, system, hostile).content.decode()
+    assert fake.logins == [] and fake.cleartext == []
+    where = entered_for.format(port=fake.port)
+    message = (
+        f"The password was entered for {where} as crm_reader; you changed the {changed} —"
+        " enter it again."
+    )
+    assert f"Password: {message}" in tested
+    assert f"Password: {message}" in saved
+    ep.refresh_from_db()
+    assert (ep.config, ep.secrets_token, ep.version) == before  # the refused save changed nothing
+
+
+def test_typing_the_password_again_or_removing_it_accepts_the_new_destination(owner_client, system):
+    save(owner_client, system, {**CRM, "password": SECRET})
+    ep = SystemEndpoint.objects.get(system=system)
+    moved = {**CRM, "host": "db2.example", "expected_version": ep.version}
+    assert save(owner_client, system, {**moved, "password": "new-pass"}).status_code == 302
+    ep.refresh_from_db()
+    assert stored_secrets(ep) == {"password": "new-pass"}
+    moved = {**CRM, "host": "db3.example", "expected_version": ep.version, "clear_secrets": "on"}
+    assert save(owner_client, system, moved).status_code == 302
+    ep.refresh_from_db()
+    assert (ep.config["host"], ep.secrets_token, ep.secrets_set) == ("db3.example", "", [])
+
+
+def test_a_database_password_is_not_reused_for_http_basic_authentication(
+    owner_client, system, loopback_allowed
+):
+    """Changing the kind and the authentication: the PostgreSQL password must not become the
+    Basic password sent to an HTTP listener."""
+    save(owner_client, system, {**CRM, "password": SECRET})
+    ep = SystemEndpoint.objects.get(system=system)
+    with serve(api) as server:
+        hostile = {
+            **HTTP,
+            "base_url": server.url,
+            "auth": "basic",
+            "username": "crm_reader",
+            "expected_version": ep.version,
+        }
+        tested = owner_client.post(conn_test_url(system), hostile, **HTMX).content.decode()
+        saved = save(owner_client, system, hostile).content.decode()
+    assert SECRET not in seen_by(server)
+    message = (
+        "Password: The password was entered for db.example:5432/crm as crm_reader; you changed"
+        " the connection kind — enter it again."
+    )
+    assert message in tested and message in saved
+    assert SystemEndpoint.objects.get(system=system).kind == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("stored", "attack", "message"),
+    [
+        (
+            {"base_url": "https://api.example.com/v1/", "auth": "bearer", "token": SECRET},
+            {"base_url": "{url}"},
+            "Token: The token was entered for https://api.example.com/v1 (Bearer token); you"
+            " changed the base URL — enter it again.",
+        ),
+        (
+            {
+                "base_url": "{url}",
+                "auth": "api_key",
+                "api_key_header": "X-API-Key",
+                "api_key": SECRET,
+            },
+            {"api_key_header": "X-Debug-Echo"},
+            "API key: The API key was entered for {url} in header x-api-key; you changed the"
+            " API-key header — enter it again.",
+        ),
+        (
+            {"base_url": "{url}", "auth": "basic", "username": "ann", "password": SECRET},
+            {"username": "admin"},
+            "Password: The password was entered for {url} as ann (Basic); you changed the"
+            " username — enter it again.",
+        ),
+        (
+            {"base_url": "{url}", "auth": "bearer", "token": SECRET},
+            {"auth": "basic", "username": "ann"},
+            "Password: Required for Basic (user + password).",
+        ),
+        (
+            {"base_url": "https://api.example.com", "headers": f"Private-Token: {SECRET}"},
+            {"base_url": "{url}", "headers": "Private-Token:"},
+            "Extra headers: The Private-Token header was entered for https://api.example.com;"
+            " you changed the base URL — enter it again.",
+        ),
+        (
+            {"base_url": "{url}", "headers": f"Private-Token: {SECRET}"},
+            {"headers": "X-Echo-Token:"},
+            "Extra headers: Line 1: give the value of X-Echo-Token (it is stored encrypted).",
+        ),
+    ],
+    ids=[
+        "base-url",
+        "api-key-header",
+        "basic-username",
+        "bearer-to-basic",
+        "header-base-url",
+        "header-renamed",
+    ],
+)
+def test_a_stored_http_secret_never_follows_a_changed_destination(
+    owner_client, system, loopback_allowed, stored, attack, message
+):
+    """A loopback listener stands for the attacker's server: it must never see the secret,
+    whether the editor presses "Test connection" or saves."""
+    with serve(api) as server:
+
+        def fill(values):
+            return {
+                k: v.format(url=server.url) if k == "base_url" else v for k, v in values.items()
+            }
+
+        assert save(owner_client, system, {**HTTP, **fill(stored)}).status_code == 302
+        ep = SystemEndpoint.objects.get(system=system)
+        before = (ep.config, ep.secrets_token, ep.version)
+        hostile = {**HTTP, **fill(stored), **fill(attack), "expected_version": ep.version}
+        for name in ("token", "password", "api_key"):
+            hostile.pop(name, None)  # the editor leaves the secret fields blank
+        tested = owner_client.post(conn_test_url(system), hostile, **HTMX).content.decode()
+        saved = save(owner_client, system, hostile).content.decode()
+    assert SECRET not in seen_by(server)
+    expected = message.format(url=server.url)
+    assert expected in tested
+    assert expected in saved
+    ep.refresh_from_db()
+    assert (ep.config, ep.secrets_token, ep.version) == before
+
+
+def echo(req):
+    return Reply(body={"items": [{"id": 1, "name": "Ada"}]})
+
+
+def test_keeping_the_destination_keeps_http_secrets_working(
+    owner_client, system, loopback_allowed, caplog
+):
+    """No regression: blank secret fields with the same destination still authenticate, in a
+    test, after a save, and in a run; and the custom credential header goes with them."""
+    header_secret = "hdr-Secret-77f1"
+    with serve(echo) as server:
+        data = {
+            **HTTP,
+            "base_url": server.url,
+            "auth": "bearer",
+            "token": SECRET,
+            "headers": f"Accept: application/json\nPrivate-Token: {header_secret}",
+        }
+        assert save(owner_client, system, data).status_code == 302
+        ep = SystemEndpoint.objects.get(system=system)
+        kept = {
+            **HTTP,
+            "base_url": server.url + "/",
+            "auth": "bearer",
+            "headers": "Accept: application/json\nprivate-token:\nX-Tenant: acme",
+            "dataset": "/customers?active=1",
+            "expected_version": ep.version,
+        }
+        tested = owner_client.post(conn_test_url(system), kept, **HTMX).content.decode()
+        assert save(owner_client, system, kept).status_code == 302
+        stage = connectivity_of(system)
+    assert "✓ Connected" in tested
+    assert stage.status == RunStage.Status.PASSED, stage.error
+    assert len(server.requests) >= 2  # the test, then the run (which also reads the records)
+    for req in server.requests:
+        assert req.headers["authorization"] == f"Bearer {SECRET}"
+        assert req.headers["private-token"] == header_secret
+    assert server.requests[-1].headers["x-tenant"] == "acme"
+    ep.refresh_from_db()
+    assert stored_secrets(ep) == {"token": SECRET, "header:private-token": header_secret}
+    assert SECRET not in caplog.text and header_secret not in caplog.text
+
+
+def test_keeping_the_postgres_destination_keeps_the_password_working(
+    owner_client, system, loopback_allowed
+):
+    """A server that checks a SCRAM proof: the password left blank is still the right one."""
+    with FakePostgres("scram", password=SECRET) as fake:
+        data = {**CRM, "host": "127.0.0.1", "port": str(fake.port)}
+        assert save(owner_client, system, {**data, "password": SECRET}).status_code == 302
+        ep = SystemEndpoint.objects.get(system=system)
+        kept = {
+            **data,
+            "dataset": "public.contacts",
+            "schema": "public",
+            "expected_version": ep.version,
+        }
+        owner_client.post(conn_test_url(system), kept, **HTMX)
+        assert save(owner_client, system, kept).status_code == 302
+        connectivity_of(system)
+    assert fake.proofs == [True, True]
+    assert [login["user"] for login in fake.logins] == ["crm_reader", "crm_reader"]
+
+
+def test_a_run_refuses_a_secret_whose_destination_changed_outside_the_form(
+    owner_client, system, loopback_allowed
+):
+    """Use time checks the binding too: settings changed behind the form's back (a script, a
+    restored backup) fail the connectivity stage instead of sending the token elsewhere."""
+    save(
+        owner_client,
+        system,
+        {**HTTP, "base_url": "https://api.example.com", "auth": "bearer", "token": SECRET},
+    )
+    ep = SystemEndpoint.objects.get(system=system)
+    with serve(api) as server:
+        SystemEndpoint.objects.filter(pk=ep.pk).update(config={**ep.config, "base_url": server.url})
+        stage = connectivity_of(system)
+    assert server.requests == []
+    assert stage.status == RunStage.Status.FAILED
+    assert (
+        "The stored token of Billing was entered for https://api.example.com (Bearer token), not"
+        " for the current settings (the base URL differs); it was not sent. Enter it again in"
+        " the connection settings." in stage.error
+    )
+
+
+def test_a_secret_stored_without_a_destination_is_not_used(owner_client, system, loopback_allowed):
+    with serve(api) as server:
+        config = {"base_url": server.url, "auth": "bearer", "records_path": "$.items"}
+        SystemEndpoint.objects.create(
+            project=system.project,
+            system=system,
+            kind="http_json",
+            key_fields="id",
+            config=config,
+            dataset="/customers",
+            secrets_token=secrets.encrypt_json({"token": SECRET}),
+            secrets_set=["token"],
+        )
+        stage = connectivity_of(system)
+        tested = owner_client.post(
+            conn_test_url(system), {**HTTP, "base_url": server.url, "auth": "bearer"}, **HTMX
+        ).content.decode()
+    assert SECRET not in seen_by(server)
+    assert stage.status == RunStage.Status.FAILED
+    assert "The stored token of Billing does not say which server it was entered for" in (
+        stage.error
+    )
+    assert "Token: The token was stored without the server it was entered for" in tested
+
+
+# ---------------------------------------------------------------------------------------------
+# Credential headers: encrypted like the other secrets, never shown back
+
+HEADER_SECRETS = {
+    "Private-Token": "glpat-Qx81-secret",
+    "X-Auth-Token": "xat-93kd-secret",
+    "Cookie": "session=ck-77aa-secret",
+}
+
+
+def test_credential_headers_are_stored_encrypted_and_never_shown(
+    owner_client, member, system, caplog
+):
+    lines = [
+        "Accept: application/json",
+        *(f"{k}: {v}" for k, v in HEADER_SECRETS.items()),
+        "X-Tenant: acme",
+    ]
+    data = {**HTTP, "base_url": "https://api.example.com", "headers": "\n".join(lines)}
+    assert save(owner_client, system, data).status_code == 302
+    ep = SystemEndpoint.objects.get(system=system)
+    assert ep.config["headers"] == {"Accept": "application/json", "X-Tenant": "acme"}
+    assert ep.config["secret_headers"] == ["Private-Token", "X-Auth-Token", "Cookie"]
+    assert stored_secrets(ep) == {f"header:{k.lower()}": v for k, v in HEADER_SECRETS.items()}
+    # Edit again with one value replaced: the re-rendered invalid form echoes nothing typed.
+    retyped = {
+        **data,
+        "headers": "Private-Token: glpat-NEW-typed-secret\nX-Auth-Token:\nCookie:",
+        "port": "1",
+        "page_size": "0",
+        "expected_version": ep.version,
+    }
+    project = system.project
+    viewer = client_for(member("viewer"))
+    bodies = {
+        "settings": owner_client.get(settings_url(system)).content,
+        "settings (viewer)": viewer.get(settings_url(system)).content,
+        "invalid save": save(owner_client, system, retyped).content,
+        "invalid test": owner_client.post(conn_test_url(system), retyped, **HTMX).content,
+        "history": owner_client.get(reverse("planner:history", args=[project.pk])).content,
+        "history of the endpoint": owner_client.get(
+            reverse("planner:history_object", args=[project.pk, "endpoint", ep.pk])
+        ).content,
+        "runs": owner_client.get(reverse("planner:runs", args=[project.pk])).content,
+        "inventory": owner_client.get(reverse("planner:inventory", args=[project.pk])).content,
+    }
+    for where, body in bodies.items():
+        for value in [*HEADER_SECRETS.values(), "glpat-NEW-typed-secret", "ck-77aa"]:
+            assert value.encode() not in body, f"{value} shown in {where}"
+    html = bodies["settings"].decode()
+    assert "Private-Token header set" in html and "Cookie header set" in html
+    assert "Private-Token:\nX-Auth-Token:\nCookie:" in html  # blank values: kept if left so
+    assert "X-Tenant: acme" in html  # ordinary headers stay plain, visible settings
+    for row in SystemEndpoint.history.model.objects.values():
+        assert not any(v in str(row) for v in HEADER_SECRETS.values())
+    assert not any(v in caplog.text for v in HEADER_SECRETS.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("Private-Token", True),
+        ("X-Auth-Token", True),
+        ("x-api-key", True),
+        ("Api-Key", True),
+        ("Cookie", True),
+        ("X-Session-Id", True),
+        ("X-Client-Secret", True),
+        ("X-Hub-Signature-256", True),
+        ("X-Password", True),
+        ("X-Amz-Security-Token", True),
+        ("Accept", False),
+        ("X-Tenant", False),
+        ("User-Agent", False),
+        ("X-Request-Id", False),
+    ],
+)
+def test_which_headers_count_as_credentials(name, credential):
+    assert is_credential_header(name) is credential
+
+
+def test_header_lines_that_conflict_or_repeat_are_refused_by_line(owner_client, system):
+    base = {**HTTP, "base_url": "https://api.example.com", "auth": "api_key", "api_key": "k-1"}
+    html = save(
+        owner_client, system, {**base, "headers": "Accept: a\nx-api-key: other-secret"}
+    ).content.decode()
+    assert "Extra headers: Line 2: x-api-key is the header of the API-key authentication" in html
+    html = save(
+        owner_client, system, {**base, "headers": "X-Tenant: a\nx-tenant: b"}
+    ).content.decode()
+    assert "Extra headers: Line 2: x-tenant is given twice." in html
+    assert not SystemEndpoint.objects.exists()
+    assert "other-secret" not in html
+
+
+def test_a_credential_header_echoed_by_a_failing_system_is_masked_in_the_run_and_the_api(
+    owner_client, system, loopback_allowed, caplog
+):
+    header_secret = "glpat-echoed-4411"
+
+    def denied(req):
+        return Reply(401, body=f"bad token {req.headers.get('private-token')}".encode())
+
+    with serve(denied) as server:
+        data = {**HTTP, "base_url": server.url, "headers": f"Private-Token: {header_secret}"}
+        assert save(owner_client, system, data).status_code == 302
+        stage = connectivity_of(system)
+    assert server.requests[0].headers["private-token"] == header_secret  # sent to its server
+    run = stage.run
+    assert stage.status == RunStage.Status.FAILED and "401" in stage.error
+    assert "***" in stage.error
+    raw = create_token(system.project.owner, "ci")[1]
+    api_run = owner_client.get(
+        f"/api/projects/{system.project_id}/runs/{run.pk}", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    assert api_run.status_code == 200
+    results = owner_client.get(
+        f"/api/projects/{system.project_id}/runs/{run.pk}/results",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    page = owner_client.get(reverse("planner:run_show", args=[system.project_id, run.pk]))
+    for body in (api_run.content, results.content, page.content):
+        assert header_secret.encode() not in body
+    stored = str(run.error) + str([(s.error, s.figures) for s in run.stages.all()])
+    assert header_secret not in stored and header_secret not in caplog.text
+
+
+def test_an_error_report_of_the_settings_page_hides_every_secret_typed(system, monkeypatch):
+    """Django's error reports (mail, Sentry-style handlers) show the POST: secret fields and
+    the extra headers, where credential headers are typed, must be masked there."""
+    header_secret = "glpat-crash-5150"
+
+    def crash(self):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(EndpointForm, "save", crash)
+    url = settings_url(system)
+    data = {
+        **HTTP,
+        "base_url": "https://api.example.com",
+        "auth": "bearer",
+        "token": SECRET,
+        "headers": f"Private-Token: {header_secret}",
+    }
+    request = RequestFactory().post(url, data)
+    request.user = system.project.owner
+    match = resolve(url)
+    with pytest.raises(RuntimeError) as info:
+        match.func(request, *match.args, **match.kwargs)
+    report = ExceptionReporter(request, info.type, info.value, info.tb).get_traceback_text()
+    assert "disk full" in report and "https://api.example.com" in report
+    assert SECRET not in report and header_secret not in report

@@ -125,3 +125,35 @@ def test_production_refuses_to_start_without_secret_keys(tmp_path):
     assert result.returncode != 0
     assert "AETHON_SECRET_KEYS must be set when AETHON_ENV=production" in result.stderr
     assert not (tmp_path / secrets.KEY_FILE_NAME).exists()
+
+
+def test_sealed_secrets_carry_their_destination_inside_the_token(settings):
+    settings.AETHON_SECRET_KEYS = [OLD]
+    where = {"kind": "postgres", "host": "db.example", "port": 5432, "user": "u", "database": "d"}
+    token = secrets.seal({"password": "p-1"}, {"password": where})
+    assert "db.example" not in token  # the binding is encrypted and authenticated with it
+    sealed = secrets.unseal(token)
+    assert sealed.values == {"password": "p-1"}
+    assert sealed.bindings == {"password": where}
+    assert secrets.seal({}, {}) == ""
+    assert secrets.unseal("") == secrets.Sealed({}, {})
+    with pytest.raises(ValueError, match="no destination"):
+        secrets.seal({"token": "t"}, {})
+
+
+def test_a_token_written_before_bindings_has_no_destination(settings):
+    settings.AETHON_SECRET_KEYS = [OLD]
+    legacy = secrets.unseal(secrets.encrypt_json({"token": "t"}))
+    assert legacy.values == {"token": "t"} and legacy.bindings is None
+
+
+def test_rotation_keeps_the_binding(db, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.AETHON_SECRET_KEYS = [OLD]
+    where = {"kind": "http_json", "base_url": "https://api.example.com", "auth": "bearer"}
+    ep = SystemEndpointFactory(secrets_token=secrets.seal({"token": "t"}, {"token": where}))
+    settings.AETHON_SECRET_KEYS = [NEW, OLD]
+    call_command("rotate_secret_keys", stdout=io.StringIO())
+    settings.AETHON_SECRET_KEYS = [NEW]
+    ep.refresh_from_db()
+    assert secrets.unseal(ep.secrets_token) == secrets.Sealed({"token": "t"}, {"token": where})

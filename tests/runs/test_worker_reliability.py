@@ -19,6 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection as db
 from django.urls import reverse
+from django.utils import timezone
 
 from aethon.celery import app
 from planner.models import RunStage, SystemEndpoint, ValidationRun
@@ -33,6 +34,8 @@ from tests.factories import (
     SystemFactory,
     id_and_email_mapping,
 )
+
+from .test_run_cancel import SlowServer
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = Fernet.generate_key().decode()
@@ -284,6 +287,63 @@ def test_a_killed_worker_is_reaped_from_its_stale_heartbeat(start_worker):
     assert "last heartbeat" in failed.error
     assert failed.stages.count() == 4
     assert second.proc.poll() is None
+
+
+def test_the_next_worker_to_start_fails_the_run_of_a_killed_worker_without_beat(start_worker):
+    first = start_worker()
+    with serve(paged_api(0.15)) as api:
+        connection = build(api.url)
+        run = validation.start_validation_run(connection, None)
+        wait_until(lambda: run_of(run.pk).records_done >= 100)
+        first.stop()  # SIGKILL to the whole worker: main process and pool alike
+    time.sleep(2.5)  # the heartbeat is now older than AETHON_RUN_STALE_SECONDS below
+    assert run_of(run.pk).status == "running"
+    # No beat and no reap task: starting the next worker is enough.
+    second = start_worker(AETHON_RUN_STALE_SECONDS="2")
+    failed = wait_until(lambda: (r := run_of(run.pk)).status == "failed" and r, timeout=10)
+    assert "stopped during the mapping validation stage" in failed.error
+    assert "last heartbeat" in failed.error
+    assert failed.stages.get(name="mapping").status == RunStage.Status.FAILED
+    assert second.proc.poll() is None
+
+
+def test_a_run_killed_just_before_a_worker_starts_is_failed_once_its_heartbeat_is_stale(
+    start_worker,
+):
+    with serve(paged_api(0)) as api:
+        connection = build(api.url)
+    run = validation.start_validation_run(connection, None)
+    # As a worker killed a moment ago leaves it: running, with a fresh heartbeat.
+    ValidationRun.objects.filter(pk=run.pk).update(
+        status="running",
+        attempt=1,
+        stage="mapping",
+        worker="gone:1",
+        heartbeat_at=timezone.now(),
+    )
+    start_worker(AETHON_RUN_STALE_SECONDS="15")
+    assert run_of(run.pk).status == "running"  # not stale yet when the worker came up
+    failed = wait_until(lambda: (r := run_of(run.pk)).status == "failed" and r, timeout=40)
+    assert "stopped during the mapping validation stage" in failed.error
+    stale_for = (failed.finished_at - failed.heartbeat_at).total_seconds()
+    assert 15 <= stale_for < 30
+
+
+def test_cancel_stops_a_run_stuck_in_a_slow_download_within_seconds(start_worker):
+    start_worker()
+    with SlowServer("trickle") as slow:  # a byte every 0.5 s: never trips the read timeout
+        connection = build(slow.url)
+        run = validation.start_validation_run(connection, None)
+        wait_until(lambda: slow.requests >= 1 and run_of(run.pk).status == "running")
+        time.sleep(1)
+        client = client_for(connection.project.owner)
+        asked = time.monotonic()
+        client.post(reverse("planner:run_cancel", args=[connection.project_id, run.pk]))
+        cancelled = wait_until(lambda: (r := run_of(run.pk)).status == "cancelled" and r)
+        took = time.monotonic() - asked
+    assert took < 5, f"stopped {took:.1f}s after the cancel"
+    assert cancelled.error == "Cancelled."
+    assert {s.status for s in cancelled.stages.all()} == {"skipped"}
 
 
 def test_a_system_that_times_out_fails_its_stage_and_the_other_reports(start_worker):

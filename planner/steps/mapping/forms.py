@@ -1,8 +1,12 @@
 """Step 2's form: one mapping row, its rule checked as it is saved."""
 
+from types import SimpleNamespace
+
 from django import forms
 
 from planner.mapping.checks import rule_errors
+from planner.mapping.samples import row_problem
+from planner.mapping.specs import spec_of
 from planner.models import FieldMapping
 from planner.web.forms import ProjectScopedForm
 
@@ -41,12 +45,21 @@ class FieldMappingForm(ProjectScopedForm):
             raise forms.ValidationError(str(errors[0]))
         return rule
 
+    def clean_max_length(self):
+        value = self.cleaned_data["max_length"]
+        if value is not None and value < 1:
+            raise forms.ValidationError(
+                "The max length must be at least 1; leave it empty for no limit."
+            )
+        return value
+
     def clean(self):
         data = super().clean()
         if data.get("frequency") == FieldMapping.Frequency.MINUTES and not data.get(
             "every_minutes"
         ):
             self.add_error("every_minutes", "Say how many minutes between syncs.")
+        self._refuse_what_the_engine_cannot_run(data)
         target = (data.get("target_field") or "").strip()
         connection_id = self.instance.connection_id
         if target and connection_id:
@@ -58,3 +71,16 @@ class FieldMappingForm(ProjectScopedForm):
                     "target_field", f"'{target}' is already mapped from '{first.source_field}'."
                 )
         return data
+
+    def _refuse_what_the_engine_cannot_run(self, data: dict) -> None:
+        """A row the engine would refuse (e.g. a default longer than the max length) is never
+        saved: Try on samples and validation runs would have to skip it."""
+        checked = ("max_length", "rule", "target_type", "null_rule", "null_default")
+        if any(name in self.errors for name in checked):
+            return  # one message at a time: the field's own error comes first
+        values = {name: data.get(name) for name in self.Meta.fields}
+        values["null_default"] = values["null_default"] or ""
+        values["rule"] = values["rule"] or ""
+        problem = row_problem(spec_of(SimpleNamespace(**values)))
+        if problem is not None:
+            self.add_error(problem.field or None, problem.message)

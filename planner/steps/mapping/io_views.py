@@ -12,15 +12,16 @@ from planner.mapping.spreadsheet import (
     ImportProblem,
     SpreadsheetError,
     match_columns,
-    read_sheet,
     validate_rows,
 )
 from planner.steps.mapping.files import (
     CONTENT_TYPES,
     MAX_UPLOAD,
+    TOO_BIG,
     existing_targets,
     export_response,
     import_rows,
+    read_upload,
 )
 from planner.steps.mapping.views import _connection, editor_url
 from planner.web.common import project_context
@@ -34,7 +35,11 @@ def mapping_export(request: HttpRequest, project, connection_id: int, fmt: str) 
     connection = _connection(project, connection_id)
     if fmt not in CONTENT_TYPES:
         raise Http404("Export as csv or xlsx.")
-    return export_response(connection, fmt)
+    try:
+        return export_response(connection, fmt)
+    except SpreadsheetError as exc:
+        messages.error(request, f"The mapping cannot be exported as {fmt.upper()}: {exc}")
+        return redirect(editor_url(project.pk, connection.pk))
 
 
 def _page(request, project, connection, **extra) -> HttpResponse:
@@ -55,7 +60,7 @@ def mapping_import(request: HttpRequest, project, connection_id: int) -> HttpRes
         return _page(request, project, connection)
     try:
         data, filename = _uploaded(request)
-        sheet = read_sheet(data, filename)
+        sheet = read_upload(data, filename)
     except SpreadsheetError as exc:
         return _page(request, project, connection, problems=exc.problems)
     encoded = base64.b64encode(data).decode()
@@ -108,15 +113,7 @@ def _uploaded(request) -> tuple[bytes, str]:
     upload = request.FILES.get("file")
     if upload is not None:
         if upload.size > MAX_UPLOAD:
-            raise SpreadsheetError(
-                [
-                    ImportProblem(
-                        None,
-                        "",
-                        "Files are limited to 1.5 MB (a 5,000-row mapping is far smaller).",
-                    )
-                ]
-            )
+            raise SpreadsheetError([ImportProblem(None, "", TOO_BIG)])
         return upload.read(), upload.name
     encoded = request.POST.get("encoded", "")
     if not encoded:

@@ -8,10 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from planner.mapping.checks import duplicate_targets, row_problems, rule_errors
+from planner.mapping.checks import duplicate_targets, row_problems
 from planner.mapping.rules import TRANSFORMS, check, output_type, parse
-from planner.mapping.samples import SampleError, read_sample, try_mapping
-from planner.mapping.specs import spec_of
+from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
 from planner.models import Connection, FieldMapping, IntegrationProject
 from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
@@ -277,12 +276,12 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
             mappings = list(FieldMapping.objects.filter(connection=connection))
             if not mappings:
                 raise SampleError("Add mapping rows first.")
-            usable, skipped = [], []
-            for m in mappings:
-                (skipped if row_problems_blocking(m) else usable).append(m)
-            if not usable:
-                raise SampleError("Every row's rule has an error; fix them first.")
-            result = try_mapping([spec_of(m) for m in usable], frame, request.POST.get("key"))
+            # Rows the engine cannot run (saved before the form refused them, or imported) are
+            # skipped and named with their problem; the others still run.
+            compiled, skipped = runnable(mappings)
+            if compiled is None:
+                raise SampleError(f"No row can run; fix them first: {'; '.join(skipped)}.")
+            result = try_mapping(compiled, frame, request.POST.get("key"))
             ctx.update(result=result, skipped=skipped, columns=frame.columns)
         except SampleError as exc:
             ctx["error"] = str(exc)
@@ -290,10 +289,6 @@ def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpRespon
     if not request.htmx:
         ctx.update(project_context(request, project))
     return render(request, template, ctx)
-
-
-def row_problems_blocking(m: FieldMapping) -> bool:
-    return bool(rule_errors(m.rule, m.target_type))
 
 
 def step2_page(request, project, ctx: dict, forms: dict) -> None:
