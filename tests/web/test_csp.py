@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from . import test_permissions
-from .conftest import HTMX, client_for
+from tests.conftest import HTMX, client_for
+from tests.urlwalk import planner_patterns, url_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -27,8 +27,6 @@ STRICT = {
     "frame-ancestors": "'none'",
     "form-action": "'self'",
 }
-
-world = test_permissions.world
 
 
 def policy(response) -> dict[str, str]:
@@ -135,8 +133,8 @@ def test_every_project_page_carries_the_policy_and_no_inline_code(world, htmx):
     client = client_for(world["project"].owner)
     extra = HTMX if htmx else {}
     checked = 0
-    for name, pattern in test_permissions.planner_patterns():
-        url = test_permissions.url_for(name, pattern, world)
+    for name, pattern in planner_patterns():
+        url = url_for(name, pattern, world)
         response = client.get(url, **extra)
         if response.status_code != 200 or not response.get("Content-Type", "").startswith(
             "text/html"
