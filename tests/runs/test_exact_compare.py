@@ -5,14 +5,18 @@ differences whether they live in PostgreSQL, SQLite or CSV files; a 1e-7 change 
 with tolerance 0 and not with an absolute tolerance of 1e-6.
 """
 
+import csv
+import io
 import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from planner.models import ValidationRun
 from planner.runs import service as validation
+from tests.conftest import client_for
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -209,3 +213,74 @@ def test_csv_a_1e7_change_is_reported_without_tolerance_and_not_within_1e6(db, p
     assert reconciliation(run).figures["mismatch_counts"]["amount"] == 1
     run = run_now(connect({"csv": csv_text()}, {"csv": csv_text(changed)}, {"amount": "0.000001"}))
     assert_no_difference(run)
+
+
+# ------------------------------------------------------------------------- keys
+
+
+def keyed_connection(source_csv: str, target_csv: str, key: str, infer: bool = True):
+    project = ProjectFactory()
+    source = SystemFactory(project=project, name="Orders")
+    target = SystemFactory(project=project, name="Ledger")
+    config = {"infer_types": infer}
+    SystemEndpointFactory(system=source, csv=source_csv, key_fields=key, config=config)
+    SystemEndpointFactory(system=target, csv=target_csv, key_fields=key, config=config)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    names = [n.strip() for n in source_csv.splitlines()[0].split(",")]
+    for i, name in enumerate(names):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=name,
+            target_field=name,
+            source_type="string",
+            target_type="string",
+            rule="identity",
+            null_rule="skip",
+        )
+    return connection
+
+
+def test_a_compound_key_works_end_to_end(db, published):
+    connection = keyed_connection(
+        "org,no,total\nA,1,10\nA,2,20\nB,1,30\nB,3,40\n",
+        "org,no,total\nA,1,10\nA,2,21\nB,1,30\nC,9,50\n",
+        "org, no",
+    )
+    run = run_now(connection)
+    rec = reconciliation(run)
+    assert rec.figures["key"] == ["org", "no"]
+    assert rec.figures["fields"] == ["total"]  # the key columns are not "compared fields"
+    assert rec.figures["missing_in_target"] == [{"org": "B", "no": 3}]
+    assert rec.figures["extra_in_target"] == [{"org": "C", "no": 9}]
+    assert rec.examples == [
+        {"key": {"org": "A", "no": 2}, "field": "total", "source": "20", "target": "21"}
+    ]
+    # The page names both parts of every key; the download has a column per key part.
+    client = client_for(connection.project.owner)
+    page = client.get(reverse("planner:run_show", args=[connection.project.pk, run.pk]))
+    html = page.content.decode()
+    assert "org=A, no=2" in html and "org=B, no=3" in html and "org=C, no=9" in html
+    assert "compared 1 field: total" in html
+    rows = list(csv.DictReader(io.StringIO(run.differences_file.read().decode())))
+    assert [(r["status"], r["org"], r["no"], r["field"]) for r in rows] == [
+        ("missing_in_target", "B", "3", ""),
+        ("extra_in_target", "C", "9", ""),
+        ("mismatch", "A", "2", "total"),
+    ]
+
+
+def test_numeric_keys_sort_numerically_in_lists_and_downloads(db, published):
+    source = "id,name\n" + "".join(f"{i},n{i}\n" for i in (1, 2, 9, 10, 11, 100))
+    target = "id,name\n" + "".join(f"{i},m{i}\n" for i in (1, 2, 9, 10, 11, 100))
+    # Read as text, as a file without type inference gives them.
+    run = run_now(keyed_connection(source, "id,name\n1,n1\n", "id", infer=False))
+    rec = reconciliation(run)
+    assert [k["id"] for k in rec.figures["missing_in_target"]] == ["2", "9", "10", "11", "100"]
+    run = run_now(keyed_connection(source, target, "id", infer=False))
+    assert [e["key"]["id"] for e in reconciliation(run).examples] == [
+        "1", "2", "9", "10", "11", "100"
+    ]
+    rows = list(csv.DictReader(io.StringIO(run.differences_file.read().decode())))
+    assert [r["id"] for r in rows] == ["1", "2", "9", "10", "11", "100"]
