@@ -98,9 +98,7 @@ def parse_tolerance(text: str | None) -> Tolerance | None:
     if unit == "%":
         return Tolerance(RELATIVE, amount / 100)
     if unit not in _UNITS:
-        raise ValueError(
-            f"'{text}': unknown unit '{unit}'; durations use us, ms, s, min, h or d."
-        )
+        raise ValueError(f"'{text}': unknown unit '{unit}'; durations use us, ms, s, min, h or d.")
     try:
         duration = _UNITS[unit] * float(amount)
     except OverflowError:

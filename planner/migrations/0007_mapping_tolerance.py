@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('planner', '0006_signoff_one_decision'),
+        ("planner", "0006_signoff_one_decision"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fieldmapping',
-            name='tolerance',
-            field=models.CharField(blank=True, help_text='How far the target may differ and still agree. Empty: exactly equal. A number (0.000001) is an absolute difference and a percentage (0.5%) a relative one, for numbers; a duration (1s, 500ms, 5min, 1h, 1d) for dates and timestamps.', max_length=40),
+            model_name="fieldmapping",
+            name="tolerance",
+            field=models.CharField(
+                blank=True,
+                help_text="How far the target may differ and still agree. Empty: exactly equal. A number (0.000001) is an absolute difference and a percentage (0.5%) a relative one, for numbers; a duration (1s, 500ms, 5min, 1h, 1d) for dates and timestamps.",
+                max_length=40,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalfieldmapping',
-            name='tolerance',
-            field=models.CharField(blank=True, help_text='How far the target may differ and still agree. Empty: exactly equal. A number (0.000001) is an absolute difference and a percentage (0.5%) a relative one, for numbers; a duration (1s, 500ms, 5min, 1h, 1d) for dates and timestamps.', max_length=40),
+            model_name="historicalfieldmapping",
+            name="tolerance",
+            field=models.CharField(
+                blank=True,
+                help_text="How far the target may differ and still agree. Empty: exactly equal. A number (0.000001) is an absolute difference and a percentage (0.5%) a relative one, for numbers; a duration (1s, 500ms, 5min, 1h, 1d) for dates and timestamps.",
+                max_length=40,
+            ),
         ),
     ]

@@ -9,7 +9,6 @@ import csv
 import io
 import sqlite3
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -152,9 +151,7 @@ def test_postgres_a_1e7_change_is_within_an_absolute_tolerance_of_1e6(db, publis
 
     with psycopg.connect(pg["dsn"], autocommit=True) as conn:
         conn.execute("UPDATE dst SET amount = amount + 0.0000001 WHERE id = 1")
-    run = run_now(
-        connect(pg["endpoint"]("src"), pg["endpoint"]("dst"), {"amount": "0.000001"})
-    )
+    run = run_now(connect(pg["endpoint"]("src"), pg["endpoint"]("dst"), {"amount": "0.000001"}))
     assert_no_difference(run)
 
 
@@ -198,7 +195,9 @@ def test_identical_sqlite_tables_report_no_difference(db, published, tmp_path):
 def csv_text(rows=ROWS) -> str:
     lines = ["id,amount,ratio,at,label"]
     for row in rows:
-        lines.append(",".join("" if v is None else f'"{v}"' if isinstance(v, str) else repr(v) for v in row))
+        lines.append(
+            ",".join("" if v is None else f'"{v}"' if isinstance(v, str) else repr(v) for v in row)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -280,7 +279,12 @@ def test_numeric_keys_sort_numerically_in_lists_and_downloads(db, published):
     assert [k["id"] for k in rec.figures["missing_in_target"]] == ["2", "9", "10", "11", "100"]
     run = run_now(keyed_connection(source, target, "id", infer=False))
     assert [e["key"]["id"] for e in reconciliation(run).examples] == [
-        "1", "2", "9", "10", "11", "100"
+        "1",
+        "2",
+        "9",
+        "10",
+        "11",
+        "100",
     ]
     rows = list(csv.DictReader(io.StringIO(run.differences_file.read().decode())))
     assert [r["id"] for r in rows] == ["1", "2", "9", "10", "11", "100"]
