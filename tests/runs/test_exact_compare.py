@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
+from planner.api.tokens import create_token
 from planner.models import ValidationRun
 from planner.runs import service as validation
 from tests.conftest import client_for
@@ -153,6 +154,18 @@ def test_postgres_a_1e7_change_is_within_an_absolute_tolerance_of_1e6(db, publis
         conn.execute("UPDATE dst SET amount = amount + 0.0000001 WHERE id = 1")
     run = run_now(connect(pg["endpoint"]("src"), pg["endpoint"]("dst"), {"amount": "0.000001"}))
     assert_no_difference(run)
+    # The run page and the API say which tolerance made the values agree.
+    project = run.project
+    page = client_for(project.owner).get(reverse("planner:run_show", args=[project.pk, run.pk]))
+    assert "amount</span> ± 0.000001 (1 value within it)" in page.content.decode()
+    _, raw = create_token(project.owner, "ci")
+    results = client_for(project.owner).get(
+        f"/api/projects/{project.pk}/runs/{run.pk}/results",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    figures = next(s for s in results.json()["stages"] if s["name"] == "reconciliation")["figures"]
+    assert figures["tolerances"] == {"amount": "± 0.000001"}
+    assert figures["within_tolerance"] == {"amount": 1}
 
 
 # ------------------------------------------------------------------------- SQLite
