@@ -594,7 +594,7 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     def run_reconciliation() -> StageResult:
         if mapped is None:
             return StageResult(RunStage.Status.SKIPPED, error="the mapping stage did not finish")
-        compared = reconciliation(source, target, mapped, r.fetch)
+        compared = reconciliation(source, target, mapped, r.fetch, rows)
         r.store_differences(compared)
         return compared.result
 

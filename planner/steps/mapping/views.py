@@ -30,6 +30,8 @@ def _cells(m: FieldMapping) -> list[str]:
     types = f"{m.source_type or '?'} → {m.target_type or '?'}"
     if m.max_length:
         types += f" ({m.max_length})"
+    if m.tolerance:
+        types += f"; tolerance {m.tolerance}"
     nulls = m.get_null_rule_display() if m.null_rule else ""
     if m.null_rule == "default":
         nulls = f"default '{m.null_default}'"
