@@ -79,7 +79,10 @@ class MonitorForm(ProjectScopedForm):
                     "criterion", "This criterion is not measured by a figure Aethon computes."
                 )
             else:
+                # A criterion's monitor alerts on its breach: the same figure and target.
                 data["metric_key"] = criterion.metric_key
+                data["comparator"] = kpis.breach(criterion.comparator).value
+                data["threshold"] = criterion.target
         elif kind and not data.get("metric_key"):
             match = kpis.default_monitor_metric(
                 kind, data.get("comparator") or "", data.get("unit") or "", data.get("name") or ""
@@ -110,6 +113,21 @@ def _monitor_cells(m: Monitor) -> list[str]:
     ]
 
 
+def _monitor_warning(m: Monitor) -> str:
+    if m.metric_flag:
+        return m.metric_flag
+    c = m.criterion if m.criterion_id else None
+    follows = c is None or (m.threshold, m.comparator) == (
+        c.target,
+        kpis.breach(c.comparator).value,
+    )
+    if m.kind == Monitor.Kind.CRITERION and not follows:
+        return "Out of date with its criterion: save the criterion or the monitor again"
+    if not m.is_complete:
+        return "Needs threshold, window and route"
+    return ""
+
+
 def _coverage_context(ctx: dict, obj=None) -> None:
     ev = ctx["evidence"]
     monitors = plan.plan_of(ev).monitors
@@ -138,7 +156,7 @@ MONITORS = RowKind(
     ("Check", "What", "Alert when", "Window", "Severity", "Route", "Dashboard", "Criterion"),
     _monitor_cells,
     _monitors,
-    warning=lambda m: "" if m.is_complete else "Needs threshold, window and route",
+    warning=lambda m: _monitor_warning(m),
     step=6,
     also=(STEP_HEADER, COVERAGE),
     extend=_coverage_context,
