@@ -32,7 +32,7 @@ def test_mark_a_ready_project_live_then_review_it_by_hand(page: Page, live_serve
     expect(page.get_by_test_id("review-status")).to_have_text("Healthy")
     expect(page.get_by_test_id("parts")).to_contain_text("Reconciliation")
     expect(page.get_by_test_id("criteria")).to_contain_text("Met")
-    expect(page.get_by_test_id("criteria")).to_contain_text("Not measurable from runs")
+    expect(page.get_by_test_id("criteria")).to_contain_text("manual evidence of")
     expect(page.get_by_test_id("trend-chart")).to_be_visible()
     assert HealthReview.objects.filter(project=project).count() == 1
 
