@@ -73,7 +73,12 @@ class SuccessCriterion(VersionedModel):
 
     @property
     def is_measurable(self) -> bool:
-        return bool(self.metric.strip()) and self.target is not None and bool(self.window_value)
+        return (
+            bool(self.metric.strip())
+            and bool(self.metric_key)
+            and self.target is not None
+            and bool(self.window_value)
+        )
 
     @property
     def has_manual_evidence(self) -> bool:
