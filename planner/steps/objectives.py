@@ -47,13 +47,6 @@ class SuccessCriterionForm(ProjectScopedForm):
         }
         labels = {"window_value": "Window", "attainment_pct": "Attainment %"}
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["metric_key"].required = True
-        self.fields["metric_key"].error_messages["required"] = (
-            "Pick the figure that measures it, or 'measured outside Aethon'."
-        )
-
     def clean_evidence_date(self):
         value = self.cleaned_data.get("evidence_date")
         if value is not None and value > timezone.localdate():

@@ -109,8 +109,13 @@ def test_the_criterion_form_picks_a_figure_and_states_its_unit(db):
         "add-criterion-window_value": "30",
         "add-criterion-window_unit": "days",
     }
-    response = client.post(url, base)
-    assert response.status_code == 200 and b"Pick the figure that measures it" in response.content
+    # Saved without a figure (like a missing target), it is not measurable until one is picked.
+    assert client.post(url, base).status_code == 302
+    unplaced = SuccessCriterion.objects.get(project=project)
+    assert not unplaced.is_measurable
+    page = client.get(reverse("planner:step", args=[project.pk, 1]))
+    assert b"Pick the figure that measures it" in page.content
+    unplaced.delete()
     wrong = {**base, "add-criterion-metric_key": "agreement_pct", "add-criterion-unit": "records"}
     response = client.post(url, wrong)
     assert b"The agreement is measured in %" in response.content

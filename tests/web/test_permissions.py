@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from planner.models import HealthReview, Role
+from planner.models import Alert, HealthReview, Role
 from tests.conftest import HTMX, client_for
 from tests.factories import (
     ConnectionFactory,
@@ -78,6 +78,10 @@ def world(db):
         "run": ValidationRunFactory(project=project, connection=connection),
         # health reviews
         "review": HealthReview.objects.create(project=project, trigger="manual"),
+        # alerts
+        "alert": Alert.objects.create(
+            project=project, fingerprint="f", severity="warning", title="error rate 5 %"
+        ),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}
 
