@@ -13,6 +13,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from planner.checklist import golive
+from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
 from planner.runs.service import RunRefused, start_validation_run
 from planner.steps.mapping.files import (
@@ -142,8 +143,16 @@ class RunOut(Schema):
     summary: dict
 
 
+class FigureOut(Schema):
+    key: str
+    label: str
+    value: float
+    unit: str
+
+
 class RunResultsOut(RunOut):
     stages: list[StageOut]
+    figures: list[FigureOut]
 
 
 class ImportOut(Schema):
@@ -255,11 +264,17 @@ def get_run(request, project_id: int, run_id: int):
 )
 def run_results(request, project_id: int, run_id: int):
     run = _run(_access(request, project_id), run_id)
+    all_stages = list(run.stages.all())
     stages = [
         {"name": s.name, "status": s.status, "error": s.error, "figures": s.figures}
-        for s in run.stages.all()
+        for s in all_stages
     ]
-    return {**_run_out(run), "stages": stages}
+    # The figures by their one definition (planner/metrics), as the run page shows them.
+    figures = [
+        {"key": key, "label": kpis.LABELS[key][0], "value": value, "unit": kpis.unit_of(key)}
+        for key, value in kpis.of_run(run, all_stages).items()
+    ]
+    return {**_run_out(run), "stages": stages, "figures": figures}
 
 
 @api.get(

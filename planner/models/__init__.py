@@ -2,7 +2,7 @@
 
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
-from .base import Comparator, VersionedModel, WindowUnit
+from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
 from .golive import GoLive
 from .mapping import FieldMapping, FieldType
@@ -24,6 +24,7 @@ __all__ = [
     "ApiToken",
     "ApproverRequirement",
     "Comparator",
+    "MetricKey",
     "Connection",
     "CriterionResult",
     "DataElement",
