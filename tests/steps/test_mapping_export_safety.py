@@ -27,7 +27,6 @@ from planner.mapping.spreadsheet import (
 )
 from planner.models import FieldMapping
 from planner.runs import service as validation
-
 from tests.conftest import client_for
 from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory
 
