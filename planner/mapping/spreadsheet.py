@@ -22,7 +22,8 @@ from ..filesafety import (
     safe_csv,
     unneutralise,
 )
-from .rules import RuleError, check
+from .checks import rule_errors
+from .rules import RuleError
 from .vocabulary import ACCEPTED, VOCABULARY_FIELDS, interpret, value_key
 
 # A mapping is at most a few thousand rows of a dozen columns; anything far larger is refused
@@ -168,8 +169,11 @@ def _filled_rows(table: Iterator[list[str]], limits: FileLimits) -> list[tuple[i
     numbered = []
     for n, row in enumerate(table, start=1):
         if any(c.strip() for c in row):
-            if len(numbered) == limits.max_rows:
-                raise FileRefused(f"Row {n:,}: the limit is {limits.max_rows:,} rows.")
+            # The limit counts the rows below the header: a 10,000-row mapping fits 10,000.
+            if len(numbered) == limits.max_rows + 1:
+                raise FileRefused(
+                    f"Row {n:,}: the limit is {limits.max_rows:,} rows below the header."
+                )
             numbered.append((n, row))
     return numbered
 
@@ -484,7 +488,7 @@ def _clean(number, cells, chosen, headers, meanings, unknown, problems) -> Check
         if not row.get(field):
             bad(field, "This cell is empty; every row needs a source and a target field.")
     if row.get("rule", "").strip():
-        for error in check(row["rule"], target_type=row.get("target_type") or None):
+        for error in rule_errors(row["rule"], row.get("target_type") or ""):
             bad("rule", rule_message(error))
     if row.get("frequency") == "minutes" and not row.get("every_minutes"):
         bad("every_minutes", "Say how many minutes when the frequency is every N minutes.")

@@ -7,6 +7,7 @@ tests walk every spelling listed there.
 """
 
 import re
+from functools import lru_cache
 
 TYPES = ("string", "integer", "decimal", "boolean", "date", "datetime")
 
@@ -123,10 +124,12 @@ def value_key(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+@lru_cache(maxsize=16_384)
 def interpret(field: str, text: str) -> dict | None:
     """The model values `text` stands for in the column `field`; None when not understood.
 
-    An empty cell means the field's default ({} here; the caller fills defaults).
+    An empty cell means the field's default ({} here; the caller fills defaults). Cached, as a
+    sheet repeats its words on every row: callers must not change the dict returned.
     """
     key = value_key(text)
     if key == "" and field != "required":
