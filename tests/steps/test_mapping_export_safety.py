@@ -322,11 +322,15 @@ def test_import_limits_come_from_settings_on_the_page_and_the_api(project, owner
     data = b"Source field,Target field\n" + b"a,b\nc,d\ne,f\ng,h\n"
     url = reverse("planner:mapping_import", args=[project.pk, connection.pk])
     page = owner_client.post(url, {"file": SimpleUploadedFile("m.csv", data)})
-    assert [str(p) for p in page.context["problems"]] == ["Row 5: the limit is 3 rows below the header."]
+    assert [str(p) for p in page.context["problems"]] == [
+        "Row 5: the limit is 3 rows below the header."
+    ]
     api = client_for(project.owner).post(
         f"/api/projects/{project.pk}/connections/{connection.pk}/mapping",
         {"file": SimpleUploadedFile("m.csv", data)},
         **api_headers(project.owner),
     )
-    assert api.status_code == 400 and api.json()["problems"] == ["Row 5: the limit is 3 rows below the header."]
+    assert api.status_code == 400 and api.json()["problems"] == [
+        "Row 5: the limit is 3 rows below the header."
+    ]
     assert not FieldMapping.objects.exists()
