@@ -169,11 +169,8 @@ def _filled_rows(table: Iterator[list[str]], limits: FileLimits) -> list[tuple[i
     numbered = []
     for n, row in enumerate(table, start=1):
         if any(c.strip() for c in row):
-            # The limit counts the rows below the header: a 10,000-row mapping fits 10,000.
-            if len(numbered) == limits.max_rows + 1:
-                raise FileRefused(
-                    f"Row {n:,}: the limit is {limits.max_rows:,} rows below the header."
-                )
+            if len(numbered) == limits.max_rows:
+                raise FileRefused(f"Row {n:,}: the limit is {limits.max_rows:,} rows.")
             numbered.append((n, row))
     return numbered
 
