@@ -5,7 +5,7 @@ from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
 from .golive import GoLive
-from .mapping import FieldMapping, FieldType
+from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
 from .pattern import PatternDecision
@@ -32,6 +32,7 @@ __all__ = [
     "FeedbackItem",
     "FieldMapping",
     "FieldType",
+    "ValueMeaning",
     "GoLive",
     "HealthReview",
     "IncidentEntry",
