@@ -122,7 +122,19 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
         {"file": SimpleUploadedFile("m.csv", exported.content), "mode": "replace"},
         **headers,
     )
-    assert replaced.json() == {"imported": before, "mode": "replace"}
+    assert replaced.json() == {
+        "imported": before,
+        "mode": "replace",
+        "connections": [
+            {
+                "connection_id": c.pk,
+                "source": c.source.name,
+                "target": c.target.name,
+                "created": False,
+                "imported": before,
+            }
+        ],
+    }
     bad = client.post(
         f"{API}/projects/{p.pk}/connections/{c.pk}/mapping",
         {"file": SimpleUploadedFile("m.csv", b"nonsense\n1\n")},

@@ -51,7 +51,7 @@ def test_an_unknown_value_is_matched_in_the_preview_then_imported(
         f"{live_server.url}/projects/{project.pk}/steps/2/connections/{connection.pk}/import/"
     )
     page.get_by_label("or paste rows").fill(
-        "Region\tstring\tregion\tstring\t\tno\tskip\t\ttrim\tboth\tevery fortnight\n"
+        "Region\tstring\tregion\tstring\t\tno\tskip\t\ttrim\t\tboth\tevery fortnight\n"
     )
     page.get_by_role("button", name="Upload and preview").click()
     expect(page.get_by_test_id("value-matching")).to_have_count(0)

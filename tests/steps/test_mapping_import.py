@@ -241,7 +241,7 @@ def test_a_rule_message_counts_characters_in_the_cell(project, connection, owner
 
 
 def test_pasted_rows_go_through_the_same_preview(project, connection, owner_client):
-    pasted = "Status__c\tstring\tstatus\tstring\t\tno\tskip\t\ttrim\tboth\tevery fortnight\r\n"
+    pasted = "Status__c\tstring\tstatus\tstring\t\tno\tskip\t\ttrim\t\tboth\tevery fortnight\r\n"
     response = owner_client.post(page(project, connection), {"pasted": pasted})
     assert response.context["filename"] == "pasted.tsv"
     assert [u.text for u in response.context["plan"].unknown] == ["every fortnight"]
