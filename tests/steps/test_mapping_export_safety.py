@@ -28,7 +28,7 @@ from planner.mapping.spreadsheet import (
 from planner.models import FieldMapping
 from planner.runs import service as validation
 
-from .conftest import client_for
+from tests.conftest import client_for
 from .factories import ConnectionFactory, FieldMappingFactory, SystemFactory
 from .test_validation_runs import build, run_now
 

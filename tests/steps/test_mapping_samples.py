@@ -15,7 +15,7 @@ from planner.mapping.samples import MAX_JSON_DEPTH, SampleError, read_sample
 from planner.models import FieldMapping
 from planner.steps.mapping.forms import FieldMappingForm
 
-from .conftest import HTMX
+from tests.conftest import HTMX
 from .factories import ConnectionFactory, FieldMappingFactory
 
 

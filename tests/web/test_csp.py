@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from . import test_permissions
-from .conftest import HTMX, client_for
+from tests.conftest import HTMX, client_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"

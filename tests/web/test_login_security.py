@@ -16,7 +16,7 @@ from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from planner.runs import endpoint_forms
 
-from .conftest import client_for
+from tests.conftest import client_for
 from .factories import PASSWORD, SystemFactory, UserFactory
 
 HERE = "10.1.1.1"
