@@ -18,7 +18,7 @@ from planner.models import RunbookExport, RunStage, ValidationRun
 from planner.runs import service as validation
 from planner.runs import tasks as validation_tasks
 
-from .factories import ConnectionFactory
+from tests.factories import ConnectionFactory
 from .test_validation_runs import build
 
 

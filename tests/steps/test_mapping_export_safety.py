@@ -29,7 +29,7 @@ from planner.models import FieldMapping
 from planner.runs import service as validation
 
 from tests.conftest import client_for
-from .factories import ConnectionFactory, FieldMappingFactory, SystemFactory
+from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory
 from .test_validation_runs import build, run_now
 
 ATTACKS = [

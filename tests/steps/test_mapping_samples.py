@@ -16,7 +16,7 @@ from planner.models import FieldMapping
 from planner.steps.mapping.forms import FieldMappingForm
 
 from tests.conftest import HTMX
-from .factories import ConnectionFactory, FieldMappingFactory
+from tests.factories import ConnectionFactory, FieldMappingFactory
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from . import test_permissions
+from tests.web import test_permissions
 from tests.conftest import HTMX, client_for
 
 ROOT = Path(__file__).resolve().parent.parent

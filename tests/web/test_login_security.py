@@ -17,7 +17,7 @@ from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from planner.runs import endpoint_forms
 
 from tests.conftest import client_for
-from .factories import PASSWORD, SystemFactory, UserFactory
+from tests.factories import PASSWORD, SystemFactory, UserFactory
 
 HERE = "10.1.1.1"
 ELSEWHERE = "10.2.2.2"
