@@ -76,3 +76,15 @@ def _private_media(settings, tmp_path_factory):
 def _fast_passwords(settings):
     """Hashing a factory user's password with PBKDF2 costs ~0.3 s; tests need no real hashing."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def tasks_after_commit(django_capture_on_commit_callbacks):
+    """Run what a write queues for after its commit, with Celery tasks executed in place (what a
+    worker would do). Use as `with tasks_after_commit(): ...`."""
+    from aethon.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield lambda: django_capture_on_commit_callbacks(execute=True)
+    app.conf.task_always_eager = eager

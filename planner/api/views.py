@@ -13,6 +13,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from planner.checklist import golive
+from planner.checklist.signoff import record_stale_signoffs
 from planner.runbook import service as runbook
 from planner.runs.service import RunRefused, start_validation_run
 from planner.steps.mapping.files import (
@@ -317,6 +318,7 @@ def import_mapping(
         )
     with transaction.atomic():
         count = import_rows(connection, rows, replace=mode == "replace")
+        record_stale_signoffs(project)  # the write path records what it made stale
     return {"imported": count, "mode": mode}
 
 

@@ -51,8 +51,8 @@ def max_run_age() -> timedelta:
     return timedelta(days=float(getattr(settings, "AETHON_GOLIVE_MAX_RUN_AGE_DAYS", 7)))
 
 
-def _run_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
-    runs_page = reverse("planner:runs", args=[project.pk])
+def latest_runs(project: IntegrationProject) -> dict[int, ValidationRun]:
+    """Each connection's latest finished validation run, by connection id."""
     latest: dict[int, ValidationRun] = {}
     finished = ValidationRun.objects.filter(project=project, kind="validation").exclude(
         status__in=ValidationRun.ACTIVE
@@ -61,6 +61,12 @@ def _run_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
         "pk", "connection_id", "status", "finished_at", "created_at", "error", "project_id"
     ):
         latest.setdefault(run.connection_id, run)
+    return latest
+
+
+def _run_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
+    runs_page = reverse("planner:runs", args=[project.pk])
+    latest = latest_runs(project)
     oldest_ok = timezone.now() - max_run_age()
     reasons = []
     for c in ev.connections:
@@ -110,5 +116,5 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
                     Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
                 )
     reasons += _run_reasons(project, ev)
-    live = GoLive.objects.filter(project=project).select_related("user").first()
+    live = GoLive.objects.current().filter(project=project).select_related("user").first()
     return Verdict(not reasons, readiness.percent, reasons, live)

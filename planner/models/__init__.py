@@ -4,7 +4,7 @@ from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
-from .golive import GoLive
+from .golive import GoLive, GoLiveRevert
 from .mapping import FieldMapping, FieldType
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
@@ -32,6 +32,7 @@ __all__ = [
     "FieldMapping",
     "FieldType",
     "GoLive",
+    "GoLiveRevert",
     "HealthReview",
     "IncidentEntry",
     "IntegrationProject",

@@ -27,9 +27,9 @@ from planner.mapping.spreadsheet import (
 )
 from planner.models import FieldMapping
 from planner.runs import service as validation
-
 from tests.conftest import client_for
 from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory
+
 from .test_validation_runs import build, run_now
 
 ATTACKS = [

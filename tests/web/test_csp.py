@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.web import test_permissions
 from tests.conftest import HTMX, client_for
+from tests.web import test_permissions
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"

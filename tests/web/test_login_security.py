@@ -15,7 +15,6 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from planner.runs import endpoint_forms
-
 from tests.conftest import client_for
 from tests.factories import PASSWORD, SystemFactory, UserFactory
 
