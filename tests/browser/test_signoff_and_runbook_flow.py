@@ -47,7 +47,9 @@ def add_row(page: Page, kind: str, fields: dict[str, str], button: str) -> None:
     form.get_by_role("button", name=button).click()
 
 
-def test_fill_steps_4_to_7_sign_off_edit_stale_export(page: Page, browser, live_server, tmp_path):
+def test_fill_steps_4_to_7_sign_off_edit_stale_export(
+    page: Page, browser, live_server, tmp_path, celery_eager
+):
     owner = UserFactory()
     project = ProjectFactory(owner=owner, name="Sign-off flow")
     ObjectiveFactory(project=project)
