@@ -168,7 +168,7 @@ def golive_page(request: HttpRequest, project: IntegrationProject) -> HttpRespon
             )
             return redirect("planner:golive", project_id=project.pk)
         try:
-            going_live.mark_live(project, request.user, request.POST.get("version", ""))
+            going_live.mark_live(project, request.user, request.POST.get("version") or None)
         except going_live.GoLiveRefused as exc:
             messages.error(request, str(exc))
         else:

@@ -11,7 +11,7 @@ from django.urls import reverse
 from tests.conftest import HTMX, client_for
 from tests.web import test_permissions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository, above tests/web
 TEMPLATES = ROOT / "templates"
 
 # Rendered only into PDFs by WeasyPrint, never served to a browser: its @page rules must be inline.
