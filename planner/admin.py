@@ -1,7 +1,15 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import IntegrationProject, Membership, SignOff, SignOffStale, System
+from .models import (
+    GoLive,
+    GoLiveRevert,
+    IntegrationProject,
+    Membership,
+    SignOff,
+    SignOffStale,
+    System,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -23,7 +31,8 @@ class SystemAdmin(SimpleHistoryAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Sign-offs and their stale events are an audit trail: visible, never changed here."""
+    """Sign-offs, their stale events and go-live events are an audit trail: visible, never
+    changed here."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -44,3 +53,13 @@ class SignOffAdmin(ReadOnlyAdmin):
 @admin.register(SignOffStale)
 class SignOffStaleAdmin(ReadOnlyAdmin):
     list_display = ("project", "step", "signoff", "current_hash", "detected_at")
+
+
+@admin.register(GoLive)
+class GoLiveAdmin(ReadOnlyAdmin):
+    list_display = ("project", "user", "created_at")
+
+
+@admin.register(GoLiveRevert)
+class GoLiveRevertAdmin(ReadOnlyAdmin):
+    list_display = ("project", "user", "reason", "created_at")

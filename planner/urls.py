@@ -123,6 +123,7 @@ project_patterns = [
     path("connections/<int:connection_id>/runs/schedule/", runs.run_schedule, name="run_schedule"),
     # Go-live, health reviews and alerts
     path("go-live/", reviews.golive_page, name="golive"),
+    path("go-live/revert/", reviews.golive_revert, name="golive_revert"),
     path("reviews/", reviews.reviews_page, name="reviews"),
     path("reviews/schedule/", reviews.review_schedule_save, name="review_schedule"),
     path("reviews/start/", reviews.review_start, name="review_start"),

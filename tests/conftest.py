@@ -129,3 +129,27 @@ def world(db):
         ),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}
+
+
+@pytest.fixture
+def tasks_after_commit(django_capture_on_commit_callbacks):
+    """Run what a write queues for after its commit, with Celery tasks executed in place (what a
+    worker would do). Use as `with tasks_after_commit(): ...`."""
+    from aethon.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield lambda: django_capture_on_commit_callbacks(execute=True)
+    app.conf.task_always_eager = eager
+
+
+@pytest.fixture
+def celery_eager():
+    """Celery tasks run in place when published (a live server's writes commit for real, so
+    what they queue after the commit runs at once, as a worker would)."""
+    from aethon.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = eager

@@ -13,6 +13,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from planner.checklist import golive
+from planner.checklist.signoff import record_stale_signoffs
 from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
 from planner.runs.service import RunRefused, start_validation_run
@@ -361,6 +362,7 @@ def import_mapping(
             remember=meanings,
             user=request.user,
         )
+        record_stale_signoffs(project)  # the write path records what it made stale
     except SpreadsheetError as exc:
         return Status(
             400,

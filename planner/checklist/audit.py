@@ -12,6 +12,8 @@ from planner.models import (
     DataElement,
     DeploymentPlan,
     FieldMapping,
+    GoLive,
+    GoLiveRevert,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -53,6 +55,9 @@ TRACKED: dict[str, type[models.Model]] = {
     "approvers": ApproverRequirement,
     "signoff": SignOff,
     "stalesignoff": SignOffStale,
+    # Going live and back: immutable events, each with who, when and (for a revert) why.
+    "golive": GoLive,
+    "golive_revert": GoLiveRevert,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,

@@ -20,6 +20,7 @@ from planner.models import (
     TestCase,
     TestPlan,
     TrainingPlan,
+    ValidationRun,
 )
 from planner.models.testing import REQUIRED_SCENARIOS, ErrorScenario, TestStage
 
@@ -53,7 +54,7 @@ class PlanEvidence:
         ).get(pk=project.pk)
         return cls(
             test_plan=getattr(one_to_one, "test_plan", None),
-            test_cases=list(TestCase.objects.filter(project=project)),
+            test_cases=with_run_problems(list(TestCase.objects.filter(project=project))),
             deployment=getattr(one_to_one, "deployment_plan", None),
             triggers=list(RollbackTrigger.objects.filter(project=project)),
             rollback_steps=list(RollbackStep.objects.filter(project=project)),
@@ -74,6 +75,68 @@ def plan_of(ev: Evidence) -> PlanEvidence:
 
 
 # Step 4 ---------------------------------------------------------------------------------------
+
+
+def with_run_problems(cases: list[TestCase]) -> list[TestCase]:
+    """Set `run_problem` on each case: why its linked validation run does not evidence a pass.
+
+    A passed case's run must have passed, or the case states which findings it accepts; and a
+    validation run on the same connection that failed after it makes the case stale. Two
+    queries, only when a case links a run.
+    """
+    linked = {c.validation_run_id for c in cases if c.validation_run_id}
+    runs, failed = {}, []
+    if linked:
+        runs = {
+            r.pk: r
+            for r in ValidationRun.objects.filter(pk__in=linked).only(
+                "pk", "status", "connection_id", "created_at", "kind"
+            )
+        }
+        failed = list(
+            ValidationRun.objects.filter(
+                connection_id__in={r.connection_id for r in runs.values()},
+                kind="validation",
+                status=ValidationRun.Status.FAILED,
+            )
+            .order_by("-created_at", "-pk")
+            .only("pk", "connection_id", "created_at")
+        )
+    for case in cases:
+        case.run_problem = _run_problem(case, runs.get(case.validation_run_id), failed)
+    return cases
+
+
+def run_problem_of(case: TestCase) -> str:
+    if not hasattr(case, "run_problem"):
+        with_run_problems([case])
+    return case.run_problem
+
+
+def _run_problem(case: TestCase, run: ValidationRun | None, failed: list) -> str:
+    if run is None or case.status != TestCase.Status.PASSED:
+        return ""
+    if run.status != ValidationRun.Status.PASSED and not case.accepted_findings.strip():
+        return (
+            f"'{case}' is passed on validation run #{run.pk}, which "
+            f"{run.get_status_display().lower()}: link a passed run, or state the accepted "
+            "findings."
+        )
+    later = next(
+        (
+            f
+            for f in failed
+            if f.connection_id == run.connection_id
+            and (f.created_at, f.pk) > (run.created_at, run.pk)
+        ),
+        None,
+    )
+    if later is not None:
+        return (
+            f"'{case}' is stale: validation run #{later.pk} on the same connection failed after "
+            f"run #{run.pk}; run it again and link a passed run."
+        )
+    return ""
 
 
 def needs_reverse_stage(ev: Evidence) -> bool:

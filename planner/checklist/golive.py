@@ -78,7 +78,8 @@ def _criterion_reasons(project: IntegrationProject, ev: Evidence, latest: dict) 
     return reasons
 
 
-def _latest_runs(project: IntegrationProject) -> dict[int, ValidationRun]:
+def latest_runs(project: IntegrationProject) -> dict[int, ValidationRun]:
+    """Each connection's latest finished validation run, by connection id."""
     latest: dict[int, ValidationRun] = {}
     finished = ValidationRun.objects.filter(project=project, kind="validation").exclude(
         status__in=ValidationRun.ACTIVE
@@ -140,8 +141,8 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
                 reasons.append(
                     Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
                 )
-    latest = _latest_runs(project)
+    latest = latest_runs(project)
     reasons += _run_reasons(project, ev, latest)
     reasons += _criterion_reasons(project, ev, latest)
-    live = GoLive.objects.filter(project=project).select_related("user").first()
+    live = GoLive.objects.current().filter(project=project).select_related("user").first()
     return Verdict(not reasons, readiness.percent, reasons, live)

@@ -229,6 +229,9 @@ def _every_stage_has_case(ev: Evidence) -> list[Finding]:
 
 
 def _cases_have_criteria(ev: Evidence) -> list[Finding]:
+    if not plan.plan_of(ev).test_cases:
+        # "Every case has a criterion" says nothing when there is no case.
+        return [Finding("No test case yet.", "cases")]
     return [
         Finding(f"'{c}' has no pass/fail criterion.", f"testcase-{c.pk}")
         for c in plan.plan_of(ev).test_cases
@@ -253,6 +256,8 @@ def _cases_passed_with_evidence(ev: Evidence) -> list[Finding]:
             out.append(Finding(f"'{c}' is {c.get_status_display().lower()}.", f"testcase-{c.pk}"))
         elif not c.has_evidence:
             out.append(Finding(f"'{c}' passed without evidence.", f"testcase-{c.pk}"))
+        elif problem := plan.run_problem_of(c):
+            out.append(Finding(problem, f"testcase-{c.pk}"))
     return out
 
 

@@ -2,12 +2,16 @@
 
 A sign-off records the sha256 of its step's artifacts as they were when it was given. The
 step's current hash is computed from the database (one query per artifact model, whatever the
-number of rows); when it no longer matches, the sign-off is stale. That moment is recorded
-once, as a `SignOffStale` event, and the step's approvers are emailed.
+number of rows); when it no longer matches, the sign-off is stale.
 
-Staleness is detected wherever readiness is computed (every project page, every htmx edit
-response), not in each write path: edits arrive through the row views, the mapping editor,
-spreadsheet imports and the admin, and none of them can slip past a check made on read.
+Reading never writes: pages compute freshness from the hashes alone. The moment a sign-off
+went stale is recorded on the write path (`record_stale_signoffs`, called after every
+successful write to a project, see `planner.web.permissions.project_access`), once, as a
+`SignOffStale` event; the approvers are emailed by a Celery task queued after the commit.
+
+Separation of duties: a step may need several different approvers (`approvers_needed`), and by
+default the person who made the step's last change and the project's owners cannot be its
+only approvers (`independent`).
 """
 
 import hashlib
@@ -20,7 +24,6 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 
 from planner.checklist.evidence import Evidence
@@ -34,6 +37,7 @@ from planner.models import (
     SignOffStale,
 )
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
+from planner.task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +98,39 @@ def project_hash(hashes: dict[int, str]) -> str:
 
 
 def required_roles(project: IntegrationProject) -> dict[int, list[str]]:
+    return {n: p.roles for n, p in policies(project).items()}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who must sign one step: the roles, how many people, and whether one must be independent."""
+
+    roles: list[str]
+    approvers_needed: int = 1
+    independent: bool = True
+
+
+def policies(project: IntegrationProject) -> dict[int, Policy]:
     configured = {
-        r.step: list(r.roles) for r in ApproverRequirement.objects.filter(project=project)
+        r.step: Policy(list(r.roles), max(1, r.approvers_needed), r.independent)
+        for r in ApproverRequirement.objects.filter(project=project)
     }
-    return {s.number: configured.get(s.number, list(DEFAULT_REQUIRED_ROLES)) for s in STEPS}
+    return {s.number: configured.get(s.number, Policy(list(DEFAULT_REQUIRED_ROLES))) for s in STEPS}
+
+
+def last_editor(project: IntegrationProject, number: int) -> int | None:
+    """The user who made the newest change to the step's artifacts (one query per model)."""
+    newest = None
+    for model in STEPS_BY_NUMBER[number].artifacts:
+        row = (
+            model.history.filter(project_id=project.pk)
+            .order_by("-history_date", "-history_id")
+            .values_list("history_date", "history_user_id")
+            .first()
+        )
+        if row and (newest is None or row[0] > newest[0]):
+            newest = row
+    return newest[1] if newest else None
 
 
 def role_label(role: str) -> str:
@@ -134,6 +167,60 @@ class StepSignOff:
     holders: dict[str, list[str]]  # role -> usernames holding it now
     known_hash: str | None = None
     _findings: list[Finding] = field(default_factory=list)
+    approvers_needed: int = 1
+    independent: bool = True
+    owner_ids: frozenset[int] = frozenset()
+
+    @cached_property
+    def last_editor_id(self) -> int | None:
+        return last_editor(self.project, self.step)
+
+    @property
+    def not_independent_ids(self) -> set[int]:
+        """Who cannot be the step's only approvers: its last editor and the owners."""
+        ids = set(self.owner_ids)
+        if self.last_editor_id is not None:
+            ids.add(self.last_editor_id)
+        return ids
+
+    @property
+    def approvers(self) -> list[Signature]:
+        """The approvals that count, one per person."""
+        return [s for s in self.latest if s.counts and s.signoff.role in self.required]
+
+    @property
+    def needs_independent(self) -> bool:
+        """Every counting approval is by the last editor or an owner, and that is not enough."""
+        if not self.independent or not self.approvers:
+            return False
+        excluded = self.not_independent_ids
+        return all(s.signoff.user_id in excluded for s in self.approvers)
+
+    @property
+    def complete(self) -> bool:
+        return (
+            not self.missing
+            and len(self.approvers) >= self.approvers_needed
+            and not self.needs_independent
+        )
+
+    def decision_label(self, sig: Signature) -> str:
+        """What the page and the runbook print: "Approved" only for an approval that counts."""
+        if sig.signoff.decision != SignOff.Decision.APPROVE:
+            return sig.signoff.get_decision_display()
+        if sig.stale:
+            return "Approval no longer counts: the step changed since"
+        if not sig.holds_role:
+            return "Approval does not count: the signer no longer has this role"
+        if sig.signoff.role not in self.required:
+            return "Approval does not count: this role is not asked to sign"
+        if self.needs_independent:
+            return "Approval does not count alone: another approver must sign too"
+        return "Approved"
+
+    @property
+    def decisions(self) -> list[tuple[Signature, str]]:
+        return [(s, self.decision_label(s)) for s in self.latest]
 
     @cached_property
     def current_hash(self) -> str:
@@ -158,7 +245,10 @@ class StepSignOff:
 
     @property
     def required_text(self) -> str:
-        return " and ".join(f"an {role_label(r).lower()}" for r in self.required)
+        text = " and ".join(f"an {role_label(r).lower()}" for r in self.required)
+        if self.approvers_needed > 1:
+            text += f" ({self.approvers_needed} different people)"
+        return text
 
     @property
     def rule(self) -> Rule:
@@ -202,6 +292,23 @@ class StepSignOff:
                 )
             else:
                 out.append(Finding(f"Awaiting sign-off by an {label.lower()}.", "signoff"))
+        if not self.missing and len(self.approvers) < self.approvers_needed:
+            out.append(
+                Finding(
+                    f"{len(self.approvers)} of {self.approvers_needed} approvals: this step needs "
+                    f"{self.approvers_needed} different approvers.",
+                    "signoff",
+                )
+            )
+        if self.needs_independent:
+            names = ", ".join(s.signoff.user.get_username() for s in self.approvers)
+            out.append(
+                Finding(
+                    f"Approved only by {names}, who made the step's last change or owns the "
+                    "project: another approver must sign too.",
+                    "signoff",
+                )
+            )
         return out
 
 
@@ -218,16 +325,17 @@ def step_signoff(number: int, ev: Evidence) -> StepSignOff:
 
 
 def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
-    required = required_roles(project)
+    """Read only: freshness is the stored hash against the current one, nothing is recorded."""
+    policy = policies(project)
     members = Membership.objects.filter(project=project, role__in=SIGN_OFF_ROLES)
     role_of: dict[int, str] = {}
     holders: dict[str, list[str]] = {r: [] for r in SIGN_OFF_ROLES}
-    emails: dict[str, list[str]] = {r: [] for r in SIGN_OFF_ROLES}
+    owner_ids = set()
     for m in members.select_related("user"):
         role_of[m.user_id] = m.role
         holders[m.role].append(m.user.get_username())
-        if m.user.email:
-            emails[m.role].append(m.user.email)
+        if m.role == Role.OWNER:
+            owner_ids.add(m.user_id)
 
     latest: dict[int, dict[int, SignOff]] = {}
     for s in SignOff.objects.filter(project=project).select_related("user", "stale_event"):
@@ -245,19 +353,73 @@ def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
         n = step.number
         signatures = []
         for s in sorted(latest.get(n, {}).values(), key=lambda s: s.created_at, reverse=True):
-            if not hasattr(s, "stale_event") and s.content_hash != hashes[n]:
-                _record_stale(project, s, hashes[n], required[n], emails)
             fresh = not hasattr(s, "stale_event") and s.content_hash == hashes.get(n)
             signatures.append(Signature(s, fresh, role_of.get(s.user_id) == s.role))
+        p = policy[n]
         states[n] = StepSignOff(
-            project, n, required[n], signatures, holders, known_hash=hashes.get(n)
+            project,
+            n,
+            p.roles,
+            signatures,
+            holders,
+            known_hash=hashes.get(n),
+            approvers_needed=p.approvers_needed,
+            independent=p.independent,
+            owner_ids=frozenset(owner_ids),
         )
     return states
 
 
-def _record_stale(project, signoff: SignOff, current: str, roles: list[str], emails) -> None:
-    """Record, once, that `signoff` no longer matches its step, and ask the approvers again."""
-    recipients = sorted({e for r in roles for e in emails.get(r, [])} | _own_email(signoff))
+# ---------------------------------------------------------------------------------------------
+# Recording staleness: on the write path, never on a page view
+
+ASK_AGAIN_TASK = "planner.signoff_tasks.ask_again"
+
+
+def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
+    """Record, once each, the live sign-offs whose step changed; mail after the commit.
+
+    Called after every write to the project. One query when nothing is signed; otherwise the
+    hashes of the signed steps only.
+    """
+    live = list(
+        SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")
+    )
+    if not live:
+        return []
+    hashes = step_hashes(project, {s.step for s in live})
+    events = []
+    for signoff in live:
+        if signoff.content_hash != hashes[signoff.step]:
+            event = _record_stale(project, signoff, hashes[signoff.step], "The step changed.")
+            if event:
+                events.append(event)
+    return events
+
+
+def mark_step_stale(project: IntegrationProject, number: int, reason: str) -> list[SignOffStale]:
+    """Make every live sign-off of a step stale, whatever its hash: who must sign changed."""
+    live = SignOff.objects.filter(project=project, step=number, stale_event__isnull=True)
+    current = step_hashes(project, [number])[number]
+    events = []
+    for signoff in live.select_related("user"):
+        if event := _record_stale(project, signoff, current, reason):
+            events.append(event)
+    return events
+
+
+def _recipients(project: IntegrationProject, signoff: SignOff) -> list[str]:
+    roles = policies(project)[signoff.step].roles
+    emails = Membership.objects.filter(project=project, role__in=roles).exclude(user__email="")
+    found = set(emails.values_list("user__email", flat=True))
+    if signoff.user.email:
+        found.add(signoff.user.email)
+    return sorted(found)
+
+
+def _record_stale(project, signoff: SignOff, current: str, reason: str) -> SignOffStale | None:
+    """Record that `signoff` no longer holds; the approvers are emailed once the commit lands."""
+    recipients = _recipients(project, signoff)
     try:
         with transaction.atomic():
             event = SignOffStale.objects.create(
@@ -265,19 +427,26 @@ def _record_stale(project, signoff: SignOff, current: str, roles: list[str], ema
                 signoff=signoff,
                 step=signoff.step,
                 current_hash=current,
+                reason=reason[:300],
                 notified="\n".join(recipients),
             )
     except IntegrityError:
-        # Another request recorded it (and sent the mail) a moment ago.
-        signoff.stale_event = SignOffStale.objects.get(signoff=signoff)
-        return
+        return None  # another request recorded it (and queued the mail) a moment ago
     signoff.stale_event = event
     if recipients:
-        _ask_again(project, signoff, recipients)
+        transaction.on_commit(lambda: queue_ask_again(event.pk))
+    return event
 
 
-def _own_email(signoff: SignOff) -> set[str]:
-    return {signoff.user.email} if signoff.user.email else set()
+def queue_ask_again(event_id: int) -> None:
+    # By name, as the runs do: the task module (planner/checklist/tasks.py) imports this one.
+    from aethon.celery import app
+
+    try:
+        publish(app.tasks[ASK_AGAIN_TASK], event_id)
+    except QueueUnreachable:
+        # The event keeps who was to be asked; the step page shows the stale state regardless.
+        log.exception("could not queue the stale sign-off mail of event %s", event_id)
 
 
 def step_url(project: IntegrationProject, number: int) -> str:
@@ -285,20 +454,20 @@ def step_url(project: IntegrationProject, number: int) -> str:
     return f"{base}{STEPS_BY_NUMBER[number].url(project.pk, 'signoff')}"
 
 
-def _ask_again(project, signoff: SignOff, recipients: list[str]) -> None:
+def ask_again_message(event: SignOffStale) -> tuple[str, str, list[str]]:
+    """Subject, body and recipients of the mail asking the approvers to sign again."""
+    signoff, project = event.signoff, event.project
     step = STEPS_BY_NUMBER[signoff.step]
     subject = f"[Aethon] {project.name}: step {step.number} changed, please sign off again"
+    why = event.reason or "The step changed."
     body = (
-        f"Step {step.number} ({step.title}) of '{project.name}' changed after "
-        f"{signoff.user.get_username()} signed it off on {signoff.created_at:%d %b %Y %H:%M} "
-        f"(version {signoff.short_hash}).\n\n"
-        "That sign-off is now stale, and the step is not complete until it is signed off "
-        f"again on the current version:\n\n{step_url(project, step.number)}\n"
+        f"Step {step.number} ({step.title}) of '{project.name}': {why} "
+        f"{signoff.user.get_username()}'s sign-off of {signoff.created_at:%d %b %Y %H:%M} "
+        f"(version {signoff.short_hash}) no longer counts.\n\n"
+        "The step is not complete until it is signed off again on the current version:\n\n"
+        f"{step_url(project, step.number)}\n"
     )
-    try:
-        send_mail(subject, body, None, recipients)
-    except Exception:  # a mail server outage must not break the page that noticed the change
-        log.exception("could not email %s about a stale sign-off", recipients)
+    return subject, body, [r for r in event.notified.splitlines() if r]
 
 
 # ---------------------------------------------------------------------------------------------

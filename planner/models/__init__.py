@@ -4,7 +4,7 @@ from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
-from .golive import GoLive
+from .golive import GoLive, GoLiveRevert
 from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
@@ -34,6 +34,7 @@ __all__ = [
     "FieldType",
     "ValueMeaning",
     "GoLive",
+    "GoLiveRevert",
     "HealthReview",
     "IncidentEntry",
     "IntegrationProject",

@@ -52,6 +52,16 @@ class ApproverRequirement(VersionedModel):
     )
     step = models.PositiveSmallIntegerField()
     roles = models.JSONField(default=list, blank=True)
+    approvers_needed = models.PositiveSmallIntegerField(
+        "approvers needed", default=1, help_text="How many different people must approve."
+    )
+    # Separation of duties: the person who made the step's last change, and the project's
+    # owner, cannot be its only approvers unless the owner turns this off.
+    independent = models.BooleanField(
+        "independent approver",
+        default=True,
+        help_text="At least one approver is neither the last editor of the step nor the owner.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -119,6 +129,7 @@ class SignOffStale(ImmutableModel):
     signoff = models.OneToOneField(SignOff, on_delete=models.PROTECT, related_name="stale_event")
     step = models.PositiveSmallIntegerField()
     current_hash = models.CharField("hash when detected", max_length=64)
+    reason = models.CharField(max_length=300, blank=True)
     notified = models.TextField("asked again", blank=True, help_text="Emails sent, one a line.")
     detected_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()

@@ -103,6 +103,13 @@ class TestCase(VersionedModel):
         related_name="test_cases",
         verbose_name="validation run",
     )
+    # A run that did not pass evidences a passed case only if the team says which of its
+    # findings they accept, and why.
+    accepted_findings = models.TextField(
+        "accepted findings",
+        blank=True,
+        help_text="If the linked run did not pass: which of its findings are accepted, and why.",
+    )
     history = HistoricalRecords()
 
     class Meta:

@@ -118,7 +118,7 @@ def schedule_of(project: IntegrationProject) -> ReviewSchedule:
 
 
 def _start(project: IntegrationProject) -> datetime | None:
-    live = GoLive.objects.filter(project=project).only("created_at").first()
+    live = GoLive.objects.current().filter(project=project).only("created_at").first()
     return live.created_at if live else None
 
 

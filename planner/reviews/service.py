@@ -56,7 +56,7 @@ def start_review(
     missed: int = 0,
 ) -> HealthReview:
     """Queue a review; one active review per project (a second start returns the first)."""
-    if not GoLive.objects.filter(project=project).exists():
+    if not GoLive.objects.current().filter(project=project).exists():
         raise ReviewRefused("Health reviews start after go-live: mark the project live first.")
     active = HealthReview.objects.filter(project=project, status__in=HealthReview.ACTIVE)
     if existing := active.first():
@@ -186,7 +186,7 @@ def run_review(review_id: int) -> HealthReview | None:
         .order_by("-created_at")
         .first()
     )
-    live = GoLive.objects.filter(project=project).first()
+    live = GoLive.objects.current().filter(project=project).first()
     review.since = previous.created_at if previous else (live.created_at if live else None)
     run_ids = []
     for c in Connection.objects.filter(project=project).select_related("source", "target"):

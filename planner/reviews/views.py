@@ -9,6 +9,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from planner.checklist import golive
+from planner.checklist.registry import STEPS_BY_NUMBER
+from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import (
     Alert,
     AlertChannel,
@@ -30,8 +32,8 @@ from planner.web.permissions import can, project_access
 
 def _hub(request, project, **extra) -> HttpResponse:
     ctx = project_context(request, project)
-    schedule = review_schedule.schedule_of(project)
-    live = GoLive.objects.filter(project=project).select_related("user").first()
+    schedule = review_schedule.in_force(project)  # a page only shows it: not saved
+    live = GoLive.objects.current().filter(project=project).select_related("user").first()
     role = request.membership.role
     ctx.update(
         live=live,
@@ -175,8 +177,13 @@ def alert_acknowledge(request: HttpRequest, project: IntegrationProject, pk: int
 @project_access("view", write="manage")
 def golive_page(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     if request.method == "POST":
+        if request.POST.get("confirm") != "yes":
+            messages.error(
+                request, "Confirm: tick the box to confirm the go-live on the evidence shown."
+            )
+            return redirect("planner:golive", project_id=project.pk)
         try:
-            going_live.mark_live(project, request.user)
+            going_live.mark_live(project, request.user, request.POST.get("version") or None)
         except going_live.GoLiveRefused as exc:
             messages.error(request, str(exc))
         else:
@@ -184,9 +191,34 @@ def golive_page(request: HttpRequest, project: IntegrationProject) -> HttpRespon
             return redirect("planner:reviews", project_id=project.pk)
         return redirect("planner:golive", project_id=project.pk)
     ctx = project_context(request, project)
+    v = golive.verdict(project, ctx["evidence"])
+    hashes = step_hashes(project)
     ctx.update(
-        verdict=golive.verdict(project, ctx["evidence"]),
+        verdict=v,
+        version=project_hash(hashes),
+        changed_steps=(
+            [
+                (STEPS_BY_NUMBER[n], STEPS_BY_NUMBER[n].url(project.pk))
+                for n, h in hashes.items()
+                if v.live.snapshot.get("step_hashes", {}).get(str(n)) != h
+            ]
+            if v.live
+            else []
+        ),
+        history=going_live.golive_history(project),
         can_mark_live=can(request.membership.role, "manage"),
         max_run_age_days=golive.max_run_age().days,
     )
     return render(request, "planner/golive.html", ctx)
+
+
+@project_access("view", write="manage")
+@require_POST
+def golive_revert(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
+    try:
+        going_live.revert_live(project, request.user, request.POST.get("reason", ""))
+    except going_live.GoLiveRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{project.name} is back to not live. Reviews are stopped.")
+    return redirect("planner:golive", project_id=project.pk)

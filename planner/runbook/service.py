@@ -109,6 +109,19 @@ def runbook_context(project: IntegrationProject) -> dict:
     reviews = in_force(project)
     for s in signoffs:
         s.fresh = not hasattr(s, "stale_event") and s.content_hash == hashes[s.step]
+        state = states[s.step]
+        sig = next((g for g in state.latest if g.signoff.pk == s.pk), None)
+        # "Approved" only for an approval that counts; an older decision of the same signer
+        # has been superseded or went stale.
+        s.decision_label = (
+            state.decision_label(sig)
+            if sig
+            else (
+                "Approval no longer counts"
+                if s.decision == s.Decision.APPROVE
+                else s.get_decision_display()
+            )
+        )
     return {
         "project": project,
         "generated_at": timezone.now(),
@@ -254,6 +267,31 @@ def _fail(export: RunbookExport, reason: str) -> None:
     )
 
 
+DIED = "The export stopped making progress: its worker probably died. Try again."
+NEVER_PICKED = "No worker picked this export up. Is the Celery worker running?"
+
+
+def stall_reason(export: RunbookExport, now=None) -> str:
+    """Why an export that says it is active is not: its worker died, or none came."""
+    now = now or timezone.now()
+    if export.status == RunbookExport.Status.RUNNING and export.updated_at < now - RUNNING_TIMEOUT:
+        return DIED
+    if export.status == RunbookExport.Status.QUEUED and export.created_at < now - QUEUED_TIMEOUT:
+        return NEVER_PICKED
+    return ""
+
+
+def shown_as_failed(exports) -> list[RunbookExport]:
+    """For a page: stalled exports shown failed with the reason, in memory only (GET never
+    writes; `expire_stalled` records it on the write path and when a worker starts)."""
+    exports = list(exports)
+    now = timezone.now()
+    for export in exports:
+        if reason := stall_reason(export, now):
+            export.status, export.error, export.message = RunbookExport.Status.FAILED, reason, ""
+    return exports
+
+
 def expire_stalled(project: IntegrationProject) -> int:
     """Fail the exports of `project` whose worker died or never came."""
     now = timezone.now()
@@ -261,15 +299,9 @@ def expire_stalled(project: IntegrationProject) -> int:
     dead = qs.filter(status=RunbookExport.Status.RUNNING, updated_at__lt=now - RUNNING_TIMEOUT)
     lost = qs.filter(status=RunbookExport.Status.QUEUED, created_at__lt=now - QUEUED_TIMEOUT)
     n = dead.update(
-        status=RunbookExport.Status.FAILED,
-        message="Failed",
-        error="The export stopped making progress: its worker probably died. Try again.",
-        finished_at=now,
+        status=RunbookExport.Status.FAILED, message="Failed", error=DIED, finished_at=now
     )
     n += lost.update(
-        status=RunbookExport.Status.FAILED,
-        message="Failed",
-        error="No worker picked this export up. Is the Celery worker running?",
-        finished_at=now,
+        status=RunbookExport.Status.FAILED, message="Failed", error=NEVER_PICKED, finished_at=now
     )
     return n

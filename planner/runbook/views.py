@@ -17,10 +17,11 @@ PAGE = "planner/runbook.html"
 
 @project_access("view")
 def runbook(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
-    rb.expire_stalled(project)
     ctx = project_context(request, project)
     ctx.update(
-        exports=RunbookExport.objects.filter(project=project).select_related("created_by")[:20],
+        exports=rb.shown_as_failed(
+            RunbookExport.objects.filter(project=project).select_related("created_by")[:20]
+        ),
         current_version=project_hash(step_hashes(project)),
         big=rb.is_big(project),
     )
@@ -39,6 +40,7 @@ def runbook_preview(request: HttpRequest, project: IntegrationProject) -> HttpRe
 def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     if request.method != "POST":
         return redirect("planner:runbook", project_id=project.pk)
+    rb.expire_stalled(project)  # recorded here, on the write path; pages only show it
     if rb.is_big(project):
         export = rb.queue_export(project, request.user)
         if export.status == RunbookExport.Status.FAILED:
@@ -58,8 +60,8 @@ def runbook_export(request: HttpRequest, project: IntegrationProject) -> HttpRes
 @project_access("view")
 def export_status(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
     """One export's row, polled by htmx while it runs."""
-    rb.expire_stalled(project)
     export = get_object_or_404(RunbookExport, project=project, pk=pk)
+    rb.shown_as_failed([export])
     ctx = {"project": project, "export": export, "current_version": None}
     return render(request, f"{PAGE}#export-row", ctx)
 

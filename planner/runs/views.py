@@ -261,6 +261,20 @@ def run_link(request: HttpRequest, project: IntegrationProject, pk: int) -> Http
     case = get_object_or_404(TestCase, project=project, pk=int(case_id))
     if unlink and case.validation_run_id != run.pk:
         return redirect(run_url(run))
+    if (
+        not unlink
+        and case.status == TestCase.Status.PASSED
+        and run.status != ValidationRun.Status.PASSED
+        and not case.accepted_findings.strip()
+    ):
+        # A failed run is no evidence for a passed case, unless the case accepts its findings.
+        messages.error(
+            request,
+            f"Test case '{case}' is marked passed, and this run "
+            f"{run.get_status_display().lower()}: it cannot be its evidence. Link a passed run, "
+            "or state the accepted findings in step 4 first.",
+        )
+        return redirect(run_url(run))
     case.validation_run = None if unlink else run
     save_versioned(case, case.version)
     if unlink:

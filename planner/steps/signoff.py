@@ -11,7 +11,14 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER
-from planner.checklist.signoff import SignOffRefused, required_roles, sign
+from planner.checklist.signoff import (
+    Policy,
+    SignOffRefused,
+    mark_step_stale,
+    policies,
+    role_label,
+    sign,
+)
 from planner.models import ApproverRequirement, IntegrationProject, SignOff
 from planner.models.signoff import SIGN_OFF_ROLES
 from planner.steps.views import step_context
@@ -29,25 +36,55 @@ class SignOffForm(forms.Form):
 
 
 class ApproverPolicyForm(forms.Form):
-    """For each step, the roles whose approval it needs."""
+    """For each step: the roles whose approval it needs, how many people, and independence."""
 
-    def __init__(self, *args, steps, current: dict[int, list[str]], **kwargs) -> None:
+    def __init__(self, *args, steps, current: dict[int, Policy], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         choices = [(r.value, r.label) for r in SIGN_OFF_ROLES]
-        for step in steps:
+        self.steps = list(steps)
+        for step in self.steps:
+            policy = current[step.number]
+            label = f"{step.number}. {step.title}"
             self.fields[f"step_{step.number}"] = forms.MultipleChoiceField(
-                label=f"{step.number}. {step.title}",
+                label=label,
                 choices=choices,
                 required=False,
-                initial=current.get(step.number, []),
+                initial=policy.roles,
                 widget=forms.CheckboxSelectMultiple,
             )
+            self.fields[f"needed_{step.number}"] = forms.IntegerField(
+                label=f"{label}: approvers needed",
+                min_value=1,
+                max_value=10,
+                initial=policy.approvers_needed,
+            )
+            self.fields[f"independent_{step.number}"] = forms.BooleanField(
+                label=f"{label}: independent approver",
+                required=False,
+                initial=policy.independent,
+            )
 
-    def roles(self) -> dict[int, list[str]]:
+    def rows(self):
+        for step in self.steps:
+            n = step.number
+            yield self[f"step_{n}"], self[f"needed_{n}"], self[f"independent_{n}"]
+
+    def policies(self) -> dict[int, Policy]:
+        data = self.cleaned_data
         return {
-            int(name.removeprefix("step_")): sorted(value)
-            for name, value in self.cleaned_data.items()
+            s.number: Policy(
+                sorted(data[f"step_{s.number}"]),
+                data[f"needed_{s.number}"],
+                data[f"independent_{s.number}"],
+            )
+            for s in self.steps
         }
+
+
+def _describe(policy: Policy) -> str:
+    roles = ", ".join(role_label(r) for r in policy.roles) or "nobody"
+    independent = "an independent approver" if policy.independent else "self-approval allowed"
+    return f"{roles}; {policy.approvers_needed} approver(s); {independent}"
 
 
 def _step_url(project: IntegrationProject, number: int) -> str:
@@ -108,20 +145,39 @@ def signoff(request: HttpRequest, project: IntegrationProject, number: int) -> H
 
 @project_access("view", write="manage")
 def signoff_policy(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
-    current = required_roles(project)
+    current = policies(project)
     form = ApproverPolicyForm(request.POST or None, steps=STEPS, current=current)
     if request.method == "POST" and form.is_valid():
+        changed = []
         with transaction.atomic():
             existing = {r.step: r for r in ApproverRequirement.objects.filter(project=project)}
-            for number, roles in form.roles().items():
-                if roles == current[number] and number in existing:
+            for number, policy in form.policies().items():
+                if policy == current[number] and number in existing:
                     continue
                 requirement = existing.get(number) or ApproverRequirement(
                     project=project, step=number
                 )
-                requirement.roles = roles
+                requirement.roles = policy.roles
+                requirement.approvers_needed = policy.approvers_needed
+                requirement.independent = policy.independent
                 save_versioned(requirement, requirement.version if requirement.pk else None)
-        messages.success(request, "Sign-off requirements saved.")
+                if policy != current[number]:
+                    changed.append(number)
+                    # Who must sign is part of what was approved: the approvals given under the
+                    # old rule no longer count, and their signers are asked again.
+                    mark_step_stale(
+                        project,
+                        number,
+                        f"Who must sign changed from {_describe(current[number])} "
+                        f"to {_describe(policy)}.",
+                    )
+        note = (
+            f"Sign-off requirements changed for step(s) {', '.join(map(str, changed))}; their "
+            "sign-offs are stale and the approvers were asked again."
+            if changed
+            else "Sign-off requirements saved."
+        )
+        messages.success(request, note)
         return redirect("planner:signoff_policy", project_id=project.pk)
     ctx = project_context(request, project)
     ctx.update(form=form)

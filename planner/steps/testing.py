@@ -50,7 +50,9 @@ class TestCaseForm(ProjectScopedForm):
             "status",
             "evidence_file",
             "evidence_note",
+            "accepted_findings",
         ]
+        widgets = {"accepted_findings": textarea(2)}
         help_texts = {"pass_criterion": ""}  # the column says it; keep the inline row compact
 
     def clean_evidence_file(self):
@@ -77,6 +79,18 @@ class TestCaseForm(ProjectScopedForm):
             self.add_error("scenario", "Say which error scenario this case covers.")
         elif stage and stage != TestStage.ERRORS and scenario:
             self.add_error("scenario", "Only error-scenario cases have an error scenario.")
+        run = self.instance.validation_run if self.instance.validation_run_id else None
+        if (
+            data.get("status") == TestCase.Status.PASSED
+            and run is not None
+            and run.status != run.Status.PASSED
+            and not (data.get("accepted_findings") or "").strip()
+        ):
+            self.add_error(
+                "status",
+                f"Validation run #{run.pk} {run.get_status_display().lower()}: a case cannot pass"
+                " on it. Link a passed run, or state the accepted findings.",
+            )
         return data
 
 
@@ -91,6 +105,8 @@ def _evidence_cell(case: TestCase) -> str:
         parts.append(format_html('<a href="{}">{}</a>', evidence_url(case), name))
     if case.evidence_note:
         parts.append(case.evidence_note)
+    if case.accepted_findings:
+        parts.append(format_html("Accepted findings: {}", case.accepted_findings))
     if case.validation_run_id:  # linked from the run's page
         url = reverse("planner:run_show", args=[case.project_id, case.validation_run_id])
         parts.append(
@@ -125,7 +141,7 @@ def _case_warning(c: TestCase) -> str:
         return "No pass/fail criterion"
     if c.status == TestCase.Status.PASSED and not c.has_evidence:
         return "Passed without evidence"
-    return ""
+    return plan.run_problem_of(c)
 
 
 def _stage_context(ctx: dict, obj=None) -> None:

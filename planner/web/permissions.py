@@ -1,7 +1,8 @@
 """Per-project roles, enforced by one decorator on every project view.
 
 A non-member gets 404 (the project's existence is not disclosed); a member whose role lacks
-the capability gets 403.
+the capability gets 403. After a successful write the decorator records the sign-offs it made
+stale, so that no page view has to.
 """
 
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from planner.checklist.signoff import record_stale_signoffs
 from planner.models import Membership, Role
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -63,7 +65,12 @@ def project_access(read: str = "view", write: str | None = None) -> Callable:
             membership = membership_for(request.user, project_id, needed)
             request.project = membership.project
             request.membership = membership
-            return view(request, membership.project, *args, **kwargs)
+            response = view(request, membership.project, *args, **kwargs)
+            if request.method not in SAFE_METHODS and response.status_code < 400:
+                # The write path records which sign-offs the write made stale (pages only
+                # read): every edit, import, move and delete of a project passes here.
+                record_stale_signoffs(membership.project)
+            return response
 
         wrapper.project_capabilities = (read, write)
         return wrapper

@@ -20,6 +20,7 @@ def test_mark_a_ready_project_live_then_review_it_by_hand(page: Page, live_serve
     row.get_by_role("link", name="CRM to billing").click()
     page.locator("#navigator").get_by_role("link", name="Go-live").click()
     expect(page.get_by_test_id("verdict")).to_contain_text("Ready to go live")
+    page.get_by_label("I confirm the go-live on the evidence above").check()
     page.get_by_role("button", name="Mark live").click()
 
     expect(page.get_by_role("heading", name="Health reviews", level=1)).to_be_visible()

@@ -86,7 +86,7 @@ def test_marking_live_records_who_when_and_the_snapshot_and_schedules_reviews(db
     viewer = MembershipFactory(project=project, role=Role.VIEWER).user
     url = reverse("planner:golive", args=[project.pk])
     assert client_for(viewer).post(url).status_code == 403
-    response = client_for(project.owner).post(url)
+    response = client_for(project.owner).post(url, {"confirm": "yes"})
     assert response.status_code == 302
     live = GoLive.objects.get(project=project)
     assert live.user == project.owner

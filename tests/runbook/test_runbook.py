@@ -249,6 +249,11 @@ def test_an_export_whose_worker_died_is_failed_not_left_running(project, owner_c
     RunbookExport.objects.filter(pk=queued.pk).update(created_at=old)
     page = owner_client.get(reverse("planner:runbook", args=[project.pk])).content.decode()
     assert "its worker probably died" in page and "Is the Celery worker running?" in page
+    # The page shows them failed without writing; the write path (the next export, a worker
+    # starting) records it.
+    statuses = dict(RunbookExport.objects.values_list("pk", "status"))
+    assert statuses == {running.pk: "running", queued.pk: "queued", fresh.pk: "running"}
+    rb.expire_stalled(project)
     statuses = dict(RunbookExport.objects.values_list("pk", "status"))
     assert statuses == {running.pk: "failed", queued.pk: "failed", fresh.pk: "running"}
     # A task redelivered more than once gives up instead of looping.
