@@ -10,6 +10,7 @@ from planner.steps import (
     monitoring,
     objectives,
     pattern,
+    practices,
     signoff,
     testing,
     training,
@@ -78,6 +79,20 @@ project_patterns = [
         "steps/2/mappings/<int:pk>/move/<str:direction>/",
         mapping.mapping_move,
         name="mapping_move",
+    ),
+    # The guides' practices, per connection.
+    *row_urls("steps/1/owners", practices.OWNERSHIPS),
+    *row_urls("steps/2/error-handling", practices.STRATEGIES),
+    *row_urls("steps/2/security", practices.SECURITY),
+    *row_urls("steps/2/personal-data", practices.PERSONAL),
+    *row_urls("steps/4/backfill", practices.BACKFILLS),
+    path(
+        "steps/4/cases/from-error-handling/",
+        practices.error_cases_generate,
+        name="error_cases_generate",
+    ),
+    path(
+        "steps/6/monitors/dead-letter/", practices.dead_letter_monitor, name="dead_letter_monitor"
     ),
     path("steps/3/decision/", pattern.decision_save, name="decision_save"),
     # Steps 4 to 7, sign-offs and the runbook.

@@ -8,9 +8,12 @@ from django.db import models
 
 from planner.models import (
     ApproverRequirement,
+    BackfillPlan,
     Connection,
+    ConnectionOwnership,
     DataElement,
     DeploymentPlan,
+    ErrorStrategy,
     FieldMapping,
     IncidentEntry,
     IntegrationProject,
@@ -18,9 +21,11 @@ from planner.models import (
     Monitor,
     Objective,
     PatternDecision,
+    PersonalField,
     RollbackStep,
     RollbackTrigger,
     RunSchedule,
+    SecurityReview,
     SignOff,
     SignOffStale,
     SuccessCriterion,
@@ -53,6 +58,12 @@ TRACKED: dict[str, type[models.Model]] = {
     "approvers": ApproverRequirement,
     "signoff": SignOff,
     "stalesignoff": SignOffStale,
+    # The guides' practices, per connection.
+    "ownership": ConnectionOwnership,
+    "errorstrategy": ErrorStrategy,
+    "securityreview": SecurityReview,
+    "personalfield": PersonalField,
+    "backfill": BackfillPlan,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,

@@ -17,18 +17,24 @@ from django.db import models
 from django.urls import reverse
 
 from planner.checklist import delivery as plan
+from planner.checklist import practices as guides
 from planner.checklist.evidence import Evidence
 from planner.mapping.checks import duplicate_targets, has_length_check, rule_errors
 from planner.models import (
+    BackfillPlan,
+    ConnectionOwnership,
     DataElement,
     DeploymentPlan,
+    ErrorStrategy,
     FieldMapping,
     IncidentEntry,
     Monitor,
     Objective,
     PatternDecision,
+    PersonalField,
     RollbackStep,
     RollbackTrigger,
+    SecurityReview,
     SuccessCriterion,
     TestCase,
     TestPlan,
@@ -335,6 +341,76 @@ def _incident_runbook(ev: Evidence) -> list[Finding]:
     return []
 
 
+# The guides' practices, per connection (planner.checklist.practices).
+def _connection_owners(ev: Evidence) -> list[Finding]:
+    owners = guides.practices_of(ev).ownerships
+    out = []
+    for c in ev.connections:
+        o = owners.get(c.pk)
+        missing = o.missing if o else ["owners"]
+        if missing:
+            out.append(Finding(f"{c} has no {', '.join(missing)}.", "ownership"))
+    return out
+
+
+def _error_strategies(ev: Evidence) -> list[Finding]:
+    strategies = guides.practices_of(ev).strategies
+    out = []
+    for c in ev.connections:
+        s = strategies.get(c.pk)
+        if s is None:
+            out.append(Finding(f"{c} has no error-handling strategy.", "error-handling"))
+        elif s.missing:
+            gaps = ", ".join(s.missing)
+            out.append(Finding(f"{c}'s error handling lacks {gaps}.", f"errorstrategy-{s.pk}"))
+    return out
+
+
+def _personal_data_protected(ev: Evidence) -> list[Finding]:
+    return [
+        Finding(f"{c} carries personal data but has no {gaps}.", "security")
+        for c, gaps in guides.unprotected_personal_data(ev)
+    ]
+
+
+def _error_cases(ev: Evidence) -> list[Finding]:
+    return [
+        Finding(
+            f"No error-scenario case for {guides.class_label(code).lower()} on {s.connection}.",
+            "cases",
+        )
+        for s, code in guides.missing_error_cases(ev)
+    ]
+
+
+def _backfill_plans(ev: Evidence) -> list[Finding]:
+    plans = guides.practices_of(ev).backfills
+    out = []
+    for c in ev.connections:
+        b = plans.get(c.pk)
+        if b is None:
+            out.append(Finding(f"{c} has no backfill plan (or 'no history to move').", "backfill"))
+        elif b.missing:
+            out.append(Finding(f"{c}'s backfill lacks {', '.join(b.missing)}.", f"backfill-{b.pk}"))
+        elif not b.no_history and b.verification_run.status != "passed":
+            out.append(
+                Finding(
+                    f"{c}'s backfill verification run #{b.verification_run_id} "
+                    f"{b.verification_run.get_status_display().lower()}.",
+                    f"backfill-{b.pk}",
+                )
+            )
+    return out
+
+
+def _dead_letter_monitor(ev: Evidence) -> list[Finding]:
+    if guides.needs_dead_letter_monitor(ev):
+        return [
+            Finding("Failed records are set aside but nothing watches their volume.", "dead-letter")
+        ]
+    return []
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
@@ -354,9 +430,15 @@ STEPS: tuple[Step, ...] = (
                 "Every data element has a source of truth",
                 _sources_of_truth,
             ),
+            Rule(
+                "connection_owners",
+                "Every connection has a data owner, an integration owner and an incident "
+                "resolver with a contact",
+                _connection_owners,
+            ),
         ),
         started=_step1_started,
-        artifacts=(Objective, SuccessCriterion, DataElement),
+        artifacts=(Objective, SuccessCriterion, DataElement, ConnectionOwnership),
         page="planner.steps.objectives.page",
     ),
     Step(
@@ -385,9 +467,20 @@ STEPS: tuple[Step, ...] = (
                 "Target fields with a max length have a length check",
                 _length_checked,
             ),
+            Rule(
+                "error_strategies",
+                "Every connection has an error-handling strategy (failure classes, retries, "
+                "where failed records go, who is notified)",
+                _error_strategies,
+            ),
+            Rule(
+                "personal_data_protected",
+                "Every connection carrying personal data has a retention and a security review",
+                _personal_data_protected,
+            ),
         ),
         started=lambda ev: bool(ev.mappings),
-        artifacts=(FieldMapping,),
+        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField),
         page="planner.steps.mapping.views.step2_page",
     ),
     Step(
@@ -429,9 +522,20 @@ STEPS: tuple[Step, ...] = (
                 "Every case passed, with evidence",
                 _cases_passed_with_evidence,
             ),
+            Rule(
+                "error_cases",
+                "One error-scenario case per failure class of each error-handling strategy",
+                _error_cases,
+            ),
+            Rule(
+                "backfill_plans",
+                "Every connection has a verified backfill plan, or no history to move (with "
+                "the reason)",
+                _backfill_plans,
+            ),
         ),
         started=plan.step4_started,
-        artifacts=(TestPlan, TestCase),
+        artifacts=(TestPlan, TestCase, BackfillPlan),
         page="planner.steps.testing.page",
     ),
     Step(
@@ -480,6 +584,11 @@ STEPS: tuple[Step, ...] = (
                 "monitors_complete",
                 "Every monitor has a threshold, a window and an alert route",
                 _monitors_complete,
+            ),
+            Rule(
+                "dead_letter_monitor",
+                "The volume of set-aside failed records is monitored",
+                _dead_letter_monitor,
             ),
         ),
         started=plan.step6_started,

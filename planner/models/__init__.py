@@ -9,6 +9,14 @@ from .mapping import FieldMapping, FieldType
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
 from .pattern import PatternDecision
+from .practices import (
+    BackfillPlan,
+    ConnectionOwnership,
+    ErrorStrategy,
+    FailureClass,
+    PersonalField,
+    SecurityReview,
+)
 from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
@@ -19,6 +27,12 @@ from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "SecurityReview",
+    "PersonalField",
+    "FailureClass",
+    "ErrorStrategy",
+    "ConnectionOwnership",
+    "BackfillPlan",
     "Alert",
     "AlertChannel",
     "ApiToken",

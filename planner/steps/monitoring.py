@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from planner.checklist import delivery as plan
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import Comparator, IntegrationProject, Monitor, SuccessCriterion
+from planner.steps import practices
 from planner.web.concurrency import save_versioned
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -115,6 +116,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     ctx["monitors_table"] = table_context(request, project, MONITORS, ev)
     _coverage_context(ctx)
+    practices.step6_context(request, project, ctx)
 
 
 @project_access("edit")

@@ -4,6 +4,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 
 from planner.models import DataElement, IntegrationProject, Objective, SuccessCriterion
+from planner.steps import practices
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -102,6 +103,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     )
     ctx["criteria_table"] = table_context(request, project, CRITERIA, ev)
     ctx["elements_table"] = table_context(request, project, ELEMENTS, ev)
+    practices.step1_tables(request, project, ctx)
 
 
 @project_access("edit")
