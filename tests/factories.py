@@ -372,16 +372,20 @@ def fill_practices(project) -> None:
     from planner.checklist import practices as guides
     from planner.checklist.evidence import Evidence
 
-    for connection in Connection.objects.filter(project=project):
+    connections = Connection.objects.filter(project=project)
+    for connection in connections.filter(ownership__isnull=True):
         OwnershipFactory(connection=connection)
+    for connection in connections.filter(error_strategy__isnull=True):
         ErrorStrategyFactory(connection=connection)
+    for connection in connections.filter(backfill_plan__isnull=True):
         BackfillFactory(connection=connection)
     for strategy, code in guides.missing_error_cases(Evidence.load(project)):
         case = guides.case_for(strategy, code)
         case.status = TestCase.Status.PASSED
         case.evidence_note = "failure injected in staging, see QA-14"
         case.save()
-    if Connection.objects.filter(project=project).exists():
+    watched = Monitor.objects.filter(project=project, kind="dead_letter").exists()
+    if connections.exists() and not watched:
         MonitorFactory(project=project, kind="dead_letter", name="failed records set aside")
 
 

@@ -82,18 +82,19 @@ def test_step3_needs_a_pattern_and_a_rationale(project):
 
 def test_percent_weighs_each_step_by_its_passing_rules(project):
     # Step 1 with only an objective: 'objective stated' holds, and 'every criterion is
-    # measurable' holds vacuously while 'at least one criterion' fails, and the sign-off is
-    # missing: 2 of 5 rules.
+    # measurable' and 'every connection has owners' hold vacuously while 'at least one
+    # criterion' fails, and the sign-off is missing: 3 of 6 rules.
     ObjectiveFactory(project=project)
     r = project_readiness(project)
-    assert r.for_step(1).passed_count == 2
-    assert r.percent == round(100 * (2 / 5) / 7)
+    assert r.for_step(1).passed_count == 3
+    assert r.percent == round(100 * (3 / 6) / 7)
 
 
 def test_readiness_takes_a_fixed_number_of_queries(project, django_assert_max_num_queries):
-    # Evidence (7), steps 4-7 (6), sign-off requirements, signers and sign-offs (3).
+    # Evidence (7), steps 4-7 (6), sign-off requirements, signers and sign-offs (3), the
+    # guides' practices per connection (5).
     for _ in range(20):
         CriterionFactory(project=project)
         DataElementFactory(project=project)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(21):
         project_readiness(project)

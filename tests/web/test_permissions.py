@@ -11,17 +11,22 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from planner.models import HealthReview, Role
 from tests.conftest import HTMX, client_for
 from tests.factories import (
+    BackfillFactory,
     ConnectionFactory,
     CriterionFactory,
     DataElementFactory,
+    ErrorStrategyFactory,
     FieldMappingFactory,
     IncidentFactory,
     MembershipFactory,
     MonitorFactory,
+    OwnershipFactory,
+    PersonalFieldFactory,
     ProjectFactory,
     RollbackStepFactory,
     RollbackTriggerFactory,
     RunbookExportFactory,
+    SecurityReviewFactory,
     TestCaseFactory,
     UserFactory,
     ValidationRunFactory,
@@ -63,6 +68,12 @@ def world(db):
         "connection": connection,
         "member": viewer,
         "mapping": FieldMappingFactory(project=project, connection=connection),
+        # the guides' practices, per connection
+        "ownership": OwnershipFactory(connection=connection),
+        "errorstrategy": ErrorStrategyFactory(connection=connection),
+        "securityreview": SecurityReviewFactory(connection=connection),
+        "backfill": BackfillFactory(connection=connection),
+        "personalfield": None,  # filled in below, on the mapping row
         # steps 4 to 7 and the runbook
         "testcase": TestCaseFactory(
             project=project, evidence_file=SimpleUploadedFile("run.log", b"200 OK")
@@ -79,6 +90,7 @@ def world(db):
         # health reviews
         "review": HealthReview.objects.create(project=project, trigger="manual"),
     }
+    objects["personalfield"] = PersonalFieldFactory(mapping=objects["mapping"])
     return {"project": project, "viewer": viewer.user, "objects": objects}
 
 

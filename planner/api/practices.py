@@ -1,0 +1,120 @@
+"""The guides' practices per connection in the API: owners, error handling, security and
+personal data, backfill — the same records the step pages edit and readiness reads."""
+
+from datetime import date
+
+from ninja import Schema
+
+from planner.checklist.evidence import Evidence
+from planner.checklist.practices import practices_of
+
+from .views import Error, _access, api
+
+
+class OwnersOut(Schema):
+    data_owner: str
+    integration_owner: str
+    incident_resolver: str
+    incident_contact: str
+
+
+class ErrorHandlingOut(Schema):
+    transient: list[str]
+    fatal: list[str]
+    retry_attempts: int | None = None
+    backoff_seconds: int | None = None
+    max_delay_seconds: int | None = None
+    failed_records_to: str
+    notify: str
+    notify_within_minutes: int | None = None
+
+
+class PersonalFieldOut(Schema):
+    mapping_id: int
+    source_field: str
+    target_field: str
+    purpose: str
+    retention: str
+
+
+class SecurityOut(Schema):
+    authentication: str
+    encrypted_in_transit: bool
+    encrypted_at_rest: bool
+    retention: str
+    reviewed_on: date | None = None
+    reviewer: str
+
+
+class BackfillOut(Schema):
+    no_history: bool
+    no_history_reason: str
+    record_count: int | None = None
+    order: str
+    throttle_per_minute: int | None = None
+    window: str
+    undo: str
+    verification_run_id: int | None = None
+    verification_status: str | None = None
+
+
+class ConnectionPracticesOut(Schema):
+    connection_id: int
+    connection: str
+    owners: OwnersOut | None = None
+    error_handling: ErrorHandlingOut | None = None
+    security: SecurityOut | None = None
+    personal_fields: list[PersonalFieldOut]
+    backfill: BackfillOut | None = None
+
+
+def _fields(obj, schema: type[Schema]) -> dict | None:
+    if obj is None:
+        return None
+    return {name: getattr(obj, name) for name in schema.model_fields}
+
+
+@api.get(
+    "/projects/{project_id}/practices",
+    response={200: list[ConnectionPracticesOut], 403: Error, 404: Error},
+    summary="Per connection: owners, error handling, security and personal data, backfill",
+)
+def connection_practices(request, project_id: int):
+    project = _access(request, project_id)
+    ev = Evidence.load(project)
+    p = practices_of(ev)
+    out = []
+    for c in ev.connections:
+        backfill = p.backfills.get(c.pk)
+        backfill_out = None
+        if backfill is not None:
+            run = backfill.verification_run if backfill.verification_run_id else None
+            backfill_out = {
+                **{
+                    k: getattr(backfill, k)
+                    for k in BackfillOut.model_fields
+                    if hasattr(backfill, k)
+                },
+                "verification_status": run.status if run else None,
+            }
+        out.append(
+            {
+                "connection_id": c.pk,
+                "connection": str(c),
+                "owners": _fields(p.ownerships.get(c.pk), OwnersOut),
+                "error_handling": _fields(p.strategies.get(c.pk), ErrorHandlingOut),
+                "security": _fields(p.security.get(c.pk), SecurityOut),
+                "personal_fields": [
+                    {
+                        "mapping_id": f.mapping_id,
+                        "source_field": f.mapping.source_field,
+                        "target_field": f.mapping.target_field,
+                        "purpose": f.purpose,
+                        "retention": f.retention,
+                    }
+                    for f in p.personal_of(c.pk)
+                ],
+                "backfill": backfill_out,
+            }
+        )
+    return out
