@@ -368,7 +368,7 @@ def _error_strategies(ev: Evidence) -> list[Finding]:
 
 def _personal_data_protected(ev: Evidence) -> list[Finding]:
     return [
-        Finding(f"{c} carries personal data but has no {gaps}.", "security")
+        Finding(f"{c} carries personal data: it needs {gaps}.", "security")
         for c, gaps in guides.unprotected_personal_data(ev)
     ]
 
