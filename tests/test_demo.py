@@ -1,7 +1,7 @@
 from django.core.management import call_command
 
 from planner.checklist.readiness import project_readiness
-from planner.models import Connection, IntegrationProject, System
+from planner.models import Connection, IntegrationProject, PersonalField, System
 
 
 def test_demo_loads_the_seed_scenarios_idempotently(db):
@@ -19,6 +19,18 @@ def test_demo_loads_the_seed_scenarios_idempotently(db):
     crm = IntegrationProject.objects.get(name="CRM to billing: customer status")
     # Step 1's rules hold; it awaits the demo approver's sign-off.
     assert project_readiness(crm).for_step(1).state == "awaiting_sign_off"
+    # The guides' practices are filled on its connection; the backfill awaits its
+    # verification run and step 4 offers the error cases of the strategy in one click.
+    crm_billing = Connection.objects.get(project=crm)
+    assert crm_billing.ownership.incident_resolver == "Integrations on-call"
+    assert crm_billing.error_strategy.fatal == ["validation", "schema_change"]
+    assert crm_billing.security_review.reviewer == "Security lead"
+    flagged = PersonalField.objects.filter(mapping__connection=crm_billing)
+    assert {p.mapping.target_field for p in flagged} == {"email", "full_name"}
+    r = project_readiness(crm)
+    assert "error_strategies" not in {o.rule.code for o in r.for_step(2).outcomes if not o.passed}
+    backfill = [f.text for o in r.for_step(4).outcomes for f in o.findings if "backfill" in f.text]
+    assert backfill == [f"{crm_billing}'s backfill lacks verification run."]
     support = IntegrationProject.objects.get(name__startswith="Support platform")
     assert "payment status latency ≤ 2 minutes" in str(support.criteria.get()).replace("<=", "≤")
 
