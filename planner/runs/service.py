@@ -503,7 +503,7 @@ class Runner:
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
-        from .filesafety import safe_csv
+        from planner.filesafety import safe_csv
 
         frame = outcome.report.differences_frame()
         if frame.height == 0:
