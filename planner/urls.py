@@ -86,6 +86,8 @@ project_patterns = [
     *row_urls("steps/2/security", practices.SECURITY),
     *row_urls("steps/2/personal-data", practices.PERSONAL),
     *row_urls("steps/4/backfill", practices.BACKFILLS),
+    *row_urls("steps/1/systems", practices.PROFILES),
+    *row_urls("steps/5/rollout", practices.PHASES),
     path(
         "steps/4/cases/from-error-handling/",
         practices.error_cases_generate,

@@ -32,7 +32,9 @@ from planner.models.practices import (
     ConnectionOwnership,
     ErrorStrategy,
     PersonalField,
+    RolloutPhase,
     SecurityReview,
+    SystemProfile,
 )
 from planner.runs import service as validation
 
@@ -366,6 +368,38 @@ class BackfillFactory(factory.django.DjangoModelFactory):
     no_history_reason = "The target starts empty by design."
 
 
+class SystemProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SystemProfile
+
+    system = factory.SubFactory(SystemFactory)
+    project = factory.SelfAttribute("system.project")
+    api = SystemProfile.Api.REST
+    documentation = SystemProfile.Docs.GOOD
+    rate_limits = "100 requests / 10 s"
+    authentication = SystemProfile.Auth.OAUTH
+    environments = factory.LazyFunction(lambda: ["sandbox", "production"])
+    volume = "4,000 records a day"
+    peak_periods = "month end"
+
+
+class RolloutPhaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RolloutPhase
+
+    project = factory.SubFactory(ProjectFactory)
+    position = 1
+    audience = "EMEA sales team"
+    feature_flag = "billing-sync"
+    blast_radius = "EMEA invoices only"
+    rollback_trigger = factory.SubFactory(
+        RollbackTriggerFactory, project=factory.SelfAttribute("..project")
+    )
+    promote_on_monitor = factory.SubFactory(
+        MonitorFactory, project=factory.SelfAttribute("..project")
+    )
+
+
 def fill_practices(project) -> None:
     """Owners, error handling (with its test cases and monitor) and backfill for every
     connection of `project`, so the guides' rules pass."""
@@ -384,6 +418,16 @@ def fill_practices(project) -> None:
         case.status = TestCase.Status.PASSED
         case.evidence_note = "failure injected in staging, see QA-14"
         case.save()
+    for system in System.objects.filter(project=project, profile__isnull=True):
+        SystemProfileFactory(system=system)
+    if not RolloutPhase.objects.filter(project=project).exists():
+        RolloutPhaseFactory(
+            project=project,
+            rollback_trigger=RollbackTrigger.objects.filter(project=project).first()
+            or RollbackTriggerFactory(project=project),
+            promote_on_monitor=Monitor.objects.filter(project=project).first()
+            or MonitorFactory(project=project),
+        )
     watched = Monitor.objects.filter(project=project, kind="dead_letter").exists()
     if connections.exists() and not watched:
         MonitorFactory(project=project, kind="dead_letter", name="failed records set aside")

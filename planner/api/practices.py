@@ -68,10 +68,34 @@ class ConnectionPracticesOut(Schema):
     backfill: BackfillOut | None = None
 
 
-def _fields(obj, schema: type[Schema]) -> dict | None:
+class SystemProfileOut(Schema):
+    system_id: int
+    system: str
+    api: str
+    documentation: str
+    rate_limits: str
+    authentication: str
+    environments: list[str]
+    volume: str
+    peak_periods: str
+
+
+class RolloutPhaseOut(Schema):
+    position: int
+    audience: str
+    canary_percent: float | None = None
+    feature_flag: str
+    blast_radius: str
+    promote_on_criterion_id: int | None = None
+    promote_on_monitor_id: int | None = None
+    promotion_note: str
+    rollback_trigger_id: int | None = None
+
+
+def _fields(obj, schema: type[Schema], skip: frozenset | set = frozenset()) -> dict | None:
     if obj is None:
         return None
-    return {name: getattr(obj, name) for name in schema.model_fields}
+    return {name: getattr(obj, name) for name in schema.model_fields if name not in skip}
 
 
 @api.get(
@@ -118,3 +142,32 @@ def connection_practices(request, project_id: int):
             }
         )
     return out
+
+
+@api.get(
+    "/projects/{project_id}/discovery",
+    response={200: list[SystemProfileOut], 403: Error, 404: Error},
+    summary="Per system: API, documentation, rate limits, authentication, environments, volume",
+)
+def system_discovery(request, project_id: int):
+    ev = Evidence.load(_access(request, project_id))
+    profiles = practices_of(ev).profiles
+    return [
+        {
+            **_fields(profiles[s.pk], SystemProfileOut, skip={"system_id", "system"}),
+            "system_id": s.pk,
+            "system": str(s),
+        }
+        for s in ev.systems
+        if s.pk in profiles
+    ]
+
+
+@api.get(
+    "/projects/{project_id}/rollout",
+    response={200: list[RolloutPhaseOut], 403: Error, 404: Error},
+    summary="The phased rollout: audience, flag, blast radius, promotion and rollback per phase",
+)
+def rollout_phases(request, project_id: int):
+    ev = Evidence.load(_access(request, project_id))
+    return [_fields(p, RolloutPhaseOut) for p in practices_of(ev).phases]

@@ -13,7 +13,9 @@ from planner.models import (
     IntegrationProject,
     Monitor,
     PersonalField,
+    RolloutPhase,
     SecurityReview,
+    SystemProfile,
     TestCase,
     ValidationRun,
 )
@@ -28,6 +30,8 @@ class Practices:
     security: dict[int, SecurityReview]
     personal: list[PersonalField]
     backfills: dict[int, BackfillPlan]
+    profiles: dict[int, SystemProfile]
+    phases: list[RolloutPhase]
 
     @classmethod
     def load(cls, project: IntegrationProject, connections: list[Connection]) -> "Practices":
@@ -55,6 +59,12 @@ class Practices:
             security=per_connection(SecurityReview),
             personal=list(PersonalField.objects.filter(project=project).select_related("mapping")),
             backfills=backfills,
+            profiles={p.system_id: p for p in SystemProfile.objects.filter(project=project)},
+            phases=list(
+                RolloutPhase.objects.filter(project=project).select_related(
+                    "promote_on_criterion", "promote_on_monitor", "rollback_trigger"
+                )
+            ),
         )
 
     def personal_of(self, connection_id: int) -> list[PersonalField]:

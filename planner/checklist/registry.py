@@ -34,8 +34,10 @@ from planner.models import (
     PersonalField,
     RollbackStep,
     RollbackTrigger,
+    RolloutPhase,
     SecurityReview,
     SuccessCriterion,
+    SystemProfile,
     TestCase,
     TestPlan,
     TrainingPlan,
@@ -403,6 +405,28 @@ def _backfill_plans(ev: Evidence) -> list[Finding]:
     return out
 
 
+def _systems_profiled(ev: Evidence) -> list[Finding]:
+    profiles = guides.practices_of(ev).profiles
+    out = []
+    for s in ev.systems:
+        p = profiles.get(s.pk)
+        missing = p.missing if p else ["discovery profile"]
+        if missing:
+            out.append(Finding(f"{s} has no {', '.join(missing)}.", "discovery"))
+    return out
+
+
+def _phased_rollout(ev: Evidence) -> list[Finding]:
+    phases = guides.practices_of(ev).phases
+    if not phases:
+        return [Finding("No rollout phase yet (pilot group or canary first).", "rollout")]
+    return [
+        Finding(f"Phase '{p}' needs {', '.join(p.missing)}.", f"rolloutphase-{p.pk}")
+        for p in phases
+        if p.missing
+    ]
+
+
 def _dead_letter_monitor(ev: Evidence) -> list[Finding]:
     if guides.needs_dead_letter_monitor(ev):
         return [
@@ -431,6 +455,11 @@ STEPS: tuple[Step, ...] = (
                 _sources_of_truth,
             ),
             Rule(
+                "systems_profiled",
+                "Every system is profiled: API, documentation, authentication, environments",
+                _systems_profiled,
+            ),
+            Rule(
                 "connection_owners",
                 "Every connection has a data owner, an integration owner and an incident "
                 "resolver with a contact",
@@ -438,7 +467,13 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=_step1_started,
-        artifacts=(Objective, SuccessCriterion, DataElement, ConnectionOwnership),
+        artifacts=(
+            Objective,
+            SuccessCriterion,
+            DataElement,
+            SystemProfile,
+            ConnectionOwnership,
+        ),
         page="planner.steps.objectives.page",
     ),
     Step(
@@ -559,9 +594,15 @@ STEPS: tuple[Step, ...] = (
                 "The rollback was rehearsed successfully (date and result)",
                 _rehearsal_recorded,
             ),
+            Rule(
+                "phased_rollout",
+                "A phased rollout: each phase has a blast radius, a promotion criterion and a "
+                "rollback trigger",
+                _phased_rollout,
+            ),
         ),
         started=plan.step5_started,
-        artifacts=(DeploymentPlan, RollbackTrigger, RollbackStep),
+        artifacts=(DeploymentPlan, RollbackTrigger, RollbackStep, RolloutPhase),
         page="planner.steps.deployment.page",
     ),
     Step(

@@ -22,10 +22,12 @@ from planner.models import (
     PatternDecision,
     PersonalField,
     Role,
+    RolloutPhase,
     SecurityReview,
     SuccessCriterion,
     System,
     SystemEndpoint,
+    SystemProfile,
 )
 
 DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
@@ -76,6 +78,30 @@ SCENARIOS = [
         "sample_files": True,
         # The guides' practices on the one connection; the backfill awaits its verification
         # run, so the demo shows what the rule asks for.
+        "profiles": {
+            "Salesforce CRM": {
+                "api": "rest",
+                "documentation": "good",
+                "rate_limits": "100,000 API calls a day; 25 concurrent",
+                "authentication": "oauth_client",
+                "environments": ["sandbox", "production"],
+                "volume": "4,000 status changes a day",
+                "peak_periods": "quarter end (9,000 a day)",
+            },
+            "Billing": {
+                "api": "database",
+                "documentation": "partial",
+                "rate_limits": "none; batch writes outside 08:00-18:00",
+                "authentication": "basic",
+                "environments": ["test", "production"],
+                "volume": "48,000 customers",
+                "peak_periods": "invoice run on the 1st",
+            },
+        },
+        "rollout": [
+            ("Finance pilot: 50 customers", "billing-status-sync", "50 pilot invoices"),
+            ("All EMEA customers", "billing-status-sync", "EMEA invoices"),
+        ],
         "owners": {
             ("Salesforce CRM", "Billing"): (
                 "Head of Sales Ops",
@@ -279,6 +305,16 @@ def _practices(project: IntegrationProject, spec: dict, systems: dict) -> None:
         src, dst = pair
         return Connection.objects.get(project=project, source=systems[src], target=systems[dst])
 
+    for name, fields in spec.get("profiles", {}).items():
+        SystemProfile.objects.create(project=project, system=systems[name], **fields)
+    for position, (audience, flag, radius) in enumerate(spec.get("rollout", []), start=1):
+        RolloutPhase.objects.create(
+            project=project,
+            position=position,
+            audience=audience,
+            feature_flag=flag,
+            blast_radius=radius,
+        )
     for pair, (data, integration, resolver, contact) in spec.get("owners", {}).items():
         ConnectionOwnership.objects.create(
             project=project,

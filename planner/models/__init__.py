@@ -15,7 +15,9 @@ from .practices import (
     ErrorStrategy,
     FailureClass,
     PersonalField,
+    RolloutPhase,
     SecurityReview,
+    SystemProfile,
 )
 from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
@@ -27,6 +29,8 @@ from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "SystemProfile",
+    "RolloutPhase",
     "SecurityReview",
     "PersonalField",
     "FailureClass",

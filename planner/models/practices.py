@@ -246,3 +246,133 @@ class BackfillPlan(VersionedModel):
 
     def __str__(self) -> str:
         return f"Backfill of {self.connection}"
+
+
+class SystemProfile(VersionedModel):
+    """Discovery, per system: how it can be reached, how well, and how busy it is."""
+
+    class Api(models.TextChoices):
+        REST = "rest", "REST"
+        SOAP = "soap", "SOAP"
+        DATABASE = "database", "Database"
+        FILE_DROP = "file_drop", "File drop"
+        NONE = "none", "None"
+
+    class Docs(models.TextChoices):
+        GOOD = "good", "Good"
+        PARTIAL = "partial", "Partial"
+        POOR = "poor", "Poor"
+        NONE = "none", "None"
+
+    class Auth(models.TextChoices):
+        API_KEY = "api_key", "API key"
+        OAUTH = "oauth_client", "OAuth client credentials"
+        CERTIFICATE = "certificate", "Certificates"
+        BASIC = "basic", "Basic"
+        NONE = "none", "None"
+
+    class Environment(models.TextChoices):
+        SANDBOX = "sandbox", "Sandbox"
+        TEST = "test", "Test"
+        PRODUCTION = "production", "Production"
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="system_profiles"
+    )
+    system = models.OneToOneField("System", on_delete=models.CASCADE, related_name="profile")
+    api = models.CharField("API availability", max_length=10, choices=Api.choices, blank=True)
+    documentation = models.CharField(
+        "documentation quality", max_length=8, choices=Docs.choices, blank=True
+    )
+    rate_limits = models.CharField(
+        "rate limits", max_length=200, blank=True, help_text="e.g. 100 requests/10 s."
+    )
+    authentication = models.CharField(max_length=14, choices=Auth.choices, blank=True)
+    environments = models.JSONField("environments available", default=list, blank=True)
+    volume = models.CharField("volume", max_length=200, blank=True)
+    peak_periods = models.CharField("peak periods", max_length=200, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["system__name", "pk"]
+
+    @property
+    def missing(self) -> list[str]:
+        named = {
+            "API availability": self.api,
+            "documentation quality": self.documentation,
+            "authentication method": self.authentication,
+            "environments": self.environments,
+        }
+        return [label for label, value in named.items() if not value]
+
+    def __str__(self) -> str:
+        return f"Profile of {self.system}"
+
+
+class RolloutPhase(VersionedModel):
+    """One phase of a phased rollout: who gets it, behind which flag, what decides promotion
+    and what rolls it back."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="rollout_phases"
+    )
+    position = models.PositiveIntegerField("order", validators=[MinValueValidator(1)])
+    audience = models.CharField(
+        "pilot group or canary", max_length=200, help_text="e.g. EMEA sales team, or 5 % canary."
+    )
+    canary_percent = models.DecimalField(
+        "share %",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    feature_flag = models.CharField("feature flag", max_length=120, blank=True)
+    blast_radius = models.CharField(
+        "blast radius", max_length=200, blank=True, help_text="What is hit if it goes wrong."
+    )
+    promote_on_criterion = models.ForeignKey(
+        "SuccessCriterion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="promote when this criterion holds",
+    )
+    promote_on_monitor = models.ForeignKey(
+        "Monitor",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="…or this monitor stays quiet",
+    )
+    promotion_note = models.CharField("promotion criteria", max_length=300, blank=True)
+    rollback_trigger = models.ForeignKey(
+        "RollbackTrigger",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="rollback trigger",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    @property
+    def missing(self) -> list[str]:
+        gaps = []
+        if not (self.promote_on_criterion_id or self.promote_on_monitor_id):
+            gaps.append("a promotion criterion (success criterion or monitor)")
+        if not self.rollback_trigger_id:
+            gaps.append("a rollback trigger")
+        if not self.blast_radius.strip():
+            gaps.append("a blast radius")
+        return gaps
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.audience}"

@@ -131,6 +131,8 @@ def runbook_context(project: IntegrationProject) -> dict:
         "mapping_count": len(ev.mappings),
         "stages": stage_summary(ev),
         "practices": practices_by_connection(ev),
+        "system_profiles": [(s, practices_of(ev).profiles.get(s.pk)) for s in ev.systems],
+        "rollout_phases": practices_of(ev).phases,
         "cases_by_stage": cases_by_stage,
         "review_cadence": cadence_text(reviews),
         "review_dates": dates_in_force(

@@ -23,7 +23,12 @@ from planner.models import (
     IntegrationProject,
     Monitor,
     PersonalField,
+    RollbackTrigger,
+    RolloutPhase,
     SecurityReview,
+    SuccessCriterion,
+    System,
+    SystemProfile,
     ValidationRun,
 )
 from planner.models.practices import FATAL_CLASSES, TRANSIENT_CLASSES
@@ -216,6 +221,78 @@ class BackfillForm(ConnectionScopedForm):
         return data
 
 
+class SystemProfileForm(ProjectScopedForm):
+    environments = forms.MultipleChoiceField(
+        label="Environments available",
+        choices=SystemProfile.Environment.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = SystemProfile
+        fields = [
+            "system",
+            "api",
+            "documentation",
+            "rate_limits",
+            "authentication",
+            "environments",
+            "volume",
+            "peak_periods",
+        ]
+        help_texts = {"rate_limits": ""}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["system"].queryset = System.objects.filter(project=self.project)
+
+    def clean_system(self):
+        system = self.cleaned_data["system"]
+        taken = SystemProfile.objects.filter(system=system).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"{system} already has a profile; edit it instead.")
+        return system
+
+    def validate_unique(self) -> None:
+        exclude = self._get_validation_exclusions() | {"system"}
+        try:
+            self.instance.validate_unique(exclude=exclude)
+        except forms.ValidationError as e:
+            self._update_errors(e)
+
+
+class RolloutPhaseForm(ProjectScopedForm):
+    class Meta:
+        model = RolloutPhase
+        fields = [
+            "position",
+            "audience",
+            "canary_percent",
+            "feature_flag",
+            "blast_radius",
+            "promote_on_criterion",
+            "promote_on_monitor",
+            "promotion_note",
+            "rollback_trigger",
+        ]
+        widgets = {"canary_percent": forms.NumberInput(attrs={"step": "any"})}
+        help_texts = {"audience": "", "blast_radius": ""}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["promote_on_criterion"].queryset = SuccessCriterion.objects.filter(
+            project=self.project
+        )
+        self.fields["promote_on_monitor"].queryset = Monitor.objects.filter(project=self.project)
+        self.fields["rollback_trigger"].queryset = RollbackTrigger.objects.filter(
+            project=self.project
+        )
+        if not self.is_bound and self.instance.pk is None:
+            # A new phase goes last unless the editor says otherwise.
+            self.initial["position"] = RolloutPhase.objects.filter(project=self.project).count() + 1
+
+
 # Tables ----------------------------------------------------------------------------------------
 
 
@@ -328,6 +405,58 @@ PERSONAL = RowKind(
 )
 
 
+PROFILES = RowKind(
+    "systemprofile",
+    "system profile",
+    SystemProfile,
+    SystemProfileForm,
+    ("System", "API, docs", "Authentication", "Rate limits", "Environments", "Volume, peaks"),
+    lambda p: [
+        str(p.system),
+        ", ".join(x for x in (p.get_api_display(), p.get_documentation_display()) if x)
+        + (" docs" if p.documentation else ""),
+        p.get_authentication_display(),
+        p.rate_limits,
+        ", ".join(SystemProfile.Environment(e).label for e in p.environments),
+        "; ".join(x for x in (p.volume, p.peak_periods) if x),
+    ],
+    lambda ev: list(guides.practices_of(ev).profiles.values()),
+    warning=_gaps,
+    step=1,
+    also=(STEP_HEADER,),
+)
+
+
+def _phase_cells(p: RolloutPhase) -> list[str]:
+    share = f" ({p.canary_percent.normalize():f} %)" if p.canary_percent is not None else ""
+    promote = [x for x in (p.promote_on_criterion, p.promote_on_monitor) if x]
+    promotion = " / ".join(str(x) for x in promote)
+    if p.promotion_note:
+        promotion = f"{promotion}; {p.promotion_note}" if promotion else p.promotion_note
+    return [
+        str(p.position),
+        f"{p.audience}{share}",
+        p.feature_flag,
+        p.blast_radius,
+        promotion,
+        str(p.rollback_trigger or ""),
+    ]
+
+
+PHASES = RowKind(
+    "rolloutphase",
+    "rollout phase",
+    RolloutPhase,
+    RolloutPhaseForm,
+    ("Order", "Who", "Feature flag", "Blast radius", "Promote when", "Roll back when"),
+    _phase_cells,
+    lambda ev: guides.practices_of(ev).phases,
+    warning=_gaps,
+    step=5,
+    also=(STEP_HEADER,),
+)
+
+
 def _run_cell(b: BackfillPlan) -> str:
     if not b.verification_run_id:
         return ""
@@ -369,6 +498,7 @@ BACKFILLS = RowKind(
 
 
 def step1_tables(request, project, ctx: dict) -> None:
+    ctx["profiles_table"] = table_context(request, project, PROFILES, ctx["evidence"])
     ctx["ownership_table"] = table_context(request, project, OWNERSHIPS, ctx["evidence"])
 
 
@@ -383,6 +513,10 @@ def step4_tables(request, project, ctx: dict) -> None:
     ev = ctx["evidence"]
     ctx["missing_error_cases"] = guides.missing_error_cases(ev)
     ctx["backfill_table"] = table_context(request, project, BACKFILLS, ev)
+
+
+def step5_tables(request, project, ctx: dict) -> None:
+    ctx["phases_table"] = table_context(request, project, PHASES, ctx["evidence"])
 
 
 def step6_context(request, project, ctx: dict) -> None:

@@ -12,6 +12,8 @@ from planner.models import (
     ErrorStrategy,
     Monitor,
     PersonalField,
+    RolloutPhase,
+    SystemProfile,
     TestCase,
 )
 from planner.models.testing import ErrorScenario, TestStage
@@ -20,12 +22,18 @@ from tests.conftest import HTMX, client_for
 from tests.factories import (
     BackfillFactory,
     ConnectionFactory,
+    CriterionFactory,
     ErrorStrategyFactory,
     FieldMappingFactory,
+    MonitorFactory,
     OwnershipFactory,
     PersonalFieldFactory,
     ProjectFactory,
+    RollbackTriggerFactory,
+    RolloutPhaseFactory,
     SecurityReviewFactory,
+    SystemFactory,
+    SystemProfileFactory,
     ValidationRunFactory,
 )
 
@@ -364,3 +372,101 @@ def test_the_api_gives_each_connections_practices(project, member):
     assert row["backfill"]["verification_status"] == "passed"
     _, outsider = create_token(ProjectFactory().owner, "ci")
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {outsider}").status_code == 404
+
+
+# Discovery, per system ------------------------------------------------------------------------
+
+
+def test_every_system_is_profiled(project, owner_client):
+    crm = SystemFactory(project=project, name="CRM")
+    assert findings(project, 1, "systems_profiled") == ["CRM has no discovery profile."]
+    profile = SystemProfileFactory(system=crm, authentication="", environments=[])
+    assert findings(project, 1, "systems_profiled") == [
+        "CRM has no authentication method, environments."
+    ]
+    profile.authentication, profile.environments = "api_key", ["sandbox"]
+    profile.save()
+    assert "systems_profiled" not in failing(project, 1)
+
+    billing = SystemFactory(project=project, name="Billing")
+    data = {
+        "add-systemprofile-system": billing.pk,
+        "add-systemprofile-api": "soap",
+        "add-systemprofile-documentation": "poor",
+        "add-systemprofile-authentication": "certificate",
+        "add-systemprofile-environments": ["test", "production"],
+        "add-systemprofile-rate_limits": "10/s",
+    }
+    url = add_url("systemprofile", project)
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "Test, Production" in html
+    assert SystemProfile.objects.get(system=billing).environments == ["test", "production"]
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "Billing already has a profile; edit it instead." in html
+    data["add-systemprofile-system"] = SystemFactory().pk  # another project's system
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "System: Select a valid choice" in html
+    assert SystemProfile.objects.count() == 2
+
+
+# Phased rollout -------------------------------------------------------------------------------
+
+
+def test_each_rollout_phase_needs_promotion_and_rollback(project, owner_client):
+    assert findings(project, 5, "phased_rollout") == [
+        "No rollout phase yet (pilot group or canary first)."
+    ]
+    phase = RolloutPhaseFactory(
+        project=project, rollback_trigger=None, promote_on_monitor=None, blast_radius=""
+    )
+    assert findings(project, 5, "phased_rollout") == [
+        f"Phase '{phase}' needs a promotion criterion (success criterion or monitor), a "
+        "rollback trigger, a blast radius."
+    ]
+    criterion = CriterionFactory(project=project)
+    trigger = RollbackTriggerFactory(project=project)
+    phase.promote_on_criterion, phase.rollback_trigger = criterion, trigger
+    phase.blast_radius = "pilot invoices"
+    phase.save()
+    assert "phased_rollout" not in failing(project, 5)
+
+    foreign = MonitorFactory()  # another project's monitor is not a choice
+    data = {
+        "add-rolloutphase-position": "2",
+        "add-rolloutphase-audience": "All EMEA",
+        "add-rolloutphase-canary_percent": "25",
+        "add-rolloutphase-blast_radius": "EMEA",
+        "add-rolloutphase-promote_on_monitor": foreign.pk,
+        "add-rolloutphase-rollback_trigger": trigger.pk,
+    }
+    url = add_url("rolloutphase", project)
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "…or this monitor stays quiet: Select a valid choice" in html
+    data["add-rolloutphase-canary_percent"] = "120"
+    data["add-rolloutphase-promote_on_monitor"] = ""
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "Share %: Ensure this value is less than or equal to 100." in html
+    assert RolloutPhase.objects.count() == 1
+    data["add-rolloutphase-canary_percent"] = "25"
+    data["add-rolloutphase-promote_on_criterion"] = criterion.pk
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "All EMEA (25 %)" in html
+    assert RolloutPhase.objects.count() == 2
+
+
+def test_discovery_and_rollout_in_the_runbook_and_the_api(project, member):
+    crm = SystemFactory(project=project, name="CRM")
+    SystemProfileFactory(system=crm)
+    RolloutPhaseFactory(project=project, audience="Finance pilot", canary_percent=5)
+    html = render_html(project)
+    assert "Discovery, per system" in html and "OAuth client credentials" in html
+    assert "Finance pilot (5 %)" in html and "billing-sync" in html
+    _, token = create_token(member("viewer"), "ci")
+    client = client_for(project.owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    [profile] = client.get(f"/api/projects/{project.pk}/discovery", **auth).json()
+    assert profile["system"] == "CRM" and profile["authentication"] == "oauth_client"
+    assert profile["environments"] == ["sandbox", "production"]
+    [phase] = client.get(f"/api/projects/{project.pk}/rollout", **auth).json()
+    assert phase["audience"] == "Finance pilot" and phase["canary_percent"] == 5
+    assert phase["rollback_trigger_id"] is not None
