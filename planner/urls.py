@@ -20,7 +20,7 @@ from planner.steps import (
 )
 from planner.steps.mapping import io_views as mapping_io
 from planner.steps.mapping import views as mapping
-from planner.web import dashboard, history, inventory, members, projects, rows
+from planner.web import dashboard, governance, history, inventory, members, projects, rows
 from planner.web.rows import RowKind
 
 app_name = "planner"
@@ -158,6 +158,8 @@ project_patterns = [
 urlpatterns = [
     path("", dashboard.portfolio, name="project_list"),
     path("account/tokens/", api_pages.api_tokens, name="api_tokens"),
+    path("governance/", governance.governance, name="governance"),
+    path("governance.csv", governance.governance_csv, name="governance_csv"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:project_id>/", include(project_patterns)),
 ]

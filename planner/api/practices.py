@@ -3,9 +3,11 @@ personal data, backfill — the same records the step pages edit and readiness r
 
 from datetime import date
 
+from django.utils import timezone
 from ninja import Schema
 
 from planner.checklist.evidence import Evidence
+from planner.checklist.governance import inventory
 from planner.checklist.practices import practices_of
 
 from .views import Error, _access, api
@@ -171,3 +173,39 @@ def system_discovery(request, project_id: int):
 def rollout_phases(request, project_id: int):
     ev = Evidence.load(_access(request, project_id))
     return [_fields(p, RolloutPhaseOut) for p in practices_of(ev).phases]
+
+
+class GovernanceOut(Schema):
+    connection_id: int
+    connection: str
+    live: bool
+    data_owner: str
+    integration_owner: str
+    incident_resolver: str
+    slas: str
+    retention: str
+    personal_data: str
+    last_review: date | None = None
+    reviewer: str
+    next_review_due: date | None = None
+    review_status: str
+    next_architecture_review: date | None = None
+
+
+@api.get(
+    "/projects/{project_id}/governance",
+    response={200: list[GovernanceOut], 403: Error, 404: Error},
+    summary="The project's rows of the governance inventory, with review due dates",
+)
+def project_governance(request, project_id: int):
+    project = _access(request, project_id)
+    rows = inventory([project], timezone.localdate())
+    skip = {"connection_id", "connection"}
+    return [
+        {
+            **_fields(r, GovernanceOut, skip=skip),
+            "connection_id": r.connection.pk,
+            "connection": str(r.connection),
+        }
+        for r in rows
+    ]

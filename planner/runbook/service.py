@@ -19,6 +19,7 @@ from django.utils.text import slugify
 from planner.checklist.audit import recent_changes
 from planner.checklist.delivery import plan_of, stage_summary
 from planner.checklist.evidence import Evidence
+from planner.checklist.governance import go_live_dates, next_architecture_review
 from planner.checklist.patterns import analyse
 from planner.checklist.practices import class_label, practices_of
 from planner.checklist.readiness import project_readiness
@@ -133,6 +134,9 @@ def runbook_context(project: IntegrationProject) -> dict:
         "practices": practices_by_connection(ev),
         "system_profiles": [(s, practices_of(ev).profiles.get(s.pk)) for s in ev.systems],
         "rollout_phases": practices_of(ev).phases,
+        "architecture_review": next_architecture_review(
+            go_live_dates([project.pk]).get(project.pk), timezone.localdate()
+        ),
         "cases_by_stage": cases_by_stage,
         "review_cadence": cadence_text(reviews),
         "review_dates": dates_in_force(

@@ -25,8 +25,10 @@ from tests.factories import (
     ProjectFactory,
     RollbackStepFactory,
     RollbackTriggerFactory,
+    RolloutPhaseFactory,
     RunbookExportFactory,
     SecurityReviewFactory,
+    SystemProfileFactory,
     TestCaseFactory,
     UserFactory,
     ValidationRunFactory,
@@ -40,6 +42,8 @@ ACCOUNT_LEVEL = {
     "password_change",
     "password_change_done",
     "planner:api_tokens",  # the user's own API tokens
+    "planner:governance",  # the user's own projects only
+    "planner:governance_csv",
 }
 
 
@@ -73,6 +77,8 @@ def world(db):
         "errorstrategy": ErrorStrategyFactory(connection=connection),
         "securityreview": SecurityReviewFactory(connection=connection),
         "backfill": BackfillFactory(connection=connection),
+        "systemprofile": SystemProfileFactory(system=connection.source),
+        "rolloutphase": RolloutPhaseFactory(project=project),
         "personalfield": None,  # filled in below, on the mapping row
         # steps 4 to 7 and the runbook
         "testcase": TestCaseFactory(
