@@ -56,3 +56,34 @@ def test_the_demo_validation_run_finds_the_planted_problems(db):
     )
     stages = {s.name: s.status for s in RunStage.objects.filter(run=run)}
     assert stages["connectivity"] == "passed" and stages["schema"] == "passed"
+
+
+def test_the_demo_shows_the_guides_practices_on_its_pages(db):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+    from tests.factories import PASSWORD
+
+    call_command("load_demo")
+    demo = get_user_model().objects.get(username="demo")
+    demo.set_password(PASSWORD)
+    demo.save()
+    client = client_for(demo)
+    crm = IntegrationProject.objects.get(name="CRM to billing: customer status")
+
+    def page(number: int) -> str:
+        response = client.get(reverse("planner:step", args=[crm.pk, number]))
+        assert response.status_code == 200
+        return response.content.decode()
+
+    assert "OAuth client credentials" in page(1) and "Integrations on-call" in page(1)
+    step2 = page(2)
+    assert "Dead-letter queue" in step2 and "Invoice delivery" in step2
+    step4 = page(4)
+    assert "5 failure classes" in step4 and "Add the error-scenario test cases" in step4
+    assert "Saturday 22:00-06:00" in step4
+    assert "Finance pilot: 50 customers" in page(5)
+    assert "Add a dead-letter volume monitor" in page(6)
+    governance = client.get(reverse("planner:governance")).content.decode()
+    assert "7 years after the customer leaves" in governance and "Security lead" in governance
