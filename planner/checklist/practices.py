@@ -19,7 +19,7 @@ from planner.models import (
     TestCase,
     ValidationRun,
 )
-from planner.models.practices import FATAL_CLASSES, FailureClass
+from planner.models.practices import FATAL_CLASSES, SCENARIO_OF_CLASS, FailureClass
 from planner.models.testing import TestStage
 
 
@@ -120,8 +120,6 @@ def _strategy_text(s: ErrorStrategy) -> str:
 
 def case_for(s: ErrorStrategy, code: str) -> TestCase:
     """The error-scenario test case that proves `s` handles failures of class `code`."""
-    from planner.models.practices import SCENARIO_OF_CLASS
-
     label = class_label(code)
     where = _strategy_text(s)
     if is_transient(code):

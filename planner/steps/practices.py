@@ -511,7 +511,10 @@ def step2_tables(request, project, ctx: dict) -> None:
 
 def step4_tables(request, project, ctx: dict) -> None:
     ev = ctx["evidence"]
-    ctx["missing_error_cases"] = guides.missing_error_cases(ev)
+    ctx["missing_error_cases"] = [
+        (s.connection, guides.class_label(code).lower())
+        for s, code in guides.missing_error_cases(ev)
+    ]
     ctx["backfill_table"] = table_context(request, project, BACKFILLS, ev)
 
 

@@ -16,7 +16,8 @@ from planner.models import (
     SystemProfile,
     TestCase,
 )
-from planner.models.testing import ErrorScenario, TestStage
+from planner.models.testing import ErrorScenario
+from planner.models.testing import TestStage as Stage
 from planner.runbook.service import render_html
 from tests.conftest import HTMX, client_for
 from tests.factories import (
@@ -167,7 +168,7 @@ def test_one_click_adds_one_error_case_per_failure_class(project, owner_client, 
     assert "Added 3 error-scenario test cases" in response.content.decode()
     cases = {c.failure_class: c for c in TestCase.objects.filter(project=project)}
     assert set(cases) == {"timeout", "rate_limited", "validation"}
-    assert {c.stage for c in cases.values()} == {TestStage.ERRORS}
+    assert {c.stage for c in cases.values()} == {Stage.ERRORS}
     assert cases["timeout"].scenario == ErrorScenario.TARGET_DOWN
     assert cases["rate_limited"].scenario == ErrorScenario.VOLUME_SPIKE
     assert cases["validation"].scenario == ErrorScenario.INVALID_DATA
