@@ -10,6 +10,7 @@ from planner.steps import (
     monitoring,
     objectives,
     pattern,
+    practices,
     signoff,
     testing,
     training,
@@ -19,7 +20,7 @@ from planner.steps import (
 )
 from planner.steps.mapping import io_views as mapping_io
 from planner.steps.mapping import views as mapping
-from planner.web import dashboard, history, inventory, members, projects, rows
+from planner.web import dashboard, governance, history, inventory, members, projects, rows
 from planner.web.rows import RowKind
 
 app_name = "planner"
@@ -78,6 +79,22 @@ project_patterns = [
         "steps/2/mappings/<int:pk>/move/<str:direction>/",
         mapping.mapping_move,
         name="mapping_move",
+    ),
+    # The guides' practices, per connection.
+    *row_urls("steps/1/owners", practices.OWNERSHIPS),
+    *row_urls("steps/2/error-handling", practices.STRATEGIES),
+    *row_urls("steps/2/security", practices.SECURITY),
+    *row_urls("steps/2/personal-data", practices.PERSONAL),
+    *row_urls("steps/4/backfill", practices.BACKFILLS),
+    *row_urls("steps/1/systems", practices.PROFILES),
+    *row_urls("steps/5/rollout", practices.PHASES),
+    path(
+        "steps/4/cases/from-error-handling/",
+        practices.error_cases_generate,
+        name="error_cases_generate",
+    ),
+    path(
+        "steps/6/monitors/dead-letter/", practices.dead_letter_monitor, name="dead_letter_monitor"
     ),
     path("steps/3/decision/", pattern.decision_save, name="decision_save"),
     # Steps 4 to 7, sign-offs and the runbook.
@@ -143,6 +160,8 @@ project_patterns = [
 urlpatterns = [
     path("", dashboard.portfolio, name="project_list"),
     path("account/tokens/", api_pages.api_tokens, name="api_tokens"),
+    path("governance/", governance.governance, name="governance"),
+    path("governance.csv", governance.governance_csv, name="governance_csv"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:project_id>/", include(project_patterns)),
 ]

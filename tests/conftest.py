@@ -85,15 +85,22 @@ def world(db):
 
     from planner.models import Alert, HealthReview
     from tests.factories import (
+        BackfillFactory,
         ConnectionFactory,
         CriterionFactory,
         DataElementFactory,
+        ErrorStrategyFactory,
         FieldMappingFactory,
         IncidentFactory,
         MonitorFactory,
+        OwnershipFactory,
+        PersonalFieldFactory,
         RollbackStepFactory,
         RollbackTriggerFactory,
+        RolloutPhaseFactory,
         RunbookExportFactory,
+        SecurityReviewFactory,
+        SystemProfileFactory,
         TestCaseFactory,
         ValidationRunFactory,
     )
@@ -108,6 +115,14 @@ def world(db):
         "connection": connection,
         "member": viewer,
         "mapping": FieldMappingFactory(project=project, connection=connection),
+        # the guides' practices, per connection
+        "ownership": OwnershipFactory(connection=connection),
+        "errorstrategy": ErrorStrategyFactory(connection=connection),
+        "securityreview": SecurityReviewFactory(connection=connection),
+        "backfill": BackfillFactory(connection=connection),
+        "systemprofile": SystemProfileFactory(system=connection.source),
+        "rolloutphase": RolloutPhaseFactory(project=project),
+        "personalfield": None,  # filled in below, on the mapping row
         # steps 4 to 7 and the runbook
         "testcase": TestCaseFactory(
             project=project, evidence_file=SimpleUploadedFile("run.log", b"200 OK")
@@ -128,6 +143,7 @@ def world(db):
             project=project, fingerprint="f", severity="warning", title="error rate 5 %"
         ),
     }
+    objects["personalfield"] = PersonalFieldFactory(mapping=objects["mapping"])
     return {"project": project, "viewer": viewer.user, "objects": objects}
 
 

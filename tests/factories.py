@@ -30,6 +30,15 @@ from planner.models import (
     TrainingPlan,
     ValidationRun,
 )
+from planner.models.practices import (
+    BackfillPlan,
+    ConnectionOwnership,
+    ErrorStrategy,
+    PersonalField,
+    RolloutPhase,
+    SecurityReview,
+    SystemProfile,
+)
 from planner.runs import service as validation
 
 PASSWORD = "correct-horse-battery"  # noqa: S105
@@ -307,6 +316,136 @@ def fill_steps_4_to_7(project, criteria=()) -> None:
         )
     TrainingPlanFactory(project=project)
     IncidentFactory(project=project)
+    fill_practices(project)
+
+
+# --- the guides' practices, per connection ----------------------------------------------------
+
+
+class OwnershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConnectionOwnership
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    data_owner = "Sales Ops"
+    integration_owner = "Integrations team"
+    incident_resolver = "Integrations on-call"
+    incident_contact = "oncall@example.com"
+
+
+class ErrorStrategyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ErrorStrategy
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    transient = factory.LazyFunction(lambda: ["timeout"])
+    fatal = factory.LazyFunction(lambda: ["validation"])
+    retry_attempts = 5
+    backoff_seconds = 2
+    max_delay_seconds = 300
+    failed_records_to = ErrorStrategy.Destination.DEAD_LETTER
+    notify = "Integrations on-call"
+    notify_within_minutes = 15
+
+
+class SecurityReviewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SecurityReview
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    authentication = "OAuth client credentials, read-only scope"
+    encrypted_in_transit = True
+    encrypted_at_rest = True
+    retention = "7 years"
+    reviewed_on = "2026-10-01"
+    reviewer = "Security lead"
+
+
+class PersonalFieldFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PersonalField
+
+    project = factory.SelfAttribute("mapping.project")
+    purpose = "Invoice delivery"
+    retention = "7 years"
+
+
+class BackfillFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BackfillPlan
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    no_history = True
+    no_history_reason = "The target starts empty by design."
+
+
+class SystemProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SystemProfile
+
+    system = factory.SubFactory(SystemFactory)
+    project = factory.SelfAttribute("system.project")
+    api = SystemProfile.Api.REST
+    documentation = SystemProfile.Docs.GOOD
+    rate_limits = "100 requests / 10 s"
+    authentication = SystemProfile.Auth.OAUTH
+    environments = factory.LazyFunction(lambda: ["sandbox", "production"])
+    volume = "4,000 records a day"
+    peak_periods = "month end"
+
+
+class RolloutPhaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RolloutPhase
+
+    project = factory.SubFactory(ProjectFactory)
+    position = 1
+    audience = "EMEA sales team"
+    feature_flag = "billing-sync"
+    blast_radius = "EMEA invoices only"
+    rollback_trigger = factory.SubFactory(
+        RollbackTriggerFactory, project=factory.SelfAttribute("..project")
+    )
+    promote_on_monitor = factory.SubFactory(
+        MonitorFactory, project=factory.SelfAttribute("..project")
+    )
+
+
+def fill_practices(project) -> None:
+    """Owners, error handling (with its test cases and monitor) and backfill for every
+    connection of `project`, so the guides' rules pass."""
+    from planner.checklist import practices as guides
+    from planner.checklist.evidence import Evidence
+
+    connections = Connection.objects.filter(project=project)
+    for connection in connections.filter(ownership__isnull=True):
+        OwnershipFactory(connection=connection)
+    for connection in connections.filter(error_strategy__isnull=True):
+        ErrorStrategyFactory(connection=connection)
+    for connection in connections.filter(backfill_plan__isnull=True):
+        BackfillFactory(connection=connection)
+    for strategy, code in guides.missing_error_cases(Evidence.load(project)):
+        case = guides.case_for(strategy, code)
+        case.status = TestCase.Status.PASSED
+        case.evidence_note = "failure injected in staging, see QA-14"
+        case.save()
+    for system in System.objects.filter(project=project, profile__isnull=True):
+        SystemProfileFactory(system=system)
+    if not RolloutPhase.objects.filter(project=project).exists():
+        RolloutPhaseFactory(
+            project=project,
+            rollback_trigger=RollbackTrigger.objects.filter(project=project).first()
+            or RollbackTriggerFactory(project=project),
+            promote_on_monitor=Monitor.objects.filter(project=project).first()
+            or MonitorFactory(project=project),
+        )
+    watched = Monitor.objects.filter(project=project, kind="dead_letter").exists()
+    if connections.exists() and not watched:
+        MonitorFactory(project=project, kind="dead_letter", name="failed records set aside")
 
 
 # --- validation runs -------------------------------------------------------------------------

@@ -10,6 +10,8 @@ ACCOUNT_LEVEL = {
     "password_change",
     "password_change_done",
     "planner:api_tokens",  # the user's own API tokens
+    "planner:governance",  # the user's own projects only
+    "planner:governance_csv",
 }
 
 

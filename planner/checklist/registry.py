@@ -17,19 +17,27 @@ from django.db import models
 from django.urls import reverse
 
 from planner.checklist import delivery as plan
+from planner.checklist import practices as guides
 from planner.checklist.evidence import Evidence
 from planner.mapping.checks import duplicate_targets, has_length_check, rule_errors
 from planner.models import (
+    BackfillPlan,
+    ConnectionOwnership,
     DataElement,
     DeploymentPlan,
+    ErrorStrategy,
     FieldMapping,
     IncidentEntry,
     Monitor,
     Objective,
     PatternDecision,
+    PersonalField,
     RollbackStep,
     RollbackTrigger,
+    RolloutPhase,
+    SecurityReview,
     SuccessCriterion,
+    SystemProfile,
     TestCase,
     TestPlan,
     TrainingPlan,
@@ -341,6 +349,98 @@ def _incident_runbook(ev: Evidence) -> list[Finding]:
     return []
 
 
+# The guides' practices, per connection (planner.checklist.practices).
+def _connection_owners(ev: Evidence) -> list[Finding]:
+    owners = guides.practices_of(ev).ownerships
+    out = []
+    for c in ev.connections:
+        o = owners.get(c.pk)
+        missing = o.missing if o else ["owners"]
+        if missing:
+            out.append(Finding(f"{c} has no {', '.join(missing)}.", "ownership"))
+    return out
+
+
+def _error_strategies(ev: Evidence) -> list[Finding]:
+    strategies = guides.practices_of(ev).strategies
+    out = []
+    for c in ev.connections:
+        s = strategies.get(c.pk)
+        if s is None:
+            out.append(Finding(f"{c} has no error-handling strategy.", "error-handling"))
+        elif s.missing:
+            gaps = ", ".join(s.missing)
+            out.append(Finding(f"{c}'s error handling lacks {gaps}.", f"errorstrategy-{s.pk}"))
+    return out
+
+
+def _personal_data_protected(ev: Evidence) -> list[Finding]:
+    return [
+        Finding(f"{c} carries personal data: it needs {gaps}.", "security")
+        for c, gaps in guides.unprotected_personal_data(ev)
+    ]
+
+
+def _error_cases(ev: Evidence) -> list[Finding]:
+    return [
+        Finding(
+            f"No error-scenario case for {guides.class_label(code).lower()} on {s.connection}.",
+            "cases",
+        )
+        for s, code in guides.missing_error_cases(ev)
+    ]
+
+
+def _backfill_plans(ev: Evidence) -> list[Finding]:
+    plans = guides.practices_of(ev).backfills
+    out = []
+    for c in ev.connections:
+        b = plans.get(c.pk)
+        if b is None:
+            out.append(Finding(f"{c} has no backfill plan (or 'no history to move').", "backfill"))
+        elif b.missing:
+            out.append(Finding(f"{c}'s backfill lacks {', '.join(b.missing)}.", f"backfill-{b.pk}"))
+        elif not b.no_history and b.verification_run.status != "passed":
+            out.append(
+                Finding(
+                    f"{c}'s backfill verification run #{b.verification_run_id} "
+                    f"{b.verification_run.get_status_display().lower()}.",
+                    f"backfill-{b.pk}",
+                )
+            )
+    return out
+
+
+def _systems_profiled(ev: Evidence) -> list[Finding]:
+    profiles = guides.practices_of(ev).profiles
+    out = []
+    for s in ev.systems:
+        p = profiles.get(s.pk)
+        missing = p.missing if p else ["discovery profile"]
+        if missing:
+            out.append(Finding(f"{s} has no {', '.join(missing)}.", "discovery"))
+    return out
+
+
+def _phased_rollout(ev: Evidence) -> list[Finding]:
+    phases = guides.practices_of(ev).phases
+    if not phases:
+        return [Finding("No rollout phase yet (pilot group or canary first).", "rollout")]
+    return [
+        Finding(f"Phase '{p}' needs {', '.join(p.missing)}.", f"rolloutphase-{p.pk}")
+        for p in phases
+        if p.missing
+    ]
+
+
+def _dead_letter_monitor(ev: Evidence) -> list[Finding]:
+    if guides.needs_dead_letter_monitor(ev):
+        return [
+            Finding("Failed records are set aside but nothing watches their volume.", "dead-letter")
+        ]
+    return []
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
@@ -360,9 +460,26 @@ STEPS: tuple[Step, ...] = (
                 "Every data element has a source of truth",
                 _sources_of_truth,
             ),
+            Rule(
+                "systems_profiled",
+                "Every system is profiled: API, documentation, authentication, environments",
+                _systems_profiled,
+            ),
+            Rule(
+                "connection_owners",
+                "Every connection has a data owner, an integration owner and an incident "
+                "resolver with a contact",
+                _connection_owners,
+            ),
         ),
         started=_step1_started,
-        artifacts=(Objective, SuccessCriterion, DataElement),
+        artifacts=(
+            Objective,
+            SuccessCriterion,
+            DataElement,
+            SystemProfile,
+            ConnectionOwnership,
+        ),
         page="planner.steps.objectives.page",
     ),
     Step(
@@ -391,9 +508,20 @@ STEPS: tuple[Step, ...] = (
                 "Target fields with a max length have a length check",
                 _length_checked,
             ),
+            Rule(
+                "error_strategies",
+                "Every connection has an error-handling strategy (failure classes, retries, "
+                "where failed records go, who is notified)",
+                _error_strategies,
+            ),
+            Rule(
+                "personal_data_protected",
+                "Every connection carrying personal data has a retention and a security review",
+                _personal_data_protected,
+            ),
         ),
         started=lambda ev: bool(ev.mappings),
-        artifacts=(FieldMapping,),
+        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField),
         page="planner.steps.mapping.views.step2_page",
     ),
     Step(
@@ -435,9 +563,20 @@ STEPS: tuple[Step, ...] = (
                 "Every case passed, with evidence",
                 _cases_passed_with_evidence,
             ),
+            Rule(
+                "error_cases",
+                "One error-scenario case per failure class of each error-handling strategy",
+                _error_cases,
+            ),
+            Rule(
+                "backfill_plans",
+                "Every connection has a verified backfill plan, or no history to move (with "
+                "the reason)",
+                _backfill_plans,
+            ),
         ),
         started=plan.step4_started,
-        artifacts=(TestPlan, TestCase),
+        artifacts=(TestPlan, TestCase, BackfillPlan),
         page="planner.steps.testing.page",
     ),
     Step(
@@ -461,9 +600,15 @@ STEPS: tuple[Step, ...] = (
                 "The rollback was rehearsed successfully (date and result)",
                 _rehearsal_recorded,
             ),
+            Rule(
+                "phased_rollout",
+                "A phased rollout: each phase has a blast radius, a promotion criterion and a "
+                "rollback trigger",
+                _phased_rollout,
+            ),
         ),
         started=plan.step5_started,
-        artifacts=(DeploymentPlan, RollbackTrigger, RollbackStep),
+        artifacts=(DeploymentPlan, RollbackTrigger, RollbackStep, RolloutPhase),
         page="planner.steps.deployment.page",
     ),
     Step(
@@ -486,6 +631,11 @@ STEPS: tuple[Step, ...] = (
                 "monitors_complete",
                 "Every monitor has a threshold, a window and an alert route",
                 _monitors_complete,
+            ),
+            Rule(
+                "dead_letter_monitor",
+                "The volume of set-aside failed records is monitored",
+                _dead_letter_monitor,
             ),
         ),
         started=plan.step6_started,

@@ -1,5 +1,6 @@
 """The seed scenarios that `make run` loads, idempotently."""
 
+from datetime import date
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -10,18 +11,25 @@ from planner.demo import data as demo_data
 from planner.mapping.engine import MappingSpec
 from planner.metrics.figures import match_metric
 from planner.models import (
+    BackfillPlan,
     Connection,
+    ConnectionOwnership,
     DataElement,
+    ErrorStrategy,
     FieldMapping,
     IntegrationProject,
     Membership,
     MetricKey,
     Objective,
     PatternDecision,
+    PersonalField,
     Role,
+    RolloutPhase,
+    SecurityReview,
     SuccessCriterion,
     System,
     SystemEndpoint,
+    SystemProfile,
 )
 
 DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
@@ -70,6 +78,77 @@ SCENARIOS = [
         "decision": ("point_to_point", "Two systems: a direct event-driven link is simplest.", ""),
         "mappings": {("Salesforce CRM", "Billing"): CRM_BILLING_MAPPING},
         "sample_files": True,
+        # The guides' practices on the one connection; the backfill awaits its verification
+        # run, so the demo shows what the rule asks for.
+        "profiles": {
+            "Salesforce CRM": {
+                "api": "rest",
+                "documentation": "good",
+                "rate_limits": "100,000 API calls a day; 25 concurrent",
+                "authentication": "oauth_client",
+                "environments": ["sandbox", "production"],
+                "volume": "4,000 status changes a day",
+                "peak_periods": "quarter end (9,000 a day)",
+            },
+            "Billing": {
+                "api": "database",
+                "documentation": "partial",
+                "rate_limits": "none; batch writes outside 08:00-18:00",
+                "authentication": "basic",
+                "environments": ["test", "production"],
+                "volume": "48,000 customers",
+                "peak_periods": "invoice run on the 1st",
+            },
+        },
+        "rollout": [
+            ("Finance pilot: 50 customers", "billing-status-sync", "50 pilot invoices"),
+            ("All EMEA customers", "billing-status-sync", "EMEA invoices"),
+        ],
+        "owners": {
+            ("Salesforce CRM", "Billing"): (
+                "Head of Sales Ops",
+                "Integrations team (Dana)",
+                "Integrations on-call",
+                "#integrations-oncall, oncall@example.com",
+            )
+        },
+        "error_handling": {
+            ("Salesforce CRM", "Billing"): {
+                "transient": ["timeout", "rate_limited", "server_error"],
+                "fatal": ["validation", "schema_change"],
+                "retry_attempts": 5,
+                "backoff_seconds": 2,
+                "max_delay_seconds": 300,
+                "failed_records_to": "dead_letter",
+                "notify": "Integrations on-call",
+                "notify_within_minutes": 15,
+            }
+        },
+        "security": {
+            ("Salesforce CRM", "Billing"): {
+                "authentication": "OAuth client credentials; read-only scope on Account",
+                "encrypted_in_transit": True,
+                "encrypted_at_rest": True,
+                "retention": "7 years after the customer leaves (tax law), then deleted",
+                "reviewed_on": date(2026, 10, 14),
+                "reviewer": "Security lead",
+            }
+        },
+        "personal": {
+            ("Salesforce CRM", "Billing"): [
+                ("email", "Invoice delivery", "7 years after the customer leaves"),
+                ("full_name", "Invoice addressee", "7 years after the customer leaves"),
+            ]
+        },
+        "backfill": {
+            ("Salesforce CRM", "Billing"): {
+                "record_count": 48000,
+                "order": "Active customers first, then inactive, oldest first",
+                "throttle_per_minute": 600,
+                "window": "Saturday 22:00-06:00",
+                "undo": "Delete the backfilled rows by their batch tag in billing",
+            }
+        },
     },
     {
         "name": "Support platform to billing: payment status",
@@ -97,6 +176,12 @@ SCENARIOS = [
             ("Freshdesk", "support", "Support"),
             ("Snowflake", "analytics", "Data"),
         ],
+        "owners": {
+            ("HubSpot CRM", "Chargebee"): ("RevOps", "Integrations team", "RevOps on-call", ""),
+        },
+        "backfill_none": {
+            ("HubSpot CRM", "Snowflake"): "Snowflake loads the full history every night.",
+        },
         "connections": [
             ("HubSpot CRM", "Chargebee", "bidirectional", "event", "real_time", 3000, 20000),
             ("Marketo", "HubSpot CRM", "one_way", "schedule", "hourly", 10000, 25000),
@@ -209,6 +294,7 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
                 null_default=default,
                 rule=rule,
             )
+    _practices(project, spec, systems)
     if spec.get("sample_files"):
         _sample_endpoints(project, systems["Salesforce CRM"], systems["Billing"])
     if spec["decision"]:
@@ -217,6 +303,50 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
             project=project, pattern=pattern, rationale=rationale, tools=tools
         )
     return project
+
+
+def _practices(project: IntegrationProject, spec: dict, systems: dict) -> None:
+    """Owners, error handling, security, personal data and backfill of the spec's connections."""
+
+    def connection(pair):
+        src, dst = pair
+        return Connection.objects.get(project=project, source=systems[src], target=systems[dst])
+
+    for name, fields in spec.get("profiles", {}).items():
+        SystemProfile.objects.create(project=project, system=systems[name], **fields)
+    for position, (audience, flag, radius) in enumerate(spec.get("rollout", []), start=1):
+        RolloutPhase.objects.create(
+            project=project,
+            position=position,
+            audience=audience,
+            feature_flag=flag,
+            blast_radius=radius,
+        )
+    for pair, (data, integration, resolver, contact) in spec.get("owners", {}).items():
+        ConnectionOwnership.objects.create(
+            project=project,
+            connection=connection(pair),
+            data_owner=data,
+            integration_owner=integration,
+            incident_resolver=resolver,
+            incident_contact=contact,
+        )
+    for pair, fields in spec.get("error_handling", {}).items():
+        ErrorStrategy.objects.create(project=project, connection=connection(pair), **fields)
+    for pair, fields in spec.get("security", {}).items():
+        SecurityReview.objects.create(project=project, connection=connection(pair), **fields)
+    for pair, rows in spec.get("personal", {}).items():
+        for target, purpose, retention in rows:
+            mapping = FieldMapping.objects.get(connection=connection(pair), target_field=target)
+            PersonalField.objects.create(
+                project=project, mapping=mapping, purpose=purpose, retention=retention
+            )
+    for pair, fields in spec.get("backfill", {}).items():
+        BackfillPlan.objects.create(project=project, connection=connection(pair), **fields)
+    for pair, reason in spec.get("backfill_none", {}).items():
+        BackfillPlan.objects.create(
+            project=project, connection=connection(pair), no_history=True, no_history_reason=reason
+        )
 
 
 def _sample_endpoints(project: IntegrationProject, crm: System, billing: System) -> None:

@@ -9,6 +9,16 @@ from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
 from .pattern import PatternDecision
+from .practices import (
+    BackfillPlan,
+    ConnectionOwnership,
+    ErrorStrategy,
+    FailureClass,
+    PersonalField,
+    RolloutPhase,
+    SecurityReview,
+    SystemProfile,
+)
 from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
@@ -19,6 +29,14 @@ from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "SystemProfile",
+    "RolloutPhase",
+    "SecurityReview",
+    "PersonalField",
+    "FailureClass",
+    "ErrorStrategy",
+    "ConnectionOwnership",
+    "BackfillPlan",
     "Alert",
     "AlertChannel",
     "ApiToken",

@@ -15,6 +15,7 @@ class Monitor(VersionedModel):
         ERROR_RATE = "error_rate", "Error rate"
         DATA_QUALITY = "data_quality", "Data quality"
         RECONCILIATION = "reconciliation", "Reconciliation"
+        DEAD_LETTER = "dead_letter", "Dead-letter volume"
         CRITERION = "criterion", "Success criterion"
         OTHER = "other", "Other"
 

@@ -110,6 +110,12 @@ class TestCase(VersionedModel):
         blank=True,
         help_text="If the linked run did not pass: which of its findings are accepted, and why.",
     )
+    # Set on the cases generated from a connection's error-handling strategy (step 2): the
+    # failure class the case exercises, so readiness can tell which classes are covered.
+    connection = models.ForeignKey(
+        "Connection", on_delete=models.CASCADE, null=True, blank=True, related_name="test_cases"
+    )
+    failure_class = models.CharField("failure class", max_length=16, blank=True)
     history = HistoricalRecords()
 
     class Meta:

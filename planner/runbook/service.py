@@ -19,7 +19,9 @@ from django.utils.text import slugify
 from planner.checklist.audit import recent_changes
 from planner.checklist.delivery import plan_of, stage_summary
 from planner.checklist.evidence import Evidence
+from planner.checklist.governance import go_live_dates, next_architecture_review
 from planner.checklist.patterns import analyse
+from planner.checklist.practices import class_label, practices_of
 from planner.checklist.readiness import project_readiness
 from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
@@ -144,6 +146,12 @@ def runbook_context(project: IntegrationProject) -> dict:
         "mappings": [(c, by_connection.get(c.pk, [])) for c in ev.connections],
         "mapping_count": len(ev.mappings),
         "stages": stage_summary(ev),
+        "practices": practices_by_connection(ev),
+        "system_profiles": [(s, practices_of(ev).profiles.get(s.pk)) for s in ev.systems],
+        "rollout_phases": practices_of(ev).phases,
+        "architecture_review": next_architecture_review(
+            go_live_dates([project.pk]).get(project.pk), timezone.localdate()
+        ),
         "cases_by_stage": cases_by_stage,
         "review_cadence": cadence_text(reviews),
         "review_dates": dates_in_force(
@@ -152,6 +160,28 @@ def runbook_context(project: IntegrationProject) -> dict:
         "signoffs": signoffs,
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
     }
+
+
+def practices_by_connection(ev: Evidence) -> list[dict]:
+    """Per connection: its owners, error handling, security review, personal fields, backfill."""
+    p = practices_of(ev)
+
+    def labels(codes: list[str]) -> str:
+        return ", ".join(class_label(code).lower() for code in codes)
+
+    return [
+        {
+            "connection": c,
+            "owners": p.ownerships.get(c.pk),
+            "errors": p.strategies.get(c.pk),
+            "transient": labels(p.strategies[c.pk].transient) if c.pk in p.strategies else "",
+            "fatal": labels(p.strategies[c.pk].fatal) if c.pk in p.strategies else "",
+            "security": p.security.get(c.pk),
+            "personal": p.personal_of(c.pk),
+            "backfill": p.backfills.get(c.pk),
+        }
+        for c in ev.connections
+    ]
 
 
 def render_html(project: IntegrationProject, *, preview: bool = False, context=None) -> str:

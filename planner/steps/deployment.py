@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 
 from planner.checklist import delivery as plan
 from planner.models import DeploymentPlan, IntegrationProject, RollbackStep, RollbackTrigger
+from planner.steps import practices
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm, date_input, textarea
 from planner.web.permissions import project_access
@@ -108,6 +109,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     )
     ctx["triggers_table"] = table_context(request, project, TRIGGERS, ev)
     ctx["rollback_table"] = table_context(request, project, ROLLBACK_STEPS, ev)
+    practices.step5_tables(request, project, ctx)
     ctx["rollback_minutes"] = sum(s.expected_minutes or 0 for s in p.rollback_steps)
 
 

@@ -10,7 +10,14 @@ from django.views.decorators.http import require_POST
 from planner.checklist import delivery as plan
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.metrics import figures as kpis
-from planner.models import IntegrationProject, MetricKey, Monitor, SuccessCriterion, WindowUnit
+from planner.models import (
+    IntegrationProject,
+    MetricKey,
+    Monitor,
+    SuccessCriterion,
+    WindowUnit,
+)
+from planner.steps import practices
 from planner.web.concurrency import save_versioned
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -167,6 +174,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     ctx["monitors_table"] = table_context(request, project, MONITORS, ev)
     _coverage_context(ctx)
+    practices.step6_context(request, project, ctx)
 
 
 ALERT_WINDOW_MINUTES = 15

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from planner.metrics import figures as kpis
 from planner.models import DataElement, IntegrationProject, Objective, SuccessCriterion
+from planner.steps import practices
 from planner.steps.monitoring import follow_criterion
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
@@ -155,6 +156,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     )
     ctx["criteria_table"] = table_context(request, project, CRITERIA, ev)
     ctx["elements_table"] = table_context(request, project, ELEMENTS, ev)
+    practices.step1_tables(request, project, ctx)
 
 
 @project_access("edit")

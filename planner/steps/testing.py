@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from planner.checklist import delivery as plan
 from planner.models import IntegrationProject, TestCase, TestPlan
 from planner.models.testing import TestStage
+from planner.steps import practices
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm, textarea
 from planner.web.permissions import project_access
@@ -172,6 +173,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ctx["stages"] = plan.stage_summary(ev)
     ctx["needs_reverse"] = plan.needs_reverse_stage(ev)
     ctx["cases_table"] = table_context(request, project, CASES, ev)
+    practices.step4_tables(request, project, ctx)
 
 
 @project_access("edit")

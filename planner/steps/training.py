@@ -1,8 +1,10 @@
 """Step 7: training and feedback (page, forms, the incident table)."""
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from planner.checklist import delivery as plan
+from planner.checklist import governance
 from planner.models import IncidentEntry, IntegrationProject, TrainingPlan
 from planner.reviews.schedule import dates_in_force
 from planner.steps.views import save_single, single_form
@@ -55,6 +57,8 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ctx["incidents_table"] = table_context(request, project, INCIDENTS, ev)
     go_live = p.training.go_live_on if p.training else None
     ctx["review_dates"] = dates_in_force(project, go_live)
+    start = governance.go_live_dates([project.pk]).get(project.pk)
+    ctx["architecture_review"] = governance.next_architecture_review(start, timezone.localdate())
 
 
 @project_access("edit")

@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import Page, expect
 
-from planner.models import Role, SignOffStale
+from planner.models import Role, RollbackTrigger, SignOffStale, SuccessCriterion
 from tests.browser.conftest import (
     assert_not_reloaded,
     mark_page,
@@ -99,6 +99,21 @@ def test_fill_steps_4_to_7_sign_off_edit_stale_export(
         "Add rollback step",
     )
     expect(page.get_by_test_id("rollbackstep-table")).to_contain_text("5 min")
+    # A pilot phase, promoted on the step-1 criterion and ended by the trigger above (the
+    # phase form lists the triggers the page was loaded with: reload to see the new one).
+    page.reload()
+    add_row(
+        page,
+        "rolloutphase",
+        {
+            "audience": "Pilot: finance team",
+            "blast_radius": "pilot invoices",
+            "promote_on_criterion": str(SuccessCriterion.objects.get(project=project).pk),
+            "rollback_trigger": str(RollbackTrigger.objects.get(project=project).pk),
+        },
+        "Add rollout phase",
+    )
+    expect(page.get_by_test_id("rolloutphase-table")).to_contain_text("Pilot: finance team")
     form = page.locator("#deployment-form")
     form.get_by_label("Rollback rehearsed on").fill("2026-11-20")
     form.get_by_label("Rehearsal result").select_option("succeeded")

@@ -13,6 +13,7 @@ from tests.factories import (
     DecisionFactory,
     ObjectiveFactory,
     SystemFactory,
+    SystemProfileFactory,
     approve_step,
 )
 
@@ -48,7 +49,7 @@ def test_step1_completes_only_when_every_rule_holds(project):
     vague.window_value = 30
     vague.save()
     element = project.data_elements.get()
-    element.source_of_truth = SystemFactory(project=project)
+    element.source_of_truth = SystemProfileFactory(system=SystemFactory(project=project)).system
     element.save()
     r = project_readiness(project)
     # The rules hold; the step completes once an approver signs this version off.
@@ -82,18 +83,19 @@ def test_step3_needs_a_pattern_and_a_rationale(project):
 
 def test_percent_weighs_each_step_by_its_passing_rules(project):
     # Step 1 with only an objective: 'objective stated' holds, and 'every criterion is
-    # measurable' holds vacuously while 'at least one criterion' fails, and the sign-off is
-    # missing: 2 of 5 rules.
+    # measurable', 'every system profiled' and 'every connection has owners' hold vacuously
+    # while 'at least one criterion' fails, and the sign-off is missing: 4 of 7 rules.
     ObjectiveFactory(project=project)
     r = project_readiness(project)
-    assert r.for_step(1).passed_count == 2
-    assert r.percent == round(100 * (2 / 5) / 7)
+    assert r.for_step(1).passed_count == 4
+    assert r.percent == round(100 * (4 / 7) / 7)
 
 
 def test_readiness_takes_a_fixed_number_of_queries(project, django_assert_max_num_queries):
-    # Evidence (7), steps 4-7 (6), sign-off requirements, signers and sign-offs (3).
+    # Evidence (7), steps 4-7 (6), sign-off requirements, signers and sign-offs (3), the
+    # guides' practices (7).
     for _ in range(20):
         CriterionFactory(project=project)
         DataElementFactory(project=project)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(23):
         project_readiness(project)

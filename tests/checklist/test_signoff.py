@@ -27,6 +27,7 @@ from tests.factories import (
     ProjectFactory,
     SignOffFactory,
     SystemFactory,
+    SystemProfileFactory,
     TestCaseFactory,
     UserFactory,
 )
@@ -37,7 +38,9 @@ def step1_ready(project):
     """Step 1 with every content rule passing."""
     ObjectiveFactory(project=project)
     criterion = CriterionFactory(project=project)
-    DataElementFactory(project=project, source_of_truth=SystemFactory(project=project))
+    system = SystemFactory(project=project)
+    SystemProfileFactory(system=system)  # discovered: API, docs, authentication, environments
+    DataElementFactory(project=project, source_of_truth=system)
     return criterion
 
 

@@ -31,6 +31,7 @@ from tests.factories import (
     RollbackStepFactory,
     TestCaseFactory,
     UserFactory,
+    fill_practices,
     fill_steps_4_to_7,
 )
 
@@ -139,6 +140,7 @@ def test_step4_readiness_follows_the_test_plan(project):
     assert project_readiness(project).for_step(4).state == AWAITING_SIGN_OFF
 
     ConnectionFactory(project=project, direction=Connection.Direction.BIDIRECTIONAL)
+    fill_practices(project)  # the new connection's error cases and backfill
     assert failing(project, 4) == {"signed_off"}  # fill_steps_4_to_7 covers reverse too
     TestCase.objects.filter(stage=Stage.REVERSE).delete()
     assert "every_stage_has_case" in failing(project, 4)

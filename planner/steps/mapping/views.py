@@ -12,6 +12,7 @@ from planner.mapping.checks import duplicate_targets, row_problems
 from planner.mapping.rules import TRANSFORMS, check, output_type, parse
 from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
 from planner.models import Connection, FieldMapping, IntegrationProject
+from planner.steps import practices
 from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import save_versioned
@@ -303,3 +304,4 @@ def step2_page(request, project, ctx: dict, forms: dict) -> None:
         problems = sum(1 for m in rows if row_problems(m) or m.pk in duplicates)
         summaries.append({"connection": c, "rows": len(rows), "problems": problems})
     ctx["mapping_summaries"] = summaries
+    practices.step2_tables(request, project, ctx)
