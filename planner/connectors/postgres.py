@@ -58,6 +58,7 @@ _OID_DTYPES: dict[int, pl.DataType] = {
     1186: pl.Duration("us"),
 }
 _NUMERIC_OID = 1700
+_TEXT_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, char(n), varchar
 # Loaded as text: polars has no UUID/JSON type, and text keeps them comparable.
 _TEXT_TYPES = ("uuid", "json", "jsonb", "inet", "cidr", "macaddr", "money", "xml")
 
@@ -225,6 +226,36 @@ class PostgresConnector(BaseConnector):
             cur.execute(sql.SQL("SELECT * FROM {}").format(self._dataset()))
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
+
+    def fetch_ordered(
+        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[pl.DataFrame]:
+        """Every record in ``order_by`` order, in batches, from one server-side cursor.
+
+        Text columns sort by code point (``COLLATE "C"``), the order polars sorts strings
+        in, whatever the database's collation: a key-ordered merge needs both systems and
+        polars to agree on which key comes first ('B' < 'a'). NULLs sort last.
+        """
+        tracker = SchemaTracker()
+        with self.connect() as conn, self._errors("Query failed"):
+            with conn.cursor(name="aethon_describe") as cur:
+                cur.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(self._dataset()))
+                oids = {col.name: col.type_code for col in cur.description or ()}
+            missing = [k for k in order_by if k not in oids]
+            if missing:
+                raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
+            order = sql.SQL(", ").join(
+                sql.SQL('{} COLLATE "C"' if oids[k] in _TEXT_OIDS else "{}").format(
+                    sql.Identifier(k)
+                )
+                + sql.SQL(" NULLS LAST")
+                for k in order_by
+            )
+            with self._cursor(conn) as cur:
+                cur.itersize = batch_size
+                cur.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(self._dataset(), order))
+                while rows := cur.fetchmany(batch_size):
+                    yield tracker.stabilize(cursor_frame(cur, rows))
 
     def count(self) -> int | None:
         with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:

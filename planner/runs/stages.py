@@ -276,6 +276,13 @@ def mapping(side: Side, rows: list[FieldMapping], fetch: Fetch) -> MappingOutcom
         else:
             usable.append(plan)
     report = CompiledMapping(usable).validate(frame, side.key, max_examples=MAX_EXAMPLES)
+    return mapping_outcome(report, usable, broken)
+
+
+def mapping_outcome(
+    report: ValidationReport, usable: list[FieldPlan], broken: list[dict[str, str]]
+) -> MappingOutcome:
+    """The mapping stage's figures and examples from the engine's report."""
     by_field = [
         {
             "target": p.spec.target_field,
@@ -322,6 +329,11 @@ def _compare(
     left: pl.DataFrame, right: pl.DataFrame, key: list[str], fields: list[str], absent: list[str]
 ) -> CompareOutcome:
     report = reconcile(left, right, key, fields, max_examples=MAX_EXAMPLES)
+    return compare_outcome(report, absent)
+
+
+def compare_outcome(report: ReconcileReport, absent: list[str]) -> CompareOutcome:
+    """The stage's figures, examples and verdict from a reconciliation report."""
     figures = report.summary(max_keys=MAX_KEYS)
     examples = [e for per_field in figures.pop("examples").values() for e in per_field]
     figures["not_compared"] = absent
@@ -337,17 +349,10 @@ def _compare(
     return CompareOutcome(StageResult(status, figures, examples, "; ".join(problems)), report)
 
 
-def reconciliation(
-    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch
-) -> CompareOutcome:
-    if mapped.report is None:
-        return CompareOutcome(StageResult(SKIPPED, error="needs the mapping stage's output"))
-    if not target.ok:
-        return CompareOutcome(StageResult(SKIPPED, error=f"{target.label}: {target.why_not}"))
-    if not target.key:
-        return CompareOutcome(StageResult(FAILED, error="The target has no key field set."))
-    output, key_out = mapped.report.output, mapped.report.key_columns
-    targets = [p.spec.target_field for p in mapped.plans]
+def target_key_columns(
+    source: Side, target: Side, targets: list[str], key_out: list[str]
+) -> dict[str, pl.Expr] | CompareOutcome:
+    """How the mapping's output yields each of the target's key fields (or why it cannot)."""
     columns: dict[str, pl.Expr] = {}
     for name in target.key:
         if name in targets:
@@ -362,6 +367,23 @@ def reconciliation(
                     " source field to it, or give both systems the same key field name.",
                 )
             )
+    return columns
+
+
+def reconciliation(
+    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch
+) -> CompareOutcome:
+    if mapped.report is None:
+        return CompareOutcome(StageResult(SKIPPED, error="needs the mapping stage's output"))
+    if not target.ok:
+        return CompareOutcome(StageResult(SKIPPED, error=f"{target.label}: {target.why_not}"))
+    if not target.key:
+        return CompareOutcome(StageResult(FAILED, error="The target has no key field set."))
+    output, key_out = mapped.report.output, mapped.report.key_columns
+    targets = [p.spec.target_field for p in mapped.plans]
+    columns = target_key_columns(source, target, targets, key_out)
+    if isinstance(columns, CompareOutcome):
+        return columns
     frame = fetch(target)
     key_missing = [k for k in target.key if k not in frame.columns]
     if key_missing:
