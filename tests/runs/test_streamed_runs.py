@@ -14,11 +14,13 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection as db
 from django.test import Client
+from django.urls import reverse
 from psycopg import sql
 
 from planner.api.tokens import create_token
 from planner.models import SystemEndpoint, ValidationRun
 from planner.runs import service as validation
+from tests.conftest import client_for
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -283,3 +285,55 @@ def test_postgres_keys_of_mixed_case_stream_in_code_point_order(db, published, p
     assert rec["mismatch_counts"] == {"val": 1}
     assert rec["null_keys_source"] == 1
     assert run.stages.get(name="reconciliation").examples[0]["key"] == {"code": "b"}
+
+
+def test_the_run_page_says_how_the_data_was_read(db, published):
+    run = run_now(sqlite_connection(), published, max_differences=2)
+    page = client_for(run.project.owner).get(
+        reverse("planner:run_show", args=[run.project_id, run.pk])
+    )
+    html = page.content.decode()
+    assert f"Read in key order in chunks of {CHUNK} rows" in html
+    assert "Stopped after 2 differences" in html
+    whole = run_now(file_connection(), published)
+    html = client_for(whole.project.owner).get(
+        reverse("planner:run_show", args=[whole.project_id, whole.pk])
+    )
+    assert "Held whole in memory: Source (CRM) cannot be read in key order" in html.content.decode()
+
+
+def test_postgres_copy_reader_gives_what_the_cursor_reader_gives(db, pg_tables):
+    """Table datasets of plain types are read with COPY + polars' CSV parser; a query
+    dataset goes through the cursor. Both must give the same frames, value for value."""
+    from planner.connectors.guard import GuardPolicy
+    from planner.connectors.postgres import PostgresConnector
+
+    dsn, name = pg_tables
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE t (id bigint, s text, v varchar(5), c char(3), b boolean, i int,"
+            " h smallint, r real, f float8, n numeric(12,3), d date, ts timestamp,"
+            " tz timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO t VALUES"
+            " (1, '', 'a,b', 'x', true, 1, 2, 1.1, 0.1, -12.300, '2024-02-29',"
+            "  '2024-01-01 00:00:01.123456', '2024-01-01 12:00:00+02'),"
+            " (2, NULL, E'q\"\\nr', NULL, false, NULL, NULL, 'NaN', 'Infinity', NULL, NULL,"
+            "  NULL, NULL),"
+            " (3, 'plain', 'Z', 'abc', NULL, -5, -1, -0.5, -1e300, 123456789.001,"
+            "  '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00.5+00')"
+        )
+    guard = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))
+    base = {"host": dsn["host"], "port": int(dsn["port"]), "database": name}
+    base |= {"user": dsn["user"], "sslmode": "disable", "key": "id"}
+    by_copy = PostgresConnector.from_config({**base, "table": "t"}, {}, guard)
+    by_cursor = PostgresConnector.from_config({**base, "query": "SELECT * FROM t"}, {}, guard)
+    for size in (1, 2, 10):
+        copied = list(by_copy.fetch_ordered(["id"], size))
+        fetched = list(by_cursor.fetch_ordered(["id"], size))
+        assert len(copied) == len(fetched)
+        for a, b in zip(copied, fetched, strict=True):
+            assert a.schema == b.schema
+            assert a.equals(b), (a, b)
+    assert copied[0].get_column("s").to_list()[0] == ""  # an empty string is not NULL
