@@ -13,6 +13,8 @@ then says nothing about the output's), or when the rows turn out not to be in ke
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +98,59 @@ def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[st
     return order
 
 
+_END = object()
+
+
+def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
+    """Produce ``chunks`` in a thread of their own, at most ``depth`` chunks ahead.
+
+    While the merge compares one key range, each side already reads (and the source already
+    transforms) the next chunk: the database, polars and the comparison overlap instead of
+    taking turns. The producer thread opens, uses and closes its connector's session itself;
+    when the consumer stops early (cancel, difference limit, an error) the producer stops
+    at its next chunk and closes its cursor.
+    """
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+            return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        put((_END, None))
+
+    thread = threading.Thread(target=produce, name="aethon-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if isinstance(item, tuple) and item and item[0] is _END:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
 def _closing(chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
     """Close the connector's generator (its cursor and session) however the merge ends."""
     try:
@@ -166,8 +221,8 @@ def streamed_validation(
     state = MergeState()
     try:
         report = merge_compare(
-            source_chunks(),
-            target_chunks(),
+            prefetch(source_chunks()),
+            prefetch(target_chunks()),
             target.key,
             fields,
             max_examples=MAX_EXAMPLES,
@@ -214,8 +269,8 @@ def streamed_parallel(
     state = MergeState()
     try:
         report = merge_compare(
-            chunks(old),
-            chunks(new),
+            prefetch(chunks(old)),
+            prefetch(chunks(new)),
             key,
             fields,
             max_examples=MAX_EXAMPLES,

@@ -153,3 +153,35 @@ def test_keys_of_different_types_are_refused_not_misordered():
     target = pl.DataFrame({"id": ["10", "9"], "v": [1, 1]})
     with pytest.raises(NotInKeyOrder, match="id"):
         merge_compare(iter([source]), iter([target]), ["id"], ["v"])
+
+
+def test_prefetch_hands_over_every_chunk_and_errors_and_stops_its_producer():
+    from planner.runs.streamed import prefetch
+
+    frames = [pl.DataFrame({"id": [i]}) for i in range(50)]
+    assert [f.item() for f in prefetch(iter(frames))] == list(range(50))
+
+    def failing():
+        yield frames[0]
+        raise RuntimeError("server went away")
+
+    got = prefetch(failing())
+    assert next(got).item() == 0
+    with pytest.raises(RuntimeError, match="server went away"):
+        next(got)
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield pl.DataFrame({"id": [i]})
+                i += 1
+        finally:
+            closed.append(True)
+
+    reader = prefetch(endless())
+    assert next(reader).item() == 0
+    reader.close()  # the consumer stops early: the producer closes its source
+    assert closed == [True]
