@@ -275,6 +275,9 @@ AETHON_MAPPING_IMPORT_LIMITS = {
 AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))
 AETHON_RUN_STALE_SECONDS = float(os.environ.get("AETHON_RUN_STALE_SECONDS", 90))
 AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
+# Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
+# per side, so this bounds its memory, whatever the size of the tables.
+AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
 
 LOGGING = {
     "version": 1,

@@ -143,6 +143,7 @@ class RunOut(Schema):
     finished_at: datetime | None = None
     error: str
     summary: dict
+    max_differences: int | None = None
 
 
 class FigureOut(Schema):
@@ -202,6 +203,7 @@ def _run_out(run: ValidationRun) -> dict:
         "finished_at": run.finished_at,
         "error": run.error,
         "summary": run.summary,
+        "max_differences": run.max_differences,
     }
 
 
@@ -259,11 +261,18 @@ def start_run(
     project_id: int,
     connection_id: int,
     kind: Literal["validation", "parallel"] = RunKind.VALIDATION.value,
+    max_differences: int | None = None,
 ):
     project = _access(request, project_id, "edit")
     connection = _connection(project, connection_id)
     try:
-        run = start_validation_run(connection, request.user, kind, ValidationRun.Trigger.API)
+        run = start_validation_run(
+            connection,
+            request.user,
+            kind,
+            ValidationRun.Trigger.API,
+            max_differences=max_differences,
+        )
     except RunRefused as exc:
         raise HttpError(400, str(exc)) from None
     return Status(202, _run_out(run))

@@ -58,6 +58,23 @@ _OID_DTYPES: dict[int, pl.DataType] = {
     1186: pl.Duration("us"),
 }
 _NUMERIC_OID = 1700
+_TEXT_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, char(n), varchar
+_TIMESTAMPTZ_OID = 1184
+# Types a key-ordered read may take through COPY: polars parses their CSV text to the value
+# the cursor path loads (floats print shortest-exact; NaN/Infinity parse; "" is not NULL).
+_COPY_OIDS = frozenset({16, 19, 20, 21, 23, 25, 700, 701, 1042, 1043, 1082, 1114, 1184})
+
+
+def _copy_dtype(col: Any) -> pl.DataType | None:
+    if col.type_code == _NUMERIC_OID:
+        if col.precision and col.precision <= 38:
+            return pl.Decimal(col.precision, col.scale or 0)
+        return None  # unconstrained numeric: its scale differs per value
+    if col.type_code in _COPY_OIDS:
+        return _OID_DTYPES[col.type_code]
+    return None
+
+
 # Loaded as text: polars has no UUID/JSON type, and text keeps them comparable.
 _TEXT_TYPES = ("uuid", "json", "jsonb", "inet", "cidr", "macaddr", "money", "xml")
 
@@ -225,6 +242,96 @@ class PostgresConnector(BaseConnector):
             cur.execute(sql.SQL("SELECT * FROM {}").format(self._dataset()))
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
+
+    def fetch_ordered(
+        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[pl.DataFrame]:
+        """Every record in ``order_by`` order, in batches, from one server-side cursor.
+
+        Text columns sort by code point (``COLLATE "C"``), the order polars sorts strings
+        in, whatever the database's collation: a key-ordered merge needs both systems and
+        polars to agree on which key comes first ('B' < 'a'). NULLs sort last.
+        """
+        tracker = SchemaTracker()
+        with self.connect() as conn, self._errors("Query failed"):
+            with conn.cursor(name="aethon_describe") as cur:
+                cur.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(self._dataset()))
+                columns = list(cur.description or ())
+            oids = {col.name: col.type_code for col in columns}
+            missing = [k for k in order_by if k not in oids]
+            if missing:
+                raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
+            order = sql.SQL(", ").join(
+                sql.SQL('{} COLLATE "C"' if oids[k] in _TEXT_OIDS else "{}").format(
+                    sql.Identifier(k)
+                )
+                + sql.SQL(" NULLS LAST")
+                for k in order_by
+            )
+            if self.config.table and all(_copy_dtype(c) is not None for c in columns):
+                yield from self._copy_ordered(conn, columns, order, batch_size, tracker)
+                return
+            with self._cursor(conn) as cur:
+                cur.itersize = batch_size
+                cur.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(self._dataset(), order))
+                while rows := cur.fetchmany(batch_size):
+                    yield tracker.stabilize(cursor_frame(cur, rows))
+
+    def _copy_ordered(
+        self,
+        conn: psycopg.Connection[Any],
+        columns: list[Any],
+        order: sql.Composable,
+        batch_size: int,
+        tracker: SchemaTracker,
+    ) -> Iterator[pl.DataFrame]:
+        """``COPY (SELECT … ORDER BY …) TO STDOUT`` parsed by polars' CSV reader.
+
+        No Python object per value: several times faster than a cursor. Only for table
+        datasets whose columns' CSV text polars parses to exactly what the cursor gives
+        (``_copy_dtype``); the tests compare both readers on every such type.
+        """
+        names = unique_names(c.name for c in columns)
+        select = sql.SQL(", ").join(
+            sql.SQL("{} AT TIME ZONE 'UTC'" if c.type_code == _TIMESTAMPTZ_OID else "{}").format(
+                sql.Identifier(c.name)
+            )
+            for c in columns
+        )
+        read_as: dict[str, pl.DataType] = {}
+        finish = []
+        for name, col in zip(names, columns, strict=True):
+            if col.type_code == 16:  # boolean prints as t / f
+                read_as[name] = pl.String()
+                finish.append(
+                    pl.when(pl.col(name).is_null())
+                    .then(None)
+                    .otherwise(pl.col(name) == "t")
+                    .alias(name)
+                )
+            elif col.type_code == _TIMESTAMPTZ_OID:
+                read_as[name] = pl.Datetime("us")
+                finish.append(pl.col(name).dt.replace_time_zone("UTC"))
+            else:
+                read_as[name] = _copy_dtype(col)  # type: ignore[assignment]
+        statement = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
+            select, self._dataset(), order
+        )
+
+        def parse(data: bytearray) -> pl.DataFrame:
+            frame = pl.read_csv(bytes(data), has_header=False, new_columns=names, schema=read_as)
+            return tracker.stabilize(frame.with_columns(finish) if finish else frame)
+
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            buf, n = bytearray(), 0
+            for row in copy:  # libpq hands over whole rows
+                buf += row
+                n += 1
+                if n >= batch_size:
+                    yield parse(buf)
+                    buf, n = bytearray(), 0
+            if n:
+                yield parse(buf)
 
     def count(self) -> int | None:
         with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:

@@ -6,7 +6,7 @@ import contextlib
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,27 @@ class SqliteConnector(BaseConnector):
             columns = unique_names(d[0] for d in cur.description)
             while True:
                 deadline.restart()  # the limit is per batch, like a statement timeout
+                rows = cur.fetchmany(batch_size)
+                if not rows:
+                    break
+                yield tracker.stabilize(frame_from_rows(columns, rows))
+
+    def fetch_ordered(
+        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[pl.DataFrame]:
+        """Every record in ``order_by`` order (text by code point, NULLs last), in batches."""
+        order = ", ".join(
+            f"{quote_ident(k)} IS NULL, {quote_ident(k)} COLLATE BINARY" for k in order_by
+        )
+        tracker = SchemaTracker()
+        with self._session() as (conn, deadline), self._reading(deadline):
+            cur = conn.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            columns = unique_names(d[0] for d in cur.description)
+            missing = [k for k in order_by if k not in columns]
+            if missing:
+                raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
+            while True:
+                deadline.restart()
                 rows = cur.fetchmany(batch_size)
                 if not rows:
                     break

@@ -80,6 +80,11 @@ class ValidationRun(models.Model):
     attempt = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the attempt")
     cancel_requested = models.BooleanField(default=False)
+    max_differences = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Stop comparing after this many differences (blank: compare everything).",
+    )
     summary = models.JSONField(default=dict, blank=True)
     settings_snapshot = models.JSONField(default=dict, blank=True)
     differences_file = models.FileField(

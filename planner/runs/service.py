@@ -44,6 +44,12 @@ from planner.runs.stages import (
     source_expectations,
     target_expectations,
 )
+from planner.runs.streamed import (
+    Streamed,
+    held_whole,
+    streamed_parallel,
+    streamed_validation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +114,7 @@ def start_validation_run(
     trigger: str = ValidationRun.Trigger.UI,
     *,
     publish: bool = True,
+    max_differences: int | None = None,
 ) -> ValidationRun:
     """Queue a run of `connection` and hand it to a worker; returns it (maybe already failed).
 
@@ -119,8 +126,11 @@ def start_validation_run(
     An active run whose worker stopped beating is failed first (with the reason), so that a
     worker killed while no beat runs to reap it cannot block the connection for good.
     Raises RunRefused when the run cannot make sense (a parallel run without a baseline).
+    `max_differences` stops the comparison once that many differences were found.
     """
     kind = RunKind(kind)
+    if max_differences is not None and max_differences < 1:
+        raise RunRefused("Stop after N differences: N must be at least 1.")
     baseline = _baseline(connection, kind)
     active = ValidationRun.objects.filter(
         connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
@@ -138,6 +148,7 @@ def start_validation_run(
                 trigger=trigger,
                 triggered_by=user if getattr(user, "pk", None) else None,
                 settings_snapshot=_snapshot(connection, baseline),
+                max_differences=max_differences,
             )
             RunStage.objects.bulk_create(
                 RunStage(run=run, name=name, position=i) for i, name in enumerate(STAGE_NAMES[kind])
@@ -447,6 +458,19 @@ class Runner:
             return head.clear()
         return pl.concat(frames, how="diagonal_relaxed")
 
+    def stream(self, work) -> "Streamed | str":
+        """A key-ordered pass (planner.runs.streamed) with this run's progress and limits;
+        the reason instead when the sides cannot be read that way."""
+        done = self.done
+        result = work(
+            chunk_rows=settings.AETHON_RUN_CHUNK_ROWS,
+            on_rows=self.progress,
+            max_differences=self.run.max_differences,
+        )
+        if isinstance(result, str):
+            self.done = done  # what the abandoned pass read is read again
+        return result
+
     def count_totals(self, sides: list[Side]) -> None:
         total = 0
         for side in sides:
@@ -587,6 +611,16 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     outcome = {}
 
     def run_mapping() -> StageResult:
+        if source.ok and target.ok:
+            # SQL on both sides: mapping and reconciliation in one key-ordered pass.
+            streamed = r.stream(
+                lambda **kw: streamed_validation(source, target, rows, **kw)  # type: ignore[arg-type]
+            )
+            if isinstance(streamed, Streamed):
+                outcome["streamed"] = streamed
+                outcome["mapping"] = streamed.mapped
+                return streamed.mapped.result  # type: ignore[union-attr]
+            outcome["reading"] = held_whole(streamed)
         outcome["mapping"] = mapping(source, rows, r.fetch)
         return outcome["mapping"].result
 
@@ -594,9 +628,14 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     mapped = outcome.get("mapping")
 
     def run_reconciliation() -> StageResult:
-        if mapped is None:
+        if "streamed" in outcome:
+            compared = outcome["streamed"].compared
+        elif mapped is None:
             return StageResult(RunStage.Status.SKIPPED, error="the mapping stage did not finish")
-        compared = reconciliation(source, target, mapped, r.fetch, rows)
+        else:
+            compared = reconciliation(source, target, mapped, r.fetch, rows)
+            if compared.report is not None and "reading" in outcome:
+                compared.result.figures["reading"] = outcome["reading"]
         r.store_differences(compared)
         return compared.result
 
@@ -624,7 +663,13 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     r.count_totals([s for s in (old, new) if s.ok])
 
     def run_parallel() -> StageResult:
-        compared = parallel(old, new, rows, r.fetch)
+        streamed = r.stream(lambda **kw: streamed_parallel(old, new, rows, **kw))  # type: ignore[arg-type]
+        if isinstance(streamed, Streamed):
+            compared = streamed.compared
+        else:
+            compared = parallel(old, new, rows, r.fetch)
+            if compared.report is not None:
+                compared.result.figures["reading"] = held_whole(streamed)
         r.store_differences(compared)
         return compared.result
 

@@ -278,6 +278,17 @@ def mapping(side: Side, rows: list[FieldMapping], fetch: Fetch) -> MappingOutcom
         else:
             usable.append(plan)
     report = CompiledMapping(usable).validate(frame, side.key, max_examples=MAX_EXAMPLES)
+    return mapping_outcome(report, usable, broken, frame)
+
+
+def mapping_outcome(
+    report: ValidationReport,
+    usable: list[FieldPlan],
+    broken: list[dict[str, str]],
+    frame: pl.DataFrame | None = None,
+) -> MappingOutcome:
+    """The mapping stage's figures and examples from the engine's report (`frame`: the records
+    as read, row for row with the report's output, when they were held whole)."""
     by_field = [
         {
             "target": p.spec.target_field,
@@ -345,6 +356,14 @@ def _compare(
 ) -> CompareOutcome:
     tolerances, broken = tolerances_of(rows)
     report = reconcile(left, right, key, fields, max_examples=MAX_EXAMPLES, tolerances=tolerances)
+    return compare_outcome(report, absent, broken)
+
+
+def compare_outcome(
+    report: ReconcileReport, absent: list[str], broken: list[str] | tuple = ()
+) -> CompareOutcome:
+    """The stage's figures, examples and verdict from a reconciliation report (`broken`: the
+    tolerances that could not be applied)."""
     figures = report.summary(max_keys=MAX_KEYS)
     examples = [e for per_field in figures.pop("examples").values() for e in per_field]
     figures["not_compared"] = absent
@@ -367,7 +386,7 @@ def is_identity(plan: FieldPlan) -> bool:
     )
 
 
-def _as_read(mapped: MappingOutcome) -> pl.DataFrame:
+def as_read(output: pl.DataFrame, source: pl.DataFrame | None, plans) -> pl.DataFrame:
     """The mapping's output, with identity fields holding the source value as it was read.
 
     The engine reads every value as text and parses it into the target type (a decimal
@@ -377,12 +396,10 @@ def _as_read(mapped: MappingOutcome) -> pl.DataFrame:
     whether the target holds it is still this stage's question). Where the engine filled a
     default for a null, the default is kept.
     """
-    assert mapped.report is not None
-    output, source = mapped.report.output, mapped.source
     if source is None or source.height != output.height:
         return output
     originals, replaced = [], []
-    for i, plan in enumerate(mapped.plans):
+    for i, plan in enumerate(plans):
         name, read = plan.spec.target_field, plan.spec.source_field
         if not is_identity(plan) or read not in source.columns or name not in output.columns:
             continue
@@ -398,17 +415,10 @@ def _as_read(mapped: MappingOutcome) -> pl.DataFrame:
     return output.hstack(originals).with_columns(replaced).drop(s.name for s in originals)
 
 
-def reconciliation(
-    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch, rows: list[FieldMapping]
-) -> CompareOutcome:
-    if mapped.report is None:
-        return CompareOutcome(StageResult(SKIPPED, error="needs the mapping stage's output"))
-    if not target.ok:
-        return CompareOutcome(StageResult(SKIPPED, error=f"{target.label}: {target.why_not}"))
-    if not target.key:
-        return CompareOutcome(StageResult(FAILED, error="The target has no key field set."))
-    output, key_out = _as_read(mapped), mapped.report.key_columns
-    targets = [p.spec.target_field for p in mapped.plans]
+def target_key_columns(
+    source: Side, target: Side, targets: list[str], key_out: list[str]
+) -> dict[str, pl.Expr] | CompareOutcome:
+    """How the mapping's output yields each of the target's key fields (or why it cannot)."""
     columns: dict[str, pl.Expr] = {}
     for name in target.key:
         if name in targets:
@@ -423,6 +433,24 @@ def reconciliation(
                     " source field to it, or give both systems the same key field name.",
                 )
             )
+    return columns
+
+
+def reconciliation(
+    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch, rows: list[FieldMapping]
+) -> CompareOutcome:
+    if mapped.report is None:
+        return CompareOutcome(StageResult(SKIPPED, error="needs the mapping stage's output"))
+    if not target.ok:
+        return CompareOutcome(StageResult(SKIPPED, error=f"{target.label}: {target.why_not}"))
+    if not target.key:
+        return CompareOutcome(StageResult(FAILED, error="The target has no key field set."))
+    output = as_read(mapped.report.output, mapped.source, mapped.plans)
+    key_out = mapped.report.key_columns
+    targets = [p.spec.target_field for p in mapped.plans]
+    columns = target_key_columns(source, target, targets, key_out)
+    if isinstance(columns, CompareOutcome):
+        return columns
     frame = fetch(target)
     key_missing = [k for k in target.key if k not in frame.columns]
     if key_missing:

@@ -136,8 +136,14 @@ def run_start(request: HttpRequest, project: IntegrationProject, connection_id: 
     if kind not in RunKind.values:
         messages.error(request, f"Kind of run: choose one of {', '.join(RunKind.labels)}.")
         return redirect(runs_url(project.pk, f"connection-{connection.pk}"))
+    limit = request.POST.get("max_differences", "").strip()
+    if limit and not limit.isdigit():
+        messages.error(request, "Stop after N differences: give a whole number, or leave it blank.")
+        return redirect(runs_url(project.pk, f"connection-{connection.pk}"))
     try:
-        run = start_validation_run(connection, request.user, kind=kind)
+        run = start_validation_run(
+            connection, request.user, kind=kind, max_differences=int(limit) if limit else None
+        )
     except RunRefused as exc:
         messages.error(request, str(exc))
         return redirect(runs_url(project.pk, f"connection-{connection.pk}"))

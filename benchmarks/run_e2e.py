@@ -1,0 +1,377 @@
+"""A validation run the way a user's takes it, timed against reladiff on the same tables.
+
+    .venv/bin/python benchmarks/run_e2e.py [--rows 1000000] [--db-url URL] [--workers 1]
+                                           [--chunk-rows 50000] [--rebuild] [--skip-reladiff]
+
+1. Generates two PostgreSQL tables in this run (``bench_a`` source, ``bench_b`` target: id +
+   10 columns, 1% changed, 0.5% missing, 0.5% extra; ``bench_t`` = ``bench_b`` with two
+   columns upper-cased) in the benchmark database, next to the app's tables (migrated).
+2. Through the ORM: a user, a project, three systems with PostgreSQL connection settings and
+   two connections: ``identity`` (every column as is) and ``transforms`` (``name`` and ``city``
+   through ``upper``, into ``bench_t``).
+3. Starts ``--workers`` real Celery worker processes (``celery -A aethon worker``, prefork,
+   concurrency 1, a queue of their own on Redis) and records each one's idle RSS.
+4. For each connection: starts a validation run with ``POST /api/projects/…/runs`` and a bearer
+   token (an API token created for the user), polls the run until it is finished, and prints
+   the wall time from the request to "finished", the worker's peak RSS (VmHWM of the pool
+   process that ran it), and the missing / extra / changed key sets of the run's differences
+   file.
+5. Runs reladiff's hashdiff and joindiff on ``bench_a`` / ``bench_b`` in the same sitting and
+   checks that both runs found exactly reladiff's key sets (and the generator's).
+
+Exits non-zero when a key set differs or a run did not finish. Targets (printed, not failed
+on, since a shared machine moves them): wall <= 0.5 x joindiff and worker peak <= 300 MB at
+1 M rows. Needs PostgreSQL and Redis (``--broker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _tables import ensure_tables, run_reladiff  # noqa: E402
+
+DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
+TYPES = {
+    "id": "integer",
+    "name": "string",
+    "qty": "integer",
+    "amount": "decimal",
+    # float8: as text the engine keeps its shortest form; "decimal" would round it to a scale
+    # and every row would differ from the float8 target.
+    "ratio": "string",
+    "created": "datetime",
+    "day": "date",
+    "active": "boolean",
+    "city": "string",
+    "score": "integer",
+    "note": "string",
+}
+
+
+def mib(kib: int) -> float:
+    return kib / 1024
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    out = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                out[name] = int(value.split()[0])
+    return out
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Worker:
+    def __init__(self, queue: str, env: dict[str, str], log: Path, name: str) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "aethon",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=WARNING",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"worker exited:\n{self.log.read_text()[-3000:]}")
+            if children(self.proc.pid):
+                time.sleep(2)  # the pool process imports the app after it forks
+                return
+            time.sleep(0.2)
+        raise SystemExit("worker did not start")
+
+    def processes(self) -> list[int]:
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def build(db_cfg: dict, rows_label: str):
+    """User, token, project, systems, endpoints, connections and mappings, via the ORM."""
+    from django.contrib.auth import get_user_model
+
+    from planner.api.tokens import create_token
+    from planner.models import (
+        Connection,
+        FieldMapping,
+        IntegrationProject,
+        Membership,
+        Role,
+        System,
+        SystemEndpoint,
+    )
+
+    User = get_user_model()  # noqa: N806
+
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    user = User.objects.create_user(username=name, password=uuid.uuid4().hex)
+    _token, raw = create_token(user, "bench")
+    project = IntegrationProject.objects.create(name=f"Run benchmark {rows_label}", owner=user)
+    Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
+    config = {
+        "host": db_cfg["HOST"] or "127.0.0.1",
+        "port": int(db_cfg["PORT"] or 5432),
+        "database": db_cfg["NAME"],
+        "user": db_cfg["USER"] or "postgres",
+        "sslmode": "disable",
+    }
+    systems = {}
+    for table in ("bench_a", "bench_b", "bench_t"):
+        system = System.objects.create(project=project, name=table)
+        SystemEndpoint.objects.create(
+            system=system,
+            project=project,
+            kind=SystemEndpoint.Kind.POSTGRES,
+            config=config,
+            dataset=table,
+            key_fields="id",
+        )
+        systems[table] = system
+    connections = {}
+    for label, target, upper in (
+        ("identity", "bench_b", ()),
+        ("transforms", "bench_t", ("name", "city")),
+    ):
+        conn = Connection.objects.create(
+            project=project, source=systems["bench_a"], target=systems[target]
+        )
+        for i, (field, kind) in enumerate(TYPES.items()):
+            FieldMapping.objects.create(
+                project=project,
+                connection=conn,
+                position=i,
+                source_field=field,
+                target_field=field,
+                source_type=kind,
+                target_type=kind,
+                rule="upper" if field in upper else "identity",
+                null_rule="skip",
+            )
+        connections[label] = conn
+    return project, connections, raw
+
+
+def key_sets(run) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {"changed": set(), "missing": set(), "extra": set()}
+    if not run.differences_file:
+        return found
+    names = {"mismatch": "changed", "missing_in_target": "missing", "extra_in_target": "extra"}
+    with run.differences_file.open("rb") as fh:
+        for row in csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8")):
+            found[names[row["status"]]].add(int(row["id"]))
+    return found
+
+
+def timed_run(client, headers, project, connection, workers: list[Worker], poll: float):
+    from planner.models import ValidationRun
+
+    pids = [p for w in workers for p in w.processes()]
+    url = f"/api/projects/{project.pk}/connections/{connection.pk}/runs"
+    start = time.perf_counter()
+    reply = client.post(url, **headers)
+    if reply.status_code != 202:
+        raise SystemExit(f"start refused: {reply.status_code} {reply.content[:300]!r}")
+    run_id = reply.json()["id"]
+    status = reply.json()["status"]
+    while status in ("queued", "running"):
+        time.sleep(poll)
+        status = client.get(f"/api/projects/{project.pk}/runs/{run_id}", **headers).json()["status"]
+    wall = time.perf_counter() - start
+    peak = max(proc_status(p).get("VmHWM", 0) for p in pids)
+    run = ValidationRun.objects.get(pk=run_id)
+    return wall, peak, run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db-url", default=DEFAULT_DB_URL)
+    parser.add_argument("--broker", default=DEFAULT_BROKER)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--reladiff-threads", type=int, default=2)
+    parser.add_argument("--rebuild", action="store_true", help="reload tables even if present")
+    parser.add_argument("--skip-reladiff", action="store_true")
+    args = parser.parse_args()
+
+    import dj_database_url
+
+    db_cfg = dj_database_url.parse(args.db_url)
+    var_dir = Path(tempfile.mkdtemp(prefix="aethon-bench-e2e-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
+    env.update(
+        DATABASE_URL=args.db_url,
+        DJANGO_SETTINGS_MODULE="aethon.settings",
+        CELERY_BROKER_URL=args.broker,
+        AETHON_VAR_DIR=str(var_dir),
+        AETHON_MEDIA_ROOT=str(var_dir / "media"),
+        AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
+        AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
+        AETHON_READ_TIMEOUT="600",
+        AETHON_LOG_LEVEL="WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=uuid.uuid4().hex * 2,
+    )
+    dsn = (
+        f"host={db_cfg['HOST'] or '127.0.0.1'} port={db_cfg['PORT'] or 5432}"
+        f" user={db_cfg['USER'] or 'postgres'}"
+    )
+    uri = (
+        f"postgresql://{db_cfg['USER'] or 'postgres'}@{db_cfg['HOST'] or '127.0.0.1'}:"
+        f"{db_cfg['PORT'] or 5432}/{db_cfg['NAME']}"
+    )
+    workers: list[Worker] = []
+    ok = True
+    try:
+        from pages import ensure_database, migrate
+
+        ensure_database(args.db_url)
+        migrate(env)
+        expected = ensure_tables(dsn, db_cfg["NAME"], args.rows, args.rebuild)
+        print(
+            f"expected: {len(expected['changed']):,} changed, {len(expected['missing']):,}"
+            f" missing, {len(expected['extra']):,} extra"
+        )
+        os.environ.update(env)
+        import django
+
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+        django.setup()
+        from django.conf import settings
+        from django.test import Client
+
+        from aethon.celery import app
+
+        queue = f"aethon-bench-{uuid.uuid4().hex[:8]}"
+        app.conf.task_default_queue = queue
+        settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+        project, connections, raw = build(db_cfg, f"{args.rows:,}")
+        from django.db import connections as dbs
+
+        dbs.close_all()
+        workers = [
+            Worker(queue, env, var_dir / f"worker{i}.log", f"bench{i}") for i in range(args.workers)
+        ]
+        for w in workers:
+            w.wait_ready()
+        idle = [mib(proc_status(p).get("VmRSS", 0)) for w in workers for p in w.processes()]
+        print(
+            f"workers: {args.workers}, idle RSS per process: "
+            + ", ".join(f"{v:.0f} MiB" for v in idle)
+        )
+        client = Client()
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+        results = {}
+        for label, conn in connections.items():
+            wall, peak, run = timed_run(client, headers, project, conn, workers, poll=0.2)
+            found = key_sets(run)
+            rec = run.stages.get(name="reconciliation").figures
+            reading = rec.get("reading", {})
+            results[label] = (wall, found)
+            print(
+                f"run ({label}): {wall:.2f}s to '{run.status}', worker peak RSS"
+                f" {mib(peak):.0f} MiB, reading {reading.get('mode')}"
+                f" ({reading.get('chunk_rows') or reading.get('reason')}),"
+                f" {rec.get('source_count', 0):,} vs {rec.get('target_count', 0):,} rows"
+            )
+            counts = {k: v for k, v in (rec.get("mismatch_counts") or {}).items() if v}
+            print(f"  differing values per column: {counts}")
+            if run.status not in ("passed", "failed") or not rec:
+                print(f"  run ended {run.status}: {run.error}")
+                ok = False
+            for name in ("changed", "missing", "extra"):
+                if found[name] != expected[name]:
+                    ok = False
+                    print(
+                        f"  {name}: run found {len(found[name]):,}, expected"
+                        f" {len(expected[name]):,}"
+                    )
+        if not args.skip_reladiff:
+            for algorithm in ("hashdiff", "joindiff"):
+                secs, rel = run_reladiff(uri, "bench_b", args.reladiff_threads, algorithm)
+                print(f"reladiff {algorithm} ({args.reladiff_threads} threads): {secs:.2f}s")
+                results[algorithm] = (secs, rel)
+                for label in connections:
+                    for name in ("changed", "missing", "extra"):
+                        same = results[label][1][name] == rel[name]
+                        ok &= same
+                        if not same:
+                            print(f"  {name}: run ({label}) != reladiff {algorithm}")
+            join = results["joindiff"][0]
+            for label in connections:
+                wall = results[label][0]
+                print(
+                    f"ratio run ({label}) / joindiff: {wall / join:.2f}"
+                    f" (target <= 0.5); key sets {'identical' if ok else 'DIFFERENT'}"
+                )
+    finally:
+        for w in workers:
+            w.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Key-ordered, chunk-against-chunk reconciliation: memory bounded by the chunk, not the table.
+
+Both sides arrive sorted by the compared key (SQL connectors' ``fetch_ordered``: text by code
+point, NULLs last). Each side's rows are buffered; the rows whose key is *strictly* below the
+smaller of the two buffers' last keys are complete on both sides (every later row has a larger
+or equal key), so they are compared with :func:`planner.runs.reconcile.reconcile`, the one
+comparison every path uses, and dropped. Rows equal to the bound wait for the next chunk, so
+duplicates of a key that straddle a chunk boundary are judged together. The side that is behind
+is read next, so neither buffer holds much more than a chunk (a key repeated more often than a
+chunk holds is the exception: its rows are kept together).
+
+Rows with a null key part are counted and dropped on arrival, as the in-memory path counts
+them. If a side turns out not to be in key order (a key computed by a rule that does not keep
+the order, text keys meeting number keys), :class:`NotInKeyOrder` is raised and the caller
+compares the whole tables instead, saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from planner.runs.reconcile import ReconcileReport, reconcile
+
+
+class NotInKeyOrder(Exception):
+    """A side's rows are not sorted by the key the way polars sorts them."""
+
+
+@dataclass
+class MergeState:
+    """What the merge learned besides the report (for the run's figures)."""
+
+    chunks: int = 0
+    peak_buffer_rows: int = 0
+    stopped_early: bool = False  # the difference limit was reached
+
+
+def _lt(cols: Sequence[pl.Expr], bound: Sequence[pl.Expr]) -> pl.Expr:
+    """Lexicographic ``cols < bound`` over a compound key."""
+    expr = pl.lit(False)
+    for i in reversed(range(len(cols))):
+        expr = (cols[i] < bound[i]) | ((cols[i] == bound[i]) & expr)
+    return expr
+
+
+def _key_row(frame: pl.DataFrame, key: list[str], index: int) -> tuple[Any, ...]:
+    return tuple(frame.get_column(k)[index] for k in key)
+
+
+def _bound_exprs(frame: pl.DataFrame, key: list[str], row: tuple[Any, ...]) -> list[pl.Expr]:
+    return [pl.lit(v, dtype=frame.schema[k]) for k, v in zip(key, row, strict=True)]
+
+
+def _check_sorted(frame: pl.DataFrame, key: list[str], after: tuple[Any, ...] | None) -> None:
+    if frame.height == 0:
+        return
+    cols = [pl.col(k) for k in key]
+    prev = [pl.col(k).shift(1) for k in key]
+    backwards = frame.select(_lt(cols, prev).fill_null(False).any()).item()
+    if backwards or (after is not None and _key_row(frame, key, 0) < after):
+        raise NotInKeyOrder(
+            f"rows are not in the order of the key ({', '.join(key)}) as the database sent them"
+        )
+
+
+class _Stream:
+    """One side: its chunk iterator, buffered rows, and the null-key rows it dropped."""
+
+    def __init__(self, chunks: Iterator[pl.DataFrame], key: list[str]) -> None:
+        self.chunks = chunks
+        self.key = key
+        self.buffer: pl.DataFrame | None = None
+        self.done = False
+        self.rows = 0
+        self.null_keys = 0
+        self.last: tuple[Any, ...] | None = None
+        self.template: pl.DataFrame | None = None  # the columns and dtypes, without rows
+
+    def pull(self) -> int:
+        """Read one more chunk into the buffer; returns the rows read (0 at the end)."""
+        for chunk in self.chunks:
+            self.rows += chunk.height
+            has_null = pl.any_horizontal([pl.col(k).is_null() for k in self.key])
+            keyed = chunk.filter(~has_null)
+            self.null_keys += chunk.height - keyed.height
+            _check_sorted(keyed, self.key, self.last)
+            if self.template is None:
+                self.template = chunk.clear()
+            if keyed.height:
+                self.last = _key_row(keyed, self.key, keyed.height - 1)
+                self.buffer = (
+                    keyed
+                    if self.buffer is None
+                    else pl.concat([self.buffer, keyed], how="vertical_relaxed")
+                )
+            return chunk.height
+        self.done = True
+        return 0
+
+    def take_below(self, bound: tuple[Any, ...] | None) -> pl.DataFrame | None:
+        """Remove and return the buffered rows with a key below ``bound`` (all when None)."""
+        if self.buffer is None:
+            return None
+        if bound is None:
+            out, self.buffer = self.buffer, None
+            return out
+        below = _lt([pl.col(k) for k in self.key], _bound_exprs(self.buffer, self.key, bound))
+        out = self.buffer.filter(below)
+        self.buffer = self.buffer.filter(~below)
+        return out
+
+
+def _orders_alike(a: pl.DataType, b: pl.DataType) -> bool:
+    return a == b or a == pl.Null or b == pl.Null or (a.is_numeric() and b.is_numeric())
+
+
+def _check_key_types(s: _Stream, t: _Stream, key: list[str]) -> None:
+    """Text keys meeting number keys sort differently ('10' < '9'): no merge on those."""
+    if s.template is None or t.template is None:
+        return
+    for k in key:
+        a, b = s.template.schema[k], t.template.schema[k]
+        if not _orders_alike(a, b):
+            raise NotInKeyOrder(f"the key field '{k}' is {a} on one side and {b} on the other")
+
+
+def _template(own: _Stream, other: _Stream) -> pl.DataFrame:
+    """No rows of this side in the range: an empty frame with its (or the other's) columns."""
+    frame = own.template if own.template is not None else other.template
+    assert frame is not None
+    return frame
+
+
+@dataclass
+class _Totals:
+    key: list[str]
+    fields: list[str]
+    max_examples: int
+    matched: int = 0
+    equal: int = 0
+    dups_s: int = 0
+    dups_t: int = 0
+    missing: list[pl.DataFrame] = field(default_factory=list)
+    extra: list[pl.DataFrame] = field(default_factory=list)
+    mismatches: list[pl.DataFrame] = field(default_factory=list)
+    mismatch_counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    as_text: dict[str, None] = field(default_factory=dict)
+    differences: int = 0
+
+    def add(self, part: ReconcileReport) -> None:
+        self.matched += part.matched_count
+        self.equal += part.equal_count
+        self.dups_s += part.duplicate_rows_source
+        self.dups_t += part.duplicate_rows_target
+        for bucket, frame in (
+            (self.missing, part.missing_in_target),
+            (self.extra, part.extra_in_target),
+            (self.mismatches, part.mismatches),
+        ):
+            if frame.height:
+                bucket.append(frame)
+        for name, n in part.mismatch_counts.items():
+            self.mismatch_counts[name] = self.mismatch_counts.get(name, 0) + n
+        for name, items in part.examples.items():
+            kept = self.examples.setdefault(name, [])
+            kept.extend(items[: max(0, self.max_examples - len(kept))])
+        self.as_text.update(dict.fromkeys(part.compared_as_text))
+        self.differences += (
+            part.missing_in_target.height + part.extra_in_target.height + part.mismatched_count
+        )
+
+
+def _concat(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(parts, how="vertical_relaxed") if parts else template
+
+
+def merge_compare(
+    source: Iterator[pl.DataFrame],
+    target: Iterator[pl.DataFrame],
+    key: Sequence[str],
+    fields: Sequence[str],
+    *,
+    max_examples: int = 20,
+    max_differences: int | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    state: MergeState | None = None,
+    tolerances: dict | None = None,
+) -> ReconcileReport:
+    """:func:`reconcile` of two key-sorted chunk streams, one key range at a time.
+
+    ``on_rows(n)`` is called after each chunk read (progress, cancellation). With
+    ``max_differences`` the merge stops once that many differences (missing, extra and
+    mismatched keys) were found; ``state.stopped_early`` then says the counts are partial.
+    ``tolerances`` are the mapping rows' stated tolerances, applied in each key range.
+    """
+    key = list(key)
+    fields = [f for f in dict.fromkeys(fields) if f not in key]
+    state = state if state is not None else MergeState()
+    s, t = _Stream(source, key), _Stream(target, key)
+    totals = _Totals(key, fields, max_examples)
+    pull_s = pull_t = True
+    while True:
+        for stream, wanted in ((s, pull_s), (t, pull_t)):
+            if wanted and not stream.done:
+                n = stream.pull()
+                if on_rows is not None and n:
+                    on_rows(n)
+        if (s.buffer is None and not s.done) or (t.buffer is None and not t.done):
+            # A side has read nothing with a key yet: read on before judging anything.
+            pull_s, pull_t = s.buffer is None, t.buffer is None
+            continue
+        _check_key_types(s, t, key)
+        open_lasts = [x.last for x in (s, t) if not x.done and x.last is not None]
+        bound = min(open_lasts) if open_lasts else None
+        part_s, part_t = s.take_below(bound), t.take_below(bound)
+        state.chunks += 1
+        if part_s is not None or part_t is not None:
+            part_s = part_s if part_s is not None else _template(s, t)
+            part_t = part_t if part_t is not None else _template(t, s)
+            if part_s.height or part_t.height:
+                totals.add(
+                    reconcile(part_s, part_t, key, fields, max_examples, tolerances=tolerances)
+                )
+        held = sum(x.buffer.height for x in (s, t) if x.buffer is not None)
+        state.peak_buffer_rows = max(state.peak_buffer_rows, held)
+        if max_differences is not None and totals.differences >= max_differences:
+            state.stopped_early = True
+            _close(source, target)
+            break
+        if s.done and t.done and s.buffer is None and t.buffer is None:
+            break
+        # Read next from the side that is behind (both when level), so buffers stay small.
+        pull_s = not s.done and (t.done or s.last is None or t.last is None or s.last <= t.last)
+        pull_t = not t.done and (s.done or s.last is None or t.last is None or t.last <= s.last)
+        if not (pull_s or pull_t):
+            pull_s, pull_t = not s.done, not t.done
+    return _report(totals, s, t)
+
+
+def _close(*iterators: Iterator[pl.DataFrame]) -> None:
+    for it in iterators:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # ends a server-side cursor early
+
+
+def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
+    key = totals.key
+    template = s.template if s.template is not None else t.template
+    if template is not None:
+        keys_only = template.select(key)
+    else:
+        keys_only = pl.DataFrame(schema=dict.fromkeys(key, pl.String))
+    no_mismatch = keys_only.with_columns(
+        pl.lit(None, pl.String).alias(c) for c in ("field", "source_value", "target_value")
+    )
+    return ReconcileReport(
+        key=key,
+        fields=totals.fields,
+        source_count=s.rows,
+        target_count=t.rows,
+        matched_count=totals.matched,
+        equal_count=totals.equal,
+        missing_in_target=_concat(totals.missing, keys_only),
+        extra_in_target=_concat(totals.extra, keys_only),
+        mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
+        examples=totals.examples,
+        null_keys_source=s.null_keys,
+        null_keys_target=t.null_keys,
+        duplicate_rows_source=totals.dups_s,
+        duplicate_rows_target=totals.dups_t,
+        compared_as_text=list(totals.as_text),
+        mismatches=_concat(totals.mismatches, no_mismatch),
+    )

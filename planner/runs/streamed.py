@@ -1,0 +1,307 @@
+"""Runs on SQL systems that never hold a whole table.
+
+Both sides are read in the target key's order in chunks (one server-side cursor or
+unbuffered statement per side), each source chunk goes through the mapping engine, and the
+transformed chunk is compared with the target's rows of the same key range
+(:func:`planner.runs.chunked.merge_compare`). The mapping stage and the reconciliation are
+computed in the same pass, so the source is read once.
+
+A run falls back to reading whole tables, and its figures say why, when a side cannot be read
+in key order (files, HTTP), when the target's key is computed by a rule (the source's order
+then says nothing about the output's), or when the rows turn out not to be in key order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
+from planner.models import FieldMapping
+from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
+from planner.runs.stages import (
+    MAX_EXAMPLES,
+    CompareOutcome,
+    MappingOutcome,
+    Side,
+    _plans,
+    as_read,
+    compare_outcome,
+    mapping_outcome,
+    target_key_columns,
+    tolerances_of,
+)
+
+_IDENTITY = {"", "identity"}
+
+
+def reads_in_key_order(side: Side) -> bool:
+    return side.ok and callable(getattr(side.connector, "fetch_ordered", None))
+
+
+@dataclass
+class Streamed:
+    mapped: MappingOutcome | None
+    compared: CompareOutcome
+    figures: dict[str, Any]
+
+
+@dataclass
+class _MappingTotals:
+    key_columns: list[str] = field(default_factory=list)
+    records: int = 0
+    violations: dict[str, dict[str, int]] = field(default_factory=dict)
+    examples: list[Violation] = field(default_factory=list)
+    _per_reason: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, part: ValidationReport) -> None:
+        self.key_columns = part.key_columns
+        self.records += part.records
+        for target, reasons in part.violations.items():
+            mine = self.violations.setdefault(target, {})
+            for reason, n in reasons.items():
+                mine[reason] = mine.get(reason, 0) + n
+        for v in part.examples:
+            seen = self._per_reason.get((v.field, v.reason), 0)
+            if seen < MAX_EXAMPLES:
+                self._per_reason[(v.field, v.reason)] = seen + 1
+                self.examples.append(v)
+
+    def report(self) -> ValidationReport:
+        # The transformed rows were compared chunk by chunk; none is kept.
+        return ValidationReport(
+            self.records, self.violations, self.examples, pl.DataFrame(), self.key_columns
+        )
+
+
+def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[str] | str:
+    """The source fields to sort by so the mapped target key comes out sorted, or why none."""
+    plans = {p.spec.target_field: p for p in usable}
+    order = []
+    for name in target.key:
+        plan = plans.get(name)
+        if plan is not None:
+            rule = " ".join((plan.spec.rule or "").split()).lower()
+            if rule not in _IDENTITY or not plan.spec.source_field:
+                return (
+                    f"the target's key field '{name}' is computed by the rule '{plan.spec.rule}',"
+                    " so the source's order is not the output's"
+                )
+            order.append(plan.spec.source_field)
+        elif name in source.key:
+            order.append(name)
+        else:
+            return f"the target's key field '{name}' is not produced by the mapping"
+    return order
+
+
+_END = object()
+
+
+def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
+    """Produce ``chunks`` in a thread of their own, at most ``depth`` chunks ahead.
+
+    While the merge compares one key range, each side already reads (and the source already
+    transforms) the next chunk: the database, polars and the comparison overlap instead of
+    taking turns. The producer thread opens, uses and closes its connector's session itself;
+    when the consumer stops early (cancel, difference limit, an error) the producer stops
+    at its next chunk and closes its cursor.
+    """
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+            return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        put((_END, None))
+
+    thread = threading.Thread(target=produce, name="aethon-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if isinstance(item, tuple) and item and item[0] is _END:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def _closing(chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """Close the connector's generator (its cursor and session) however the merge ends."""
+    try:
+        yield from chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def streamed_validation(
+    source: Side,
+    target: Side,
+    rows: list[FieldMapping],
+    *,
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+    max_differences: int | None = None,
+) -> Streamed | str:
+    """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done."""
+    for side in (source, target):
+        if not reads_in_key_order(side):
+            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        if side.head is None:
+            return f"{side.label}'s columns are not known"
+    if not rows or not target.key or not source.key:
+        return "the mapping or a key is missing"
+    plans, broken = _plans(rows)
+    source_cols = set(source.head.columns)  # type: ignore[union-attr]
+    target_cols = set(target.head.columns)  # type: ignore[union-attr]
+    if any(k not in source_cols for k in source.key) or any(
+        k not in target_cols for k in target.key
+    ):
+        return "a key field is missing"
+    usable = []
+    for plan in plans:
+        absent = sorted(plan.fields - source_cols)
+        if absent:
+            broken.append(
+                {"field": plan.spec.target_field, "error": f"source has no {', '.join(absent)}"}
+            )
+        else:
+            usable.append(plan)
+    order = source_order(source, target, usable)
+    if isinstance(order, str):
+        return order
+    targets = [p.spec.target_field for p in usable]
+    wanted = [t for t in targets if t not in target.key]
+    fields = [t for t in wanted if t in target_cols]
+    not_compared = [t for t in wanted if t not in target_cols]
+    compiled = CompiledMapping(usable)
+    totals = _MappingTotals()
+    tolerances, broken_tolerances = tolerances_of(rows)
+
+    def source_chunks() -> Iterator[pl.DataFrame]:
+        for chunk in _closing(source.connector.fetch_ordered(order, chunk_rows)):  # type: ignore[union-attr]
+            part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
+            totals.add(part)
+            columns = target_key_columns(source, target, targets, part.key_columns)
+            assert isinstance(columns, dict)  # every key field was found above
+            # Identity fields are compared as read, exactly as on the whole-table path.
+            output = as_read(part.output, chunk, usable)
+            yield output.select(
+                *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
+            )
+
+    def target_chunks() -> Iterator[pl.DataFrame]:
+        for chunk in _closing(target.connector.fetch_ordered(target.key, chunk_rows)):  # type: ignore[union-attr]
+            yield chunk.select(*target.key, *fields)
+
+    state = MergeState()
+    try:
+        report = merge_compare(
+            prefetch(source_chunks()),
+            prefetch(target_chunks()),
+            target.key,
+            fields,
+            max_examples=MAX_EXAMPLES,
+            max_differences=max_differences,
+            on_rows=on_rows,
+            state=state,
+            tolerances=tolerances,
+        )
+    except NotInKeyOrder as exc:
+        return str(exc)
+    mapped = mapping_outcome(totals.report(), usable, broken)
+    compared = compare_outcome(report, not_compared, broken_tolerances)
+    figures = _figures(state, chunk_rows, max_differences)
+    compared.result.figures["reading"] = figures
+    return Streamed(mapped, compared, figures)
+
+
+def streamed_parallel(
+    old: Side,
+    new: Side,
+    rows: list[FieldMapping],
+    *,
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+    max_differences: int | None = None,
+) -> Streamed | str:
+    """Old output vs new output in one key-ordered pass, or the reason it cannot be done."""
+    for side in (old, new):
+        if not reads_in_key_order(side):
+            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        if side.head is None:
+            return f"{side.label}'s columns are not known"
+    key = new.key
+    both = set(old.head.columns) & set(new.head.columns)  # type: ignore[union-attr]
+    if not key or any(k not in both for k in key):
+        return "a key field is missing"
+    wanted = list(dict.fromkeys(m.target_field for m in rows if m.target_field not in key))
+    fields = [f for f in wanted if f in both]
+    absent = [f for f in wanted if f not in both]
+
+    def chunks(side: Side) -> Iterator[pl.DataFrame]:
+        for chunk in _closing(side.connector.fetch_ordered(key, chunk_rows)):  # type: ignore[union-attr]
+            yield chunk.select(*key, *fields)
+
+    state = MergeState()
+    try:
+        report = merge_compare(
+            prefetch(chunks(old)),
+            prefetch(chunks(new)),
+            key,
+            fields,
+            max_examples=MAX_EXAMPLES,
+            max_differences=max_differences,
+            on_rows=on_rows,
+            state=state,
+        )
+    except NotInKeyOrder as exc:
+        return str(exc)
+    compared = compare_outcome(report, absent)
+    figures = _figures(state, chunk_rows, max_differences)
+    compared.result.figures["reading"] = figures
+    return Streamed(None, compared, figures)
+
+
+def _figures(state: MergeState, chunk_rows: int, max_differences: int | None) -> dict[str, Any]:
+    return {
+        "mode": "streamed",
+        "chunk_rows": chunk_rows,
+        "key_ranges": state.chunks,
+        "peak_rows_held": state.peak_buffer_rows,
+        "stopped_early": state.stopped_early,
+        "max_differences": max_differences,
+    }
+
+
+def held_whole(reason: str) -> dict[str, Any]:
+    return {"mode": "whole", "reason": reason}
