@@ -150,6 +150,8 @@ class _Totals:
     mismatch_counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     as_text: dict[str, None] = field(default_factory=dict)
+    tolerances: dict[str, str] = field(default_factory=dict)
+    within_tolerance: dict[str, int] = field(default_factory=dict)
     differences: int = 0
 
     def add(self, part: ReconcileReport) -> None:
@@ -170,6 +172,9 @@ class _Totals:
             kept = self.examples.setdefault(name, [])
             kept.extend(items[: max(0, self.max_examples - len(kept))])
         self.as_text.update(dict.fromkeys(part.compared_as_text))
+        self.tolerances.update(part.tolerances)
+        for name, n in part.within_tolerance.items():
+            self.within_tolerance[name] = self.within_tolerance.get(name, 0) + n
         self.differences += (
             part.missing_in_target.height + part.extra_in_target.height + part.mismatched_count
         )
