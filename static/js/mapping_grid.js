@@ -291,16 +291,18 @@
 
   function onPaste(event) {
     if (editing) return; // pasting into the open editor is ordinary text
-    const cell = event.target.closest && event.target.closest("[data-field]");
+    // A body cell, or a column header (the only paste target of a mapping with no rows yet).
+    const cell = event.target.closest && event.target.closest("[data-field], th[data-column]");
     if (!cell || !table.contains(cell)) return;
+    const field = cell.dataset.field || cell.dataset.column;
     const text = pastedRows((event.clipboardData || window.clipboardData).getData("text/plain") || "");
     if (!text) return;
     event.preventDefault();
     if (!text.includes("\t") && !text.includes("\n")) {
-      startEdit(cell, text); // one value: into this cell, saved with Enter or Tab
+      if (cell.dataset.field) startEdit(cell, text); // one value: into this cell, saved with Enter or Tab
       return;
     }
-    const file = new File([withHeader(text, cell.dataset.field)], "pasted-rows.tsv", {
+    const file = new File([withHeader(text, field)], "pasted-rows.tsv", {
       type: "text/tab-separated-values",
     });
     const transfer = new DataTransfer();
@@ -311,7 +313,8 @@
   }
 
   function init() {
-    const first = table.querySelector("tbody [data-field]");
+    // With no rows yet, the first column header takes focus, so a block can be pasted into it.
+    const first = table.querySelector("tbody [data-field]") || table.querySelector("th[data-column]");
     if (first) first.tabIndex = 0;
   }
 

@@ -137,3 +137,25 @@ def test_grid_paste_keyboard_edit_and_export(page: Page, live_server, tmp_path, 
     records = list(csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8-sig"))))
     targets = [r["Target field"] for r in records]
     assert targets[0] == "customer_ltv" and targets[-2:] == ["phone_number", "fax_number"]
+
+
+def test_a_block_with_its_header_pastes_into_an_empty_mapping(page: Page, live_server):
+    project = ProjectFactory()
+    connection = ConnectionFactory(project=project)
+    sign_in(page, live_server.url, project.owner)
+    page.goto(f"{live_server.url}/projects/{project.pk}/steps/2/connections/{connection.pk}/")
+    header = page.get_by_role("grid").get_by_role("columnheader", name="Source field")
+    expect(header).to_have_attribute("tabindex", "0")  # with no rows, the grid's tab stop
+    block = (
+        "Target\tSource\tTransformation\tNotes\r\n"
+        'email\tEmail\ttrim | lower\t"  spaces kept,\r\nand a line break "\r\n'
+    )
+    paste(page, header, block)
+    expect(page.get_by_role("heading", name="pasted-rows.tsv: 1 row")).to_be_visible()
+    page.get_by_role("button", name="Import 1 row").click()
+    expect(page.locator(".messages")).to_contain_text("Imported 1 row from pasted-rows.tsv")
+    row = FieldMapping.objects.get(connection=connection)
+    assert (row.source_field, row.target_field, row.rule) == ("Email", "email", "trim | lower")
+    assert row.notes == "  spaces kept,\nand a line break "
+    notes = page.locator('#mapping-rows [data-field="notes"]')
+    expect(notes).to_have_attribute("data-value", "  spaces kept,\nand a line break ")

@@ -203,15 +203,14 @@ def _stored_data(mapping: FieldMapping) -> dict[str, str]:
 
 
 def _first_error(form: FieldMappingForm, field: str) -> str:
-    """The edited cell's own error first, else the row's (named by its column)."""
+    """The edited cell's own error first, else the row's, named by its column header."""
     errors = form.errors
     if field in errors:
         return str(errors[field][0])
-    for name, messages_ in errors.items():
-        if name in form.fields:
-            return f"{COLUMNS.get(name, (form.fields[name].label,))[0]}: {messages_[0]}"
-        return str(messages_[0])
-    return "The cell could not be saved."
+    name, messages_ = next(iter(errors.items()))
+    if name in COLUMNS:
+        return f"{COLUMNS[name][0]}: {messages_[0]}"
+    return str(messages_[0])
 
 
 @project_access("edit")
