@@ -76,3 +76,52 @@ def _private_media(settings, tmp_path_factory):
 def _fast_passwords(settings):
     """Hashing a factory user's password with PBKDF2 costs ~0.3 s; tests need no real hashing."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db):
+    """A project with one object of every kind a planner URL can name (see tests/urlwalk.py)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from planner.models import HealthReview
+    from tests.factories import (
+        ConnectionFactory,
+        CriterionFactory,
+        DataElementFactory,
+        FieldMappingFactory,
+        IncidentFactory,
+        MonitorFactory,
+        RollbackStepFactory,
+        RollbackTriggerFactory,
+        RunbookExportFactory,
+        TestCaseFactory,
+        ValidationRunFactory,
+    )
+
+    project = ProjectFactory()
+    connection = ConnectionFactory(project=project)
+    viewer = MembershipFactory(project=project, role=Role.VIEWER)
+    objects = {
+        "criterion": CriterionFactory(project=project),
+        "element": DataElementFactory(project=project),
+        "system": connection.source,
+        "connection": connection,
+        "member": viewer,
+        "mapping": FieldMappingFactory(project=project, connection=connection),
+        # steps 4 to 7 and the runbook
+        "testcase": TestCaseFactory(
+            project=project, evidence_file=SimpleUploadedFile("run.log", b"200 OK")
+        ),
+        "trigger": RollbackTriggerFactory(project=project),
+        "rollbackstep": RollbackStepFactory(project=project),
+        "monitor": MonitorFactory(project=project),
+        "incident": IncidentFactory(project=project),
+        "export": RunbookExportFactory(
+            project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
+        ),
+        # validation runs
+        "run": ValidationRunFactory(project=project, connection=connection),
+        # health reviews
+        "review": HealthReview.objects.create(project=project, trigger="manual"),
+    }
+    return {"project": project, "viewer": viewer.user, "objects": objects}

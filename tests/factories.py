@@ -436,3 +436,14 @@ def id_and_email_mapping(connection) -> None:
         target_field="email",
         rule="trim | lower",
     )
+
+
+def run_now(connection, published, **kwargs):
+    """Start a run as the connection's owner and execute it here, as a worker would."""
+    from planner.runs import service as validation
+
+    run = validation.start_validation_run(connection, connection.project.owner, **kwargs)
+    assert published[-1] == run.pk
+    validation.execute_run(run.pk, heartbeat=False)
+    run.refresh_from_db()
+    return run

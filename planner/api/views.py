@@ -268,7 +268,7 @@ def run_results(request, project_id: int, run_id: int):
     summary="Export a connection's mapping (CSV or XLSX)",
     openapi_extra={
         "responses": {
-            "200": {
+            200: {
                 "description": "The mapping spreadsheet",
                 "content": {CONTENT_TYPES["csv"]: {}, CONTENT_TYPES["xlsx"]: {}},
             }
@@ -325,7 +325,7 @@ def import_mapping(
     response={200: None, 403: Error, 404: Error},
     summary="Download the runbook as PDF",
     openapi_extra={
-        "responses": {"200": {"description": "The runbook", "content": {"application/pdf": {}}}}
+        "responses": {200: {"description": "The runbook", "content": {"application/pdf": {}}}}
     },
 )
 def download_runbook(request, project_id: int):

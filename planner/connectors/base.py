@@ -129,6 +129,40 @@ def dataset_choice(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return table, query
 
 
+def sql_dataset(config: Mapping[str, Any], dialect: str) -> dict[str, Any]:
+    """The table or checked query and the key of a SQL kind's config, as dataclass fields."""
+    table, query = dataset_choice(config)
+    return {
+        "table": table,
+        "query": check_select_query(query, dialect) if query else None,
+        "key": parse_key(config.get("key")),
+    }
+
+
+def server_address(config: Mapping[str, Any], default_port: int) -> dict[str, Any]:
+    """Host, database, user and port of a database server's config, as dataclass fields."""
+    return {
+        "host": require_str(config, "host", "Host"),
+        "database": require_str(config, "database", "Database"),
+        "user": require_str(config, "user", "User"),
+        "port": optional_int(config, "port", default_port, minimum=1),
+    }
+
+
+def one_of(config: Mapping[str, Any], name: str, options: Sequence[str], default: str) -> str:
+    value = optional_str(config, name, default) or default
+    if value not in options:
+        raise ConnectorError(f"{name} must be one of {', '.join(options)}.")
+    return value
+
+
+def quote_ident(name: str, quote: str = '"') -> str:
+    """Quote one identifier with `quote`, doubling it inside."""
+    if not name or "\x00" in name:
+        raise ConnectorError("Invalid identifier.")
+    return quote + name.replace(quote, quote * 2) + quote
+
+
 # ---------------------------------------------------------------- secrets & errors
 
 

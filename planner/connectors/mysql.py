@@ -20,25 +20,16 @@ from planner.connectors.base import (
     BaseConnector,
     ConnectorError,
     SchemaTracker,
-    check_select_query,
-    dataset_choice,
     frame_from_rows,
-    optional_int,
-    optional_str,
-    parse_key,
-    require_str,
+    one_of,
+    quote_ident,
+    server_address,
+    sql_dataset,
     unique_names,
 )
 from planner.connectors.guard import resolve_and_check
 
 SSL_MODES = ("disable", "require")
-
-
-def quote_ident(name: str) -> str:
-    """Backtick-quote one identifier; backticks inside are doubled."""
-    if not name or "\x00" in name:
-        raise ConnectorError("Invalid identifier.")
-    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -54,19 +45,10 @@ class MySQLConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> MySQLConfig:
-        table, query = dataset_choice(config)
-        ssl_mode = optional_str(config, "ssl_mode", "disable") or "disable"
-        if ssl_mode not in SSL_MODES:
-            raise ConnectorError(f"ssl_mode must be one of {', '.join(SSL_MODES)}.")
         return cls(
-            host=require_str(config, "host", "Host"),
-            database=require_str(config, "database", "Database"),
-            user=require_str(config, "user", "User"),
-            port=optional_int(config, "port", 3306, minimum=1),
-            table=table,
-            query=check_select_query(query, "mysql") if query else None,
-            ssl_mode=ssl_mode,
-            key=parse_key(config.get("key")),
+            **server_address(config, 3306),
+            **sql_dataset(config, "mysql"),
+            ssl_mode=one_of(config, "ssl_mode", SSL_MODES, "disable"),
         )
 
 
@@ -200,7 +182,7 @@ class MySQLConnector(BaseConnector):
         if self.config.query:
             # The newlines keep a trailing "-- comment" in the query from hiding the ")".
             return f"(\n{self.config.query}\n) AS aethon_q"
-        return quote_ident(self.config.table or "")
+        return quote_ident(self.config.table or "", "`")
 
     def _probe(self) -> pl.DataFrame:
         return self._probe_report()[0]

@@ -19,13 +19,11 @@ from planner.connectors.base import (
     BaseConnector,
     ConnectorError,
     SchemaTracker,
-    check_select_query,
-    dataset_choice,
     frame_from_rows,
-    optional_int,
+    one_of,
     optional_str,
-    parse_key,
-    require_str,
+    server_address,
+    sql_dataset,
     unique_names,
 )
 from planner.connectors.guard import resolve_and_check
@@ -78,20 +76,11 @@ class PostgresConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> PostgresConfig:
-        table, query = dataset_choice(config)
-        sslmode = optional_str(config, "sslmode", "prefer") or "prefer"
-        if sslmode not in SSL_MODES:
-            raise ConnectorError(f"sslmode must be one of {', '.join(SSL_MODES)}.")
         return cls(
-            host=require_str(config, "host", "Host"),
-            database=require_str(config, "database", "Database"),
-            user=require_str(config, "user", "User"),
-            port=optional_int(config, "port", 5432, minimum=1),
+            **server_address(config, 5432),
+            **sql_dataset(config, "postgres"),
             schema=optional_str(config, "schema"),
-            table=table,
-            query=check_select_query(query, "postgres") if query else None,
-            sslmode=sslmode,
-            key=parse_key(config.get("key")),
+            sslmode=one_of(config, "sslmode", SSL_MODES, "prefer"),
         )
 
 

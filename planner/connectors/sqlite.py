@@ -18,10 +18,9 @@ from planner.connectors.base import (
     BaseConnector,
     ConnectorError,
     SchemaTracker,
-    check_select_query,
-    dataset_choice,
     frame_from_rows,
-    parse_key,
+    quote_ident,
+    sql_dataset,
     unique_names,
 )
 from planner.connectors.guard import check_path
@@ -40,12 +39,6 @@ def _authorizer(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 
 
-def quote_ident(name: str) -> str:
-    if not name or "\x00" in name:
-        raise ConnectorError("Invalid identifier.")
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True)
 class SqliteConfig:
     path: str | None = None
@@ -56,7 +49,6 @@ class SqliteConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> SqliteConfig:
-        table, query = dataset_choice(config)
         path, content = config.get("path"), config.get("content")
         if bool(path) == (content is not None):
             raise ConnectorError("Give either a database file path or its uploaded content.")
@@ -65,9 +57,7 @@ class SqliteConfig:
         return cls(
             path=str(path) if path else None,
             content=bytes(content) if content is not None else None,
-            table=table,
-            query=check_select_query(query, "sqlite") if query else None,
-            key=parse_key(config.get("key")),
+            **sql_dataset(config, "sqlite"),
         )
 
 

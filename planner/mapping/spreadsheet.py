@@ -23,6 +23,7 @@ from ..filesafety import (
     unneutralise,
 )
 from .rules import check
+from .tolerance import tolerance_problem
 
 # A mapping is at most a few thousand rows of a dozen columns; anything far larger is refused
 # before it is parsed. The web page and the API pass the limits from settings.
@@ -47,6 +48,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "null_rule": ("Null rule", ("null handling", "when null", "nulls")),
     "null_default": ("Default value", ("default", "null default")),
     "rule": ("Transformation", ("transformation rule", "transform", "rule", "mapping rule")),
+    "tolerance": ("Tolerance", ("allowed difference", "tolerance allowed")),
     "direction": ("Direction", ("sync direction",)),
     "frequency": ("Sync frequency", ("frequency", "sync", "schedule")),
     "every_minutes": ("Every N minutes", ("minutes", "interval minutes")),
@@ -110,7 +112,7 @@ YES = {"yes", "y", "true", "1", "required", "x"}
 NO = {"no", "n", "false", "0", "", "optional"}
 DEFAULTS = {"direction": "one_way", "frequency": "real_time", "source_of_truth": "source"}
 # The FieldMapping model's lengths for free-text CharFields (tests compare the two).
-MAX_LENGTHS = {"source_field": 200, "target_field": 200, "null_default": 200}
+MAX_LENGTHS = {"source_field": 200, "target_field": 200, "null_default": 200, "tolerance": 40}
 MAX_WHOLE_NUMBER = 2_147_483_647  # PositiveIntegerField in PostgreSQL
 # Kept exactly as typed (spaces and line breaks included); other cells are trimmed.
 EXACT_TEXT = frozenset({"null_default", "notes"})
@@ -418,6 +420,10 @@ def _clean(number: int, cells: list[str], chosen: dict[str, int], headers: list[
             bad(field, "This cell is empty; every row needs a source and a target field.")
     for error in check(row.get("rule", "")) if row.get("rule") else []:
         bad("rule", str(error))
+    if row.get("tolerance"):
+        problem = tolerance_problem(row["tolerance"], row.get("target_type") or None)
+        if problem:
+            bad("tolerance", problem)
     if row.get("frequency") == "minutes" and not row.get("every_minutes"):
         message = "Say how many minutes when the frequency is every N minutes."
         problems.append(ImportProblem(number, "Every N minutes", message))

@@ -61,6 +61,13 @@ class FieldMapping(VersionedModel):
         help_text="A pipeline of named transforms, e.g. trim | lower | map(active=1, "
         "inactive=0). Write 'identity' when the value passes unchanged.",
     )
+    tolerance = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="How far the target may differ and still agree. Empty: exactly equal. A "
+        "number (0.000001) is an absolute difference and a percentage (0.5%) a relative one, "
+        "for numbers; a duration (1s, 500ms, 5min, 1h, 1d) for dates and timestamps.",
+    )
     direction = models.CharField(
         max_length=16, choices=Direction.choices, default=Direction.ONE_WAY
     )

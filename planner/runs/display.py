@@ -5,11 +5,14 @@ from typing import Any
 from planner.models import RunStage, ValidationRun
 
 
-def key_text(key: Any) -> str:
+def key_text(key: Any, order: list[str] | None = None) -> str:
+    """A key as text; a compound key's parts in ``order`` (the key's own), since a JSON
+    object stored in PostgreSQL (jsonb) does not keep the order its keys were written in."""
     if isinstance(key, dict):
         if len(key) == 1:
             return str(next(iter(key.values())))
-        return ", ".join(f"{k}={v}" for k, v in key.items())
+        names = [k for k in order or () if k in key] + [k for k in key if k not in (order or ())]
+        return ", ".join(f"{k}={key[k]}" for k in names)
     if isinstance(key, list | tuple):
         return ", ".join(str(k) for k in key)
     return "" if key is None else str(key)
@@ -28,6 +31,7 @@ def _mapping(stage: RunStage) -> dict:
 
 def _compare(stage: RunStage, parallel: bool) -> dict:
     f = stage.figures
+    order = list(f.get("key") or [])
     counts = sorted(
         ((name, n) for name, n in (f.get("mismatch_counts") or {}).items() if n),
         key=lambda item: -item[1],
@@ -38,15 +42,19 @@ def _compare(stage: RunStage, parallel: bool) -> dict:
         "counts": counts,
         "examples": [
             {
-                "key": key_text(e["key"]),
+                "key": key_text(e["key"], order),
                 "field": e["field"],
                 "source": e["source"],
                 "target": e["target"],
             }
             for e in stage.examples
         ],
-        "missing": [key_text(k) for k in f.get("missing_in_target", [])],
-        "extra": [key_text(k) for k in f.get("extra_in_target", [])],
+        "tolerances": [
+            (name, text, (f.get("within_tolerance") or {}).get(name, 0))
+            for name, text in (f.get("tolerances") or {}).items()
+        ],
+        "missing": [key_text(k, order) for k in f.get("missing_in_target", [])],
+        "extra": [key_text(k, order) for k in f.get("extra_in_target", [])],
     }
 
 

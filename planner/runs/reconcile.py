@@ -5,15 +5,24 @@ Comparison rules (also in docs/connectors.md):
 * Rows are matched by a hash join on the key columns. Rows whose key has a null part
   are not compared (counted as ``null_keys_*``); if a key occurs more than once, the
   first row is compared and the surplus rows are counted as ``duplicate_rows_*``.
-* A field is compared natively when both sides have the same polars dtype, and as
-  *normalized text* otherwise. Null equals null; NaN equals NaN.
+* Values are compared exactly; nothing is rounded. Null equals null; NaN equals NaN.
+  Same dtype: natively. Integers and decimals of any scale: as exact numbers (0.10 = 0.1).
+  A float against another number: at the float's precision (the other side becomes the
+  nearest float). Datetimes: to the microsecond, time-zone-aware ones converted to UTC
+  first (and then compared with naive ones as if those were UTC). Anything else: as
+  *normalized text* (below). Text is compared exactly, never trimmed or case-folded.
 * Normalized text: integers as digits; floats that are whole (and below 2**53) as
   integers, others in shortest round-trip form; decimals without trailing zeros (and
   so is text like ``3.00`` when the other side is numeric);
   booleans ``true``/``false``; dates ``YYYY-MM-DD``; datetimes ``YYYY-MM-DD HH:MM:SS``
-  plus fractional seconds if any, time-zone-aware ones converted to UTC first (and
-  then compared with naive ones as if those were UTC); strings unchanged.
-* Key columns whose dtypes differ are joined on their normalized text.
+  plus fractional seconds if any, in UTC; strings unchanged.
+* A field may carry a tolerance (planner.mapping.tolerance): values that differ exactly are
+  then asked whether they agree within it, so a tolerance never invents a difference.
+* Mismatch lists show each side's value as stored (``0.1234567000``, ``1e-7``, a
+  timestamp with its offset), not the normalized text.
+* Key columns whose dtypes differ are joined as integers when both are integers, and on
+  their normalized text otherwise. Key lists and the differences are sorted by key, numbers
+  (also numbers held as text) numerically.
 
 :func:`reconcile_postgres` computes the same report for two PostgreSQL tables while
 pulling only (key, hash) pairs and the rows that differ.
@@ -35,6 +44,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from planner.connectors.postgres import cursor_frame
+from planner.mapping.tolerance import Tolerance
 
 STATUS_MISSING = "missing_in_target"
 STATUS_EXTRA = "extra_in_target"
@@ -82,16 +92,27 @@ def _trim_decimal_text(expr: pl.Expr) -> pl.Expr:
 
 
 def display_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """Text shown in mismatch lists: numbers as stored (``10.50``), the rest normalized."""
-    if isinstance(dtype, pl.Decimal) or dtype.is_float():
+    """Text shown in mismatch lists: the value as stored, never rounded or re-formatted."""
+    if isinstance(dtype, pl.Decimal) or dtype.is_float() or dtype == pl.String:
         return expr.cast(pl.String)
+    if isinstance(dtype, pl.Datetime):
+        offset = "%:z" if dtype.time_zone is not None else ""
+        return expr.dt.to_string(f"%Y-%m-%d %H:%M:%S%.f{offset}")
     return normalized_text(expr, dtype)
 
 
 def differs(a: pl.Expr, a_type: pl.DataType, b: pl.Expr, b_type: pl.DataType) -> pl.Expr:
-    """True where the two values differ (nulls compare equal to each other)."""
+    """True where the two values differ exactly (nulls compare equal to each other)."""
     if a_type == b_type:
         return a.ne_missing(b)
+    if _is_number(a_type) and _is_number(b_type):
+        if a_type.is_float() or b_type.is_float():
+            # A float holds no more than its own precision: compare at it, not beyond.
+            width = pl.Float32 if pl.Float32 in (a_type, b_type) else pl.Float64
+            return a.cast(width).ne_missing(b.cast(width))
+        return _exact_number_text(a, a_type).ne_missing(_exact_number_text(b, b_type))
+    if isinstance(a_type, pl.Datetime) and isinstance(b_type, pl.Datetime):
+        return _utc_microseconds(a, a_type).ne_missing(_utc_microseconds(b, b_type))
     a_text, b_text = normalized_text(a, a_type), normalized_text(b, b_type)
     # Numbers stored as text ("3.00") meet numbers (3): trim the text side the same way.
     if _is_number(a_type) and b_type == pl.String:
@@ -101,6 +122,19 @@ def differs(a: pl.Expr, a_type: pl.DataType, b: pl.Expr, b_type: pl.DataType) ->
     return a_text.ne_missing(b_text)
 
 
+def _exact_number_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """An integer or decimal as canonical exact text: no trailing zeros, no negative zero."""
+    text = _trim_decimal_text(expr.cast(pl.String)) if isinstance(dtype, pl.Decimal) else None
+    text = expr.cast(pl.String) if text is None else text
+    return text.str.replace(r"^-0$", "0")
+
+
+def _utc_microseconds(expr: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
+    if dtype.time_zone is not None:
+        expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return expr.cast(pl.Datetime("us"))
+
+
 def _is_number(dtype: pl.DataType) -> bool:
     return dtype.is_numeric()
 
@@ -108,16 +142,33 @@ def _is_number(dtype: pl.DataType) -> bool:
 def align_keys(
     source: pl.DataFrame, target: pl.DataFrame, key: Sequence[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Key columns with different dtypes on the two sides are joined as normalized text."""
+    """Key columns with different dtypes: integers are joined as Int64, others as text."""
     s_casts, t_casts = [], []
     for name in key:
         s_type, t_type = source.schema[name], target.schema[name]
-        if s_type != t_type:
+        if s_type == t_type:
+            continue
+        if s_type.is_integer() and t_type.is_integer():
+            s_casts.append(pl.col(name).cast(pl.Int64, strict=False))
+            t_casts.append(pl.col(name).cast(pl.Int64, strict=False))
+        else:
             s_casts.append(normalized_text(pl.col(name), s_type).alias(name))
             t_casts.append(normalized_text(pl.col(name), t_type).alias(name))
     if s_casts:
         source, target = source.with_columns(s_casts), target.with_columns(t_casts)
     return source, target
+
+
+def sort_by_key(frame: pl.DataFrame, key: Sequence[str], *more: str) -> pl.DataFrame:
+    """Rows in key order, numbers held as text sorted as numbers (2 before 10)."""
+    by: list[pl.Expr] = []
+    for name in [*key, *more]:
+        if frame.schema[name] == pl.String:
+            by.append(pl.col(name).cast(pl.Float64, strict=False))
+        by.append(pl.col(name))
+    if not by or frame.height == 0:
+        return frame
+    return frame.sort(by, nulls_last=True, maintain_order=True)
 
 
 def _clean_keys(frame: pl.DataFrame, key: Sequence[str]) -> tuple[pl.DataFrame, int, int]:
@@ -151,6 +202,8 @@ class ReconcileReport:
     duplicate_rows_target: int = 0
     compared_as_text: list[str] = field(default_factory=list)
     mismatches: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    tolerances: dict[str, str] = field(default_factory=dict)  # field -> stated tolerance
+    within_tolerance: dict[str, int] = field(default_factory=dict)  # differ, yet agree
 
     @property
     def mismatched_count(self) -> int:
@@ -189,7 +242,13 @@ class ReconcileReport:
             side(self.extra_in_target, STATUS_EXTRA),
             self.mismatches.select(pl.lit(STATUS_MISMATCH).alias("status"), pl.exclude("status")),
         ]
-        return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed")
+        frame = pl.concat([p.select(cols) for p in parts], how="vertical_relaxed")
+        # Status first, then the key: numbers (also held as text) in numeric order.
+        order = {STATUS_MISSING: 0, STATUS_EXTRA: 1, STATUS_MISMATCH: 2}
+        frame = frame.with_columns(
+            pl.col("status").replace_strict(order, return_dtype=pl.Int8).alias("__o")
+        )
+        return sort_by_key(frame, ["__o", *self.key], "field").drop("__o")
 
     def summary(self, max_keys: int = 20) -> dict[str, Any]:
         """JSON-serialisable digest (capped key lists) for storing with a validation run."""
@@ -212,6 +271,8 @@ class ReconcileReport:
             "duplicate_rows_source": self.duplicate_rows_source,
             "duplicate_rows_target": self.duplicate_rows_target,
             "compared_as_text": self.compared_as_text,
+            "tolerances": self.tolerances,
+            "within_tolerance": self.within_tolerance,
             "ok": self.ok,
         }
 
@@ -241,8 +302,13 @@ def reconcile(
     key: Sequence[str],
     fields: Sequence[str],
     max_examples: int = 20,
+    tolerances: dict[str, Tolerance] | None = None,
 ) -> ReconcileReport:
-    """Compare ``fields`` of ``source`` and ``target`` row by row, matched on ``key``."""
+    """Compare ``fields`` of ``source`` and ``target`` row by row, matched on ``key``.
+
+    ``tolerances`` maps a field to the tolerance its mapping row states; values that differ
+    exactly but agree within it count as equal (and are counted in ``within_tolerance``).
+    """
     key = list(key)
     if not key:
         raise ValueError("At least one key column is required.")
@@ -259,14 +325,16 @@ def reconcile(
     t = t.rename(t_names).with_columns(pl.lit(True).alias("__in_t"))
     joined = s.join(t, on=key, how="full", coalesce=True)
     in_s, in_t = pl.col("__in_s").is_not_null(), pl.col("__in_t").is_not_null()
-    missing = joined.filter(in_s & ~in_t).select(key).sort(key)
-    extra = joined.filter(~in_s & in_t).select(key).sort(key)
+    missing = sort_by_key(joined.filter(in_s & ~in_t).select(key), key)
+    extra = sort_by_key(joined.filter(~in_s & in_t).select(key), key)
 
     flags = [f"__d{i}" for i in range(len(fields))]
     matched = joined.filter(in_s & in_t).with_columns(
         differs(pl.col(s_names[f]), source.schema[f], pl.col(t_names[f]), target.schema[f]).alias(d)
         for f, d in zip(fields, flags, strict=True)
     )
+    tolerances = {f: t for f, t in (tolerances or {}).items() if f in fields and t is not None}
+    matched, within = _apply_tolerances(matched, fields, flags, s_names, t_names, tolerances)
     counts = matched.select(pl.col(flags).sum()).row(0) if flags else ()
     mismatch_counts = {f: int(c) for f, c in zip(fields, counts, strict=True)}
     equal = matched.filter(~pl.any_horizontal(flags)).height if flags else matched.height
@@ -283,7 +351,7 @@ def reconcile(
                 )
             )
     if parts:
-        mismatches = pl.concat(parts, how="vertical_relaxed").sort([*key, "field"])
+        mismatches = sort_by_key(pl.concat(parts, how="vertical_relaxed"), key, "field")
     else:
         mismatches = (
             s.select(key)
@@ -308,9 +376,51 @@ def reconcile(
         null_keys_target=t_nulls,
         duplicate_rows_source=s_dups,
         duplicate_rows_target=t_dups,
-        compared_as_text=[n for n in key + fields if source.schema[n] != target.schema[n]],
+        compared_as_text=[
+            n for n in fields if _compared_as_text(source.schema[n], target.schema[n])
+        ],
         mismatches=mismatches,
+        tolerances={f: t.describe() for f, t in tolerances.items()},
+        within_tolerance=within,
     )
+
+
+def _compared_as_text(a: pl.DataType, b: pl.DataType) -> bool:
+    if a == b:
+        return False
+    numbers = _is_number(a) and _is_number(b)
+    return not numbers and not (isinstance(a, pl.Datetime) and isinstance(b, pl.Datetime))
+
+
+def _apply_tolerances(
+    matched: pl.DataFrame,
+    fields: list[str],
+    flags: list[str],
+    s_names: dict[str, str],
+    t_names: dict[str, str],
+    tolerances: dict[str, Tolerance],
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Clear the difference flag of values that agree within their field's tolerance.
+
+    Only rows that already differ exactly are asked, one Python comparison each, in exact
+    decimal arithmetic (a float enters as its shortest round-trip text).
+    """
+    within: dict[str, int] = {}
+    if not tolerances:
+        return matched, within
+    matched = matched.with_row_index("__row")
+    for f, d in zip(fields, flags, strict=True):
+        tolerance = tolerances.get(f)
+        if tolerance is None:
+            continue
+        candidates = matched.filter(pl.col(d)).select("__row", s_names[f], t_names[f])
+        agree = [row for row, a, b in candidates.iter_rows() if tolerance.within(a, b)]
+        within[f] = len(agree)
+        if agree:
+            matched = matched.with_columns(
+                pl.when(pl.col("__row").is_in(agree)).then(False).otherwise(pl.col(d)).alias(d)
+            )
+    return matched.drop("__row"), within
 
 
 def _examples(
@@ -527,6 +637,7 @@ def reconcile_postgres(
     buckets: int = 4096,
     row_hash: str = "native",
     parallel: bool = True,
+    tolerances: dict[str, Tolerance] | None = None,
 ) -> ReconcileReport:
     """:func:`reconcile` of two PostgreSQL tables, hashing rows inside the databases.
 
@@ -572,7 +683,7 @@ def reconcile_postgres(
         rows_a, rows_b = run(lambda: _fetch_rows(a, cand_a), lambda: _fetch_rows(b, cand_b))
 
     rows_a, rows_b = _fill_null_dtypes(rows_a, rows_b), _fill_null_dtypes(rows_b, rows_a)
-    report = reconcile(rows_a, rows_b, key, fields, max_examples)
+    report = reconcile(rows_a, rows_b, key, fields, max_examples, tolerances)
     matched = stats["matched"] + skipped
     return dataclasses.replace(
         report,

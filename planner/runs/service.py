@@ -503,7 +503,7 @@ class Runner:
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
-        from .filesafety import safe_csv
+        from planner.filesafety import safe_csv
 
         frame = outcome.report.differences_frame()
         if frame.height == 0:
@@ -594,7 +594,7 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     def run_reconciliation() -> StageResult:
         if mapped is None:
             return StageResult(RunStage.Status.SKIPPED, error="the mapping stage did not finish")
-        compared = reconciliation(source, target, mapped, r.fetch)
+        compared = reconciliation(source, target, mapped, r.fetch, rows)
         r.store_differences(compared)
         return compared.result
 

@@ -16,6 +16,7 @@ from planner.connectors import ConnectionReport, Connector, ConnectorError
 from planner.connectors.base import json_safe
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, plan_field
 from planner.mapping.specs import spec_of
+from planner.mapping.tolerance import Tolerance, parse_tolerance
 from planner.models import FieldMapping, RunStage, System, SystemEndpoint
 from planner.runs.endpoints import endpoint_of, open_endpoint
 from planner.runs.reconcile import ReconcileReport, reconcile
@@ -229,6 +230,7 @@ class MappingOutcome:
     result: StageResult
     report: ValidationReport | None = None
     plans: list[FieldPlan] = field(default_factory=list)
+    source: pl.DataFrame | None = None  # the records as read, row for row with report.output
 
 
 def _plans(rows: list[FieldMapping]) -> tuple[list[FieldPlan], list[dict[str, str]]]:
@@ -304,7 +306,7 @@ def mapping(side: Side, rows: list[FieldMapping], fetch: Fetch) -> MappingOutcom
         problems.append(f"{len(broken)} field(s) not validated")
     status = FAILED if problems else PASSED
     return MappingOutcome(
-        StageResult(status, figures, examples, "; ".join(problems)), report, usable
+        StageResult(status, figures, examples, "; ".join(problems)), report, usable, frame
     )
 
 
@@ -318,14 +320,35 @@ class CompareOutcome:
     report: ReconcileReport | None = None
 
 
+def tolerances_of(rows: list[FieldMapping]) -> tuple[dict[str, Tolerance], list[str]]:
+    """The tolerance each mapping row states, by target field, and those that do not parse."""
+    out: dict[str, Tolerance] = {}
+    broken = []
+    for m in rows:
+        try:
+            tolerance = parse_tolerance(m.tolerance)
+        except ValueError as exc:
+            broken.append(f"{m.target_field}: {exc}")
+            continue
+        if tolerance is not None:
+            out[m.target_field] = tolerance
+    return out, broken
+
+
 def _compare(
-    left: pl.DataFrame, right: pl.DataFrame, key: list[str], fields: list[str], absent: list[str]
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    key: list[str],
+    fields: list[str],
+    absent: list[str],
+    rows: list[FieldMapping],
 ) -> CompareOutcome:
-    report = reconcile(left, right, key, fields, max_examples=MAX_EXAMPLES)
+    tolerances, broken = tolerances_of(rows)
+    report = reconcile(left, right, key, fields, max_examples=MAX_EXAMPLES, tolerances=tolerances)
     figures = report.summary(max_keys=MAX_KEYS)
     examples = [e for per_field in figures.pop("examples").values() for e in per_field]
     figures["not_compared"] = absent
-    problems = []
+    problems = [f"tolerance not applied ({b})" for b in broken]
     for label, n in (
         ("missing in target", report.missing_in_target.height),
         ("extra in target", report.extra_in_target.height),
@@ -337,8 +360,46 @@ def _compare(
     return CompareOutcome(StageResult(status, figures, examples, "; ".join(problems)), report)
 
 
+def is_identity(plan: FieldPlan) -> bool:
+    """A rule that passes one source field through unchanged."""
+    return bool(plan.spec.source_field) and all(
+        call.name == "identity" for call in plan.pipeline.steps
+    )
+
+
+def _as_read(mapped: MappingOutcome) -> pl.DataFrame:
+    """The mapping's output, with identity fields holding the source value as it was read.
+
+    The engine reads every value as text and parses it into the target type (a decimal
+    without number(n) gets 6 places, a timestamp whole seconds), which would make two
+    identical tables differ. An identity rule promises the value unchanged, so the value
+    as read is what is compared (a value the rule rejects is counted by the mapping stage;
+    whether the target holds it is still this stage's question). Where the engine filled a
+    default for a null, the default is kept.
+    """
+    assert mapped.report is not None
+    output, source = mapped.report.output, mapped.source
+    if source is None or source.height != output.height:
+        return output
+    originals, replaced = [], []
+    for i, plan in enumerate(mapped.plans):
+        name, read = plan.spec.target_field, plan.spec.source_field
+        if not is_identity(plan) or read not in source.columns or name not in output.columns:
+            continue
+        original = f"__read{i}"
+        dtype = source.schema[read]
+        originals.append(source.get_column(read).alias(original))
+        out, raw = pl.col(name), pl.col(original)
+        replaced.append(
+            pl.when(raw.is_null()).then(out.cast(dtype, strict=False)).otherwise(raw).alias(name)
+        )
+    if not replaced:
+        return output
+    return output.hstack(originals).with_columns(replaced).drop(s.name for s in originals)
+
+
 def reconciliation(
-    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch
+    source: Side, target: Side, mapped: MappingOutcome, fetch: Fetch, rows: list[FieldMapping]
 ) -> CompareOutcome:
     if mapped.report is None:
         return CompareOutcome(StageResult(SKIPPED, error="needs the mapping stage's output"))
@@ -346,7 +407,7 @@ def reconciliation(
         return CompareOutcome(StageResult(SKIPPED, error=f"{target.label}: {target.why_not}"))
     if not target.key:
         return CompareOutcome(StageResult(FAILED, error="The target has no key field set."))
-    output, key_out = mapped.report.output, mapped.report.key_columns
+    output, key_out = _as_read(mapped), mapped.report.key_columns
     targets = [p.spec.target_field for p in mapped.plans]
     columns: dict[str, pl.Expr] = {}
     for name in target.key:
@@ -374,7 +435,7 @@ def reconciliation(
     transformed = output.select(
         *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
     )
-    return _compare(transformed, frame, target.key, fields, absent)
+    return _compare(transformed, frame, target.key, fields, absent, rows)
 
 
 def parallel(old: Side, new: Side, rows: list[FieldMapping], fetch: Fetch) -> CompareOutcome:
@@ -396,4 +457,4 @@ def parallel(old: Side, new: Side, rows: list[FieldMapping], fetch: Fetch) -> Co
     both = set(old_frame.columns) & set(new_frame.columns)
     fields = [f for f in wanted if f in both]
     absent = [f for f in wanted if f not in both]
-    return _compare(old_frame, new_frame, key, fields, absent)
+    return _compare(old_frame, new_frame, key, fields, absent, rows)

@@ -199,3 +199,13 @@ def test_the_api_never_answers_500(case, fuzz_world):
         case.path_parameters["project_id"] = fuzz_world["project"].pk
     response = case.call()
     assert response.status_code < 500, (case.method, case.formatted_path, response.text[:500])
+
+
+def test_the_openapi_schema_names_each_response_code_once():
+    # Swagger refuses a document whose JSON repeats a key ("duplicated mapping key").
+    from planner.api.views import api
+
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for method, operation in operations.items():
+            codes = [str(code) for code in operation.get("responses", {})]
+            assert len(codes) == len(set(codes)), (path, method, codes)

@@ -306,7 +306,7 @@ def test_the_database_holds_one_decision_per_signer_and_version(project, approve
 def test_two_decisions_racing_on_one_version_leave_one_and_a_message(
     project, step1_ready, approver, monkeypatch
 ):
-    import planner.signoff as service
+    from planner.checklist import signoff as service
 
     sign(project, 1, approver, "approve", "", current_hash(project))
     # The other request's decision lands between our check and our insert.

@@ -173,3 +173,64 @@ def pg_database(name: str) -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+LIFETIME = 60.0  # seconds a slow answer lasts at most, so a failing test still ends
+MODES = ("trickle", "silent body", "no answer")
+
+
+class SlowServer:
+    """A server on 127.0.0.1 whose every answer is slow, in one of three ways:
+
+    - "trickle": headers, then one byte of the body every 0.5 s (never trips a read timeout);
+    - "silent body": headers, then nothing;
+    - "no answer": not even the status line.
+
+    Each answer lasts at most LIFETIME seconds, and leaving the `with` block ends them all.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.stop = threading.Event()
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+                outer.requests += 1
+                until = time.monotonic() + LIFETIME
+                try:
+                    if outer.mode != "no answer":
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", "100000")
+                        self.end_headers()
+                        self.wfile.flush()
+                    while time.monotonic() < until and not outer.stop.wait(0.5):
+                        if outer.mode == "trickle":
+                            self.wfile.write(b" ")  # JSON whitespace, one byte at a time
+                            self.wfile.flush()
+                except OSError:
+                    pass  # the client went away: what a cancelled download does
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> SlowServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

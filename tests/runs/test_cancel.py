@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from django.db import connection as db
@@ -20,9 +18,9 @@ from planner.connectors import GuardPolicy, open_connector
 from planner.connectors.guard import Stopped, http_get
 from planner.models import ValidationRun
 from planner.runs import service as validation
-from tests.connectors import loopback_only  # noqa: F401 - fixture
-
-from .test_validation_runs import CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV, build
+from tests.connectors import MODES, SlowServer, loopback_only  # noqa: F401 - fixture
+from tests.factories import CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV
+from tests.factories import csv_connection as build
 
 
 def signed_in(user) -> Client:
@@ -32,65 +30,6 @@ def signed_in(user) -> Client:
 
 
 POLICY = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))  # default read/total timeouts
-LIFETIME = 60.0  # seconds a slow answer lasts at most, so a failing test still ends
-MODES = ("trickle", "silent body", "no answer")
-
-
-class SlowServer:
-    """A server on 127.0.0.1 whose every answer is slow, in one of three ways:
-
-    - "trickle": headers, then one byte of the body every 0.5 s (never trips a read timeout);
-    - "silent body": headers, then nothing;
-    - "no answer": not even the status line.
-
-    Each answer lasts at most LIFETIME seconds, and leaving the `with` block ends them all.
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.stop = threading.Event()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server naming
-                outer.requests += 1
-                until = time.monotonic() + LIFETIME
-                try:
-                    if outer.mode != "no answer":
-                        self.send_response(200)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", "100000")
-                        self.end_headers()
-                        self.wfile.flush()
-                    while time.monotonic() < until and not outer.stop.wait(0.5):
-                        if outer.mode == "trickle":
-                            self.wfile.write(b" ")  # JSON whitespace, one byte at a time
-                            self.wfile.flush()
-                except OSError:
-                    pass  # the client went away: what a cancelled download does
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> SlowServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def wait_until(check, timeout: float = 10.0):

@@ -97,13 +97,14 @@ def test_differing_dtypes_compare_as_normalized_text() -> None:
         }
     )
     report = reconcile(source, target, ["id"], ["amount", "qty", "day", "ts", "flag"])
-    assert report.compared_as_text == ["id", "amount", "qty", "day", "ts", "flag"]
+    # Keys are not among the compared fields; numbers meet numbers and datetimes datetimes.
+    assert report.compared_as_text == ["amount", "day", "flag"]
     assert report.matched_count == 4  # int key 1 matches text key "1"
     assert report.mismatch_counts == {"amount": 1, "qty": 2, "day": 1, "ts": 1, "flag": 1}
     rows = report.mismatches_frame().rows()
     assert ("2", "qty", "2.5", "2") in rows
     assert ("4", "amount", "1.00", "1.01") in rows  # shown as stored, compared trimmed
-    assert ("4", "ts", "2024-01-02 10:00:00", "2024-01-02 11:00:00") in rows
+    assert ("4", "ts", "2024-01-02 10:00:00+00:00", "2024-01-02 11:00:00") in rows
     assert ("4", "flag", "true", "True") in rows
 
 
@@ -284,8 +285,9 @@ def test_postgres_agrees_with_memory_across_column_types(pg: tuple[Any, Any]) ->
     memory = reconcile(load("src"), load("dst_types"), ["id"], FIELDS)
     pushed = reconcile_postgres(a, "s.src", b, "s.dst_types", ["id"], FIELDS)
     assert_same(pushed, memory)
-    assert memory.compared_as_text == ["id", "amount", "score", "day"]
-    mismatched = memory.mismatches_frame().filter(pl.col("id") == "1")
+    # int and bigint keys join as integers; float8 and numeric compare as numbers.
+    assert memory.compared_as_text == ["amount", "day"]
+    mismatched = memory.mismatches_frame().filter(pl.col("id") == 1)
     # '1.50' vs '1.5' is equal; the padded date differs. (score differs too: numeric
     # keeps 15 digits of the float8 1/3.)
     assert "amount" not in mismatched.get_column("field").to_list()
@@ -347,3 +349,131 @@ def test_postgres_via_connector_connections(pg: tuple[Any, Any]) -> None:
     with src.connect() as a, dst.connect() as b:
         pushed = reconcile_postgres(a, src.table_ref, b, dst.table_ref, src.key, ["v"])
     assert_same(pushed, reconcile(load("ca"), load("cb"), ["org", "no"], ["v"]))
+
+
+# ---------------------------------------------------------------- exact comparison, tolerance
+
+
+def test_equal_values_of_different_types_never_differ() -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    at = dt.datetime(2024, 3, 1, 10, 15, 30, 123456, tzinfo=dt.UTC)
+    source = pl.DataFrame(
+        {
+            "id": pl.Series([1, 2], dtype=pl.Int32),
+            "amount": pl.Series([decimal.Decimal("0.1234567"), decimal.Decimal("5")]).cast(
+                pl.Decimal(20, 10)
+            ),
+            "whole": pl.Series([5, -0], dtype=pl.Int64),
+            "tiny": [1e-7, 0.1],
+            "at": pl.Series([at, None]),
+            "label": ["Zoë — ✓", "東京"],
+        }
+    )
+    target = pl.DataFrame(
+        {
+            "id": pl.Series([1, 2], dtype=pl.Int64),
+            "amount": pl.Series([decimal.Decimal("0.1234567"), decimal.Decimal("5")]).cast(
+                pl.Decimal(12, 7)
+            ),
+            "whole": pl.Series([decimal.Decimal("5.00"), decimal.Decimal("0.00")]),
+            "tiny": pl.Series([decimal.Decimal("0.0000001"), decimal.Decimal("0.1")]),
+            "at": pl.Series([at.astimezone(paris), None]).dt.cast_time_unit("ns"),
+            "label": ["Zoë — ✓", "東京"],
+        }
+    )
+    report = reconcile(source, target, ["id"], ["amount", "whole", "tiny", "at", "label"])
+    assert report.matched_count == 2 and report.ok, report.mismatches_frame()
+    assert report.compared_as_text == []
+
+
+def test_every_real_difference_is_reported_with_the_values_as_stored() -> None:
+    source = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "amount": pl.Series(["0.1234567", "383.75", "1", "1"]).cast(pl.Decimal(20, 10)),
+            "at": pl.Series([dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)] * 4),
+            "label": ["café", "Café", "a", "a "],
+        }
+    )
+    target = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "amount": pl.Series(["0.1234568", "384.75", "1", "1"]).cast(pl.Decimal(12, 7)),
+            "at": [dt.datetime(2024, 1, 1)] * 2 + [dt.datetime(2024, 1, 1, 0, 0, 0, 1)] * 2,
+            "label": ["cafe\u0301", "café", "a", "a"],
+        }
+    )
+    report = reconcile(source, target, ["id"], ["amount", "at", "label"])
+    # Text is compared exactly: another Unicode form, case and a trailing space all differ.
+    assert report.mismatch_counts == {"amount": 2, "at": 2, "label": 3}
+    rows = report.mismatches_frame().rows()
+    assert (1, "amount", "0.1234567000", "0.1234568") in rows
+    assert (2, "amount", "383.7500000000", "384.7500000") in rows
+    assert (1, "at", "2024-01-01 00:00:00.000001+00:00", "2024-01-01 00:00:00") in rows
+
+
+def test_a_1e7_change_differs_at_tolerance_0_and_agrees_within_1e6() -> None:
+    from planner.mapping.tolerance import parse_tolerance
+
+    source = pl.DataFrame(
+        {"id": [1, 2], "x": pl.Series(["0.1234567", "1"]).cast(pl.Decimal(20, 10))}
+    )
+    target = pl.DataFrame({"id": [1, 2], "x": [0.1234568, 1.1]})
+    exact = reconcile(source, target, ["id"], ["x"])
+    assert exact.mismatch_counts == {"x": 2}
+    loose = reconcile(source, target, ["id"], ["x"], tolerances={"x": parse_tolerance("1e-6")})
+    assert loose.mismatch_counts == {"x": 1}  # 0.1 off is still a difference
+    assert loose.mismatches_frame().rows() == [(2, "x", "1.0000000000", "1.1")]
+    assert loose.within_tolerance == {"x": 1}
+    assert loose.summary()["tolerances"] == {"x": "± 0.000001"}
+    relative = reconcile(source, target, ["id"], ["x"], tolerances={"x": parse_tolerance("10%")})
+    assert relative.ok
+
+
+def test_a_duration_tolerance_for_timestamps() -> None:
+    from planner.mapping.tolerance import parse_tolerance
+
+    at = dt.datetime(2024, 1, 1, 10, 0, tzinfo=dt.UTC)
+    source = pl.DataFrame({"id": [1, 2], "at": [at, at]})
+    target = pl.DataFrame(
+        {"id": [1, 2], "at": [dt.datetime(2024, 1, 1, 10, 0, 1), dt.datetime(2024, 1, 1, 10, 0, 2)]}
+    )
+    report = reconcile(source, target, ["id"], ["at"], tolerances={"at": parse_tolerance("1s")})
+    assert report.mismatched_keys().rows() == [(2,)]
+
+
+def test_numeric_keys_sort_numerically_even_as_text() -> None:
+    ids = ["10", "9", "100", "2", "x", "1"]
+    source = pl.DataFrame({"id": ids, "v": [1] * 6})
+    target = pl.DataFrame({"id": ["1"], "v": [2]})
+    report = reconcile(source, target, ["id"], ["v"])
+    assert report.missing_in_target.get_column("id").to_list() == ["2", "9", "10", "100", "x"]
+    statuses = report.differences_frame().select("status", "id").rows()
+    assert statuses == [
+        ("missing_in_target", "2"),
+        ("missing_in_target", "9"),
+        ("missing_in_target", "10"),
+        ("missing_in_target", "100"),
+        ("missing_in_target", "x"),
+        ("mismatch", "1"),
+    ]
+
+
+def test_integer_keys_of_different_widths_join_and_sort_as_integers() -> None:
+    source = pl.DataFrame({"id": pl.Series([10, 2, 1], dtype=pl.Int32), "v": [1, 2, 3]})
+    target = pl.DataFrame({"id": pl.Series([1], dtype=pl.Int64), "v": [3]})
+    report = reconcile(source, target, ["id"], ["v"])
+    assert report.missing_in_target.get_column("id").to_list() == [2, 10]
+    assert report.summary()["missing_in_target"] == [{"id": 2}, {"id": 10}]
+
+
+def test_postgres_applies_the_tolerance_like_memory(pg: tuple[Any, Any]) -> None:
+    from planner.mapping.tolerance import parse_tolerance
+
+    a, b = pg
+    loose = {"amount": parse_tolerance("0.01")}
+    pushed = reconcile_postgres(a, "s.src", b, "s.dst", ["id"], ["amount"], tolerances=loose)
+    memory = reconcile(load("src"), load("dst"), ["id"], ["amount"], tolerances=loose)
+    assert pushed.mismatch_counts == memory.mismatch_counts == {"amount": 0}
+    assert pushed.within_tolerance == memory.within_tolerance
+    assert pushed.within_tolerance["amount"] > 0

@@ -33,6 +33,7 @@ from tests.factories import (
     SystemFactory,
     TestCaseFactory,
     csv_connection,
+    run_now,
 )
 
 
@@ -48,14 +49,6 @@ def published(monkeypatch):
     sent: list[int] = []
     monkeypatch.setattr(validation, "dispatch", lambda run: sent.append(run.pk))
     return sent
-
-
-def run_now(connection, published, **kwargs) -> ValidationRun:
-    run = validation.start_validation_run(connection, connection.project.owner, **kwargs)
-    assert published[-1] == run.pk
-    validation.execute_run(run.pk, heartbeat=False)
-    run.refresh_from_db()
-    return run
 
 
 def stage(run, name) -> RunStage:

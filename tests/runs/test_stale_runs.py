@@ -17,9 +17,8 @@ from planner.api.tokens import create_token
 from planner.models import RunbookExport, RunStage, ValidationRun
 from planner.runs import service as validation
 from planner.runs import tasks as validation_tasks
-
-from .factories import ConnectionFactory
-from .test_validation_runs import build
+from tests.factories import ConnectionFactory
+from tests.factories import csv_connection as build
 
 
 def signed_in(user) -> Client:

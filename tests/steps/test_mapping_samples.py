@@ -14,9 +14,8 @@ from django.urls import reverse
 from planner.mapping.samples import MAX_JSON_DEPTH, SampleError, read_sample
 from planner.models import FieldMapping
 from planner.steps.mapping.forms import FieldMappingForm
-
-from .conftest import HTMX
-from .factories import ConnectionFactory, FieldMappingFactory
+from tests.conftest import HTMX
+from tests.factories import ConnectionFactory, FieldMappingFactory
 
 
 @pytest.fixture

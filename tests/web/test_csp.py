@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from . import test_permissions
-from .conftest import HTMX, client_for
+from tests.conftest import HTMX, client_for
+from tests.urlwalk import planner_patterns, url_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 
 # Rendered only into PDFs by WeasyPrint, never served to a browser: its @page rules must be inline.
@@ -27,8 +27,6 @@ STRICT = {
     "frame-ancestors": "'none'",
     "form-action": "'self'",
 }
-
-world = test_permissions.world
 
 
 def policy(response) -> dict[str, str]:
@@ -96,7 +94,9 @@ def test_the_scanners_catch_what_they_should():
 
 def test_no_template_has_inline_script_handlers_or_styles():
     problems = []
-    for path in sorted(TEMPLATES.rglob("*.html")):
+    templates = sorted(TEMPLATES.rglob("*.html"))
+    assert len(templates) > 20, f"no templates found under {TEMPLATES}"
+    for path in templates:
         name = path.relative_to(TEMPLATES).as_posix()
         text = path.read_text()
         for what, pattern in TEMPLATE_PATTERNS.items():
@@ -135,8 +135,8 @@ def test_every_project_page_carries_the_policy_and_no_inline_code(world, htmx):
     client = client_for(world["project"].owner)
     extra = HTMX if htmx else {}
     checked = 0
-    for name, pattern in test_permissions.planner_patterns():
-        url = test_permissions.url_for(name, pattern, world)
+    for name, pattern in planner_patterns():
+        url = url_for(name, pattern, world)
         response = client.get(url, **extra)
         if response.status_code != 200 or not response.get("Content-Type", "").startswith(
             "text/html"

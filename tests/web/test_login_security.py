@@ -15,9 +15,8 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from planner.runs import endpoint_forms
-
-from .conftest import client_for
-from .factories import PASSWORD, SystemFactory, UserFactory
+from tests.conftest import client_for
+from tests.factories import PASSWORD, SystemFactory, UserFactory
 
 HERE = "10.1.1.1"
 ELSEWHERE = "10.2.2.2"

@@ -5,108 +5,14 @@ A new page that forgets its permission check fails here: every project URL must 
 """
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
-from planner.models import HealthReview, Role
 from tests.conftest import HTMX, client_for
 from tests.factories import (
-    ConnectionFactory,
-    CriterionFactory,
-    DataElementFactory,
-    FieldMappingFactory,
-    IncidentFactory,
-    MembershipFactory,
-    MonitorFactory,
     ProjectFactory,
-    RollbackStepFactory,
-    RollbackTriggerFactory,
-    RunbookExportFactory,
-    TestCaseFactory,
     UserFactory,
-    ValidationRunFactory,
 )
-
-# Not per-project: any signed-in user may list their projects or start a new one.
-ACCOUNT_LEVEL = {
-    "planner:project_list",
-    "planner:project_create",
-    "logout",
-    "password_change",
-    "password_change_done",
-    "planner:api_tokens",  # the user's own API tokens
-}
-
-
-def walk(resolver: URLResolver, prefix: str = "", namespace: str = ""):
-    for p in resolver.url_patterns:
-        if isinstance(p, URLResolver):
-            ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
-            yield from walk(p, prefix + str(p.pattern), ns)
-        elif isinstance(p, URLPattern) and p.name:
-            yield f"{namespace}{p.name}", p
-
-
-def planner_patterns():
-    return [(name, p) for name, p in walk(get_resolver()) if name.startswith("planner:")]
-
-
-@pytest.fixture
-def world(db):
-    project = ProjectFactory()
-    connection = ConnectionFactory(project=project)
-    viewer = MembershipFactory(project=project, role=Role.VIEWER)
-    objects = {
-        "criterion": CriterionFactory(project=project),
-        "element": DataElementFactory(project=project),
-        "system": connection.source,
-        "connection": connection,
-        "member": viewer,
-        "mapping": FieldMappingFactory(project=project, connection=connection),
-        # steps 4 to 7 and the runbook
-        "testcase": TestCaseFactory(
-            project=project, evidence_file=SimpleUploadedFile("run.log", b"200 OK")
-        ),
-        "trigger": RollbackTriggerFactory(project=project),
-        "rollbackstep": RollbackStepFactory(project=project),
-        "monitor": MonitorFactory(project=project),
-        "incident": IncidentFactory(project=project),
-        "export": RunbookExportFactory(
-            project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
-        ),
-        # validation runs
-        "run": ValidationRunFactory(project=project, connection=connection),
-        # health reviews
-        "review": HealthReview.objects.create(project=project, trigger="manual"),
-    }
-    return {"project": project, "viewer": viewer.user, "objects": objects}
-
-
-def url_for(name: str, pattern: URLPattern, world) -> str:
-    kwargs = {}
-    params = pattern.pattern.converters
-    if "project_id" in params or name not in ACCOUNT_LEVEL:
-        kwargs["project_id"] = world["project"].pk
-    kind = pattern.default_args.get("kind")
-    if "pk" in params:
-        # row views are handed their kind; the others are named <kind>_<action>
-        key = kind.name if kind else name.split(":")[1].split("_")[0]
-        kwargs["pk"] = world["objects"][key].pk
-    if "connection_id" in params:
-        kwargs["connection_id"] = world["objects"]["connection"].pk
-    if "system_id" in params:
-        kwargs["system_id"] = world["objects"]["system"].pk
-    if "fmt" in params:
-        kwargs["fmt"] = "csv"
-    if "direction" in params:
-        kwargs["direction"] = "up"
-    if "number" in params:
-        kwargs["number"] = 1
-    if "model" in params:
-        kwargs["model"] = "criterion"
-        kwargs["object_id"] = world["objects"]["criterion"].pk
-    kwargs = {k: v for k, v in kwargs.items() if k in params or k == "project_id"}
-    return reverse(name, kwargs=kwargs or None)
+from tests.urlwalk import ACCOUNT_LEVEL, planner_patterns, url_for
 
 
 def test_every_project_url_is_guarded():

@@ -7,6 +7,7 @@ from django import forms
 from planner.mapping.checks import rule_errors
 from planner.mapping.samples import row_problem
 from planner.mapping.specs import spec_of
+from planner.mapping.tolerance import tolerance_problem
 from planner.models import FieldMapping
 from planner.web.forms import ProjectScopedForm
 
@@ -24,6 +25,7 @@ class FieldMappingForm(ProjectScopedForm):
             "null_rule",
             "null_default",
             "rule",
+            "tolerance",
             "direction",
             "frequency",
             "every_minutes",
@@ -36,6 +38,7 @@ class FieldMappingForm(ProjectScopedForm):
                 attrs={"class": "rule-input", "spellcheck": "false", "autocomplete": "off"}
             ),
             "notes": forms.TextInput(),
+            "tolerance": forms.TextInput(attrs={"placeholder": "exact", "spellcheck": "false"}),
         }
 
     def clean_rule(self):
@@ -44,6 +47,14 @@ class FieldMappingForm(ProjectScopedForm):
         if errors:
             raise forms.ValidationError(str(errors[0]))
         return rule
+
+    def clean_tolerance(self):
+        tolerance = self.cleaned_data["tolerance"].strip()
+        target_type = self.data.get(self.add_prefix("target_type"), "") or None
+        problem = tolerance_problem(tolerance, target_type)
+        if problem:
+            raise forms.ValidationError(problem)
+        return tolerance
 
     def clean_max_length(self):
         value = self.cleaned_data["max_length"]
