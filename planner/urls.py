@@ -131,6 +131,7 @@ project_patterns = [
     path("reviews/<int:pk>/", reviews.review_show, name="review_show"),
     path("reviews/<int:pk>/report.pdf", reviews.review_pdf, name="review_pdf"),
     path("alerts/", reviews.alerts_page, name="alerts"),
+    path("alerts/<int:pk>/acknowledge/", reviews.alert_acknowledge, name="alert_acknowledge"),
     path("history/", history.history, name="history"),
     path(
         "history/<slug:model>/<int:object_id>/",

@@ -83,7 +83,7 @@ def world(db):
     """A project with one object of every kind a planner URL can name (see tests/urlwalk.py)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from planner.models import HealthReview
+    from planner.models import Alert, HealthReview
     from tests.factories import (
         ConnectionFactory,
         CriterionFactory,
@@ -123,5 +123,9 @@ def world(db):
         "run": ValidationRunFactory(project=project, connection=connection),
         # health reviews
         "review": HealthReview.objects.create(project=project, trigger="manual"),
+        # alerts
+        "alert": Alert.objects.create(
+            project=project, fingerprint="f", severity="warning", title="error rate 5 %"
+        ),
     }
     return {"project": project, "viewer": viewer.user, "objects": objects}

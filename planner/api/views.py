@@ -1,10 +1,10 @@
 """API endpoints: thin wrappers over the same functions the pages call."""
 
+import json
 from datetime import datetime
 from typing import Literal
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.text import slugify
 from ninja import File, Form, NinjaAPI, Schema, Status
@@ -13,14 +13,16 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from planner.checklist import golive
+from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
 from planner.runs.service import RunRefused, start_validation_run
 from planner.steps.mapping.files import (
     CONTENT_TYPES,
     MAX_UPLOAD,
-    existing_targets,
+    apply_import,
+    chosen_meaning_problem,
     export_response,
-    import_rows,
+    plan_import,
     read_upload,
 )
 from planner.web.permissions import membership_for
@@ -28,8 +30,8 @@ from planner.web.permissions import membership_for
 from ..mapping.spreadsheet import (
     SpreadsheetError,
     match_columns,
-    validate_rows,
 )
+from ..mapping.vocabulary import MEANINGS, value_key
 from ..models import (
     Connection,
     IntegrationProject,
@@ -142,18 +144,45 @@ class RunOut(Schema):
     summary: dict
 
 
+class FigureOut(Schema):
+    key: str
+    label: str
+    value: float
+    unit: str
+
+
 class RunResultsOut(RunOut):
     stages: list[StageOut]
+    figures: list[FigureOut]
+
+
+class ImportedInto(Schema):
+    connection_id: int
+    source: str
+    target: str
+    imported: int
+    created: bool
 
 
 class ImportOut(Schema):
     imported: int
     mode: str
+    connections: list[ImportedInto]
+
+
+class UnknownValueOut(Schema):
+    column: str
+    field: str
+    value: str
+    rows: list[int]
+    choices: list[str]
 
 
 class ImportErrorOut(Schema):
     detail: str
     problems: list[str]
+    unknown_values: list[UnknownValueOut] = []
+    unknown_connections: list[str] = []
 
 
 def _run_out(run: ValidationRun) -> dict:
@@ -255,11 +284,17 @@ def get_run(request, project_id: int, run_id: int):
 )
 def run_results(request, project_id: int, run_id: int):
     run = _run(_access(request, project_id), run_id)
+    all_stages = list(run.stages.all())
     stages = [
         {"name": s.name, "status": s.status, "error": s.error, "figures": s.figures}
-        for s in run.stages.all()
+        for s in all_stages
     ]
-    return {**_run_out(run), "stages": stages}
+    # The figures by their one definition (planner/metrics), as the run page shows them.
+    figures = [
+        {"key": key, "label": kpis.LABELS[key][0], "value": value, "unit": kpis.unit_of(key)}
+        for key, value in kpis.of_run(run, all_stages).items()
+    ]
+    return {**_run_out(run), "stages": stages, "figures": figures}
 
 
 @api.get(
@@ -297,27 +332,88 @@ def import_mapping(
     connection_id: int,
     file: File[UploadedFile],
     mode: Form[Literal["append", "replace"]] = "append",
+    values: Form[str] = "",
+    create_connections: Form[bool] = False,
 ):
+    """The same checks as the page's preview and confirm. `values` is a JSON object that says
+    what unknown values mean, e.g. {"frequency": {"every fortnight": "weekly"}}; the choices are
+    remembered for the project. Rows with Source System / Target System go to that connection;
+    a pair the project lacks is created only with create_connections=true."""
     project = _access(request, project_id, "edit")
     connection = _connection(project, connection_id)
     if file.size > MAX_UPLOAD:
         return Status(400, {"detail": "file: larger than 1.5 MB.", "problems": []})
+    meanings, problems = _meanings(values)
+    if problems:
+        return Status(400, {"detail": "values: " + " ".join(problems), "problems": problems})
+    replace = mode == "replace"
+    plan = None
     try:
         sheet = read_upload(file.read(), file.name or "upload.csv")
-        columns = match_columns(sheet.headers)
-        existing = {} if mode == "replace" else existing_targets(connection)
-        rows = validate_rows(sheet, columns, existing)
+        plan = plan_import(
+            connection, sheet, match_columns(sheet.headers), replace=replace, meanings=meanings
+        )
+        done = apply_import(
+            connection,
+            plan,
+            replace=replace,
+            create_connections=create_connections,
+            remember=meanings,
+            user=request.user,
+        )
     except SpreadsheetError as exc:
         return Status(
             400,
             {
                 "detail": "file: the spreadsheet has problems; nothing was imported.",
                 "problems": [str(p) for p in exc.problems],
+                "unknown_values": [
+                    {
+                        "column": u.header,
+                        "field": u.field,
+                        "value": u.text,
+                        "rows": list(u.rows),
+                        "choices": list(MEANINGS[u.field]),
+                    }
+                    for u in (plan.unknown if plan else [])
+                ],
+                "unknown_connections": [r.label for r in (plan.new_pairs if plan else [])],
             },
         )
-    with transaction.atomic():
-        count = import_rows(connection, rows, replace=mode == "replace")
-    return {"imported": count, "mode": mode}
+    return {
+        "imported": sum(count for _, count, _ in done),
+        "mode": mode,
+        "connections": [
+            {
+                "connection_id": c.pk,
+                "source": c.source.name,
+                "target": c.target.name,
+                "imported": count,
+                "created": created,
+            }
+            for c, count, created in done
+        ],
+    }
+
+
+def _meanings(values: str) -> tuple[dict, list[str]]:
+    if not values.strip():
+        return {}, []
+    try:
+        given = json.loads(values)
+    except ValueError as exc:
+        return {}, [f"not JSON ({exc})."]
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        return {}, ['give an object like {"frequency": {"every fortnight": "weekly"}}.']
+    meanings, problems = {}, []
+    for field, chosen in given.items():
+        for text, word in chosen.items():
+            problem = chosen_meaning_problem(field, str(word))
+            if problem:
+                problems.append(f"{field} '{text}': {problem}")
+            else:
+                meanings[field, value_key(str(text))] = str(word)
+    return meanings, problems
 
 
 @api.get(

@@ -13,6 +13,7 @@ from planner.models import (
     DeploymentPlan,
     IncidentEntry,
     IntegrationProject,
+    MetricKey,
     Monitor,
     RollbackStep,
     RollbackTrigger,
@@ -147,8 +148,10 @@ def missing_basic_monitors(ev: Evidence) -> list[Monitor.Kind]:
 
 
 def unmonitored_criteria(ev: Evidence) -> list:
+    """Criteria Aethon can watch and no monitor does (one measured outside Aethon is watched
+    where it is measured; its dated evidence is what counts)."""
     covered = {m.criterion_id for m in plan_of(ev).monitors}
-    return [c for c in ev.criteria if c.pk not in covered]
+    return [c for c in ev.criteria if c.pk not in covered and c.metric_key != MetricKey.EXTERNAL]
 
 
 def step6_started(ev: Evidence) -> bool:

@@ -2,8 +2,9 @@
 
 Reasons come from the same places the rest of the app uses: each step's failing readiness
 rules (which include a missing or stale sign-off and a success criterion without a monitor),
-and each connection's latest validation run (missing, failed, or older than
-`AETHON_GOLIVE_MAX_RUN_AGE_DAYS`).
+each connection's latest validation run (missing, failed, or older than
+`AETHON_GOLIVE_MAX_RUN_AGE_DAYS`), and each success criterion judged on those runs' figures by
+planner/metrics (no evidence, or missed).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -15,12 +16,13 @@ from django.utils import timezone
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import project_readiness
-from planner.models import GoLive, IntegrationProject, ValidationRun
+from planner.metrics import figures as kpis
+from planner.models import GoLive, IntegrationProject, RunStage, ValidationRun
 
 
 @dataclass(frozen=True)
 class Reason:
-    kind: str  # rule, signoff, run
+    kind: str  # rule, signoff, run, criterion
     text: str
     href: str
     step: int | None = None
@@ -51,8 +53,32 @@ def max_run_age() -> timedelta:
     return timedelta(days=float(getattr(settings, "AETHON_GOLIVE_MAX_RUN_AGE_DAYS", 7)))
 
 
-def _run_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
-    runs_page = reverse("planner:runs", args=[project.pk])
+def _criterion_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> list[Reason]:
+    """Each success criterion against the latest runs' figures: a criterion nothing measured
+    (and without recorded manual evidence) blocks, with the reason; so does one missed."""
+    runs = [r for r in latest.values() if r.connection_id in {c.pk for c in ev.connections}]
+    stages: dict[int, list[RunStage]] = {r.pk: [] for r in runs}
+    for stage in RunStage.objects.filter(run_id__in=list(stages)):
+        stages[stage.run_id].append(stage)
+    measured = kpis.derive(kpis.aggregate([kpis.raw_of_run(r, stages[r.pk]) for r in runs]))
+    step_url = reverse("planner:step", args=[project.pk, 1])
+    reasons = []
+    for c in ev.criteria:
+        j = kpis.judge_criterion(c, measured)
+        if j.outcome == kpis.MET:
+            continue
+        if j.outcome == kpis.NO_EVIDENCE:
+            text = (
+                f"Step 1: '{c.metric}' has no evidence ({j.reason}); run a validation that "
+                "measures it, or record manual evidence with its date."
+            )
+        else:
+            text = f"Step 1: '{c.metric}' is missed: measured {j.value:g} {j.unit}, target {c}."
+        reasons.append(Reason("criterion", text, f"{step_url}#criterion-{c.pk}", 1))
+    return reasons
+
+
+def _latest_runs(project: IntegrationProject) -> dict[int, ValidationRun]:
     latest: dict[int, ValidationRun] = {}
     finished = ValidationRun.objects.filter(project=project, kind="validation").exclude(
         status__in=ValidationRun.ACTIVE
@@ -61,6 +87,11 @@ def _run_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
         "pk", "connection_id", "status", "finished_at", "created_at", "error", "project_id"
     ):
         latest.setdefault(run.connection_id, run)
+    return latest
+
+
+def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> list[Reason]:
+    runs_page = reverse("planner:runs", args=[project.pk])
     oldest_ok = timezone.now() - max_run_age()
     reasons = []
     for c in ev.connections:
@@ -109,6 +140,8 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
                 reasons.append(
                     Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
                 )
-    reasons += _run_reasons(project, ev)
+    latest = _latest_runs(project)
+    reasons += _run_reasons(project, ev, latest)
+    reasons += _criterion_reasons(project, ev, latest)
     live = GoLive.objects.filter(project=project).select_related("user").first()
     return Verdict(not reasons, readiness.percent, reasons, live)

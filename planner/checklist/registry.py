@@ -90,7 +90,8 @@ def _has_criterion(ev: Evidence) -> list[Finding]:
 def _criteria_measurable(ev: Evidence) -> list[Finding]:
     return [
         Finding(
-            f"'{c.metric or 'unnamed'}' needs a metric, a target and a window.",
+            f"'{c.metric or 'unnamed'}' needs a metric, the figure that measures it, a target"
+            " and a window.",
             f"criterion-{c.pk}",
         )
         for c in ev.criteria

@@ -8,12 +8,14 @@ from django.db import transaction
 
 from planner.demo import data as demo_data
 from planner.mapping.engine import MappingSpec
+from planner.metrics.figures import match_metric
 from planner.models import (
     Connection,
     DataElement,
     FieldMapping,
     IntegrationProject,
     Membership,
+    MetricKey,
     Objective,
     PatternDecision,
     Role,
@@ -167,9 +169,14 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
             peak_per_day=peak,
         )
     for position, (metric, cmp, target, unit, pct, window, wunit) in enumerate(spec["criteria"]):
+        # The figure the text names; anything runs do not measure is measured outside Aethon.
+        match = match_metric(metric, unit)
+        if match.key is not None and match.factor != 1:
+            target, unit = str(Decimal(target) * 1000), "ms"
         SuccessCriterion.objects.create(
             project=project,
             metric=metric,
+            metric_key=str(match.key or MetricKey.EXTERNAL),
             comparator=cmp,
             target=Decimal(target),
             unit=unit,

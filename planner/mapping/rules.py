@@ -212,7 +212,10 @@ class _Parser:
         value_spans: list[Span] = []
         while self.tok.kind != ")":
             if self.tok.kind == "eof":
-                raise self.fail("unclosed '(' (missing ')')", opening)
+                raise self.fail(
+                    f"missing ')' to close '{name.value}(' opened at character {name.start + 1}",
+                    opening,
+                )
             if args or kwargs:
                 if self.tok.kind != ",":
                     raise self.fail(f"expected ',' or ')', found {self.tok.describe()}")

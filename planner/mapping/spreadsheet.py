@@ -22,8 +22,10 @@ from ..filesafety import (
     safe_csv,
     unneutralise,
 )
-from .rules import check
+from .checks import rule_errors
+from .rules import RuleError
 from .tolerance import tolerance_problem
+from .vocabulary import ACCEPTED, VOCABULARY_FIELDS, interpret, value_key
 
 # A mapping is at most a few thousand rows of a dozen columns; anything far larger is refused
 # before it is parsed. The web page and the API pass the limits from settings.
@@ -58,64 +60,22 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 HEADERS = [header for header, _ in COLUMNS.values()]
 
-TYPES = ("string", "integer", "decimal", "boolean", "date", "datetime")
-CHOICES: dict[str, dict[str, str]] = {
-    "source_type": {t: t for t in TYPES}
-    | {
-        "text": "string",
-        "int": "integer",
-        "number": "decimal",
-        "bool": "boolean",
-        "timestamp": "datetime",
-    },
-    "null_rule": {
-        "reject": "reject",
-        "default": "default",
-        "skip": "skip",
-        "use a default value": "default",
-        "skip the field": "skip",
-        "reject the record": "reject",
-    },
-    "direction": {
-        "one_way": "one_way",
-        "one-way": "one_way",
-        "one way": "one_way",
-        "bidirectional": "bidirectional",
-        "two-way": "bidirectional",
-    },
-    "frequency": {
-        "real_time": "real_time",
-        "real-time": "real_time",
-        "realtime": "real_time",
-        "minutes": "minutes",
-        "every n minutes": "minutes",
-        "daily": "daily",
-        "daily batch": "daily",
-    },
-    "source_of_truth": {
-        "source": "source",
-        "target": "target",
-        "source system": "source",
-        "target system": "target",
-    },
-    "conflict_rule": {
-        "truth_wins": "truth_wins",
-        "source of truth wins": "truth_wins",
-        "last_write": "last_write",
-        "last write wins": "last_write",
-        "manual": "manual",
-        "manual review": "manual",
-    },
+# Columns that say which connection a row belongs to; they fill no mapping field.
+ROUTING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "source_system": ("Source System", ("from system", "source application", "source app")),
+    "target_system": ("Target System", ("to system", "target application", "target app")),
 }
-CHOICES["target_type"] = CHOICES["source_type"]
-YES = {"yes", "y", "true", "1", "required", "x"}
-NO = {"no", "n", "false", "0", "", "optional"}
 DEFAULTS = {"direction": "one_way", "frequency": "real_time", "source_of_truth": "source"}
 # The FieldMapping model's lengths for free-text CharFields (tests compare the two).
 MAX_LENGTHS = {"source_field": 200, "target_field": 200, "null_default": 200, "tolerance": 40}
 MAX_WHOLE_NUMBER = 2_147_483_647  # PositiveIntegerField in PostgreSQL
-# Kept exactly as typed (spaces and line breaks included); other cells are trimmed.
-EXACT_TEXT = frozenset({"null_default", "notes"})
+# Names and types mean the same with or without surrounding spaces, so only they are trimmed
+# (vocabulary cells are matched ignoring case and spacing); every other cell is kept exactly.
+TRIMMED = frozenset({"source_field", "target_field", "source_type", "target_type"})
+TRIMMED_NOTE = (
+    "Field names and types are trimmed of surrounding spaces; every other cell is kept "
+    "exactly as written (spaces, line breaks, any characters)."
+)
 
 
 @dataclass(frozen=True)
@@ -151,13 +111,18 @@ def _norm(text: str) -> str:
 
 _LOOKUP = {
     _norm(name): field
-    for field, (header, others) in COLUMNS.items()
+    for field, (header, others) in (COLUMNS | ROUTING).items()
     for name in (header, field, *others)
 }
 
 
-def read_sheet(data: bytes, filename: str, limits: FileLimits | None = None) -> Sheet:
+def read_sheet(
+    data: bytes, filename: str, limits: FileLimits | None = None, *, headerless: bool = False
+) -> Sheet:
     """Read the first sheet of an XLSX file or a CSV file (UTF-8, any common delimiter).
+
+    headerless: rows copied from a spreadsheet without their header row are read in the
+    export's column order (a paste into the editor's grid).
 
     The file is checked against `limits` (IMPORT_LIMITS by default) before any parser runs, and
     rows are read as a stream, so an oversized or malicious file is refused at once.
@@ -177,6 +142,10 @@ def read_sheet(data: bytes, filename: str, limits: FileLimits | None = None) -> 
         raise SpreadsheetError([ImportProblem(None, "", "The file has no rows.")])
     header_row, headers = numbered[0]
     headers = [h.strip() for h in headers]
+    if headerless and not any(_norm(h) in _LOOKUP for h in headers):
+        width = max(len(row) for _, row in numbered)
+        named = HEADERS[:width] + [""] * (width - len(HEADERS))  # extra columns: shown, ignored
+        return Sheet(named, [(n, (row + [""] * width)[:width]) for n, row in numbered])
     if not any(_norm(h) in _LOOKUP for h in headers):
         shown = ", ".join(f"'{h}'" for h in headers if h) or "(blank)"
         raise SpreadsheetError(
@@ -338,12 +307,51 @@ def match_columns(headers: list[str]) -> dict[int, str | None]:
     return out
 
 
-def validate_rows(
-    sheet: Sheet, columns: dict[int, str | None], existing_targets: dict[str, str] | None = None
-) -> list[dict]:
-    """Clean rows ready to save, or SpreadsheetError listing every problem (row and column).
+@dataclass(frozen=True)
+class UnknownValue:
+    """A vocabulary value the importer does not understand, shown once in value matching."""
 
-    existing_targets: target field (lower-case) -> where it is already mapped, for appends.
+    field: str
+    key: str  # value_key(text): what the choice is remembered under
+    text: str  # as first written
+    header: str
+    rows: tuple[int, ...]
+
+    def problem(self) -> ImportProblem:
+        label = COLUMNS[self.field][0].lower()
+        single = len(self.rows) == 1
+        rows = "" if single else f" (rows {_row_list(self.rows)})"
+        return ImportProblem(
+            self.rows[0] if single else None,
+            self.header,
+            f"'{_shown(self.text)}'{rows} is not a {label} the importer knows. "
+            f"Write one of: {ACCEPTED[self.field]}; or choose its meaning when matching values.",
+        )
+
+
+@dataclass
+class CheckedRow:
+    number: int  # the row as the spreadsheet shows it
+    values: dict  # FieldMapping field -> value
+    systems: tuple[str, str]  # Source System / Target System as written (trimmed), or ""
+    headers: dict  # field -> the header of the column it came from, for messages
+
+
+@dataclass
+class Checked:
+    rows: list[CheckedRow]
+    problems: list[ImportProblem]
+    unknown: list[UnknownValue]
+
+
+def check_rows(
+    sheet: Sheet, columns: dict[int, str | None], meanings: dict[tuple[str, str], str] | None = None
+) -> Checked:
+    """Read every row into mapping values; nothing raises, everything is collected.
+
+    meanings: (field, value_key) -> a word `interpret` understands, chosen by the user for a
+    value the vocabulary does not know. An unknown value with no meaning is listed once in
+    `unknown` (never replaced by a default).
     """
     problems: list[ImportProblem] = []
     chosen = {field: i for i, field in columns.items() if field}
@@ -351,85 +359,156 @@ def validate_rows(
         if needed not in chosen:
             problems.append(ImportProblem(None, COLUMNS[needed][0], "This column is required."))
     if problems:
-        raise SpreadsheetError(problems)
-    targets = dict(existing_targets or {})
-    clean_rows = []
-    for number, cells in sheet.rows:
-        row, row_problems = _clean(number, cells, chosen, sheet.headers)
-        target = row.get("target_field", "").lower()
+        return Checked([], problems, [])
+    meanings = meanings or {}
+    unknown: dict[tuple[str, str], tuple[str, str, list[int]]] = {}
+    rows = [
+        _clean(number, cells, chosen, sheet.headers, meanings, unknown, problems)
+        for number, cells in sheet.rows
+    ]
+    return Checked(
+        rows,
+        problems,
+        [UnknownValue(f, k, t, h, tuple(at)) for (f, k), (t, h, at) in unknown.items()],
+    )
+
+
+def validate_rows(
+    sheet: Sheet,
+    columns: dict[int, str | None],
+    existing_targets: dict[str, str] | None = None,
+    meanings: dict[tuple[str, str], str] | None = None,
+) -> list[dict]:
+    """Clean rows ready to save, or SpreadsheetError listing every problem (row and column).
+
+    existing_targets: target field (lower-case) -> where it is already mapped, for appends.
+    """
+    checked = check_rows(sheet, columns, meanings)
+    problems = list(checked.problems)
+    problems += [u.problem() for u in checked.unknown]
+    problems += duplicate_problems(checked.rows, existing_targets or {})
+    if problems:
+        raise SpreadsheetError(sorted(problems, key=problem_order))
+    return [r.values for r in checked.rows]
+
+
+def duplicate_problems(rows: list[CheckedRow], existing: dict[str, str]) -> list[ImportProblem]:
+    """A target field mapped twice (in the file, or already, for an append)."""
+    targets = dict(existing)
+    problems = []
+    for row in rows:
+        target = row.values.get("target_field", "").lower()
         if target and target in targets:
-            row_problems.append(
+            problems.append(
                 ImportProblem(
-                    number,
-                    sheet.headers[chosen["target_field"]],
-                    f"'{row['target_field']}' is already mapped ({targets[target]}).",
+                    row.number,
+                    row.headers["target_field"],
+                    f"'{row.values['target_field']}' is already mapped ({targets[target]}).",
                 )
             )
         elif target:
-            targets[target] = f"row {number}"
-        problems.extend(row_problems)
-        clean_rows.append(row)
-    if problems:
-        raise SpreadsheetError(problems)
-    return clean_rows
+            targets[target] = f"row {row.number}"
+    return problems
 
 
-def _clean(number: int, cells: list[str], chosen: dict[str, int], headers: list[str]):
+def problem_order(p: ImportProblem) -> tuple:
+    return (p.row or 0, p.column)
+
+
+def _row_list(rows: tuple[int, ...], limit: int = 5) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def rule_message(error: RuleError) -> str:
+    """A rule problem located by its character in the cell, counted from 1."""
+    if "at character" in error.message:
+        return error.message
+    return f"at character {error.position + 1}: {error.message}"
+
+
+def _clean(number, cells, chosen, headers, meanings, unknown, problems) -> CheckedRow:
     row: dict = {}
-    problems: list[ImportProblem] = []
+    implied_by_words: dict = {}  # what vocabulary cells imply (varchar(80) -> max_length 80)
+    header_of = {field: headers[i] for field, i in chosen.items()}
 
     def bad(field: str, message: str) -> None:
-        problems.append(ImportProblem(number, headers[chosen[field]], message))
+        problems.append(ImportProblem(number, header_of.get(field, column_header(field)), message))
 
+    systems = ["", ""]
     for field, i in chosen.items():
         raw = cells[i]
-        value = raw if field in EXACT_TEXT else raw.strip()
+        value = raw.strip() if field in TRIMMED or field in ROUTING else raw
         if "\x00" in value:
             bad(field, "The cell holds a NUL character (0x00), which cannot be stored.")
             value = value.replace("\x00", "")
+        if field in ROUTING:
+            systems[field == "target_system"] = value
+            continue
         if field in MAX_LENGTHS and len(value) > MAX_LENGTHS[field]:
             bad(field, f"{len(value):,} characters; the limit is {MAX_LENGTHS[field]:,}.")
-        if field in CHOICES:
-            if value == "":
-                row[field] = DEFAULTS.get(field, "")
+        if field in VOCABULARY_FIELDS:
+            meaning = interpret(field, value)
+            if meaning is None and (field, value_key(value)) in meanings:
+                meaning = interpret(field, meanings[field, value_key(value)])
+            if meaning is None:
+                seen = unknown.setdefault((field, value_key(value)), (value, header_of[field], []))
+                seen[2].append(number)
                 continue
-            code = CHOICES[field].get(value.lower())
-            if code is None:
-                allowed = ", ".join(sorted(set(CHOICES[field].values())))
-                bad(field, f"'{_shown(value)}' is not one of: {allowed}.")
-            row[field] = code or ""
+            for name, implied in meaning.items():
+                if name == field:
+                    row[name] = implied
+                else:
+                    implied_by_words[name] = (implied, field, value)
         elif field in ("max_length", "every_minutes"):
             row[field] = None
-            if value == "":
+            digits = value.strip()
+            if digits == "":
                 pass
-            elif not (value.isascii() and value.isdigit()) or int(value) == 0:
+            elif not (digits.isascii() and digits.isdigit()) or int(digits) == 0:
                 bad(field, f"'{_shown(value)}' is not a whole number above 0.")
-            elif int(value) > MAX_WHOLE_NUMBER:
+            elif int(digits) > MAX_WHOLE_NUMBER:
                 bad(field, f"'{_shown(value)}' is larger than {MAX_WHOLE_NUMBER:,}.")
             else:
-                row[field] = int(value)
-        elif field == "required":
-            lowered = value.lower()
-            if lowered not in YES | NO:
-                bad(field, f"'{_shown(value)}' is not yes or no.")
-            row[field] = lowered in YES
+                row[field] = int(digits)
         else:
             row[field] = value
+    for name, (implied, field, value) in implied_by_words.items():
+        given = row.get(name)
+        if given in (None, "") or given == implied:
+            row[name] = implied
+        else:
+            bad(
+                field,
+                f"'{_shown(value)}' means {column_header(name).lower()} {implied}, but column "
+                f"'{header_of.get(name, column_header(name))}' says {given}.",
+            )
     for field in ("source_field", "target_field"):
         if not row.get(field):
             bad(field, "This cell is empty; every row needs a source and a target field.")
-    for error in check(row.get("rule", "")) if row.get("rule") else []:
-        bad("rule", str(error))
+    if row.get("rule", "").strip():
+        for error in rule_errors(row["rule"], row.get("target_type") or ""):
+            bad("rule", rule_message(error))
     if row.get("tolerance"):
         problem = tolerance_problem(row["tolerance"], row.get("target_type") or None)
         if problem:
             bad("tolerance", problem)
     if row.get("frequency") == "minutes" and not row.get("every_minutes"):
-        message = "Say how many minutes when the frequency is every N minutes."
-        problems.append(ImportProblem(number, "Every N minutes", message))
+        bad("every_minutes", "Say how many minutes when the frequency is every N minutes.")
     for field, default in DEFAULTS.items():
         row.setdefault(field, default)
-    return row, problems
+    for field in ("source_type", "target_type", "null_rule", "conflict_rule"):
+        row.setdefault(field, "")
+    for field in ("null_default", "notes", "rule"):
+        row.setdefault(field, "")
+    row.setdefault("required", False)
+    row.setdefault("max_length", None)
+    row.setdefault("every_minutes", None)
+    return CheckedRow(number, row, (systems[0], systems[1]), header_of)
+
+
+def column_header(field: str) -> str:
+    return (COLUMNS | ROUTING)[field][0]
 
 
 def _shown(value: str, limit: int = 60) -> str:

@@ -1,17 +1,20 @@
-"""Measured figures from validation runs, and matching them to criteria and monitors by metric.
+"""Measured figures from validation runs: the one definition of each.
 
-A run's stages carry raw counts (sides reached, records, violations, keys compared,
-differing keys); rates are derived from summed counts, so several runs aggregate correctly.
-A metric that no run figure measures is reported as not measurable, with the reason.
+A run's stages carry raw counts (sides reached, records, violations, rows compared, rows
+equal); rates are derived from summed counts, so several runs aggregate correctly.
 
 Each figure is one function of the raw counts (None when the runs did not measure it), listed
-once in FIGURES: reviews, alerts, criteria and the review report all read them from here.
+once in FIGURES under its `MetricKey`: the run page, reviews, alerts, go-live, the API and the
+review report all read them from here. docs/figures.md lists the definitions.
+
+Criteria and monitors name their figure (`metric_key`). `match_metric` is the old keyword
+matching, kept only to place rows written before the catalogue existed (the data migration).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from planner.models import Comparator, RunStage, ValidationRun
+from planner.models import Comparator, MetricKey, RunStage, ValidationRun
 
 
 def error_rate_pct(raw: dict) -> float | None:
@@ -20,15 +23,17 @@ def error_rate_pct(raw: dict) -> float | None:
     return round(100 * raw.get("violations", 0) / raw["records"], 4)
 
 
-def mismatch_rate_pct(raw: dict) -> float | None:
+def agreement_pct(raw: dict) -> float | None:
+    """Rows equal on both sides / every row compared, null-key and duplicate-key rows included."""
     if not raw.get("keys"):
         return None
-    return round(100 * raw.get("differing", 0) / raw["keys"], 4)
+    return round(100 * raw.get("equal", 0) / raw["keys"], 4)
 
 
-def agreement_pct(raw: dict) -> float | None:
-    mismatch = mismatch_rate_pct(raw)
-    return None if mismatch is None else round(100 - mismatch, 4)
+def mismatch_rate_pct(raw: dict) -> float | None:
+    """Every row compared that is not equal on both sides, as a share: 100 - agreement."""
+    agreement = agreement_pct(raw)
+    return None if agreement is None else round(100 - agreement, 4)
 
 
 def records_synced(raw: dict) -> int | None:
@@ -63,16 +68,30 @@ class Figure:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("connectivity_failures", "unreachable systems", "systems", connectivity_failures),
-    Figure("availability_pct", "systems reachable", "%", availability_pct),
-    Figure("unreachable_pct", "systems unreachable", "%", unreachable_pct),
-    Figure("latency_ms", "connection latency", "ms", latency_ms),
-    Figure("error_rate_pct", "error rate", "%", error_rate_pct),
-    Figure("mismatch_rate_pct", "mismatch rate", "%", mismatch_rate_pct),
-    Figure("agreement_pct", "agreement", "%", agreement_pct),
-    Figure("records_synced", "records synced", "records", records_synced),
+    Figure(
+        MetricKey.CONNECTIVITY_FAILURES, "unreachable systems", "systems", connectivity_failures
+    ),
+    Figure(MetricKey.AVAILABILITY, "systems reachable", "%", availability_pct),
+    Figure(MetricKey.UNREACHABLE, "systems unreachable", "%", unreachable_pct),
+    Figure(MetricKey.LATENCY, "connection latency", "ms", latency_ms),
+    Figure(MetricKey.ERROR_RATE, "error rate", "%", error_rate_pct),
+    Figure(MetricKey.MISMATCH_RATE, "mismatch rate", "%", mismatch_rate_pct),
+    Figure(MetricKey.AGREEMENT, "agreement", "%", agreement_pct),
+    Figure(MetricKey.RECORDS_SYNCED, "records in sync", "records", records_synced),
 )
-LABELS = {f.key: (f.label, f.unit) for f in FIGURES}
+LABELS = {str(f.key): (f.label, f.unit) for f in FIGURES}
+BY_KEY = {str(f.key): f for f in FIGURES}
+
+
+def unit_of(key: str) -> str:
+    """The figure's own unit ('' for a metric measured outside Aethon)."""
+    figure = BY_KEY.get(key)
+    return figure.unit if figure else ""
+
+
+def of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
+    """Every figure one run measured (what the run page, the API and alerts show)."""
+    return derive(raw_of_run(run, stages))
 
 
 def raw_of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
@@ -94,13 +113,25 @@ def raw_of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict
             raw["records"] = f["records"]
             raw["violations"] = f.get("violations") or 0
         elif stage.name in ("reconciliation", "parallel") and f.get("source_count") is not None:
-            extra = f.get("extra_in_target_count") or 0
-            raw["keys"] = (f.get("source_count") or 0) + extra
-            raw["differing"] = (
-                (f.get("mismatched_count") or 0) + (f.get("missing_in_target_count") or 0) + extra
-            )
+            raw["keys"] = rows_compared(f)
             raw["equal"] = f.get("equal_count") or 0
+            raw["differing"] = raw["keys"] - raw["equal"]
     return raw
+
+
+def rows_compared(f: dict) -> int:
+    """Every row either side offered: matched, missing, extra, and the rows whose key was null or
+    repeated (not compared, so never equal: they count against agreement)."""
+    names = (
+        "matched_count",
+        "missing_in_target_count",
+        "extra_in_target_count",
+        "null_keys_source",
+        "null_keys_target",
+        "duplicate_rows_source",
+        "duplicate_rows_target",
+    )
+    return sum(int(f.get(n) or 0) for n in names)
 
 
 def aggregate(raws: list[dict]) -> dict:
@@ -178,3 +209,79 @@ def value_for(match: Match, figures: dict) -> float | None:
 
 def holds(value: float, comparator: str, target: float) -> bool:
     return Comparator(comparator).holds(value, target)
+
+
+# ---------------------------------------------------------------------------------------------
+# Criteria and monitors: each names its figure (`metric_key`).
+
+MET, MISSED, NO_EVIDENCE = "met", "missed", "not_measurable"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    outcome: str  # MET, MISSED or NO_EVIDENCE
+    value: float | None = None
+    unit: str = ""
+    reason: str = ""
+
+
+def judge_criterion(criterion, figures: dict) -> Judgement:
+    """Whether a success criterion holds on `figures`, falling back to its manual evidence.
+
+    Nothing measured is never "met": it is NO_EVIDENCE with the reason.
+    """
+    c = criterion
+    if c.target is None:
+        return Judgement(NO_EVIDENCE, reason="the criterion has no target")
+    key = c.metric_key
+    value, reason = None, ""
+    if not key:
+        reason = c.metric_flag or "the criterion names no figure from the catalogue"
+    elif key == MetricKey.EXTERNAL:
+        reason = "measured outside Aethon, and no dated evidence is recorded"
+    else:
+        value = figures.get(key)
+        if value is None:
+            reason = f"no validation run measured the {LABELS[key][0]}"
+    if value is not None:
+        unit = unit_of(key)
+        ok = holds(value, c.comparator, float(c.target))
+        return Judgement(MET if ok else MISSED, value, unit, "")
+    if c.has_manual_evidence:
+        value = float(c.evidence_value)
+        ok = holds(value, c.comparator, float(c.target))
+        note = f"manual evidence of {c.evidence_date:%d %b %Y}"
+        if c.evidence_note:
+            note += f": {c.evidence_note}"
+        return Judgement(MET if ok else MISSED, value, c.unit or unit_of(key), note)
+    return Judgement(NO_EVIDENCE, reason=reason)
+
+
+def breach(comparator: str) -> Comparator:
+    """The comparison that holds exactly when a criterion with `comparator` is broken."""
+    return Comparator(comparator).opposite
+
+
+def default_monitor_metric(kind: str, comparator: str, unit: str, name: str) -> Match:
+    """The figure a monitor of `kind` watches (how monitors were read before the catalogue)."""
+    if kind == "connectivity":
+        # "alert when < 99 %" watches availability; "alert when > 0" watches failures.
+        if comparator in ("<", "<="):
+            return Match(MetricKey.AVAILABILITY)
+        if normalise_unit(unit) in ("%", "percent", "pct"):
+            return Match(MetricKey.UNREACHABLE)
+        return Match(MetricKey.CONNECTIVITY_FAILURES)
+    if kind in ("error_rate", "data_quality"):
+        return Match(MetricKey.ERROR_RATE)
+    if kind == "reconciliation":
+        return Match(MetricKey.MISMATCH_RATE)
+    if kind == "throughput":
+        return Match(MetricKey.RECORDS_SYNCED)
+    return match_metric(name, unit)
+
+
+def monitor_metric(monitor) -> str:
+    """The figure key a monitor watches: its criterion's when it follows one."""
+    if monitor.criterion_id and monitor.kind == "criterion":
+        return monitor.criterion.metric_key
+    return monitor.metric_key

@@ -2,10 +2,10 @@
 
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
-from .base import Comparator, VersionedModel, WindowUnit
+from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
 from .golive import GoLive
-from .mapping import FieldMapping, FieldType
+from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
 from .pattern import PatternDecision
@@ -24,6 +24,7 @@ __all__ = [
     "ApiToken",
     "ApproverRequirement",
     "Comparator",
+    "MetricKey",
     "Connection",
     "CriterionResult",
     "DataElement",
@@ -31,6 +32,7 @@ __all__ = [
     "FeedbackItem",
     "FieldMapping",
     "FieldType",
+    "ValueMeaning",
     "GoLive",
     "HealthReview",
     "IncidentEntry",

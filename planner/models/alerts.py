@@ -1,5 +1,6 @@
 """Alerts on step-6 monitor thresholds, and the channels they are sent to."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -22,13 +23,30 @@ class AlertChannel(VersionedModel):
     target = models.CharField(
         "address or URL", max_length=500, help_text="An email address, or the webhook's URL."
     )
+    name = models.CharField(
+        "route name",
+        max_length=80,
+        blank=True,
+        help_text="The name monitors give as their alert route, e.g. on-call.",
+    )
+    severities = models.CharField(
+        "severities",
+        max_length=40,
+        blank=True,
+        help_text="Comma-separated: info, warning, critical. Empty: every severity.",
+    )
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["kind", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.target}"
+        named = f" ({self.name})" if self.name else ""
+        return f"{self.get_kind_display()}{named}: {self.target}"
+
+    def takes(self, severity: str) -> bool:
+        wanted = {s.strip().lower() for s in self.severities.split(",") if s.strip()}
+        return not wanted or severity in wanted
 
 
 class Alert(models.Model):
@@ -51,11 +69,19 @@ class Alert(models.Model):
     title = models.CharField(max_length=300)
     value = models.FloatField(null=True, blank=True)
     last_value = models.FloatField(null=True, blank=True)
+    unit = models.CharField(max_length=40, blank=True)
     source = models.CharField(max_length=200, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.JSONField(default=list, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    reminders = models.PositiveIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-opened_at", "-pk"]

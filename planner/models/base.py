@@ -11,6 +11,7 @@ class Comparator(models.TextChoices):
     LT = "<", "<"
     LTE = "<=", "≤"
     EQ = "=", "="
+    NE = "!=", "≠"
 
     def holds(self, value: float, target: float) -> bool:
         return _COMPARE[self](value, target)
@@ -27,19 +28,38 @@ _COMPARE = {
     Comparator.LT: operator.lt,
     Comparator.LTE: operator.le,
     Comparator.EQ: lambda a, b: abs(a - b) < 1e-9,
+    Comparator.NE: lambda a, b: abs(a - b) >= 1e-9,
 }
 _OPPOSITE = {
     Comparator.LTE: Comparator.GT,
     Comparator.LT: Comparator.GTE,
     Comparator.GTE: Comparator.LT,
     Comparator.GT: Comparator.LTE,
-    Comparator.EQ: Comparator.EQ,
+    Comparator.EQ: Comparator.NE,
+    Comparator.NE: Comparator.EQ,
 }
 # Success criteria are mostly upper bounds ("latency <= 5 minutes"): their menu leads with <=.
 UPPER_BOUND_FIRST = [
     (c.value, c.label)
     for c in (Comparator.LTE, Comparator.LT, Comparator.GTE, Comparator.GT, Comparator.EQ)
 ]
+
+
+class MetricKey(models.TextChoices):
+    """The figures a criterion or a monitor can name: each is one function in planner/metrics.
+
+    EXTERNAL is measured outside Aethon: it counts only with a dated evidence entry.
+    """
+
+    AGREEMENT = "agreement_pct", "Agreement (%)"
+    MISMATCH_RATE = "mismatch_rate_pct", "Mismatch rate (%)"
+    ERROR_RATE = "error_rate_pct", "Error rate (%)"
+    AVAILABILITY = "availability_pct", "Systems reachable (%)"
+    UNREACHABLE = "unreachable_pct", "Systems unreachable (%)"
+    CONNECTIVITY_FAILURES = "connectivity_failures", "Unreachable systems (count)"
+    RECORDS_SYNCED = "records_synced", "Records in sync (records)"
+    LATENCY = "latency_ms", "Connection latency (ms)"
+    EXTERNAL = "external", "Measured outside Aethon (needs dated evidence)"
 
 
 class WindowUnit(models.TextChoices):

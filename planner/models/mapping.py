@@ -86,3 +86,26 @@ class FieldMapping(VersionedModel):
 
     def __str__(self) -> str:
         return f"{self.source_field} → {self.target_field}"
+
+
+class ValueMeaning(models.Model):
+    """What a project's spreadsheets mean by a value the importer's vocabulary does not know
+    (e.g. 'every fortnight' -> weekly), chosen once in the value-matching step and reused."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="value_meanings"
+    )
+    field = models.CharField(max_length=20)
+    value = models.CharField(max_length=200, help_text="Lower-case, spacing collapsed.")
+    meaning = models.CharField(max_length=40)
+    chosen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "field", "value"], name="one_meaning_per_value"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.value} -> {self.meaning}"

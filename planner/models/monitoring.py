@@ -3,7 +3,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import Comparator, VersionedModel, WindowUnit
+from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .objectives import SuccessCriterion
 from .projects import IntegrationProject
 
@@ -30,6 +30,10 @@ class Monitor(VersionedModel):
     name = models.CharField(
         "what is checked", max_length=160, help_text="e.g. error rate, records synced"
     )
+    metric_key = models.CharField(
+        "measured by", max_length=24, choices=MetricKey.choices, blank=True
+    )
+    metric_flag = models.CharField(max_length=300, blank=True, editable=False)
     comparator = models.CharField(
         "alert when", max_length=2, choices=Comparator.choices, default=">"
     )
@@ -42,6 +46,21 @@ class Monitor(VersionedModel):
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
     alert_route = models.CharField(
         "alert route", max_length=200, blank=True, help_text="e.g. PagerDuty integrations on-call"
+    )
+    remind_every_minutes = models.PositiveIntegerField(
+        "remind every (minutes)",
+        null=True,
+        blank=True,
+        help_text="Repeat the alert while it is open and unacknowledged.",
+    )
+    escalate_after_minutes = models.PositiveIntegerField(
+        "escalate after (minutes)", null=True, blank=True
+    )
+    escalate_to = models.CharField(
+        "escalation route",
+        max_length=200,
+        blank=True,
+        help_text="The channel name an unacknowledged alert goes to next.",
     )
     dashboard_url = models.URLField("dashboard link", max_length=500, blank=True)
     criterion = models.ForeignKey(

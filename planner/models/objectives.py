@@ -3,7 +3,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import UPPER_BOUND_FIRST, VersionedModel, WindowUnit
+from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit
 from .projects import IntegrationProject, System
 
 
@@ -30,6 +30,25 @@ class SuccessCriterion(VersionedModel):
         IntegrationProject, on_delete=models.CASCADE, related_name="criteria"
     )
     metric = models.CharField(max_length=120, help_text="What is measured, e.g. sync latency.")
+    metric_key = models.CharField(
+        "measured by",
+        max_length=24,
+        choices=MetricKey.choices,
+        blank=True,
+        help_text="The figure that decides it; 'measured outside Aethon' needs dated evidence.",
+    )
+    # Set when a row written before the catalogue could not be placed on a figure.
+    metric_flag = models.CharField(max_length=300, blank=True, editable=False)
+    evidence_value = models.DecimalField(
+        "measured value", max_digits=14, decimal_places=4, null=True, blank=True
+    )
+    evidence_date = models.DateField("measured on", null=True, blank=True)
+    evidence_note = models.CharField(
+        "evidence",
+        max_length=300,
+        blank=True,
+        help_text="Where the value comes from (report, dashboard, ticket).",
+    )
     comparator = models.CharField(max_length=2, choices=UPPER_BOUND_FIRST, default="<=")
     target = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     unit = models.CharField(max_length=40, blank=True, help_text="e.g. minutes, %, records")
@@ -54,7 +73,16 @@ class SuccessCriterion(VersionedModel):
 
     @property
     def is_measurable(self) -> bool:
-        return bool(self.metric.strip()) and self.target is not None and bool(self.window_value)
+        return (
+            bool(self.metric.strip())
+            and bool(self.metric_key)
+            and self.target is not None
+            and bool(self.window_value)
+        )
+
+    @property
+    def has_manual_evidence(self) -> bool:
+        return self.evidence_value is not None and self.evidence_date is not None
 
     def __str__(self) -> str:
         target = "?" if self.target is None else f"{self.target.normalize():f}"

@@ -74,6 +74,11 @@ class HealthReview(models.Model):
     parts = models.JSONField(default=list, blank=True)
     kpis = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # Each claim of the review bumps `attempt`; a worker writes only while its attempt is current
+    # and the review still running, so a reaped review stays reaped.
+    attempt = models.PositiveIntegerField(default=0)
+    run_ids = models.JSONField(default=list, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -101,7 +106,7 @@ class CriterionResult(models.Model):
     class Outcome(models.TextChoices):
         MET = "met", "Met"
         MISSED = "missed", "Missed"
-        NOT_MEASURABLE = "not_measurable", "Not measurable from runs"
+        NOT_MEASURABLE = "not_measurable", "No evidence"
 
     review = models.ForeignKey(HealthReview, on_delete=models.CASCADE, related_name="criteria")
     criterion = models.ForeignKey(

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from planner.models import AlertChannel, FeedbackItem, ReviewSchedule
+from planner.models import AlertChannel, FeedbackItem, Monitor, ReviewSchedule
 from planner.runs.alerts import check_webhook_url
 from planner.web.forms import VersionedForm
 
@@ -37,7 +37,17 @@ class FeedbackForm(forms.ModelForm):
 class ChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
-        fields = ["kind", "target"]
+        fields = ["kind", "target", "name", "severities"]
+
+    def clean_severities(self):
+        text = self.cleaned_data.get("severities") or ""
+        names = [s.strip().lower() for s in text.split(",") if s.strip()]
+        known = {s.value for s in Monitor.Severity}
+        if unknown := [n for n in names if n not in known]:
+            raise forms.ValidationError(
+                f"Unknown severity {', '.join(unknown)}: use info, warning, critical."
+            )
+        return ",".join(dict.fromkeys(names))
 
     def clean(self):
         data = super().clean()

@@ -1,14 +1,14 @@
 """Health reviews after go-live, built from the validation pieces that already exist.
 
 A review re-runs every connection's validation (connectivity, mapping validation,
-reconciliation) in its own worker, checks the step-6 monitors (alerts), compares the measured
-figures with each step-1 success criterion, and lists the incidents and feedback since the
-previous review. Each part is stored as it finishes, so a review that fails part-way keeps
-what it measured and marks the failed parts.
+reconciliation) as ordinary run tasks, checks the step-6 monitors (alerts), compares the
+measured figures with each step-1 success criterion, and lists the incidents and feedback since
+the previous review. It waits for its runs without holding a worker: a check task is scheduled
+again until they finish or the review's deadline passes. Every write is for the attempt that
+claimed the review and only while it is running, so a reaped review stays reaped.
 """
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,12 +37,11 @@ from planner.runs import service as validation
 log = logging.getLogger(__name__)
 Status = HealthReview.Status
 PART_STAGES = ("connectivity", "mapping", "reconciliation")
-WAIT_POLL = 1.0
-RUN_HEARTBEAT = True  # tests turn the heartbeat thread off
 TREND_REVIEWS = 24
 # The review's Celery task (planner/reviews/tasks.py), published by name so that this module
 # does not import the tasks built on it; the name predates the package layout.
 REVIEW_TASK = "planner.review_tasks.run_review"
+CHECK_TASK = "planner.review_tasks.check_review"
 
 
 class ReviewRefused(ValueError):
@@ -99,39 +98,43 @@ def dispatch(review: HealthReview) -> None:
 
 
 def _claim(review_id: int) -> HealthReview | None:
+    """Take a queued review: a new attempt, with its deadline."""
     now = timezone.now()
-    if not HealthReview.objects.filter(pk=review_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=now
-    ):
-        return None
+    wait = timedelta(seconds=float(getattr(settings, "AETHON_REVIEW_RUN_WAIT", 1800)))
+    with transaction.atomic():
+        review = (
+            HealthReview.objects.select_for_update()
+            .filter(pk=review_id, status=Status.QUEUED)
+            .first()
+        )
+        if review is None:
+            return None
+        review.status, review.started_at = Status.RUNNING, now
+        review.attempt += 1
+        review.deadline = now + wait
+        review.save(update_fields=["status", "started_at", "attempt", "deadline"])
     return HealthReview.objects.select_related("project").get(pk=review_id)
 
 
-def _save_parts(review: HealthReview) -> None:
-    HealthReview.objects.filter(pk=review.pk).update(parts=review.parts, kpis=review.kpis)
+def _mine(review: HealthReview):
+    """The review's row while this attempt still owns it (running, same attempt)."""
+    return HealthReview.objects.filter(pk=review.pk, status=Status.RUNNING, attempt=review.attempt)
 
 
-def _wait(run: ValidationRun) -> ValidationRun:
-    limit = time.monotonic() + float(getattr(settings, "AETHON_REVIEW_RUN_WAIT", 1800))
-    while run.is_active and time.monotonic() < limit:
-        time.sleep(WAIT_POLL)
-        run.refresh_from_db()
-    return run
+def _save_parts(review: HealthReview) -> bool:
+    return bool(_mine(review).update(parts=review.parts, kpis=review.kpis))
 
 
-def _validate(review: HealthReview, connection: Connection) -> ValidationRun:
+def _start_run(review: HealthReview, connection: Connection) -> ValidationRun:
     trigger = (
         ValidationRun.Trigger.SCHEDULE
         if review.trigger == HealthReview.Trigger.SCHEDULE
         else ValidationRun.Trigger.UI
     )
-    run = validation.start_validation_run(
-        connection, review.started_by, RunKind.VALIDATION, trigger, publish=False
+    # Published to any worker: the review itself never waits inside one.
+    return validation.start_validation_run(
+        connection, review.started_by, RunKind.VALIDATION, trigger
     )
-    if run.status == ValidationRun.Status.QUEUED and run.attempt == 0:
-        validation.execute_run(run.pk, heartbeat=RUN_HEARTBEAT)
-        run.refresh_from_db()
-    return _wait(run)
 
 
 def _parts_of(connection: Connection, run: ValidationRun, stages: list[RunStage]) -> list[dict]:
@@ -170,7 +173,9 @@ def _part(part: str, status: str, connection=None, detail: str = "") -> dict:
 
 
 def run_review(review_id: int) -> HealthReview | None:
-    """Execute a queued review (what the Celery task calls)."""
+    """Start a queued review (what the Celery task calls): claim it, start one validation run
+    per connection, and leave the waiting to `check_review` (a task scheduled again until the
+    runs finish or the deadline passes), so no worker is held while other tasks work."""
     review = _claim(review_id)
     if review is None:
         return None
@@ -183,89 +188,131 @@ def run_review(review_id: int) -> HealthReview | None:
     )
     live = GoLive.objects.filter(project=project).first()
     review.since = previous.created_at if previous else (live.created_at if live else None)
-    HealthReview.objects.filter(pk=review.pk).update(since=review.since)
-    raws = []
-    connections = list(
-        Connection.objects.filter(project=project).select_related("source", "target")
-    )
-    for c in connections:
+    run_ids = []
+    for c in Connection.objects.filter(project=project).select_related("source", "target"):
         try:
-            run = _validate(review, c)
-            stages = list(run.stages.all())
-            review.parts += _parts_of(c, run, stages)
-            raws.append(kpis.raw_of_run(run, stages))
+            run_ids.append(_start_run(review, c).pk)
         except Exception as exc:  # noqa: BLE001 - one connection's failure must not lose the rest
             log.exception("review %s: validation of %s failed", review.pk, c)
             review.parts.append(_part("validation", "error", c, validation.short_error(exc)))
-        _save_parts(review)
-        try:
-            run = ValidationRun.objects.filter(connection=c).order_by("-created_at").first()
-            if run is not None and not run.is_active:
+    review.run_ids = run_ids
+    if not _mine(review).update(since=review.since, run_ids=run_ids, parts=review.parts):
+        return None
+    return check_review(review.pk, review.attempt)
+
+
+def check_review(review_id: int, attempt: int) -> HealthReview | None:
+    """Finish the review if its runs are done (or its deadline passed); else look again later.
+
+    Only the attempt that claimed the review writes: a review reaped meanwhile stays reaped.
+    """
+    review = HealthReview.objects.select_related("project").filter(pk=review_id).first()
+    if review is None or review.status != Status.RUNNING or review.attempt != attempt:
+        return None
+    runs = list(ValidationRun.objects.filter(pk__in=review.run_ids))
+    waiting = [r for r in runs if r.is_active]
+    if waiting and review.deadline and timezone.now() < review.deadline:
+        schedule_check(review)
+        return review
+    return _complete(review, runs)
+
+
+def schedule_check(review: HealthReview) -> None:
+    from aethon.celery import app
+
+    try:
+        app.tasks[CHECK_TASK].apply_async(
+            args=[review.pk, review.attempt],
+            countdown=float(getattr(settings, "AETHON_REVIEW_CHECK_SECONDS", 15)),
+            retry=True,
+            retry_policy=validation.PUBLISH_RETRY,
+        )
+    except Exception as exc:  # noqa: BLE001 - the dispatcher finishes it once the deadline passes
+        log.warning("health review %s: next check not queued: %s", review.pk, exc)
+
+
+def _complete(review: HealthReview, runs: list[ValidationRun]) -> HealthReview | None:
+    connections = {c.pk: c for c in Connection.objects.filter(project_id=review.project_id)}
+    raws = []
+    for run in sorted(runs, key=lambda r: r.pk):
+        c = connections.get(run.connection_id)
+        if c is None:
+            continue
+        stages = list(run.stages.all())
+        review.parts += _parts_of(c, run, stages)
+        if not run.is_active:
+            raws.append(kpis.raw_of_run(run, stages))
+            try:
                 alerts.evaluate_run(run, source=f"health review #{review.pk}")
-        except Exception as exc:  # noqa: BLE001
-            log.exception("review %s: alerts of %s failed", review.pk, c)
-            review.parts.append(_part("alerts", "error", c, validation.short_error(exc)))
-            _save_parts(review)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("review %s: alerts of %s failed", review.pk, c)
+                review.parts.append(_part("alerts", "error", c, validation.short_error(exc)))
     measured = kpis.aggregate(raws)
     review.kpis = {"raw": measured, **kpis.derive(measured)}
-    try:
-        compare_criteria(review)
-        review.parts.append(_part("criteria", "passed"))
-    except Exception as exc:  # noqa: BLE001
-        log.exception("review %s: criteria failed", review.pk)
-        review.parts.append(_part("criteria", "error", detail=validation.short_error(exc)))
-    _save_parts(review)
     return _finish(review)
 
 
-def _finish(review: HealthReview) -> HealthReview:
-    if review.failed_parts or not review.parts:
-        status = Status.INCOMPLETE
-    elif (
-        any(p["status"] == "failed" for p in review.parts)
-        or review.criteria.filter(outcome=CriterionResult.Outcome.MISSED).exists()
-        or Alert.objects.filter(project_id=review.project_id, state=Alert.State.OPEN).exists()
-    ):
-        status = Status.ISSUES
-    else:
-        status = Status.HEALTHY
-    error = ""
-    if not review.parts:
-        error = "The project has no connections to review."
-    HealthReview.objects.filter(pk=review.pk).update(
-        status=status, finished_at=timezone.now(), error=error
-    )
+def _finish(review: HealthReview) -> HealthReview | None:
+    with transaction.atomic():
+        # The row lock orders this write after a reaper's: a reaped review is left alone.
+        if not _mine(review).select_for_update().exists():
+            return None
+        try:
+            with transaction.atomic():
+                compare_criteria(review)
+            review.parts.append(_part("criteria", "passed"))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("review %s: criteria failed", review.pk)
+            review.parts.append(_part("criteria", "error", detail=validation.short_error(exc)))
+        if review.failed_parts or not review.parts:
+            status = Status.INCOMPLETE
+        elif (
+            any(p["status"] == "failed" for p in review.parts)
+            or review.criteria.filter(outcome=CriterionResult.Outcome.MISSED).exists()
+            or Alert.objects.filter(project_id=review.project_id, state=Alert.State.OPEN).exists()
+        ):
+            status = Status.ISSUES
+        else:
+            status = Status.HEALTHY
+        error = ""
+        if not review.run_ids and not review.failed_parts:
+            error = "The project has no connections to review."
+            status = Status.INCOMPLETE
+        _mine(review).update(
+            status=status,
+            finished_at=timezone.now(),
+            error=error,
+            parts=review.parts,
+            kpis=review.kpis,
+        )
     review.refresh_from_db()
     return review
 
 
+def end_review(review_id: int, attempt: int, error: str) -> bool:
+    """End this attempt as incomplete (its time limit ran out), keeping what it stored."""
+    review = HealthReview(pk=review_id, attempt=attempt)
+    return bool(
+        _mine(review).update(status=Status.INCOMPLETE, finished_at=timezone.now(), error=error)
+    )
+
+
 def compare_criteria(review: HealthReview) -> list[CriterionResult]:
+    """Each criterion against the review's figures (or its manual evidence): never "met" on
+    nothing measured."""
     figures = review.kpis
     results = []
     for c in SuccessCriterion.objects.filter(project_id=review.project_id):
-        m = kpis.match_metric(c.metric, c.unit)
-        value = kpis.value_for(m, figures)
-        if c.target is None:
-            outcome, reason = CriterionResult.Outcome.NOT_MEASURABLE, "the criterion has no target"
-        elif m.key is None:
-            outcome, reason = CriterionResult.Outcome.NOT_MEASURABLE, m.reason
-        elif value is None:
-            label = kpis.LABELS[m.key][0]
-            outcome = CriterionResult.Outcome.NOT_MEASURABLE
-            reason = f"no run of this review produced the {label}"
-        else:
-            ok = kpis.holds(value, c.comparator, float(c.target))
-            outcome = CriterionResult.Outcome.MET if ok else CriterionResult.Outcome.MISSED
-            reason = ""
+        j = kpis.judge_criterion(c, figures)
         results.append(
             CriterionResult(
                 review=review,
                 criterion=c,
                 criterion_text=str(c)[:300],
-                outcome=outcome,
-                measured=value,
-                unit=c.unit if value is not None else "",
-                reason=reason[:300],
+                outcome=j.outcome,
+                measured=j.value,
+                unit=j.unit,
+                reason=j.reason[:300],
             )
         )
     CriterionResult.objects.bulk_create(results)
@@ -285,6 +332,16 @@ def reap_stale_reviews(now: datetime | None = None) -> int:
         error="The review stopped before it finished (its worker was lost); the parts it "
         "measured are kept.",
     )
+
+
+def finish_overdue_reviews(now: datetime | None = None) -> list[int]:
+    """Reviews past their deadline whose next check was lost: finish them with what ran."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=float(getattr(settings, "AETHON_REVIEW_CHECK_SECONDS", 15)) * 4)
+    overdue = HealthReview.objects.filter(status=Status.RUNNING, deadline__lt=now - grace)
+    return [
+        r.pk for r in overdue.only("pk", "attempt") if check_review(r.pk, r.attempt) is not None
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from planner.reviews import golive as going_live
 from planner.reviews import schedule as review_schedule
 from planner.reviews import service as reviews
 from planner.reviews.forms import ChannelForm, FeedbackForm, ReviewScheduleForm
+from planner.runs import alerts as alerting
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, save_versioned
 from planner.web.permissions import can, project_access
@@ -152,9 +153,23 @@ def alerts_page(request: HttpRequest, project: IntegrationProject) -> HttpRespon
     ctx.update(
         form=form,
         channels=AlertChannel.objects.filter(project=project),
-        alerts=Alert.objects.filter(project=project).select_related("monitor", "connection")[:100],
+        alerts=Alert.objects.filter(project=project).select_related(
+            "monitor", "connection", "acknowledged_by"
+        )[:100],
     )
     return render(request, "planner/alerts.html", ctx, status=400 if form.errors else 200)
+
+
+@project_access("edit")
+@require_POST
+def alert_acknowledge(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
+    """Someone has the alert: its reminders and escalation stop."""
+    alert = get_object_or_404(Alert, project=project, pk=pk)
+    if alerting.acknowledge(alert, request.user):
+        messages.success(request, f"Acknowledged '{alert.title}'.")
+    else:
+        messages.info(request, "That alert is already acknowledged or resolved.")
+    return redirect("planner:alerts", project_id=project.pk)
 
 
 @project_access("view", write="manage")

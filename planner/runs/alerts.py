@@ -3,15 +3,22 @@
 One alert per breach: a monitor breached on a connection opens an alert (fingerprint
 `monitor:<id>:connection:<id>`) and notifies once; while it stays breached the alert is only
 updated; when a later measurement is back within the threshold the alert is resolved and a
-recovery message goes out. A monitor the run cannot measure changes nothing.
+recovery message goes out. A monitor the run cannot measure changes nothing. Each monitor
+watches one figure of planner/metrics (its `metric_key`, or its criterion's) and the alert
+carries that figure's unit.
 
-Notifications go by email (owners and editors, plus email channels) and to webhook channels
-(generic JSON or Slack-compatible), always through the SSRF guard.
+Routing: a monitor's alert route names channels (comma-separated channel names); a channel
+takes the severities it lists. Nothing routed falls back to unnamed channels, then to the
+project's owners and editors by email, so an alert is never silent. An open alert nobody
+acknowledged is repeated every `remind_every_minutes` and, after `escalate_after_minutes`, sent
+to the `escalate_to` route (`remind_and_escalate`, a beat entry every minute). Webhooks (generic
+JSON or Slack-compatible) always go through the SSRF guard.
 """
 
 import dataclasses
 import json
 import logging
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -23,7 +30,15 @@ from django.utils import timezone
 from planner.connectors import BlockedDestination, ConnectorError
 from planner.connectors.guard import http_post_json, resolve_and_check
 from planner.metrics import figures as kpis
-from planner.models import Alert, AlertChannel, Membership, Monitor, Role, ValidationRun
+from planner.models import (
+    Alert,
+    AlertChannel,
+    Comparator,
+    Membership,
+    Monitor,
+    Role,
+    ValidationRun,
+)
 from planner.runs.endpoints import guard_policy
 
 log = logging.getLogger(__name__)
@@ -64,33 +79,14 @@ def fingerprint(monitor: Monitor, connection_id: int) -> str:
 def _measure(monitor: Monitor, figures: dict) -> float | None:
     if monitor.threshold is None:
         return None
-    if monitor.kind == Monitor.Kind.CONNECTIVITY:
-        # "alert when < 99 %" watches availability; "alert when > 0" watches failures.
-        if monitor.comparator in ("<", "<="):
-            m = kpis.Match("availability_pct")
-        elif kpis.normalise_unit(monitor.unit) in ("%", "percent", "pct"):
-            m = kpis.Match("unreachable_pct")
-        else:
-            m = kpis.Match("connectivity_failures")
-    elif monitor.kind in (Monitor.Kind.ERROR_RATE, Monitor.Kind.DATA_QUALITY):
-        m = kpis.Match("error_rate_pct")
-    elif monitor.kind == Monitor.Kind.RECONCILIATION:
-        m = kpis.Match("mismatch_rate_pct")
-    elif monitor.kind == Monitor.Kind.THROUGHPUT:
-        m = kpis.Match("records_synced")
-    elif monitor.kind == Monitor.Kind.CRITERION and monitor.criterion_id:
-        c = monitor.criterion
-        m = kpis.match_metric(c.metric, c.unit)
-    else:
-        m = kpis.match_metric(monitor.name, monitor.unit)
-    return kpis.value_for(m, figures)
+    return figures.get(kpis.monitor_metric(monitor))
 
 
-def _text(monitor: Monitor, connection, value: float) -> str:
+def _text(monitor: Monitor, connection, value: float, unit: str) -> str:
     threshold = f"{monitor.threshold.normalize():f}"
+    label = Comparator(monitor.comparator).label
     return (
-        f"{monitor.name} on {connection}: {value:g} {monitor.unit} "
-        f"(alert when {monitor.comparator} {threshold} {monitor.unit})"
+        f"{monitor.name} on {connection}: {value:g} {unit} (alert when {label} {threshold} {unit})"
     ).replace("  ", " ")
 
 
@@ -105,6 +101,7 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
         value = _measure(monitor, figures)
         if value is None:
             continue
+        unit = kpis.unit_of(kpis.monitor_metric(monitor))
         fp = fingerprint(monitor, run.connection_id)
         breached = kpis.holds(value, monitor.comparator, float(monitor.threshold))
         current = Alert.objects.filter(fingerprint=fp, state=Alert.State.OPEN).first()
@@ -119,8 +116,9 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
                         connection=connection,
                         fingerprint=fp,
                         severity=monitor.severity,
-                        title=_text(monitor, connection, value),
+                        title=_text(monitor, connection, value, unit),
                         value=value,
+                        unit=unit,
                         last_value=value,
                         source=source or f"validation run #{run.pk}",
                     )
@@ -141,41 +139,114 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
     return {"opened": opened, "resolved": resolved}
 
 
+def acknowledge(alert: Alert, user) -> bool:
+    """Record who took the alert; reminders and escalation stop. False if already taken/closed."""
+    return bool(
+        Alert.objects.filter(
+            pk=alert.pk, state=Alert.State.OPEN, acknowledged_at__isnull=True
+        ).update(acknowledged_at=timezone.now(), acknowledged_by=user)
+    )
+
+
+def remind_and_escalate(now=None) -> dict[str, list[int]]:
+    """Repeat open, unacknowledged alerts on their monitor's schedule; escalate the overdue.
+
+    Each reminder and escalation is claimed by a conditional update first, so two beat
+    deliveries never send it twice.
+    """
+    now = now or timezone.now()
+    reminded, escalated = [], []
+    pending = Alert.objects.filter(
+        state=Alert.State.OPEN, acknowledged_at__isnull=True, monitor__isnull=False
+    ).select_related("monitor", "project")
+    for alert in pending:
+        m = alert.monitor
+        if (
+            m.escalate_after_minutes
+            and m.escalate_to.strip()
+            and alert.escalated_at is None
+            and alert.opened_at + timedelta(minutes=m.escalate_after_minutes) <= now
+        ):
+            claimed = Alert.objects.filter(pk=alert.pk, escalated_at__isnull=True).update(
+                escalated_at=now
+            )
+            if claimed:
+                alert.escalated_at = now
+                notify(alert, recovered=False, event="escalated", route=m.escalate_to)
+                escalated.append(alert.pk)
+                continue
+        if not m.remind_every_minutes:
+            continue
+        last = alert.reminded_at or alert.opened_at
+        if last + timedelta(minutes=m.remind_every_minutes) > now:
+            continue
+        claimed = Alert.objects.filter(pk=alert.pk, reminders=alert.reminders).update(
+            reminded_at=now, reminders=alert.reminders + 1
+        )
+        if claimed:
+            alert.reminded_at, alert.reminders = now, alert.reminders + 1
+            notify(alert, recovered=False, event="reminder")
+            reminded.append(alert.pk)
+    return {"reminded": reminded, "escalated": escalated}
+
+
 # ---------------------------------------------------------------------------------------------
 # Delivery
 
 
-def _message(alert: Alert, recovered: bool) -> tuple[str, str, str]:
+def _message(alert: Alert, recovered: bool, event: str = "") -> tuple[str, str, str]:
     from django.conf import settings
 
     url = settings.AETHON_BASE_URL + reverse("planner:alerts", args=[alert.project_id])
     if recovered:
         subject = f"[Aethon] Recovered: {alert.project.name}: {alert.title}"
         when = f"{alert.resolved_at:%Y-%m-%d %H:%M}"
-        body = f"Back within the threshold ({alert.last_value:g}) at {when}."
+        value = f"{alert.last_value:g} {alert.unit}".strip()
+        body = f"Back within the threshold ({value}) at {when}."
+    elif event in ("reminder", "escalated"):
+        word = "Escalated" if event == "escalated" else f"Reminder {alert.reminders}"
+        subject = f"[Aethon] {word}: {alert.project.name}: {alert.title}"
+        body = (
+            f"Open since {alert.opened_at:%Y-%m-%d %H:%M} and not acknowledged; "
+            f"last measured {alert.last_value:g} {alert.unit}.".replace(" .", ".")
+        )
     else:
         subject = f"[Aethon] {alert.get_severity_display()}: {alert.project.name}: {alert.title}"
         body = f"Breached, measured by {alert.source}, at {alert.opened_at:%Y-%m-%d %H:%M}."
     return subject, body, url
 
 
-def _emails(alert: Alert, channels: list[AlertChannel]) -> list[str]:
+def route_names(route: str) -> list[str]:
+    return [n.strip().lower() for n in route.split(",") if n.strip()]
+
+
+def routed_channels(alert: Alert, route: str) -> list[AlertChannel]:
+    """The channels an alert of this severity goes to on `route` (channel names)."""
+    channels = [
+        c
+        for c in AlertChannel.objects.filter(project_id=alert.project_id)
+        if c.takes(alert.severity)
+    ]
+    names = route_names(route)
+    named = [c for c in channels if c.name and c.name.strip().lower() in names]
+    return named or [c for c in channels if not c.name.strip()]
+
+
+def _member_emails(alert: Alert) -> list[str]:
     members = Membership.objects.filter(
         project_id=alert.project_id, role__in=[Role.OWNER, Role.EDITOR]
     ).select_related("user")
-    out = {m.user.email for m in members if m.user.email}
-    out |= {c.target for c in channels if c.kind == AlertChannel.Kind.EMAIL}
-    return sorted(out)
+    return sorted({m.user.email for m in members if m.user.email})
 
 
-def payload(alert: Alert, recovered: bool, kind: str) -> bytes:
-    subject, body, url = _message(alert, recovered)
+def payload(alert: Alert, recovered: bool, kind: str, event: str = "") -> bytes:
+    subject, body, url = _message(alert, recovered, event)
     if kind == AlertChannel.Kind.SLACK:
         icon = ":white_check_mark:" if recovered else ":rotating_light:"
         return json.dumps({"text": f"{icon} {subject}\n{body}\n<{url}|Open the alerts>"}).encode()
     return json.dumps(
         {
-            "event": "alert.resolved" if recovered else "alert.opened",
+            "event": f"alert.{event or ('resolved' if recovered else 'opened')}",
             "project": {"id": alert.project_id, "name": alert.project.name},
             "alert": {
                 "id": alert.pk,
@@ -183,6 +254,8 @@ def payload(alert: Alert, recovered: bool, kind: str) -> bytes:
                 "severity": alert.severity,
                 "title": alert.title,
                 "value": alert.last_value,
+                "unit": alert.unit,
+                "acknowledged": alert.acknowledged_at is not None,
                 "state": alert.state,
                 "opened_at": alert.opened_at.isoformat(),
                 "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
@@ -203,11 +276,16 @@ def send_webhook(url: str, body: bytes) -> str:
     return f"failed: HTTP {response.status}"
 
 
-def notify(alert: Alert, recovered: bool) -> list[dict]:
-    channels = list(AlertChannel.objects.filter(project_id=alert.project_id))
-    subject, body, url = _message(alert, recovered)
+def notify(alert: Alert, recovered: bool, event: str = "", route: str | None = None) -> list[dict]:
+    """Send the alert to its route (the monitor's, or `route` for an escalation)."""
+    if route is None:
+        route = alert.monitor.alert_route if alert.monitor_id and alert.monitor else ""
+    channels = routed_channels(alert, route)
+    subject, body, url = _message(alert, recovered, event)
     log_rows = []
-    recipients = _emails(alert, channels)
+    recipients = sorted({c.target for c in channels if c.kind == AlertChannel.Kind.EMAIL})
+    if not channels:
+        recipients = _member_emails(alert)
     if recipients:
         try:
             send_mail(subject, f"{body}\n\n{url}\n", None, recipients)
@@ -219,9 +297,9 @@ def notify(alert: Alert, recovered: bool) -> list[dict]:
     for c in channels:
         if c.kind == AlertChannel.Kind.EMAIL:
             continue
-        result = send_webhook(c.target, payload(alert, recovered, c.kind))
+        result = send_webhook(c.target, payload(alert, recovered, c.kind, event))
         log_rows.append({"channel": c.kind, "to": c.target, "result": result})
-    event = "recovered" if recovered else "opened"
+    event = event or ("recovered" if recovered else "opened")
     stamp = timezone.now().isoformat()
     alert.deliveries = [*alert.deliveries, *({**r, "event": event, "at": stamp} for r in log_rows)]
     Alert.objects.filter(pk=alert.pk).update(deliveries=alert.deliveries)

@@ -27,6 +27,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from planner.metrics import figures as kpis
 from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
 from planner.runs.endpoints import endpoint_of
@@ -560,9 +561,10 @@ def _summary(results: dict[str, StageResult]) -> dict:
             missing=f.get("missing_in_target_count"),
             extra=f.get("extra_in_target_count"),
         )
-        keys = (f.get("source_count") or 0) + (f.get("extra_in_target_count") or 0)
-        if keys:
-            out["agreement_pct"] = round(100 * (f.get("equal_count") or 0) / keys, 2)
+        # The one definition (planner/metrics): null-key and duplicate rows count against it.
+        raw = {"keys": kpis.rows_compared(f), "equal": f.get("equal_count") or 0}
+        if (agreement := kpis.agreement_pct(raw)) is not None:
+            out["agreement_pct"] = agreement
     return out
 
 

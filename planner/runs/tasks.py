@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection as db
 
 from planner.models import Connection, RunKind, ValidationRun
+from planner.runs import alerts
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
 from planner.runs.schedules import drop_schedule
@@ -95,3 +96,9 @@ def scheduled_validation(connection_id: int) -> int | None:
         log.warning("scheduled validation of connection %s refused: %s", connection_id, exc)
         return None
     return run.pk
+
+
+@shared_task(name="planner.alert_tasks.remind_and_escalate", ignore_result=True)
+def remind_and_escalate() -> dict:
+    """Every minute (beat entry from migration 0007): reminders and escalation of open alerts."""
+    return alerts.remind_and_escalate()

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 
 from planner.checklist import delivery as plan
 from planner.checklist.registry import STEPS_BY_NUMBER
-from planner.models import Comparator, IntegrationProject, Monitor, SuccessCriterion
+from planner.metrics import figures as kpis
+from planner.models import IntegrationProject, MetricKey, Monitor, SuccessCriterion, WindowUnit
 from planner.web.concurrency import save_versioned
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -31,6 +32,7 @@ class MonitorForm(ProjectScopedForm):
         fields = [
             "kind",
             "name",
+            "metric_key",
             "comparator",
             "threshold",
             "unit",
@@ -38,6 +40,9 @@ class MonitorForm(ProjectScopedForm):
             "window_unit",
             "severity",
             "alert_route",
+            "remind_every_minutes",
+            "escalate_after_minutes",
+            "escalate_to",
             "dashboard_url",
             "criterion",
         ]
@@ -48,6 +53,7 @@ class MonitorForm(ProjectScopedForm):
         super().__init__(*args, **kwargs)
         self.fields["criterion"].queryset = SuccessCriterion.objects.filter(project=self.project)
         self.fields["dashboard_url"].widget.attrs["placeholder"] = "https://…"
+        self._figure_choices()
 
     def clean_dashboard_url(self):
         url = self.cleaned_data["dashboard_url"]
@@ -55,10 +61,41 @@ class MonitorForm(ProjectScopedForm):
             raise forms.ValidationError("Give an http:// or https:// link.")
         return url
 
+    def _figure_choices(self) -> None:
+        # Aethon can only alert on what it measures: no "measured outside Aethon" here.
+        self.fields["metric_key"].choices = [
+            (k, label) for k, label in self.fields["metric_key"].choices if k != MetricKey.EXTERNAL
+        ]
+        self.fields["metric_key"].help_text = "Empty: the figure of the check (or criterion)."
+
     def clean(self):
         data = super().clean()
-        if data.get("kind") == Monitor.Kind.CRITERION and not data.get("criterion"):
+        kind, criterion = data.get("kind"), data.get("criterion")
+        if kind == Monitor.Kind.CRITERION and not criterion:
             self.add_error("criterion", "Pick the success criterion this monitor watches.")
+        elif kind == Monitor.Kind.CRITERION:
+            if not criterion.metric_key or criterion.metric_key == MetricKey.EXTERNAL:
+                self.add_error(
+                    "criterion", "This criterion is not measured by a figure Aethon computes."
+                )
+            else:
+                # A criterion's monitor alerts on its breach: the same figure and target.
+                data["metric_key"] = criterion.metric_key
+                data["comparator"] = kpis.breach(criterion.comparator).value
+                data["threshold"] = criterion.target
+        elif kind and not data.get("metric_key"):
+            match = kpis.default_monitor_metric(
+                kind, data.get("comparator") or "", data.get("unit") or "", data.get("name") or ""
+            )
+            if match.key is None:
+                self.add_error("metric_key", "Pick the figure this monitor watches.")
+            else:
+                data["metric_key"] = str(match.key)
+        if (key := data.get("metric_key")) and not self.errors:
+            data["unit"] = kpis.unit_of(key)
+            self.instance.metric_flag = ""
+        if (data.get("escalate_after_minutes") is None) != (not data.get("escalate_to")):
+            self.add_error("escalate_to", "Escalation needs both a route and the minutes to wait.")
         return data
 
 
@@ -74,6 +111,21 @@ def _monitor_cells(m: Monitor) -> list[str]:
         link if m.dashboard_url else "",
         m.criterion.metric if m.criterion_id and m.criterion else "",
     ]
+
+
+def _monitor_warning(m: Monitor) -> str:
+    if m.metric_flag:
+        return m.metric_flag
+    c = m.criterion if m.criterion_id else None
+    follows = c is None or (m.threshold, m.comparator) == (
+        c.target,
+        kpis.breach(c.comparator).value,
+    )
+    if m.kind == Monitor.Kind.CRITERION and not follows:
+        return "Out of date with its criterion: save the criterion or the monitor again"
+    if not m.is_complete:
+        return "Needs threshold, window and route"
+    return ""
 
 
 def _coverage_context(ctx: dict, obj=None) -> None:
@@ -104,7 +156,7 @@ MONITORS = RowKind(
     ("Check", "What", "Alert when", "Window", "Severity", "Route", "Dashboard", "Criterion"),
     _monitor_cells,
     _monitors,
-    warning=lambda m: "" if m.is_complete else "Needs threshold, window and route",
+    warning=lambda m: _monitor_warning(m),
     step=6,
     also=(STEP_HEADER, COVERAGE),
     extend=_coverage_context,
@@ -117,23 +169,57 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     _coverage_context(ctx)
 
 
+ALERT_WINDOW_MINUTES = 15
+
+
+def _copy_criterion(monitor: Monitor, c: SuccessCriterion) -> bool:
+    """Make `monitor` watch `c`: its figure, and the breach of its target. True if it changed."""
+    wanted = {
+        "name": c.metric[:160],
+        "metric_key": c.metric_key,
+        "comparator": kpis.breach(c.comparator).value,
+        "threshold": c.target,
+        "unit": kpis.unit_of(c.metric_key) or c.unit,
+    }
+    changed = False
+    for field, value in wanted.items():
+        if getattr(monitor, field) != value:
+            setattr(monitor, field, value)
+            changed = True
+    return changed
+
+
+def follow_criterion(c: SuccessCriterion) -> list[Monitor]:
+    """After a criterion is saved: its monitors follow its figure and target (a new version of
+    each, so step 6's sign-off goes stale)."""
+    changed = []
+    for m in Monitor.objects.select_for_update().filter(criterion=c, kind=Monitor.Kind.CRITERION):
+        if _copy_criterion(m, c):
+            save_versioned(m, m.version)
+            changed.append(m)
+    return changed
+
+
 @project_access("edit")
 @require_POST
 def monitor_from_criterion(request: HttpRequest, project: IntegrationProject, pk: int):
     """One click: a monitor that alerts when a step-1 success criterion is breached."""
     c = get_object_or_404(SuccessCriterion, project=project, pk=pk)
+    if not c.metric_key or c.metric_key == MetricKey.EXTERNAL:
+        messages.error(
+            request,
+            f"'{c.metric}' is not measured by a figure Aethon computes: no monitor can watch it.",
+        )
+        return redirect(STEPS_BY_NUMBER[1].url(project.pk, f"criterion-{c.pk}"))
     monitor = Monitor(
         project=project,
         kind=Monitor.Kind.CRITERION,
-        name=c.metric,
-        # The alert fires when the criterion is broken: the opposite comparison.
-        comparator=Comparator(c.comparator).opposite,
-        threshold=c.target,
-        unit=c.unit,
-        window_value=c.window_value,
-        window_unit=c.window_unit,
         criterion=c,
+        # An alert window, not the criterion's attainment window (often 30 days).
+        window_value=ALERT_WINDOW_MINUTES,
+        window_unit=WindowUnit.MINUTES,
     )
+    _copy_criterion(monitor, c)
     save_versioned(monitor, None)
     if not request.htmx:
         messages.success(request, f"Added a monitor for '{c.metric}': give it an alert route.")

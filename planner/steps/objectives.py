@@ -2,8 +2,11 @@
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
+from planner.metrics import figures as kpis
 from planner.models import DataElement, IntegrationProject, Objective, SuccessCriterion
+from planner.steps.monitoring import follow_criterion
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import project_access
@@ -25,18 +28,54 @@ class SuccessCriterionForm(ProjectScopedForm):
         model = SuccessCriterion
         fields = [
             "metric",
+            "metric_key",
             "comparator",
             "target",
             "unit",
             "attainment_pct",
             "window_value",
             "window_unit",
+            "evidence_value",
+            "evidence_date",
+            "evidence_note",
         ]
         widgets = {
             "target": forms.NumberInput(attrs={"step": "any"}),
+            "evidence_value": forms.NumberInput(attrs={"step": "any"}),
+            "evidence_date": forms.DateInput(attrs={"type": "date"}),
             "attainment_pct": forms.NumberInput(attrs={"step": "any", "min": 0, "max": 100}),
         }
         labels = {"window_value": "Window", "attainment_pct": "Attainment %"}
+
+    def clean_evidence_date(self):
+        value = self.cleaned_data.get("evidence_date")
+        if value is not None and value > timezone.localdate():
+            raise forms.ValidationError("Evidence cannot be dated in the future.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        key = data.get("metric_key")
+        figure_unit = kpis.unit_of(key) if key else ""
+        if figure_unit:
+            # A catalogue figure has one unit: the target is stated in it.
+            unit = kpis.normalise_unit(data.get("unit") or "")
+            if unit in ("", "percent", "pct"):
+                unit = "%" if figure_unit == "%" else unit
+            if unit and unit != figure_unit:
+                label = kpis.LABELS[key][0]
+                self.add_error("unit", f"The {label} is measured in {figure_unit}: state it so.")
+            else:
+                data["unit"] = figure_unit
+                self.instance.unit = figure_unit
+        has_value = data.get("evidence_value") is not None
+        has_date = data.get("evidence_date") is not None
+        if has_value != has_date:
+            field = "evidence_date" if has_value else "evidence_value"
+            self.add_error(field, "Manual evidence needs both the measured value and its date.")
+        if key:
+            self.instance.metric_flag = ""
+        return data
 
     def clean_attainment_pct(self):
         value = self.cleaned_data.get("attainment_pct")
@@ -66,7 +105,20 @@ def _criterion_cells(c: SuccessCriterion) -> list[str]:
     if c.window_value:
         share = f"{decimal_text(c.attainment_pct)}% " if c.attainment_pct else ""
         window = f"{share}over {c.window_value} {c.get_window_unit_display()}"
-    return [c.metric, target, window]
+    measured_by = c.get_metric_key_display() if c.metric_key else "not chosen"
+    if c.has_manual_evidence:
+        measured_by += f"; evidence {decimal_text(c.evidence_value)} on {c.evidence_date:%d %b %Y}"
+    return [c.metric, measured_by, target, window]
+
+
+def _criterion_warning(c: SuccessCriterion) -> str:
+    if c.metric_flag:
+        return c.metric_flag
+    if not c.metric_key:
+        return "Pick the figure that measures it"
+    if not c.is_measurable:
+        return "Needs metric, target and window"
+    return ""
 
 
 CRITERIA = RowKind(
@@ -74,12 +126,13 @@ CRITERIA = RowKind(
     "success criterion",
     SuccessCriterion,
     SuccessCriterionForm,
-    ("Metric", "Target", "Window"),
+    ("Metric", "Measured by", "Target", "Window"),
     _criterion_cells,
     lambda ev: ev.criteria,
-    warning=lambda c: "" if c.is_measurable else "Needs metric, target and window",
+    warning=_criterion_warning,
     step=1,
     also=(STEP_HEADER,),
+    after_save=follow_criterion,
 )
 ELEMENTS = RowKind(
     "element",

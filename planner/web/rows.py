@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.db import models
+from django.db import models, transaction
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -50,6 +50,14 @@ class RowKind:
     template: str = "planner/rows.html"  # with partials "row" and "edit-row"
     # more per-row URLs for the template: (context key, url name, extra url kwargs)
     extra_urls: tuple[tuple[str, str, dict], ...] = ()
+    # Called in the saving transaction: records that follow this one (a criterion's monitors).
+    after_save: Callable[[models.Model], None] | None = None
+
+    def save(self, obj: models.Model, expected_version: int | None) -> None:
+        with transaction.atomic():
+            save_versioned(obj, expected_version)
+            if self.after_save is not None:
+                self.after_save(obj)
 
     def fragment(self, request, project, html: str, obj=None) -> HttpResponse:
         extend = (lambda ctx: self.extend(ctx, obj)) if self.extend else None
@@ -154,7 +162,7 @@ def row_add(request: HttpRequest, project: IntegrationProject, kind: RowKind) ->
     form = rk.form_class(request.POST, request.FILES, project=project, prefix=f"add-{rk.name}")
     if form.is_valid():
         obj = form.save(commit=False)
-        save_versioned(obj, None)
+        rk.save(obj, None)
         if not request.htmx:
             messages.success(request, f"Added {rk.label} '{obj}'.")
     elif not request.htmx:
@@ -202,7 +210,7 @@ def row_edit(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpRespo
         )
         if form.is_valid():
             try:
-                save_versioned(form.save(commit=False), form.cleaned_data["expected_version"])
+                rk.save(form.save(commit=False), form.cleaned_data["expected_version"])
             except StaleEdit as conflict:
                 stale = _stale(form, rk, conflict)
             else:

@@ -2,22 +2,15 @@
 report shows. Validation runs and the review execute in the server thread (what the Celery
 workers would do)."""
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from planner.models import GoLive, HealthReview
-from planner.reviews import service as reviews
-from planner.runs import service as validation
 from tests.browser.conftest import sign_in
-from tests.factories import ready_project
-
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
+from tests.factories import inline_workers, ready_project
 
 
 def test_mark_a_ready_project_live_then_review_it_by_hand(page: Page, live_server, monkeypatch):
-    monkeypatch.setattr(validation, "dispatch", lambda run: None)
-    monkeypatch.setattr(reviews, "RUN_HEARTBEAT", False)
-    monkeypatch.setattr(reviews, "dispatch", lambda review: reviews.run_review(review.pk))
+    inline_workers(monkeypatch)
     project, _connection = ready_project()
 
     sign_in(page, live_server.url, project.owner)
@@ -39,7 +32,7 @@ def test_mark_a_ready_project_live_then_review_it_by_hand(page: Page, live_serve
     expect(page.get_by_test_id("review-status")).to_have_text("Healthy")
     expect(page.get_by_test_id("parts")).to_contain_text("Reconciliation")
     expect(page.get_by_test_id("criteria")).to_contain_text("Met")
-    expect(page.get_by_test_id("criteria")).to_contain_text("Not measurable from runs")
+    expect(page.get_by_test_id("criteria")).to_contain_text("manual evidence of")
     expect(page.get_by_test_id("trend-chart")).to_be_visible()
     assert HealthReview.objects.filter(project=project).count() == 1
 

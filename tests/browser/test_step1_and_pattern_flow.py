@@ -67,6 +67,8 @@ def test_new_project_step1_inventory_and_pattern(page: Page, live_server):
     expect(table).to_contain_text("No success criterion yet.")
     form = add_form(page, "criterion")
     form.locator("[name=add-criterion-metric]").fill("sync latency")
+    # End-to-end sync latency is not a figure runs measure: measured outside Aethon.
+    form.locator("[name=add-criterion-metric_key]").select_option("external")
     form.locator("[name=add-criterion-comparator]").select_option("<=")
     form.locator("[name=add-criterion-target]").fill("5")
     form.locator("[name=add-criterion-unit]").fill("minutes")
@@ -79,6 +81,7 @@ def test_new_project_step1_inventory_and_pattern(page: Page, live_server):
     expect(row).to_have_count(1)
     expect(row).to_contain_text("≤ 5 minutes")
     expect(row).to_contain_text("99.9% over 30 days")
+    expect(row).to_contain_text("Measured outside Aethon")
     expect(row.locator(".badge.warn")).to_have_count(0)
     expect(table).not_to_contain_text("No success criterion yet.")
     # The add form came back empty, ready for the next criterion.
@@ -155,6 +158,7 @@ def test_invalid_criterion_shows_the_field_error_and_keeps_the_input(page: Page,
     # 150 % is out of the input's range: the browser itself refuses to send it.
     form = add_form(page, "criterion")
     form.locator("[name=add-criterion-metric]").fill("sync latency")
+    form.locator("[name=add-criterion-metric_key]").select_option("external")
     form.locator("[name=add-criterion-target]").fill("5")
     form.locator("[name=add-criterion-unit]").fill("minutes")
     form.locator("[name=add-criterion-window_value]").fill("30")

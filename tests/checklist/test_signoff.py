@@ -63,6 +63,7 @@ def edit_criterion(client, criterion, metric):
     prefix = f"criterion-{criterion.pk}-"
     data = {
         prefix + "metric": metric,
+        prefix + "metric_key": "external",
         prefix + "comparator": "<=",
         prefix + "target": "5",
         prefix + "unit": "minutes",

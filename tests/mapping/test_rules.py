@@ -132,7 +132,7 @@ def test_unknown_transform_points_at_it_and_suggests():
         ('replace("a", )', 13, 1, "missing argument before ')'"),
         ("max_length()", 11, 1, "missing argument 'n'"),
         ("max_length", 0, 10, "missing argument 'n'"),
-        ("number(2", 6, 1, "unclosed '('"),
+        ("number(2", 6, 1, "missing ')' to close 'number(' opened at character 1"),
         ("trim |", 5, 1, "expected a transform after '|'"),
         ("trim lower", 5, 5, "expected '|' before 'lower'"),
         ("| trim", 0, 1, "expected a transform name"),

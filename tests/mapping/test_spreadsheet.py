@@ -94,11 +94,15 @@ def test_every_problem_is_reported_with_row_and_column():
         validate_rows(sheet, match_columns(sheet.headers))
     text = [str(p) for p in err.value.problems]
     assert (
-        "row 2, column 'Transformation': col 8: unknown transform 'lowr' (did you mean 'lower'?)"
+        "row 2, column 'Transformation': at character 8: unknown transform 'lowr' (did you mean 'lower'?)"
         in text
     )
     assert "row 3, column 'Target max length': 'ten' is not a whole number above 0." in text
-    assert any(t.startswith("row 3, column 'Null rule': 'sometimes' is not one of") for t in text)
+    assert (
+        "row 3, column 'Null rule': 'sometimes' is not a null rule the importer knows. Write one "
+        "of: required, reject, skip, default, default <value>; or choose its meaning when "
+        "matching values." in text
+    )
     assert (
         "row 4, column 'Source field': This cell is empty; every row needs a source and a target field."
         in text

@@ -203,5 +203,7 @@ def test_the_page_and_the_api_refuse_the_bomb_with_the_limit(huge_string, projec
     assert api.json() == {
         "detail": "file: the spreadsheet has problems; nothing was imported.",
         "problems": [message],
+        "unknown_values": [],
+        "unknown_connections": [],
     }
     assert not FieldMapping.objects.exists()

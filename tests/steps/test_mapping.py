@@ -182,7 +182,7 @@ def test_a_bad_import_lists_problems_and_changes_nothing(project, connection, ow
     form |= {f"col_{i}": (field or "") for i, field in ctx["columns"].items()}
     html = owner_client.post(url("mapping_import", project, connection.pk), form).content.decode()
     assert "2 problems — nothing was imported." in html
-    assert "row 3, column &#x27;Transformation&#x27;: col 8: unknown transform" in html
+    assert "row 3, column &#x27;Transformation&#x27;: at character 8: unknown transform" in html
     assert "row 3, column &#x27;Target field&#x27;: &#x27;email&#x27; is already mapped" in html
     assert list(FieldMapping.objects.all()) == [existing]
 

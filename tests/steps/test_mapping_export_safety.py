@@ -57,6 +57,7 @@ BASE = dict(
     source_of_truth="source",
     conflict_rule="",
     notes="",
+    tolerance="",
 )
 
 

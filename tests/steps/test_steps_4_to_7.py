@@ -210,7 +210,9 @@ def test_deployment_plan_rehearsal_needs_date_and_result(project, owner_client):
 
 
 def test_a_monitor_for_each_success_criterion_in_one_click(project, owner_client):
-    latency = CriterionFactory(project=project, metric="sync latency", comparator="<=")
+    latency = CriterionFactory(
+        project=project, metric="sync latency", comparator="<=", metric_key="latency_ms", unit="ms"
+    )
     html = owner_client.get(step_url(project, 6)).content.decode()
     assert "sync latency" in html and "Add a monitor for it" in html
     assert "criteria_monitored" in failing(project, 6)

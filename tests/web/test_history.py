@@ -11,6 +11,7 @@ def test_history_lists_who_changed_what(project, owner_client):
         reverse("planner:criterion_edit", args=[project.pk, criterion.pk]),
         {
             prefix + "metric": "sync latency",
+            prefix + "metric_key": "external",
             prefix + "comparator": "<=",
             prefix + "target": "2",
             prefix + "unit": "minutes",

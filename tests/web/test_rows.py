@@ -17,6 +17,7 @@ def row_url(kind, action, obj):
 
 CRITERION = {
     "add-criterion-metric": "sync latency",
+    "add-criterion-metric_key": "external",
     "add-criterion-comparator": "<=",
     "add-criterion-target": "5",
     "add-criterion-unit": "minutes",

@@ -41,6 +41,12 @@ class FieldMappingForm(ProjectScopedForm):
             "tolerance": forms.TextInput(attrs={"placeholder": "exact", "spellcheck": "false"}),
         }
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A default value or a note is kept exactly as written, spaces and line breaks too.
+        for name in ("null_default", "notes"):
+            self.fields[name].strip = False
+
     def clean_rule(self):
         rule = self.cleaned_data["rule"].strip()
         errors = rule_errors(rule, self.data.get(self.add_prefix("target_type"), ""))
