@@ -75,6 +75,7 @@ project_patterns = [
         mapping.mapping_duplicate,
         name="mapping_duplicate",
     ),
+    path("steps/2/mappings/<int:pk>/cell/", mapping.mapping_cell, name="mapping_cell"),
     path(
         "steps/2/mappings/<int:pk>/move/<str:direction>/",
         mapping.mapping_move,

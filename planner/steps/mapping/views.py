@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import F, Max, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -11,11 +11,12 @@ from django.views.decorators.http import require_POST
 from planner.mapping.checks import duplicate_targets, row_problems
 from planner.mapping.rules import TRANSFORMS, check, output_type, parse
 from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
+from planner.mapping.spreadsheet import COLUMNS
 from planner.models import Connection, FieldMapping, IntegrationProject
 from planner.steps import practices
 from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
-from planner.web.concurrency import save_versioned
+from planner.web.concurrency import StaleEdit, save_versioned
 from planner.web.permissions import project_access
 from planner.web.rows import RowKind, render_row, row_item, row_urls
 
@@ -27,25 +28,41 @@ def editor_url(project_id: int, connection_id: int) -> str:
     return reverse("planner:mapping_editor", args=[project_id, connection_id])
 
 
-def _cells(m: FieldMapping) -> list[str]:
-    types = f"{m.source_type or '?'} → {m.target_type or '?'}"
-    if m.max_length:
-        types += f" ({m.max_length})"
-    if m.tolerance:
-        types += f"; tolerance {m.tolerance}"
-    nulls = m.get_null_rule_display() if m.null_rule else ""
-    if m.null_rule == "default":
-        nulls = f"default '{m.null_default}'"
-    if m.required:
-        nulls = f"required; {nulls}" if nulls else "required"
-    sync = m.get_frequency_display()
-    if m.frequency == "minutes" and m.every_minutes:
-        sync = f"every {m.every_minutes} min"
-    direction = "↔" if m.direction == "bidirectional" else "→"
-    truth = m.get_source_of_truth_display()
-    if m.conflict_rule:
-        truth += f"; {m.get_conflict_rule_display().lower()}"
-    return [m.source_field, m.target_field, types, m.rule, nulls, f"{direction} {sync}", truth]
+# The grid shows one column per field, in the spreadsheet's order and under its headers, so a
+# block copied from the grid, an export or the team's sheet lines up column for column.
+GRID_FIELDS = tuple(COLUMNS)
+GRID_HEADERS = tuple(header for header, _ in COLUMNS.values())
+_CHOICES = {
+    f.name: {str(k): str(v) for k, v in f.flatchoices}
+    for f in FieldMapping._meta.get_fields()
+    if f.name in GRID_FIELDS and getattr(f, "choices", None)
+}
+
+
+class Cell(str):
+    """One grid cell: the text shown, plus the field it edits and the value stored there."""
+
+    field: str
+    value: str
+
+
+def _cell(field: str, value) -> Cell:
+    if field == "required":
+        stored, text = ("on", "yes") if value else ("", "")
+    elif value is None:
+        stored = text = ""
+    elif field in _CHOICES:
+        stored = str(value)
+        text = _CHOICES[field].get(stored, stored) if stored else ""
+    else:
+        stored = text = str(value)
+    cell = Cell(text)
+    cell.field, cell.value = field, stored
+    return cell
+
+
+def _cells(m: FieldMapping) -> list[Cell]:
+    return [_cell(field, getattr(m, field)) for field in GRID_FIELDS]
 
 
 def status_context(ctx: dict, connection: Connection) -> None:
@@ -67,7 +84,7 @@ MAPPING = RowKind(
     "mapping row",
     FieldMapping,
     FieldMappingForm,
-    ("Source field", "Target field", "Types", "Transformation", "Nulls", "Sync", "Truth"),
+    GRID_HEADERS,
     _cells,
     lambda ev: ev.mappings,
     page=lambda p, obj=None: editor_url(p.pk, obj.connection_id),
@@ -82,6 +99,7 @@ MAPPING = RowKind(
         ("duplicate_url", "planner:mapping_duplicate", {}),
         ("up_url", "planner:mapping_move", {"direction": "up"}),
         ("down_url", "planner:mapping_move", {"direction": "down"}),
+        ("cell_url", "planner:mapping_cell", {}),
     ),
 )
 
@@ -117,6 +135,13 @@ def _editor_context(request, project, connection, add_form=None) -> dict:
         query=query,
         transforms=TRANSFORMS.values(),
         other_connections=[c for c in ctx["evidence"].connections if c.pk != connection.pk],
+        grid_columns=list(zip(GRID_FIELDS, GRID_HEADERS, strict=True)),
+        # Every name the importer knows a column by, so a pasted block that starts with its own
+        # header row is told apart from bare rows (which get the grid's headers).
+        header_names=sorted(
+            {name for field, (h, others) in COLUMNS.items() for name in (h, field, *others)}
+        ),
+        cell_form=FieldMappingForm(project=project, prefix="cell"),
     )
     return ctx
 
@@ -162,6 +187,70 @@ def _with_add_form(request, project, connection, html: str, form) -> HttpRespons
         step=2,
         also=(f"{EDITOR}#add-form", f"{EDITOR}#status"),
         extend=extend,
+    )
+
+
+def _stored_data(mapping: FieldMapping) -> dict[str, str]:
+    """The row as the form would post it, so one cell can be validated with all the others."""
+    data = {}
+    for name in FieldMappingForm.Meta.fields:
+        value = getattr(mapping, name)
+        if name == "required":
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = "" if value is None else str(value)
+    return data
+
+
+def _first_error(form: FieldMappingForm, field: str) -> str:
+    """The edited cell's own error first, else the row's, named by its column header."""
+    errors = form.errors
+    if field in errors:
+        return str(errors[field][0])
+    name, messages_ = next(iter(errors.items()))
+    if name in COLUMNS:
+        return f"{COLUMNS[name][0]}: {messages_[0]}"
+    return str(messages_[0])
+
+
+@project_access("edit")
+@require_POST
+def mapping_cell(request: HttpRequest, project, pk: int) -> HttpResponse:
+    """Save one grid cell: the whole row goes through FieldMappingForm, only the cell changes.
+
+    The other fields are validated as stored but never rewritten (a note imported with its
+    spaces keeps them), and the save is refused if the row changed since the grid showed it.
+    """
+    mapping = get_object_or_404(FieldMapping, project=project, pk=pk)
+    field = request.POST.get("field", "")
+    if field not in FieldMappingForm.Meta.fields:
+        return JsonResponse({"message": f"'{field}' is not a column of the mapping."}, status=400)
+    data = _stored_data(mapping)
+    data[field] = request.POST.get("value", "")
+    data["expected_version"] = request.POST.get("expected_version", "")
+    form = FieldMappingForm(data, instance=FieldMapping.objects.get(pk=mapping.pk), project=project)
+    if not form.is_valid():
+        return JsonResponse({"message": _first_error(form, field), "field": field}, status=422)
+    setattr(mapping, field, form.cleaned_data[field])
+    try:
+        save_versioned(mapping, form.cleaned_data["expected_version"])
+    except StaleEdit as conflict:
+        current = conflict.current
+        last = current.history.first()
+        who = last.history_user.username if last and last.history_user else "Someone"
+        return JsonResponse(
+            {
+                "message": (
+                    f"{who} changed this row while you were editing; their values are shown. "
+                    "Your input is kept: save again to replace theirs."
+                ),
+                "row": render_row(request, project, MAPPING, current),
+            },
+            status=409,
+        )
+    return MAPPING.fragment(
+        request, project, render_row(request, project, MAPPING, mapping), mapping
     )
 
 
