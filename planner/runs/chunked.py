@@ -281,4 +281,6 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),
         mismatches=_concat(totals.mismatches, no_mismatch),
+        tolerances=totals.tolerances,
+        within_tolerance=totals.within_tolerance,
     )
