@@ -269,7 +269,7 @@ AETHON_FILE_LIMITS = {
     }.items()
 }
 AETHON_MAPPING_IMPORT_LIMITS = {
-    "max_rows": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_ROWS", 10_000)),
+    "max_rows": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_ROWS", 20_000)),
     "max_columns": int(os.environ.get("AETHON_MAPPING_IMPORT_MAX_COLUMNS", 100)),
 }
 AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))

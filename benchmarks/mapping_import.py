@@ -5,7 +5,7 @@
 1. Creates the PostgreSQL database if it is missing and migrates it.
 2. Builds a project (owner `bench_import`) with the connections Sales CRM → Billing and
    Billing → Data Warehouse, removing the previous run's project.
-3. Writes a CSV of a header and --rows rows (10,000 spreadsheet rows by default), kept the
+3. Writes a CSV of a header and --rows rows (10,000 mapping rows by default), kept the
    way people keep one: Source System / Target System
    columns (half the rows for each connection, names in other cases and spacing), types like
    varchar(80) and bigint, frequencies like "every 5 minutes" and "nightly", arrows for the
@@ -91,8 +91,8 @@ def build():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db-url", default=DEFAULT_DB_URL)
-    # 9,999 mappings and the header: a sheet of 10,000 rows, the importer's limit.
-    parser.add_argument("--rows", type=int, default=9_999)
+    # 10,000 mappings below the header, as a PM's 10,000-row sheet holds them.
+    parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
     setup(args.db_url)
 

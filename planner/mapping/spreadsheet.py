@@ -30,7 +30,7 @@ from .vocabulary import ACCEPTED, VOCABULARY_FIELDS, interpret, value_key
 # A mapping is at most a few thousand rows of a dozen columns; anything far larger is refused
 # before it is parsed. The web page and the API pass the limits from settings.
 IMPORT_LIMITS = FileLimits(
-    max_uncompressed_bytes=50 * 1024 * 1024, max_rows=10_000, max_columns=100, max_cells=1_000_000
+    max_uncompressed_bytes=50 * 1024 * 1024, max_rows=20_000, max_columns=100, max_cells=1_000_000
 )
 
 # field name -> (canonical header, other names people use for it)

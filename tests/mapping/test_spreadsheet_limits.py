@@ -67,9 +67,9 @@ def test_millions_of_tiny_cells_stored_uncompressed_stop_at_the_row_limit(tmp_pa
     path = tmp_path / "stored.xlsx"
     # 2 million cells, 30 MB, stored as they are: no compression ratio gives them away.
     path.write_bytes(xlsx(many_cells(400_000, 5), compression=zipfile.ZIP_STORED))
-    assert refusal(path.read_bytes()) == "Row 10,001: the limit is 10,000 rows."
+    assert refusal(path.read_bytes()) == "Row 20,001: the limit is 20,000 rows."
     cost = measure(READ, path)
-    assert cost["error"] == "Row 10,001: the limit is 10,000 rows."
+    assert cost["error"] == "Row 20,001: the limit is 20,000 rows."
     assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
 
 
@@ -160,9 +160,9 @@ def test_broken_row_numbers_are_a_clear_message_not_a_crash():
 
 
 def test_csv_rows_columns_and_cells_have_the_same_limits():
-    many = b"Source field,Target field\n" + b"a,b\n" * 10_000
-    assert refusal(many, "m.csv") == "Row 10,001: the limit is 10,000 rows."
-    assert read_sheet(many[: -len(b"a,b\n")], "m.csv").rows[-1] == (10_000, ["a", "b"])
+    many = b"Source field,Target field\n" + b"a,b\n" * 20_000
+    assert refusal(many, "m.csv") == "Row 20,001: the limit is 20,000 rows."
+    assert read_sheet(many[: -len(b"a,b\n")], "m.csv").rows[-1] == (20_000, ["a", "b"])
     wide = b"Source field,Target field" + b",x" * 200 + b"\n"
     assert refusal(wide, "m.csv") == "Row 1 has 202 columns; the limit is 100."
     long = b"Source field,Target field\na," + b"b" * 40_000 + b"\n"
