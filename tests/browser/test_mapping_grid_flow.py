@@ -113,12 +113,19 @@ def test_grid_paste_keyboard_edit_and_export(page: Page, live_server, tmp_path, 
     first.refresh_from_db()
     assert first.rule == "trim"
 
-    # Paste rows copied from a spreadsheet without their header, from the Source field column:
-    # they arrive in the import preview with the grid's headers, nothing saved yet.
-    block = "Phone\tstring\tphone_number\tstring\nFax\tstring\tfax_number\tstring\n"
+    # Paste rows copied from a spreadsheet with their header: they arrive in the import preview,
+    # nothing saved yet; a value the importer does not know is matched there, once.
+    block = (
+        "Source field\tSource type\tTarget field\tTarget type\tSync frequency\n"
+        "Phone\tstring\tphone_number\tstring\tevery fortnight\n"
+        "Fax\tstring\tfax_number\tstring\tevery fortnight\n"
+    )
     paste(page, rows.nth(1).locator('[data-field="source_field"]'), block)
     expect(page.get_by_role("heading", name="pasted-rows.tsv: 2 rows")).to_be_visible()
     assert FieldMapping.objects.filter(connection=connection).count() == 30
+    matching = page.get_by_test_id("value-matching")
+    expect(matching.locator("tbody tr")).to_have_count(1)  # one distinct unknown value
+    page.get_by_label("Meaning of every fortnight in Sync frequency").select_option("weekly")
     page.get_by_role("button", name="Import 2 rows").click()
     expect(page.locator(".messages")).to_contain_text("Imported 2 rows from pasted-rows.tsv")
     expect(rows).to_have_count(32)
@@ -128,6 +135,7 @@ def test_grid_paste_keyboard_edit_and_export(page: Page, live_server, tmp_path, 
         "string",
         "string",
     )
+    assert added.every_minutes == 7 * 24 * 60  # "weekly", as chosen in the preview
 
     # Export: the file holds what was typed in the grid and what was pasted.
     with page.expect_download() as download:
