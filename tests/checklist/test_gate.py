@@ -31,6 +31,7 @@ from tests.factories import (
     MembershipFactory,
     ObjectiveFactory,
     SystemFactory,
+    SystemProfileFactory,
     TestCaseFactory,
     ValidationRunFactory,
     ready_project,
@@ -154,7 +155,9 @@ def test_a_later_failed_run_on_the_same_connection_makes_the_case_stale(project)
 def step1(project):
     ObjectiveFactory(project=project)
     CriterionFactory(project=project)
-    DataElementFactory(project=project, source_of_truth=SystemFactory(project=project))
+    system = SystemFactory(project=project)
+    SystemProfileFactory(system=system)  # discovered: step 1 asks it of every system
+    DataElementFactory(project=project, source_of_truth=system)
 
 
 def current(project, number=1):

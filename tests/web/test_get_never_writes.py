@@ -17,9 +17,14 @@ from django.utils import timezone
 
 from planner.api.tokens import create_token
 from planner.checklist.signoff import sign, step_hashes
-from planner.models import ApiToken, GoLive, Role, SignOffStale, SuccessCriterion
+from planner.models import ApiToken, GoLive, Role, SignOffStale, SuccessCriterion, System
 from tests.conftest import HTMX, client_for
-from tests.factories import DataElementFactory, MembershipFactory, ObjectiveFactory
+from tests.factories import (
+    DataElementFactory,
+    MembershipFactory,
+    ObjectiveFactory,
+    SystemProfileFactory,
+)
 from tests.urlwalk import planner_patterns, url_for
 
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -35,6 +40,8 @@ def stale_world(world):
     project = world["project"]
     ObjectiveFactory(project=project)
     DataElementFactory(project=project, source_of_truth=world["objects"]["system"])
+    for system in System.objects.filter(project=project, profile__isnull=True):
+        SystemProfileFactory(system=system)  # step 1 asks every system to be profiled
     approver = MembershipFactory(project=project, role=Role.APPROVER, user__email="a@example.com")
     sign(project, 1, approver, "approve", "", step_hashes(project, [1])[1])
     # Changed without going through a view: no write path has recorded it.
