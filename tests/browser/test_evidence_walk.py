@@ -100,12 +100,17 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
     assert alert.unit == "%" and alert.value == 50.0
     oncall = [m for m in mail.outbox if m.to == ["oncall@example.com"]]
     assert len(oncall) == 1 and "records agreeing" in oncall[0].subject
+    # Routed to on-call only; monitors without a channel of their route go to owners/editors.
+    assert all("records agreeing" not in m.subject for m in mail.outbox if m not in oncall)
 
     # The alert is acknowledged in the browser.
     page.goto(f"{base}/alerts/")
     expect(page.get_by_test_id("alerts-table")).to_contain_text("50 %")
+    expect(page.get_by_test_id("alerts-table")).to_contain_text("opened → email: ok")
     page.get_by_test_id(f"ack-{alert.pk}").get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_test_id(f"ack-{alert.pk}")).to_contain_text(project.owner.username)
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == project.owner
 
     # That failed run cannot be the evidence of a passed test case.
     case = TestCase.objects.filter(project=project, status="passed").first()
