@@ -38,32 +38,45 @@ from planner.web.permissions import project_access
 from planner.web.rows import STEP_HEADER, RowKind, table_context
 
 
-class ConnectionScopedForm(ProjectScopedForm):
+class OneEachForm(ProjectScopedForm):
+    """A record of which there is at most one per `one_per` (a connection, a system, a mapping
+    row): a second is refused in words on that field, not by the model's unique check."""
+
+    one_per = ""
+
+    def taken_message(self, value) -> str:
+        raise NotImplementedError
+
+    def clean(self):
+        data = super().clean()
+        value = data.get(self.one_per)
+        if value is not None:
+            taken = self._meta.model.objects.filter(**{self.one_per: value})
+            if taken.exclude(pk=self.instance.pk).exists():
+                self.add_error(self.one_per, self.taken_message(value))
+        return data
+
+    def validate_unique(self) -> None:
+        # clean() says it in words; the model's own check would repeat it.
+        exclude = self._get_validation_exclusions() | {self.one_per}
+        try:
+            self.instance.validate_unique(exclude=exclude)
+        except forms.ValidationError as e:
+            self._update_errors(e)
+
+
+class ConnectionScopedForm(OneEachForm):
     """A per-connection record: the connection is one of the project's, and has only one."""
+
+    one_per = "connection"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         connections = Connection.objects.filter(project=self.project)
         self.fields["connection"].queryset = connections.select_related("source", "target")
 
-    def clean_connection(self):
-        connection = self.cleaned_data["connection"]
-        model = self._meta.model
-        taken = model.objects.filter(project=self.project, connection=connection)
-        if taken.exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(
-                f"{connection} already has one; edit it instead of adding another."
-            )
-        return connection
-
-    def validate_unique(self) -> None:
-        # clean_connection says it in words; the model's own check would repeat it.
-        self.instance.project = self.project
-        exclude = self._get_validation_exclusions() | {"connection"}
-        try:
-            self.instance.validate_unique(exclude=exclude)
-        except forms.ValidationError as e:
-            self._update_errors(e)
+    def taken_message(self, connection) -> str:
+        return f"{connection} already has one; edit it instead of adding another."
 
 
 class OwnershipForm(ConnectionScopedForm):
@@ -146,7 +159,9 @@ class MappingChoice(forms.ModelChoiceField):
         return f"{m.connection}: {m.source_field} → {m.target_field}"
 
 
-class PersonalFieldForm(ProjectScopedForm):
+class PersonalFieldForm(OneEachForm):
+    one_per = "mapping"
+
     mapping = MappingChoice(queryset=FieldMapping.objects.none(), label="Field")
 
     class Meta:
@@ -160,19 +175,8 @@ class PersonalFieldForm(ProjectScopedForm):
             "connection__source", "connection__target"
         ).order_by("connection_id", "position", "pk")
 
-    def clean_mapping(self):
-        mapping = self.cleaned_data["mapping"]
-        taken = PersonalField.objects.filter(mapping=mapping).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"'{mapping.target_field}' is already flagged.")
-        return mapping
-
-    def validate_unique(self) -> None:
-        exclude = self._get_validation_exclusions() | {"mapping"}
-        try:
-            self.instance.validate_unique(exclude=exclude)
-        except forms.ValidationError as e:
-            self._update_errors(e)
+    def taken_message(self, mapping) -> str:
+        return f"'{mapping.target_field}' is already flagged."
 
 
 class BackfillForm(ConnectionScopedForm):
@@ -221,7 +225,9 @@ class BackfillForm(ConnectionScopedForm):
         return data
 
 
-class SystemProfileForm(ProjectScopedForm):
+class SystemProfileForm(OneEachForm):
+    one_per = "system"
+
     environments = forms.MultipleChoiceField(
         label="Environments available",
         choices=SystemProfile.Environment.choices,
@@ -247,19 +253,8 @@ class SystemProfileForm(ProjectScopedForm):
         super().__init__(*args, **kwargs)
         self.fields["system"].queryset = System.objects.filter(project=self.project)
 
-    def clean_system(self):
-        system = self.cleaned_data["system"]
-        taken = SystemProfile.objects.filter(system=system).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"{system} already has a profile; edit it instead.")
-        return system
-
-    def validate_unique(self) -> None:
-        exclude = self._get_validation_exclusions() | {"system"}
-        try:
-            self.instance.validate_unique(exclude=exclude)
-        except forms.ValidationError as e:
-            self._update_errors(e)
+    def taken_message(self, system) -> str:
+        return f"{system} already has a profile; edit it instead."
 
 
 class RolloutPhaseForm(ProjectScopedForm):
