@@ -350,15 +350,20 @@ def _incident_runbook(ev: Evidence) -> list[Finding]:
 
 
 # The guides' practices, per connection (planner.checklist.practices).
+def _missing_parts(items, records: dict, absent: str, anchor: str) -> list[Finding]:
+    """One finding per item whose record is absent or lacks parts (`record.missing`)."""
+    out = []
+    for item in items:
+        record = records.get(item.pk)
+        missing = record.missing if record else [absent]
+        if missing:
+            out.append(Finding(f"{item} has no {', '.join(missing)}.", anchor))
+    return out
+
+
 def _connection_owners(ev: Evidence) -> list[Finding]:
     owners = guides.practices_of(ev).ownerships
-    out = []
-    for c in ev.connections:
-        o = owners.get(c.pk)
-        missing = o.missing if o else ["owners"]
-        if missing:
-            out.append(Finding(f"{c} has no {', '.join(missing)}.", "ownership"))
-    return out
+    return _missing_parts(ev.connections, owners, "owners", "ownership")
 
 
 def _error_strategies(ev: Evidence) -> list[Finding]:
@@ -413,13 +418,7 @@ def _backfill_plans(ev: Evidence) -> list[Finding]:
 
 def _systems_profiled(ev: Evidence) -> list[Finding]:
     profiles = guides.practices_of(ev).profiles
-    out = []
-    for s in ev.systems:
-        p = profiles.get(s.pk)
-        missing = p.missing if p else ["discovery profile"]
-        if missing:
-            out.append(Finding(f"{s} has no {', '.join(missing)}.", "discovery"))
-    return out
+    return _missing_parts(ev.systems, profiles, "discovery profile", "discovery")
 
 
 def _phased_rollout(ev: Evidence) -> list[Finding]:
