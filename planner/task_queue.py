@@ -18,13 +18,14 @@ class QueueUnreachable(Exception):
     """The broker could not take the task; no worker will run it."""
 
 
-def publish(task, *args) -> None:
-    """Queue `task(*args)`, or raise QueueUnreachable quickly when the broker is down."""
+def publish(task, *args):
+    """Queue `task(*args)` and return its AsyncResult, or raise QueueUnreachable quickly when
+    the broker is down."""
     from aethon.celery import app
 
     try:
         with app.connection_for_write(connect_timeout=PUBLISH_CONNECT_TIMEOUT) as conn:
-            task.apply_async(
+            return task.apply_async(
                 args=list(args), connection=conn, retry=True, retry_policy=PUBLISH_RETRY
             )
     except Exception as exc:  # noqa: BLE001 - whatever the transport raised, nothing was queued

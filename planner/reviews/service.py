@@ -33,6 +33,7 @@ from planner.models import (
 from planner.pdf import no_fetching
 from planner.runs import alerts
 from planner.runs import service as validation
+from planner.task_queue import PUBLISH_RETRY
 
 log = logging.getLogger(__name__)
 Status = HealthReview.Status
@@ -82,9 +83,7 @@ def dispatch(review: HealthReview) -> None:
     from aethon.celery import app
 
     try:
-        app.tasks[REVIEW_TASK].apply_async(
-            args=[review.pk], retry=True, retry_policy=validation.PUBLISH_RETRY
-        )
+        app.tasks[REVIEW_TASK].apply_async(args=[review.pk], retry=True, retry_policy=PUBLISH_RETRY)
     except Exception as exc:  # noqa: BLE001 - the broker is down: no worker will run it
         log.warning("health review %s not queued: %s", review.pk, exc)
         HealthReview.objects.filter(pk=review.pk, status=Status.QUEUED).update(
@@ -225,7 +224,7 @@ def schedule_check(review: HealthReview) -> None:
             args=[review.pk, review.attempt],
             countdown=float(getattr(settings, "AETHON_REVIEW_CHECK_SECONDS", 15)),
             retry=True,
-            retry_policy=validation.PUBLISH_RETRY,
+            retry_policy=PUBLISH_RETRY,
         )
     except Exception as exc:  # noqa: BLE001 - the dispatcher finishes it once the deadline passes
         log.warning("health review %s: next check not queued: %s", review.pk, exc)

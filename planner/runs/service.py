@@ -50,6 +50,7 @@ from planner.runs.streamed import (
     streamed_parallel,
     streamed_validation,
 )
+from planner.task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,6 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes
 # interval): a cancel reaches a run blocked in a download within about this long.
 CANCEL_POLL = 1.0
 FETCH_BATCH = 10_000
-# Publishing gives up quickly: the user is waiting on the page.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-PUBLISH_CONNECT_TIMEOUT = 3
 # The run's Celery task (planner/runs/tasks.py), published by name so that this module does
 # not import the tasks built on it. The name predates the package layout: queued messages
 # and beat entries carry it.
@@ -186,12 +184,8 @@ def dispatch(run: ValidationRun) -> None:
     from aethon.celery import app
 
     try:
-        with app.connection_for_write(connect_timeout=PUBLISH_CONNECT_TIMEOUT) as conn:
-            result = app.tasks[RUN_TASK].apply_async(
-                args=[run.pk], connection=conn, retry=True, retry_policy=PUBLISH_RETRY
-            )
-    except Exception as exc:  # noqa: BLE001 - any failure to publish means no worker will run it
-        log.warning("validation run %s not queued: %s", run.pk, exc)
+        result = publish(app.tasks[RUN_TASK], run.pk)
+    except QueueUnreachable:
         fail_run(run.pk, QUEUE_UNREACHABLE, from_status=(Status.QUEUED,))
         run.refresh_from_db()
         return
