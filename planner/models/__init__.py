@@ -24,6 +24,7 @@ from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
 from .runs import RunKind, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
+from .slo import SliPoint
 from .systems_config import SystemEndpoint
 from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
@@ -69,6 +70,7 @@ __all__ = [
     "RunStage",
     "RunbookExport",
     "SignOff",
+    "SliPoint",
     "SignOffStale",
     "SuccessCriterion",
     "System",

@@ -59,6 +59,7 @@ class MetricKey(models.TextChoices):
     CONNECTIVITY_FAILURES = "connectivity_failures", "Unreachable systems (count)"
     RECORDS_SYNCED = "records_synced", "Records in sync (records)"
     LATENCY = "latency_ms", "Connection latency (ms)"
+    FRESHNESS = "freshness_lag", "Propagation lag (share of records within the target time)"
     EXTERNAL = "external", "Measured outside Aethon (needs dated evidence)"
 
 
