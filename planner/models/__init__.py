@@ -26,10 +26,26 @@ from .runs import RunKind, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
 from .slo import SliPoint
 from .systems_config import SystemEndpoint
+from .teamwork import (
+    Assignment,
+    Comment,
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    ReminderSent,
+    WorkKind,
+)
 from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "Assignment",
+    "Comment",
+    "Notification",
+    "NotificationKind",
+    "NotificationPreference",
+    "ReminderSent",
+    "WorkKind",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",

@@ -30,6 +30,7 @@ from planner.models.testing import TestStage
 from planner.pdf import no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 from planner.task_queue import QueueUnreachable, publish
+from planner.teamwork.comments import change_log
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def runbook_context(project: IntegrationProject) -> dict:
         ),
         "signoffs": signoffs,
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
+        "resolved_by_change": change_log(project),
     }
 
 

@@ -25,11 +25,23 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
-from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
+from planner.models import (
+    Connection,
+    FieldMapping,
+    Membership,
+    NotificationKind,
+    Role,
+    RunKind,
+    RunSchedule,
+    RunStage,
+    ValidationRun,
+)
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
+from planner.notify.service import notify
 from planner.runs.endpoints import endpoint_of
 from planner.runs.stages import (
     CompareOutcome,
@@ -221,7 +233,29 @@ def fail_run(
             status=interrupted, error=reason[:2000], finished_at=now
         )
         stages.filter(status=RunStage.Status.PENDING).update(status=RunStage.Status.SKIPPED)
+        if status == Status.FAILED:
+            run = ValidationRun.objects.select_related("connection").filter(pk=run_id).first()
+            if run is not None:
+                tell_run_failed(run, reason)
     return True
+
+
+def tell_run_failed(run: ValidationRun, reason: str) -> None:
+    """Notify the project's owners and editors, and whoever started the run, that it failed."""
+    people = set(
+        Membership.objects.filter(
+            project_id=run.project_id, role__in=[Role.OWNER, Role.EDITOR]
+        ).values_list("user_id", flat=True)
+    )
+    if run.triggered_by_id:
+        people.add(run.triggered_by_id)
+    notify(
+        people,
+        run.project,
+        NotificationKind.RUN_FAILED,
+        f"Validation run #{run.pk} on {run.connection} failed: {reason}",
+        reverse("planner:run_show", args=[run.project_id, run.pk]),
+    )
 
 
 def cancel_run(run: ValidationRun) -> ValidationRun:
@@ -546,13 +580,15 @@ class Runner:
             f"{STAGE_LABELS[n]}: {results[n].error or results[n].status}" for n in failed
         )
         self.progress(force=True)
-        self.owned().update(
+        ended = self.owned().update(
             status=status,
             stage="",
             error=error[:2000],
             finished_at=timezone.now(),
             summary=_summary(results),
         )
+        if ended and status == Status.FAILED:
+            tell_run_failed(self.run, error)
 
 
 def short_error(exc: BaseException) -> str:

@@ -100,6 +100,7 @@ MAPPING = RowKind(
         ("up_url", "planner:mapping_move", {"direction": "up"}),
         ("down_url", "planner:mapping_move", {"direction": "down"}),
         ("cell_url", "planner:mapping_cell", {}),
+        ("comments_url", "planner:mapping_comments", {}),
     ),
 )
 
