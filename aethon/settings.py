@@ -147,6 +147,11 @@ AXES_HTTP_RESPONSE_CODE = 429
 # The address is REMOTE_ADDR (axes' default), never X-Forwarded-For: a forged header would give a
 # guesser a fresh address per attempt. Behind a proxy the per-username count still holds.
 
+# An invitation link works this many days; a password-reset link for as many hours as Django's
+# default (3 days) unless set.
+AETHON_INVITE_DAYS = int(os.environ.get("AETHON_INVITE_DAYS", 7))
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("AETHON_PASSWORD_RESET_HOURS", 72)) * 3600
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "planner:project_list"
 LOGOUT_REDIRECT_URL = "login"

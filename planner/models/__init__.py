@@ -1,10 +1,12 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
+from .accounts import Invitation
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
 from .golive import GoLive, GoLiveRevert
+from .lifecycle import ProjectDeletion
 from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
 from .objectives import DataElement, Objective, SuccessCriterion
@@ -35,6 +37,7 @@ from .teamwork import (
     ReminderSent,
     WorkKind,
 )
+from .templates import ProjectTemplate
 from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
@@ -46,6 +49,9 @@ __all__ = [
     "NotificationPreference",
     "ReminderSent",
     "WorkKind",
+    "Invitation",
+    "ProjectDeletion",
+    "ProjectTemplate",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",
