@@ -8,7 +8,9 @@ from django.db import models
 
 from planner.models import (
     ApproverRequirement,
+    Assignment,
     BackfillPlan,
+    Comment,
     Connection,
     ConnectionOwnership,
     DataElement,
@@ -76,6 +78,9 @@ TRACKED: dict[str, type[models.Model]] = {
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,
+    # Working as a team: who was given what, and the discussions (edits and resolutions).
+    "assignment": Assignment,
+    "comment": Comment,
 }
 # Bookkeeping that says nothing to a reader of the audit trail.
 HIDDEN_FIELDS = {"id", "version", "updated_at", "created_at", "project", "position"}

@@ -253,3 +253,13 @@ def test_the_api_lists_only_this_projects_comments_to_members(project, member, c
     listed = client.get(f"/api/projects/{project.pk}/comments", **token).json()
     assert [c["body"] for c in listed] == ["ours"]
     assert client.get(f"/api/projects/{other.pk}/comments", **token).status_code == 404
+
+
+def test_comments_and_their_resolution_are_on_the_history_page(project, owner_client):
+    thread = step_thread(project, 1)
+    c = comments.post(thread, project.owner, "Who owns the customer id?")
+    comments.resolve(thread, c, project.owner)
+    html = owner_client.get(reverse("planner:history", args=[project.pk])).content.decode()
+    assert "Who owns the customer id?" in html
+    detail = owner_client.get(reverse("planner:history_object", args=[project.pk, "comment", c.pk]))
+    assert detail.status_code == 200 and "resolved" in detail.content.decode().lower()
