@@ -67,3 +67,14 @@ document.addEventListener("submit", (event) => {
   event.preventDefault();
   navigateTo(form.querySelector("select[data-navigate]"));
 });
+
+// The project navigator is a <details>: open beside the page on a wide screen, a closed menu at
+// the top of the page on a phone. The markup ships it open, so it works without JavaScript.
+const narrowScreen = window.matchMedia("(max-width: 900px)");
+function fitNavigatorMenu() {
+  document.querySelectorAll("details[data-nav-menu]").forEach((menu) => {
+    menu.open = !narrowScreen.matches;
+  });
+}
+fitNavigatorMenu();
+narrowScreen.addEventListener("change", fitNavigatorMenu);
