@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page
 
+from planner.checklist.evidence import Evidence
+from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import (
     Alert,
     BackfillPlan,
@@ -44,6 +46,7 @@ from planner.models import (
     SystemProfile,
     TestCase,
 )
+from planner.reviews.golive import evidence_snapshot
 from planner.runs.service import start_validation_run
 from tests.browser.conftest import DEFAULT_TIMEOUT_MS, sign_in
 from tests.conftest import client_for
@@ -174,9 +177,16 @@ def demo_world(celery_eager_on) -> dict:
             unit="%",
         ),
     }
-    GoLive.objects.create(
-        project=project, user=demo, snapshot={"ready": True, "percent": 100, "step_hashes": {}}
-    )
+    # Marked live as mark_live records it (the demo is not ready, so not through the gate).
+    hashes = step_hashes(project)
+    snapshot = {
+        "ready": True,
+        "percent": 100,
+        "step_hashes": {str(n): h for n, h in hashes.items()},
+        "version": project_hash(hashes),
+        "evidence": evidence_snapshot(project, Evidence.load(project)),
+    }
+    GoLive.objects.create(project=project, user=demo, snapshot=snapshot)
     return {"project": project, "objects": objects, "user": demo}
 
 
