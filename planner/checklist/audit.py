@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from heapq import merge
 
 from django.db import models
@@ -180,6 +181,8 @@ def display(field: models.Field, record: models.Model) -> str:
     if field.is_relation:
         related = field.related_model._default_manager.filter(pk=raw).first()
         return str(related) if related else f"#{raw} (deleted)"
+    if isinstance(raw, Decimal):
+        return f"{raw.normalize():f}"  # '5', not the column's '5.0000'
     return str(raw)
 
 

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import IntegrationProject
+from planner.models.base import window_words
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from planner.web.permissions import can, project_access
@@ -91,7 +92,7 @@ def threshold_text(obj) -> str:
 
 
 def window_text(obj) -> str:
-    return f"{obj.window_value} {obj.get_window_unit_display()}" if obj.window_value else ""
+    return window_words(obj.window_value, obj.window_unit) if obj.window_value else ""
 
 
 _PLACEHOLDER = "987654321"

@@ -337,6 +337,20 @@ def test_after_go_live_the_page_shows_the_live_state_and_what_changed(db):
     page = client.get(url).content.decode()
     assert "Nothing: every step is as it was" in page
     assert "What blocks go-live" not in page
+    # The live state in green, not the red 'blocked' box, with who and when.
+    assert 'class="verdict live"' in page and "verdict blocked" not in page
+    live = golive.verdict(project).live
+    assert f"marked by {project.owner.get_username()}" in page
+    # The evidence it went live on: each connection's run, the approvals, the test cases.
+    evidence = page.split('data-testid="live-evidence"')[1].split("</section>")[0]
+    for run in live.snapshot["evidence"]["runs"]:
+        assert f"run #{run['run']}</a>" in evidence
+    approvals = live.snapshot["evidence"]["approvals"]
+    assert evidence.count("<li>Step ") == len(approvals)
+    assert ("None recorded." in evidence) is not approvals
+    cases = live.snapshot["evidence"]["test_cases"]
+    assert cases and all(c["case"] in evidence for c in cases)
+    assert "Revert to not live" in page
     CriterionFactory(project=project, metric="error rate", unit="%")
     page = client.get(url).content.decode()
     assert 'data-testid="since-live"' in page
