@@ -67,3 +67,9 @@ document.addEventListener("submit", (event) => {
   event.preventDefault();
   navigateTo(form.querySelector("select[data-navigate]"));
 });
+
+// A runbook made in the request (htmx): the exports list was refreshed in place; fetch the file.
+document.addEventListener("runbook-ready", (event) => {
+  const url = event.detail && event.detail.url;
+  if (url && url.startsWith("/") && !url.startsWith("//")) window.location.assign(url);
+});

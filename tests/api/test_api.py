@@ -102,6 +102,7 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
     assert started.status_code == 202
     run_id = started.json()["id"]
     assert started.json()["status"] == "queued"
+    assert started.json()["number"] == p.validation_runs.count()  # counted within the project
     validation.execute_run(run_id, heartbeat=False)
     polled = client.get(f"{API}/projects/{p.pk}/runs/{run_id}", **headers).json()
     assert polled["status"] == "passed"
