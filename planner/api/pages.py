@@ -12,8 +12,7 @@ from django.shortcuts import redirect, render
 from planner.api.tokens import create_token, revoke
 from planner.models import ApiToken
 
-
-NEW_TOKEN_KEY = "api_tokens_new_token"
+NEW_TOKEN_KEY = "api_tokens_new_token"  # noqa: S105 - a session key name, not a secret
 
 
 def api_tokens(request: HttpRequest) -> HttpResponse:

@@ -141,8 +141,8 @@ def _run_problem(case: TestCase, run: ValidationRun | None, failed: list) -> str
     )
     if later is not None:
         return (
-            f"'{case}' is stale: validation run #{later.number} on the same connection failed after "
-            f"run #{run.number}; run it again and link a passed run."
+            f"'{case}' is stale: validation run #{later.number} on the same connection failed "
+            f"after run #{run.number}; run it again and link a passed run."
         )
     return ""
 

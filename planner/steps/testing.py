@@ -90,8 +90,8 @@ class TestCaseForm(ProjectScopedForm):
         ):
             self.add_error(
                 "status",
-                f"Validation run #{run.number} {run.get_status_display().lower()}: a case cannot pass"
-                " on it. Link a passed run, or state the accepted findings.",
+                f"Validation run #{run.number} {run.get_status_display().lower()}: a case cannot"
+                " pass on it. Link a passed run, or state the accepted findings.",
             )
         return data
 
