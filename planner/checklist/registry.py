@@ -408,7 +408,7 @@ def _backfill_plans(ev: Evidence) -> list[Finding]:
         elif not b.no_history and b.verification_run.status != "passed":
             out.append(
                 Finding(
-                    f"{c}'s backfill verification run #{b.verification_run_id} "
+                    f"{c}'s backfill verification run #{b.verification_run.number} "
                     f"{b.verification_run.get_status_display().lower()}.",
                     f"backfill-{b.pk}",
                 )

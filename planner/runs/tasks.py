@@ -42,7 +42,7 @@ def run_validation(self, run_id: int) -> None:
     if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
         # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
         try:
-            evaluate_run(run, source=f"scheduled validation run #{run.pk}")
+            evaluate_run(run, source=f"scheduled validation run #{run.number}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
 

@@ -204,7 +204,7 @@ class BackfillForm(ConnectionScopedForm):
             "connection__source", "connection__target"
         ).order_by("-created_at")
         self.fields["verification_run"].label_from_instance = lambda r: (
-            f"#{r.pk} {r.connection} ({r.get_status_display().lower()})"
+            f"#{r.number} {r.connection} ({r.get_status_display().lower()})"
         )
 
     def clean(self):
@@ -216,11 +216,11 @@ class BackfillForm(ConnectionScopedForm):
         run, connection = data.get("verification_run"), data.get("connection")
         if run and connection and run.connection_id != connection.pk:
             self.add_error(
-                "verification_run", f"Run #{run.pk} checked {run.connection}, not {connection}."
+                "verification_run", f"Run #{run.number} checked {run.connection}, not {connection}."
             )
         elif run and run.kind != "validation":
             self.add_error(
-                "verification_run", f"Run #{run.pk} is a parallel run, not a reconciliation."
+                "verification_run", f"Run #{run.number} is a parallel run, not a reconciliation."
             )
         return data
 
@@ -457,7 +457,7 @@ def _run_cell(b: BackfillPlan) -> str:
         return ""
     url = reverse("planner:run_show", args=[b.project_id, b.verification_run_id])
     status = b.verification_run.get_status_display().lower()
-    return format_html('<a href="{}">run #{}</a> ({})', url, b.verification_run_id, status)
+    return format_html('<a href="{}">run #{}</a> ({})', url, b.verification_run.number, status)
 
 
 def _backfill_cells(b: BackfillPlan) -> list:

@@ -242,10 +242,17 @@ def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
 
 
 @project_access("edit")
-@require_POST
 def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpResponse:
+    """POST deletes. GET is the confirmation page, for browsers without JavaScript (with htmx
+    the Delete link asks with hx-confirm and posts here directly)."""
     rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
+    if request.method != "POST":
+        ctx = project_context(request, project)
+        ctx.update(
+            kind=rk, obj=obj, action=rk.url("delete", project, pk), back=rk.page_url(project, obj)
+        )
+        return render(request, "planner/row_delete_confirm.html", ctx)
     label = str(obj)
     obj.delete()
     if request.htmx:

@@ -67,7 +67,7 @@ def test_error_handling_to_generated_cases_to_a_verified_backfill(
     form.get_by_label("How it is undone").fill("Delete the rows by batch tag")
     form.get_by_label("Verification run").select_option(value=str(run.pk))
     form.get_by_role("button", name="Add backfill plan").click()
-    expect(page.locator("#backfill-table")).to_contain_text(f"run #{run.pk} (passed)")
+    expect(page.locator("#backfill-table")).to_contain_text(f"run #{run.number} (passed)")
     assert BackfillPlan.objects.get(connection=connection).verification_run_id == run.pk
     step4 = project_readiness(project).for_step(4)
     passing = {o.rule.code for o in step4.outcomes if o.passed}
