@@ -9,6 +9,7 @@ from django.db import models
 from planner.models import (
     ApproverRequirement,
     BackfillPlan,
+    ChangelogEntry,
     Connection,
     ConnectionOwnership,
     DataElement,
@@ -17,6 +18,7 @@ from planner.models import (
     FieldMapping,
     GoLive,
     GoLiveRevert,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -73,6 +75,9 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # After go-live.
+    "improvement": Improvement,
+    "changelog": ChangelogEntry,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,

@@ -1,5 +1,6 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
+from .aftercare import ChangelogEntry, Improvement
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
@@ -30,6 +31,8 @@ from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "ChangelogEntry",
+    "Improvement",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",
