@@ -91,3 +91,7 @@ def test_the_demo_shows_the_guides_practices_on_its_pages(db):
     assert "Push status changes in batches of 200 at quarter end" in step7
     assert "Mismatch rate (%)" in step7  # the KPI the second improvement should move
     assert "Moved the nightly reconciliation to 02:00" in step7
+    # The go-live is planned, so step 7 and the governance inventory name the annual
+    # architecture review.
+    assert "Annual architecture review" in step7
+    assert "#crm-billing-sync" in step7

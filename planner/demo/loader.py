@@ -1,11 +1,12 @@
 """The seed scenarios that `make run` loads, idempotently."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from planner.demo import data as demo_data
 from planner.mapping.engine import MappingSpec
@@ -32,6 +33,7 @@ from planner.models import (
     System,
     SystemEndpoint,
     SystemProfile,
+    TrainingPlan,
 )
 
 DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
@@ -101,6 +103,14 @@ SCENARIOS = [
                 "volume": "48,000 customers",
                 "peak_periods": "invoice run on the 1st",
             },
+        },
+        # Step 7: the go-live is planned four weeks after loading, so the review dates and the
+        # annual architecture review are shown.
+        "training": {
+            "guide": "Confluence: CRM → Billing status sync, user guide",
+            "feedback_channel": "#crm-billing-sync",
+            "demo_session": "Finance and Sales Ops, the Tuesday before go-live",
+            "go_live_in_days": 28,
         },
         # After go-live (step 7): improvements tied to the KPI they should move (a criterion by
         # its position, or a figure), and what the team changed once live.
@@ -379,7 +389,13 @@ def _practices(project: IntegrationProject, spec: dict, systems: dict) -> None:
 
 
 def _aftercare(project: IntegrationProject, spec: dict) -> None:
-    """The improvement backlog and the changelog entries written by the team."""
+    """The training plan, the improvement backlog and the changelog written by the team."""
+    if "training" in spec:
+        fields = dict(spec["training"])
+        days = fields.pop("go_live_in_days")
+        TrainingPlan.objects.create(
+            project=project, go_live_on=timezone.localdate() + timedelta(days=days), **fields
+        )
     criteria = list(SuccessCriterion.objects.filter(project=project).order_by("position"))
     for title, criterion, metric_key, priority, status, effect in spec.get("backlog", []):
         Improvement.objects.create(
