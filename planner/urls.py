@@ -114,6 +114,8 @@ project_patterns = [
     ),
     path("steps/7/training/", training.training_save, name="training_save"),
     *row_urls("steps/7/incidents", training.INCIDENTS),
+    *row_urls("steps/7/backlog", training.IMPROVEMENTS),
+    *row_urls("steps/7/changelog", training.CHANGELOG),
     path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
     path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
     path("runbook/", runbook.runbook, name="runbook"),

@@ -86,11 +86,13 @@ def world(db):
     from planner.models import Alert, Assignment, Comment, HealthReview
     from tests.factories import (
         BackfillFactory,
+        ChangelogEntryFactory,
         ConnectionFactory,
         CriterionFactory,
         DataElementFactory,
         ErrorStrategyFactory,
         FieldMappingFactory,
+        ImprovementFactory,
         IncidentFactory,
         MonitorFactory,
         OwnershipFactory,
@@ -131,6 +133,8 @@ def world(db):
         "rollbackstep": RollbackStepFactory(project=project),
         "monitor": MonitorFactory(project=project),
         "incident": IncidentFactory(project=project),
+        "improvement": ImprovementFactory(project=project),
+        "changelog": ChangelogEntryFactory(project=project),
         "export": RunbookExportFactory(
             project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
         ),

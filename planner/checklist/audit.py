@@ -11,6 +11,7 @@ from planner.models import (
     ApproverRequirement,
     Assignment,
     BackfillPlan,
+    ChangelogEntry,
     Comment,
     Connection,
     ConnectionOwnership,
@@ -20,6 +21,7 @@ from planner.models import (
     FieldMapping,
     GoLive,
     GoLiveRevert,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -76,6 +78,9 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # After go-live.
+    "improvement": Improvement,
+    "changelog": ChangelogEntry,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,

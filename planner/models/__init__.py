@@ -1,5 +1,6 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
+from .aftercare import ChangelogEntry, Improvement
 from .accounts import Invitation
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
@@ -52,6 +53,8 @@ __all__ = [
     "Invitation",
     "ProjectDeletion",
     "ProjectTemplate",
+    "ChangelogEntry",
+    "Improvement",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from planner.checklist import aftercare
 from planner.checklist.audit import recent_changes
 from planner.checklist.delivery import plan_of, stage_summary
 from planner.checklist.evidence import Evidence
@@ -150,6 +151,8 @@ def runbook_context(project: IntegrationProject) -> dict:
         "practices": practices_by_connection(ev),
         "system_profiles": [(s, practices_of(ev).profiles.get(s.pk)) for s in ev.systems],
         "rollout_phases": practices_of(ev).phases,
+        "backlog": aftercare.backlog_of(ev),
+        "changelog": aftercare.changelog_of(ev),
         "architecture_review": next_architecture_review(
             go_live_dates([project.pk]).get(project.pk), timezone.localdate()
         ),

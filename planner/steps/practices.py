@@ -514,7 +514,13 @@ def step4_tables(request, project, ctx: dict) -> None:
 
 
 def step5_tables(request, project, ctx: dict) -> None:
-    ctx["phases_table"] = table_context(request, project, PHASES, ctx["evidence"])
+    ev = ctx["evidence"]
+    ctx["phases_table"] = table_context(request, project, PHASES, ev)
+    # The backfill is planned in step 4; the deployment runs it, so step 5 shows where each
+    # connection's plan stands and links to it.
+    plans = guides.practices_of(ev).backfills
+    ctx["backfill_status"] = [(c, plans.get(c.pk)) for c in ev.connections]
+    ctx["backfill_url"] = STEPS_BY_NUMBER[4].url(project.pk, "backfill")
 
 
 def step6_context(request, project, ctx: dict) -> None:
