@@ -4,6 +4,7 @@ from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
+from .freshness import FreshnessSettings, FreshnessState
 from .golive import GoLive, GoLiveRevert
 from .mapping import FieldMapping, FieldType, ValueMeaning
 from .monitoring import Monitor
@@ -30,6 +31,8 @@ from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "FreshnessSettings",
+    "FreshnessState",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",
