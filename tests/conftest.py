@@ -91,6 +91,7 @@ def world(db):
         DataElementFactory,
         ErrorStrategyFactory,
         FieldMappingFactory,
+        FreshnessSettingsFactory,
         IncidentFactory,
         MonitorFactory,
         OwnershipFactory,
@@ -120,6 +121,7 @@ def world(db):
         "errorstrategy": ErrorStrategyFactory(connection=connection),
         "securityreview": SecurityReviewFactory(connection=connection),
         "backfill": BackfillFactory(connection=connection),
+        "freshness": FreshnessSettingsFactory(connection=connection),
         "systemprofile": SystemProfileFactory(system=connection.source),
         "rolloutphase": RolloutPhaseFactory(project=project),
         "personalfield": None,  # filled in below, on the mapping row

@@ -52,6 +52,8 @@ class RowKind:
     extra_urls: tuple[tuple[str, str, dict], ...] = ()
     # Called in the saving transaction: records that follow this one (a criterion's monitors).
     after_save: Callable[[models.Model], None] | None = None
+    # Called in the deleting transaction: what the deleted record leaves behind (beat entries).
+    after_delete: Callable[[models.Model], None] | None = None
 
     def save(self, obj: models.Model, expected_version: int | None) -> None:
         with transaction.atomic():
@@ -246,7 +248,12 @@ def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpRes
     rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
     label = str(obj)
-    obj.delete()
+    with transaction.atomic():
+        pk_before = obj.pk
+        obj.delete()
+        if rk.after_delete is not None:
+            obj.pk = pk_before  # delete() clears it; the hook names what was deleted
+            rk.after_delete(obj)
     if request.htmx:
         if rk.delete_refreshes_page:
             response = HttpResponse()
