@@ -5,7 +5,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern
 
-from . import practices  # noqa: F401 - registers its endpoints on the api
+from . import freshness, practices  # noqa: F401 - registers their endpoints on the api
 from .views import api
 
 
