@@ -44,6 +44,7 @@ class CriterionFreshnessOut(Schema):
     pending: int | None
     unmeasured: int | None
     share_within_pct: float | None
+    seconds: float | None
     late_examples: list[dict]
     last_error: str
     error_at: datetime | None
@@ -104,6 +105,7 @@ def criterion_freshness(request, project_id: int, criterion_id: int):
         "pending": state.pending if state else None,
         "unmeasured": state.unmeasured if state else None,
         "share_within_pct": figures.get("share_within_pct"),
+        "seconds": figures.get("seconds"),
         "late_examples": state.late_examples if state else [],
         "last_error": state.last_error if state else "",
         "error_at": state.error_at if state else None,

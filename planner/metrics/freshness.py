@@ -124,6 +124,17 @@ def nearest_rank(sorted_values: pl.Series, pct: float) -> float | None:
     return float(sorted_values[max(1, math.ceil(pct / 100 * n)) - 1])
 
 
+# Comparator.holds as column expressions (the same tolerance for "=").
+_MEETS = {
+    Comparator.LTE: lambda lag, t: lag <= t,
+    Comparator.LT: lambda lag, t: lag < t,
+    Comparator.GTE: lambda lag, t: lag >= t,
+    Comparator.GT: lambda lag, t: lag > t,
+    Comparator.EQ: lambda lag, t: (lag - t).abs() < 1e-9,
+    Comparator.NE: lambda lag, t: (lag - t).abs() >= 1e-9,
+}
+
+
 @dataclass
 class FreshnessTally:
     """Folds key ranges into one result; holds one float per counted lag, never the rows."""
@@ -160,11 +171,10 @@ class FreshnessTally:
         self.unmeasured += part.height - judged.height
         if not judged.height:
             return
-        target = float(w.target_seconds)
-        on_time = Comparator(w.comparator).holds
+        meets = _MEETS[Comparator(w.comparator)](pl.col("__lag"), float(w.target_seconds))
         counted_lags = judged.filter(pl.col("__counted") & pl.col("__reflected"))["__lag"]
         self.total += judged.filter(pl.col("__counted")).height
-        self.good += sum(1 for v in counted_lags if on_time(v, target))
+        self.good += counted_lags.to_frame().select(meets.sum()).item()
         if counted_lags.len():
             self.lags.append(counted_lags)
         waiting = judged.filter(~pl.col("__reflected"))

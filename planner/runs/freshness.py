@@ -16,6 +16,7 @@ criterion's :class:`FreshnessState` and shown on its page.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -67,8 +68,11 @@ class MeasurementFailed(Exception):
         self.message = message
 
 
-def problem(criterion: SuccessCriterion) -> str:
-    """Why the criterion cannot be measured as configured ('' when it can)."""
+def problem(criterion: SuccessCriterion, configured: set[int] | None = None) -> str:
+    """Why the criterion cannot be measured as configured ('' when it can).
+
+    ``configured``: the ids of connections with freshness fields, when the caller has them.
+    """
     if criterion.metric_key != MetricKey.FRESHNESS:
         return "it is not measured by propagation lag"
     if criterion.target is None:
@@ -78,7 +82,13 @@ def problem(criterion: SuccessCriterion) -> str:
     connection = criterion.freshness_connection
     if connection is None:
         return "it names no connection to measure"
-    if not FreshnessSettings.objects.filter(connection=connection).exists():
+    if configured is None:
+        configured = set(
+            FreshnessSettings.objects.filter(connection=connection).values_list(
+                "connection_id", flat=True
+            )
+        )
+    if connection.pk not in configured:
         return f"{connection} has no freshness fields in step 2"
     return ""
 
@@ -317,6 +327,7 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
     state, _ = FreshnessState.objects.get_or_create(criterion=criterion)
     started_from = state.counted_until
     counted_from = started_from or _first_counted(criterion, now)
+    started = time.perf_counter()
     try:
         result, reading = measure(criterion, now=now, counted_from=counted_from)
     except MeasurementFailed as exc:
@@ -332,6 +343,7 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
     }
     figures["share_within_pct"] = result.share_within_pct
     figures["reading"] = reading
+    figures["seconds"] = round(time.perf_counter() - started, 3)
     with transaction.atomic():
         # Two measurements at once (the schedule and "Measure now"): the first to finish
         # moves the cutoff; the other counted the same records and is dropped.

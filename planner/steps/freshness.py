@@ -96,13 +96,23 @@ def step2_tables(request, project, ctx: dict) -> None:
 
 def step1_context(project, ctx: dict) -> None:
     """The propagation-lag criteria with their latest measurement, for step 1's card."""
-    criteria = [c for c in ctx["evidence"].criteria if c.metric_key == MetricKey.FRESHNESS]
+    ev = ctx["evidence"]
+    criteria = [c for c in ev.criteria if c.metric_key == MetricKey.FRESHNESS]
+    if not criteria:
+        ctx["freshness_criteria"] = []
+        return
+    connections = {c.pk: c for c in ev.connections}
+    for c in criteria:
+        c.freshness_connection = connections.get(c.freshness_connection_id)
+    configured = set(
+        FreshnessSettings.objects.filter(project=project).values_list("connection_id", flat=True)
+    )
     states = {s.criterion_id: s for s in FreshnessState.objects.filter(criterion__in=criteria)}
     ctx["freshness_criteria"] = [
         {
             "criterion": c,
             "state": states.get(c.pk),
-            "problem": freshness.problem(c),
+            "problem": freshness.problem(c, configured),
             "every": freshness.every_minutes(c),
         }
         for c in criteria

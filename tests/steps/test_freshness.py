@@ -247,3 +247,27 @@ def test_the_task_measures_and_a_deleted_criterion_drops_its_entry(db, measurabl
     measurable.delete()
     tasks.measure_freshness(pk)
     assert entry(pk) is None
+
+
+def test_step_1_lists_freshness_criteria_in_a_constant_number_of_queries(
+    project, owner_client, django_assert_max_num_queries
+):
+    settings = FreshnessSettingsFactory(connection=ConnectionFactory(project=project))
+    url = reverse("planner:step", args=[project.pk, 1])
+
+    def add(n):
+        for _ in range(n):
+            CriterionFactory(
+                project=project,
+                metric_key=MetricKey.FRESHNESS,
+                freshness_connection=settings.connection,
+            )
+
+    add(1)
+    owner_client.get(url)
+    with django_assert_max_num_queries(60) as one:
+        page = owner_client.get(url).content.decode()
+    assert 'data-testid="freshness-criteria"' in page and "measured every 1 min" in page
+    add(20)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        owner_client.get(url)
