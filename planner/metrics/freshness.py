@@ -161,29 +161,31 @@ class FreshnessTally:
         counted = s < until
         if w.counted_from is not None:
             counted = counted & (s >= pl.lit(w.counted_from, UTC_US))
-        judged = part.filter(s.is_not_null()).with_columns(
-            reflected.alias("__reflected"),
-            pl.when(reflected).then(lag).alias("__lag"),
-            counted.alias("__counted"),
-            (s < until).alias("__decided"),
-        )
+        known = s.is_not_null()
+        lag_col = pl.when(reflected).then(lag)
+        late = known & ~reflected & (s < until)
+        meets = _MEETS[Comparator(w.comparator)](lag_col, float(w.target_seconds))
+        # One pass for the counts; the lags and the late rows are only taken where there are.
+        counts = part.select(
+            known.sum().alias("known"),
+            (known & counted).sum().alias("total"),
+            (known & counted & reflected & meets).fill_null(False).sum().alias("good"),
+            late.sum().alias("late"),
+            (known & ~reflected).sum().alias("waiting"),
+        ).row(0, named=True)
         self.read += part.height
-        self.unmeasured += part.height - judged.height
-        if not judged.height:
-            return
-        meets = _MEETS[Comparator(w.comparator)](pl.col("__lag"), float(w.target_seconds))
-        counted_lags = judged.filter(pl.col("__counted") & pl.col("__reflected"))["__lag"]
-        self.total += judged.filter(pl.col("__counted")).height
-        self.good += counted_lags.to_frame().select(meets.sum()).item()
-        if counted_lags.len():
-            self.lags.append(counted_lags)
-        waiting = judged.filter(~pl.col("__reflected"))
-        late = waiting.filter(pl.col("__decided"))
-        self.late_now += late.height
-        self.pending += waiting.height - late.height
+        self.unmeasured += part.height - counts["known"]
+        self.total += counts["total"]
+        self.good += counts["good"]
+        self.late_now += counts["late"]
+        self.pending += counts["waiting"] - counts["late"]
+        if counts["total"]:
+            lags = part.select(lag_col.filter(known & counted & reflected)).to_series()
+            if lags.len():
+                self.lags.append(lags)
         room = self.max_examples - len(self.examples)
-        if room > 0 and late.height:
-            for row in late.head(room).iter_rows(named=True):
+        if room > 0 and counts["late"]:
+            for row in part.filter(late).head(room).iter_rows(named=True):
                 self.examples.append(_example(row, self.key, w.now))
 
     def result(self) -> FreshnessResult:

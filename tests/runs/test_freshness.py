@@ -388,3 +388,72 @@ def test_the_window_bounds_the_first_measurement(db, pg):
     criterion = _criterion(_pg_connection(pg), window_value=30, window_unit="minutes")
     point = freshness.measure_and_record(criterion, now=NOW)
     assert (point.total, point.good, point.late_now) == (2, 0, 2)  # keys 7 and 8
+
+
+@pytest.fixture
+def mysql_tables(settings):
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        db = pymysql.connect(
+            host="127.0.0.1", user="root", password="", database="test", connect_timeout=3
+        )
+    except pymysql.err.MySQLError as exc:
+        pytest.skip(f"MySQL/MariaDB on 127.0.0.1:3306 is unreachable: {exc}")
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"crm_{suffix}", f"marketing_{suffix}")
+    rows = _rows()
+    naive = lambda v: v.astimezone(UTC).replace(tzinfo=None) if v else None  # noqa: E731
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE {names[0]} (id INT, email TEXT, updated_at DATETIME(6))")
+        cur.execute(f"CREATE TABLE {names[1]} (id INT, email TEXT, synced_at DATETIME(6))")
+        cur.executemany(
+            f"INSERT INTO {names[0]} VALUES (%s, %s, %s)",
+            [(i, e, naive(s)) for i, e, s, _, _ in rows],
+        )
+        cur.executemany(
+            f"INSERT INTO {names[1]} VALUES (%s, %s, %s)",
+            [(i, te, naive(tt)) for i, _, _, te, tt in rows if te is not None],
+        )
+    db.commit()
+    try:
+        yield names
+    finally:
+        with db.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+        db.close()
+
+
+def test_mysql_gives_the_same_figures_and_pushes_the_filter_down(db, mysql_tables):
+    def endpoint(table):
+        return {
+            "kind": SystemEndpoint.Kind.MYSQL,
+            "config": {"host": "127.0.0.1", "port": 3306, "database": "test", "user": "root"},
+            "dataset": table,
+            "upload": "",
+            "upload_name": "",
+        }
+
+    connection = _connection(ProjectFactory(), *(endpoint(t) for t in mysql_tables))
+    criterion = _criterion(connection)
+    point = freshness.measure_and_record(criterion, now=NOW)
+    _assert_first(point, _state(criterion))
+    point = freshness.measure_and_record(criterion, now=NOW + 300 * S)
+    assert _state(criterion).figures["reading"]["source_rows"] == 4  # keys 7, 8, 9, 10
+    assert (point.total, point.good, point.late_now) == (2, 1, 3)  # 9 still missing: late
+
+
+def test_a_concurrent_measurement_that_finished_first_wins(db, monkeypatch):
+    criterion = _criterion(_sqlite_connection())
+    real = freshness.measure
+
+    def racing(c, **kwargs):
+        out = real(c, **kwargs)
+        # Another worker stored its measurement of the same records meanwhile.
+        FreshnessState.objects.filter(criterion=c).update(counted_until=NOW)
+        return out
+
+    monkeypatch.setattr(freshness, "measure", racing)
+    assert freshness.measure_and_record(criterion, now=NOW) is None
+    assert not SliPoint.objects.filter(criterion=criterion).exists()
