@@ -92,6 +92,7 @@ def world(db):
         DataElementFactory,
         ErrorStrategyFactory,
         FieldMappingFactory,
+        FreshnessSettingsFactory,
         ImprovementFactory,
         IncidentFactory,
         MonitorFactory,
@@ -122,6 +123,7 @@ def world(db):
         "errorstrategy": ErrorStrategyFactory(connection=connection),
         "securityreview": SecurityReviewFactory(connection=connection),
         "backfill": BackfillFactory(connection=connection),
+        "freshness": FreshnessSettingsFactory(connection=connection),
         "systemprofile": SystemProfileFactory(system=connection.source),
         "rolloutphase": RolloutPhaseFactory(project=project),
         "personalfield": None,  # filled in below, on the mapping row

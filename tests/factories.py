@@ -12,6 +12,7 @@ from planner.models import (
     DataElement,
     DeploymentPlan,
     FieldMapping,
+    FreshnessSettings,
     Improvement,
     IncidentEntry,
     IntegrationProject,
@@ -352,6 +353,17 @@ class OwnershipFactory(factory.django.DjangoModelFactory):
     integration_owner = "Integrations team"
     incident_resolver = "Integrations on-call"
     incident_contact = "oncall@example.com"
+
+
+class FreshnessSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FreshnessSettings
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    source_time_field = "updated_at"
+    target_time_field = "synced_at"
+    skew_seconds = 5
 
 
 class ErrorStrategyFactory(factory.django.DjangoModelFactory):

@@ -7,6 +7,7 @@ from django.urls import URLPattern
 
 from . import (
     aftercare,  # noqa: F401 - registers its endpoints on the api
+    freshness,  # noqa: F401 - registers its endpoints on the api
     practices,  # noqa: F401 - registers its endpoints on the api
     teamwork,  # noqa: F401 - registers its endpoints on the api
 )

@@ -29,6 +29,7 @@ from planner.models import (
     DeploymentPlan,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     IncidentEntry,
     Monitor,
     Objective,
@@ -548,7 +549,7 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=lambda ev: bool(ev.mappings),
-        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField),
+        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField, FreshnessSettings),
         page="planner.steps.mapping.views.step2_page",
     ),
     Step(

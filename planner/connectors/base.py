@@ -156,6 +156,13 @@ def one_of(config: Mapping[str, Any], name: str, options: Sequence[str], default
     return value
 
 
+def utc_text(value: dt.datetime) -> str:
+    """An instant as naive UTC text with microseconds, for a time filter a database reads."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
 def quote_ident(name: str, quote: str = '"') -> str:
     """Quote one identifier with `quote`, doubling it inside."""
     if not name or "\x00" in name:

@@ -7,6 +7,7 @@ session level and have a server-side time limit.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from planner.connectors.base import (
     server_address,
     sql_dataset,
     unique_names,
+    utc_text,
 )
 from planner.connectors.guard import resolve_and_check
 
@@ -34,6 +36,7 @@ SSL_MODES = ("disable", "require")
 
 # pymysql FIELD_TYPE codes of text columns (VARCHAR, VAR_STRING, STRING, the BLOB/TEXT family).
 _TEXT_TYPES = frozenset({15, 249, 250, 251, 252, 253, 254})
+_TIME_TYPES = frozenset({7, 10, 12})  # TIMESTAMP, DATE, DATETIME
 
 
 @dataclass(frozen=True)
@@ -218,12 +221,18 @@ class MySQLConnector(BaseConnector):
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Every record in ``order_by`` order, in batches (one unbuffered statement).
 
         Text sorts by its bytes (code point order, as polars sorts), not by a case-blind
         collation, and NULLs last: a key-ordered merge needs both systems to agree.
+        ``changed_since=(field, instant)`` reads only records whose date/time ``field`` is
+        at or after the instant (the session is in UTC); a text field is read whole.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
@@ -242,7 +251,15 @@ class MySQLConnector(BaseConnector):
                 )
                 for k in order_by
             )
-            cur.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            where = ""
+            if changed_since is not None:
+                name, instant = changed_since
+                if name not in types:
+                    raise ConnectorError(f"The dataset has no field {name}.")
+                if types[name] in _TIME_TYPES:
+                    # The literal is built from a datetime, never from user text.
+                    where = f" WHERE {quote_ident(name, '`')} >= '{utc_text(instant)}'"
+            cur.execute(f"SELECT * FROM {self._dataset()}{where} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))

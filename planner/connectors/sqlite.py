@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import tempfile
 import time
@@ -22,6 +23,7 @@ from planner.connectors.base import (
     quote_ident,
     sql_dataset,
     unique_names,
+    utc_text,
 )
 from planner.connectors.guard import check_path
 
@@ -151,15 +153,29 @@ class SqliteConnector(BaseConnector):
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
-        """Every record in ``order_by`` order (text by code point, NULLs last), in batches."""
+        """Every record in ``order_by`` order (text by code point, NULLs last), in batches.
+
+        ``changed_since=(field, instant)`` reads only records whose ``field`` (ISO text, with
+        or without an offset; without is UTC) is at or after the instant, compared by
+        ``julianday`` (millisecond precision: the caller's overlap covers the edge).
+        """
         order = ", ".join(
             f"{quote_ident(k)} IS NULL, {quote_ident(k)} COLLATE BINARY" for k in order_by
         )
+        where = ""
+        if changed_since is not None:
+            name, instant = changed_since
+            # The literal is built from a datetime, never from user text.
+            where = f" WHERE julianday({quote_ident(name)}) >= julianday('{utc_text(instant)}')"
         tracker = SchemaTracker()
         with self._session() as (conn, deadline), self._reading(deadline):
-            cur = conn.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            cur = conn.execute(f"SELECT * FROM {self._dataset()}{where} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             missing = [k for k in order_by if k not in columns]
             if missing:

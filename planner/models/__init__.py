@@ -6,6 +6,7 @@ from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
+from .freshness import FreshnessSettings, FreshnessState
 from .golive import GoLive, GoLiveRevert
 from .lifecycle import ProjectDeletion
 from .mapping import FieldMapping, FieldType, ValueMeaning
@@ -55,6 +56,8 @@ __all__ = [
     "ProjectTemplate",
     "ChangelogEntry",
     "Improvement",
+    "FreshnessSettings",
+    "FreshnessState",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",

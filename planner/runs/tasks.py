@@ -13,10 +13,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection as db
 
-from planner.models import Connection, RunKind, ValidationRun
-from planner.runs import alerts
+from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
+from planner.runs import alerts, freshness
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
+from planner.runs.freshness_schedule import drop_measurement
 from planner.runs.schedules import drop_schedule
 
 log = logging.getLogger(__name__)
@@ -102,3 +103,19 @@ def scheduled_validation(connection_id: int) -> int | None:
 def remind_and_escalate() -> dict:
     """Every minute (beat entry from migration 0007): reminders and escalation of open alerts."""
     return alerts.remind_and_escalate()
+
+
+@shared_task(
+    name="planner.freshness_tasks.measure",
+    ignore_result=True,
+    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
+    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
+)
+def measure_freshness(criterion_id: int) -> int | None:
+    """A criterion's beat entry or 'Measure now': one measurement, one point (its id)."""
+    criterion = SuccessCriterion.objects.filter(pk=criterion_id).first()
+    if criterion is None:
+        drop_measurement(criterion_id)  # the criterion was deleted: its entry goes too
+        return None
+    point = freshness.measure_and_record(criterion)
+    return point.pk if point is not None else None

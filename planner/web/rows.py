@@ -53,7 +53,8 @@ class RowKind:
     extra_urls: tuple[tuple[str, str, dict], ...] = ()
     # Called in the saving transaction: records that follow this one (a criterion's monitors).
     after_save: Callable[[models.Model], None] | None = None
-    # Called in the deleting transaction, after the delete (its history row exists by then).
+    # Called in the deleting transaction, after the delete (its history row exists by then):
+    # what the deleted record leaves behind (beat entries, changelog entries).
     after_delete: Callable[[models.Model], None] | None = None
 
     def save(self, obj: models.Model, expected_version: int | None) -> None:
@@ -256,11 +257,11 @@ def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpRes
         )
         return render(request, "planner/row_delete_confirm.html", ctx)
     label = str(obj)
-    pk_before = obj.pk
     with transaction.atomic():
+        pk_before = obj.pk
         obj.delete()
         if rk.after_delete is not None:
-            obj.pk = pk_before  # delete() clears it; the hook names the record by it
+            obj.pk = pk_before  # delete() clears it; the hook names what was deleted
             rk.after_delete(obj)
     if request.htmx:
         if rk.delete_refreshes_page:

@@ -14,7 +14,7 @@ from planner.mapping.rules import TRANSFORMS, check, output_type, parse
 from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
 from planner.mapping.spreadsheet import COLUMNS
 from planner.models import Connection, FieldMapping, IntegrationProject
-from planner.steps import practices
+from planner.steps import freshness, practices
 from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, save_versioned
@@ -403,3 +403,4 @@ def step2_page(request, project, ctx: dict, forms: dict) -> None:
         summaries.append({"connection": c, "rows": len(rows), "problems": problems})
     ctx["mapping_summaries"] = summaries
     practices.step2_tables(request, project, ctx)
+    freshness.step2_tables(request, project, ctx)
