@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
+from planner.metrics.points import record_point
 from planner.models import (
     Connection,
     FieldMapping,
@@ -38,6 +39,7 @@ from planner.models import (
     RunKind,
     RunSchedule,
     RunStage,
+    SuccessCriterion,
     ValidationRun,
 )
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
@@ -744,4 +746,24 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
         if not isinstance(exc, Exception):
             raise
     run.refresh_from_db()
+    if run.status in (Status.PASSED, Status.FAILED):
+        record_points(run)
     return run
+
+
+def record_points(run: ValidationRun) -> list:
+    """One time-series point per success criterion whose figure this finished run measured,
+    so run-measured criteria get a compliance over their window too. Never fails the run."""
+    try:
+        raw = kpis.raw_of_run(run)
+        points = []
+        for criterion in SuccessCriterion.objects.filter(project_id=run.project_id):
+            counted = kpis.events(criterion, raw)
+            if counted is not None:
+                good, total = counted
+                at = run.finished_at or timezone.now()
+                points.append(record_point(criterion, at=at, good=good, total=total))
+        return points
+    except Exception:
+        log.exception("service-level points of validation run %s failed", run.pk)
+        return []
