@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,13 +217,31 @@ class MySQLConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
+    dialect = "mysql"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums)."""
+        with self.connect() as conn, self._errors("Query failed"):
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with conn.cursor() as cur:
+                    cur.execute(build(self._dataset()))
+                    return list(cur.fetchall())
+
+            yield run
+
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Every record in ``order_by`` order, in batches (one unbuffered statement).
 
         Text sorts by its bytes (code point order, as polars sorts), not by a case-blind
         collation, and NULLs last: a key-ordered merge needs both systems to agree.
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
@@ -242,7 +260,8 @@ class MySQLConnector(BaseConnector):
                 )
                 for k in order_by
             )
-            cur.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            where_sql = f" WHERE {where}" if where else ""
+            cur.execute(f"SELECT * FROM {self._dataset()}{where_sql} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))

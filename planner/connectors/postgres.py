@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,14 +243,37 @@ class PostgresConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
 
+    dialect = "postgres"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums).
+
+        ``run(build)`` executes ``build(dataset_sql)`` through a server-side cursor, which
+        takes exactly one SELECT, and returns its rows.
+        """
+        with self.connect() as conn, self._errors("Query failed"):
+            dataset = self._dataset().as_string(conn)
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with self._cursor(conn) as cur:
+                    cur.execute(sql.SQL(build(dataset)))  # type: ignore[arg-type]
+                    return cur.fetchall()
+
+            yield run
+
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Every record in ``order_by`` order, in batches, from one server-side cursor.
 
         Text columns sort by code point (``COLLATE "C"``), the order polars sorts strings
         in, whatever the database's collation: a key-ordered merge needs both systems and
-        polars to agree on which key comes first ('B' < 'a'). NULLs sort last.
+        polars to agree on which key comes first ('B' < 'a'). NULLs sort last. ``where``
+        (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"):
@@ -268,12 +291,16 @@ class PostgresConnector(BaseConnector):
                 + sql.SQL(" NULLS LAST")
                 for k in order_by
             )
+            if where:
+                order = sql.SQL("{} ORDER BY ").format(sql.SQL(f" WHERE {where}")) + order  # type: ignore[arg-type]
+            else:
+                order = sql.SQL(" ORDER BY ") + order
             if self.config.table and all(_copy_dtype(c) is not None for c in columns):
                 yield from self._copy_ordered(conn, columns, order, batch_size, tracker)
                 return
             with self._cursor(conn) as cur:
                 cur.itersize = batch_size
-                cur.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(self._dataset(), order))
+                cur.execute(sql.SQL("SELECT * FROM {}{}").format(self._dataset(), order))
                 while rows := cur.fetchmany(batch_size):
                     yield tracker.stabilize(cursor_frame(cur, rows))
 
@@ -314,7 +341,7 @@ class PostgresConnector(BaseConnector):
                 finish.append(pl.col(name).dt.replace_time_zone("UTC"))
             else:
                 read_as[name] = _copy_dtype(col)  # type: ignore[assignment]
-        statement = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
+        statement = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv)").format(
             select, self._dataset(), order
         )
 
