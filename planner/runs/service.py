@@ -496,6 +496,7 @@ class Runner:
             chunk_rows=settings.AETHON_RUN_CHUNK_ROWS,
             on_rows=self.progress,
             max_differences=self.run.max_differences,
+            fetch_rows=settings.AETHON_RUN_FETCH_ROWS,
         )
         if isinstance(result, str):
             self.done = done  # what the abandoned pass read is read again
@@ -695,7 +696,9 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     r.count_totals([s for s in (old, new) if s.ok])
 
     def run_parallel() -> StageResult:
-        streamed = r.stream(lambda **kw: streamed_parallel(old, new, rows, **kw))  # type: ignore[arg-type]
+        streamed = r.stream(
+            lambda fetch_rows, **kw: streamed_parallel(old, new, rows, **kw)  # type: ignore[arg-type]
+        )
         if isinstance(streamed, Streamed):
             compared = streamed.compared
         else:
