@@ -1,7 +1,7 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
-from .aftercare import ChangelogEntry, Improvement
 from .accounts import Invitation
+from .aftercare import ChangelogEntry, Improvement
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
