@@ -1,7 +1,8 @@
 """Error-budget burn alerts of a criterion measured as a time series (planner.metrics.slo).
 
 Each multi-window, multi-burn-rate rule is one alert (fingerprint `slo:<criterion>:<rule>`),
-raised through the same alert machinery as monitor thresholds: one open alert per rule,
+raised through the same alert machinery as monitor thresholds: one open alert per rule, and
+only the most urgent firing rule opens one (a sudden total break fires all three rules),
 notified once, updated while it keeps burning, resolved with a recovery message when it stops.
 When the criterion has a step-6 monitor, the alert takes its route, reminders and escalation;
 otherwise it goes to the unnamed channels, then the owners and editors.
@@ -59,9 +60,14 @@ def evaluate_burn(criterion: SuccessCriterion, now: datetime | None = None) -> d
             fingerprint__startswith=f"slo:{criterion.pk}:", state=Alert.State.OPEN
         )
     }
+    # Rules are listed most urgent first. Like an inhibition rule in an alert manager, a less
+    # urgent rule opens nothing while a more urgent one fires: one breach, one new alert.
+    urgent = next((state for state in result.rules if state.firing), None)
     for state in result.rules:
         fp = fingerprint(criterion, state.rule)
         current = open_alerts.get(fp)
+        if state.firing and current is None and state is not urgent:
+            continue
         if state.firing and current is not None:
             Alert.objects.filter(pk=current.pk).update(last_value=state.long_burn, last_seen_at=now)
         elif state.firing:

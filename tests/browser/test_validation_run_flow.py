@@ -160,7 +160,8 @@ def test_configure_two_systems_run_a_validation_and_see_the_results(
 
     # The runs list shows it, with its figures.
     page.get_by_role("link", name="Validation runs").first.click()
-    row = page.get_by_test_id("runs-table").locator("tr", has_text=f"#{run_id}")
+    number = ValidationRun.objects.get(pk=run_id).number  # counted per project
+    row = page.get_by_test_id("runs-table").locator("tr", has_text=f"#{number}")
     expect(row).to_contain_text("Failed")
     expect(row).to_contain_text(str(ROWS))
     assert ValidationRun.objects.get(pk=run_id).summary["missing"] == 1

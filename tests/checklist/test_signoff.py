@@ -407,8 +407,11 @@ def test_the_migration_keeps_the_first_decision_of_each_signer_version_and_round
         apps = executor.loader.project_state(before).apps
         old_signoff = apps.get_model("planner", "SignOff")
         old_stale = apps.get_model("planner", "SignOffStale")
-        project_id = ProjectFactory().pk
-        same = {"project_id": project_id, "step": 1, "user_id": UserFactory().pk}
+        # The schema is the old one: the project is made with the model of that state.
+        owner_id = UserFactory().pk
+        old_project = apps.get_model("planner", "IntegrationProject")
+        project_id = old_project.objects.create(name="Migrated", owner_id=owner_id).pk
+        same = {"project_id": project_id, "step": 1, "user_id": owner_id}
 
         def decide(decision="approve", content_hash="0" * 64):
             return old_signoff.objects.create(

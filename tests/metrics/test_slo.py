@@ -206,6 +206,15 @@ def test_a_sudden_break_pages_on_the_fast_rule_only(db, mailoutbox):
     assert Alert.objects.filter(state="open").count() == 1
 
 
+def test_a_total_break_fires_every_rule_but_opens_only_the_most_urgent_alert(db):
+    c = fresh()
+    steady_then(c, 3 * 24 * 60, 0)  # nothing good for three days: every rule fires
+    assert firing(c) == {"fast", "medium", "slow"}
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert alert.fingerprint.endswith(":fast")
+    assert Alert.objects.filter(state="open").count() == 1
+
+
 def test_a_steady_burn_pages_on_the_medium_rule(db):
     c = fresh()
     steady_then(c, 6 * 60, 993)  # 0.7 % bad for six hours: burn 7
