@@ -24,7 +24,6 @@ from tests.factories import (
     DataElementFactory,
     MembershipFactory,
     ObjectiveFactory,
-    ProjectFactory,
     SignOffFactory,
     SystemFactory,
     SystemProfileFactory,
