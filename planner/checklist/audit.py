@@ -9,7 +9,10 @@ from django.db import models
 
 from planner.models import (
     ApproverRequirement,
+    Assignment,
     BackfillPlan,
+    ChangelogEntry,
+    Comment,
     Connection,
     ConnectionOwnership,
     DataElement,
@@ -18,6 +21,7 @@ from planner.models import (
     FieldMapping,
     GoLive,
     GoLiveRevert,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -74,9 +78,15 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # After go-live.
+    "improvement": Improvement,
+    "changelog": ChangelogEntry,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,
+    # Working as a team: who was given what, and the discussions (edits and resolutions).
+    "assignment": Assignment,
+    "comment": Comment,
 }
 # Bookkeeping that says nothing to a reader of the audit trail.
 HIDDEN_FIELDS = {"id", "version", "updated_at", "created_at", "project", "position"}

@@ -32,12 +32,14 @@ from planner.models import (
     ApproverRequirement,
     IntegrationProject,
     Membership,
+    NotificationKind,
     Role,
     SignOff,
     SignOffStale,
 )
 from planner.models.people import display_name
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
+from planner.notify.service import notify
 from planner.task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
@@ -434,9 +436,50 @@ def _record_stale(project, signoff: SignOff, current: str, reason: str) -> SignO
     except IntegrityError:
         return None  # another request recorded it (and queued the mail) a moment ago
     signoff.stale_event = event
+    _tell_stale(project, signoff, reason)
     if recipients:
         transaction.on_commit(lambda: queue_ask_again(event.pk))
     return event
+
+
+def _tell_stale(project: IntegrationProject, signoff: SignOff, reason: str) -> None:
+    """The approvers' and the signer's notification; the ask-again task mails them, so the
+    notification is not mailed a second time."""
+    roles = policies(project)[signoff.step].roles
+    people = set(
+        Membership.objects.filter(project=project, role__in=roles).values_list("user_id", flat=True)
+    )
+    people.add(signoff.user_id)
+    step = STEPS_BY_NUMBER[signoff.step]
+    notify(
+        people,
+        project,
+        NotificationKind.SIGNOFF_STALE,
+        f"Step {step.number} ({step.title}): {signoff.user.get_username()}'s sign-off is stale. "
+        f"{reason}",
+        step.url(project.pk, "signoff"),
+        mailed=True,
+    )
+
+
+def request_signoff(project: IntegrationProject, number: int, by, note: str = "") -> list:
+    """Ask the members whose role signs this step to review and sign it off."""
+    roles = policies(project)[number].roles
+    people = Membership.objects.filter(project=project, role__in=roles).values_list(
+        "user_id", flat=True
+    )
+    step = STEPS_BY_NUMBER[number]
+    text = f"{by.get_username()} asks you to sign off step {number} ({step.title})"
+    if note.strip():
+        text += f": {note.strip()}"
+    return notify(
+        list(people),
+        project,
+        NotificationKind.SIGNOFF_REQUEST,
+        text,
+        step.url(project.pk, "signoff"),
+        exclude=by,
+    )
 
 
 def queue_ask_again(event_id: int) -> None:

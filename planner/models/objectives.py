@@ -4,7 +4,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit, window_words
-from .projects import IntegrationProject, System
+from .projects import Connection, IntegrationProject, System
 
 
 class Objective(VersionedModel):
@@ -63,6 +63,21 @@ class SuccessCriterion(VersionedModel):
     window_value = models.PositiveIntegerField(null=True, blank=True)
     window_unit = models.CharField(
         max_length=8, choices=WindowUnit.choices, default=WindowUnit.DAYS
+    )
+    freshness_connection = models.ForeignKey(
+        Connection,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="freshness_criteria",
+        verbose_name="connection measured",
+        help_text="For propagation lag: the connection whose lag is measured.",
+    )
+    measure_every_minutes = models.PositiveIntegerField(
+        "measure every (min)",
+        null=True,
+        blank=True,
+        help_text="Blank: chosen from the target (a 5-minute target is measured every minute).",
     )
     position = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()

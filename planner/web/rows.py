@@ -53,6 +53,9 @@ class RowKind:
     extra_urls: tuple[tuple[str, str, dict], ...] = ()
     # Called in the saving transaction: records that follow this one (a criterion's monitors).
     after_save: Callable[[models.Model], None] | None = None
+    # Called in the deleting transaction, after the delete (its history row exists by then):
+    # what the deleted record leaves behind (beat entries, changelog entries).
+    after_delete: Callable[[models.Model], None] | None = None
 
     def save(self, obj: models.Model, expected_version: int | None) -> None:
         with transaction.atomic():
@@ -242,12 +245,24 @@ def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
 
 
 @project_access("edit")
-@require_POST
 def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpResponse:
+    """POST deletes. GET is the confirmation page, for browsers without JavaScript (with htmx
+    the Delete link asks with hx-confirm and posts here directly)."""
     rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
+    if request.method != "POST":
+        ctx = project_context(request, project)
+        ctx.update(
+            kind=rk, obj=obj, action=rk.url("delete", project, pk), back=rk.page_url(project, obj)
+        )
+        return render(request, "planner/row_delete_confirm.html", ctx)
     label = str(obj)
-    obj.delete()
+    with transaction.atomic():
+        pk_before = obj.pk
+        obj.delete()
+        if rk.after_delete is not None:
+            obj.pk = pk_before  # delete() clears it; the hook names what was deleted
+            rk.after_delete(obj)
     if request.htmx:
         if rk.delete_refreshes_page:
             response = HttpResponse()

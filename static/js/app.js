@@ -98,3 +98,9 @@ function markScrollableBoxes(root) {
 markScrollableBoxes();
 window.addEventListener("resize", () => markScrollableBoxes());
 document.addEventListener("htmx:afterSettle", () => markScrollableBoxes());
+
+// A runbook made in the request (htmx): the exports list was refreshed in place; fetch the file.
+document.addEventListener("runbook-ready", (event) => {
+  const url = event.detail && event.detail.url;
+  if (url && url.startsWith("/") && !url.startsWith("//")) window.location.assign(url);
+});

@@ -133,6 +133,7 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
     page.goto(f"{base}/go-live/")
     expect(page.get_by_test_id("reasons")).to_contain_text("Step 4: Awaiting sign-off")
     page.goto(f"{base}/steps/4/")
+    page.locator("#signoff summary").click()
     page.get_by_role("button", name="Record sign-off").click()
     expect(page.locator("#signoff")).to_contain_text("Your role (Owner) is not one of them")
     assert not SignOff.objects.filter(project=project, step=4).exists()
@@ -143,6 +144,7 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
         other = context.new_page()
         sign_in(other, live_server.url, approver)
         other.goto(f"{base}/steps/4/")
+        other.locator("#signoff summary").click()
         other.get_by_role("button", name="Record sign-off").click()
         expect(other.locator("#signoff")).to_contain_text("Approved")
     finally:

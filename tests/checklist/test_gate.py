@@ -98,7 +98,7 @@ def test_a_case_cannot_pass_on_a_failed_run_unless_it_states_accepted_findings(
 
     # The form refuses "passed", naming the field and the run; nothing changes.
     response = edit_case(owner_client, case, status="passed")
-    assert f"Validation run #{failed.pk} failed: a case cannot pass on it" in (
+    assert f"Validation run #{failed.number} failed: a case cannot pass on it" in (
         response.content.decode()
     )
     case.refresh_from_db()
@@ -129,7 +129,7 @@ def test_a_case_passed_on_a_failed_run_blocks_readiness(project):
     TestCaseFactory(project=project, status="passed", validation_run=failed, description="Batch")
     texts = step4_texts(project)
     assert any(
-        f"'Batch' is passed on validation run #{failed.pk}, which failed" in t for t in texts
+        f"'Batch' is passed on validation run #{failed.number}, which failed" in t for t in texts
     )
 
 
@@ -143,7 +143,7 @@ def test_a_later_failed_run_on_the_same_connection_makes_the_case_stale(project)
     assert not any("stale" in t for t in step4_texts(project))
     later = finished(connection, ValidationRun.Status.FAILED, minutes_ago=5)
     assert any(
-        f"'One' is stale: validation run #{later.pk} on the same connection failed" in t
+        f"'One' is stale: validation run #{later.number} on the same connection failed" in t
         for t in step4_texts(project)
     )
 
