@@ -102,6 +102,8 @@ MAIN_PAGES = {
 }
 # Fragments for htmx, not pages a person opens: checked by the permission and GET walks.
 FRAGMENTS = re.compile(r"_(show|edit|add|rule_check|progress|differences|status)$")
+# Downloads (a PDF is laid out by WeasyPrint, seconds each): not pages, so not even asked for.
+DOWNLOADS = re.compile(r"_(pdf|csv|download)$")
 
 
 def screenshot_dir() -> Path:
@@ -222,7 +224,7 @@ def page_urls(world) -> list[tuple[str, str]]:
     pages = []
     for name, pattern in planner_patterns():
         short = name.split(":", 1)[1]
-        if FRAGMENTS.search(short) and short not in MAIN_PAGES:
+        if (FRAGMENTS.search(short) and short not in MAIN_PAGES) or DOWNLOADS.search(short):
             continue
         try:
             path = url_for(name, pattern, world)
