@@ -24,14 +24,19 @@ from planner.checklist.evidence import Evidence
 from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import (
     Alert,
+    Assignment,
     BackfillPlan,
+    ChangelogEntry,
+    Comment,
     Connection,
     ConnectionOwnership,
     DataElement,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     GoLive,
     HealthReview,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -52,6 +57,9 @@ from tests.browser.conftest import DEFAULT_TIMEOUT_MS, sign_in
 from tests.conftest import client_for
 from tests.factories import (
     PASSWORD,
+    ChangelogEntryFactory,
+    FreshnessSettingsFactory,
+    ImprovementFactory,
     IncidentFactory,
     MembershipFactory,
     MonitorFactory,
@@ -94,6 +102,8 @@ MAIN_PAGES = {
 }
 # Fragments for htmx, not pages a person opens: checked by the permission and GET walks.
 FRAGMENTS = re.compile(r"_(show|edit|add|rule_check|progress|differences|status)$")
+# Downloads (a PDF is laid out by WeasyPrint, seconds each): not pages, so not even asked for.
+DOWNLOADS = re.compile(r"_(pdf|csv|download)$")
 
 
 def screenshot_dir() -> Path:
@@ -177,6 +187,24 @@ def demo_world(celery_eager_on) -> dict:
             unit="%",
         ),
     }
+    # Working as a team, post-go-live changes, freshness: one of each, as in tests/conftest.py.
+    objects["freshness"] = _first(
+        FreshnessSettings.objects.filter(connection=connection),
+        lambda: FreshnessSettingsFactory(connection=connection),
+    )
+    objects["improvement"] = _first(
+        Improvement.objects.filter(project=project), lambda: ImprovementFactory(project=project)
+    )
+    objects["changelog"] = _first(
+        ChangelogEntry.objects.filter(project=project),
+        lambda: ChangelogEntryFactory(project=project),
+    )
+    objects["comment"] = Comment.objects.create(
+        project=project, step=1, author=demo, body="What is the target for the error rate?"
+    )
+    objects["assignment"] = Assignment.objects.create(
+        project=project, kind="step", step=1, assignee=demo
+    )
     # Marked live as mark_live records it (the demo is not ready, so not through the gate).
     hashes = step_hashes(project)
     snapshot = {
@@ -196,9 +224,12 @@ def page_urls(world) -> list[tuple[str, str]]:
     pages = []
     for name, pattern in planner_patterns():
         short = name.split(":", 1)[1]
-        if FRAGMENTS.search(short) and short not in MAIN_PAGES:
+        if (FRAGMENTS.search(short) and short not in MAIN_PAGES) or DOWNLOADS.search(short):
             continue
-        path = url_for(name, pattern, world)
+        try:
+            path = url_for(name, pattern, world)
+        except KeyError as missing:
+            pytest.fail(f"demo_world has no {missing} object for {name}: add one as world does")
         response = client.get(path)
         if response.status_code != 200 or not response["Content-Type"].startswith("text/html"):
             continue  # a POST-only action, a download
