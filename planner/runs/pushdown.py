@@ -27,7 +27,15 @@ import polars as pl
 from sqlglot import exp
 
 from planner.mapping.engine import FieldPlan
-from planner.mapping.sql import SqlColumn, as_text, column, compile_column, render
+from planner.mapping.sql import (
+    SqlColumn,
+    as_text,
+    canonical,
+    column,
+    compile_column,
+    family,
+    render,
+)
 from planner.runs.stages import Side, is_identity
 
 FANOUT = 16  # sub-ranges a differing range is split into
@@ -38,11 +46,21 @@ type Runner = Callable[[Callable[[str], str]], list[tuple[Any, ...]]]
 
 
 def kind(dtype: pl.DataType) -> str | None:
-    """Only text and integer columns have one canonical SQL text in all three dialects."""
+    """A column's kind as planner.mapping.sql.canonical prints it (None: all null so far)."""
     if dtype == pl.String:
         return "string"
     if dtype.is_integer():
         return "integer"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime_utc" if dtype.time_zone else "datetime"
+    if dtype == pl.Date:
+        return "date"
+    if dtype == pl.Boolean:
+        return "boolean"
     return None if dtype == pl.Null else str(dtype)
 
 
@@ -94,12 +112,18 @@ def choose_columns(
         if isinstance(sql, str):
             choice.not_pushed[name] = sql
             continue
-        if name in compared and t_kinds.get(name) != plan.target.kind:
-            choice.not_pushed[name] = (
-                f"the target column is {t_kinds.get(name) or 'of unknown type'},"
-                f" the mapping gives {plan.target.kind}"
-            )
-            continue
+        if name in compared:
+            t_kind = t_kinds.get(name)
+            if family(t_kind) != family(sql.kind):
+                choice.not_pushed[name] = (
+                    f"the target column is {t_kind or 'of unknown type'},"
+                    f" the mapping gives {sql.kind}"
+                )
+                continue
+            text = canonical(column(name), t_kind, t_dialect or "")
+            if isinstance(text, str):
+                choice.not_pushed[name] = f"in the target, {text}"
+                continue
         choice.pushed[name] = sql
     if choice.not_pushed and not choice.blocker:
         choice.blocker = "some columns are compared on fetched rows, so every row is read"
@@ -322,7 +346,8 @@ def source_side(
 
 def target_side(run: Runner, dialect: str, target: Side, compared: list[str]) -> RangeSide:
     t_kinds = kinds(target)
-    values = [as_text(column(f), t_kinds[f]) for f in compared]  # type: ignore[arg-type]
+    values = [canonical(column(f), t_kinds[f], dialect) for f in compared]
+    assert not any(isinstance(v, str) for v in values)  # choose_columns checked each
     return RangeSide(run, dialect, list(target.key), [t_kinds[k] for k in target.key], values)  # type: ignore[misc]
 
 
