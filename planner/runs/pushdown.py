@@ -443,3 +443,22 @@ def ranged(
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+
+def sample_where(side: Side, key: list[str], percent: int) -> str:
+    """Rows whose key hashes into the first ``percent`` of 100 buckets.
+
+    The hash is the checksums' (MD5 of the key's canonical text), so both sides, in any of
+    the three databases, keep exactly the same keys: a sample never invents a missing key.
+    """
+    dialect = getattr(side.connector, "dialect", "")
+    side_kinds = kinds(side)
+    row: exp.Expression = exp.Literal.string("")
+    for k in key:
+        text = canonical(column(k), side_kinds.get(k), dialect)
+        if isinstance(text, str):
+            raise ValueError(f"the key field '{k}': {text}")
+        row = exp.DPipe(this=row, expression=_encode(text), safe=True)
+    digest, parts = _hash_parts(dialect, render(row, dialect))
+    bucket = parts[0].replace("__m", digest)
+    return f"({bucket}) % 100 < {int(percent)}"
