@@ -1,7 +1,7 @@
 """A validation run the way a user's takes it, timed against reladiff on the same tables.
 
     .venv/bin/python benchmarks/run_e2e.py [--rows 1000000] [--db-url URL] [--workers 1]
-                                           [--chunk-rows 50000] [--fetch-rows 20000]
+                                           [--chunk-rows 50000] [--fetch-rows 0]
                                            [--rebuild] [--skip-reladiff]
 
 1. Generates two PostgreSQL tables in this run (``bench_a`` source, ``bench_b`` target: id +
@@ -254,7 +254,7 @@ def main() -> int:
     parser.add_argument(
         "--fetch-rows",
         type=int,
-        default=20_000,
+        default=0,
         help="AETHON_RUN_FETCH_ROWS: key ranges compared in SQL down to this size; 0 reads all",
     )
     parser.add_argument("--reladiff-threads", type=int, default=2)
