@@ -283,9 +283,12 @@ AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
 # Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
 # per side, so this bounds its memory, whatever the size of the tables.
 AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
-# Key ranges are compared inside the databases (checksums) where the mapping compiles to SQL,
-# bisected down to ranges of at most this many rows, which are read; 0 reads every row.
-AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 20_000))
+# With a value, key ranges are compared inside the databases (checksums) where the mapping
+# compiles to SQL, bisected down to ranges of at most this many rows, which are read. Off (0)
+# by default: next to the database, reading every row (COPY + polars) measured faster than
+# the checksum queries, even for identical tables (benchmarks/README.md); it pays where the
+# link to the database is slow or its CPU is idle.
+AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 0))
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,8 @@
 """A validation run the way a user's takes it, timed against reladiff on the same tables.
 
     .venv/bin/python benchmarks/run_e2e.py [--rows 1000000] [--db-url URL] [--workers 1]
-                                           [--chunk-rows 50000] [--rebuild] [--skip-reladiff]
+                                           [--chunk-rows 50000] [--fetch-rows 0]
+                                           [--rebuild] [--skip-reladiff]
 
 1. Generates two PostgreSQL tables in this run (``bench_a`` source, ``bench_b`` target: id +
    10 columns, 1% changed, 0.5% missing, 0.5% extra; ``bench_t`` = ``bench_b`` with two
@@ -250,6 +251,12 @@ def main() -> int:
     parser.add_argument("--broker", default=DEFAULT_BROKER)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument(
+        "--fetch-rows",
+        type=int,
+        default=0,
+        help="AETHON_RUN_FETCH_ROWS: key ranges compared in SQL down to this size; 0 reads all",
+    )
     parser.add_argument("--reladiff-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="reload tables even if present")
     parser.add_argument("--skip-reladiff", action="store_true")
@@ -268,6 +275,7 @@ def main() -> int:
         AETHON_MEDIA_ROOT=str(var_dir / "media"),
         AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
         AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
+        AETHON_RUN_FETCH_ROWS=str(args.fetch_rows),
         AETHON_READ_TIMEOUT="600",
         AETHON_LOG_LEVEL="WARNING",
         DJANGO_DEBUG="0",
@@ -335,6 +343,17 @@ def main() -> int:
                 f" ({reading.get('chunk_rows') or reading.get('reason')}),"
                 f" {rec.get('source_count', 0):,} vs {rec.get('target_count', 0):,} rows"
             )
+            if reading.get("mode") == "pushdown":
+                print(
+                    f"  push-down: {reading.get('ranges_equal')} of {reading.get('ranges_checked')}"
+                    f" ranges equal ({reading.get('rows_skipped', 0):,} rows a side unread),"
+                    f" {reading.get('ranges_fetched')} read,"
+                    f" {reading.get('ranges_read_unchecked')} of them unchecked"
+                )
+            elif reading.get("pushdown_blocked"):
+                print(f"  push-down blocked: {reading['pushdown_blocked']}")
+            if reading.get("not_pushed_down"):
+                print(f"  not pushed down: {reading['not_pushed_down']}")
             counts = {k: v for k, v in (rec.get("mismatch_counts") or {}).items() if v}
             print(f"  differing values per column: {counts}")
             if run.status not in ("passed", "failed") or not rec:

@@ -145,6 +145,7 @@ class RunOut(Schema):
     error: str
     summary: dict
     max_differences: int | None = None
+    sample_percent: int | None = None
 
 
 class FigureOut(Schema):
@@ -157,6 +158,10 @@ class FigureOut(Schema):
 class RunResultsOut(RunOut):
     stages: list[StageOut]
     figures: list[FigureOut]
+    # A sampled run: keys compared, mismatch rate and its 95 % Wilson interval.
+    sample_estimate: dict | None = None
+    # Per compared column: the share of matched keys whose value differs (%).
+    column_mismatch_pct: dict[str, float] = {}
 
 
 class ImportedInto(Schema):
@@ -206,6 +211,7 @@ def _run_out(run: ValidationRun) -> dict:
         "error": run.error,
         "summary": run.summary,
         "max_differences": run.max_differences,
+        "sample_percent": run.sample_percent,
     }
 
 
@@ -264,6 +270,7 @@ def start_run(
     connection_id: int,
     kind: Literal["validation", "parallel"] = RunKind.VALIDATION.value,
     max_differences: int | None = None,
+    sample_percent: int | None = None,
 ):
     project = _access(request, project_id, "edit")
     connection = _connection(project, connection_id)
@@ -274,6 +281,7 @@ def start_run(
             kind,
             ValidationRun.Trigger.API,
             max_differences=max_differences,
+            sample_percent=sample_percent,
         )
     except RunRefused as exc:
         raise HttpError(400, str(exc)) from None
@@ -306,7 +314,17 @@ def run_results(request, project_id: int, run_id: int):
         {"key": key, "label": kpis.LABELS[key][0], "value": value, "unit": kpis.unit_of(key)}
         for key, value in kpis.of_run(run, all_stages).items()
     ]
-    return {**_run_out(run), "stages": stages, "figures": figures}
+    compared = next(
+        (s.figures for s in all_stages if s.name in ("reconciliation", "parallel") and s.figures),
+        {},
+    )
+    return {
+        **_run_out(run),
+        "stages": stages,
+        "figures": figures,
+        "sample_estimate": kpis.sample_estimate(compared),
+        "column_mismatch_pct": kpis.column_mismatch_pct(compared),
+    }
 
 
 @api.get(

@@ -122,6 +122,9 @@ class SqliteConnector(BaseConnector):
             stack.callback(conn.close)
             with self._errors("Could not open the SQLite database"):
                 conn.execute("PRAGMA query_only = 1")  # before the authorizer, which denies PRAGMA
+            # 32 bits of MD5, as PostgreSQL and MySQL compute them: key-range checksums
+            # and key samples (planner.runs.pushdown) agree across databases.
+            conn.create_function("aethon_hash32", 2, _hash32, deterministic=True)
             conn.set_authorizer(_authorizer)
             deadline = _Deadline(self.guard.read_timeout)
             conn.set_progress_handler(deadline, _PROGRESS_STEPS)
@@ -168,14 +171,8 @@ class SqliteConnector(BaseConnector):
 
     @contextlib.contextmanager
     def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
-        """One read-only session for many generated SELECTs (key-range checksums).
-
-        SQLite has no hash function: the session gets ``aethon_hash32(text, part)``, 32 bits
-        of the text's MD5 as PostgreSQL and MySQL compute them, so checksums agree across
-        databases.
-        """
+        """One read-only session for many generated SELECTs (key-range checksums)."""
         with self._session() as (conn, deadline), self._reading(deadline):
-            conn.create_function("aethon_hash32", 2, _hash32, deterministic=True)
 
             def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
                 deadline.restart()

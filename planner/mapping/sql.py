@@ -43,6 +43,90 @@ class SqlColumn:
     value: exp.Expression  # the compared value as text; NULL where the engine gives null
     checks: tuple[tuple[str, exp.Expression], ...]  # (reason, condition), first one wins
     guard: exp.Expression | None  # rows SQL may get wrong: their range is fetched
+    kind: str = "string"  # the compared value's kind (planner.runs.pushdown.kind)
+
+
+# Column kinds compared as read (an identity rule) by their canonical text, and the target
+# types the engine reaches from them without a possible violation (or with the one below).
+_AS_READ = {
+    "decimal": "decimal",
+    "float": "string",
+    "datetime": "datetime",
+    "datetime_utc": "datetime",
+    "date": "date",
+    "boolean": "boolean",
+}
+_PG_MICROS = "YYYY-MM-DD HH24:MI:SS.US"
+_MYSQL_MICROS = "%Y-%m-%d %H:%i:%s.%f"
+
+
+def family(kind: str | None) -> str | None:
+    """Kinds compared alike: a naive timestamp is read as UTC, as reconcile() reads it."""
+    return "datetime" if kind == "datetime_utc" else kind
+
+
+def canonical(expr: exp.Expression, kind: str | None, dialect: str) -> exp.Expression | str:
+    """A column's value as the text both databases print alike for equal values.
+
+    Equal text must mean equal by the exact comparison rules (planner.runs.reconcile), and
+    different values must print differently where that matters: decimals without trailing
+    zeros, timestamps in UTC to the microsecond, floats only where the database prints the
+    shortest text that reads back exactly (PostgreSQL 12+). Returns why, when there is none.
+    """
+    if kind in ("string", "integer"):
+        return as_text(expr, kind)
+    text_type = exp.DataType.Type.TEXT
+    if kind == "decimal" and dialect in ("postgres", "mysql"):
+        t = exp.cast(expr, text_type)
+        trimmed = exp.Trim(
+            this=exp.Trim(this=t.copy(), expression=exp.Literal.string("0"), position="TRAILING"),
+            expression=exp.Literal.string("."),
+            position="TRAILING",
+        )
+        has_point = exp.Like(this=t.copy(), expression=exp.Literal.string("%.%"))
+        return exp.Case(ifs=[exp.If(this=has_point, true=trimmed)], default=t)
+    if kind == "float" and dialect == "postgres":
+        return exp.cast(expr, text_type)
+    if kind in ("datetime", "datetime_utc", "date") and dialect in ("postgres", "mysql"):
+        if dialect == "postgres":
+            if kind == "datetime_utc":
+                expr = exp.AtTimeZone(this=expr, zone=exp.Literal.string("UTC"))
+            fmt = "YYYY-MM-DD" if kind == "date" else _PG_MICROS
+            return exp.Anonymous(this="TO_CHAR", expressions=[expr, exp.Literal.string(fmt)])
+        # MySQL sessions run in UTC (planner.connectors.mysql), so TIMESTAMP prints UTC.
+        fmt = "%Y-%m-%d" if kind == "date" else _MYSQL_MICROS
+        return exp.Anonymous(this="DATE_FORMAT", expressions=[expr, exp.Literal.string(fmt)])
+    if kind == "boolean" and dialect == "postgres":
+        return exp.Case(
+            ifs=[
+                exp.If(this=expr.copy(), true=exp.Literal.string("true")),
+                exp.If(this=exp.Not(this=expr.copy()), true=exp.Literal.string("false")),
+            ]
+        )
+    return f"a {kind or 'untyped'} column has no exact SQL text in {dialect} here"
+
+
+def _as_read(plan: FieldPlan, kind: str, dialect: str) -> SqlColumn | str:
+    """An identity rule on a column that is neither text nor integer: compared as read."""
+    wanted = _AS_READ.get(kind)
+    if wanted is None or plan.target.kind != wanted:
+        return f"a {kind} column into a {plan.target.kind} field is not pushed down"
+    if plan.default is not None:
+        return f"a default for a {kind} column is not pushed down"
+    if plan.spec.max_length is not None and plan.target.kind == "string":
+        return f"max_length on the text of a {kind} column is not pushed down"
+    raw = column(plan.spec.source_field)
+    value = canonical(raw, kind, dialect)
+    if isinstance(value, str):
+        return value
+    checks: list[tuple[str, exp.Expression]] = []
+    if kind == "decimal":
+        # The engine holds decimals below 10^18 (transforms.DECIMAL_LIMIT).
+        limit = exp.Literal.number(tf.DECIMAL_LIMIT)
+        checks.append(("type_mismatch", exp.GTE(this=exp.Abs(this=raw.copy()), expression=limit)))
+    if plan.rejects_null:
+        checks.append(("null_not_allowed", exp.Is(this=raw.copy(), expression=exp.null())))
+    return SqlColumn(value, tuple((r, _is_true(c)) for r, c in checks), None, kind)
 
 
 def column(name: str) -> exp.Column:
@@ -110,6 +194,9 @@ def compile_column(
     if dialect not in DIALECTS:
         return f"no SQL dialect for {dialect}"
     spec = plan.spec
+    read_kind = source_kinds.get(spec.source_field) if as_read else None
+    if read_kind is not None and read_kind not in ("string", "integer"):
+        return _as_read(plan, read_kind, dialect)
     for call in plan.pipeline.steps:
         if call.name not in PUSHED_STEPS:
             return f"the transform {call.name}() has no exact SQL form"
@@ -162,7 +249,8 @@ def compile_column(
     else:
         shown = value
     guard = exp.or_(*[_is_true(g) for g in guards]) if guards else None
-    return SqlColumn(shown, tuple((r, _is_true(c)) for r, c in checks), guard)
+    kind = read_kind if as_read else plan.target.kind
+    return SqlColumn(shown, tuple((r, _is_true(c)) for r, c in checks), guard, kind or "string")
 
 
 def _step(  # noqa: PLR0911 - one branch per transform

@@ -11,6 +11,7 @@ Criteria and monitors name their figure (`metric_key`). `match_metric` is the ol
 matching, kept only to place rows written before the catalogue existed (the data migration).
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,50 @@ def mismatch_rate_pct(raw: dict) -> float | None:
     """Every row compared that is not equal on both sides, as a share: 100 - agreement."""
     agreement = agreement_pct(raw)
     return None if agreement is None else round(100 - agreement, 4)
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion ``hits / n`` (95 % for z = 1.96).
+
+    Unlike the normal approximation it stays within [0, 1] and says something useful when no
+    hit was seen: 0 differing keys of 300 still allows a rate up to about 1.3 %.
+    """
+    if n <= 0:
+        return None
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
+
+
+def sample_estimate(f: dict) -> dict | None:
+    """A sampled comparison's estimate of the whole table's mismatch rate (``f``: the
+    reconciliation stage's figures): the keys compared, the rate among them (the one
+    definition, mismatch_rate_pct) and its 95 % Wilson interval; None for a full run."""
+    percent = (f.get("reading") or {}).get("sample_percent")
+    keys = rows_compared(f)
+    if not percent or not keys:
+        return None
+    raw = {"keys": keys, "equal": int(f.get("equal_count") or 0)}
+    low, high = wilson_interval(keys - raw["equal"], keys)  # type: ignore[misc]
+    return {
+        "sample_percent": percent,
+        "keys": keys,
+        "mismatch_rate_pct": mismatch_rate_pct(raw),
+        "low_pct": round(100 * low, 4),
+        "high_pct": round(100 * high, 4),
+        "confidence_pct": 95,
+    }
+
+
+def column_mismatch_pct(f: dict) -> dict[str, float]:
+    """Per compared column: the share of matched keys whose value differs there."""
+    matched = int(f.get("matched_count") or 0)
+    if not matched:
+        return {}
+    counts = f.get("mismatch_counts") or {}
+    return {name: round(100 * int(n) / matched, 4) for name, n in counts.items()}
 
 
 def records_synced(raw: dict) -> int | None:

@@ -89,6 +89,11 @@ class ValidationRun(models.Model):
         blank=True,
         help_text="Stop comparing after this many differences (blank: compare everything).",
     )
+    sample_percent = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Compare only this share of keys, chosen by a hash of the key (blank: all).",
+    )
     summary = models.JSONField(default=dict, blank=True)
     settings_snapshot = models.JSONField(default=dict, blank=True)
     differences_file = models.FileField(

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from planner.metrics import figures as kpis
 from planner.models import RunStage, ValidationRun
 
 
@@ -36,7 +37,10 @@ def _compare(stage: RunStage, parallel: bool) -> dict:
         ((name, n) for name, n in (f.get("mismatch_counts") or {}).items() if n),
         key=lambda item: -item[1],
     )
+    shares = kpis.column_mismatch_pct(f)
     return {
+        "sample": kpis.sample_estimate(f),
+        "shares": [(name, n, shares.get(name)) for name, n in counts],
         "left": "old output" if parallel else "source (transformed)",
         "right": "new output" if parallel else "target",
         "counts": counts,

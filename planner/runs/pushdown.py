@@ -27,10 +27,22 @@ import polars as pl
 from sqlglot import exp
 
 from planner.mapping.engine import FieldPlan
-from planner.mapping.sql import SqlColumn, as_text, column, compile_column, render
+from planner.mapping.sql import (
+    SqlColumn,
+    as_text,
+    canonical,
+    column,
+    compile_column,
+    family,
+    render,
+)
 from planner.runs.stages import Side, is_identity
 
 FANOUT = 16  # sub-ranges a differing range is split into
+# When more than this share of the first DENSE_AFTER sub-ranges at a depth differ, the rest
+# at that depth are read without a checksum (differences everywhere: reladiff's worst case).
+DENSE_AFTER = 4
+DENSE_SHARE = 0.75
 NULL_KEYS = "null keys"  # the pseudo-range of rows with a null key part, always fetched
 
 type Bound = tuple[Any, ...] | None
@@ -38,11 +50,21 @@ type Runner = Callable[[Callable[[str], str]], list[tuple[Any, ...]]]
 
 
 def kind(dtype: pl.DataType) -> str | None:
-    """Only text and integer columns have one canonical SQL text in all three dialects."""
+    """A column's kind as planner.mapping.sql.canonical prints it (None: all null so far)."""
     if dtype == pl.String:
         return "string"
     if dtype.is_integer():
         return "integer"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime_utc" if dtype.time_zone else "datetime"
+    if dtype == pl.Date:
+        return "date"
+    if dtype == pl.Boolean:
+        return "boolean"
     return None if dtype == pl.Null else str(dtype)
 
 
@@ -94,12 +116,18 @@ def choose_columns(
         if isinstance(sql, str):
             choice.not_pushed[name] = sql
             continue
-        if name in compared and t_kinds.get(name) != plan.target.kind:
-            choice.not_pushed[name] = (
-                f"the target column is {t_kinds.get(name) or 'of unknown type'},"
-                f" the mapping gives {plan.target.kind}"
-            )
-            continue
+        if name in compared:
+            t_kind = t_kinds.get(name)
+            if family(t_kind) != family(sql.kind):
+                choice.not_pushed[name] = (
+                    f"the target column is {t_kind or 'of unknown type'},"
+                    f" the mapping gives {sql.kind}"
+                )
+                continue
+            text = canonical(column(name), t_kind, t_dialect or "")
+            if isinstance(text, str):
+                choice.not_pushed[name] = f"in the target, {text}"
+                continue
         choice.pushed[name] = sql
     if choice.not_pushed and not choice.blocker:
         choice.blocker = "some columns are compared on fetched rows, so every row is read"
@@ -240,6 +268,12 @@ class RangeSide:
             violations=[int(v or 0) for v in violations],
         )
 
+    def count(self) -> int:
+        """Rows with a whole key (an index-only count where the key is indexed)."""
+        where = self.where(None, None)
+        (row,) = self.run(lambda dataset: f"SELECT COUNT(*) FROM {dataset} WHERE {where}")  # noqa: S608
+        return int(row[0] or 0)
+
     def boundaries(self, lo: Bound, hi: Bound, step: int) -> list[tuple[Any, ...]]:
         """Every ``step``-th key of the range (the first excluded), in key order."""
         where = self.where(lo, hi)
@@ -286,6 +320,7 @@ class Walk:
     fetch_target: list[str] = field(default_factory=list)
     ranges_checked: int = 0
     ranges_equal: int = 0
+    ranges_dense: int = 0  # read without a checksum: their neighbours nearly all differed
     rows_skipped: int = 0  # per side: the equal ranges' rows, counted not read
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -294,6 +329,7 @@ class Walk:
             "fetch_rows": fetch_rows,
             "ranges_checked": self.ranges_checked,
             "ranges_equal": self.ranges_equal,
+            "ranges_read_unchecked": self.ranges_dense,
             "rows_skipped": self.rows_skipped,
             "ranges_fetched": len(self.fetch),
         }
@@ -322,7 +358,8 @@ def source_side(
 
 def target_side(run: Runner, dialect: str, target: Side, compared: list[str]) -> RangeSide:
     t_kinds = kinds(target)
-    values = [as_text(column(f), t_kinds[f]) for f in compared]  # type: ignore[arg-type]
+    values = [canonical(column(f), t_kinds[f], dialect) for f in compared]
+    assert not any(isinstance(v, str) for v in values)  # choose_columns checked each
     return RangeSide(run, dialect, list(target.key), [t_kinds[k] for k in target.key], values)  # type: ignore[misc]
 
 
@@ -349,11 +386,22 @@ def walk_ranges(
                 out.fetch_target.append(target.where(lo, hi))
                 pending.clear()
 
-        def visit(lo: Bound, hi: Bound) -> None:
+        checked: dict[int, list[int]] = {}  # depth -> [ranges checked, ranges differing]
+
+        def dense(depth: int) -> bool:
+            """Most ranges at this depth differ: checksumming the rest would only add a scan."""
+            n, differing = checked.get(depth, [0, 0])
+            return n >= DENSE_AFTER and differing > n * DENSE_SHARE
+
+        def visit(lo: Bound, hi: Bound, depth: int = 0) -> None:
             s, t = both(lo, hi)
             out.ranges_checked += 1
+            tally = checked.setdefault(depth, [0, 0])
+            tally[0] += 1
             if s.rows == 0 and t.rows == 0:
                 return
+            if not s.agrees(t):
+                tally[1] += 1
             if s.agrees(t):
                 flush()
                 out.ranges_equal += 1
@@ -368,7 +416,7 @@ def walk_ranges(
             bigger = source if s.rows >= t.rows else target
             rows = max(s.rows, t.rows)
             cuts = []
-            if rows > fetch_rows:
+            if rows > fetch_rows and not dense(depth):
                 cuts = bigger.boundaries(lo, hi, max(1, -(-rows // FANOUT)))
                 cuts = [c for c in cuts if c != lo]
             if not cuts:
@@ -376,9 +424,25 @@ def walk_ranges(
                 return
             edges: list[Bound] = [lo, *cuts, hi]
             for a, b in zip(edges, edges[1:], strict=False):
-                visit(a, b)
+                if dense(depth + 1):
+                    pending.append((a, b))
+                    out.ranges_dense += 1
+                else:
+                    visit(a, b, depth + 1)
 
-        visit(None, None)
+        # The whole table is not checksummed first: that is a full scan that differences
+        # anywhere make useless. Its first level of ranges is, after one cheap count.
+        rows = source.count()
+        cuts = (
+            source.boundaries(None, None, max(1, -(-rows // FANOUT))) if rows > fetch_rows else []
+        )
+        edges: list[Bound] = [None, *cuts, None]
+        for a, b in zip(edges, edges[1:], strict=False):
+            if dense(1):
+                pending.append((a, b))
+                out.ranges_dense += 1
+            else:
+                visit(a, b, 1)
         flush()
     out.fetch.append(source.null_keys())
     out.fetch_target.append(target.null_keys())
@@ -397,3 +461,22 @@ def ranged(
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+
+def sample_where(side: Side, key: list[str], percent: int) -> str:
+    """Rows whose key hashes into the first ``percent`` of 100 buckets.
+
+    The hash is the checksums' (MD5 of the key's canonical text), so both sides, in any of
+    the three databases, keep exactly the same keys: a sample never invents a missing key.
+    """
+    dialect = getattr(side.connector, "dialect", "")
+    side_kinds = kinds(side)
+    row: exp.Expression = exp.Literal.string("")
+    for k in key:
+        text = canonical(column(k), side_kinds.get(k), dialect)
+        if isinstance(text, str):
+            raise ValueError(f"the key field '{k}': {text}")
+        row = exp.DPipe(this=row, expression=_encode(text), safe=True)
+    digest, parts = _hash_parts(dialect, render(row, dialect))
+    bucket = parts[0].replace("__m", digest)
+    return f"({bucket}) % 100 < {int(percent)}"

@@ -127,6 +127,7 @@ def start_validation_run(
     *,
     publish: bool = True,
     max_differences: int | None = None,
+    sample_percent: int | None = None,
 ) -> ValidationRun:
     """Queue a run of `connection` and hand it to a worker; returns it (maybe already failed).
 
@@ -138,11 +139,14 @@ def start_validation_run(
     An active run whose worker stopped beating is failed first (with the reason), so that a
     worker killed while no beat runs to reap it cannot block the connection for good.
     Raises RunRefused when the run cannot make sense (a parallel run without a baseline).
-    `max_differences` stops the comparison once that many differences were found.
+    `max_differences` stops the comparison once that many differences were found;
+    `sample_percent` compares only that share of the keys (the same keys on both sides).
     """
     kind = RunKind(kind)
     if max_differences is not None and max_differences < 1:
         raise RunRefused("Stop after N differences: N must be at least 1.")
+    if sample_percent is not None and not 1 <= sample_percent <= 99:
+        raise RunRefused("Sample: give a percentage of keys from 1 to 99, or leave it blank.")
     baseline = _baseline(connection, kind)
     active = ValidationRun.objects.filter(
         connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
@@ -161,6 +165,7 @@ def start_validation_run(
                 triggered_by=user if getattr(user, "pk", None) else None,
                 settings_snapshot=_snapshot(connection, baseline),
                 max_differences=max_differences,
+                sample_percent=sample_percent,
             )
             RunStage.objects.bulk_create(
                 RunStage(run=run, name=name, position=i) for i, name in enumerate(STAGE_NAMES[kind])
@@ -497,6 +502,7 @@ class Runner:
             on_rows=self.progress,
             max_differences=self.run.max_differences,
             fetch_rows=settings.AETHON_RUN_FETCH_ROWS,
+            sample_percent=self.run.sample_percent,
         )
         if isinstance(result, str):
             self.done = done  # what the abandoned pass read is read again
@@ -653,7 +659,7 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
                 outcome["streamed"] = streamed
                 outcome["mapping"] = streamed.mapped
                 return streamed.mapped.result  # type: ignore[union-attr]
-            outcome["reading"] = held_whole(streamed)
+            outcome["reading"] = held_whole(streamed, r.run.sample_percent)
         outcome["mapping"] = mapping(source, rows, r.fetch)
         return outcome["mapping"].result
 
@@ -704,7 +710,7 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
         else:
             compared = parallel(old, new, rows, r.fetch)
             if compared.report is not None:
-                compared.result.figures["reading"] = held_whole(streamed)
+                compared.result.figures["reading"] = held_whole(streamed, r.run.sample_percent)
         r.store_differences(compared)
         return compared.result
 

@@ -140,9 +140,19 @@ def run_start(request: HttpRequest, project: IntegrationProject, connection_id: 
     if limit and not limit.isdigit():
         messages.error(request, "Stop after N differences: give a whole number, or leave it blank.")
         return redirect(runs_url(project.pk, f"connection-{connection.pk}"))
+    sample = request.POST.get("sample_percent", "").strip()
+    if sample and not sample.isdigit():
+        messages.error(
+            request, "Sample: give a percentage of keys from 1 to 99, or leave it blank."
+        )
+        return redirect(runs_url(project.pk, f"connection-{connection.pk}"))
     try:
         run = start_validation_run(
-            connection, request.user, kind=kind, max_differences=int(limit) if limit else None
+            connection,
+            request.user,
+            kind=kind,
+            max_differences=int(limit) if limit else None,
+            sample_percent=int(sample) if sample else None,
         )
     except RunRefused as exc:
         messages.error(request, str(exc))
