@@ -10,6 +10,7 @@ from django.utils.html import escape
 
 from planner.api.tokens import create_token
 from planner.checklist.readiness import project_readiness
+from planner.checklist.signoff import step_hashes
 from planner.models import ChangelogEntry, FieldMapping, GoLive, Improvement, TrainingPlan
 from planner.runbook.service import render_html
 from tests.conftest import client_for
@@ -222,3 +223,14 @@ def test_runbook_and_api_show_backlog_and_changelog(project):
     assert body["backlog"][0]["title"] == "Retry 429s with jitter"
     assert body["backlog"][0]["kpi"] == "Error rate (%)"
     assert body["changelog"][0]["summary"] == "Raised the batch size to 500"
+
+
+def test_recording_a_backlog_review_does_not_stale_step_7s_sign_off(project):
+    plan = TrainingPlan.objects.create(project=project, guide="wiki")
+    before = step_hashes(project, [7])
+    plan.backlog_reviewed_on = timezone.localdate()
+    plan.save()
+    assert step_hashes(project, [7]) == before
+    plan.guide = "the new wiki"
+    plan.save()
+    assert step_hashes(project, [7]) != before
