@@ -30,8 +30,13 @@ def project(db):
     return ProjectFactory()
 
 
-def go_live(project) -> None:
-    GoLive.objects.create(project=project, user=project.owner, snapshot={"step_hashes": {}})
+def go_live(project, days_ago: int = 0) -> None:
+    GoLive.objects.create(
+        project=project,
+        user=project.owner,
+        snapshot={"step_hashes": {}},
+        created_at=timezone.now() - timedelta(days=days_ago),
+    )
 
 
 def step7_url(project, part: str) -> str:
@@ -117,15 +122,22 @@ def test_backlog_rules_before_and_after_go_live(project):
     assert rule(project, "backlog_kpis").passed
     # Not live: nothing to review yet.
     assert rule(project, "backlog_reviewed").passed
-    go_live(project)
-    assert not rule(project, "backlog_reviewed").passed
+    # Live for 40 days and never reviewed: due.
+    go_live(project, days_ago=40)
+    finding = rule(project, "backlog_reviewed")
+    assert not finding.passed and "not reviewed since the go-live" in finding.findings[0].text
     plan = TrainingPlan.objects.create(
-        project=project, backlog_reviewed_on=timezone.localdate() - timedelta(days=40)
+        project=project, backlog_reviewed_on=timezone.localdate() - timedelta(days=32)
     )
     finding = rule(project, "backlog_reviewed")
     assert not finding.passed and "last reviewed" in finding.findings[0].text
     plan.backlog_reviewed_on = timezone.localdate() - timedelta(days=3)
     plan.save()
+    assert rule(project, "backlog_reviewed").passed
+
+
+def test_a_project_just_live_has_a_month_before_its_first_backlog_review(project):
+    go_live(project, days_ago=30)
     assert rule(project, "backlog_reviewed").passed
 
 
