@@ -22,6 +22,7 @@ from tests.factories import (
     ImprovementFactory,
     MembershipFactory,
     ProjectFactory,
+    SystemFactory,
 )
 
 
@@ -183,7 +184,7 @@ def test_a_refused_cell_edit_logs_nothing(project):
     assert not ChangelogEntry.objects.exists()
 
 
-def test_deleting_and_importing_while_live_are_logged(project):
+def test_deleting_while_live_is_logged(project):
     connection = ConnectionFactory(project=project)
     row = FieldMappingFactory(project=project, connection=connection)
     go_live(project)
@@ -246,3 +247,19 @@ def test_recording_a_backlog_review_does_not_stale_step_7s_sign_off(project):
     plan.guide = "the new wiki"
     plan.save()
     assert step_hashes(project, [7]) != before
+
+
+def test_a_spreadsheet_import_while_live_is_one_entry_per_connection(project):
+    from tests.steps.test_mapping_import import PM_SHEET, confirm, preview
+
+    crm = SystemFactory(project=project, name="Sales CRM")
+    billing = SystemFactory(project=project, name="Billing")
+    connection = ConnectionFactory(project=project, source=crm, target=billing)
+    client = client_for(project.owner)
+    go_live(project)
+    response = preview(client, project, connection, PM_SHEET.encode())
+    assert not ChangelogEntry.objects.exists()  # the preview writes nothing
+    confirm(client, project, connection, response)
+    entry = ChangelogEntry.objects.get()
+    assert entry.summary == "Spreadsheet import added 3 rows"
+    assert entry.connection == connection and entry.author == project.owner
