@@ -53,11 +53,11 @@ def project_aftercare(request, project_id: int):
     ev = Evidence.load(_access(request, project_id))
     training = getattr(ev.project, "training_plan", None)
     reviewed = training.backlog_reviewed_on if training else None
-    live = aftercare.live_of(ev)
+    since = aftercare.live_since(ev)
     return {
-        "live": live,
+        "live": since is not None,
         "backlog_reviewed_on": reviewed,
-        "backlog_review_due": live and aftercare.backlog_review_due(reviewed, timezone.localdate()),
+        "backlog_review_due": aftercare.backlog_review_due(reviewed, since, timezone.localdate()),
         "backlog": [
             {
                 "id": i.pk,

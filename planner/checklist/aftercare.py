@@ -7,6 +7,8 @@ never by a signal, never on a read.
 
 from datetime import date, timedelta
 
+from django.utils import timezone
+
 from planner.checklist.evidence import Evidence
 from planner.models import (
     ChangelogEntry,
@@ -27,11 +29,16 @@ def is_live(project_id: int) -> bool:
     return GoLive.objects.current().filter(project_id=project_id).exists()
 
 
+def live_since(ev: Evidence) -> date | None:
+    """The day the project went live (the go-live in force), None when it is not live."""
+    if "_live_since" not in ev.__dict__:
+        live = GoLive.objects.current().filter(project_id=ev.project.pk).first()
+        ev.__dict__["_live_since"] = timezone.localdate(live.created_at) if live else None
+    return ev.__dict__["_live_since"]
+
+
 def live_of(ev: Evidence) -> bool:
-    cached = ev.__dict__.get("_live")
-    if cached is None:
-        cached = ev.__dict__["_live"] = is_live(ev.project.pk)
-    return cached
+    return live_since(ev) is not None
 
 
 def backlog_of(ev: Evidence) -> list[Improvement]:
@@ -56,8 +63,13 @@ def changelog_of(ev: Evidence, limit: int = 200) -> list[ChangelogEntry]:
     return cached
 
 
-def backlog_review_due(reviewed_on: date | None, today: date) -> bool:
-    return reviewed_on is None or today - reviewed_on > timedelta(days=BACKLOG_REVIEW_DAYS)
+def backlog_review_due(reviewed_on: date | None, live_since: date | None, today: date) -> bool:
+    """Once live, the backlog is gone through every BACKLOG_REVIEW_DAYS, counted from the
+    last review or, before the first, from the go-live."""
+    if live_since is None:
+        return False
+    last = max(d for d in (reviewed_on, live_since) if d is not None)
+    return today - last > timedelta(days=BACKLOG_REVIEW_DAYS)
 
 
 def record_mapping_change(project: IntegrationProject, mapping_id: int) -> ChangelogEntry | None:

@@ -362,13 +362,13 @@ def _backlog_tied_to_kpis(ev: Evidence) -> list[Finding]:
 
 def _backlog_reviewed(ev: Evidence) -> list[Finding]:
     """Before go-live there is nothing to review yet; once live the backlog is kept current."""
-    if not aftercare.live_of(ev):
-        return []
+    since = aftercare.live_since(ev)
     t = plan.plan_of(ev).training
     reviewed = t.backlog_reviewed_on if t else None
-    if not aftercare.backlog_review_due(reviewed, timezone.localdate()):
+    if not aftercare.backlog_review_due(reviewed, since, timezone.localdate()):
         return []
-    when = f"last reviewed {reviewed:%d %b %Y}" if reviewed else "never reviewed"
+    when = f"last reviewed {reviewed:%d %b %Y}" if reviewed else "not reviewed since the go-live"
+    when += f" ({since:%d %b %Y})" if not reviewed else ""
     return [
         Finding(
             f"The project is live and its improvement backlog was {when}: review it "

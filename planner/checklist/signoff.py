@@ -62,7 +62,10 @@ def _canonical(value):
 
 
 def _content_fields(model: type[models.Model]) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields if f.name not in BOOKKEEPING]
+    # A model may keep operational fields beside its plan (`NOT_SIGNED`): what happened after
+    # the approval, which must neither change nor stale it.
+    skip = BOOKKEEPING | frozenset(getattr(model, "NOT_SIGNED", ()))
+    return [f.attname for f in model._meta.concrete_fields if f.name not in skip]
 
 
 def _artifact_rows(model: type[models.Model], project_id: int) -> list[str]:

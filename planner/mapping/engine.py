@@ -257,20 +257,26 @@ def parse_text(v: pl.Expr, vt: ValueType) -> pl.Expr:
 def parse_stamp(v: pl.Expr) -> pl.Expr:
     """An ISO timestamp with a fraction and/or an offset -> naive UTC (tf.STAMP_PATTERN).
 
-    The text is brought to one shape (space separator, a +HH:MM offset, +00:00 when none)
-    so one chrono format reads every spelling; the regex admits only the reference's grammar.
+    Only text longer than a plain ISO datetime can be one; the rest is null before any
+    string work, so plain datetimes cost nothing more. chrono's RFC 3339 reader (`%+`) takes
+    T or a space, the fraction and Z or +HH:MM / +HHMM; a bare +HH gets its minutes and text
+    without an offset a Z first. The regex admits exactly the reference's grammar. (Every
+    sub-expression is used once: polars would evaluate a reused one again.)
     """
-    shaped = v.str.replace("T", " ", literal=True)
-    shaped = shaped.str.replace(r"Z$", "+00:00")
-    shaped = shaped.str.replace(r"([+-][0-9]{2})([0-9]{2})$", "${1}:${2}")
-    shaped = shaped.str.replace(r"([+-][0-9]{2})$", "${1}:00")
-    has_offset = shaped.str.contains(r"[+-][0-9]{2}:[0-9]{2}$")
-    shaped = pl.when(has_offset).then(shaped).otherwise(shaped + "+00:00")
-    parsed = shaped.str.to_datetime(
-        "%Y-%m-%d %H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False
-    ).dt.replace_time_zone(None)
-    in_range = parsed.dt.year().is_between(1, 9999)  # an offset may cross year 1 or 9999
-    return pl.when(v.str.contains(tf.anchored(tf.STAMP_PATTERN)) & in_range).then(parsed)
+    text = pl.when(v.str.len_bytes() >= tf.STAMP_MIN_LENGTH).then(v)
+    suffix = (
+        pl.when(text.str.contains(r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$"))
+        .then(pl.lit(""))
+        .when(text.str.contains(r"[+-][0-9]{2}$"))
+        .then(pl.lit(":00"))
+        .otherwise(pl.lit("Z"))
+    )
+    complete = pl.when(text.str.contains(tf.anchored(tf.STAMP_PATTERN))).then(text + suffix)
+    # Timestamps are mostly distinct: a parse cache only costs.
+    parsed = complete.str.to_datetime(
+        "%+", time_unit="us", time_zone="UTC", strict=False, cache=False
+    )
+    return parsed.dt.replace_time_zone(None)
 
 
 # --- ops ----------------------------------------------------------------------------

@@ -226,23 +226,24 @@ ISO_DATETIMES = (_iso("%Y-%m-%dT%H:%M:%S"), _iso("%Y-%m-%d %H:%M:%S"), ISO_DATE)
 ISO_DATETIME_TEXT = "%Y-%m-%dT%H:%M:%S"  # canonical text of a datetime (whole second)
 ISO_DATETIME_FRACTION_TEXT = "%Y-%m-%dT%H:%M:%S%.6f"  # ... and of one with microseconds
 
-# Timestamps as databases and exports write them: an ISO date and time followed by a
-# fraction of a second (any digits; microseconds kept, the rest dropped) and/or a UTC offset
-# (Z, +02, +0200, +02:00). They are parsed to naive UTC, so a timestamp stored as text
-# compares exactly with a time-zone-aware column on the other side.
+# Timestamps as databases and exports write them: an ISO date and time (two digits a field,
+# T or a space between) followed by a fraction of a second (1-9 digits; microseconds kept,
+# the rest dropped) and/or a UTC offset (Z, +02, +0200, +02:00). They are read as naive UTC,
+# so a timestamp stored as text compares exactly with a time-zone-aware column. Such text is
+# always longer than the 19 characters of a plain ISO datetime (the engine relies on it).
 _OFFSET = r"[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
-STAMP_SUFFIX = rf"(?P<frac>\.[0-9]{{1,9}})?(?P<tz>Z|{_OFFSET})?"
-
-
-def _unnamed(pattern: str) -> str:
-    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
-
-
-# The date-and-time part is either ISO format; a fraction or an offset must follow.
 STAMP_PATTERN = (
-    "(?:" + "|".join(_unnamed(f.pattern) for f in ISO_DATETIMES[:2]) + ")"
-    rf"(?:\.[0-9]{{1,9}}(?:Z|{_OFFSET})?|Z|{_OFFSET})"
+    # Years 0002-9998: an offset never moves the instant out of the years there are.
+    r"(?P<Y>[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]|0[1-9][0-9]{2}|00[1-9][0-9]"
+    r"|000[2-9])-(?P<m>0[1-9]|1[0-2])"
+    r"-(?P<d>0[1-9]|[12][0-9]|3[01])[T ](?P<H>[01][0-9]|2[0-3]):(?P<M>[0-5][0-9])"
+    r":(?P<S>[0-5][0-9])(?:(?P<frac>\.[0-9]{1,9})(?P<tz1>Z|"
+    + _OFFSET
+    + r")?|(?P<tz2>Z|"
+    + _OFFSET
+    + r"))"
 )
+STAMP_MIN_LENGTH = 20
 
 
 def anchored(pattern: str) -> str:
@@ -380,28 +381,20 @@ def parse_date(text: str, fmt: DateFormat, kind: str) -> date | datetime | _Fail
 
 def parse_stamp(text: str) -> datetime | _Fail:
     """An ISO timestamp with a fraction and/or an offset, as naive UTC (STAMP_PATTERN)."""
-    if not fullmatch(STAMP_PATTERN, text):
+    m = fullmatch(STAMP_PATTERN, text)
+    if not m:
         return FAIL
-    suffix = re.search(STAMP_SUFFIX + "$", text)
-    assert suffix is not None  # the pattern ends with it
-    base = text[: suffix.start()]
-    value = next(
-        (v for fmt in ISO_DATETIMES[:2] if (v := parse_date(base, fmt, "datetime")) is not FAIL),
-        FAIL,
-    )
-    if value is FAIL:
+    frac = m["frac"] or "."
+    try:
+        value = datetime(*(int(m[k]) for k in "YmdHMS"), microsecond=int((frac[1:] + "000000")[:6]))
+    except ValueError:  # not a real date (Feb 30)
         return FAIL
-    if suffix["frac"]:
-        value = value.replace(microsecond=int((suffix["frac"][1:] + "00000")[:6]))  # type: ignore[union-attr]
-    tz = suffix["tz"]
+    tz = m["tz1"] or m["tz2"]
     if tz and tz != "Z":
         digits = tz[1:].replace(":", "")
         shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-        try:
-            value = value - shift if tz[0] == "+" else value + shift  # type: ignore[operator]
-        except OverflowError:
-            return FAIL
-    return value  # type: ignore[return-value]
+        value = value - shift if tz[0] == "+" else value + shift
+    return value
 
 
 def parse_iso(text: str, kind: str) -> date | datetime | _Fail:

@@ -38,6 +38,10 @@ class TrainingPlan(VersionedModel):
     )
     history = HistoricalRecords()
 
+    # Recording a backlog review after go-live is running the plan, not changing it: it is
+    # left out of step 7's sign-off hash (and existing sign-offs keep their hash).
+    NOT_SIGNED = ("backlog_reviewed_on",)
+
     def __str__(self) -> str:
         return "Training plan"
 

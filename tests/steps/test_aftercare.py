@@ -10,6 +10,7 @@ from django.utils.html import escape
 
 from planner.api.tokens import create_token
 from planner.checklist.readiness import project_readiness
+from planner.checklist.signoff import step_hashes
 from planner.models import ChangelogEntry, FieldMapping, GoLive, Improvement, TrainingPlan
 from planner.runbook.service import render_html
 from tests.conftest import client_for
@@ -21,6 +22,7 @@ from tests.factories import (
     ImprovementFactory,
     MembershipFactory,
     ProjectFactory,
+    SystemFactory,
 )
 
 
@@ -29,8 +31,13 @@ def project(db):
     return ProjectFactory()
 
 
-def go_live(project) -> None:
-    GoLive.objects.create(project=project, user=project.owner, snapshot={"step_hashes": {}})
+def go_live(project, days_ago: int = 0) -> None:
+    GoLive.objects.create(
+        project=project,
+        user=project.owner,
+        snapshot={"step_hashes": {}},
+        created_at=timezone.now() - timedelta(days=days_ago),
+    )
 
 
 def step7_url(project, part: str) -> str:
@@ -116,15 +123,22 @@ def test_backlog_rules_before_and_after_go_live(project):
     assert rule(project, "backlog_kpis").passed
     # Not live: nothing to review yet.
     assert rule(project, "backlog_reviewed").passed
-    go_live(project)
-    assert not rule(project, "backlog_reviewed").passed
+    # Live for 40 days and never reviewed: due.
+    go_live(project, days_ago=40)
+    finding = rule(project, "backlog_reviewed")
+    assert not finding.passed and "not reviewed since the go-live" in finding.findings[0].text
     plan = TrainingPlan.objects.create(
-        project=project, backlog_reviewed_on=timezone.localdate() - timedelta(days=40)
+        project=project, backlog_reviewed_on=timezone.localdate() - timedelta(days=32)
     )
     finding = rule(project, "backlog_reviewed")
     assert not finding.passed and "last reviewed" in finding.findings[0].text
     plan.backlog_reviewed_on = timezone.localdate() - timedelta(days=3)
     plan.save()
+    assert rule(project, "backlog_reviewed").passed
+
+
+def test_a_project_just_live_has_a_month_before_its_first_backlog_review(project):
+    go_live(project, days_ago=30)
     assert rule(project, "backlog_reviewed").passed
 
 
@@ -170,7 +184,7 @@ def test_a_refused_cell_edit_logs_nothing(project):
     assert not ChangelogEntry.objects.exists()
 
 
-def test_deleting_and_importing_while_live_are_logged(project):
+def test_deleting_while_live_is_logged(project):
     connection = ConnectionFactory(project=project)
     row = FieldMappingFactory(project=project, connection=connection)
     go_live(project)
@@ -222,3 +236,30 @@ def test_runbook_and_api_show_backlog_and_changelog(project):
     assert body["backlog"][0]["title"] == "Retry 429s with jitter"
     assert body["backlog"][0]["kpi"] == "Error rate (%)"
     assert body["changelog"][0]["summary"] == "Raised the batch size to 500"
+
+
+def test_recording_a_backlog_review_does_not_stale_step_7s_sign_off(project):
+    plan = TrainingPlan.objects.create(project=project, guide="wiki")
+    before = step_hashes(project, [7])
+    plan.backlog_reviewed_on = timezone.localdate()
+    plan.save()
+    assert step_hashes(project, [7]) == before
+    plan.guide = "the new wiki"
+    plan.save()
+    assert step_hashes(project, [7]) != before
+
+
+def test_a_spreadsheet_import_while_live_is_one_entry_per_connection(project):
+    from tests.steps.test_mapping_import import PM_SHEET, confirm, preview
+
+    crm = SystemFactory(project=project, name="Sales CRM")
+    billing = SystemFactory(project=project, name="Billing")
+    connection = ConnectionFactory(project=project, source=crm, target=billing)
+    client = client_for(project.owner)
+    go_live(project)
+    response = preview(client, project, connection, PM_SHEET.encode())
+    assert not ChangelogEntry.objects.exists()  # the preview writes nothing
+    confirm(client, project, connection, response)
+    entry = ChangelogEntry.objects.get()
+    assert entry.summary == "Spreadsheet import added 3 rows"
+    assert entry.connection == connection and entry.author == project.owner
