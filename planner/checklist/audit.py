@@ -15,6 +15,7 @@ from planner.models import (
     DeploymentPlan,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     GoLive,
     GoLiveRevert,
     IncidentEntry,
@@ -73,6 +74,8 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # Freshness: the change-time fields per connection.
+    "freshness": FreshnessSettings,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,
