@@ -147,6 +147,11 @@ AXES_HTTP_RESPONSE_CODE = 429
 # The address is REMOTE_ADDR (axes' default), never X-Forwarded-For: a forged header would give a
 # guesser a fresh address per attempt. Behind a proxy the per-username count still holds.
 
+# An invitation link works this many days; a password-reset link for as many hours as Django's
+# default (3 days) unless set.
+AETHON_INVITE_DAYS = int(os.environ.get("AETHON_INVITE_DAYS", 7))
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("AETHON_PASSWORD_RESET_HOURS", 72)) * 3600
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "planner:project_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -278,6 +283,9 @@ AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
 # Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
 # per side, so this bounds its memory, whatever the size of the tables.
 AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
+# Key ranges are compared inside the databases (checksums) where the mapping compiles to SQL,
+# bisected down to ranges of at most this many rows, which are read; 0 reads every row.
+AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 20_000))
 
 LOGGING = {
     "version": 1,

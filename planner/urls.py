@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from planner.api import pages as api_pages
+from planner.collaboration import views as collaboration
 from planner.reviews import views as reviews
 from planner.runbook import views as runbook
 from planner.runs import endpoint_views
@@ -125,6 +126,8 @@ project_patterns = [
     ),
     path("steps/7/training/", training.training_save, name="training_save"),
     *row_urls("steps/7/incidents", training.INCIDENTS),
+    *row_urls("steps/7/backlog", training.IMPROVEMENTS),
+    *row_urls("steps/7/changelog", training.CHANGELOG),
     path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
     path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
     path("runbook/", runbook.runbook, name="runbook"),
@@ -162,6 +165,19 @@ project_patterns = [
     path("reviews/<int:pk>/report.pdf", reviews.review_pdf, name="review_pdf"),
     path("alerts/", reviews.alerts_page, name="alerts"),
     path("alerts/<int:pk>/acknowledge/", reviews.alert_acknowledge, name="alert_acknowledge"),
+    # Working as a team: assignments, comment threads, sign-off requests
+    path("assign/<str:work>/<int:ref>/", collaboration.assign, name="assign"),
+    path("assignments/<int:pk>/done/", collaboration.assignment_done, name="assignment_done"),
+    path("steps/<int:number>/comments/", collaboration.step_comments, name="step_comments"),
+    path(
+        "steps/2/mappings/<int:pk>/comments/",
+        collaboration.mapping_comments,
+        name="mapping_comments",
+    ),
+    path("comments/<int:pk>/edit/", collaboration.comment_edit, name="comment_edit"),
+    path("comments/<int:pk>/resolve/", collaboration.comment_resolve, name="comment_resolve"),
+    path("mentions/", collaboration.mention_suggest, name="mention_suggest"),
+    path("steps/<int:number>/signoff/ask/", collaboration.signoff_ask, name="signoff_ask"),
     path("history/", history.history, name="history"),
     path(
         "history/<slug:model>/<int:object_id>/",
@@ -173,6 +189,15 @@ project_patterns = [
 urlpatterns = [
     path("", dashboard.portfolio, name="project_list"),
     path("account/tokens/", api_pages.api_tokens, name="api_tokens"),
+    path("my-work/", collaboration.my_work, name="my_work"),
+    path("notifications/", collaboration.notifications, name="notifications"),
+    path("notifications/read/", collaboration.notifications_read, name="notifications_read"),
+    path("notifications/bell/", collaboration.notifications_bell, name="notifications_bell"),
+    path(
+        "account/notifications/settings/",
+        collaboration.notification_settings,
+        name="notification_settings",
+    ),
     path("governance/", governance.governance, name="governance"),
     path("governance.csv", governance.governance_csv, name="governance_csv"),
     path("projects/new/", projects.project_create, name="project_create"),

@@ -27,6 +27,8 @@ cat <<MSG
 
   Aethon is starting at http://$HOST:$PORT/
   Demo login: demo / aethon-demo   (also: approver, viewer — same password)
+  Emails (invitations, password resets, alerts) are printed here, not sent:
+  the console email backend (set DJANGO_EMAIL_BACKEND to send real mail).
   Worker and scheduler logs: var/log/worker.log, var/log/beat.log
   Press Ctrl-C to stop everything.
 

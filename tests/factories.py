@@ -7,11 +7,13 @@ from django.utils import timezone
 
 from planner.metrics.figures import default_monitor_metric, match_metric
 from planner.models import (
+    ChangelogEntry,
     Connection,
     DataElement,
     DeploymentPlan,
     FieldMapping,
     FreshnessSettings,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -245,6 +247,24 @@ class TrainingPlanFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     guide = "https://wiki.example.com/sync-guide"
     feedback_channel = "#crm-billing-sync"
+
+
+class ImprovementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Improvement
+
+    project = factory.SubFactory(ProjectFactory)
+    title = "Retry 429s with jitter"
+    metric_key = "error_rate_pct"
+    expected_effect = "error rate below 0.5 %"
+
+
+class ChangelogEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChangelogEntry
+
+    project = factory.SubFactory(ProjectFactory)
+    summary = "Raised the batch size to 500"
 
 
 class IncidentFactory(factory.django.DjangoModelFactory):

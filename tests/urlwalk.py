@@ -12,6 +12,12 @@ ACCOUNT_LEVEL = {
     "planner:api_tokens",  # the user's own API tokens
     "planner:governance",  # the user's own projects only
     "planner:governance_csv",
+    # the user's own work and notifications, across their projects
+    "planner:my_work",
+    "planner:notifications",
+    "planner:notifications_read",
+    "planner:notifications_bell",
+    "planner:notification_settings",
 }
 
 
@@ -48,6 +54,8 @@ def url_for(name: str, pattern: URLPattern, world) -> str:
         kwargs["direction"] = "up"
     if "number" in params:
         kwargs["number"] = 1
+    if "work" in params:
+        kwargs["work"], kwargs["ref"] = "step", 1
     if "model" in params:
         kwargs["model"] = "criterion"
         kwargs["object_id"] = world["objects"]["criterion"].pk

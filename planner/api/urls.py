@@ -5,7 +5,12 @@ from functools import wraps
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern
 
-from . import freshness, practices  # noqa: F401 - registers their endpoints on the api
+from . import (
+    aftercare,  # noqa: F401 - registers its endpoints on the api
+    freshness,  # noqa: F401 - registers its endpoints on the api
+    practices,  # noqa: F401 - registers its endpoints on the api
+    teamwork,  # noqa: F401 - registers its endpoints on the api
+)
 from .views import api
 
 

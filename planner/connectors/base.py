@@ -25,16 +25,10 @@ from sqlglot.tokens import Token, TokenType
 if TYPE_CHECKING:
     from planner.connectors.guard import GuardPolicy
 
+from planner.connectors.names import ConnectorError  # noqa: E402 - re-exported
+
 KINDS = ("postgres", "mysql", "sqlite", "file", "http_json")
 DEFAULT_BATCH_SIZE = 10_000
-
-
-class ConnectorError(Exception):
-    """A failure whose ``message`` is safe to show to the user (no secrets, no stack)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

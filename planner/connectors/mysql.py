@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import re
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,10 +220,25 @@ class MySQLConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
+    dialect = "mysql"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums)."""
+        with self.connect() as conn, self._errors("Query failed"):
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with conn.cursor() as cur:
+                    cur.execute(build(self._dataset()))
+                    return list(cur.fetchall())
+
+            yield run
+
     def fetch_ordered(
         self,
         order_by: Sequence[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
         *,
         changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
@@ -233,6 +248,7 @@ class MySQLConnector(BaseConnector):
         collation, and NULLs last: a key-ordered merge needs both systems to agree.
         ``changed_since=(field, instant)`` reads only records whose date/time ``field`` is
         at or after the instant (the session is in UTC); a text field is read whole.
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
@@ -251,15 +267,16 @@ class MySQLConnector(BaseConnector):
                 )
                 for k in order_by
             )
-            where = ""
+            conditions = [f"({where})"] if where else []
             if changed_since is not None:
                 name, instant = changed_since
                 if name not in types:
                     raise ConnectorError(f"The dataset has no field {name}.")
                 if types[name] in _TIME_TYPES:
                     # The literal is built from a datetime, never from user text.
-                    where = f" WHERE {quote_ident(name, '`')} >= '{utc_text(instant)}'"
-            cur.execute(f"SELECT * FROM {self._dataset()}{where} ORDER BY {order}")  # noqa: S608
+                    conditions.append(f"{quote_ident(name, '`')} >= '{utc_text(instant)}'")
+            where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            cur.execute(f"SELECT * FROM {self._dataset()}{where_sql} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,10 +245,30 @@ class PostgresConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
 
+    dialect = "postgres"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums).
+
+        ``run(build)`` executes ``build(dataset_sql)`` through a server-side cursor, which
+        takes exactly one SELECT, and returns its rows.
+        """
+        with self.connect() as conn, self._errors("Query failed"):
+            dataset = self._dataset().as_string(conn)
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with self._cursor(conn) as cur:
+                    cur.execute(sql.SQL(build(dataset)))  # type: ignore[arg-type]
+                    return cur.fetchall()
+
+            yield run
+
     def fetch_ordered(
         self,
         order_by: Sequence[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
         *,
         changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
@@ -261,6 +281,8 @@ class PostgresConnector(BaseConnector):
         ``changed_since=(field, instant)`` reads only records whose ``field`` is at or after
         the instant, when the field is a date or timestamp column (naive ones are UTC: the
         session's time zone); on a text field every record is read and the caller filters.
+
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"):
@@ -271,15 +293,20 @@ class PostgresConnector(BaseConnector):
             missing = [k for k in order_by if k not in oids]
             if missing:
                 raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
-            where = sql.SQL("")
+            conditions: list[sql.Composable] = []
             if changed_since is not None:
                 name, instant = changed_since
                 if name not in oids:
                     raise ConnectorError(f"The dataset has no field {name}.")
                 if oids[name] in _TIME_OIDS:
-                    where = sql.SQL(" WHERE {} >= {}").format(
-                        sql.Identifier(name), sql.Literal(instant)
+                    conditions.append(
+                        sql.SQL("{} >= {}").format(sql.Identifier(name), sql.Literal(instant))
                     )
+            if where:
+                conditions.append(sql.SQL(f"({where})"))  # type: ignore[arg-type]
+            filtered = sql.SQL("")
+            if conditions:
+                filtered = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
             order = sql.SQL(", ").join(
                 sql.SQL('{} COLLATE "C"' if oids[k] in _TEXT_OIDS else "{}").format(
                     sql.Identifier(k)
@@ -288,13 +315,12 @@ class PostgresConnector(BaseConnector):
                 for k in order_by
             )
             if self.config.table and all(_copy_dtype(c) is not None for c in columns):
-                yield from self._copy_ordered(conn, columns, where, order, batch_size, tracker)
+                yield from self._copy_ordered(conn, columns, filtered, order, batch_size, tracker)
                 return
             with self._cursor(conn) as cur:
                 cur.itersize = batch_size
-                cur.execute(
-                    sql.SQL("SELECT * FROM {}{} ORDER BY {}").format(self._dataset(), where, order)
-                )
+                statement = sql.SQL("SELECT * FROM {}{} ORDER BY {}")
+                cur.execute(statement.format(self._dataset(), filtered, order))
                 while rows := cur.fetchmany(batch_size):
                     yield tracker.stabilize(cursor_frame(cur, rows))
 

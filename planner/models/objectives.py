@@ -3,7 +3,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit
+from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit, window_words
 from .projects import Connection, IntegrationProject, System
 
 
@@ -104,7 +104,7 @@ class SuccessCriterion(VersionedModel):
         text = f"{self.metric} {self.comparator} {target} {self.unit}".rstrip()
         if self.window_value:
             share = f"{self.attainment_pct.normalize():f}% " if self.attainment_pct else ""
-            text += f", {share}over {self.window_value} {self.window_unit}"
+            text += f", {share}over {window_words(self.window_value, self.window_unit)}"
         return text
 
 

@@ -21,6 +21,9 @@ class IntegrationProject(VersionedModel):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # An archived project is read-only (web.permissions refuses every write) and kept off the
+    # dashboard until an owner restores it.
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:
@@ -28,6 +31,10 @@ class IntegrationProject(VersionedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class Membership(models.Model):

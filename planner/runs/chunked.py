@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from planner.runs.reconcile import ReconcileReport, reconcile
+from planner.runs.reconcile import ReconcileReport, reconcile, sort_by_key
 
 
 class NotInKeyOrder(Exception):
@@ -299,8 +299,10 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         target_count=t.rows,
         matched_count=totals.matched,
         equal_count=totals.equal,
-        missing_in_target=_concat(totals.missing, keys_only),
-        extra_in_target=_concat(totals.extra, keys_only),
+        # Each key range's lists are sorted as reconcile() sorts (numbers held as text by
+        # value); across ranges they arrive in code point order, so sort the whole again.
+        missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
+        extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
         examples=totals.examples,
         null_keys_source=s.null_keys,
@@ -308,7 +310,7 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         duplicate_rows_source=totals.dups_s,
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),
-        mismatches=_concat(totals.mismatches, no_mismatch),
+        mismatches=sort_by_key(_concat(totals.mismatches, no_mismatch), key, "field"),
         tolerances=totals.tolerances,
         within_tolerance=totals.within_tolerance,
     )

@@ -15,6 +15,7 @@ from planner.models import (
     Objective,
     SuccessCriterion,
 )
+from planner.models.base import window_words
 from planner.runs.freshness_schedule import drop_measurement, sync_measurement
 from planner.steps import freshness, practices
 from planner.steps.monitoring import follow_criterion
@@ -158,7 +159,7 @@ def _criterion_cells(c: SuccessCriterion) -> list[str]:
     window = ""
     if c.window_value:
         share = f"{decimal_text(c.attainment_pct)}% " if c.attainment_pct else ""
-        window = f"{share}over {c.window_value} {c.get_window_unit_display()}"
+        window = f"{share}over {window_words(c.window_value, c.window_unit)}"
     measured_by = c.get_metric_key_display() if c.metric_key else "not chosen"
     if c.has_manual_evidence:
         measured_by += f"; evidence {decimal_text(c.evidence_value)} on {c.evidence_date:%d %b %Y}"

@@ -2,9 +2,11 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from planner.checklist import golive
 from planner.models import Alert, HealthReview, Membership, ReviewSchedule
+from planner.teamwork.assignments import overdue_count
 
 
 def portfolio(request: HttpRequest) -> HttpResponse:
@@ -12,6 +14,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     memberships = list(
         Membership.objects.filter(user=request.user)
         .select_related("project", "project__owner")
+        .annotate(overdue_work=overdue_count(timezone.localdate()))
         .order_by("project__name")
     )
     ids = [m.project_id for m in memberships]
@@ -39,6 +42,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "last_review": last_review.get(m.project_id),
             "next_due": next_due.get(m.project_id),
             "open_alerts": open_alerts.get(m.project_id, 0),
+            "overdue_work": m.overdue_work,
         }
         for m in memberships
     ]

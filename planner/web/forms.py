@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
 from django.db.models import Q
 
 from planner.models import (
@@ -55,7 +56,11 @@ class ProjectForm(VersionedForm):
 
 
 class InviteForm(forms.Form):
-    who = forms.CharField(label="Username or email", max_length=254)
+    who = forms.CharField(
+        label="Username or email",
+        max_length=254,
+        help_text="An email address nobody uses yet gets an invitation to set a password.",
+    )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
     def __init__(self, *args, project: IntegrationProject, **kwargs) -> None:
@@ -63,14 +68,20 @@ class InviteForm(forms.Form):
         self.project = project
 
     def clean_who(self):
+        """The account to add, or the email address to invite when no account has it."""
         who = self.cleaned_data["who"].strip()
         users = get_user_model().objects.filter(Q(username__iexact=who) | Q(email__iexact=who))
         user = users.first()
         if user is None:
-            raise forms.ValidationError(
-                f"No account has the username or email '{who}'. Ask an administrator to create "
-                "it, then invite again."
-            )
+            if "@" not in who:
+                raise forms.ValidationError(
+                    f"No account has the username '{who}'. Invite by email address instead."
+                )
+            try:
+                validate_email(who)
+            except forms.ValidationError as error:
+                raise forms.ValidationError(f"'{who}' is not a valid email address.") from error
+            return who.lower()
         if Membership.objects.filter(project=self.project, user=user).exists():
             raise forms.ValidationError(f"{user.username} is already a member of this project.")
         return user

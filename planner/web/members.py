@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from planner.accounts import invitations
 from planner.models import IntegrationProject, Membership, Role
 from planner.web.common import project_context
 from planner.web.forms import InviteForm, RoleForm
@@ -12,7 +13,9 @@ from planner.web.permissions import project_access
 def _page(request, project, invite_form=None, status=200) -> HttpResponse:
     ctx = project_context(request, project)
     ctx.update(
-        members=Membership.objects.filter(project=project).select_related("user"),
+        members=Membership.objects.filter(project=project).select_related(
+            "user", "user__invitation"
+        ),
         invite_form=invite_form or InviteForm(project=project),
         roles=Role.choices,
     )
@@ -25,9 +28,15 @@ def members(request: HttpRequest, project: IntegrationProject) -> HttpResponse:
     if request.method == "POST":
         form = InviteForm(request.POST, project=project)
         if form.is_valid():
-            user = form.cleaned_data["who"]
-            Membership.objects.create(project=project, user=user, role=form.cleaned_data["role"])
-            messages.success(request, f"{user.username} joined as {form.cleaned_data['role']}.")
+            who, role = form.cleaned_data["who"], form.cleaned_data["role"]
+            if isinstance(who, str):
+                invitations.invite_by_email(who, project, role, invited_by=request.user)
+                messages.success(
+                    request, f"Invited {who} as {role}: they get an email to set a password."
+                )
+            else:
+                invitations.add_member(who, project, role, invited_by=request.user)
+                messages.success(request, f"{who.username} joined as {role}.")
             if not request.htmx:
                 return redirect("planner:members", project_id=project.pk)
             return _page(request, project)

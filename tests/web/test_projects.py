@@ -53,7 +53,9 @@ def test_owner_invites_by_email_changes_role_and_removes(project, owner_client):
 def test_inviting_an_unknown_or_existing_member_says_why(project, owner_client):
     url = reverse("planner:members", args=[project.pk])
     html = owner_client.post(url, {"who": "nobody", "role": "viewer"}).content.decode()
-    assert "No account has the username or email &#x27;nobody&#x27;" in html
+    assert (
+        "No account has the username &#x27;nobody&#x27;. Invite by email address instead." in html
+    )
     html = owner_client.post(
         url, {"who": project.owner.username, "role": "viewer"}
     ).content.decode()
