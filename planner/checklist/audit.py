@@ -19,6 +19,7 @@ from planner.models import (
     DeploymentPlan,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     GoLive,
     GoLiveRevert,
     Improvement,
@@ -81,6 +82,8 @@ TRACKED: dict[str, type[models.Model]] = {
     # After go-live.
     "improvement": Improvement,
     "changelog": ChangelogEntry,
+    # Freshness: the change-time fields per connection.
+    "freshness": FreshnessSettings,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,

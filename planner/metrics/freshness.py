@@ -161,17 +161,29 @@ class FreshnessTally:
         counted = s < until
         if w.counted_from is not None:
             counted = counted & (s >= pl.lit(w.counted_from, UTC_US))
-        known = s.is_not_null()
-        lag_col = pl.when(reflected).then(lag)
-        late = known & ~reflected & (s < until)
-        meets = _MEETS[Comparator(w.comparator)](lag_col, float(w.target_seconds))
-        # One pass for the counts; the lags and the late rows are only taken where there are.
-        counts = part.select(
+        # The per-row facts once, as columns; then one pass of sums over them.
+        facts = part.select(
+            *self.key,
+            s,
+            t,
+            s.is_not_null().alias("__known"),
+            reflected.fill_null(False).alias("__reflected"),
+            counted.fill_null(False).alias("__counted"),
+            (s < until).fill_null(False).alias("__decided"),
+            lag.alias("__lag"),
+        )
+        known, refl, counted_, decided = (
+            pl.col(c) for c in ("__known", "__reflected", "__counted", "__decided")
+        )
+        measured = known & counted_ & refl
+        late = known & ~refl & decided
+        meets = _MEETS[Comparator(w.comparator)](pl.col("__lag"), float(w.target_seconds))
+        counts = facts.select(
             known.sum().alias("known"),
-            (known & counted).sum().alias("total"),
-            (known & counted & reflected & meets).fill_null(False).sum().alias("good"),
+            (known & counted_).sum().alias("total"),
+            (measured & meets).sum().alias("good"),
             late.sum().alias("late"),
-            (known & ~reflected).sum().alias("waiting"),
+            (known & ~refl).sum().alias("waiting"),
         ).row(0, named=True)
         self.read += part.height
         self.unmeasured += part.height - counts["known"]
@@ -180,12 +192,12 @@ class FreshnessTally:
         self.late_now += counts["late"]
         self.pending += counts["waiting"] - counts["late"]
         if counts["total"]:
-            lags = part.select(lag_col.filter(known & counted & reflected)).to_series()
+            lags = facts.filter(measured).get_column("__lag")
             if lags.len():
                 self.lags.append(lags)
         room = self.max_examples - len(self.examples)
         if room > 0 and counts["late"]:
-            for row in part.filter(late).head(room).iter_rows(named=True):
+            for row in facts.filter(late).head(room).iter_rows(named=True):
                 self.examples.append(_example(row, self.key, w.now))
 
     def result(self) -> FreshnessResult:

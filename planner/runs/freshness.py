@@ -235,7 +235,9 @@ def judge_range(
     Duplicate target keys: the first row counts, as in the reconciliation.
     """
     s, t = align_keys(part_s, part_t, key)
-    t = t.unique(subset=key, keep="first", maintain_order=True)
+    # A key range arrives sorted by key, so a repeated target key follows its first row.
+    repeated = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])
+    t = t.filter(~repeated.fill_null(False))
     t_names = {f: f"__t_{i}" for i, f in enumerate(fields)}
     t = t.rename(t_names).with_columns(pl.lit(True).alias("__in_t"))
     joined = s.join(t, on=key, how="left", coalesce=True)
@@ -308,8 +310,14 @@ def measure(
         except ConnectorError as exc:
             raise MeasurementFailed(exc.message) from None
     result = tally.result()
+    by_database = [
+        ordered and order is not None and callable(getattr(side.connector, "fetch_ordered", None))
+        for side, order in ((source, plan.order), (target, plan.key))
+    ]
     reading = {
-        "mode": "streamed" if ordered and plan.order is not None else "whole",
+        "mode": "streamed" if all(by_database) else "whole" if not any(by_database) else "mixed",
+        "source": "key-ordered chunks" if by_database[0] else "whole",
+        "target": "key-ordered chunks" if by_database[1] else "whole",
         "read_from": read_from.isoformat() if read_from else None,
         "source_rows": ranges.source.rows,
         "target_rows": ranges.target.rows,

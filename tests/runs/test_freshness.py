@@ -457,3 +457,67 @@ def test_a_concurrent_measurement_that_finished_first_wins(db, monkeypatch):
     monkeypatch.setattr(freshness, "measure", racing)
     assert freshness.measure_and_record(criterion, now=NOW) is None
     assert not SliPoint.objects.filter(criterion=criterion).exists()
+
+
+def test_an_http_json_source_gives_the_same_figures(db, settings):
+    from tests.connectors import Reply, serve
+
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    rows = _rows()
+    records = [{"id": i, "email": e, "updated_at": _iso(s, 3)} for i, e, s, _, _ in rows]
+    target = _sqlite(
+        "marketing",
+        "id INTEGER, email TEXT, synced_at TEXT",
+        [(i, te, _iso(tt)) for i, _, _, te, tt in rows if te is not None],
+    )
+    with serve(lambda request: Reply(body={"data": records})) as api:
+        connection = _connection(
+            ProjectFactory(),
+            {
+                "kind": SystemEndpoint.Kind.HTTP_JSON,
+                "config": {"base_url": api.url, "records_path": "data"},
+                "dataset": "/contacts",
+                "upload": "",
+                "upload_name": "",
+            },
+            {
+                "kind": SystemEndpoint.Kind.SQLITE,
+                "dataset": "marketing",
+                "upload": target,
+                "upload_name": "marketing.db",
+            },
+        )
+        criterion = _criterion(connection)
+        point = freshness.measure_and_record(criterion, now=NOW)
+    state = _state(criterion)
+    _assert_first(point, state)
+    reading = state.figures["reading"]
+    assert (reading["mode"], reading["source"], reading["target"]) == (
+        "mixed",
+        "whole",
+        "key-ordered chunks",
+    )
+
+
+def test_a_repeated_target_key_is_judged_by_its_first_row_as_the_reconciliation_does():
+    import polars as pl
+
+    from planner.metrics import freshness as lag
+
+    t0 = datetime(2026, 6, 1, 11, tzinfo=UTC)
+    source = pl.DataFrame(
+        {"id": [1, 2, 2], "email": ["a", "b", "b"], lag.SOURCE_TIME: [t0, t0, t0]}
+    )
+    target = pl.DataFrame(
+        {
+            "id": [1, 1, 2],
+            "email": ["old", "a", "b"],
+            lag.TARGET_TIME: [t0 + S, t0 + 2 * S, t0 + 3 * S],
+        }
+    )
+    judged = freshness.judge_range(source, target, ["id"], ["email"])
+    assert judged.select("id", lag.AGREES, lag.TARGET_TIME).rows() == [
+        (1, False, t0 + S),  # the first target row of key 1 differs
+        (2, True, t0 + 3 * S),  # each source row of key 2 is judged
+        (2, True, t0 + 3 * S),
+    ]

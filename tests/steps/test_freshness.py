@@ -143,6 +143,8 @@ def test_freshness_fields_are_set_on_step_2_once_per_connection(project, owner_c
     assert f"{connection} already has one; edit it instead of adding another." in html
     page = owner_client.get(reverse("planner:step", args=[project.pk, 2])).content.decode()
     assert 'id="freshness"' in page and "synced_at" in page
+    trail = reverse("planner:history_object", args=[project.pk, "freshness", saved.pk])
+    assert "synced_at" in owner_client.get(trail).content.decode()
 
 
 def test_a_viewer_can_neither_configure_nor_measure(project, member):
