@@ -217,34 +217,6 @@ class Compliance:
     def firing(self) -> list[RuleState]:
         return [r for r in self.rules if r.firing]
 
-    def as_dict(self) -> dict:
-        return {
-            "state": self.state,
-            "window_start": self.start.isoformat(),
-            "window_end": self.end.isoformat(),
-            "coverage_pct": self.coverage_pct,
-            "objective_pct": None if self.objective is None else round(100 * self.objective, 4),
-            "good": self.good,
-            "total": self.total,
-            "compliance_pct": self.attainment_pct,
-            "error_budget": self.budget,
-            "error_budget_left": self.budget_left,
-            "error_budget_left_pct": self.budget_left_pct,
-            "burn_rates": [
-                {
-                    "rule": r.rule.name,
-                    "action": r.rule.action,
-                    "threshold": r.rule.threshold,
-                    "long_window_seconds": r.long_window.total_seconds(),
-                    "short_window_seconds": r.short_window.total_seconds(),
-                    "long_burn_rate": r.long_burn,
-                    "short_burn_rate": r.short_burn,
-                    "firing": r.firing,
-                }
-                for r in self.rules
-            ],
-        }
-
 
 def burn_rate(good: int, total: int, objective: float | None) -> float | None:
     """Error rate / allowed error rate (1 = spending the budget exactly over the window)."""

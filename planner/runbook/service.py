@@ -25,6 +25,7 @@ from planner.checklist.practices import class_label, practices_of
 from planner.checklist.readiness import project_readiness
 from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
+from planner.metrics import plots
 from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
 from planner.models.testing import TestStage
 from planner.pdf import no_fetching
@@ -158,6 +159,7 @@ def runbook_context(project: IntegrationProject) -> dict:
             project, plan.training.go_live_on if plan.training else None, reviews
         ),
         "signoffs": signoffs,
+        "service_levels": plots.service_levels(ev.criteria),
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
     }
 
