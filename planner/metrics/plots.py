@@ -373,6 +373,7 @@ def service_levels(criteria, end: datetime | None = None) -> list[CriterionPlots
     criteria = list(criteria)
     measured = set(
         SliPoint.objects.filter(criterion__in=criteria)
+        .order_by()
         .values_list("criterion_id", flat=True)
         .distinct()
     )
