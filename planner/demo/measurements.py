@@ -45,7 +45,7 @@ PROFILES = {
             Incident(timedelta(days=25, hours=3), 20, 0.3, 420.0),
             Incident(timedelta(days=12, hours=6), 120, 0.6, 1500.0),
             Incident(timedelta(days=4, hours=9), 15, 0.2, 380.0),
-            Incident(timedelta(minutes=40), 40, 0.5, 900.0),
+            Incident(timedelta(minutes=40), 41, 0.5, 900.0),
         ),
     ),
     # 'within 2 minutes, 99.99 %': two brief incidents, the budget mostly left.
