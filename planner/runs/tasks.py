@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection as db
 
 from planner.metrics import slo
-from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
-from planner.runs import alerts, slo_alerts
+from planner.models import Connection, RunKind, ValidationRun
+from planner.runs import alerts
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
 from planner.runs.schedules import drop_schedule
@@ -46,14 +46,6 @@ def run_validation(self, run_id: int) -> None:
             evaluate_run(run, source=f"scheduled validation run #{run.pk}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
-        # The points the run recorded may burn a criterion's error budget.
-        for criterion in SuccessCriterion.objects.filter(
-            sli_points__at=run.finished_at, sli_points__resolution="raw", project_id=run.project_id
-        ).distinct():
-            try:
-                slo_alerts.evaluate_burn(criterion)
-            except Exception:
-                log.exception("burn-rate alerts of criterion %s failed", criterion.pk)
 
 
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)
