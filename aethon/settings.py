@@ -279,6 +279,10 @@ AETHON_MAPPING_IMPORT_LIMITS = {
 }
 AETHON_RUN_HEARTBEAT_SECONDS = float(os.environ.get("AETHON_RUN_HEARTBEAT_SECONDS", 5))
 AETHON_RUN_STALE_SECONDS = float(os.environ.get("AETHON_RUN_STALE_SECONDS", 90))
+# Service levels: raw points older than this are rolled up to hours; a window must be measured
+# over this share of its length before its compliance reads "met".
+AETHON_SLO_ROLLUP_AFTER_DAYS = float(os.environ.get("AETHON_SLO_ROLLUP_AFTER_DAYS", 3))
+AETHON_SLO_MIN_COVERAGE_PCT = float(os.environ.get("AETHON_SLO_MIN_COVERAGE_PCT", 90))
 AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
 # Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
 # per side, so this bounds its memory, whatever the size of the tables.

@@ -13,6 +13,7 @@ from planner.steps import (
     objectives,
     pattern,
     practices,
+    service_levels,
     signoff,
     testing,
     training,
@@ -52,6 +53,11 @@ project_patterns = [
     path("steps/<int:number>/", steps.step, name="step"),
     path("steps/1/objective/", objectives.objective_save, name="objective_save"),
     *row_urls("steps/1/criteria", objectives.CRITERIA),
+    path(
+        "steps/1/criteria/<int:pk>/service-level/",
+        service_levels.criterion_page,
+        name="criterion_service_level",
+    ),
     *row_urls("steps/1/elements", objectives.ELEMENTS),
     path(
         "steps/1/criteria/<int:pk>/freshness/",

@@ -95,3 +95,32 @@ def test_the_demo_shows_the_guides_practices_on_its_pages(db):
     # architecture review.
     assert "Annual architecture review" in step7
     assert "#crm-billing-sync" in step7
+
+
+def test_the_demo_latency_criteria_show_compliance_and_a_budget_burn(db):
+    from planner.metrics import figures as kpis
+    from planner.metrics import slo
+    from planner.models import Alert, SliPoint, SuccessCriterion
+
+    call_command("load_demo")
+    status = SuccessCriterion.objects.get(metric="status sync latency")
+    payment = SuccessCriterion.objects.get(metric="payment status latency")
+    for c in (status, payment):
+        assert c.metric_key == "freshness_lag"
+        result = slo.compliance(c)
+        assert result.coverage_pct >= 99 and result.total > 0
+        judged = kpis.judge_criterion(c, {})
+        assert judged.outcome != kpis.NO_EVIDENCE, judged.reason
+        # Older points are kept as hourly roll-ups, the last days as raw points.
+        assert SliPoint.objects.filter(criterion=c, resolution="hour").count() >= 24 * 26
+    # The long outage spent the status criterion's budget; payments keep most of theirs.
+    assert slo.compliance(status).state == slo.MISSED
+    assert slo.compliance(status).budget_left_pct < 0
+    assert slo.compliance(payment).state == slo.MET
+    assert slo.compliance(payment).budget_left_pct > 50
+    # The slowdown going on now pages on the fast burn-rate rule.
+    assert Alert.objects.filter(fingerprint=f"slo:{status.pk}:fast", state="open").exists()
+    # Loading again adds nothing.
+    count = SliPoint.objects.count()
+    call_command("load_demo")
+    assert SliPoint.objects.count() == count

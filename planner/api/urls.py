@@ -10,6 +10,7 @@ from . import (
     freshness,  # noqa: F401 - registers its endpoints on the api
     practices,  # noqa: F401 - registers its endpoints on the api
     teamwork,  # noqa: F401 - registers its endpoints on the api
+    service_levels,  # noqa: F401 - registers its endpoints on the api
 )
 from .views import api
 

@@ -17,12 +17,13 @@ from django.utils import timezone
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import project_readiness
 from planner.metrics import figures as kpis
-from planner.models import GoLive, IntegrationProject, RunStage, ValidationRun
+from planner.metrics import slo
+from planner.models import GoLive, IntegrationProject, RunStage, TestPlan, ValidationRun
 
 
 @dataclass(frozen=True)
 class Reason:
-    kind: str  # rule, signoff, run, criterion
+    kind: str  # rule, signoff, run, criterion, parallel_run
     text: str
     href: str
     step: int | None = None
@@ -127,6 +128,37 @@ def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> lis
     return reasons
 
 
+def parallel_run_reasons(project: IntegrationProject, now=None) -> list[Reason]:
+    """The parallel run's compliance gate (step 4): the named criterion must meet its objective
+    over the last N days, measured over at least the minimum coverage of those days."""
+    plan = TestPlan.objects.filter(project=project).select_related("gate_criterion").first()
+    if plan is None or plan.gate_criterion is None or not plan.gate_days:
+        return []
+    c = plan.gate_criterion
+    now = now or timezone.now()
+    result = slo.compliance(c, end=now, start=now - timedelta(days=plan.gate_days), rules=False)
+    head = (
+        f"Step 4: the parallel run must meet '{c.metric}' over the last {plan.gate_days} days "
+        "before cut-over"
+    )
+    if result.state == slo.MET:
+        return []
+    if result.state == slo.NO_OBJECTIVE:
+        text = f"{head}, but the criterion states no attainment % to judge it by."
+    elif result.state == slo.MISSED:
+        text = (
+            f"{head}: it is missed, compliance {result.attainment_pct:g}% against the "
+            f"objective of {100 * result.objective:g}%."
+        )
+    else:
+        text = (
+            f"{head}: not enough data yet, {result.coverage_pct:g}% of those days measured "
+            f"(at least {slo.min_coverage_pct():g}% needed)."
+        )
+    href = reverse("planner:criterion_service_level", args=[project.pk, c.pk])
+    return [Reason("parallel_run", text, href, 4)]
+
+
 def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Verdict:
     ev = evidence or Evidence.load(project)
     readiness = project_readiness(project, ev)
@@ -145,5 +177,6 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
     latest = latest_runs(project)
     reasons += _run_reasons(project, ev, latest)
     reasons += _criterion_reasons(project, ev, latest)
+    reasons += parallel_run_reasons(project)
     live = GoLive.objects.current().filter(project=project).select_related("user").first()
     return Verdict(not reasons, readiness.percent, reasons, live)

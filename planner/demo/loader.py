@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from planner.demo import data as demo_data
+from planner.demo import measurements
 from planner.mapping.engine import MappingSpec
 from planner.metrics.figures import match_metric
 from planner.models import (
@@ -296,10 +297,12 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
         match = match_metric(metric, unit)
         if match.key is not None and match.factor != 1:
             target, unit = str(Decimal(target) * 1000), "ms"
+        # A change reaching the target within minutes is propagation lag, measured over time.
+        key = MetricKey.FRESHNESS if metric in measurements.PROFILES else match.key
         SuccessCriterion.objects.create(
             project=project,
             metric=metric,
-            metric_key=str(match.key or MetricKey.EXTERNAL),
+            metric_key=str(key or MetricKey.EXTERNAL),
             comparator=cmp,
             target=Decimal(target),
             unit=unit,
@@ -332,6 +335,7 @@ def _scenario(spec: dict, users: dict) -> IntegrationProject:
                 null_default=default,
                 rule=rule,
             )
+    measurements.load(list(project.criteria.all()))
     _practices(project, spec, systems)
     if spec.get("sample_files"):
         _sample_endpoints(project, systems["Salesforce CRM"], systems["Billing"])

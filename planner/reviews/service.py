@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
+from planner.metrics import slo
 from planner.models import (
     Alert,
     Connection,
@@ -297,12 +298,18 @@ def end_review(review_id: int, attempt: int, error: str) -> bool:
 
 
 def compare_criteria(review: HealthReview) -> list[CriterionResult]:
-    """Each criterion against the review's figures (or its manual evidence): never "met" on
-    nothing measured."""
+    """Each criterion against the review's figures, or its compliance over the review period,
+    or its manual evidence: never "met" on nothing measured."""
     figures = review.kpis
+    end = timezone.now()
     results = []
     for c in SuccessCriterion.objects.filter(project_id=review.project_id):
-        j = kpis.judge_criterion(c, figures)
+        # A service-level criterion is judged over the review period (since the previous
+        # review; its own window for the first one), not by this review's single run.
+        over_period = None
+        if slo.judged_by_compliance(c):
+            over_period = slo.compliance(c, end=end, start=review.since, rules=False)
+        j = kpis.judge_criterion(c, figures, over_period)
         results.append(
             CriterionResult(
                 review=review,

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from planner.checklist import golive
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.checklist.signoff import project_hash, step_hashes
+from planner.metrics import plots
 from planner.models import (
     Alert,
     AlertChannel,
@@ -19,6 +20,7 @@ from planner.models import (
     HealthReview,
     IntegrationProject,
     ReviewSchedule,
+    SuccessCriterion,
 )
 from planner.reviews import golive as going_live
 from planner.reviews import schedule as review_schedule
@@ -106,6 +108,11 @@ def _report_context(request, project, review: HealthReview) -> dict:
         criteria=list(review.criteria.all()),
         items=reviews.since_items(review),
         chart=reviews.trend_chart(project, upto=review),
+        service_levels=plots.service_levels(
+            SuccessCriterion.objects.filter(project=project), end=review.finished_at
+        )
+        if not review.is_active
+        else [],
         alerts=Alert.objects.filter(project=project, opened_at__gte=review.created_at)[:50]
         if not review.is_active
         else [],

@@ -26,6 +26,7 @@ from planner.checklist.practices import class_label, practices_of
 from planner.checklist.readiness import project_readiness
 from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
+from planner.metrics import plots
 from planner.models import (
     FieldMapping,
     FreshnessSettings,
@@ -173,6 +174,7 @@ def runbook_context(project: IntegrationProject) -> dict:
             project, plan.training.go_live_on if plan.training else None, reviews
         ),
         "signoffs": signoffs,
+        "service_levels": plots.service_levels(ev.criteria),
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
         "resolved_by_change": change_log(project),
     }

@@ -15,7 +15,7 @@ from django.db import connection as db
 
 from planner.metrics import slo
 from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
-from planner.runs import alerts, freshness, slo_alerts
+from planner.runs import alerts, freshness
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
 from planner.runs.freshness_schedule import drop_measurement
@@ -47,14 +47,6 @@ def run_validation(self, run_id: int) -> None:
             evaluate_run(run, source=f"scheduled validation run #{run.number}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
-        # The points the run recorded may burn a criterion's error budget.
-        for criterion in SuccessCriterion.objects.filter(
-            sli_points__at=run.finished_at, sli_points__resolution="raw", project_id=run.project_id
-        ).distinct():
-            try:
-                slo_alerts.evaluate_burn(criterion)
-            except Exception:
-                log.exception("burn-rate alerts of criterion %s failed", criterion.pk)
 
 
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from planner.checklist import delivery as plan
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.metrics import figures as kpis
+from planner.metrics import plots
 from planner.models import (
     IntegrationProject,
     MetricKey,
@@ -174,6 +175,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ev = ctx["evidence"]
     ctx["monitors_table"] = table_context(request, project, MONITORS, ev)
     _coverage_context(ctx)
+    ctx["service_levels"] = plots.service_levels(ev.criteria)
     practices.step6_context(request, project, ctx)
 
 

@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from planner.checklist import delivery as plan
-from planner.models import IntegrationProject, TestCase, TestPlan
+from planner.models import IntegrationProject, SuccessCriterion, TestCase, TestPlan
 from planner.models.testing import TestStage
 from planner.steps import practices
 from planner.steps.views import save_single, single_form
@@ -32,8 +32,25 @@ class TestPlanForm(ProjectScopedForm):
 
     class Meta:
         model = TestPlan
-        fields = ["parallel_run", "cutover_rule"]
+        fields = ["parallel_run", "cutover_rule", "gate_criterion", "gate_days"]
         widgets = {"parallel_run": textarea(2), "cutover_rule": textarea(2)}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["gate_criterion"].queryset = SuccessCriterion.objects.filter(
+            project=self.project
+        )
+
+    def clean(self):
+        data = super().clean()
+        criterion, days = data.get("gate_criterion"), data.get("gate_days")
+        if criterion is not None and not days:
+            self.add_error("gate_days", "Say over how many days the compliance must hold.")
+        if days and criterion is None:
+            self.add_error("gate_criterion", "Pick the criterion whose compliance must hold.")
+        if days is not None and days > 365:
+            self.add_error("gate_days", "At most 365 days.")
+        return data
 
 
 class TestCaseForm(ProjectScopedForm):

@@ -99,15 +99,10 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
     mail.outbox.clear()
     failed = scheduled_run(connection, HALF_TARGET_CSV)
     assert failed.status == ValidationRun.Status.FAILED
-    alerts = Alert.objects.filter(project=project, monitor=monitor)
-    alert = alerts.exclude(fingerprint__startswith="slo:").get()
+    alert = Alert.objects.get(project=project, monitor=monitor)
     assert alert.unit == "%" and alert.value == 50.0
-    # The run's point burns the criterion's error budget: one burn alert, on the same route.
-    burn = alerts.get(fingerprint__startswith="slo:")
-    assert burn.severity == "critical" and burn.fingerprint.endswith(":fast")
     oncall = [m for m in mail.outbox if m.to == ["oncall@example.com"]]
-    assert sum("records agreeing" in m.subject for m in oncall) == 1
-    assert sum("burns its error budget" in m.subject for m in oncall) == 1
+    assert len(oncall) == 1 and "records agreeing" in oncall[0].subject
     # Routed to on-call only; monitors without a channel of their route go to owners/editors.
     assert all("records agreeing" not in m.subject for m in mail.outbox if m not in oncall)
 
