@@ -67,15 +67,23 @@ class WorkItem:
         return page_url(self.project.pk, self.kind, self.ref)
 
 
-def page_url(project_id: int, kind: str, ref: int) -> str:
+# Placeholders reversed once: reverse() per row dominated My work's time for hundreds of items.
+_PROJECT, _STEP = 987654321, 876543219
+
+
+def _templates() -> tuple[str, str]:
+    step = reverse("planner:step", args=[_PROJECT, _STEP])
+    reviews = reverse("planner:reviews", args=[_PROJECT])
+    return step, reviews
+
+
+def page_url(project_id: int, kind: str, ref: int, templates=None) -> str:
     """Where the work itself is done."""
-    if kind == WorkKind.STEP:
-        return STEPS_BY_NUMBER[ref].url(project_id)
-    if kind == WorkKind.TEST_CASE:
-        return STEPS_BY_NUMBER[4].url(project_id)
-    if kind == WorkKind.REHEARSAL:
-        return STEPS_BY_NUMBER[5].url(project_id)
-    return reverse("planner:reviews", args=[project_id])
+    step, reviews = templates or _templates()
+    if kind == WorkKind.BACKLOG:
+        return reviews.replace(str(_PROJECT), str(project_id))
+    number = {WorkKind.STEP: ref, WorkKind.TEST_CASE: 4, WorkKind.REHEARSAL: 5}[kind]
+    return step.replace(str(_PROJECT), str(project_id)).replace(str(_STEP), str(number))
 
 
 def work_item(project: IntegrationProject, kind: str, ref: int) -> WorkItem:
@@ -216,10 +224,11 @@ def open_work(user, today: date | None = None) -> list[Assignment]:
         )
         .order_by("is_overdue", "undated", "due_date", "project__name", "pk")
     )
+    templates = _templates()
     for a in rows:
         a.overdue = a.is_overdue == 0
         a.title = title_of(a)
-        a.url = page_url(a.project_id, a.kind, ref_of(a))
+        a.url = page_url(a.project_id, a.kind, ref_of(a), templates)
     return rows
 
 
