@@ -12,6 +12,8 @@ ACCOUNT_LEVEL = {
     "planner:api_tokens",  # the user's own API tokens
     "planner:governance",  # the user's own projects only
     "planner:governance_csv",
+    "planner:deleted_projects",  # staff only: the deletion log
+    "planner:project_from_template",  # only the user's own projects and templates
 }
 
 

@@ -5,7 +5,10 @@ from functools import wraps
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern
 
-from . import practices  # noqa: F401 - registers its endpoints on the api
+from . import (
+    practices,  # noqa: F401 - registers its endpoints on the api
+    templates,  # noqa: F401 - likewise
+)
 from .views import api
 
 

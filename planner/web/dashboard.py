@@ -9,11 +9,9 @@ from planner.models import Alert, HealthReview, Membership, ReviewSchedule
 
 def portfolio(request: HttpRequest) -> HttpResponse:
     """Every project the user can see: readiness, live or not, reviews and open alerts."""
-    memberships = list(
-        Membership.objects.filter(user=request.user)
-        .select_related("project", "project__owner")
-        .order_by("project__name")
-    )
+    mine = Membership.objects.filter(user=request.user).select_related("project", "project__owner")
+    archived = list(mine.filter(project__archived_at__isnull=False).order_by("project__name"))
+    memberships = list(mine.filter(project__archived_at__isnull=True).order_by("project__name"))
     ids = [m.project_id for m in memberships]
     last_review: dict[int, HealthReview] = {}
     finished = HealthReview.objects.filter(project_id__in=ids).exclude(
@@ -42,4 +40,4 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         }
         for m in memberships
     ]
-    return render(request, "planner/project_list.html", {"rows": rows})
+    return render(request, "planner/project_list.html", {"rows": rows, "archived": archived})
