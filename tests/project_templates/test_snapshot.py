@@ -23,7 +23,6 @@ from tests.factories import (
     MembershipFactory,
     PersonalFieldFactory,
     SignOffFactory,
-    SystemEndpointFactory,
     UserFactory,
     ready_project,
 )
