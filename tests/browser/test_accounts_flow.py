@@ -94,3 +94,22 @@ def test_start_a_project_from_a_template(page: Page, live_server, width):
     expect(page.locator("main")).to_contain_text("CRM")
     expect(page.locator("main")).to_contain_text("Billing")
     assert list(created.memberships.values_list("user", "role")) == [(mine.owner.pk, "owner")]
+
+
+def test_an_archived_project_says_why_an_inline_change_is_refused(page: Page, live_server):
+    from django.utils import timezone
+
+    from tests.factories import MembershipFactory
+
+    project = ProjectFactory(name="Old sync")
+    MembershipFactory(project=project, role=Role.VIEWER)
+    IntegrationProject.objects.filter(pk=project.pk).update(archived_at=timezone.now())
+    sign_in(page, live_server.url, project.owner)
+    expect(page.get_by_test_id("archived-projects")).to_contain_text("Old sync")
+    page.goto(f"{live_server.url}/projects/{project.pk}/members/")
+    expect(page.get_by_test_id("archived-note")).to_contain_text("read-only")
+    viewer = Membership.objects.get(project=project, role=Role.VIEWER)
+    page.get_by_label(f"Role of {viewer.user.username}").select_option(Role.EDITOR)
+    expect(page.locator("#refusal")).to_contain_text("This project is archived")
+    viewer.refresh_from_db()
+    assert viewer.role == Role.VIEWER
