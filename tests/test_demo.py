@@ -87,3 +87,11 @@ def test_the_demo_shows_the_guides_practices_on_its_pages(db):
     assert "Add a dead-letter volume monitor" in page(6)
     governance = client.get(reverse("planner:governance")).content.decode()
     assert "7 years after the customer leaves" in governance and "Security lead" in governance
+
+
+def test_the_demo_user_is_staff_so_the_people_page_shows(db):
+    from django.contrib.auth import get_user_model
+
+    call_command("load_demo")
+    staff = set(get_user_model().objects.filter(is_staff=True).values_list("username", flat=True))
+    assert staff == {"demo"}

@@ -8,6 +8,7 @@ from django.urls import URLPattern
 from . import (
     practices,  # noqa: F401 - registers its endpoints on the api
     teamwork,  # noqa: F401 - registers its endpoints on the api
+    templates,  # noqa: F401 - likewise
 )
 from .views import api
 
