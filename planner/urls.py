@@ -9,6 +9,7 @@ from planner.runs import endpoint_views
 from planner.runs import views as runs
 from planner.steps import (
     deployment,
+    freshness,
     monitoring,
     objectives,
     pattern,
@@ -65,6 +66,17 @@ project_patterns = [
     path("steps/1/objective/", objectives.objective_save, name="objective_save"),
     *row_urls("steps/1/criteria", objectives.CRITERIA),
     *row_urls("steps/1/elements", objectives.ELEMENTS),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/",
+        freshness.criterion_freshness,
+        name="criterion_freshness",
+    ),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/measure/",
+        freshness.criterion_measure,
+        name="criterion_measure",
+    ),
+    *row_urls("steps/2/freshness", freshness.FRESHNESS),
     path("steps/2/connections/<int:connection_id>/", mapping.mapping_editor, name="mapping_editor"),
     path("steps/2/connections/<int:connection_id>/add/", mapping.mapping_add, name="mapping_add"),
     path(
@@ -127,6 +139,8 @@ project_patterns = [
     ),
     path("steps/7/training/", training.training_save, name="training_save"),
     *row_urls("steps/7/incidents", training.INCIDENTS),
+    *row_urls("steps/7/backlog", training.IMPROVEMENTS),
+    *row_urls("steps/7/changelog", training.CHANGELOG),
     path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
     path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
     path("runbook/", runbook.runbook, name="runbook"),

@@ -86,11 +86,14 @@ def world(db):
     from planner.models import Alert, Assignment, Comment, HealthReview
     from tests.factories import (
         BackfillFactory,
+        ChangelogEntryFactory,
         ConnectionFactory,
         CriterionFactory,
         DataElementFactory,
         ErrorStrategyFactory,
         FieldMappingFactory,
+        FreshnessSettingsFactory,
+        ImprovementFactory,
         IncidentFactory,
         MonitorFactory,
         OwnershipFactory,
@@ -120,6 +123,7 @@ def world(db):
         "errorstrategy": ErrorStrategyFactory(connection=connection),
         "securityreview": SecurityReviewFactory(connection=connection),
         "backfill": BackfillFactory(connection=connection),
+        "freshness": FreshnessSettingsFactory(connection=connection),
         "systemprofile": SystemProfileFactory(system=connection.source),
         "rolloutphase": RolloutPhaseFactory(project=project),
         "personalfield": None,  # filled in below, on the mapping row
@@ -131,6 +135,8 @@ def world(db):
         "rollbackstep": RollbackStepFactory(project=project),
         "monitor": MonitorFactory(project=project),
         "incident": IncidentFactory(project=project),
+        "improvement": ImprovementFactory(project=project),
+        "changelog": ChangelogEntryFactory(project=project),
         "export": RunbookExportFactory(
             project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
         ),

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from heapq import merge
 
 from django.db import models
@@ -10,6 +11,7 @@ from planner.models import (
     ApproverRequirement,
     Assignment,
     BackfillPlan,
+    ChangelogEntry,
     Comment,
     Connection,
     ConnectionOwnership,
@@ -19,6 +21,7 @@ from planner.models import (
     FieldMapping,
     GoLive,
     GoLiveRevert,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -75,6 +78,9 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # After go-live.
+    "improvement": Improvement,
+    "changelog": ChangelogEntry,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,
@@ -180,6 +186,8 @@ def display(field: models.Field, record: models.Model) -> str:
     if field.is_relation:
         related = field.related_model._default_manager.filter(pk=raw).first()
         return str(related) if related else f"#{raw} (deleted)"
+    if isinstance(raw, Decimal):
+        return f"{raw.normalize():f}"  # '5', not the column's '5.0000'
     return str(raw)
 
 

@@ -37,6 +37,7 @@ from planner.models import (
     SignOff,
     SignOffStale,
 )
+from planner.models.people import display_name
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
 from planner.notify.service import notify
 from planner.task_queue import QueueUnreachable, publish
@@ -279,7 +280,7 @@ class StepSignOff:
                 s = mine[0].signoff
                 out.append(
                     Finding(
-                        f"{s.user.get_username()}'s sign-off of {s.created_at:%d %b %Y} is stale: "
+                        f"{display_name(s.user)}'s sign-off of {s.created_at:%d %b %Y} is stale: "
                         "the step changed since. Asked to sign off again.",
                         "signoff",
                     )
@@ -288,7 +289,7 @@ class StepSignOff:
                 s = mine[0].signoff
                 out.append(
                     Finding(
-                        f"{s.user.get_username()} requested changes: {s.comment}".rstrip(": "),
+                        f"{display_name(s.user)} requested changes: {s.comment}".rstrip(": "),
                         "signoff",
                     )
                 )
@@ -303,7 +304,7 @@ class StepSignOff:
                 )
             )
         if self.needs_independent:
-            names = ", ".join(s.signoff.user.get_username() for s in self.approvers)
+            names = ", ".join(display_name(s.signoff.user) for s in self.approvers)
             out.append(
                 Finding(
                     f"Approved only by {names}, who made the step's last change or owns the "
@@ -335,7 +336,7 @@ def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
     owner_ids = set()
     for m in members.select_related("user"):
         role_of[m.user_id] = m.role
-        holders[m.role].append(m.user.get_username())
+        holders[m.role].append(display_name(m.user))
         if m.role == Role.OWNER:
             owner_ids.add(m.user_id)
 
@@ -505,7 +506,7 @@ def ask_again_message(event: SignOffStale) -> tuple[str, str, list[str]]:
     why = event.reason or "The step changed."
     body = (
         f"Step {step.number} ({step.title}) of '{project.name}': {why} "
-        f"{signoff.user.get_username()}'s sign-off of {signoff.created_at:%d %b %Y %H:%M} "
+        f"{display_name(signoff.user)}'s sign-off of {signoff.created_at:%d %b %Y %H:%M} "
         f"(version {signoff.short_hash}) no longer counts.\n\n"
         "The step is not complete until it is signed off again on the current version:\n\n"
         f"{step_url(project, step.number)}\n"

@@ -1,10 +1,12 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
 from .accounts import Invitation
+from .aftercare import ChangelogEntry, Improvement
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
+from .freshness import FreshnessSettings, FreshnessState
 from .golive import GoLive, GoLiveRevert
 from .lifecycle import ProjectDeletion
 from .mapping import FieldMapping, FieldType, ValueMeaning
@@ -52,6 +54,10 @@ __all__ = [
     "Invitation",
     "ProjectDeletion",
     "ProjectTemplate",
+    "ChangelogEntry",
+    "Improvement",
+    "FreshnessSettings",
+    "FreshnessState",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",

@@ -122,7 +122,7 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
                         value=value,
                         unit=unit,
                         last_value=value,
-                        source=source or f"validation run #{run.pk}",
+                        source=source or f"validation run #{run.number}",
                     )
             except IntegrityError:
                 continue  # opened concurrently by another evaluation: one alert per breach

@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
+from planner.metrics.points import record_point
 from planner.models import (
     Connection,
     FieldMapping,
@@ -38,6 +39,7 @@ from planner.models import (
     RunKind,
     RunSchedule,
     RunStage,
+    SuccessCriterion,
     ValidationRun,
 )
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
@@ -494,6 +496,7 @@ class Runner:
             chunk_rows=settings.AETHON_RUN_CHUNK_ROWS,
             on_rows=self.progress,
             max_differences=self.run.max_differences,
+            fetch_rows=settings.AETHON_RUN_FETCH_ROWS,
         )
         if isinstance(result, str):
             self.done = done  # what the abandoned pass read is read again
@@ -693,7 +696,9 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     r.count_totals([s for s in (old, new) if s.ok])
 
     def run_parallel() -> StageResult:
-        streamed = r.stream(lambda **kw: streamed_parallel(old, new, rows, **kw))  # type: ignore[arg-type]
+        streamed = r.stream(
+            lambda fetch_rows, **kw: streamed_parallel(old, new, rows, **kw)  # type: ignore[arg-type]
+        )
         if isinstance(streamed, Streamed):
             compared = streamed.compared
         else:
@@ -744,4 +749,24 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
         if not isinstance(exc, Exception):
             raise
     run.refresh_from_db()
+    if run.status in (Status.PASSED, Status.FAILED):
+        record_points(run)
     return run
+
+
+def record_points(run: ValidationRun) -> list:
+    """One time-series point per success criterion whose figure this finished run measured,
+    so run-measured criteria get a compliance over their window too. Never fails the run."""
+    try:
+        raw = kpis.raw_of_run(run)
+        points = []
+        for criterion in SuccessCriterion.objects.filter(project_id=run.project_id):
+            counted = kpis.events(criterion, raw)
+            if counted is not None:
+                good, total = counted
+                at = run.finished_at or timezone.now()
+                points.append(record_point(criterion, at=at, good=good, total=total))
+        return points
+    except Exception:
+        log.exception("service-level points of validation run %s failed", run.pk)
+        return []
