@@ -24,14 +24,19 @@ from planner.checklist.evidence import Evidence
 from planner.checklist.signoff import project_hash, step_hashes
 from planner.models import (
     Alert,
+    Assignment,
     BackfillPlan,
+    ChangelogEntry,
+    Comment,
     Connection,
     ConnectionOwnership,
     DataElement,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     GoLive,
     HealthReview,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -52,6 +57,9 @@ from tests.browser.conftest import DEFAULT_TIMEOUT_MS, sign_in
 from tests.conftest import client_for
 from tests.factories import (
     PASSWORD,
+    ChangelogEntryFactory,
+    FreshnessSettingsFactory,
+    ImprovementFactory,
     IncidentFactory,
     MembershipFactory,
     MonitorFactory,
@@ -175,6 +183,30 @@ def demo_world(celery_eager_on) -> dict:
             title="error rate 5 %",
             value=5.0,
             unit="%",
+        ),
+        "freshness": _first(
+            FreshnessSettings.objects.filter(connection=connection),
+            lambda: FreshnessSettingsFactory(connection=connection),
+        ),
+        # after go-live: an improvement of the backlog and a changelog entry
+        "improvement": _first(
+            Improvement.objects.filter(project=project),
+            lambda: ImprovementFactory(project=project),
+        ),
+        "changelog": _first(
+            ChangelogEntry.objects.filter(project=project),
+            lambda: ChangelogEntryFactory(project=project),
+        ),
+        # working as a team: a thread with a comment, an assignment with a due date
+        "comment": Comment.objects.create(
+            project=project, step=2, author=demo, body="Is the status mapping complete?"
+        ),
+        "assignment": Assignment.objects.create(
+            project=project,
+            kind="step",
+            step=2,
+            assignee=demo,
+            due_date=timezone.localdate() - timezone.timedelta(days=1),
         ),
     }
     # Marked live as mark_live records it (the demo is not ready, so not through the gate).
