@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
+                "planner.accounts.sso.sso_context",
             ],
         },
     },
@@ -151,6 +152,27 @@ AXES_HTTP_RESPONSE_CODE = 429
 # default (3 days) unless set.
 AETHON_INVITE_DAYS = int(os.environ.get("AETHON_INVITE_DAYS", 7))
 PASSWORD_RESET_TIMEOUT = int(os.environ.get("AETHON_PASSWORD_RESET_HOURS", 72)) * 3600
+
+# Single sign-on by OpenID Connect: off unless OIDC_RP_CLIENT_ID is set (README lists the
+# variables). Users are matched by verified email; new accounts only if allowed.
+AETHON_OIDC_ENABLED = bool(os.environ.get("OIDC_RP_CLIENT_ID"))
+AETHON_OIDC_NAME = os.environ.get("AETHON_OIDC_NAME", "single sign-on")
+if AETHON_OIDC_ENABLED:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.append("planner.accounts.sso.EmailMatchingBackend")
+    OIDC_RP_CLIENT_ID = os.environ["OIDC_RP_CLIENT_ID"]
+    OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+    OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+    OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+    OIDC_OP_TOKEN_ENDPOINT = os.environ["OIDC_OP_TOKEN_ENDPOINT"]
+    OIDC_OP_USER_ENDPOINT = os.environ["OIDC_OP_USER_ENDPOINT"]
+    OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_CREATE_USER = env_bool("AETHON_OIDC_CREATE_USERS", False)
+    OIDC_USE_PKCE = True
+    OIDC_TIMEOUT = float(os.environ.get("OIDC_TIMEOUT", 10))
+    LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "planner:project_list"

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -8,3 +9,6 @@ urlpatterns = [
     path("api/", include(("planner.api.urls", "api"), namespace="api")),
     path("", include("planner.urls")),
 ]
+
+if settings.AETHON_OIDC_ENABLED:
+    urlpatterns.insert(0, path("oidc/", include("planner.accounts.sso")))

@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from planner.api import pages as api_pages
 from planner.collaboration import views as collaboration
+from planner.project_templates import views as templates
 from planner.reviews import views as reviews
 from planner.runbook import views as runbook
 from planner.runs import endpoint_views
@@ -23,7 +24,16 @@ from planner.steps import (
 )
 from planner.steps.mapping import io_views as mapping_io
 from planner.steps.mapping import views as mapping
-from planner.web import dashboard, governance, history, inventory, members, projects, rows
+from planner.web import (
+    dashboard,
+    governance,
+    history,
+    inventory,
+    lifecycle,
+    members,
+    projects,
+    rows,
+)
 from planner.web.rows import RowKind
 
 app_name = "planner"
@@ -44,6 +54,9 @@ def row_urls(prefix: str, kind: RowKind, add: bool = True) -> list:
 project_patterns = [
     path("", projects.project_overview, name="overview"),
     path("settings/", projects.project_settings, name="settings"),
+    path("settings/archive/", lifecycle.project_archive, name="project_archive"),
+    path("settings/delete/", lifecycle.project_delete, name="project_delete"),
+    path("settings/save-as-template/", templates.template_save, name="template_save"),
     path("members/", members.members, name="members"),
     path("members/<int:pk>/role/", members.member_role, name="member_role"),
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
@@ -207,5 +220,9 @@ urlpatterns = [
     path("governance/", governance.governance, name="governance"),
     path("governance.csv", governance.governance_csv, name="governance_csv"),
     path("projects/new/", projects.project_create, name="project_create"),
+    path("projects/deleted/", lifecycle.deleted_projects, name="deleted_projects"),
+    path(
+        "projects/new/from-template/", templates.project_from_template, name="project_from_template"
+    ),
     path("projects/<int:project_id>/", include(project_patterns)),
 ]

@@ -124,3 +124,11 @@ def test_the_demo_latency_criteria_show_compliance_and_a_budget_burn(db):
     count = SliPoint.objects.count()
     call_command("load_demo")
     assert SliPoint.objects.count() == count
+
+
+def test_the_demo_user_is_staff_so_the_people_page_shows(db):
+    from django.contrib.auth import get_user_model
+
+    call_command("load_demo")
+    staff = set(get_user_model().objects.filter(is_staff=True).values_list("username", flat=True))
+    assert staff == {"demo"}

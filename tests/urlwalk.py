@@ -18,6 +18,8 @@ ACCOUNT_LEVEL = {
     "planner:notifications_read",
     "planner:notifications_bell",
     "planner:notification_settings",
+    "planner:deleted_projects",  # staff only: the deletion log
+    "planner:project_from_template",  # only the user's own projects and templates
 }
 
 

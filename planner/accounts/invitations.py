@@ -80,7 +80,7 @@ def status_of(user) -> Status:
     return Status.DEACTIVATED
 
 
-def _free_username(email: str) -> str:
+def free_username(email: str) -> str:
     users = get_user_model().objects
     name, n = email[:150], 1
     while users.filter(username__iexact=name).exists():
@@ -130,7 +130,7 @@ def invite_by_email(email: str, project: IntegrationProject, role: str, invited_
     """A pending account for an address nobody uses yet, made a member and sent its link."""
     with transaction.atomic():
         user = get_user_model().objects.create_user(
-            username=_free_username(email), email=email, password=None, is_active=False
+            username=free_username(email), email=email, password=None, is_active=False
         )
         membership = Membership.objects.create(project=project, user=user, role=role)
     send_invitation(user, invited_by=invited_by, project=project)

@@ -9,8 +9,9 @@ from . import (
     aftercare,  # noqa: F401 - registers its endpoints on the api
     freshness,  # noqa: F401 - registers its endpoints on the api
     practices,  # noqa: F401 - registers its endpoints on the api
-    teamwork,  # noqa: F401 - registers its endpoints on the api
     service_levels,  # noqa: F401 - registers its endpoints on the api
+    teamwork,  # noqa: F401 - registers its endpoints on the api
+    templates,  # noqa: F401 - likewise
 )
 from .views import api
 

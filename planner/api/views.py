@@ -68,7 +68,8 @@ class Error(Schema):
 def _access(request: HttpRequest, project_id: int, capability: str = "view") -> IntegrationProject:
     """The same check as the pages' project_access, answered as API errors."""
     try:
-        return membership_for(request.user, project_id, capability).project
+        writing = request.method not in ("GET", "HEAD", "OPTIONS")
+        return membership_for(request.user, project_id, capability, write=writing).project
     except Http404:
         raise HttpError(404, "No such project.") from None
     except PermissionDenied as exc:

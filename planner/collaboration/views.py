@@ -118,7 +118,8 @@ def _thread_page(request: HttpRequest, thread: Thread, form=None, status: int = 
         thread=thread,
         comments=list(thread.comments()),
         form=form or CommentForm(),
-        resolve_form=ResolveForm(choices=choices),
+        # one select per open comment: no id, so the page has no duplicates
+        resolve_form=ResolveForm(choices=choices, auto_id=False),
         can_comment=comments.can_comment(request.membership.role),
     )
     return render(request, "collaboration/thread.html", ctx, status=status)

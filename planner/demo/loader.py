@@ -250,7 +250,12 @@ def _users():
     for username, (full_name, email) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(
             username=username,
-            defaults={"email": email, "first_name": full_name.split()[0]},
+            # The demo's own user is staff, so the People page shows in the demo.
+            defaults={
+                "email": email,
+                "first_name": full_name.split()[0],
+                "is_staff": username == "demo",
+            },
         )
         if created:
             user.set_password(DEMO_PASSWORD)

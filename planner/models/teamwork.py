@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from .aftercare import Improvement
 from .mapping import FieldMapping
 from .projects import IntegrationProject
 from .reviews import FeedbackItem
@@ -19,12 +20,14 @@ class WorkKind(models.TextChoices):
     STEP = "step", "Step"
     TEST_CASE = "test_case", "Test case"
     REHEARSAL = "rehearsal", "Rollback rehearsal"
-    # The improvement backlog after go-live is the project's feedback and incident items.
-    BACKLOG = "backlog", "Backlog item"
+    # After go-live: the improvement backlog, and the incidents and feedback reported.
+    IMPROVEMENT = "improvement", "Improvement (backlog)"
+    BACKLOG = "backlog", "Incident or feedback"
 
 
 class Assignment(models.Model):
-    """One piece of work, its assignee and due date; one per step, case, rehearsal or item."""
+    """One piece of work, its assignee and due date; one per step, case, rehearsal, improvement
+    or incident/feedback item."""
 
     project = models.ForeignKey(
         IntegrationProject, on_delete=models.CASCADE, related_name="assignments"
@@ -36,6 +39,9 @@ class Assignment(models.Model):
     )
     backlog_item = models.ForeignKey(
         FeedbackItem, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    improvement = models.ForeignKey(
+        Improvement, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
@@ -71,6 +77,11 @@ class Assignment(models.Model):
                 fields=["backlog_item"],
                 condition=Q(backlog_item__isnull=False),
                 name="one_assignment_per_backlog_item",
+            ),
+            models.UniqueConstraint(
+                fields=["improvement"],
+                condition=Q(improvement__isnull=False),
+                name="one_assignment_per_improvement",
             ),
         ]
         indexes = [models.Index(fields=["assignee", "done_at", "due_date"])]

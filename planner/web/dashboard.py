@@ -11,12 +11,13 @@ from planner.teamwork.assignments import overdue_count
 
 def portfolio(request: HttpRequest) -> HttpResponse:
     """Every project the user can see: readiness, live or not, reviews and open alerts."""
-    memberships = list(
+    mine = (
         Membership.objects.filter(user=request.user)
         .select_related("project", "project__owner")
         .annotate(overdue_work=overdue_count(timezone.localdate()))
-        .order_by("project__name")
     )
+    archived = list(mine.filter(project__archived_at__isnull=False).order_by("project__name"))
+    memberships = list(mine.filter(project__archived_at__isnull=True).order_by("project__name"))
     ids = [m.project_id for m in memberships]
     last_review: dict[int, HealthReview] = {}
     finished = HealthReview.objects.filter(project_id__in=ids).exclude(
@@ -46,4 +47,4 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         }
         for m in memberships
     ]
-    return render(request, "planner/project_list.html", {"rows": rows})
+    return render(request, "planner/project_list.html", {"rows": rows, "archived": archived})

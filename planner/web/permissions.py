@@ -31,12 +31,21 @@ def can(role: str | None, capability: str) -> bool:
     return role is not None and role in CAPABILITIES[capability]
 
 
-def membership_for(user, project_id: int, capability: str) -> Membership:
+ARCHIVED = (
+    "This project is archived, so it is read-only. An owner can restore it from the project's "
+    "settings page."
+)
+
+
+def membership_for(
+    user, project_id: int, capability: str, write: bool = False, archived_ok: bool = False
+) -> Membership:
     """The user's membership of the project, if their role has `capability`.
 
     Http404 for a non-member (the project's existence is not disclosed), PermissionDenied
-    naming the role for a member whose role lacks the capability. The pages and the API
-    both answer through this.
+    naming the role for a member whose role lacks the capability, and PermissionDenied for
+    any write to an archived project (unless the view is the one that restores it). The pages
+    and the API both answer through this.
     """
     membership = (
         Membership.objects.select_related("project", "user")
@@ -50,11 +59,18 @@ def membership_for(user, project_id: int, capability: str) -> Membership:
             f"Your role ({membership.get_role_display()}) cannot {capability.replace('_', ' ')}"
             " in this project."
         )
+    if write and membership.project.archived and not archived_ok:
+        raise PermissionDenied(ARCHIVED)
     return membership
 
 
-def project_access(read: str = "view", write: str | None = None) -> Callable:
-    """Guard a view taking `project_id`: `read` for safe methods, `write` for the rest."""
+def project_access(
+    read: str = "view", write: str | None = None, archived_ok: bool = False
+) -> Callable:
+    """Guard a view taking `project_id`: `read` for safe methods, `write` for the rest.
+
+    Writes to an archived project are refused, except by a view marked `archived_ok`.
+    """
     write = write or read
     for capability in (read, write):
         if capability not in CAPABILITIES:
@@ -63,12 +79,15 @@ def project_access(read: str = "view", write: str | None = None) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, project_id: int, *args, **kwargs) -> HttpResponse:
-            needed = read if request.method in SAFE_METHODS else write
-            membership = membership_for(request.user, project_id, needed)
+            writing = request.method not in SAFE_METHODS
+            membership = membership_for(
+                request.user, project_id, write if writing else read, writing, archived_ok
+            )
             request.project = membership.project
             request.membership = membership
             response = view(request, membership.project, *args, **kwargs)
-            if request.method not in SAFE_METHODS and response.status_code < 400:
+            # (A deleted project has no sign-offs left to record.)
+            if writing and response.status_code < 400 and membership.project.pk is not None:
                 # The write path records which sign-offs the write made stale (pages only
                 # read): every edit, import, move and delete of a project passes here.
                 record_stale_signoffs(membership.project)

@@ -68,6 +68,26 @@ document.addEventListener("submit", (event) => {
   navigateTo(form.querySelector("select[data-navigate]"));
 });
 
+// A refused htmx request (403: a role that may not, or an archived project) says why instead
+// of leaving the page as if nothing happened. The reason is the 403 page's own message.
+document.addEventListener("htmx:responseError", (event) => {
+  const xhr = event.detail.xhr;
+  if (!xhr || xhr.status !== 403) return;
+  const page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+  const reason = page.querySelector("[data-testid=refusal]");
+  const main = document.querySelector("main");
+  if (!main) return;
+  let box = document.getElementById("refusal");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "refusal";
+    box.className = "error";
+    box.setAttribute("role", "alert");
+    main.prepend(box);
+  }
+  box.textContent = reason ? reason.textContent : "You are not allowed to do that.";
+});
+
 // The project navigator is a <details>: open beside the page on a wide screen, a closed menu at
 // the top of the page on a phone. The markup ships it open, so it works without JavaScript.
 const narrowScreen = window.matchMedia("(max-width: 900px)");

@@ -186,6 +186,30 @@ def demo_world(celery_eager_on) -> dict:
             value=5.0,
             unit="%",
         ),
+        "freshness": _first(
+            FreshnessSettings.objects.filter(connection=connection),
+            lambda: FreshnessSettingsFactory(connection=connection),
+        ),
+        # after go-live: an improvement of the backlog and a changelog entry
+        "improvement": _first(
+            Improvement.objects.filter(project=project),
+            lambda: ImprovementFactory(project=project),
+        ),
+        "changelog": _first(
+            ChangelogEntry.objects.filter(project=project),
+            lambda: ChangelogEntryFactory(project=project),
+        ),
+        # working as a team: a thread with a comment, an assignment with a due date
+        "comment": Comment.objects.create(
+            project=project, step=2, author=demo, body="Is the status mapping complete?"
+        ),
+        "assignment": Assignment.objects.create(
+            project=project,
+            kind="step",
+            step=2,
+            assignee=demo,
+            due_date=timezone.localdate() - timezone.timedelta(days=1),
+        ),
     }
     # Working as a team, post-go-live changes, freshness: one of each, as in tests/conftest.py.
     objects["freshness"] = _first(

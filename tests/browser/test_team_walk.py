@@ -15,7 +15,7 @@ from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from planner.models import Assignment, Comment, Notification
+from planner.models import Assignment, Comment, Notification, NotificationPreference
 from tests.browser.conftest import DEFAULT_TIMEOUT_MS, sign_in
 from tests.factories import ProjectFactory, UserFactory
 
@@ -122,6 +122,15 @@ def test_invite_assign_comment_mention_notify_done(
     assert Notification.objects.get(recipient=owner).kind == "mention"
     # a mail went out for each: the invitation, the assignment, the mention
     assert {tuple(m.to) for m in mail.outbox} == {("dana@example.com",), (owner.email,)}
+
+    # The owner would rather have one mail a day.
+    page.goto(f"{live_server.url}/notifications/")
+    page.get_by_role("link", name="Email settings").click()
+    accessible(page)
+    page.get_by_label("Once a day, a digest").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Notification settings saved.")).to_be_visible()
+    assert NotificationPreference.objects.get(user=owner).email == "digest"
 
     # The colleague marks the work done: My work is empty again.
     dana.get_by_role("link", name="My work").click()

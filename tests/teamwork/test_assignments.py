@@ -342,3 +342,30 @@ def test_the_api_assigns_for_editors_and_refuses_viewers(project, member, client
 def test_notify_skips_non_members(project):
     outsider = UserFactory()
     assert notify([outsider], project, "mention", "hello") == []
+
+
+def test_an_improvement_of_the_backlog_is_assigned_and_listed_on_step_7(
+    project, member, owner_client
+):
+    from planner.models import Improvement
+
+    improvement = Improvement.objects.create(project=project, title="Batch the status pushes")
+    other = Improvement.objects.create(project=ProjectFactory(), title="Not ours")
+    approver = member(Role.APPROVER)
+    url = reverse("planner:assign", args=[project.pk, "improvement", improvement.pk])
+    response = owner_client.post(url, {"assignee": approver.pk, "due_date": "2026-12-24"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("planner:step", args=[project.pk, 7])
+    a = Assignment.objects.get()
+    assert (a.kind, a.improvement, a.assignee) == ("improvement", improvement, approver)
+    assert [w.title for w in assignments.open_work(approver, TODAY)] == [
+        "Improvement: Batch the status pushes"
+    ]
+    panel = assignments.step_panel(project, 7)
+    assert [(r.kind, r.ref, r.assignment) for r in panel["rows"]] == [
+        ("improvement", improvement.pk, a)
+    ]
+    foreign = reverse("planner:assign", args=[project.pk, "improvement", other.pk])
+    assert owner_client.get(foreign).status_code == 404
+    page = owner_client.get(reverse("planner:step", args=[project.pk, 7])).content.decode()
+    assert url in page

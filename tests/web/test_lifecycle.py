@@ -1,0 +1,172 @@
+"""Archive (read-only, off the dashboard, restorable) and delete (typed name, logged)."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from planner.api.tokens import create_token
+from planner.models import IntegrationProject, Membership, ProjectDeletion, Role, System
+from planner.web.permissions import ARCHIVED
+from tests.conftest import HTMX, client_for
+from tests.factories import SignOffFactory, UserFactory
+from tests.urlwalk import ACCOUNT_LEVEL, planner_patterns, url_for
+
+ARCHIVE_OK = {"planner:project_archive", "planner:project_delete"}
+
+
+def archive(client, project):
+    return client.post(reverse("planner:project_archive", args=[project.pk]))
+
+
+def test_archiving_hides_the_project_from_the_dashboard_and_lists_it_under_archived(
+    owner_client, project
+):
+    response = archive(owner_client, project)
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.archived
+    page = owner_client.get(reverse("planner:project_list")).content.decode()
+    assert 'data-testid="portfolio"' not in page
+    archived = page.split('data-testid="archived-projects"')[1]
+    assert project.name in archived
+
+
+def test_an_archived_project_still_reads(owner_client, project):
+    archive(owner_client, project)
+    page = owner_client.get(reverse("planner:overview", args=[project.pk]))
+    assert page.status_code == 200
+    assert b"this project is read-only" in page.content
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_every_write_to_an_archived_project_is_refused_with_the_reason(world, htmx):
+    project = world["project"]
+    client = client_for(project.owner)
+    archive(client, project)
+    extra = HTMX if htmx else {}
+    for name, p in planner_patterns():
+        if name in ACCOUNT_LEVEL or name in ARCHIVE_OK:
+            continue
+        url = url_for(name, p, world)
+        response = client.post(url, {"metric": "changed", "name": "changed"}, **extra)
+        assert response.status_code == 403, (name, response.status_code)
+        assert b"This project is archived, so it is read-only" in response.content, name
+    criterion = world["objects"]["criterion"]
+    criterion.refresh_from_db()
+    assert criterion.metric == "sync latency"
+    project.refresh_from_db()
+    assert project.archived and project.name != "changed"
+
+
+def test_the_api_refuses_writes_to_an_archived_project(owner_client, project):
+    from tests.factories import ConnectionFactory
+
+    connection = ConnectionFactory(project=project)
+    archive(owner_client, project)
+    _, raw = create_token(project.owner, "ci")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    url = f"/api/projects/{project.pk}/connections/{connection.pk}/runs"
+    response = Client().post(url, **headers)
+    assert response.status_code == 403
+    assert response.json()["detail"] == ARCHIVED
+    assert Client().get(f"/api/projects/{project.pk}/verdict", **headers).status_code == 200
+
+
+def test_the_owner_restores_it(owner_client, project):
+    archive(owner_client, project)
+    response = owner_client.post(
+        reverse("planner:project_archive", args=[project.pk]), {"restore": "1"}
+    )
+    assert response["Location"] == reverse("planner:overview", args=[project.pk])
+    project.refresh_from_db()
+    assert not project.archived
+    assert project.name in owner_client.get(reverse("planner:project_list")).content.decode()
+    settings_url = reverse("planner:settings", args=[project.pk])
+    owner_client.post(
+        settings_url, {"name": "Renamed", "business_problem": "x", "expected_version": 1}
+    )
+    project.refresh_from_db()
+    assert project.name == "Renamed"
+
+
+@pytest.mark.parametrize(
+    "role, status", [(Role.EDITOR, 403), (Role.APPROVER, 403), (Role.VIEWER, 403)]
+)
+def test_only_owners_archive_restore_or_delete(member, project, role, status):
+    client = client_for(member(role))
+    assert archive(client, project).status_code == status
+    project.refresh_from_db()
+    assert not project.archived
+    IntegrationProject.objects.filter(pk=project.pk).update(archived_at="2026-01-01T00:00Z")
+    restore = client.post(reverse("planner:project_archive", args=[project.pk]), {"restore": "1"})
+    assert restore.status_code == status
+    delete = client.post(
+        reverse("planner:project_delete", args=[project.pk]), {"confirm_name": project.name}
+    )
+    assert delete.status_code == status
+    project.refresh_from_db()
+    assert project.archived
+
+
+def test_outsiders_and_anonymous_learn_nothing(outsider_client, client, project):
+    for url in (
+        reverse("planner:project_archive", args=[project.pk]),
+        reverse("planner:project_delete", args=[project.pk]),
+    ):
+        assert outsider_client.post(url, {"confirm_name": project.name}).status_code == 404
+        assert client.post(url, {"confirm_name": project.name}).status_code == 302
+    assert IntegrationProject.objects.filter(pk=project.pk).exists()
+
+
+def test_deleting_needs_the_exact_name(owner_client, project):
+    url = reverse("planner:project_delete", args=[project.pk])
+    page = owner_client.get(url)
+    assert b"Type the project&#x27;s name to confirm" in page.content
+    wrong = owner_client.post(url, {"confirm_name": project.name.upper()})
+    assert wrong.status_code == 200
+    assert b"That is not the project&#x27;s name" in wrong.content
+    assert IntegrationProject.objects.filter(pk=project.pk).exists()
+    assert not ProjectDeletion.objects.exists()
+
+
+def test_deleting_a_full_project_removes_it_and_keeps_the_log_and_history(world):
+    project = world["project"]
+    pk, name = project.pk, project.name
+    systems, members = project.systems.count(), project.memberships.count()
+    assert systems >= 2 and members == 2
+    client = client_for(project.owner)
+    response = client.post(
+        reverse("planner:project_delete", args=[pk]), {"confirm_name": f" {name} "}
+    )
+    assert response.status_code == 302
+    assert not IntegrationProject.objects.filter(pk=pk).exists()
+    assert not System.objects.filter(project_id=pk).exists()
+    assert not Membership.objects.filter(project_id=pk).exists()
+    record = ProjectDeletion.objects.get()
+    assert (record.project_id, record.name, record.deleted_by) == (pk, name, project.owner)
+    assert record.contents["systems"] == systems and record.contents["members"] == members
+    history = IntegrationProject.history.filter(id=pk).order_by("history_date")
+    assert history.last().history_type == "-"
+    assert history.last().history_user == project.owner
+
+
+def test_a_project_with_sign_offs_cannot_be_deleted(owner_client, project):
+    SignOffFactory(project=project)
+    url = reverse("planner:project_delete", args=[project.pk])
+    assert b"This project cannot be deleted" in owner_client.get(url).content
+    response = owner_client.post(url, {"confirm_name": project.name})
+    assert response.status_code == 409
+    assert b"1 sign-off" in response.content
+    assert IntegrationProject.objects.filter(pk=project.pk).exists()
+    assert not ProjectDeletion.objects.exists()
+
+
+def test_the_deletion_log_is_for_staff(owner_client, project):
+    name = project.name
+    owner_client.post(reverse("planner:project_delete", args=[project.pk]), {"confirm_name": name})
+    url = reverse("planner:deleted_projects")
+    assert owner_client.get(url).status_code == 403
+    staff = client_for(UserFactory(is_staff=True))
+    page = staff.get(url).content.decode()
+    assert name in page and project.owner.username in page
+    assert Client().get(url).status_code == 302
