@@ -13,7 +13,16 @@ app.conf.worker_max_memory_per_child = int(
     os.environ.get("AETHON_WORKER_MAX_MEMORY_KB", 1024 * 1024)
 )
 # Each domain package keeps its Celery tasks in its own tasks.py.
-app.autodiscover_tasks(["planner.checklist", "planner.runs", "planner.reviews", "planner.runbook"])
+app.autodiscover_tasks(
+    [
+        "planner.checklist",
+        "planner.runs",
+        "planner.reviews",
+        "planner.runbook",
+        "planner.notify",
+        "planner.teamwork",
+    ]
+)
 
 
 @worker_ready.connect

@@ -305,6 +305,9 @@ AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
 # Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
 # per side, so this bounds its memory, whatever the size of the tables.
 AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
+# Key ranges are compared inside the databases (checksums) where the mapping compiles to SQL,
+# bisected down to ranges of at most this many rows, which are read; 0 reads every row.
+AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 20_000))
 
 LOGGING = {
     "version": 1,

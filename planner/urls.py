@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from planner.api import pages as api_pages
+from planner.collaboration import views as collaboration
 from planner.project_templates import views as templates
 from planner.reviews import views as reviews
 from planner.runbook import views as runbook
@@ -8,6 +9,7 @@ from planner.runs import endpoint_views
 from planner.runs import views as runs
 from planner.steps import (
     deployment,
+    freshness,
     monitoring,
     objectives,
     pattern,
@@ -64,6 +66,17 @@ project_patterns = [
     path("steps/1/objective/", objectives.objective_save, name="objective_save"),
     *row_urls("steps/1/criteria", objectives.CRITERIA),
     *row_urls("steps/1/elements", objectives.ELEMENTS),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/",
+        freshness.criterion_freshness,
+        name="criterion_freshness",
+    ),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/measure/",
+        freshness.criterion_measure,
+        name="criterion_measure",
+    ),
+    *row_urls("steps/2/freshness", freshness.FRESHNESS),
     path("steps/2/connections/<int:connection_id>/", mapping.mapping_editor, name="mapping_editor"),
     path("steps/2/connections/<int:connection_id>/add/", mapping.mapping_add, name="mapping_add"),
     path(
@@ -126,6 +139,8 @@ project_patterns = [
     ),
     path("steps/7/training/", training.training_save, name="training_save"),
     *row_urls("steps/7/incidents", training.INCIDENTS),
+    *row_urls("steps/7/backlog", training.IMPROVEMENTS),
+    *row_urls("steps/7/changelog", training.CHANGELOG),
     path("steps/<int:number>/signoff/", signoff.signoff, name="signoff"),
     path("signoffs/settings/", signoff.signoff_policy, name="signoff_policy"),
     path("runbook/", runbook.runbook, name="runbook"),
@@ -163,6 +178,19 @@ project_patterns = [
     path("reviews/<int:pk>/report.pdf", reviews.review_pdf, name="review_pdf"),
     path("alerts/", reviews.alerts_page, name="alerts"),
     path("alerts/<int:pk>/acknowledge/", reviews.alert_acknowledge, name="alert_acknowledge"),
+    # Working as a team: assignments, comment threads, sign-off requests
+    path("assign/<str:work>/<int:ref>/", collaboration.assign, name="assign"),
+    path("assignments/<int:pk>/done/", collaboration.assignment_done, name="assignment_done"),
+    path("steps/<int:number>/comments/", collaboration.step_comments, name="step_comments"),
+    path(
+        "steps/2/mappings/<int:pk>/comments/",
+        collaboration.mapping_comments,
+        name="mapping_comments",
+    ),
+    path("comments/<int:pk>/edit/", collaboration.comment_edit, name="comment_edit"),
+    path("comments/<int:pk>/resolve/", collaboration.comment_resolve, name="comment_resolve"),
+    path("mentions/", collaboration.mention_suggest, name="mention_suggest"),
+    path("steps/<int:number>/signoff/ask/", collaboration.signoff_ask, name="signoff_ask"),
     path("history/", history.history, name="history"),
     path(
         "history/<slug:model>/<int:object_id>/",
@@ -174,6 +202,15 @@ project_patterns = [
 urlpatterns = [
     path("", dashboard.portfolio, name="project_list"),
     path("account/tokens/", api_pages.api_tokens, name="api_tokens"),
+    path("my-work/", collaboration.my_work, name="my_work"),
+    path("notifications/", collaboration.notifications, name="notifications"),
+    path("notifications/read/", collaboration.notifications_read, name="notifications_read"),
+    path("notifications/bell/", collaboration.notifications_bell, name="notifications_bell"),
+    path(
+        "account/notifications/settings/",
+        collaboration.notification_settings,
+        name="notification_settings",
+    ),
     path("governance/", governance.governance, name="governance"),
     path("governance.csv", governance.governance_csv, name="governance_csv"),
     path("projects/new/", projects.project_create, name="project_create"),

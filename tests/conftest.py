@@ -83,14 +83,17 @@ def world(db):
     """A project with one object of every kind a planner URL can name (see tests/urlwalk.py)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from planner.models import Alert, HealthReview
+    from planner.models import Alert, Assignment, Comment, HealthReview
     from tests.factories import (
         BackfillFactory,
+        ChangelogEntryFactory,
         ConnectionFactory,
         CriterionFactory,
         DataElementFactory,
         ErrorStrategyFactory,
         FieldMappingFactory,
+        FreshnessSettingsFactory,
+        ImprovementFactory,
         IncidentFactory,
         MonitorFactory,
         OwnershipFactory,
@@ -120,6 +123,7 @@ def world(db):
         "errorstrategy": ErrorStrategyFactory(connection=connection),
         "securityreview": SecurityReviewFactory(connection=connection),
         "backfill": BackfillFactory(connection=connection),
+        "freshness": FreshnessSettingsFactory(connection=connection),
         "systemprofile": SystemProfileFactory(system=connection.source),
         "rolloutphase": RolloutPhaseFactory(project=project),
         "personalfield": None,  # filled in below, on the mapping row
@@ -131,6 +135,8 @@ def world(db):
         "rollbackstep": RollbackStepFactory(project=project),
         "monitor": MonitorFactory(project=project),
         "incident": IncidentFactory(project=project),
+        "improvement": ImprovementFactory(project=project),
+        "changelog": ChangelogEntryFactory(project=project),
         "export": RunbookExportFactory(
             project=project, status="done", file=SimpleUploadedFile("runbook.pdf", b"%PDF-")
         ),
@@ -144,6 +150,13 @@ def world(db):
         ),
     }
     objects["personalfield"] = PersonalFieldFactory(mapping=objects["mapping"])
+    # working as a team
+    objects["comment"] = Comment.objects.create(
+        project=project, step=1, author=project.owner, body="What is the target?"
+    )
+    objects["assignment"] = Assignment.objects.create(
+        project=project, kind="step", step=1, assignee=project.owner
+    )
     return {"project": project, "viewer": viewer.user, "objects": objects}
 
 

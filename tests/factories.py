@@ -7,10 +7,13 @@ from django.utils import timezone
 
 from planner.metrics.figures import default_monitor_metric, match_metric
 from planner.models import (
+    ChangelogEntry,
     Connection,
     DataElement,
     DeploymentPlan,
     FieldMapping,
+    FreshnessSettings,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -246,6 +249,24 @@ class TrainingPlanFactory(factory.django.DjangoModelFactory):
     feedback_channel = "#crm-billing-sync"
 
 
+class ImprovementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Improvement
+
+    project = factory.SubFactory(ProjectFactory)
+    title = "Retry 429s with jitter"
+    metric_key = "error_rate_pct"
+    expected_effect = "error rate below 0.5 %"
+
+
+class ChangelogEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChangelogEntry
+
+    project = factory.SubFactory(ProjectFactory)
+    summary = "Raised the batch size to 500"
+
+
 class IncidentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = IncidentEntry
@@ -332,6 +353,17 @@ class OwnershipFactory(factory.django.DjangoModelFactory):
     integration_owner = "Integrations team"
     incident_resolver = "Integrations on-call"
     incident_contact = "oncall@example.com"
+
+
+class FreshnessSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FreshnessSettings
+
+    connection = factory.SubFactory(ConnectionFactory)
+    project = factory.SelfAttribute("connection.project")
+    source_time_field = "updated_at"
+    target_time_field = "synced_at"
+    skew_seconds = 5
 
 
 class ErrorStrategyFactory(factory.django.DjangoModelFactory):

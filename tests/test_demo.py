@@ -87,6 +87,14 @@ def test_the_demo_shows_the_guides_practices_on_its_pages(db):
     assert "Add a dead-letter volume monitor" in page(6)
     governance = client.get(reverse("planner:governance")).content.decode()
     assert "7 years after the customer leaves" in governance and "Security lead" in governance
+    step7 = page(7)
+    assert "Push status changes in batches of 200 at quarter end" in step7
+    assert "Mismatch rate (%)" in step7  # the KPI the second improvement should move
+    assert "Moved the nightly reconciliation to 02:00" in step7
+    # The go-live is planned, so step 7 and the governance inventory name the annual
+    # architecture review.
+    assert "Annual architecture review" in step7
+    assert "#crm-billing-sync" in step7
 
 
 def test_the_demo_user_is_staff_so_the_people_page_shows(db):

@@ -14,6 +14,12 @@ ACCOUNT_LEVEL = {
     "planner:governance_csv",
     "planner:deleted_projects",  # staff only: the deletion log
     "planner:project_from_template",  # only the user's own projects and templates
+    # the user's own work and notifications, across their projects
+    "planner:my_work",
+    "planner:notifications",
+    "planner:notifications_read",
+    "planner:notifications_bell",
+    "planner:notification_settings",
 }
 
 
@@ -50,6 +56,8 @@ def url_for(name: str, pattern: URLPattern, world) -> str:
         kwargs["direction"] = "up"
     if "number" in params:
         kwargs["number"] = 1
+    if "work" in params:
+        kwargs["work"], kwargs["ref"] = "step", 1
     if "model" in params:
         kwargs["model"] = "criterion"
         kwargs["object_id"] = world["objects"]["criterion"].pk

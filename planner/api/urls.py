@@ -6,8 +6,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern
 
 from . import (
+    aftercare,  # noqa: F401 - registers its endpoints on the api
+    freshness,  # noqa: F401 - registers its endpoints on the api
     practices,  # noqa: F401 - registers its endpoints on the api
-    templates,  # noqa: F401 - likewise
+    teamwork,  # noqa: F401 - registers its endpoints on the api
+    templates,  # noqa: F401 - registers its endpoints on the api
 )
 from .views import api
 

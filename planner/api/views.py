@@ -7,7 +7,7 @@ from typing import Literal
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.text import slugify
-from ninja import File, Form, NinjaAPI, Schema, Status
+from ninja import Field, File, Form, NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.security import HttpBearer
@@ -130,7 +130,8 @@ class StageOut(Schema):
 
 
 class RunOut(Schema):
-    id: int
+    id: int = Field(description="Names the run in URLs.")
+    number: int = Field(description="The run's number within its project, as pages show it.")
     project_id: int
     connection_id: int
     connection: str
@@ -191,6 +192,7 @@ class ImportErrorOut(Schema):
 def _run_out(run: ValidationRun) -> dict:
     return {
         "id": run.pk,
+        "number": run.number,
         "project_id": run.project_id,
         "connection_id": run.connection_id,
         "connection": str(run.connection),

@@ -2,13 +2,17 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from heapq import merge
 
 from django.db import models
 
 from planner.models import (
     ApproverRequirement,
+    Assignment,
     BackfillPlan,
+    ChangelogEntry,
+    Comment,
     Connection,
     ConnectionOwnership,
     DataElement,
@@ -17,6 +21,7 @@ from planner.models import (
     FieldMapping,
     GoLive,
     GoLiveRevert,
+    Improvement,
     IncidentEntry,
     IntegrationProject,
     Membership,
@@ -73,9 +78,15 @@ TRACKED: dict[str, type[models.Model]] = {
     "backfill": BackfillPlan,
     "systemprofile": SystemProfile,
     "rolloutphase": RolloutPhase,
+    # After go-live.
+    "improvement": Improvement,
+    "changelog": ChangelogEntry,
     # Validation runs: connection settings (secrets never reach history) and schedules.
     "endpoint": SystemEndpoint,
     "runschedule": RunSchedule,
+    # Working as a team: who was given what, and the discussions (edits and resolutions).
+    "assignment": Assignment,
+    "comment": Comment,
 }
 # Bookkeeping that says nothing to a reader of the audit trail.
 HIDDEN_FIELDS = {"id", "version", "updated_at", "created_at", "project", "position"}
@@ -175,6 +186,8 @@ def display(field: models.Field, record: models.Model) -> str:
     if field.is_relation:
         related = field.related_model._default_manager.filter(pk=raw).first()
         return str(related) if related else f"#{raw} (deleted)"
+    if isinstance(raw, Decimal):
+        return f"{raw.normalize():f}"  # '5', not the column's '5.0000'
     return str(raw)
 
 

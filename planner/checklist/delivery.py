@@ -90,7 +90,7 @@ def with_run_problems(cases: list[TestCase]) -> list[TestCase]:
         runs = {
             r.pk: r
             for r in ValidationRun.objects.filter(pk__in=linked).only(
-                "pk", "status", "connection_id", "created_at", "kind"
+                "pk", "number", "status", "connection_id", "created_at", "finished_at", "kind"
             )
         }
         failed = list(
@@ -100,10 +100,11 @@ def with_run_problems(cases: list[TestCase]) -> list[TestCase]:
                 status=ValidationRun.Status.FAILED,
             )
             .order_by("-created_at", "-pk")
-            .only("pk", "connection_id", "created_at")
+            .only("pk", "number", "connection_id", "created_at")
         )
     for case in cases:
-        case.run_problem = _run_problem(case, runs.get(case.validation_run_id), failed)
+        case.linked_run = runs.get(case.validation_run_id)
+        case.run_problem = _run_problem(case, case.linked_run, failed)
     return cases
 
 
@@ -113,12 +114,19 @@ def run_problem_of(case: TestCase) -> str:
     return case.run_problem
 
 
+def linked_run_of(case: TestCase) -> ValidationRun | None:
+    """The validation run evidencing the case (number, outcome, dates), loaded with the rest."""
+    if not hasattr(case, "linked_run"):
+        with_run_problems([case])
+    return case.linked_run
+
+
 def _run_problem(case: TestCase, run: ValidationRun | None, failed: list) -> str:
     if run is None or case.status != TestCase.Status.PASSED:
         return ""
     if run.status != ValidationRun.Status.PASSED and not case.accepted_findings.strip():
         return (
-            f"'{case}' is passed on validation run #{run.pk}, which "
+            f"'{case}' is passed on validation run #{run.number}, which "
             f"{run.get_status_display().lower()}: link a passed run, or state the accepted "
             "findings."
         )
@@ -133,8 +141,8 @@ def _run_problem(case: TestCase, run: ValidationRun | None, failed: list) -> str
     )
     if later is not None:
         return (
-            f"'{case}' is stale: validation run #{later.pk} on the same connection failed after "
-            f"run #{run.pk}; run it again and link a passed run."
+            f"'{case}' is stale: validation run #{later.number} on the same connection failed "
+            f"after run #{run.number}; run it again and link a passed run."
         )
     return ""
 

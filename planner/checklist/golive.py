@@ -108,7 +108,8 @@ def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> lis
             reasons.append(
                 Reason(
                     "run",
-                    f"{c}: the latest validation run (#{run.pk}) {run.get_status_display().lower()}"
+                    f"{c}: the latest validation run (#{run.number}) "
+                    f"{run.get_status_display().lower()}"
                     + (f": {run.error}" if run.error else "."),
                     href,
                 )
@@ -118,7 +119,7 @@ def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> lis
             reasons.append(
                 Reason(
                     "run",
-                    f"{c}: the latest validation run (#{run.pk}, {when:%d %b %Y}) is older "
+                    f"{c}: the latest validation run (#{run.number}, {when:%d %b %Y}) is older "
                     f"than {days} days; run it again.",
                     href,
                 )

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
+from planner.checklist import aftercare
 from planner.checklist import delivery as plan
 from planner.checklist import practices as guides
 from planner.checklist.evidence import Evidence
@@ -27,6 +29,7 @@ from planner.models import (
     DeploymentPlan,
     ErrorStrategy,
     FieldMapping,
+    FreshnessSettings,
     IncidentEntry,
     Monitor,
     Objective,
@@ -349,6 +352,32 @@ def _incident_runbook(ev: Evidence) -> list[Finding]:
     return []
 
 
+def _backlog_tied_to_kpis(ev: Evidence) -> list[Finding]:
+    return [
+        Finding(f"Improvement '{i}' is not tied to a KPI it should move.", f"improvement-{i.pk}")
+        for i in aftercare.backlog_of(ev)
+        if not (i.criterion_id or i.metric_key)
+    ]
+
+
+def _backlog_reviewed(ev: Evidence) -> list[Finding]:
+    """Before go-live there is nothing to review yet; once live the backlog is kept current."""
+    if not aftercare.live_of(ev):
+        return []
+    t = plan.plan_of(ev).training
+    reviewed = t.backlog_reviewed_on if t else None
+    if not aftercare.backlog_review_due(reviewed, timezone.localdate()):
+        return []
+    when = f"last reviewed {reviewed:%d %b %Y}" if reviewed else "never reviewed"
+    return [
+        Finding(
+            f"The project is live and its improvement backlog was {when}: review it "
+            f"(at least every {aftercare.BACKLOG_REVIEW_DAYS} days) and record the date.",
+            "training",
+        )
+    ]
+
+
 # The guides' practices, per connection (planner.checklist.practices).
 def _missing_parts(items, records: dict, absent: str, anchor: str) -> list[Finding]:
     """One finding per item whose record is absent or lacks parts (`record.missing`)."""
@@ -408,7 +437,7 @@ def _backfill_plans(ev: Evidence) -> list[Finding]:
         elif not b.no_history and b.verification_run.status != "passed":
             out.append(
                 Finding(
-                    f"{c}'s backfill verification run #{b.verification_run_id} "
+                    f"{c}'s backfill verification run #{b.verification_run.number} "
                     f"{b.verification_run.get_status_display().lower()}.",
                     f"backfill-{b.pk}",
                 )
@@ -520,7 +549,7 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         started=lambda ev: bool(ev.mappings),
-        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField),
+        artifacts=(FieldMapping, ErrorStrategy, SecurityReview, PersonalField, FreshnessSettings),
         page="planner.steps.mapping.views.step2_page",
     ),
     Step(
@@ -658,6 +687,16 @@ STEPS: tuple[Step, ...] = (
                 "review_schedule",
                 "A review schedule",
                 _training_field("review_schedule", "No review schedule yet."),
+            ),
+            Rule(
+                "backlog_kpis",
+                "Every backlog improvement is tied to a KPI",
+                _backlog_tied_to_kpis,
+            ),
+            Rule(
+                "backlog_reviewed",
+                "Once live, the improvement backlog is reviewed at least monthly",
+                _backlog_reviewed,
             ),
         ),
         started=plan.step7_started,

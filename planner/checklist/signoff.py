@@ -32,11 +32,14 @@ from planner.models import (
     ApproverRequirement,
     IntegrationProject,
     Membership,
+    NotificationKind,
     Role,
     SignOff,
     SignOffStale,
 )
+from planner.models.people import display_name
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
+from planner.notify.service import notify
 from planner.task_queue import QueueUnreachable, publish
 
 log = logging.getLogger(__name__)
@@ -277,7 +280,7 @@ class StepSignOff:
                 s = mine[0].signoff
                 out.append(
                     Finding(
-                        f"{s.user.get_username()}'s sign-off of {s.created_at:%d %b %Y} is stale: "
+                        f"{display_name(s.user)}'s sign-off of {s.created_at:%d %b %Y} is stale: "
                         "the step changed since. Asked to sign off again.",
                         "signoff",
                     )
@@ -286,7 +289,7 @@ class StepSignOff:
                 s = mine[0].signoff
                 out.append(
                     Finding(
-                        f"{s.user.get_username()} requested changes: {s.comment}".rstrip(": "),
+                        f"{display_name(s.user)} requested changes: {s.comment}".rstrip(": "),
                         "signoff",
                     )
                 )
@@ -301,7 +304,7 @@ class StepSignOff:
                 )
             )
         if self.needs_independent:
-            names = ", ".join(s.signoff.user.get_username() for s in self.approvers)
+            names = ", ".join(display_name(s.signoff.user) for s in self.approvers)
             out.append(
                 Finding(
                     f"Approved only by {names}, who made the step's last change or owns the "
@@ -333,7 +336,7 @@ def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
     owner_ids = set()
     for m in members.select_related("user"):
         role_of[m.user_id] = m.role
-        holders[m.role].append(m.user.get_username())
+        holders[m.role].append(display_name(m.user))
         if m.role == Role.OWNER:
             owner_ids.add(m.user_id)
 
@@ -433,9 +436,50 @@ def _record_stale(project, signoff: SignOff, current: str, reason: str) -> SignO
     except IntegrityError:
         return None  # another request recorded it (and queued the mail) a moment ago
     signoff.stale_event = event
+    _tell_stale(project, signoff, reason)
     if recipients:
         transaction.on_commit(lambda: queue_ask_again(event.pk))
     return event
+
+
+def _tell_stale(project: IntegrationProject, signoff: SignOff, reason: str) -> None:
+    """The approvers' and the signer's notification; the ask-again task mails them, so the
+    notification is not mailed a second time."""
+    roles = policies(project)[signoff.step].roles
+    people = set(
+        Membership.objects.filter(project=project, role__in=roles).values_list("user_id", flat=True)
+    )
+    people.add(signoff.user_id)
+    step = STEPS_BY_NUMBER[signoff.step]
+    notify(
+        people,
+        project,
+        NotificationKind.SIGNOFF_STALE,
+        f"Step {step.number} ({step.title}): {signoff.user.get_username()}'s sign-off is stale. "
+        f"{reason}",
+        step.url(project.pk, "signoff"),
+        mailed=True,
+    )
+
+
+def request_signoff(project: IntegrationProject, number: int, by, note: str = "") -> list:
+    """Ask the members whose role signs this step to review and sign it off."""
+    roles = policies(project)[number].roles
+    people = Membership.objects.filter(project=project, role__in=roles).values_list(
+        "user_id", flat=True
+    )
+    step = STEPS_BY_NUMBER[number]
+    text = f"{by.get_username()} asks you to sign off step {number} ({step.title})"
+    if note.strip():
+        text += f": {note.strip()}"
+    return notify(
+        list(people),
+        project,
+        NotificationKind.SIGNOFF_REQUEST,
+        text,
+        step.url(project.pk, "signoff"),
+        exclude=by,
+    )
 
 
 def queue_ask_again(event_id: int) -> None:
@@ -462,7 +506,7 @@ def ask_again_message(event: SignOffStale) -> tuple[str, str, list[str]]:
     why = event.reason or "The step changed."
     body = (
         f"Step {step.number} ({step.title}) of '{project.name}': {why} "
-        f"{signoff.user.get_username()}'s sign-off of {signoff.created_at:%d %b %Y %H:%M} "
+        f"{display_name(signoff.user)}'s sign-off of {signoff.created_at:%d %b %Y %H:%M} "
         f"(version {signoff.short_hash}) no longer counts.\n\n"
         "The step is not complete until it is signed off again on the current version:\n\n"
         f"{step_url(project, step.number)}\n"

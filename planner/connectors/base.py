@@ -25,16 +25,10 @@ from sqlglot.tokens import Token, TokenType
 if TYPE_CHECKING:
     from planner.connectors.guard import GuardPolicy
 
+from planner.connectors.names import ConnectorError  # noqa: E402 - re-exported
+
 KINDS = ("postgres", "mysql", "sqlite", "file", "http_json")
 DEFAULT_BATCH_SIZE = 10_000
-
-
-class ConnectorError(Exception):
-    """A failure whose ``message`` is safe to show to the user (no secrets, no stack)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -154,6 +148,13 @@ def one_of(config: Mapping[str, Any], name: str, options: Sequence[str], default
     if value not in options:
         raise ConnectorError(f"{name} must be one of {', '.join(options)}.")
     return value
+
+
+def utc_text(value: dt.datetime) -> str:
+    """An instant as naive UTC text with microseconds, for a time filter a database reads."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def quote_ident(name: str, quote: str = '"') -> str:

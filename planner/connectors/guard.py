@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from planner.connectors.base import ConnectorError
+from planner.connectors.names import ConnectorError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -32,11 +32,11 @@ from planner.connectors.base import (
     scrub,
 )
 from planner.connectors.guard import GuardPolicy, HttpResponse, http_get
+from planner.connectors.names import SECRET_HEADER_PREFIX
 
 AUTH_TYPES = ("none", "bearer", "basic", "api_key")
 # Secrets that are custom request headers (``secret_headers``) are keyed by this prefix and
 # the header name in lower case, e.g. "header:private-token".
-SECRET_HEADER_PREFIX = "header:"  # noqa: S105 - a key prefix, not a secret
 PAGINATION_TYPES = ("none", "page", "offset", "cursor", "link")
 
 _STEP = re.compile(

@@ -7,9 +7,10 @@ session level and have a server-side time limit.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from planner.connectors.base import (
     server_address,
     sql_dataset,
     unique_names,
+    utc_text,
 )
 from planner.connectors.guard import resolve_and_check
 
@@ -34,6 +36,7 @@ SSL_MODES = ("disable", "require")
 
 # pymysql FIELD_TYPE codes of text columns (VARCHAR, VAR_STRING, STRING, the BLOB/TEXT family).
 _TEXT_TYPES = frozenset({15, 249, 250, 251, 252, 253, 254})
+_TIME_TYPES = frozenset({7, 10, 12})  # TIMESTAMP, DATE, DATETIME
 
 
 @dataclass(frozen=True)
@@ -217,13 +220,35 @@ class MySQLConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
+    dialect = "mysql"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums)."""
+        with self.connect() as conn, self._errors("Query failed"):
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with conn.cursor() as cur:
+                    cur.execute(build(self._dataset()))
+                    return list(cur.fetchall())
+
+            yield run
+
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
+        *,
+        changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Every record in ``order_by`` order, in batches (one unbuffered statement).
 
         Text sorts by its bytes (code point order, as polars sorts), not by a case-blind
         collation, and NULLs last: a key-ordered merge needs both systems to agree.
+        ``changed_since=(field, instant)`` reads only records whose date/time ``field`` is
+        at or after the instant (the session is in UTC); a text field is read whole.
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
@@ -242,7 +267,16 @@ class MySQLConnector(BaseConnector):
                 )
                 for k in order_by
             )
-            cur.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            conditions = [f"({where})"] if where else []
+            if changed_since is not None:
+                name, instant = changed_since
+                if name not in types:
+                    raise ConnectorError(f"The dataset has no field {name}.")
+                if types[name] in _TIME_TYPES:
+                    # The literal is built from a datetime, never from user text.
+                    conditions.append(f"{quote_ident(name, '`')} >= '{utc_text(instant)}'")
+            where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            cur.execute(f"SELECT * FROM {self._dataset()}{where_sql} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(frame_from_rows(columns, rows))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ _OID_DTYPES: dict[int, pl.DataType] = {
 _NUMERIC_OID = 1700
 _TEXT_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, char(n), varchar
 _TIMESTAMPTZ_OID = 1184
+_TIME_OIDS = frozenset({1082, 1114, _TIMESTAMPTZ_OID})  # date, timestamp, timestamptz
 # Types a key-ordered read may take through COPY: polars parses their CSV text to the value
 # the cursor path loads (floats print shortest-exact; NaN/Infinity parse; "" is not NULL).
 _COPY_OIDS = frozenset({16, 19, 20, 21, 23, 25, 700, 701, 1042, 1043, 1082, 1114, 1184})
@@ -243,14 +245,44 @@ class PostgresConnector(BaseConnector):
             while rows := cur.fetchmany(batch_size):
                 yield tracker.stabilize(cursor_frame(cur, rows))
 
+    dialect = "postgres"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums).
+
+        ``run(build)`` executes ``build(dataset_sql)`` through a server-side cursor, which
+        takes exactly one SELECT, and returns its rows.
+        """
+        with self.connect() as conn, self._errors("Query failed"):
+            dataset = self._dataset().as_string(conn)
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                with self._cursor(conn) as cur:
+                    cur.execute(sql.SQL(build(dataset)))  # type: ignore[arg-type]
+                    return cur.fetchall()
+
+            yield run
+
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
+        *,
+        changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Every record in ``order_by`` order, in batches, from one server-side cursor.
 
         Text columns sort by code point (``COLLATE "C"``), the order polars sorts strings
         in, whatever the database's collation: a key-ordered merge needs both systems and
         polars to agree on which key comes first ('B' < 'a'). NULLs sort last.
+
+        ``changed_since=(field, instant)`` reads only records whose ``field`` is at or after
+        the instant, when the field is a date or timestamp column (naive ones are UTC: the
+        session's time zone); on a text field every record is read and the caller filters.
+
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"):
@@ -261,6 +293,20 @@ class PostgresConnector(BaseConnector):
             missing = [k for k in order_by if k not in oids]
             if missing:
                 raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
+            conditions: list[sql.Composable] = []
+            if changed_since is not None:
+                name, instant = changed_since
+                if name not in oids:
+                    raise ConnectorError(f"The dataset has no field {name}.")
+                if oids[name] in _TIME_OIDS:
+                    conditions.append(
+                        sql.SQL("{} >= {}").format(sql.Identifier(name), sql.Literal(instant))
+                    )
+            if where:
+                conditions.append(sql.SQL(f"({where})"))  # type: ignore[arg-type]
+            filtered = sql.SQL("")
+            if conditions:
+                filtered = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
             order = sql.SQL(", ").join(
                 sql.SQL('{} COLLATE "C"' if oids[k] in _TEXT_OIDS else "{}").format(
                     sql.Identifier(k)
@@ -269,11 +315,12 @@ class PostgresConnector(BaseConnector):
                 for k in order_by
             )
             if self.config.table and all(_copy_dtype(c) is not None for c in columns):
-                yield from self._copy_ordered(conn, columns, order, batch_size, tracker)
+                yield from self._copy_ordered(conn, columns, filtered, order, batch_size, tracker)
                 return
             with self._cursor(conn) as cur:
                 cur.itersize = batch_size
-                cur.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(self._dataset(), order))
+                statement = sql.SQL("SELECT * FROM {}{} ORDER BY {}")
+                cur.execute(statement.format(self._dataset(), filtered, order))
                 while rows := cur.fetchmany(batch_size):
                     yield tracker.stabilize(cursor_frame(cur, rows))
 
@@ -281,6 +328,7 @@ class PostgresConnector(BaseConnector):
         self,
         conn: psycopg.Connection[Any],
         columns: list[Any],
+        where: sql.Composable,
         order: sql.Composable,
         batch_size: int,
         tracker: SchemaTracker,
@@ -314,8 +362,8 @@ class PostgresConnector(BaseConnector):
                 finish.append(pl.col(name).dt.replace_time_zone("UTC"))
             else:
                 read_as[name] = _copy_dtype(col)  # type: ignore[assignment]
-        statement = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
-            select, self._dataset(), order
+        statement = sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
+            select, self._dataset(), where, order
         )
 
         def parse(data: bytearray) -> pl.DataFrame:

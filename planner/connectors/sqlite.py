@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from planner.connectors.base import (
     quote_ident,
     sql_dataset,
     unique_names,
+    utc_text,
 )
 from planner.connectors.guard import check_path
 
@@ -33,6 +36,13 @@ _ALLOWED_ACTIONS = frozenset(
 
 # How many SQLite VM instructions run between two looks at the clock.
 _PROGRESS_STEPS = 10_000
+
+
+def _hash32(value: str | None, part: int) -> int | None:
+    if value is None:
+        return None
+    digest = hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()
+    return int(digest[8 * part : 8 * part + 8], 16)
 
 
 def _authorizer(action: int, *_args: Any) -> int:
@@ -104,7 +114,11 @@ class SqliteConnector(BaseConnector):
             else:
                 path = check_path(self.config.path or "", self.guard)
             with self._errors("Could not open the SQLite database"):
-                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+                # A session is used by one thread at a time, not always the one that opened
+                # it (key-range checksums run both sides in a small thread pool).
+                conn = sqlite3.connect(
+                    f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
             stack.callback(conn.close)
             with self._errors("Could not open the SQLite database"):
                 conn.execute("PRAGMA query_only = 1")  # before the authorizer, which denies PRAGMA
@@ -150,16 +164,52 @@ class SqliteConnector(BaseConnector):
                     break
                 yield tracker.stabilize(frame_from_rows(columns, rows))
 
+    dialect = "sqlite"
+
+    @contextlib.contextmanager
+    def statements(self) -> Iterator[Callable[[Callable[[str], str]], list[tuple[Any, ...]]]]:
+        """One read-only session for many generated SELECTs (key-range checksums).
+
+        SQLite has no hash function: the session gets ``aethon_hash32(text, part)``, 32 bits
+        of the text's MD5 as PostgreSQL and MySQL compute them, so checksums agree across
+        databases.
+        """
+        with self._session() as (conn, deadline), self._reading(deadline):
+            conn.create_function("aethon_hash32", 2, _hash32, deterministic=True)
+
+            def run(build: Callable[[str], str]) -> list[tuple[Any, ...]]:
+                deadline.restart()
+                return conn.execute(build(self._dataset())).fetchall()
+
+            yield run
+
     def fetch_ordered(
-        self, order_by: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        order_by: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        where: str | None = None,
+        *,
+        changed_since: tuple[str, dt.datetime] | None = None,
     ) -> Iterator[pl.DataFrame]:
-        """Every record in ``order_by`` order (text by code point, NULLs last), in batches."""
+        """Every record in ``order_by`` order (text by code point, NULLs last), in batches.
+
+        ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
+        ``changed_since=(field, instant)`` reads only records whose ``field`` (ISO text, with
+        or without an offset; without is UTC) is at or after the instant, compared by
+        ``julianday`` (millisecond precision: the caller's overlap covers the edge).
+        """
         order = ", ".join(
             f"{quote_ident(k)} IS NULL, {quote_ident(k)} COLLATE BINARY" for k in order_by
         )
+        conditions = [f"({where})"] if where else []
+        if changed_since is not None:
+            name, instant = changed_since
+            # The literal is built from a datetime, never from user text.
+            conditions.append(f"julianday({quote_ident(name)}) >= julianday('{utc_text(instant)}')")
         tracker = SchemaTracker()
+        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._session() as (conn, deadline), self._reading(deadline):
-            cur = conn.execute(f"SELECT * FROM {self._dataset()} ORDER BY {order}")  # noqa: S608
+            cur = conn.execute(f"SELECT * FROM {self._dataset()}{where_sql} ORDER BY {order}")  # noqa: S608
             columns = unique_names(d[0] for d in cur.description)
             missing = [k for k in order_by if k not in columns]
             if missing:

@@ -1,22 +1,25 @@
 """The seed scenarios that `make run` loads, idempotently."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from planner.demo import data as demo_data
 from planner.mapping.engine import MappingSpec
 from planner.metrics.figures import match_metric
 from planner.models import (
     BackfillPlan,
+    ChangelogEntry,
     Connection,
     ConnectionOwnership,
     DataElement,
     ErrorStrategy,
     FieldMapping,
+    Improvement,
     IntegrationProject,
     Membership,
     MetricKey,
@@ -30,6 +33,7 @@ from planner.models import (
     System,
     SystemEndpoint,
     SystemProfile,
+    TrainingPlan,
 )
 
 DEMO_PASSWORD = "aethon-demo"  # noqa: S105 - a published demo login, local only
@@ -100,6 +104,40 @@ SCENARIOS = [
                 "peak_periods": "invoice run on the 1st",
             },
         },
+        # Step 7: the go-live is planned four weeks after loading, so the review dates and the
+        # annual architecture review are shown.
+        "training": {
+            "guide": "Confluence: CRM → Billing status sync, user guide",
+            "feedback_channel": "#crm-billing-sync",
+            "demo_session": "Finance and Sales Ops, the Tuesday before go-live",
+            "go_live_in_days": 28,
+        },
+        # After go-live (step 7): improvements tied to the KPI they should move (a criterion by
+        # its position, or a figure), and what the team changed once live.
+        "backlog": [
+            (
+                "Push status changes in batches of 200 at quarter end",
+                0,
+                "",
+                1,
+                "planned",
+                "latency within 5 minutes at 9,000 changes a day",
+            ),
+            (
+                "Alert on customers stuck in 'pending' for a day",
+                None,
+                "mismatch_rate_pct",
+                2,
+                "proposed",
+                "mismatch rate below 0.1 %",
+            ),
+        ],
+        "changelog": [
+            (
+                "Moved the nightly reconciliation to 02:00, after the invoice export",
+                "The 23:00 run overlapped the export and reported its half-written rows.",
+            ),
+        ],
         "rollout": [
             ("Finance pilot: 50 customers", "billing-status-sync", "50 pilot invoices"),
             ("All EMEA customers", "billing-status-sync", "EMEA invoices"),
@@ -346,11 +384,37 @@ def _practices(project: IntegrationProject, spec: dict, systems: dict) -> None:
             PersonalField.objects.create(
                 project=project, mapping=mapping, purpose=purpose, retention=retention
             )
+    _aftercare(project, spec)
     for pair, fields in spec.get("backfill", {}).items():
         BackfillPlan.objects.create(project=project, connection=connection(pair), **fields)
     for pair, reason in spec.get("backfill_none", {}).items():
         BackfillPlan.objects.create(
             project=project, connection=connection(pair), no_history=True, no_history_reason=reason
+        )
+
+
+def _aftercare(project: IntegrationProject, spec: dict) -> None:
+    """The training plan, the improvement backlog and the changelog written by the team."""
+    if "training" in spec:
+        fields = dict(spec["training"])
+        days = fields.pop("go_live_in_days")
+        TrainingPlan.objects.create(
+            project=project, go_live_on=timezone.localdate() + timedelta(days=days), **fields
+        )
+    criteria = list(SuccessCriterion.objects.filter(project=project).order_by("position"))
+    for title, criterion, metric_key, priority, status, effect in spec.get("backlog", []):
+        Improvement.objects.create(
+            project=project,
+            title=title,
+            criterion=criteria[criterion] if criterion is not None else None,
+            metric_key=metric_key,
+            priority=priority,
+            status=status,
+            expected_effect=effect,
+        )
+    for summary, detail in spec.get("changelog", []):
+        ChangelogEntry.objects.create(
+            project=project, author=project.owner, summary=summary, detail=detail
         )
 
 

@@ -107,7 +107,7 @@ def target_type_of(spec: MappingSpec, result: ValueType) -> ValueType:
         return ValueType(spec.target_type)
     if result.kind == "decimal":
         return result
-    return ValueType("decimal", 0 if result.kind == "integer" else tf.DEFAULT_SCALE)
+    return ValueType("decimal", 0 if result.kind == "integer" else tf.FULL_SCALE)
 
 
 def plan_field(spec: MappingSpec) -> FieldPlan:
@@ -195,7 +195,12 @@ def text_of(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             expr = expr.dt.convert_time_zone("UTC")
-        return expr.dt.strftime(tf.ISO_DATETIME_TEXT)
+        # Microseconds are part of the value: whole seconds alone would make it differ.
+        whole = expr.dt.strftime(tf.ISO_DATETIME_TEXT)
+        fraction = expr.dt.strftime(tf.ISO_DATETIME_FRACTION_TEXT)
+        return pl.when(expr.dt.microsecond() == 0).then(whole).otherwise(fraction)
+    if isinstance(dtype, pl.Decimal) and dtype.scale == tf.FULL_SCALE:
+        return trim_zeros(expr.cast(pl.String))
     if (
         dtype.is_numeric()
         or dtype in (pl.Boolean, pl.Null)
@@ -203,6 +208,11 @@ def text_of(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     ):
         return expr.cast(pl.String)
     raise ValueError(f"unsupported column type {dtype}")
+
+
+def trim_zeros(text: pl.Expr) -> pl.Expr:
+    """tf.trim_zeros on a column of decimal text."""
+    return text.str.replace(r"^(-?[0-9]+)\.([0-9]*?)0+$", "${1}.${2}").str.strip_suffix(".")
 
 
 def _case_variants(word: str) -> list[str]:
@@ -241,7 +251,26 @@ def parse_text(v: pl.Expr, vt: ValueType) -> pl.Expr:
     formats = (tf.ISO_DATE,) if vt.kind == "date" else tf.ISO_DATETIMES
     if len(formats) == 1:
         return parse_date(v, formats[0], vt.kind)
-    return pl.coalesce([parse_date(v, fmt, vt.kind) for fmt in formats])
+    return pl.coalesce([*(parse_date(v, fmt, vt.kind) for fmt in formats), parse_stamp(v)])
+
+
+def parse_stamp(v: pl.Expr) -> pl.Expr:
+    """An ISO timestamp with a fraction and/or an offset -> naive UTC (tf.STAMP_PATTERN).
+
+    The text is brought to one shape (space separator, a +HH:MM offset, +00:00 when none)
+    so one chrono format reads every spelling; the regex admits only the reference's grammar.
+    """
+    shaped = v.str.replace("T", " ", literal=True)
+    shaped = shaped.str.replace(r"Z$", "+00:00")
+    shaped = shaped.str.replace(r"([+-][0-9]{2})([0-9]{2})$", "${1}:${2}")
+    shaped = shaped.str.replace(r"([+-][0-9]{2})$", "${1}:00")
+    has_offset = shaped.str.contains(r"[+-][0-9]{2}:[0-9]{2}$")
+    shaped = pl.when(has_offset).then(shaped).otherwise(shaped + "+00:00")
+    parsed = shaped.str.to_datetime(
+        "%Y-%m-%d %H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False
+    ).dt.replace_time_zone(None)
+    in_range = parsed.dt.year().is_between(1, 9999)  # an offset may cross year 1 or 9999
+    return pl.when(v.str.contains(tf.anchored(tf.STAMP_PATTERN)) & in_range).then(parsed)
 
 
 # --- ops ----------------------------------------------------------------------------

@@ -794,7 +794,11 @@ def _input_type(spec: TransformSpec, current: ValueType) -> ValueType | str:
         return f"{spec.name} needs a date or datetime, but the value is {current.kind}"
     if spec.takes == "decimal":
         if current.kind == "decimal":
-            return current
+            # Amounts of no stated scale are converted at DEFAULT_SCALE, which keeps the
+            # product with a rate inside 38 digits.
+            return (
+                current if current.scale <= tf.MAX_SCALE else ValueType("decimal", tf.DEFAULT_SCALE)
+            )
         if current.kind in ("integer", "string"):
             scale = 0 if current.kind == "integer" else tf.DEFAULT_SCALE
             return ValueType("decimal", scale)
@@ -834,7 +838,7 @@ def _output_type(call: Call, given: ValueType) -> ValueType:
     if name in TEXT_TRANSFORMS or name in ("concat", "format_date"):
         return ValueType("string")
     if name == "number":
-        return ValueType("decimal", call.args[0] if call.args else tf.DEFAULT_SCALE)  # type: ignore[arg-type]
+        return ValueType("decimal", call.args[0] if call.args else tf.FULL_SCALE)  # type: ignore[arg-type]
     if name in ("integer", "epoch"):
         return ValueType("integer")
     if name in ("boolean", "date", "datetime"):

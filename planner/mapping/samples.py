@@ -127,11 +127,12 @@ def _limit(frame: pl.DataFrame) -> pl.DataFrame:
 class SampleCell:
     value: str
     reason: str = ""
+    null: bool = False
 
 
 @dataclass
 class SampleRow:
-    key: str
+    key: str | None
     cells: list[SampleCell]
 
 
@@ -258,15 +259,19 @@ def try_mapping(
         raise SampleError(f"The mapping could not run on this sample: {exc}") from exc
     # A violating cell shows the source value that failed, with the reason.
     reasons: dict[tuple[str, str], SampleCell] = {}
+    # Keyed as the output column reads (None for a null key), so a null key's violations
+    # land on its row.
     for v in report.examples:
-        reasons.setdefault((str(v.key), v.field), SampleCell(v.value or "", v.reason))
+        k = None if v.key is None else str(v.key)
+        reasons.setdefault((k, v.field), SampleCell(v.value or "", v.reason, v.value is None))
     targets = [s.target_field for s in specs]
     rows = []
     keys = report.output[key].cast(pl.String).to_list()
     columns = {t: report.output[t].cast(pl.String).to_list() for t in targets}
     for i, k in enumerate(keys):
         cells = [
-            reasons.get((k, t)) or SampleCell("" if columns[t][i] is None else columns[t][i])
+            reasons.get((k, t))
+            or (SampleCell("", null=True) if columns[t][i] is None else SampleCell(columns[t][i]))
             for t in targets
         ]
         rows.append(SampleRow(k, cells))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 
 KINDS = ("string", "integer", "decimal", "boolean", "date", "datetime")
@@ -40,7 +40,11 @@ TRIM_CHARS = (
 # Bounding magnitude and scale keeps every product below 38 digits, so polars never
 # raises an overflow error mid-validation.
 MAX_SCALE = 9
-DEFAULT_SCALE = 6  # text -> decimal without number(n)
+DEFAULT_SCALE = 6  # what currency() works at when its amount has no stated scale
+# Text -> decimal without a stated scale (number(), a decimal target): every place the text
+# has, up to 20 (with |value| < 10^18 that fills 38 digits). Written back as text without
+# trailing zeros, so 383.75 stays "383.75" and 1e-7 is 0.0000001, never rounded to 6 places.
+FULL_SCALE = 20
 DECIMAL_LIMIT = 10**18  # |value| must be strictly below
 RATE_SCALE = 9
 RATE_LIMIT = 10**9
@@ -219,7 +223,26 @@ def _iso(fmt: str) -> DateFormat:
 # Text -> date/datetime without an explicit format (target types, epoch, format_date).
 ISO_DATE = _iso("%Y-%m-%d")
 ISO_DATETIMES = (_iso("%Y-%m-%dT%H:%M:%S"), _iso("%Y-%m-%d %H:%M:%S"), ISO_DATE)
-ISO_DATETIME_TEXT = "%Y-%m-%dT%H:%M:%S"  # canonical text of a datetime
+ISO_DATETIME_TEXT = "%Y-%m-%dT%H:%M:%S"  # canonical text of a datetime (whole second)
+ISO_DATETIME_FRACTION_TEXT = "%Y-%m-%dT%H:%M:%S%.6f"  # ... and of one with microseconds
+
+# Timestamps as databases and exports write them: an ISO date and time followed by a
+# fraction of a second (any digits; microseconds kept, the rest dropped) and/or a UTC offset
+# (Z, +02, +0200, +02:00). They are parsed to naive UTC, so a timestamp stored as text
+# compares exactly with a time-zone-aware column on the other side.
+_OFFSET = r"[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
+STAMP_SUFFIX = rf"(?P<frac>\.[0-9]{{1,9}})?(?P<tz>Z|{_OFFSET})?"
+
+
+def _unnamed(pattern: str) -> str:
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+# The date-and-time part is either ISO format; a fraction or an offset must follow.
+STAMP_PATTERN = (
+    "(?:" + "|".join(_unnamed(f.pattern) for f in ISO_DATETIMES[:2]) + ")"
+    rf"(?:\.[0-9]{{1,9}}(?:Z|{_OFFSET})?|Z|{_OFFSET})"
+)
 
 
 def anchored(pattern: str) -> str:
@@ -285,16 +308,24 @@ def to_text(v: object) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, Decimal):
+        if v.as_tuple().exponent == -FULL_SCALE:
+            return trim_zeros(format(v, "f"))
         return format(v, "f")
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, datetime):
         if v.tzinfo is not None:
             v = v.astimezone(UTC)
-        return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        return f"{text}.{v.microsecond:06d}" if v.microsecond else text
     if isinstance(v, date):
         return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
     return str(v)
+
+
+def trim_zeros(text: str) -> str:
+    """A decimal's text without trailing fraction zeros (and without a bare point)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def literal_text(v: object) -> str:
@@ -347,12 +378,38 @@ def parse_date(text: str, fmt: DateFormat, kind: str) -> date | datetime | _Fail
     return value.date() if kind == "date" else value
 
 
+def parse_stamp(text: str) -> datetime | _Fail:
+    """An ISO timestamp with a fraction and/or an offset, as naive UTC (STAMP_PATTERN)."""
+    if not fullmatch(STAMP_PATTERN, text):
+        return FAIL
+    suffix = re.search(STAMP_SUFFIX + "$", text)
+    assert suffix is not None  # the pattern ends with it
+    base = text[: suffix.start()]
+    value = next(
+        (v for fmt in ISO_DATETIMES[:2] if (v := parse_date(base, fmt, "datetime")) is not FAIL),
+        FAIL,
+    )
+    if value is FAIL:
+        return FAIL
+    if suffix["frac"]:
+        value = value.replace(microsecond=int((suffix["frac"][1:] + "00000")[:6]))  # type: ignore[union-attr]
+    tz = suffix["tz"]
+    if tz and tz != "Z":
+        digits = tz[1:].replace(":", "")
+        shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+        try:
+            value = value - shift if tz[0] == "+" else value + shift  # type: ignore[operator]
+        except OverflowError:
+            return FAIL
+    return value  # type: ignore[return-value]
+
+
 def parse_iso(text: str, kind: str) -> date | datetime | _Fail:
     for fmt in (ISO_DATE,) if kind == "date" else ISO_DATETIMES:
         value = parse_date(text, fmt, kind)
         if value is not FAIL:
             return value
-    return FAIL
+    return parse_stamp(text) if kind == "datetime" else FAIL
 
 
 def parse_text(text: str, vt: ValueType) -> object:

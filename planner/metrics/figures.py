@@ -14,6 +14,7 @@ matching, kept only to place rows written before the catalogue existed (the data
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from planner.metrics import slo
 from planner.models import Comparator, MetricKey, RunStage, ValidationRun
 
 
@@ -225,9 +226,20 @@ class Judgement:
     reason: str = ""
 
 
-def judge_criterion(criterion, figures: dict) -> Judgement:
+def label_of(key: str) -> str:
+    """The figure's name in a sentence (a key runs do not measure: its catalogue label)."""
+    if key in LABELS:
+        return LABELS[key][0]
+    return MetricKey(key).label.split(" (")[0].lower() if key in MetricKey.values else key
+
+
+def judge_criterion(
+    criterion, figures: dict, compliance: "slo.Compliance | None" = None
+) -> Judgement:
     """Whether a success criterion holds on `figures`, falling back to its manual evidence.
 
+    A freshness criterion, or any criterion handed its `compliance` (planner.metrics.slo), is
+    judged by the share of good events over its window or the review period, never by one run.
     Nothing measured is never "met": it is NO_EVIDENCE with the reason.
     """
     c = criterion
@@ -235,14 +247,19 @@ def judge_criterion(criterion, figures: dict) -> Judgement:
         return Judgement(NO_EVIDENCE, reason="the criterion has no target")
     key = c.metric_key
     value, reason = None, ""
-    if not key:
+    if compliance is not None or slo.judged_by_compliance(c):
+        judged = _by_compliance(compliance or slo.compliance(c, rules=False))
+        if judged.outcome != NO_EVIDENCE or not c.has_manual_evidence:
+            return judged
+        reason = judged.reason
+    elif not key:
         reason = c.metric_flag or "the criterion names no figure from the catalogue"
     elif key == MetricKey.EXTERNAL:
         reason = "measured outside Aethon, and no dated evidence is recorded"
     else:
         value = figures.get(key)
         if value is None:
-            reason = f"no validation run measured the {LABELS[key][0]}"
+            reason = f"no validation run measured the {label_of(key)}"
     if value is not None:
         unit = unit_of(key)
         ok = holds(value, c.comparator, float(c.target))
@@ -255,6 +272,44 @@ def judge_criterion(criterion, figures: dict) -> Judgement:
             note += f": {c.evidence_note}"
         return Judgement(MET if ok else MISSED, value, c.unit or unit_of(key), note)
     return Judgement(NO_EVIDENCE, reason=reason)
+
+
+def _by_compliance(compliance: "slo.Compliance | None") -> Judgement:
+    if compliance is None or not compliance.total:
+        return Judgement(NO_EVIDENCE, reason="nothing measured in the window yet")
+    state, covered = compliance.state, f"{compliance.coverage_pct:g}% of the window measured"
+    if state == slo.NO_OBJECTIVE:
+        return Judgement(
+            NO_EVIDENCE, reason="the criterion states no attainment % to judge compliance by"
+        )
+    value = compliance.attainment_pct
+    objective = f"objective {100 * compliance.objective:g}%"
+    if state == slo.NOT_ENOUGH_DATA:
+        return Judgement(
+            NO_EVIDENCE, value, "%", f"not enough data yet: {covered} (compliance {value:g}%)"
+        )
+    outcome = MET if state == slo.MET else MISSED
+    return Judgement(outcome, value, "%", f"compliance over the window, {objective}; {covered}")
+
+
+def events(criterion, raw: dict) -> tuple[int, int] | None:
+    """The good and total events one run's raw counts give a criterion's time series, or None
+    when the run did not measure its figure. Shares count their rows (agreement: rows equal of
+    rows compared); a figure that is not a share counts the run as one event, good when the
+    criterion held on it."""
+    key = criterion.metric_key
+    if key in (MetricKey.AGREEMENT, MetricKey.MISMATCH_RATE) and raw.get("keys"):
+        return raw.get("equal", 0), raw["keys"]
+    if key == MetricKey.ERROR_RATE and raw.get("records"):
+        return raw["records"] - raw.get("violations", 0), raw["records"]
+    if key in (MetricKey.AVAILABILITY, MetricKey.UNREACHABLE) and raw.get("sides"):
+        return raw.get("sides_ok", 0), raw["sides"]
+    if key in (MetricKey.LATENCY, MetricKey.RECORDS_SYNCED, MetricKey.CONNECTIVITY_FAILURES):
+        value = derive(raw).get(key)
+        if value is None or criterion.target is None:
+            return None
+        return int(holds(value, criterion.comparator, float(criterion.target))), 1
+    return None
 
 
 def breach(comparator: str) -> Comparator:

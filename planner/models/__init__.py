@@ -1,10 +1,12 @@
 """One module per domain; the app label stays `planner` (no table was renamed)."""
 
 from .accounts import Invitation
+from .aftercare import ChangelogEntry, Improvement
 from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
+from .freshness import FreshnessSettings, FreshnessState
 from .golive import GoLive, GoLiveRevert
 from .lifecycle import ProjectDeletion
 from .mapping import FieldMapping, FieldType, ValueMeaning
@@ -28,14 +30,34 @@ from .runs import RunKind, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
 from .slo import SliPoint
 from .systems_config import SystemEndpoint
+from .teamwork import (
+    Assignment,
+    Comment,
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    ReminderSent,
+    WorkKind,
+)
 from .templates import ProjectTemplate
 from .testing import TestCase, TestPlan
 from .training import IncidentEntry, TrainingPlan
 
 __all__ = [
+    "Assignment",
+    "Comment",
+    "Notification",
+    "NotificationKind",
+    "NotificationPreference",
+    "ReminderSent",
+    "WorkKind",
     "Invitation",
     "ProjectDeletion",
     "ProjectTemplate",
+    "ChangelogEntry",
+    "Improvement",
+    "FreshnessSettings",
+    "FreshnessState",
     "SystemProfile",
     "RolloutPhase",
     "SecurityReview",

@@ -1,6 +1,7 @@
 import operator
 
 from django.db import models
+from django.template.defaultfilters import pluralize
 
 
 class Comparator(models.TextChoices):
@@ -67,6 +68,12 @@ class WindowUnit(models.TextChoices):
     MINUTES = "minutes", "minutes"
     HOURS = "hours", "hours"
     DAYS = "days", "days"
+
+
+def window_words(value, unit: str) -> str:
+    """'1 day', '30 days': a window's length in words, the unit agreeing with the number."""
+    label = WindowUnit(unit).label
+    return f"{value} {label.removesuffix('s')}{pluralize(value)}"
 
 
 class VersionedModel(models.Model):

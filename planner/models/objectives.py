@@ -3,8 +3,8 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit
-from .projects import IntegrationProject, System
+from .base import UPPER_BOUND_FIRST, MetricKey, VersionedModel, WindowUnit, window_words
+from .projects import Connection, IntegrationProject, System
 
 
 class Objective(VersionedModel):
@@ -64,6 +64,21 @@ class SuccessCriterion(VersionedModel):
     window_unit = models.CharField(
         max_length=8, choices=WindowUnit.choices, default=WindowUnit.DAYS
     )
+    freshness_connection = models.ForeignKey(
+        Connection,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="freshness_criteria",
+        verbose_name="connection measured",
+        help_text="For propagation lag: the connection whose lag is measured.",
+    )
+    measure_every_minutes = models.PositiveIntegerField(
+        "measure every (min)",
+        null=True,
+        blank=True,
+        help_text="Blank: chosen from the target (a 5-minute target is measured every minute).",
+    )
     position = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()
 
@@ -89,7 +104,7 @@ class SuccessCriterion(VersionedModel):
         text = f"{self.metric} {self.comparator} {target} {self.unit}".rstrip()
         if self.window_value:
             share = f"{self.attainment_pct.normalize():f}% " if self.attainment_pct else ""
-            text += f", {share}over {self.window_value} {self.window_unit}"
+            text += f", {share}over {window_words(self.window_value, self.window_unit)}"
         return text
 
 

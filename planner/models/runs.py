@@ -5,7 +5,8 @@ reaper/cancel paths; it never changes the project's artifacts.
 """
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -54,6 +55,9 @@ class ValidationRun(models.Model):
     connection = models.ForeignKey(
         Connection, on_delete=models.CASCADE, related_name="validation_runs"
     )
+    # The run's number within its project (#1, #2, ...), shown on pages, the API and the PDF;
+    # URLs keep the primary key.
+    number = models.PositiveIntegerField(editable=False)
     kind = models.CharField(max_length=10, choices=RunKind.choices, default=RunKind.VALIDATION)
     # For a parallel run: the system holding the old process's output.
     baseline = models.ForeignKey(
@@ -98,16 +102,36 @@ class ValidationRun(models.Model):
             models.Index(fields=["status", "heartbeat_at"]),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["project", "number"], name="one_run_number_per_project"
+            ),
             # One queued or running run per connection and kind (double clicks, schedules).
             models.UniqueConstraint(
                 fields=["connection", "kind"],
                 condition=models.Q(status__in=["queued", "running"]),
                 name="one_active_run_per_connection_kind",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} of {self.connection}"
+        return f"{self.get_kind_display()} #{self.number} of {self.connection}"
+
+    def save(self, *args, **kwargs):
+        if self.number is None:
+            with transaction.atomic():
+                # The project row is locked until the transaction ends, so two runs started
+                # at once wait for each other instead of taking the same number.
+                list(
+                    IntegrationProject.objects.select_for_update()
+                    .filter(pk=self.project_id)
+                    .values_list("pk")
+                )
+                last = ValidationRun.objects.filter(project_id=self.project_id).aggregate(
+                    n=Max("number")
+                )["n"]
+                self.number = (last or 0) + 1
+                return super().save(*args, **kwargs)
+        return super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from simple_history.models import HistoricalRecords
 
-from ..connectors.http_json import SECRET_HEADER_PREFIX
+from ..connectors.names import SECRET_HEADER_PREFIX
 from .base import VersionedModel
 from .projects import IntegrationProject, System
 

@@ -52,6 +52,23 @@ class TestPlan(VersionedModel):
         help_text="How long old and new run side by side, and what is compared.",
     )
     cutover_rule = models.TextField("cut-over rule", default=DEFAULT_CUTOVER_RULE)
+    # Cut over only after the parallel run held a success criterion's objective for N days:
+    # go-live reads its compliance over those days.
+    gate_criterion = models.ForeignKey(
+        "SuccessCriterion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="compliance required of",
+        help_text="A step-1 criterion whose compliance must hold before cut-over.",
+    )
+    gate_days = models.PositiveSmallIntegerField(
+        "over the last (days)",
+        null=True,
+        blank=True,
+        help_text="How many days of the parallel run must meet the criterion's objective.",
+    )
     history = HistoricalRecords()
 
     def __str__(self) -> str:

@@ -30,6 +30,12 @@ class TrainingPlan(VersionedModel):
     review_schedule = models.CharField(
         "review schedule", max_length=300, default=DEFAULT_REVIEW_SCHEDULE
     )
+    backlog_reviewed_on = models.DateField(
+        "backlog last reviewed",
+        null=True,
+        blank=True,
+        help_text="Once live, the team goes through the improvement backlog at least monthly.",
+    )
     history = HistoricalRecords()
 
     def __str__(self) -> str:

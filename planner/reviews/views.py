@@ -119,7 +119,9 @@ def _report_context(request, project, review: HealthReview) -> dict:
 def review_show(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
     review = get_object_or_404(HealthReview, project=project, pk=pk)
     ctx = _report_context(request, project, review)
-    if request.htmx and review.is_active:
+    # The report polls itself while running; the poll that sees it finish must get the report
+    # alone too, or the whole page (header, navigator) would land inside the report.
+    if request.htmx:
         return render(request, "planner/review_report.html#report", ctx)
     return render(request, "planner/review_report.html", ctx)
 

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from planner.checklist import aftercare
 from planner.checklist.audit import recent_changes
 from planner.checklist.delivery import plan_of, stage_summary
 from planner.checklist.evidence import Evidence
@@ -25,11 +26,18 @@ from planner.checklist.practices import class_label, practices_of
 from planner.checklist.readiness import project_readiness
 from planner.checklist.registry import STEPS
 from planner.checklist.signoff import project_hash, signoff_log, signoff_states, step_hashes
-from planner.models import FieldMapping, IntegrationProject, RunbookExport, TestCase
+from planner.models import (
+    FieldMapping,
+    FreshnessSettings,
+    IntegrationProject,
+    RunbookExport,
+    TestCase,
+)
 from planner.models.testing import TestStage
 from planner.pdf import no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 from planner.task_queue import QueueUnreachable, publish
+from planner.teamwork.comments import change_log
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +155,15 @@ def runbook_context(project: IntegrationProject) -> dict:
         "mapping_count": len(ev.mappings),
         "stages": stage_summary(ev),
         "practices": practices_by_connection(ev),
+        "freshness": list(
+            FreshnessSettings.objects.filter(project=project).select_related(
+                "connection__source", "connection__target"
+            )
+        ),
         "system_profiles": [(s, practices_of(ev).profiles.get(s.pk)) for s in ev.systems],
         "rollout_phases": practices_of(ev).phases,
+        "backlog": aftercare.backlog_of(ev),
+        "changelog": aftercare.changelog_of(ev),
         "architecture_review": next_architecture_review(
             go_live_dates([project.pk]).get(project.pk), timezone.localdate()
         ),
@@ -159,6 +174,7 @@ def runbook_context(project: IntegrationProject) -> dict:
         ),
         "signoffs": signoffs,
         "changes": recent_changes(project, limit=CHANGE_LOG_ENTRIES),
+        "resolved_by_change": change_log(project),
     }
 
 

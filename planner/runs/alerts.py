@@ -36,9 +36,11 @@ from planner.models import (
     Comparator,
     Membership,
     Monitor,
+    NotificationKind,
     Role,
     ValidationRun,
 )
+from planner.notify.service import notify as notify_people
 from planner.runs.endpoints import guard_policy
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
                         value=value,
                         unit=unit,
                         last_value=value,
-                        source=source or f"validation run #{run.pk}",
+                        source=source or f"validation run #{run.number}",
                     )
             except IntegrityError:
                 continue  # opened concurrently by another evaluation: one alert per breach
@@ -134,6 +136,7 @@ def evaluate_run(run: ValidationRun, source: str = "") -> dict[str, list[Alert]]
                 resolved.append(current)
     for alert in opened:
         notify(alert, recovered=False)
+        tell_members(alert)
     for alert in resolved:
         notify(alert, recovered=True)
     return {"opened": opened, "resolved": resolved}
@@ -230,6 +233,24 @@ def routed_channels(alert: Alert, route: str) -> list[AlertChannel]:
     names = route_names(route)
     named = [c for c in channels if c.name and c.name.strip().lower() in names]
     return named or [c for c in channels if not c.name.strip()]
+
+
+def tell_members(alert: Alert) -> list:
+    """An opened alert in the owners' and editors' notifications. When the alert went to no
+    channel its own mail already reached them, so the notification is not mailed again."""
+    members = Membership.objects.filter(
+        project_id=alert.project_id, role__in=[Role.OWNER, Role.EDITOR]
+    ).values_list("user_id", flat=True)
+    route = alert.monitor.alert_route if alert.monitor_id and alert.monitor else ""
+    made = notify_people(
+        list(members),
+        alert.project,
+        NotificationKind.ALERT,
+        f"Alert ({alert.get_severity_display()}): {alert.title}",
+        reverse("planner:alerts", args=[alert.project_id]),
+        mailed=not routed_channels(alert, route),
+    )
+    return made
 
 
 def _member_emails(alert: Alert) -> list[str]:

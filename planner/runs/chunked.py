@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from planner.runs.reconcile import ReconcileReport, reconcile
+from planner.runs.reconcile import ReconcileReport, reconcile, sort_by_key
 
 
 class NotInKeyOrder(Exception):
@@ -184,6 +184,64 @@ def _concat(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else template
 
 
+class KeyRanges:
+    """Two key-sorted chunk streams as pairs of frames over the same key range.
+
+    Iterating yields ``(source_part, target_part)``: every row of either side whose key lies
+    in the range, so a key is always judged with all its rows on both sides. ``on_rows(n)``
+    is called after each chunk read (progress, cancellation). ``source``/``target`` keep the
+    streams' counts (rows read, null keys dropped) for the caller's report.
+    """
+
+    def __init__(
+        self,
+        source: Iterator[pl.DataFrame],
+        target: Iterator[pl.DataFrame],
+        key: Sequence[str],
+        *,
+        on_rows: Callable[[int], None] | None = None,
+        state: MergeState | None = None,
+    ) -> None:
+        self.key = list(key)
+        self.source = _Stream(source, self.key)
+        self.target = _Stream(target, self.key)
+        self.on_rows = on_rows
+        self.state = state if state is not None else MergeState()
+
+    def __iter__(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        s, t, key, state = self.source, self.target, self.key, self.state
+        pull_s = pull_t = True
+        while True:
+            for stream, wanted in ((s, pull_s), (t, pull_t)):
+                if wanted and not stream.done:
+                    n = stream.pull()
+                    if self.on_rows is not None and n:
+                        self.on_rows(n)
+            if (s.buffer is None and not s.done) or (t.buffer is None and not t.done):
+                # A side has read nothing with a key yet: read on before judging anything.
+                pull_s, pull_t = s.buffer is None, t.buffer is None
+                continue
+            _check_key_types(s, t, key)
+            open_lasts = [x.last for x in (s, t) if not x.done and x.last is not None]
+            bound = min(open_lasts) if open_lasts else None
+            part_s, part_t = s.take_below(bound), t.take_below(bound)
+            state.chunks += 1
+            held = sum(x.buffer.height for x in (s, t) if x.buffer is not None)
+            state.peak_buffer_rows = max(state.peak_buffer_rows, held)
+            if part_s is not None or part_t is not None:
+                part_s = part_s if part_s is not None else _template(s, t)
+                part_t = part_t if part_t is not None else _template(t, s)
+                if part_s.height or part_t.height:
+                    yield part_s, part_t
+            if s.done and t.done and s.buffer is None and t.buffer is None:
+                return
+            # Read next from the side that is behind (both when level), so buffers stay small.
+            pull_s = not s.done and (t.done or s.last is None or t.last is None or s.last <= t.last)
+            pull_t = not t.done and (s.done or s.last is None or t.last is None or t.last <= s.last)
+            if not (pull_s or pull_t):
+                pull_s, pull_t = not s.done, not t.done
+
+
 def merge_compare(
     source: Iterator[pl.DataFrame],
     target: Iterator[pl.DataFrame],
@@ -206,45 +264,15 @@ def merge_compare(
     key = list(key)
     fields = [f for f in dict.fromkeys(fields) if f not in key]
     state = state if state is not None else MergeState()
-    s, t = _Stream(source, key), _Stream(target, key)
+    ranges = KeyRanges(source, target, key, on_rows=on_rows, state=state)
     totals = _Totals(key, fields, max_examples)
-    pull_s = pull_t = True
-    while True:
-        for stream, wanted in ((s, pull_s), (t, pull_t)):
-            if wanted and not stream.done:
-                n = stream.pull()
-                if on_rows is not None and n:
-                    on_rows(n)
-        if (s.buffer is None and not s.done) or (t.buffer is None and not t.done):
-            # A side has read nothing with a key yet: read on before judging anything.
-            pull_s, pull_t = s.buffer is None, t.buffer is None
-            continue
-        _check_key_types(s, t, key)
-        open_lasts = [x.last for x in (s, t) if not x.done and x.last is not None]
-        bound = min(open_lasts) if open_lasts else None
-        part_s, part_t = s.take_below(bound), t.take_below(bound)
-        state.chunks += 1
-        if part_s is not None or part_t is not None:
-            part_s = part_s if part_s is not None else _template(s, t)
-            part_t = part_t if part_t is not None else _template(t, s)
-            if part_s.height or part_t.height:
-                totals.add(
-                    reconcile(part_s, part_t, key, fields, max_examples, tolerances=tolerances)
-                )
-        held = sum(x.buffer.height for x in (s, t) if x.buffer is not None)
-        state.peak_buffer_rows = max(state.peak_buffer_rows, held)
+    for part_s, part_t in ranges:
+        totals.add(reconcile(part_s, part_t, key, fields, max_examples, tolerances=tolerances))
         if max_differences is not None and totals.differences >= max_differences:
             state.stopped_early = True
             _close(source, target)
             break
-        if s.done and t.done and s.buffer is None and t.buffer is None:
-            break
-        # Read next from the side that is behind (both when level), so buffers stay small.
-        pull_s = not s.done and (t.done or s.last is None or t.last is None or s.last <= t.last)
-        pull_t = not t.done and (s.done or s.last is None or t.last is None or t.last <= s.last)
-        if not (pull_s or pull_t):
-            pull_s, pull_t = not s.done, not t.done
-    return _report(totals, s, t)
+    return _report(totals, ranges.source, ranges.target)
 
 
 def _close(*iterators: Iterator[pl.DataFrame]) -> None:
@@ -271,8 +299,10 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         target_count=t.rows,
         matched_count=totals.matched,
         equal_count=totals.equal,
-        missing_in_target=_concat(totals.missing, keys_only),
-        extra_in_target=_concat(totals.extra, keys_only),
+        # Each key range's lists are sorted as reconcile() sorts (numbers held as text by
+        # value); across ranges they arrive in code point order, so sort the whole again.
+        missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
+        extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
         examples=totals.examples,
         null_keys_source=s.null_keys,
@@ -280,7 +310,7 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         duplicate_rows_source=totals.dups_s,
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),
-        mismatches=_concat(totals.mismatches, no_mismatch),
+        mismatches=sort_by_key(_concat(totals.mismatches, no_mismatch), key, "field"),
         tolerances=totals.tolerances,
         within_tolerance=totals.within_tolerance,
     )

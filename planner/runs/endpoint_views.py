@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -26,9 +27,13 @@ def _system(project: IntegrationProject, system_id: int) -> System:
     return get_object_or_404(System, project=project, pk=system_id)
 
 
-def _page(request, project, system, form, outcome: TestOutcome | None = None) -> HttpResponse:
+def _page(
+    request, project, system, form, outcome: TestOutcome | None = None, recorded=False
+) -> HttpResponse:
     ctx = project_context(request, project)
-    ctx.update(system=system, endpoint=endpoint_of(system), form=form, outcome=outcome)
+    ctx.update(
+        system=system, endpoint=endpoint_of(system), form=form, outcome=outcome, recorded=recorded
+    )
     return render(request, PAGE, ctx)
 
 
@@ -86,16 +91,21 @@ def system_test(request: HttpRequest, project: IntegrationProject, system_id: in
     system = _system(project, system_id)
     endpoint = endpoint_of(system)
     form = EndpointForm(request.POST, request.FILES, system=system, endpoint=endpoint)
-    outcome = None
+    outcome, recorded = None, False
     if form.is_valid():
         try:
             outcome = test_connector(system, form.connector())
         except ConnectorError as exc:
             outcome = test_connector(system, None, exc.message)
-        if _unchanged(form, endpoint):
+        # Only a test of exactly the saved settings says anything about them.
+        if recorded := _unchanged(form, endpoint):
             record_test(endpoint, outcome)  # type: ignore[arg-type]
     if request.htmx:
-        return render(
-            request, f"{PAGE}#test-result", {"outcome": outcome, "form": form, "system": system}
-        )
-    return _page(request, project, system, form, outcome)
+        ctx = {"outcome": outcome, "form": form, "system": system, "recorded": recorded}
+        html = render_to_string(f"{PAGE}#test-result", ctx, request=request)
+        if recorded:  # the "tested OK / failed" badge at the top follows, out of band
+            html += render_to_string(
+                f"{PAGE}#endpoint-status", {"endpoint": endpoint, "oob": True}, request=request
+            )
+        return HttpResponse(html)
+    return _page(request, project, system, form, outcome, recorded)

@@ -4,27 +4,27 @@
 secrets, uploaded files and the guard settings into its arguments.
 """
 
+from __future__ import annotations
+
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.utils import timezone
 
-from planner.connectors import (
-    ConnectionReport,
-    Connector,
-    ConnectorError,
-    GuardPolicy,
-    open_connector,
-)
-from planner.connectors.http_json import SECRET_HEADER_PREFIX
-from planner.mapping.engine import plan_field
-from planner.mapping.specs import spec_of
+from planner.connectors.guard import GuardPolicy
+from planner.connectors.names import SECRET_HEADER_PREFIX, ConnectorError
 from planner.models import FieldMapping, System, SystemEndpoint
 from planner.runs import secrets
+
+if TYPE_CHECKING:
+    from planner.connectors import Connector
+
+# The connectors and the mapping engine (polars, sqlglot, drivers) load when a connector is
+# opened or a rule compiled, not when the web process imports this module.
 
 SQL_KINDS = ("postgres", "mysql", "sqlite")
 
@@ -248,6 +248,8 @@ def open_endpoint(endpoint: SystemEndpoint) -> Connector:
         decrypted = secrets_of(endpoint)
     except secrets.SecretError as exc:
         raise ConnectorError(str(exc)) from None
+    from planner.connectors.registry import open_connector
+
     return open_connector(endpoint.kind, config, decrypted, guard_policy())
 
 
@@ -266,6 +268,9 @@ def _rule_fields(m: FieldMapping) -> set[str]:
     """Source fields a mapping row reads: its source field plus fields named in the rule."""
     fields = {m.source_field} if m.source_field else set()
     # A broken rule is reported by the mapping editor and the run's mapping stage.
+    from planner.mapping.engine import plan_field
+    from planner.mapping.specs import spec_of
+
     with contextlib.suppress(ValueError):
         fields |= plan_field(spec_of(m)).fields
     return fields
@@ -309,6 +314,8 @@ def check_fields(system: System, seen: Iterable[str]) -> list[tuple[str, list[st
 def test_connector(system: System, connector: Connector | None, error: str = "") -> TestOutcome:
     """Authenticate and fetch one record (never raises), then compare with the mappings."""
     if connector is None:
+        from planner.connectors.base import ConnectionReport
+
         report = ConnectionReport(False, 0.0, error=error or "Not configured.").to_dict()
     else:
         report = connector.test().to_dict()

@@ -9,7 +9,10 @@ Comparison rules (also in docs/connectors.md):
   Same dtype: natively. Integers and decimals of any scale: as exact numbers (0.10 = 0.1).
   A float against another number: at the float's precision (the other side becomes the
   nearest float). Datetimes: to the microsecond, time-zone-aware ones converted to UTC
-  first (and then compared with naive ones as if those were UTC). Anything else: as
+  first (and then compared with naive ones as if those were UTC). Text against a number or
+  a datetime (a CSV, SQLite): read as the mapping language reads it (every decimal place;
+  a fraction of a second and an offset, to UTC) and compared as above; text that does not
+  read so is compared as text. Anything else: as
   *normalized text* (below). Text is compared exactly, never trimmed or case-folded.
 * Normalized text: integers as digits; floats that are whole (and below 2**53) as
   integers, others in shortest round-trip form; decimals without trailing zeros (and
@@ -44,7 +47,9 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from planner.connectors.postgres import cursor_frame
+from planner.mapping.engine import parse_text
 from planner.mapping.tolerance import Tolerance
+from planner.mapping.transforms import FULL_SCALE, ValueType
 
 STATUS_MISSING = "missing_in_target"
 STATUS_EXTRA = "extra_in_target"
@@ -93,6 +98,10 @@ def _trim_decimal_text(expr: pl.Expr) -> pl.Expr:
 
 def display_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Text shown in mismatch lists: the value as stored, never rounded or re-formatted."""
+    if isinstance(dtype, pl.Decimal) and dtype.scale == FULL_SCALE:
+        # A number the mapping read from text, held at every place it could have: show
+        # what it is (383.75), not the width it is held at.
+        return _trim_decimal_text(expr.cast(pl.String))
     if isinstance(dtype, pl.Decimal) or dtype.is_float() or dtype == pl.String:
         return expr.cast(pl.String)
     if isinstance(dtype, pl.Datetime):
@@ -113,6 +122,14 @@ def differs(a: pl.Expr, a_type: pl.DataType, b: pl.Expr, b_type: pl.DataType) ->
         return _exact_number_text(a, a_type).ne_missing(_exact_number_text(b, b_type))
     if isinstance(a_type, pl.Datetime) and isinstance(b_type, pl.Datetime):
         return _utc_microseconds(a, a_type).ne_missing(_utc_microseconds(b, b_type))
+    if _is_text_and_stamp(a_type, b_type):
+        return _stamp_text_differs(a, b, b_type)
+    if _is_text_and_stamp(b_type, a_type):
+        return _stamp_text_differs(b, a, a_type)
+    if a_type == pl.String and _is_number(b_type):
+        return _number_text_differs(a, b, b_type)
+    if b_type == pl.String and _is_number(a_type):
+        return _number_text_differs(b, a, a_type)
     a_text, b_text = normalized_text(a, a_type), normalized_text(b, b_type)
     # Numbers stored as text ("3.00") meet numbers (3): trim the text side the same way.
     if _is_number(a_type) and b_type == pl.String:
@@ -120,6 +137,34 @@ def differs(a: pl.Expr, a_type: pl.DataType, b: pl.Expr, b_type: pl.DataType) ->
     elif _is_number(b_type) and a_type == pl.String:
         a_text = _trim_decimal_text(a_text)
     return a_text.ne_missing(b_text)
+
+
+def _is_text_and_stamp(a_type: pl.DataType, b_type: pl.DataType) -> bool:
+    return a_type == pl.String and isinstance(b_type, pl.Datetime)
+
+
+def _stamp_text_differs(text: pl.Expr, stamp: pl.Expr, stamp_type: pl.Datetime) -> pl.Expr:
+    """A timestamp stored as text (a CSV, SQLite) against a real one: the text is read as the
+    mapping language reads it (fraction, offset to UTC) and compared to the microsecond;
+    text that is no timestamp is compared as text, so it still differs."""
+    parsed = parse_text(text, ValueType("datetime"))
+    as_text = text.ne_missing(normalized_text(stamp, stamp_type))
+    exact = parsed.ne_missing(_utc_microseconds(stamp, stamp_type))
+    return pl.when(parsed.is_not_null()).then(exact).otherwise(as_text)
+
+
+def _number_text_differs(text: pl.Expr, number: pl.Expr, number_type: pl.DataType) -> pl.Expr:
+    """A number stored as text ("1e-7", "3.00") against a numeric column: read as the mapping
+    language reads numbers, at every place, and compared exactly (at a float's precision
+    against a float); text that is no number is compared as text."""
+    parsed = parse_text(text, ValueType("decimal", FULL_SCALE))
+    if number_type.is_float():
+        exact = parsed.cast(pl.Float64).ne_missing(number.cast(pl.Float64))
+    else:
+        parsed_text = _exact_number_text(parsed, pl.Decimal(38, FULL_SCALE))
+        exact = parsed_text.ne_missing(_exact_number_text(number, number_type))
+    as_text = _trim_decimal_text(text).ne_missing(normalized_text(number, number_type))
+    return pl.when(parsed.is_not_null()).then(exact).otherwise(as_text)
 
 
 def _exact_number_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -389,7 +434,10 @@ def _compared_as_text(a: pl.DataType, b: pl.DataType) -> bool:
     if a == b:
         return False
     numbers = _is_number(a) and _is_number(b)
-    return not numbers and not (isinstance(a, pl.Datetime) and isinstance(b, pl.Datetime))
+    stamps = isinstance(a, pl.Datetime) and isinstance(b, pl.Datetime)
+    read = _is_text_and_stamp(a, b) or _is_text_and_stamp(b, a)
+    read = read or (a == pl.String and _is_number(b)) or (b == pl.String and _is_number(a))
+    return not (numbers or stamps or read)
 
 
 def _apply_tolerances(

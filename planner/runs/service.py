@@ -25,11 +25,25 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
-from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
+from planner.metrics.points import record_point
+from planner.models import (
+    Connection,
+    FieldMapping,
+    Membership,
+    NotificationKind,
+    Role,
+    RunKind,
+    RunSchedule,
+    RunStage,
+    SuccessCriterion,
+    ValidationRun,
+)
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
+from planner.notify.service import notify
 from planner.runs.endpoints import endpoint_of
 from planner.runs.stages import (
     CompareOutcome,
@@ -221,7 +235,29 @@ def fail_run(
             status=interrupted, error=reason[:2000], finished_at=now
         )
         stages.filter(status=RunStage.Status.PENDING).update(status=RunStage.Status.SKIPPED)
+        if status == Status.FAILED:
+            run = ValidationRun.objects.select_related("connection").filter(pk=run_id).first()
+            if run is not None:
+                tell_run_failed(run, reason)
     return True
+
+
+def tell_run_failed(run: ValidationRun, reason: str) -> None:
+    """Notify the project's owners and editors, and whoever started the run, that it failed."""
+    people = set(
+        Membership.objects.filter(
+            project_id=run.project_id, role__in=[Role.OWNER, Role.EDITOR]
+        ).values_list("user_id", flat=True)
+    )
+    if run.triggered_by_id:
+        people.add(run.triggered_by_id)
+    notify(
+        people,
+        run.project,
+        NotificationKind.RUN_FAILED,
+        f"Validation run #{run.pk} on {run.connection} failed: {reason}",
+        reverse("planner:run_show", args=[run.project_id, run.pk]),
+    )
 
 
 def cancel_run(run: ValidationRun) -> ValidationRun:
@@ -460,6 +496,7 @@ class Runner:
             chunk_rows=settings.AETHON_RUN_CHUNK_ROWS,
             on_rows=self.progress,
             max_differences=self.run.max_differences,
+            fetch_rows=settings.AETHON_RUN_FETCH_ROWS,
         )
         if isinstance(result, str):
             self.done = done  # what the abandoned pass read is read again
@@ -546,13 +583,15 @@ class Runner:
             f"{STAGE_LABELS[n]}: {results[n].error or results[n].status}" for n in failed
         )
         self.progress(force=True)
-        self.owned().update(
+        ended = self.owned().update(
             status=status,
             stage="",
             error=error[:2000],
             finished_at=timezone.now(),
             summary=_summary(results),
         )
+        if ended and status == Status.FAILED:
+            tell_run_failed(self.run, error)
 
 
 def short_error(exc: BaseException) -> str:
@@ -657,7 +696,9 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
     r.count_totals([s for s in (old, new) if s.ok])
 
     def run_parallel() -> StageResult:
-        streamed = r.stream(lambda **kw: streamed_parallel(old, new, rows, **kw))  # type: ignore[arg-type]
+        streamed = r.stream(
+            lambda fetch_rows, **kw: streamed_parallel(old, new, rows, **kw)  # type: ignore[arg-type]
+        )
         if isinstance(streamed, Streamed):
             compared = streamed.compared
         else:
@@ -708,4 +749,24 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
         if not isinstance(exc, Exception):
             raise
     run.refresh_from_db()
+    if run.status in (Status.PASSED, Status.FAILED):
+        record_points(run)
     return run
+
+
+def record_points(run: ValidationRun) -> list:
+    """One time-series point per success criterion whose figure this finished run measured,
+    so run-measured criteria get a compliance over their window too. Never fails the run."""
+    try:
+        raw = kpis.raw_of_run(run)
+        points = []
+        for criterion in SuccessCriterion.objects.filter(project_id=run.project_id):
+            counted = kpis.events(criterion, raw)
+            if counted is not None:
+                good, total = counted
+                at = run.finished_at or timezone.now()
+                points.append(record_point(criterion, at=at, good=good, total=total))
+        return points
+    except Exception:
+        log.exception("service-level points of validation run %s failed", run.pk)
+        return []

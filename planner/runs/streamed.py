@@ -13,6 +13,7 @@ then says nothing about the output's), or when the rows turn out not to be in ke
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -21,9 +22,19 @@ from typing import Any
 
 import polars as pl
 
+from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
 from planner.models import FieldMapping
 from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
+from planner.runs.pushdown import (
+    Choice,
+    Walk,
+    choose_columns,
+    ranged,
+    source_side,
+    target_side,
+    walk_ranges,
+)
 from planner.runs.stages import (
     MAX_EXAMPLES,
     CompareOutcome,
@@ -71,6 +82,14 @@ class _MappingTotals:
             if seen < MAX_EXAMPLES:
                 self._per_reason[(v.field, v.reason)] = seen + 1
                 self.examples.append(v)
+
+    def add_counted(self, records: int, violations: dict[str, dict[str, int]]) -> None:
+        """Rows checked inside the database: counted, never read, so no examples."""
+        self.records += records
+        for target, reasons in violations.items():
+            mine = self.violations.setdefault(target, {})
+            for reason, n in reasons.items():
+                mine[reason] = mine.get(reason, 0) + n
 
     def report(self) -> ValidationReport:
         # The transformed rows were compared chunk by chunk; none is kept.
@@ -171,8 +190,14 @@ def streamed_validation(
     chunk_rows: int,
     on_rows: Callable[[int], None],
     max_differences: int | None = None,
+    fetch_rows: int | None = None,
 ) -> Streamed | str:
-    """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done."""
+    """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
+
+    With ``fetch_rows``, key ranges are first compared inside the databases where every
+    column's rule compiles to SQL (planner.runs.pushdown), and only the ranges that differ
+    are read, none of them larger than ``fetch_rows`` unless one key fills it.
+    """
     for side in (source, target):
         if not reads_in_key_order(side):
             return f"{side.label} cannot be read in key order (only SQL systems can)"
@@ -206,9 +231,18 @@ def streamed_validation(
     compiled = CompiledMapping(usable)
     totals = _MappingTotals()
     tolerances, broken_tolerances = tolerances_of(rows)
+    choice = choose_columns(source, target, usable, fields, tolerances, order)
+    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows)
+
+    def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
+        return source.connector.fetch_ordered(order, chunk_rows, where=where)  # type: ignore[union-attr]
+
+    def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
+        return target.connector.fetch_ordered(target.key, chunk_rows, where=where)  # type: ignore[union-attr]
 
     def source_chunks() -> Iterator[pl.DataFrame]:
-        for chunk in _closing(source.connector.fetch_ordered(order, chunk_rows)):  # type: ignore[union-attr]
+        read = ranged(read_source, walk.fetch) if walk else read_source()
+        for chunk in _closing(read):
             part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
             totals.add(part)
             columns = target_key_columns(source, target, targets, part.key_columns)
@@ -220,7 +254,8 @@ def streamed_validation(
             )
 
     def target_chunks() -> Iterator[pl.DataFrame]:
-        for chunk in _closing(target.connector.fetch_ordered(target.key, chunk_rows)):  # type: ignore[union-attr]
+        read = ranged(read_target, walk.fetch_target) if walk else read_target()
+        for chunk in _closing(read):
             yield chunk.select(*target.key, *fields)
 
     state = MergeState()
@@ -238,11 +273,49 @@ def streamed_validation(
         )
     except NotInKeyOrder as exc:
         return str(exc)
+    figures = _figures(state, chunk_rows, max_differences) | choice.figures()
+    if walk is not None:
+        totals.add_counted(walk.rows_skipped, walk.violations)
+        report = dataclasses.replace(
+            report,
+            source_count=report.source_count + walk.rows_skipped,
+            target_count=report.target_count + walk.rows_skipped,
+            matched_count=report.matched_count + walk.rows_skipped,
+            equal_count=report.equal_count + walk.rows_skipped,
+        )
+        figures |= {"mode": "pushdown"} | walk.figures(fetch_rows or 0)
+    elif fetch_rows:
+        figures["pushdown_blocked"] = why_not
     mapped = mapping_outcome(totals.report(), usable, broken)
     compared = compare_outcome(report, not_compared, broken_tolerances)
-    figures = _figures(state, chunk_rows, max_differences)
     compared.result.figures["reading"] = figures
     return Streamed(mapped, compared, figures)
+
+
+def _walk(
+    source: Side,
+    target: Side,
+    usable: list[FieldPlan],
+    fields: list[str],
+    order: list[str],
+    choice: Choice,
+    fetch_rows: int | None,
+    on_rows: Callable[[int], None],
+) -> tuple[Walk | None, str]:
+    """Compare key ranges in the databases, or say why every row is read instead."""
+    if not fetch_rows:
+        return None, ""
+    if choice.blocker:
+        return None, choice.blocker
+    s_conn, t_conn = source.connector, target.connector
+    try:
+        with s_conn.statements() as s_run, t_conn.statements() as t_run:  # type: ignore[union-attr]
+            s_side = source_side(s_run, s_conn.dialect, source, order, choice, usable, fields)  # type: ignore[union-attr]
+            t_side = target_side(t_run, t_conn.dialect, target, fields)  # type: ignore[union-attr]
+            return walk_ranges(s_side, t_side, fetch_rows, on_rows), ""
+    except ConnectorError as exc:
+        # A database without window functions, a query dataset it cannot nest...: read all.
+        return None, f"the databases could not compare key ranges ({exc})"
 
 
 def streamed_parallel(

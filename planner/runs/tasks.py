@@ -13,10 +13,12 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection as db
 
-from planner.models import Connection, RunKind, ValidationRun
-from planner.runs import alerts
+from planner.metrics import slo
+from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
+from planner.runs import alerts, freshness, slo_alerts
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
+from planner.runs.freshness_schedule import drop_measurement
 from planner.runs.schedules import drop_schedule
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,17 @@ def run_validation(self, run_id: int) -> None:
     if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
         # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
         try:
-            evaluate_run(run, source=f"scheduled validation run #{run.pk}")
+            evaluate_run(run, source=f"scheduled validation run #{run.number}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
+        # The points the run recorded may burn a criterion's error budget.
+        for criterion in SuccessCriterion.objects.filter(
+            sli_points__at=run.finished_at, sli_points__resolution="raw", project_id=run.project_id
+        ).distinct():
+            try:
+                slo_alerts.evaluate_burn(criterion)
+            except Exception:
+                log.exception("burn-rate alerts of criterion %s failed", criterion.pk)
 
 
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)
@@ -106,3 +116,25 @@ def scheduled_validation(connection_id: int) -> int | None:
 def remind_and_escalate() -> dict:
     """Every minute (beat entry from migration 0007): reminders and escalation of open alerts."""
     return alerts.remind_and_escalate()
+
+
+@shared_task(
+    name="planner.freshness_tasks.measure",
+    ignore_result=True,
+    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
+    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
+)
+def measure_freshness(criterion_id: int) -> int | None:
+    """A criterion's beat entry or 'Measure now': one measurement, one point (its id)."""
+    criterion = SuccessCriterion.objects.filter(pk=criterion_id).first()
+    if criterion is None:
+        drop_measurement(criterion_id)  # the criterion was deleted: its entry goes too
+        return None
+    point = freshness.measure_and_record(criterion)
+    return point.pk if point is not None else None
+
+
+@shared_task(name="planner.slo_tasks.roll_up", ignore_result=True)
+def roll_up() -> int:
+    """Beat entry (migration 0014): fold raw service-level points older than a few days."""
+    return slo.roll_up()

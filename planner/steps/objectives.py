@@ -5,8 +5,19 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
-from planner.models import DataElement, IntegrationProject, Objective, SuccessCriterion
-from planner.steps import practices
+from planner.metrics import freshness as lag
+from planner.models import (
+    Connection,
+    DataElement,
+    FreshnessSettings,
+    IntegrationProject,
+    MetricKey,
+    Objective,
+    SuccessCriterion,
+)
+from planner.models.base import window_words
+from planner.runs.freshness_schedule import drop_measurement, sync_measurement
+from planner.steps import freshness, practices
 from planner.steps.monitoring import follow_criterion
 from planner.steps.views import save_single, single_form
 from planner.web.forms import ProjectScopedForm
@@ -36,6 +47,8 @@ class SuccessCriterionForm(ProjectScopedForm):
             "attainment_pct",
             "window_value",
             "window_unit",
+            "freshness_connection",
+            "measure_every_minutes",
             "evidence_value",
             "evidence_date",
             "evidence_note",
@@ -45,8 +58,48 @@ class SuccessCriterionForm(ProjectScopedForm):
             "evidence_value": forms.NumberInput(attrs={"step": "any"}),
             "evidence_date": forms.DateInput(attrs={"type": "date"}),
             "attainment_pct": forms.NumberInput(attrs={"step": "any", "min": 0, "max": 100}),
+            "measure_every_minutes": forms.NumberInput(attrs={"min": 1, "max": 60}),
         }
         labels = {"window_value": "Window", "attainment_pct": "Attainment %"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        connections = Connection.objects.filter(project=self.project)
+        field = self.fields["freshness_connection"]
+        field.queryset = connections.select_related("source", "target")
+
+    def clean_measure_every_minutes(self):
+        value = self.cleaned_data.get("measure_every_minutes")
+        if value is not None and not 1 <= value <= 60:
+            raise forms.ValidationError("Measure between every minute and every 60 minutes.")
+        return value
+
+    def _clean_freshness(self, data: dict) -> None:
+        """A propagation-lag criterion names a connection with freshness fields and a
+        duration target; any other criterion names none."""
+        if data.get("metric_key") != MetricKey.FRESHNESS:
+            if data.get("freshness_connection") is not None:
+                self.add_error(
+                    "freshness_connection",
+                    "Only a criterion measured by propagation lag names a connection here.",
+                )
+            return
+        connection = data.get("freshness_connection")
+        if connection is None:
+            self.add_error(
+                "freshness_connection", "Propagation lag is measured on a connection: pick one."
+            )
+        elif not FreshnessSettings.objects.filter(connection=connection).exists():
+            self.add_error(
+                "freshness_connection",
+                f"{connection} has no freshness fields yet: mark the fields that tell when a"
+                " record changed in step 2 first.",
+            )
+        if lag.target_seconds(1, data.get("unit") or "") is None:
+            self.add_error(
+                "unit",
+                "Propagation lag is a duration: state the target in seconds, minutes or hours.",
+            )
 
     def clean_evidence_date(self):
         value = self.cleaned_data.get("evidence_date")
@@ -76,6 +129,7 @@ class SuccessCriterionForm(ProjectScopedForm):
             self.add_error(field, "Manual evidence needs both the measured value and its date.")
         if key:
             self.instance.metric_flag = ""
+        self._clean_freshness(data)
         return data
 
     def clean_attainment_pct(self):
@@ -105,7 +159,7 @@ def _criterion_cells(c: SuccessCriterion) -> list[str]:
     window = ""
     if c.window_value:
         share = f"{decimal_text(c.attainment_pct)}% " if c.attainment_pct else ""
-        window = f"{share}over {c.window_value} {c.get_window_unit_display()}"
+        window = f"{share}over {window_words(c.window_value, c.window_unit)}"
     measured_by = c.get_metric_key_display() if c.metric_key else "not chosen"
     if c.has_manual_evidence:
         measured_by += f"; evidence {decimal_text(c.evidence_value)} on {c.evidence_date:%d %b %Y}"
@@ -122,6 +176,11 @@ def _criterion_warning(c: SuccessCriterion) -> str:
     return ""
 
 
+def _after_criterion_save(c: SuccessCriterion) -> None:
+    follow_criterion(c)
+    sync_measurement(c)
+
+
 CRITERIA = RowKind(
     "criterion",
     "success criterion",
@@ -133,7 +192,8 @@ CRITERIA = RowKind(
     warning=_criterion_warning,
     step=1,
     also=(STEP_HEADER,),
-    after_save=follow_criterion,
+    after_save=_after_criterion_save,
+    after_delete=lambda c: drop_measurement(c.pk),
 )
 ELEMENTS = RowKind(
     "element",
@@ -157,6 +217,7 @@ def page(request, project, ctx: dict, forms: dict) -> None:
     ctx["criteria_table"] = table_context(request, project, CRITERIA, ev)
     ctx["elements_table"] = table_context(request, project, ELEMENTS, ev)
     practices.step1_tables(request, project, ctx)
+    freshness.step1_context(project, ctx)
 
 
 @project_access("edit")

@@ -204,7 +204,7 @@ class BackfillForm(ConnectionScopedForm):
             "connection__source", "connection__target"
         ).order_by("-created_at")
         self.fields["verification_run"].label_from_instance = lambda r: (
-            f"#{r.pk} {r.connection} ({r.get_status_display().lower()})"
+            f"#{r.number} {r.connection} ({r.get_status_display().lower()})"
         )
 
     def clean(self):
@@ -216,11 +216,11 @@ class BackfillForm(ConnectionScopedForm):
         run, connection = data.get("verification_run"), data.get("connection")
         if run and connection and run.connection_id != connection.pk:
             self.add_error(
-                "verification_run", f"Run #{run.pk} checked {run.connection}, not {connection}."
+                "verification_run", f"Run #{run.number} checked {run.connection}, not {connection}."
             )
         elif run and run.kind != "validation":
             self.add_error(
-                "verification_run", f"Run #{run.pk} is a parallel run, not a reconciliation."
+                "verification_run", f"Run #{run.number} is a parallel run, not a reconciliation."
             )
         return data
 
@@ -457,7 +457,7 @@ def _run_cell(b: BackfillPlan) -> str:
         return ""
     url = reverse("planner:run_show", args=[b.project_id, b.verification_run_id])
     status = b.verification_run.get_status_display().lower()
-    return format_html('<a href="{}">run #{}</a> ({})', url, b.verification_run_id, status)
+    return format_html('<a href="{}">run #{}</a> ({})', url, b.verification_run.number, status)
 
 
 def _backfill_cells(b: BackfillPlan) -> list:
@@ -514,7 +514,13 @@ def step4_tables(request, project, ctx: dict) -> None:
 
 
 def step5_tables(request, project, ctx: dict) -> None:
-    ctx["phases_table"] = table_context(request, project, PHASES, ctx["evidence"])
+    ev = ctx["evidence"]
+    ctx["phases_table"] = table_context(request, project, PHASES, ev)
+    # The backfill is planned in step 4; the deployment runs it, so step 5 shows where each
+    # connection's plan stands and links to it.
+    plans = guides.practices_of(ev).backfills
+    ctx["backfill_status"] = [(c, plans.get(c.pk)) for c in ev.connections]
+    ctx["backfill_url"] = STEPS_BY_NUMBER[4].url(project.pk, "backfill")
 
 
 def step6_context(request, project, ctx: dict) -> None:

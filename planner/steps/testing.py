@@ -6,6 +6,7 @@ from django import forms
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from planner.checklist import delivery as plan
@@ -89,8 +90,8 @@ class TestCaseForm(ProjectScopedForm):
         ):
             self.add_error(
                 "status",
-                f"Validation run #{run.pk} {run.get_status_display().lower()}: a case cannot pass"
-                " on it. Link a passed run, or state the accepted findings.",
+                f"Validation run #{run.number} {run.get_status_display().lower()}: a case cannot"
+                " pass on it. Link a passed run, or state the accepted findings.",
             )
         return data
 
@@ -108,10 +109,16 @@ def _evidence_cell(case: TestCase) -> str:
         parts.append(case.evidence_note)
     if case.accepted_findings:
         parts.append(format_html("Accepted findings: {}", case.accepted_findings))
-    if case.validation_run_id:  # linked from the run's page
-        url = reverse("planner:run_show", args=[case.project_id, case.validation_run_id])
+    if run := plan.linked_run_of(case):  # linked from the run's page
+        url = reverse("planner:run_show", args=[case.project_id, run.pk])
         parts.append(
-            format_html('<a href="{}">validation run #{}</a>', url, case.validation_run_id)
+            format_html(
+                '<a href="{}">validation run #{}</a> ({}, {})',
+                url,
+                run.number,
+                run.get_status_display().lower(),
+                date_format(run.finished_at or run.created_at, "j M Y"),
+            )
         )
     return format_html_join(" · ", "{}", ((p,) for p in parts))
 

@@ -14,6 +14,8 @@ from django.utils.module_loading import import_string
 
 from planner.checklist.registry import STEPS_BY_NUMBER, Step
 from planner.models import IntegrationProject
+from planner.teamwork.assignments import step_panel
+from planner.teamwork.comments import open_comment_count
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from planner.web.permissions import project_access
@@ -36,6 +38,8 @@ def step_context(request, project, number: int, **forms) -> dict:
     ctx["step_template"] = f"planner/steps/step{number}.html"
     page_builder(step)(request, project, ctx, forms)
     ctx.update(forms)
+    ctx["work"] = step_panel(project, number)
+    ctx["open_comments"] = open_comment_count(project, number)
     return ctx
 
 

@@ -59,6 +59,13 @@ def mapping_row(context, item: dict) -> SafeString:
     classes = "grid-row mapping-row" + (" has-problem" if item["warning"] else "")
     cell_url = f' data-cell-url="{escape(item["cell_url"])}"' if editable else ""
     actions = _actions(item, str(context.get("csrf_token", ""))) if editable else ""
+    # The row's comment thread: viewers read it too.
+    discuss = (
+        f'<a class="btn small" href="{escape(item["comments_url"])}" '
+        f'aria-label="Comments on {escape(str(obj))}">Discuss</a>'
+        if item.get("comments_url")
+        else ""
+    )
     warning = (
         f'<span class="badge warn row-warning">{escape(item["warning"])}</span>'
         if item["warning"]
@@ -67,5 +74,5 @@ def mapping_row(context, item: dict) -> SafeString:
     return mark_safe(  # noqa: S308 - every value interpolated above is escaped
         f'<tr class="{classes}" id="mapping-{obj.pk}" data-version="{obj.version}"{cell_url}>'
         f"{_cells(item['cells'], editable)}"
-        f'<td class="actions">{actions}{warning}</td></tr>'
+        f'<td class="actions">{actions}{discuss}{warning}</td></tr>'
     )

@@ -2,14 +2,20 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from planner.checklist import golive
 from planner.models import Alert, HealthReview, Membership, ReviewSchedule
+from planner.teamwork.assignments import overdue_count
 
 
 def portfolio(request: HttpRequest) -> HttpResponse:
     """Every project the user can see: readiness, live or not, reviews and open alerts."""
-    mine = Membership.objects.filter(user=request.user).select_related("project", "project__owner")
+    mine = (
+        Membership.objects.filter(user=request.user)
+        .select_related("project", "project__owner")
+        .annotate(overdue_work=overdue_count(timezone.localdate()))
+    )
     archived = list(mine.filter(project__archived_at__isnull=False).order_by("project__name"))
     memberships = list(mine.filter(project__archived_at__isnull=True).order_by("project__name"))
     ids = [m.project_id for m in memberships]
@@ -37,6 +43,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "last_review": last_review.get(m.project_id),
             "next_due": next_due.get(m.project_id),
             "open_alerts": open_alerts.get(m.project_id, 0),
+            "overdue_work": m.overdue_work,
         }
         for m in memberships
     ]

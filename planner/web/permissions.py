@@ -21,6 +21,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "manage": frozenset({Role.OWNER}),
     # start a health review, log incidents and feedback after go-live
     "review": frozenset({Role.OWNER, Role.EDITOR, Role.APPROVER}),
+    # post in comment threads: those who edit or sign off; viewers read the threads
+    "comment": frozenset({Role.OWNER, Role.EDITOR, Role.APPROVER}),
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

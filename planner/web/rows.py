@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import IntegrationProject
+from planner.models.base import window_words
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict, save_versioned
 from planner.web.permissions import can, project_access
@@ -52,6 +53,9 @@ class RowKind:
     extra_urls: tuple[tuple[str, str, dict], ...] = ()
     # Called in the saving transaction: records that follow this one (a criterion's monitors).
     after_save: Callable[[models.Model], None] | None = None
+    # Called in the deleting transaction, after the delete (its history row exists by then):
+    # what the deleted record leaves behind (beat entries, changelog entries).
+    after_delete: Callable[[models.Model], None] | None = None
 
     def save(self, obj: models.Model, expected_version: int | None) -> None:
         with transaction.atomic():
@@ -91,7 +95,7 @@ def threshold_text(obj) -> str:
 
 
 def window_text(obj) -> str:
-    return f"{obj.window_value} {obj.get_window_unit_display()}" if obj.window_value else ""
+    return window_words(obj.window_value, obj.window_unit) if obj.window_value else ""
 
 
 _PLACEHOLDER = "987654321"
@@ -241,12 +245,24 @@ def _stale(form, rk: RowKind, conflict: StaleEdit) -> dict:
 
 
 @project_access("edit")
-@require_POST
 def row_delete(request: HttpRequest, project, kind: RowKind, pk: int) -> HttpResponse:
+    """POST deletes. GET is the confirmation page, for browsers without JavaScript (with htmx
+    the Delete link asks with hx-confirm and posts here directly)."""
     rk = kind
     obj = get_object_or_404(rk.model, project=project, pk=pk)
+    if request.method != "POST":
+        ctx = project_context(request, project)
+        ctx.update(
+            kind=rk, obj=obj, action=rk.url("delete", project, pk), back=rk.page_url(project, obj)
+        )
+        return render(request, "planner/row_delete_confirm.html", ctx)
     label = str(obj)
-    obj.delete()
+    with transaction.atomic():
+        pk_before = obj.pk
+        obj.delete()
+        if rk.after_delete is not None:
+            obj.pk = pk_before  # delete() clears it; the hook names what was deleted
+            rk.after_delete(obj)
     if request.htmx:
         if rk.delete_refreshes_page:
             response = HttpResponse()

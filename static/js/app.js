@@ -87,3 +87,40 @@ document.addEventListener("htmx:responseError", (event) => {
   }
   box.textContent = reason ? reason.textContent : "You are not allowed to do that.";
 });
+
+// The project navigator is a <details>: open beside the page on a wide screen, a closed menu at
+// the top of the page on a phone. The markup ships it open, so it works without JavaScript.
+const narrowScreen = window.matchMedia("(max-width: 900px)");
+function fitNavigatorMenu() {
+  document.querySelectorAll("details[data-nav-menu]").forEach((menu) => {
+    menu.open = !narrowScreen.matches;
+  });
+}
+fitNavigatorMenu();
+narrowScreen.addEventListener("change", fitNavigatorMenu);
+
+// A box that scrolls sideways (a wide table on a phone) must be reachable by keyboard to be
+// scrolled: it joins the tab order only while its content is wider than it.
+function markScrollableBoxes(root) {
+  // (The runbook preview's sections scroll as a whole: it has no page chrome around them.)
+  const boxes = ".scroll, .grid, .grid-scroll, [data-scroll-box] > section";
+  (root || document).querySelectorAll(boxes).forEach((box) => {
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    if (scrolls && !box.hasAttribute("tabindex")) {
+      box.setAttribute("tabindex", "0");
+      box.dataset.scrollFocus = "";
+    } else if (!scrolls && "scrollFocus" in box.dataset) {
+      box.removeAttribute("tabindex");
+      delete box.dataset.scrollFocus;
+    }
+  });
+}
+markScrollableBoxes();
+window.addEventListener("resize", () => markScrollableBoxes());
+document.addEventListener("htmx:afterSettle", () => markScrollableBoxes());
+
+// A runbook made in the request (htmx): the exports list was refreshed in place; fetch the file.
+document.addEventListener("runbook-ready", (event) => {
+  const url = event.detail && event.detail.url;
+  if (url && url.startsWith("/") && !url.startsWith("//")) window.location.assign(url);
+});

@@ -102,6 +102,7 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
     assert started.status_code == 202
     run_id = started.json()["id"]
     assert started.json()["status"] == "queued"
+    assert started.json()["number"] == p.validation_runs.count()  # counted within the project
     validation.execute_run(run_id, heartbeat=False)
     polled = client.get(f"{API}/projects/{p.pk}/runs/{run_id}", **headers).json()
     assert polled["status"] == "passed"
@@ -157,11 +158,19 @@ def test_the_ci_flow_gate_run_poll_results_mapping_runbook(world):
 def test_tokens_are_created_once_shown_and_revoked_on_the_user_page(db):
     user = UserFactory()
     client = client_for(user)
-    page = client.post(reverse("planner:api_tokens"), {"name": "CI deploy gate"})
+    posted = client.post(reverse("planner:api_tokens"), {"name": "CI deploy gate"})
+    # Redirect after post: refreshing the page that shows the token cannot post again.
+    assert posted.status_code == 302 and posted["Location"] == reverse("planner:api_tokens")
     token = ApiToken.objects.get(user=user)
-    assert b"shown once" in page.content and token.prefix.encode() in page.content
+    page = client.get(posted["Location"])
+    assert b"shown once" in page.content and b'data-testid="new-token"' in page.content
+    shown = page.content.decode().split('data-testid="new-token"')[1]
+    assert token.prefix in shown
     again = client.get(reverse("planner:api_tokens"))
     assert b'data-testid="new-token"' not in again.content
+    assert ApiToken.objects.filter(user=user).count() == 1
+    # The session holds the secret only until it is shown.
+    assert all(token.prefix not in str(v) for v in client.session.values())
     assert client.post(reverse("planner:api_tokens"), {"name": ""}).status_code == 200
     other = UserFactory()
     client_for(other).post(reverse("planner:api_tokens"), {"revoke": token.pk})

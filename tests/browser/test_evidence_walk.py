@@ -1,5 +1,4 @@
-"""The whole evidence walk in one go, at desktop width (the gate's part also runs at phone
-width in test_gate_flow.py): a criterion picked from the
+"""The whole evidence walk in one go, at desktop and at phone width: a criterion picked from the
 catalogue → its one-click monitor → a failing scheduled run → the alert routed to its channel
 and acknowledged → a test case refuses that failed run as evidence → an approver other than the
 author signs → go-live confirmed → reverted with a reason. Runs execute in the test thread (what
@@ -35,6 +34,8 @@ from tests.factories import (
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
 DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+SIDEWAYS_SCROLL = "document.documentElement.scrollWidth > window.innerWidth"
 HALF_TARGET_CSV = "id,active,email\n1,1,ada@example.com\n"
 
 
@@ -48,10 +49,11 @@ def scheduled_run(connection, target_csv: str) -> ValidationRun:
     return run
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_the_evidence_walk_from_criterion_to_go_live_and_back(
-    page: Page, browser, live_server, monkeypatch, celery_eager
+    page: Page, browser, live_server, monkeypatch, celery_eager, viewport
 ):
-    page.set_viewport_size(DESKTOP)
+    page.set_viewport_size(viewport)
     project, connection = ready_project()
     base = f"{live_server.url}/projects/{project.pk}"
     monkeypatch.setattr(validation, "dispatch", lambda run: None)
@@ -63,6 +65,7 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
 
     # Step 1: a criterion measured by the agreement figure.
     page.goto(f"{base}/steps/1/")
+    assert not page.evaluate(SIDEWAYS_SCROLL), "step 1 scrolls sideways"
     form = page.get_by_test_id("criterion-table").locator("form.add-row")
     form.locator("#id_add-criterion-metric").fill("records agreeing")
     form.locator("#id_add-criterion-metric_key").select_option("agreement_pct")
@@ -130,16 +133,18 @@ def test_the_evidence_walk_from_criterion_to_go_live_and_back(
     page.goto(f"{base}/go-live/")
     expect(page.get_by_test_id("reasons")).to_contain_text("Step 4: Awaiting sign-off")
     page.goto(f"{base}/steps/4/")
+    page.locator("#signoff summary").click()
     page.get_by_role("button", name="Record sign-off").click()
     expect(page.locator("#signoff")).to_contain_text("Your role (Owner) is not one of them")
     assert not SignOff.objects.filter(project=project, step=4).exists()
 
     # An approver other than the author signs step 4.
-    context = browser.new_context(viewport=DESKTOP)
+    context = browser.new_context(viewport=viewport)
     try:
         other = context.new_page()
         sign_in(other, live_server.url, approver)
         other.goto(f"{base}/steps/4/")
+        other.locator("#signoff summary").click()
         other.get_by_role("button", name="Record sign-off").click()
         expect(other.locator("#signoff")).to_contain_text("Approved")
     finally:

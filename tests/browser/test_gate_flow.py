@@ -67,6 +67,7 @@ def test_criterion_failed_run_refused_other_approver_signs_go_live_and_revert(
     page.goto(f"{base}/go-live/")
     expect(page.get_by_test_id("reasons")).to_contain_text("Step 4: Awaiting sign-off")
     page.goto(f"{base}/steps/4/")
+    page.locator("#signoff summary").click()
     page.get_by_role("button", name="Record sign-off").click()
     expect(page.locator("#signoff")).to_contain_text("Your role (Owner) is not one of them")
     assert not SignOff.objects.filter(project=project, step=4).exists()
@@ -77,6 +78,7 @@ def test_criterion_failed_run_refused_other_approver_signs_go_live_and_revert(
         other = context.new_page()
         sign_in(other, live_server.url, approver)
         other.goto(f"{base}/steps/4/")
+        other.locator("#signoff summary").click()
         other.get_by_role("button", name="Record sign-off").click()
         expect(other.locator("#signoff")).to_contain_text("Approved")
     finally:

@@ -115,3 +115,26 @@ def test_import_errors_are_shown_and_nothing_is_saved(page: Page, live_server, t
     expect(problems).to_contain_text("row 2, column 'Target field': 'email' is already mapped")
     expect(problems).to_contain_text("row 3, column 'Transformation'")
     assert FieldMapping.objects.filter(connection=connection).count() == 1
+
+
+def test_changing_a_type_reruns_the_live_rule_check_without_htmx_errors(page: Page, live_server):
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    project = ProjectFactory(name="CRM to billing")
+    ConnectionFactory(project=project)
+    sign_in(page, live_server.url, project.owner)
+    page.goto(f"{live_server.url}/projects/{project.pk}/steps/2/")
+    page.get_by_role("link", name="Open mapping").click()
+    form = page.locator("#mapping-add-form")
+    form.get_by_label("Target type").select_option("integer")
+    form.locator("input.rule-input").fill("trim | lower | map(active=1, inactive=0)")
+    check = form.locator(".rule-check")
+    expect(check).to_contain_text("valid — produces integer")
+    # Only the type changes: the check runs again and now refuses the rule for a date target.
+    form.get_by_label("Target type").select_option("date")
+    expect(check).not_to_contain_text("valid")
+    expect(check.locator(".error")).to_be_visible()
+    form.get_by_label("Target type").select_option("integer")
+    expect(check).to_contain_text("valid — produces integer")
+    assert not errors, errors

@@ -1,7 +1,12 @@
 """Error handling designed on step 2 becomes step-4 test cases in one click; the backfill plan
-is verified by a reconciliation run chosen from the project's runs."""
+is verified by a reconciliation run chosen from the project's runs, and step 5 shows it.
+
+At desktop width and at 390 px (a phone), with axe-core on the sections the walk works in: no
+serious or critical violation. (The chrome every page shares, header and navigator, is checked
+page by page by the every-page walk, not here.)"""
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from planner.checklist.readiness import project_readiness
@@ -12,10 +17,27 @@ from tests.factories import CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV, csv_connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
+WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+SERIOUS = ("serious", "critical")
+AXE = Axe()
 
+
+def assert_accessible(page: Page, *sections: str) -> None:
+    page.wait_for_load_state("networkidle")
+    results = AXE.run(page, context={"include": [[s] for s in sections]})
+    violations = [
+        f"{v['impact']}: {v['id']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+    assert not violations, f"{page.url}: {violations}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_error_handling_to_generated_cases_to_a_verified_backfill(
-    page: Page, live_server, monkeypatch
+    page: Page, live_server, monkeypatch, width
 ):
+    page.set_viewport_size(WIDTHS[width])
     monkeypatch.setattr(validation, "dispatch", lambda run: None)
     connection = csv_connection(CLEAN_SOURCE_CSV, CLEAN_TARGET_CSV)
     project = connection.project
@@ -23,6 +45,7 @@ def test_error_handling_to_generated_cases_to_a_verified_backfill(
 
     sign_in(page, live_server.url, project.owner)
     page.goto(f"{base}/steps/2/")
+    assert_accessible(page, "#error-handling")
     table = page.locator("#errorstrategy-table")
     form = table.locator("form.add-row")
     form.get_by_label("Connection").select_option(label=str(connection))
@@ -41,6 +64,7 @@ def test_error_handling_to_generated_cases_to_a_verified_backfill(
     assert ErrorStrategy.objects.get(connection=connection).fatal == ["validation"]
 
     page.goto(f"{base}/steps/4/")
+    assert_accessible(page, "#cases", "#backfill")
     expect(page.get_by_test_id("missing-error-cases")).to_contain_text("3 failure classes")
     page.get_by_role("button", name="Add the error-scenario test cases").click()
     expect(page.get_by_role("status").first).to_contain_text("Added 3 error-scenario test cases")
@@ -67,8 +91,17 @@ def test_error_handling_to_generated_cases_to_a_verified_backfill(
     form.get_by_label("How it is undone").fill("Delete the rows by batch tag")
     form.get_by_label("Verification run").select_option(value=str(run.pk))
     form.get_by_role("button", name="Add backfill plan").click()
-    expect(page.locator("#backfill-table")).to_contain_text(f"run #{run.pk} (passed)")
+    expect(page.locator("#backfill-table")).to_contain_text(f"run #{run.number} (passed)")
     assert BackfillPlan.objects.get(connection=connection).verification_run_id == run.pk
     step4 = project_readiness(project).for_step(4)
     passing = {o.rule.code for o in step4.outcomes if o.passed}
     assert {"error_cases", "backfill_plans"} <= passing
+    assert_accessible(page, "#cases", "#backfill")
+
+    # Step 5, where the backfill is run, says where it stands and links to the run.
+    page.goto(f"{base}/steps/5/")
+    status = page.locator("#backfill-status")
+    expect(status).to_contain_text(f"verified by run #{run.pk} (passed)")
+    assert_accessible(page, "#rollout", "#backfill-status")
+    status.get_by_role("link", name=f"run #{run.pk}").click()
+    expect(page).to_have_url(f"{base}/runs/{run.pk}/")

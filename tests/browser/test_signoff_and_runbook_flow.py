@@ -173,6 +173,7 @@ def test_fill_steps_4_to_7_sign_off_edit_stale_export(
         other.get_by_role("link", name="Sign-off flow").click()
         open_step(other, 7, "Training and feedback")
         panel = other.get_by_test_id("signoff")
+        panel.locator("summary").click()
         panel.get_by_label("Approve").check()
         panel.get_by_label("Comment").fill("Runbook entries look right.")
         panel.get_by_role("button", name="Record sign-off").click()

@@ -98,7 +98,7 @@ def test_a_case_cannot_pass_on_a_failed_run_unless_it_states_accepted_findings(
 
     # The form refuses "passed", naming the field and the run; nothing changes.
     response = edit_case(owner_client, case, status="passed")
-    assert f"Validation run #{failed.pk} failed: a case cannot pass on it" in (
+    assert f"Validation run #{failed.number} failed: a case cannot pass on it" in (
         response.content.decode()
     )
     case.refresh_from_db()
@@ -129,7 +129,7 @@ def test_a_case_passed_on_a_failed_run_blocks_readiness(project):
     TestCaseFactory(project=project, status="passed", validation_run=failed, description="Batch")
     texts = step4_texts(project)
     assert any(
-        f"'Batch' is passed on validation run #{failed.pk}, which failed" in t for t in texts
+        f"'Batch' is passed on validation run #{failed.number}, which failed" in t for t in texts
     )
 
 
@@ -143,7 +143,7 @@ def test_a_later_failed_run_on_the_same_connection_makes_the_case_stale(project)
     assert not any("stale" in t for t in step4_texts(project))
     later = finished(connection, ValidationRun.Status.FAILED, minutes_ago=5)
     assert any(
-        f"'One' is stale: validation run #{later.pk} on the same connection failed" in t
+        f"'One' is stale: validation run #{later.number} on the same connection failed" in t
         for t in step4_texts(project)
     )
 
@@ -337,6 +337,20 @@ def test_after_go_live_the_page_shows_the_live_state_and_what_changed(db):
     page = client.get(url).content.decode()
     assert "Nothing: every step is as it was" in page
     assert "What blocks go-live" not in page
+    # The live state in green, not the red 'blocked' box, with who and when.
+    assert 'class="verdict live"' in page and "verdict blocked" not in page
+    live = golive.verdict(project).live
+    assert f"marked by {project.owner.get_username()}" in page
+    # The evidence it went live on: each connection's run, the approvals, the test cases.
+    evidence = page.split('data-testid="live-evidence"')[1].split("</section>")[0]
+    for run in live.snapshot["evidence"]["runs"]:
+        assert f"run #{run['run']}</a>" in evidence
+    approvals = live.snapshot["evidence"]["approvals"]
+    assert evidence.count("<li>Step ") == len(approvals)
+    assert ("None recorded." in evidence) is not approvals
+    cases = live.snapshot["evidence"]["test_cases"]
+    assert cases and all(c["case"] in evidence for c in cases)
+    assert "Revert to not live" in page
     CriterionFactory(project=project, metric="error rate", unit="%")
     page = client.get(url).content.decode()
     assert 'data-testid="since-live"' in page

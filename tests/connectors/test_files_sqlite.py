@@ -169,3 +169,25 @@ def test_sqlite_missing_table_reported(sqlite_db: Path) -> None:
         "sqlite", {"path": str(sqlite_db), "table": "nope"}, {}, policy(sqlite_db.parent)
     ).test()
     assert not report.ok and "no such table" in report.error
+
+
+def test_sqlite_time_filter_reads_iso_text_with_offsets(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = tmp_path / "times.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER, changed TEXT)")
+        db.executemany(
+            "INSERT INTO t VALUES (?, ?)",
+            [
+                (1, "2026-06-01T11:59:00Z"),
+                (2, "2026-06-01 14:00:30+02:00"),  # 12:00:30 UTC
+                (3, "2026-06-01 12:01:00"),  # no offset: UTC
+                (4, "soon"),
+                (5, None),
+            ],
+        )
+    conn = open_("sqlite", {"path": str(path), "table": "t", "key": "id"}, {}, policy(tmp_path))
+    since = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    frames = conn.fetch_ordered(["id"], changed_since=("changed", since))
+    assert pl.concat(list(frames)).get_column("id").to_list() == [2, 3]

@@ -83,3 +83,15 @@ def test_blocked_host() -> None:
         "mysql", {**BASE, "host": "192.168.0.1", "table": "t"}, {}, GuardPolicy()
     ).test()
     assert not report.ok and "private network" in report.error
+
+
+def test_fetch_ordered_pushes_a_time_filter_down(table: str) -> None:
+    from datetime import UTC, datetime
+
+    before = datetime(2024, 1, 1, 9, 59, tzinfo=UTC)
+    after = datetime(2024, 1, 1, 10, 0, 0, 1, tzinfo=UTC)
+    read = lambda name, since: sum(  # noqa: E731
+        f.height for f in conn().fetch_ordered(["id"], changed_since=(name, since))
+    )
+    assert (read("seen", before), read("seen", after)) == (300, 0)
+    assert read("name", after) == 300  # a text field is read whole

@@ -131,3 +131,21 @@ def test_database_name_cannot_smuggle_connection_options(database: str) -> None:
             "postgres", {**BASE, "database": name, "table": "t"}, {}, POLICY
         ).test()
         assert not report.ok and "does not exist" in report.error and "port 1" not in report.error
+
+
+@pytest.mark.parametrize("dataset", ["table", "query"])
+def test_fetch_ordered_pushes_a_time_filter_down(database: str, dataset: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    extra = {} if dataset == "table" else {"query": 'SELECT * FROM crm."Customer ""VIP"""'}
+    since = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=2400)
+    frames = list(conn(**extra).fetch_ordered(["id"], 50, changed_since=("created", since)))
+    ids = pl.concat(frames).get_column("id").to_list()
+    assert ids == list(range(2400, 2501))  # at or after the instant, in key order
+    naive = since.replace(tzinfo=None)  # a naive instant is UTC as well
+    assert sum(f.height for f in conn(**extra).fetch_ordered(["id"], changed_since=("day", naive)))
+    # A text field cannot be compared as a time in the database: every record is read.
+    texts = conn(**extra).fetch_ordered(["id"], changed_since=("name", since))
+    assert sum(f.height for f in texts) == 2500
+    with pytest.raises(ConnectorError, match="no field nope"):
+        list(conn(**extra).fetch_ordered(["id"], changed_since=("nope", since)))

@@ -8,6 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from planner.mapping import engine
+from planner.mapping import transforms as tf
 from planner.mapping.engine import MappingSpec, ValidationReport, Violation, compile_mapping
 from planner.mapping.reference import validate_records
 from planner.mapping.rules import TRANSFORMS, RuleError
@@ -253,7 +254,7 @@ def test_target_type_enforcement():
     )
     assert report.violations["int"] == {"type_mismatch": 2}
     assert report.output["dec"].to_list() == [Decimal("12"), Decimal("12.5"), None]
-    assert report.output.schema["dec"] == pl.Decimal(38, 6)
+    assert report.output.schema["dec"] == pl.Decimal(38, tf.FULL_SCALE)  # every place read
     assert report.output["bool"].to_list() == [None, None, True]
     assert report.output["whole"].to_list() == [12, None, None]
     assert report.violations["whole"] == {"type_mismatch": 2}

@@ -225,6 +225,27 @@ def test_a_review_by_hand_measures_compares_and_reports(db):
     assert viewer.post(reverse("planner:review_start", args=[project.pk])).status_code == 403
 
 
+@pytest.mark.parametrize("finished", [False, True])
+def test_the_report_poll_gets_the_report_alone_running_or_finished(db, finished):
+    project, _ = ready_project()
+    going_live.mark_live(project, project.owner)
+    review = HealthReview.objects.create(project=project, status=HealthReview.Status.RUNNING)
+    if finished:
+        HealthReview.objects.filter(pk=review.pk).update(status=HealthReview.Status.HEALTHY)
+    url = reverse("planner:review_show", args=[project.pk, review.pk])
+    client = client_for(project.owner)
+    polled = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert polled.lstrip().startswith('<div id="review-report"')
+    assert polled.count('id="review-report"') == 1
+    assert 'id="navigator"' not in polled and "<html" not in polled
+    # Still polling while running; the finished report stops and offers its PDF.
+    assert ('hx-trigger="every 2s"' in polled) is not finished
+    assert ("Download PDF" in polled) is finished
+    # A plain visit is the whole page, with the report once.
+    page = client.get(url).content.decode()
+    assert 'id="navigator"' in page and page.count('id="review-report"') == 1
+
+
 def test_a_review_before_go_live_is_refused(db):
     project, _ = ready_project()
     with pytest.raises(reviews.ReviewRefused):

@@ -1,14 +1,16 @@
 """The runbook: PDF content (read back with pdftotext), preview, exports, the Celery path."""
 
+import json
 import shutil
 import subprocess
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from aethon.celery import app
 from planner.checklist.signoff import project_hash, sign, step_hashes
@@ -25,10 +27,12 @@ from tests.factories import (
     MembershipFactory,
     MonitorFactory,
     ObjectiveFactory,
+    ProjectFactory,
     RunbookExportFactory,
     SystemFactory,
     TestCaseFactory,
     UserFactory,
+    ValidationRunFactory,
     fill_steps_4_to_7,
 )
 
@@ -129,12 +133,52 @@ def test_a_small_project_exports_in_one_click(full_project, member):
     assert export.version_hash == project_hash(step_hashes(project))
     download = viewer.get(response["Location"])
     assert download["Content-Type"] == "application/pdf"
+    # Named for the reader: project, runbook, version; never the storage's random suffix.
+    assert download["Content-Disposition"] == (
+        f'attachment; filename="{slugify(project.name)}-runbook-{export.short_hash}.pdf"'
+    )
     assert b"".join(download.streaming_content).startswith(b"%PDF")
     # The runbook page lists it with its version, marked current.
     page = viewer.get(reverse("planner:runbook", args=[project.pk])).content.decode()
     assert export.short_hash in page and "current" in page and "Download" in page
     # Outsiders get nothing, not even through a guessed URL.
     assert client_for(UserFactory()).get(response["Location"]).status_code == 404
+
+
+def test_exporting_with_htmx_refreshes_the_list_and_hands_over_the_file(full_project, member):
+    project = full_project["project"]
+    viewer = client_for(member(Role.VIEWER))
+    viewer.post(reverse("planner:runbook_export", args=[project.pk]))  # an older export
+    response = viewer.post(reverse("planner:runbook_export", args=[project.pk]), **HTMX)
+    older, newest = RunbookExport.objects.filter(project=project).order_by("pk")
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<tbody id="exports-body">')
+    # Both exports listed, the new one first and downloadable.
+    assert html.count('<tr id="export-') == 2
+    assert html.index(f'id="export-{newest.pk}"') < html.index(f'id="export-{older.pk}"')
+    download = reverse("planner:export_download", args=[project.pk, newest.pk])
+    assert download in html
+    assert json.loads(response["HX-Trigger"]) == {"runbook-ready": {"url": download}}
+
+
+def test_the_test_plan_shows_a_linked_validation_run_as_evidence(project):
+    other = ProjectFactory()
+    ValidationRunFactory(project=other)  # numbers count per project, not installation-wide
+    connection = ConnectionFactory(project=project)
+    first = ValidationRunFactory(project=project, connection=connection, status="failed")
+    run = ValidationRunFactory(
+        project=project,
+        connection=connection,
+        status="passed",
+        finished_at=timezone.make_aware(datetime(2026, 3, 4, 10, 0)),
+    )
+    assert (first.number, run.number) == (1, 2)
+    TestCaseFactory(
+        project=project, description="Nightly sync", status="passed", validation_run=run
+    )
+    html = rb.render_html(project)
+    row = html[html.index("Nightly sync") :].split("</tr>")[0]
+    assert "validation run #2, passed, 4 Mar 2026" in row
 
 
 def test_a_big_project_goes_through_the_celery_task(project, owner_client, monkeypatch):

@@ -268,6 +268,24 @@ def test_testing_the_saved_settings_remembers_the_result(owner_client, system):
     ep.refresh_from_db()
     assert ep.last_test["ok"] is True and ep.last_tested_at is not None
     assert ep.version == 1 and ep.history.count() == 1  # a test is not an edit
+    # The status at the top of the page follows at once, out of band.
+    oob = html[html.index('<div id="endpoint-status" hx-swap-oob="true">') :]
+    assert "tested OK" in oob and 'data-testid="not-recorded"' not in html
+    # The runs page no longer says "never".
+    runs = owner_client.get(reverse("planner:runs", args=[system.project_id])).content.decode()
+    row = runs[runs.index(f'id="system-{system.pk}"') :].split("</tr>")[0]
+    assert "OK" in row and "never" not in row
+
+
+def test_testing_values_that_differ_from_the_saved_ones_says_it_keeps_no_result(
+    owner_client, system
+):
+    ep = SystemEndpointFactory(system=system, csv="id,name\n1,Ada\n")
+    data = {"kind": "file", "key_fields": "name", "expected_version": ep.version}
+    html = owner_client.post(conn_test_url(system), data, **HTMX).content.decode()
+    assert 'data-testid="not-recorded"' in html and "hx-swap-oob" not in html
+    ep.refresh_from_db()
+    assert ep.last_tested_at is None
 
 
 def test_test_connection_reports_invalid_settings_by_field(owner_client, system):

@@ -7,6 +7,7 @@ with tolerance 0 and not with an absolute tolerance of 1e-6.
 
 import csv
 import io
+import os
 import sqlite3
 from collections.abc import Iterator
 
@@ -105,7 +106,7 @@ def pg(settings) -> Iterator[dict]:
     from tests.connectors import PG_DSN, pg_database
 
     settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
-    with pg_database("aethon_exact_compare_test") as name:
+    with pg_database(f"aethon_exact_compare_test_{os.getpid()}") as name:
         with psycopg.connect(f"{PG_DSN} dbname={name}", autocommit=True) as conn:
             for table in ("src", "dst"):
                 conn.execute(
@@ -301,3 +302,198 @@ def test_numeric_keys_sort_numerically_in_lists_and_downloads(db, published):
     ]
     rows = list(csv.DictReader(io.StringIO(run.differences_file.read().decode())))
     assert [r["id"] for r in rows] == ["1", "2", "9", "10", "11", "100"]
+
+
+# ------------------------------------------------------------------------- text timestamps
+
+# The same instants as text, spelled as CSV exports and SQLite write them: a fraction of a
+# second, an offset, Z, a T or a space, and one without either.
+STAMPS = [
+    (1, "2026-01-05 10:00:00.123456", "2026-01-05 10:00:00.123456+00"),
+    (2, "2026-01-05T10:00:00+02:00", "2026-01-05 08:00:00+00"),
+    (3, "2026-01-05T10:00:00.000001Z", "2026-01-05 10:00:00.000001+00"),
+    (4, "2026-01-05 23:30:00.5-0530", "2026-01-06 05:00:00.5+00"),
+    (5, "2026-01-05 10:00:00", "2026-01-05 10:00:00+00"),
+    (6, None, None),
+]
+
+
+@pytest.fixture
+def stamped_pg(pg):
+    import psycopg
+
+    with psycopg.connect(pg["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE stamps (id int PRIMARY KEY, at timestamptz(6))")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO stamps VALUES (%s, %s)", [(i, real) for i, _, real in STAMPS]
+            )
+    return pg["endpoint"]("stamps")
+
+
+def stamp_connection(source_endpoint: dict, target_endpoint: dict, rule: str):
+    project = ProjectFactory()
+    source = SystemFactory(project=project, name="Export")
+    target = SystemFactory(project=project, name="Warehouse")
+    SystemEndpointFactory(system=source, **source_endpoint)
+    SystemEndpointFactory(system=target, **target_endpoint)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    for i, (name, kind, row_rule) in enumerate(
+        [("id", "integer", "identity"), ("at", "datetime", rule)]
+    ):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=name,
+            target_field=name,
+            source_type=kind,
+            target_type=kind,
+            rule=row_rule,
+            null_rule="skip",
+        )
+    return connection
+
+
+def stamps_csv(rows) -> str:
+    return "id,at\n" + "".join(f"{i},{'' if text is None else text}\n" for i, text, *_ in rows)
+
+
+@pytest.mark.parametrize("rule", ["identity", "trim", "datetime"])
+def test_csv_text_timestamps_match_a_timestamptz_column_exactly(db, published, stamped_pg, rule):
+    run = run_now(stamp_connection({"csv": stamps_csv(STAMPS)}, stamped_pg, rule))
+    mapping = run.stages.get(name="mapping")
+    assert mapping.status == "passed", mapping.examples
+    rec = reconciliation(run)
+    assert rec.status == "passed", (rec.error, rec.examples)
+    assert rec.figures["mismatch_counts"] == {"at": 0}
+    assert rec.figures["equal_count"] == len(STAMPS)
+    assert rec.figures["compared_as_text"] == []
+
+
+def test_sqlite_text_timestamps_match_a_timestamptz_column_exactly(
+    db, published, stamped_pg, tmp_path
+):
+    path = tmp_path / "stamps.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, at text)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, text) for i, text, _ in STAMPS])
+    conn.commit()
+    conn.close()
+    for rule in ("identity", "trim"):
+        run = run_now(stamp_connection(sqlite_endpoint(path.read_bytes()), stamped_pg, rule))
+        assert run.stages.get(name="mapping").status == "passed"
+        assert reconciliation(run).figures["mismatch_counts"] == {"at": 0}, rule
+
+
+def test_a_microsecond_apart_is_a_difference(db, published, stamped_pg):
+    shifted = [(1, "2026-01-05 10:00:00.123457", None), *STAMPS[1:]]
+    run = run_now(stamp_connection({"csv": stamps_csv(shifted)}, stamped_pg, "trim"))
+    rec = reconciliation(run)
+    assert rec.figures["mismatch_counts"] == {"at": 1}
+    assert rec.examples[0]["key"] == {"id": 1}
+
+
+def test_a_malformed_timestamp_is_still_reported_with_its_key(db, published, stamped_pg):
+    broken = [
+        (1, "2026-01-05 10:00:00.123456", None),
+        (2, "2026-01-05T25:00:00+02:00", None),  # no hour 25
+        (3, "2026-01-05T10:00:00.Z", None),  # a point without digits
+        *STAMPS[3:],
+    ]
+    run = run_now(stamp_connection({"csv": stamps_csv(broken)}, stamped_pg, "trim"))
+    mapping = run.stages.get(name="mapping")
+    assert mapping.status == "failed"
+    assert [(e["key"], e["value"], e["reason"]) for e in mapping.examples] == [
+        (2, "2026-01-05T25:00:00+02:00", "type_mismatch"),
+        (3, "2026-01-05T10:00:00.Z", "type_mismatch"),
+    ]
+    # Both also differ from the target: a rejected value is never silently equal.
+    assert reconciliation(run).figures["mismatch_counts"] == {"at": 2}
+
+
+# ------------------------------------------------------------------------- full precision
+
+PRECISE = [
+    # id, text as exported, numeric(38,10) in the target
+    (1, "0.1234567", "0.1234567000"),
+    (2, "1e-7", "0.0000001000"),
+    (3, "383.75", "383.7500000000"),
+    (5, "99999999999999999.9999999999", "99999999999999999.9999999999"),
+    (6, "-0.0000000001", "-0.0000000001"),
+]
+
+
+@pytest.fixture
+def precise_pg(pg):
+    import psycopg
+
+    with psycopg.connect(pg["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE precise (id int PRIMARY KEY, amount numeric(38,10))")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO precise VALUES (%s, %s)",
+                [(i, stored) for i, _, stored in PRECISE if stored],
+            )
+    return pg["endpoint"]("precise")
+
+
+def precise_connection(target_endpoint: dict, rule: str, rows=PRECISE):
+    project = ProjectFactory()
+    source = SystemFactory(project=project, name="Export")
+    target = SystemFactory(project=project, name="Ledger")
+    csv_rows = "".join(f"{i},{text}\n" for i, text, stored in rows if stored)
+    SystemEndpointFactory(
+        system=source, csv="id,amount\n" + csv_rows, config={"infer_types": False}
+    )
+    SystemEndpointFactory(system=target, **target_endpoint)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    for i, (name, kind, row_rule) in enumerate(
+        [("id", "integer", "identity"), ("amount", "decimal", rule)]
+    ):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=name,
+            target_field=name,
+            source_type="string",
+            target_type=kind,
+            rule=row_rule,
+            null_rule="skip",
+        )
+    return connection
+
+
+@pytest.mark.parametrize("rule", ["identity", "trim", "trim | number", "number"])
+def test_decimals_keep_every_place_through_any_rule(db, published, precise_pg, rule):
+    run = run_now(precise_connection(precise_pg, rule))
+    assert run.stages.get(name="mapping").status == "passed"
+    rec = reconciliation(run)
+    assert rec.status == "passed", (rec.error, rec.examples)
+    assert rec.figures["mismatch_counts"] == {"amount": 0}
+
+
+def test_a_tenth_place_change_is_shown_with_the_values_as_they_are(db, published, precise_pg):
+    import psycopg
+
+    pg_dsn = precise_pg["config"]
+    with psycopg.connect(
+        f"host=127.0.0.1 dbname={pg_dsn['database']} user=postgres", autocommit=True
+    ) as conn:
+        conn.execute("UPDATE precise SET amount = 383.7500000001 WHERE id = 3")
+    run = run_now(precise_connection(precise_pg, "trim | number"))
+    rec = reconciliation(run)
+    assert rec.figures["mismatch_counts"] == {"amount": 1}
+    # The transformed value as it is (not 383.750000 nor 383.75000000000000000000), the
+    # target's as stored.
+    assert rec.examples == [
+        {"key": {"id": "3"}, "field": "amount", "source": "383.75", "target": "383.7500000001"}
+    ]
+
+
+def test_numbers_beyond_the_language_range_are_reported_not_rounded(db, published, precise_pg):
+    rows = [(4, "1234567890123456789.5", "x"), *PRECISE[:1]]
+    run = run_now(precise_connection(precise_pg, "number", rows))
+    mapping = run.stages.get(name="mapping")
+    assert [(e["key"], e["reason"]) for e in mapping.examples] == [("4", "type_mismatch")]

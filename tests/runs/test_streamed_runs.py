@@ -43,6 +43,7 @@ TARGET += [(None, "n@example.com", 0), (40, "dup40@example.com", 0)]
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AETHON_RUN_CHUNK_ROWS = CHUNK
+    settings.AETHON_RUN_FETCH_ROWS = 0  # every row read (push-down: tests/runs/test_pushdown.py)
 
 
 @pytest.fixture

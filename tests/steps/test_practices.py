@@ -275,7 +275,7 @@ def test_every_connection_needs_a_verified_backfill_or_no_history(project):
     plan.verification_run = run
     plan.save()
     assert findings(project, 4, "backfill_plans") == [
-        f"{connection}'s backfill verification run #{run.pk} failed."
+        f"{connection}'s backfill verification run #{run.number} failed."
     ]
     run.status = "passed"
     run.save()
@@ -298,11 +298,11 @@ def test_the_verification_run_must_be_a_reconciliation_of_that_connection(projec
     }
     url = add_url("backfill", project)
     html = owner_client.post(url, data, **HTMX).content.decode()
-    assert f"Verification run: Run #{wrong.pk} checked {other}, not {connection}." in html
+    assert f"Verification run: Run #{wrong.number} checked {other}, not {connection}." in html
     assert not BackfillPlan.objects.exists()
     data["add-backfill-verification_run"] = right.pk
     html = owner_client.post(url, data, **HTMX).content.decode()
-    assert f"run #{right.pk}</a> (passed)" in html
+    assert f"run #{right.number}</a> (passed)" in html
     assert BackfillPlan.objects.get().verification_run == right
     no_reason = {"add-backfill-connection": other.pk, "add-backfill-no_history": "on"}
     html = owner_client.post(url, no_reason, **HTMX).content.decode()

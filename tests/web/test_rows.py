@@ -2,8 +2,8 @@
 
 from django.urls import reverse
 
-from planner.models import Connection, SuccessCriterion, System
-from tests.conftest import HTMX
+from planner.models import Connection, Role, SuccessCriterion, System
+from tests.conftest import HTMX, client_for
 from tests.factories import CriterionFactory, SystemFactory
 
 
@@ -113,10 +113,24 @@ def test_delete_with_htmx_removes_the_row(project, owner_client):
     assert not SuccessCriterion.objects.filter(pk=criterion.pk).exists()
 
 
-def test_delete_needs_post(project, owner_client):
-    criterion = CriterionFactory(project=project)
-    assert owner_client.get(row_url("criterion", "delete", criterion)).status_code == 405
-    assert SuccessCriterion.objects.filter(pk=criterion.pk).exists()
+def test_delete_without_javascript_asks_on_a_page_and_deletes_only_on_post(
+    project, owner_client, member
+):
+    criterion = CriterionFactory(project=project, metric="sync latency")
+    url = row_url("criterion", "delete", criterion)
+    # The row offers a plain link to the confirmation page (htmx asks with hx-confirm).
+    step = owner_client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
+    assert f'href="{url}"' in step
+    page = owner_client.get(url)
+    html = page.content.decode()
+    assert page.status_code == 200 and "sync latency" in html
+    assert f'<form method="post" action="{url}">' in html and ">Cancel</a>" in html
+    assert SuccessCriterion.objects.filter(pk=criterion.pk).exists()  # GET deletes nothing
+    # A viewer may neither see the confirmation nor delete.
+    viewer = client_for(member(Role.VIEWER))
+    assert viewer.get(url).status_code == 403 and viewer.post(url).status_code == 403
+    assert owner_client.post(url).status_code == 302
+    assert not SuccessCriterion.objects.filter(pk=criterion.pk).exists()
 
 
 def test_connections_only_offer_and_accept_the_projects_systems(project, owner_client):

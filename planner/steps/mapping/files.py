@@ -13,6 +13,7 @@ from django.utils.text import slugify
 from psycopg import sql
 from simple_history.utils import bulk_create_with_history
 
+from planner.checklist import aftercare
 from planner.filesafety import FileLimits, configured_limits
 from planner.mapping.checks import rule_errors
 from planner.mapping.rules import RuleError
@@ -386,6 +387,7 @@ def apply_import(
         created = route.connection is None
         target = route.connection or _create_connection(project, route)
         count = import_rows(target, [r.values for r in route.rows], replace=replace, user=user)
+        aftercare.record_mapping_import(project, target, count, replace, user)
         done.append((target, count, created))
     return done
 

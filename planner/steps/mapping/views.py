@@ -8,12 +8,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from planner.checklist import aftercare
 from planner.mapping.checks import duplicate_targets, row_problems
 from planner.mapping.rules import TRANSFORMS, check, output_type, parse
 from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
 from planner.mapping.spreadsheet import COLUMNS
 from planner.models import Connection, FieldMapping, IntegrationProject
-from planner.steps import practices
+from planner.steps import freshness, practices
 from planner.steps.mapping.forms import FieldMappingForm
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, save_versioned
@@ -95,11 +96,14 @@ MAPPING = RowKind(
         ctx, ctx["evidence"].connections_by_id[obj.connection_id]
     ),
     template=ROWS,
+    after_save=lambda m: aftercare.record_mapping_change(m.project, m.pk),
+    after_delete=lambda m: aftercare.record_mapping_change(m.project, m.pk),
     extra_urls=(
         ("duplicate_url", "planner:mapping_duplicate", {}),
         ("up_url", "planner:mapping_move", {"direction": "up"}),
         ("down_url", "planner:mapping_move", {"direction": "down"}),
         ("cell_url", "planner:mapping_cell", {}),
+        ("comments_url", "planner:mapping_comments", {}),
     ),
 )
 
@@ -161,7 +165,9 @@ def mapping_add(request: HttpRequest, project, connection_id: int) -> HttpRespon
         mapping = form.save(commit=False)
         last = FieldMapping.objects.filter(connection=connection).aggregate(Max("position"))
         mapping.position = (last["position__max"] or 0) + 1
-        save_versioned(mapping, None)
+        with transaction.atomic():
+            save_versioned(mapping, None)
+            aftercare.record_mapping_change(project, mapping.pk)
         if not request.htmx:
             messages.success(request, f"Added {mapping}.")
             return redirect(editor_url(project.pk, connection.pk))
@@ -234,7 +240,9 @@ def mapping_cell(request: HttpRequest, project, pk: int) -> HttpResponse:
         return JsonResponse({"message": _first_error(form, field), "field": field}, status=422)
     setattr(mapping, field, form.cleaned_data[field])
     try:
-        save_versioned(mapping, form.cleaned_data["expected_version"])
+        with transaction.atomic():
+            save_versioned(mapping, form.cleaned_data["expected_version"])
+            aftercare.record_mapping_change(project, mapping.pk)
     except StaleEdit as conflict:
         current = conflict.current
         last = current.history.first()
@@ -272,6 +280,7 @@ def mapping_duplicate(request: HttpRequest, project, pk: int) -> HttpResponse:
         copy.position = original.position + 1
         copy.target_field = _free_name(original)
         copy.save()
+        aftercare.record_mapping_change(project, copy.pk)
     if not request.htmx:
         messages.success(request, f"Duplicated as {copy}; rename its target field.")
         return redirect(editor_url(project.pk, original.connection_id))
@@ -394,3 +403,4 @@ def step2_page(request, project, ctx: dict, forms: dict) -> None:
         summaries.append({"connection": c, "rows": len(rows), "problems": problems})
     ctx["mapping_summaries"] = summaries
     practices.step2_tables(request, project, ctx)
+    freshness.step2_tables(request, project, ctx)

@@ -1,0 +1,320 @@
+"""Freshness over PostgreSQL tables the way a user triggers it, against a reconciliation run of
+the same tables, in the same sitting.
+
+    .venv/bin/python benchmarks/freshness.py [--rows 1000000] [--db-url URL]
+                                             [--chunk-rows 50000] [--rebuild]
+
+1. Generates two PostgreSQL tables in this run (``fresh_src``: id, email, updated_at;
+   ``fresh_dst``: id, email, synced_at) with known lags: 1 % of keys missing in the target,
+   1 % with a different email (both late), the rest synced 0 to 399 s after the change (so
+   about 75 % within a 5-minute target); every change at least an hour old.
+2. Through the ORM: a user with an API token, a project, two systems with PostgreSQL settings,
+   a connection mapping id and email as they are, its freshness fields, and a criterion
+   "within 5 minutes" on it.
+3. Starts a real Celery worker (prefork, concurrency 1, a Redis queue of its own), asks for
+   "Measure now" with ``POST /api/projects/…/criteria/…/freshness/measure`` and polls
+   ``GET …/freshness`` until the measurement is stored; then, with a fresh worker, starts a
+   validation run of the same connection (``POST …/runs``) and polls it to the end.
+4. Prints the wall time and the worker's peak RSS (VmHWM of its processes) of both, and checks
+   the point's good, total and late figures against the generator's.
+
+Exits non-zero when a figure differs or a measurement did not finish. Targets (printed, not
+failed on, since a shared machine moves them): freshness no slower than the reconciliation
+and worker peak <= ~300 MB at 1 M keys. Needs PostgreSQL and Redis (``--broker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_e2e import Worker, mib, proc_status  # noqa: E402
+
+DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
+TARGET_SECONDS = 300
+
+
+def generate(rows: int, now: datetime):
+    """Source and target frames and the figures a measurement must find."""
+    import polars as pl
+
+    base = now - timedelta(hours=1)
+    ids = pl.int_range(1, rows + 1, eager=True, dtype=pl.Int64).alias("id")
+    src = pl.DataFrame(ids).with_columns(
+        pl.format("user{}@example.com", pl.col("id")).alias("email"),
+        (pl.lit(base) - pl.duration(seconds=pl.col("id") % 3600, microseconds=pl.col("id") % 997))
+        .dt.cast_time_unit("us")
+        .alias("updated_at"),
+    )
+    bucket = pl.col("id") % 100
+    lag = pl.duration(seconds=pl.col("id") % 400)
+    dst = src.filter(bucket != 0).select(
+        "id",
+        pl.when(bucket == 1).then(pl.lit("old@example.com")).otherwise("email").alias("email"),
+        (pl.col("updated_at") + lag).alias("synced_at"),
+    )
+    reflected = src.filter((bucket != 0) & (bucket != 1))
+    expected = {
+        "total": rows,
+        "good": reflected.filter(pl.col("id") % 400 <= TARGET_SECONDS).height,
+        "late_now": rows - reflected.height,
+    }
+    return src, dst, expected
+
+
+def load(dsn: str, db: str, src, dst) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    with psycopg.connect(f"{dsn} dbname={db}", autocommit=True) as conn:
+        for table, frame, column in (
+            (("fresh_src"), src, "updated_at"),
+            ("fresh_dst", dst, "synced_at"),
+        ):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+            conn.execute(
+                sql.SQL("CREATE UNLOGGED TABLE {} (id bigint, email text, {} timestamptz)").format(
+                    sql.Identifier(table), sql.Identifier(column)
+                )
+            )
+            buf = io.BytesIO()
+            frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f%z")
+            copy = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(table))
+            with conn.cursor() as cur, cur.copy(copy) as out:
+                view = buf.getbuffer()
+                for i in range(0, len(view), 1 << 20):
+                    out.write(view[i : i + (1 << 20)])
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(sql.Identifier(table))
+            )
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
+def build(db_cfg: dict):
+    from django.contrib.auth import get_user_model
+
+    from planner.api.tokens import create_token
+    from planner.models import (
+        Connection,
+        FieldMapping,
+        FreshnessSettings,
+        IntegrationProject,
+        Membership,
+        MetricKey,
+        Role,
+        SuccessCriterion,
+        System,
+        SystemEndpoint,
+    )
+
+    name = f"fresh-{uuid.uuid4().hex[:6]}"
+    user = get_user_model().objects.create_user(username=name, password=uuid.uuid4().hex)
+    _token, raw = create_token(user, "bench")
+    project = IntegrationProject.objects.create(name="Freshness benchmark", owner=user)
+    Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
+    config = {
+        "host": db_cfg["HOST"] or "127.0.0.1",
+        "port": int(db_cfg["PORT"] or 5432),
+        "database": db_cfg["NAME"],
+        "user": db_cfg["USER"] or "postgres",
+        "sslmode": "disable",
+    }
+    systems = []
+    for table in ("fresh_src", "fresh_dst"):
+        system = System.objects.create(project=project, name=table)
+        SystemEndpoint.objects.create(
+            system=system,
+            project=project,
+            kind=SystemEndpoint.Kind.POSTGRES,
+            config=config,
+            dataset=table,
+            key_fields="id",
+        )
+        systems.append(system)
+    connection = Connection.objects.create(project=project, source=systems[0], target=systems[1])
+    for i, (field, kind) in enumerate((("id", "integer"), ("email", "string"))):
+        FieldMapping.objects.create(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=field,
+            target_field=field,
+            source_type=kind,
+            target_type=kind,
+            rule="identity",
+            null_rule="skip",
+        )
+    FreshnessSettings.objects.create(
+        project=project,
+        connection=connection,
+        source_time_field="updated_at",
+        target_time_field="synced_at",
+    )
+    criterion = SuccessCriterion.objects.create(
+        project=project,
+        metric="new contacts in the marketing tool",
+        metric_key=MetricKey.FRESHNESS,
+        comparator="<=",
+        target=5,
+        unit="minutes",
+        attainment_pct=99.9,
+        freshness_connection=connection,
+    )
+    return project, connection, criterion, raw
+
+
+def timed(client, headers, start_url, poll_url, done, worker) -> tuple[float, float, dict]:
+    start = time.perf_counter()
+    reply = client.post(start_url, **headers)
+    if reply.status_code != 202:
+        raise SystemExit(f"start refused: {reply.status_code} {reply.content[:300]!r}")
+    body = reply.json()
+    run_id = body.get("id")
+    url = poll_url.format(run_id=run_id)
+    while True:
+        time.sleep(0.2)
+        body = client.get(url, **headers).json()
+        if done(body):
+            break
+    wall = time.perf_counter() - start
+    peak = max(proc_status(p).get("VmHWM", 0) for p in worker.processes())
+    return wall, mib(peak), body
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db-url", default=DEFAULT_DB_URL)
+    parser.add_argument("--broker", default=DEFAULT_BROKER)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    args = parser.parse_args()
+
+    import dj_database_url
+
+    db_cfg = dj_database_url.parse(args.db_url)
+    var_dir = Path(tempfile.mkdtemp(prefix="aethon-bench-fresh-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
+    env.update(
+        DATABASE_URL=args.db_url,
+        DJANGO_SETTINGS_MODULE="aethon.settings",
+        CELERY_BROKER_URL=args.broker,
+        AETHON_VAR_DIR=str(var_dir),
+        AETHON_MEDIA_ROOT=str(var_dir / "media"),
+        AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
+        AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
+        AETHON_READ_TIMEOUT="600",
+        AETHON_LOG_LEVEL="WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=uuid.uuid4().hex * 2,
+    )
+    dsn = (
+        f"host={db_cfg['HOST'] or '127.0.0.1'} port={db_cfg['PORT'] or 5432}"
+        f" user={db_cfg['USER'] or 'postgres'}"
+    )
+    worker = None
+    ok = True
+    try:
+        from pages import ensure_database, migrate
+
+        ensure_database(args.db_url)
+        migrate(env)
+        start = time.perf_counter()
+        src, dst, expected = generate(args.rows, datetime.now(UTC))
+        load(dsn, db_cfg["NAME"], src, dst)
+        del src, dst
+        print(
+            f"setup: {args.rows:,} keys generated and loaded in {time.perf_counter() - start:.1f}s"
+        )
+        print(f"expected: {expected}")
+        os.environ.update(env)
+        import django
+
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+        django.setup()
+        from django.conf import settings
+        from django.db import connections as dbs
+        from django.test import Client
+
+        from aethon.celery import app
+
+        queue = f"aethon-bench-{uuid.uuid4().hex[:8]}"
+        app.conf.task_default_queue = queue
+        # Both measurements publish from this process: load its task registry before timing,
+        # so the first does not pay for it alone.
+        app.loader.import_default_modules()
+        app.finalize()
+        settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+        project, connection, criterion, raw = build(db_cfg)
+        dbs.close_all()
+        client, headers = Client(), {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+        api = f"/api/projects/{project.pk}"
+        results = {}
+        for label, start_url, poll_url, done in (
+            (
+                "freshness",
+                f"{api}/criteria/{criterion.pk}/freshness/measure",
+                f"{api}/criteria/{criterion.pk}/freshness",
+                lambda b: b["measured_at"] is not None or bool(b["last_error"]),
+            ),
+            (
+                "reconciliation",
+                f"{api}/connections/{connection.pk}/runs",
+                api + "/runs/{run_id}",
+                lambda b: b["status"] not in ("queued", "running"),
+            ),
+        ):
+            # A fresh worker for each, so each peak is its own.
+            worker = Worker(queue, env, var_dir / f"{label}.log", f"fresh-{label}")
+            worker.wait_ready()
+            results[label] = timed(client, headers, start_url, poll_url, done, worker)
+            worker.stop()
+            worker = None
+            wall, peak, body = results[label]
+            print(f"{label}: {wall:.2f}s wall, worker peak RSS {peak:.0f} MiB")
+        body = results["freshness"][2]
+        if body["last_error"]:
+            print(f"freshness failed: {body['last_error']}")
+            ok = False
+        else:
+            latest = body["latest"]
+            got = {k: latest[k] for k in ("total", "good", "late_now")}
+            print(f"  of which measuring in the worker: {body['seconds']}s")
+            print(
+                f"freshness figures: {got}, p50/p95/p99/max {latest['lag_p50']}/"
+                f"{latest['lag_p95']}/{latest['lag_p99']}/{latest['lag_max']} s"
+            )
+            if got != expected:
+                print(f"  expected {expected}")
+                ok = False
+        if results["reconciliation"][2]["status"] not in ("passed", "failed"):
+            print(f"reconciliation ended {results['reconciliation'][2]['status']}")
+            ok = False
+        ratio = results["freshness"][0] / results["reconciliation"][0]
+        print(f"ratio freshness / reconciliation: {ratio:.2f} (target <= 1.0)")
+    finally:
+        if worker is not None:
+            worker.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pages of team work: assigning, "My work", comment threads, notifications and preferences."""

@@ -1,0 +1,254 @@
+"""Propagation lag (freshness): the one definition of its figures, from per-key times.
+
+The reading (connectors, mapping, the key-ordered merge) lives in ``planner.runs.freshness``;
+it hands this module, one key range at a time, a frame with the key columns and:
+
+* ``SOURCE_TIME``: when the source record changed (UTC, microseconds), null when unknown;
+* ``TARGET_TIME``: when the target's record changed, null when unknown or no target record;
+* ``AGREES``: the target holds this version (the key is there and every mapped field agrees).
+
+Definitions (docs/figures.md says the same in words):
+
+* reflected: ``AGREES`` and ``TARGET_TIME >= SOURCE_TIME - skew``;
+  lag = ``max(0, TARGET_TIME - SOURCE_TIME)`` in seconds.
+* decided: ``SOURCE_TIME < until`` where ``until = now - target - skew``: a record changed that
+  long ago is either reflected or late; newer ones may still be on their way.
+* counted (good/total): decided records with ``SOURCE_TIME >= counted_from`` (when given), so
+  consecutive measurements count each change once. total = counted records; good = counted
+  records that are reflected with a lag meeting the target (the criterion's comparator).
+* late now: read records, not reflected, changed before ``until``.
+* pending: read records, not reflected, changed at or after ``until`` (neither good nor total).
+* unmeasured: read records without a source change time (neither good nor total).
+* percentiles: nearest rank over the lags of counted reflected records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from planner.models.base import Comparator
+
+SOURCE_TIME = "__source_time"
+TARGET_TIME = "__target_time"
+AGREES = "__agrees"
+UTC_US = pl.Datetime("us", "UTC")
+MAX_EXAMPLES = 10
+PERCENTILES = (50, 95, 99)
+
+
+def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A change-time column as UTC datetimes with microseconds.
+
+    Naive datetimes are taken as UTC (SQL sessions are opened in UTC); text is read as ISO
+    8601 with or without an offset (``Z``, ``+02:00``, ``-0130``); a date is its midnight;
+    numbers are Unix seconds. Anything unreadable is null (an unmeasured record).
+    """
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return expr.dt.convert_time_zone("UTC").cast(UTC_US)
+    if dtype == pl.Date:
+        return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if dtype.is_numeric():
+        return (expr.cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64).cast(UTC_US)
+    if dtype in (pl.String, pl.Null) or isinstance(dtype, pl.Categorical):
+        text = (
+            expr.cast(pl.String)
+            .str.strip_chars()
+            .str.replace(r"[Zz]$", "+00:00")
+            .str.replace("T", " ", literal=True)
+        )
+        return pl.coalesce(
+            text.str.to_datetime(
+                "%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_zone="UTC", time_unit="us"
+            ),
+            text.str.to_datetime(
+                "%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"
+            ).dt.replace_time_zone("UTC"),
+            text.str.to_datetime(
+                "%Y-%m-%d %H:%M", strict=False, time_unit="us"
+            ).dt.replace_time_zone("UTC"),
+            text.str.to_date("%Y-%m-%d", strict=False)
+            .cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC"),
+        )
+    return pl.lit(None, UTC_US)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one measurement counts: the target, the allowance and the counted interval."""
+
+    now: datetime
+    target_seconds: float
+    comparator: str = Comparator.LTE
+    skew_seconds: float = 0
+    counted_from: datetime | None = None
+
+    @property
+    def until(self) -> datetime:
+        return self.now - timedelta(seconds=self.target_seconds + self.skew_seconds)
+
+
+@dataclass
+class FreshnessResult:
+    good: int
+    total: int
+    pending: int
+    late_now: int
+    unmeasured: int
+    read: int
+    lag_p50: float | None
+    lag_p95: float | None
+    lag_p99: float | None
+    lag_max: float | None
+    late_examples: list[dict[str, Any]]
+    counted_from: datetime | None
+    counted_until: datetime
+
+    @property
+    def share_within_pct(self) -> float | None:
+        return None if not self.total else 100.0 * self.good / self.total
+
+
+def nearest_rank(sorted_values: pl.Series, pct: float) -> float | None:
+    """The smallest value with at least ``pct`` % of the values at or below it."""
+    n = sorted_values.len()
+    if not n:
+        return None
+    return float(sorted_values[max(1, math.ceil(pct / 100 * n)) - 1])
+
+
+# Comparator.holds as column expressions (the same tolerance for "=").
+_MEETS = {
+    Comparator.LTE: lambda lag, t: lag <= t,
+    Comparator.LT: lambda lag, t: lag < t,
+    Comparator.GTE: lambda lag, t: lag >= t,
+    Comparator.GT: lambda lag, t: lag > t,
+    Comparator.EQ: lambda lag, t: (lag - t).abs() < 1e-9,
+    Comparator.NE: lambda lag, t: (lag - t).abs() >= 1e-9,
+}
+
+
+@dataclass
+class FreshnessTally:
+    """Folds key ranges into one result; holds one float per counted lag, never the rows."""
+
+    window: Window
+    key: list[str]
+    max_examples: int = MAX_EXAMPLES
+    good: int = 0
+    total: int = 0
+    pending: int = 0
+    late_now: int = 0
+    unmeasured: int = 0
+    read: int = 0
+    lags: list[pl.Series] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, part: pl.DataFrame) -> None:
+        w = self.window
+        s, t = pl.col(SOURCE_TIME), pl.col(TARGET_TIME)
+        skew = timedelta(seconds=w.skew_seconds)
+        until = pl.lit(w.until, UTC_US)
+        reflected = pl.col(AGREES).fill_null(False) & t.is_not_null() & (t >= s - skew)
+        lag = pl.max_horizontal((t - s).dt.total_microseconds() / 1_000_000, pl.lit(0.0))
+        counted = s < until
+        if w.counted_from is not None:
+            counted = counted & (s >= pl.lit(w.counted_from, UTC_US))
+        known = s.is_not_null()
+        lag_col = pl.when(reflected).then(lag)
+        late = known & ~reflected & (s < until)
+        meets = _MEETS[Comparator(w.comparator)](lag_col, float(w.target_seconds))
+        # One pass for the counts; the lags and the late rows are only taken where there are.
+        counts = part.select(
+            known.sum().alias("known"),
+            (known & counted).sum().alias("total"),
+            (known & counted & reflected & meets).fill_null(False).sum().alias("good"),
+            late.sum().alias("late"),
+            (known & ~reflected).sum().alias("waiting"),
+        ).row(0, named=True)
+        self.read += part.height
+        self.unmeasured += part.height - counts["known"]
+        self.total += counts["total"]
+        self.good += counts["good"]
+        self.late_now += counts["late"]
+        self.pending += counts["waiting"] - counts["late"]
+        if counts["total"]:
+            lags = part.select(lag_col.filter(known & counted & reflected)).to_series()
+            if lags.len():
+                self.lags.append(lags)
+        room = self.max_examples - len(self.examples)
+        if room > 0 and counts["late"]:
+            for row in part.filter(late).head(room).iter_rows(named=True):
+                self.examples.append(_example(row, self.key, w.now))
+
+    def result(self) -> FreshnessResult:
+        lags = pl.concat(self.lags).sort() if self.lags else pl.Series([], dtype=pl.Float64)
+        p50, p95, p99 = (nearest_rank(lags, p) for p in PERCENTILES)
+        return FreshnessResult(
+            good=self.good,
+            total=self.total,
+            pending=self.pending,
+            late_now=self.late_now,
+            unmeasured=self.unmeasured,
+            read=self.read,
+            lag_p50=p50,
+            lag_p95=p95,
+            lag_p99=p99,
+            lag_max=float(lags[-1]) if lags.len() else None,
+            late_examples=self.examples,
+            counted_from=self.window.counted_from,
+            counted_until=self.window.until,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _example(row: dict[str, Any], key: list[str], now: datetime) -> dict[str, Any]:
+    changed = row[SOURCE_TIME]
+    return {
+        "key": {k: _plain(row[k]) for k in key},
+        "source_changed": _iso(changed),
+        "target_changed": _iso(row[TARGET_TIME]),
+        "late_by_seconds": round((now - changed).total_seconds(), 3),
+    }
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def target_seconds(target: float, unit: str) -> float | None:
+    """A duration target in seconds; None when the unit is not a duration."""
+    factor = DURATION_UNITS.get((unit or "").strip().lower())
+    return None if factor is None else float(target) * factor
+
+
+DURATION_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+}
+
+
+def default_every_minutes(target_secs: float) -> int:
+    """How often a criterion is measured by default: about a fifth of its target, 1 to 60 min."""
+    return int(min(60, max(1, target_secs // 300)))

@@ -1,0 +1,2 @@
+"""Working as a team: assignments with due dates and their reminders, comment threads with
+@mentions. Plain functions the pages, the API and the beat call alike."""

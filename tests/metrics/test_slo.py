@@ -1,0 +1,269 @@
+"""Compliance, error budget, burn rates and roll-ups of a criterion's time series, on series whose
+figures are worked out by hand."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from planner.metrics import figures as kpis
+from planner.metrics import slo
+from planner.metrics.points import record_point
+from planner.models import Alert, MetricKey, Monitor, SliPoint
+from planner.runs import slo_alerts
+from tests.factories import CriterionFactory
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def fresh(**kwargs):
+    """'Propagation lag <= 5 minutes, 99.9 % over 30 days'."""
+    defaults = {
+        "metric": "contacts reach marketing",
+        "metric_key": MetricKey.FRESHNESS,
+        "target": Decimal("5"),
+        "unit": "minutes",
+        "attainment_pct": Decimal("99.9"),
+        "window_value": 30,
+        "window_unit": "days",
+    }
+    return CriterionFactory(**{**defaults, **kwargs})
+
+
+def series(criterion, start, count, step=MINUTE, good=100, total=100, **lags):
+    """`count` raw points from `start`, `step` apart, each good/total events."""
+    SliPoint.objects.bulk_create(
+        SliPoint(criterion=criterion, at=start + i * step, good=good, total=total, **lags)
+        for i in range(count)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Compliance and the error budget
+
+
+def test_compliance_and_budget_are_exact_on_a_hand_computed_series(db):
+    c = fresh()
+    # 30 days, one point every 10 minutes ending at NOW: 4,320 points of 100 events.
+    series(c, NOW - timedelta(days=30) + 10 * MINUTE, 4320, step=10 * MINUTE)
+    # Ten of them had 10 late records each: 100 bad events of 432,000.
+    bad = SliPoint.objects.filter(criterion=c).order_by("at")[100:110]
+    SliPoint.objects.filter(pk__in=[p.pk for p in bad]).update(good=90)
+    result = slo.compliance(c, end=NOW)
+    assert (result.good, result.total, result.bad) == (431_900, 432_000, 100)
+    assert result.attainment_pct == round(100 * 431_900 / 432_000, 4) == 99.9769
+    assert result.budget == pytest.approx(432.0)  # 0.1 % of 432,000
+    assert result.budget_left == pytest.approx(332.0)
+    assert result.budget_left_pct == pytest.approx(76.85)
+    assert result.coverage_pct == 100.0
+    assert result.state == slo.MET
+    judged = kpis.judge_criterion(c, {}, slo.compliance(c, end=NOW))
+    assert judged.outcome == kpis.MET and judged.value == 99.9769 and judged.unit == "%"
+
+
+def test_window_edges_exclude_the_point_at_its_start_and_include_the_one_at_its_end(db):
+    c = fresh(window_value=1)
+    record_point(c, at=NOW - timedelta(days=1), good=0, total=10)  # just outside
+    record_point(c, at=NOW, good=10, total=10)
+    result = slo.compliance(c, end=NOW)
+    assert (result.good, result.total) == (10, 10)
+
+
+def test_a_missed_objective_and_an_overspent_budget(db):
+    c = fresh()
+    series(c, NOW - timedelta(days=30) + MINUTE, 30, step=timedelta(days=1), good=99, total=100)
+    result = slo.compliance(c, end=NOW)
+    # 1 % bad against 0.1 % allowed: the budget is spent ten times over.
+    assert result.attainment_pct == 99.0 and result.state == slo.MISSED
+    assert result.budget_left_pct == pytest.approx(-900.0)
+    assert kpis.judge_criterion(c, {}, slo.compliance(c, end=NOW)).outcome == kpis.MISSED
+
+
+def test_nothing_measured_is_not_enough_data_never_met(db):
+    c = fresh()
+    result = slo.compliance(c, end=NOW)
+    assert result.state == slo.NOT_ENOUGH_DATA and result.state_label == "Not enough data yet"
+    assert result.attainment is None and result.budget is None and result.coverage_pct == 0
+    judged = kpis.judge_criterion(c, {"agreement_pct": 100})
+    assert judged.outcome == kpis.NO_EVIDENCE and "nothing measured" in judged.reason
+
+
+def test_two_good_days_of_thirty_are_not_enough_data_and_say_how_much_is_covered(db):
+    c = fresh()
+    series(c, NOW - timedelta(days=2), 2 * 24, step=timedelta(hours=1))
+    result = slo.compliance(c, end=NOW)
+    assert result.attainment_pct == 100.0
+    assert result.coverage_pct == pytest.approx(6.7)
+    assert result.state == slo.NOT_ENOUGH_DATA
+    judged = kpis.judge_criterion(c, {}, slo.compliance(c, end=NOW))
+    assert judged.outcome == kpis.NO_EVIDENCE and "6.7% of the window measured" in judged.reason
+
+
+def test_a_criterion_without_an_attainment_uses_a_share_target_or_states_none(db):
+    agreement = CriterionFactory(
+        metric="records agree", metric_key=MetricKey.AGREEMENT, comparator=">=", target=99.5,
+        unit="%", attainment_pct=None,
+    )  # fmt: skip
+    assert slo.objective_of(agreement) == pytest.approx(0.995)
+    errors = CriterionFactory(
+        metric="errors", metric_key=MetricKey.ERROR_RATE, comparator="<=", target=2, unit="%",
+        attainment_pct=None,
+    )  # fmt: skip
+    assert slo.objective_of(errors) == pytest.approx(0.98)
+    latency = CriterionFactory(metric_key=MetricKey.LATENCY, attainment_pct=None, unit="ms")
+    record_point(latency, at=NOW, good=1, total=1)
+    assert slo.compliance(latency, end=NOW).state == slo.NO_OBJECTIVE
+
+
+def test_a_freshness_criterion_no_longer_breaks_judging_and_falls_back_to_evidence(db):
+    c = fresh(evidence_value=Decimal("3"), evidence_date=NOW.date(), evidence_note="dashboard")
+    judged = kpis.judge_criterion(c, {}, slo.compliance(c, end=NOW))
+    assert judged.outcome == kpis.MET and "manual evidence" in judged.reason
+    assert kpis.label_of(MetricKey.FRESHNESS) == "propagation lag"
+
+
+# ---------------------------------------------------------------------------------------------
+# Roll-ups
+
+
+def test_roll_up_keeps_every_figure_and_is_idempotent(db, settings):
+    settings.AETHON_SLO_ROLLUP_AFTER_DAYS = 3
+    c = fresh(window_value=7)
+    start = NOW - timedelta(days=7) + MINUTE
+    series(c, start, 7 * 24 * 60, good=100, total=100, lag_p50=10.0, lag_p95=40.0, lag_p99=60.0)
+    # One bad minute on each side of the roll-up boundary (3 days ago, on the hour).
+    cutoff = NOW - timedelta(days=3)
+    SliPoint.objects.filter(criterion=c, at=cutoff - MINUTE).update(good=50, lag_p99=600.0)
+    SliPoint.objects.filter(criterion=c, at=cutoff).update(good=70)
+    before = slo.compliance(c, end=NOW)
+    assert (before.good, before.total) == (1_008_000 - 80, 1_008_000)
+
+    folded = slo.roll_up(now=NOW)
+    raw_left = SliPoint.objects.filter(criterion=c, resolution="raw")
+    hours = SliPoint.objects.filter(criterion=c, resolution="hour")
+    assert folded == 4 * 24 * 60 - 1  # every raw point before the cutoff (the window starts +1')
+    assert raw_left.count() == 3 * 24 * 60 + 1 and raw_left.order_by("at").first().at == cutoff
+    assert hours.count() == 4 * 24
+    worst = hours.get(at=cutoff - timedelta(hours=1))
+    assert (worst.good, worst.total, worst.points, worst.lag_p99) == (5950, 6000, 60, 600.0)
+    after = slo.compliance(c, end=NOW)
+    assert (after.good, after.total) == (before.good, before.total)
+
+    assert slo.roll_up(now=NOW) == 0  # again: nothing left to fold, nothing counted twice
+    assert slo.compliance(c, end=NOW).total == before.total
+
+    # A late measurement for an hour already rolled up is merged into it next time.
+    record_point(c, at=cutoff - timedelta(minutes=30, seconds=30), good=0, total=5)
+    assert slo.roll_up(now=NOW) == 1
+    worst.refresh_from_db()
+    assert (worst.good, worst.total, worst.points) == (5950, 6005, 61)
+
+
+def test_buckets_sum_raw_and_rolled_up_points_per_hour(db):
+    c = fresh(window_value=7)
+    series(c, NOW - timedelta(days=5), 5 * 24 * 60, lag_p95=30.0)
+    slo.roll_up(now=NOW)
+    hourly = slo.buckets(c, NOW - timedelta(days=5), NOW)
+    assert len(hourly) == 5 * 24
+    assert {b.total for b in hourly} == {6000} and {b.lag_p95 for b in hourly} == {30.0}
+    samples = slo.rolling(c, hourly, NOW, timedelta(days=1))
+    assert len(samples) == 8 and samples[-1].compliance_pct == 100.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Burn-rate alerts (SRE workbook: 1 h & 5 min > 14.4, 6 h & 30 min > 6, 3 d & 6 h > 1)
+
+
+def steady_then(c, minutes_bad, bad_good, days=4, events=1000):
+    """`days` of clean one-minute points ending at NOW, the last `minutes_bad` of them with
+    `bad_good` good events of `events`."""
+    n = days * 24 * 60
+    series(c, NOW - timedelta(minutes=n - 1), n - minutes_bad, good=events, total=events)
+    series(c, NOW - timedelta(minutes=minutes_bad - 1), minutes_bad, good=bad_good, total=events)
+
+
+def firing(c, now=NOW):
+    return {r.rule.name for r in slo.compliance(c, end=now).firing}
+
+
+def test_a_sudden_break_pages_on_the_fast_rule_only(db, mailoutbox):
+    c = fresh()
+    steady_then(c, 60, 980)  # 2 % bad for the last hour: burn 20 over 1 h and 5 min
+    result = slo.compliance(c, end=NOW)
+    fast = next(r for r in result.rules if r.rule.name == "fast")
+    assert (fast.long_burn, fast.short_burn) == (20.0, 20.0)
+    medium = next(r for r in result.rules if r.rule.name == "medium")
+    assert medium.long_burn == pytest.approx(20 / 6, abs=1e-3) and not medium.firing
+    outcome = slo_alerts.evaluate_burn(c, now=NOW)
+    [alert] = outcome["opened"]
+    assert alert.fingerprint == f"slo:{c.pk}:fast" and alert.severity == "critical"
+    assert "20x over 1 h" in alert.title and "exceed 14.4" in alert.title
+    assert alert.project_id == c.project_id and alert.value == 20.0
+    assert mailoutbox and "burns its error budget" in mailoutbox[0].subject
+    # Still burning: the same alert, not a second one.
+    assert slo_alerts.evaluate_burn(c, now=NOW)["opened"] == []
+    assert Alert.objects.filter(state="open").count() == 1
+
+
+def test_a_steady_burn_pages_on_the_medium_rule(db):
+    c = fresh()
+    steady_then(c, 6 * 60, 993)  # 0.7 % bad for six hours: burn 7
+    assert firing(c) == {"medium"}
+
+
+def test_a_slow_leak_opens_a_ticket_on_the_slow_rule(db):
+    c = fresh()
+    steady_then(c, 3 * 24 * 60, 9985, events=10_000)  # 0.15 %: burn 1.5 over 3 days
+    assert firing(c) == {"slow"}
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert alert.severity == "warning" and alert.fingerprint.endswith(":slow")
+
+
+def test_no_alert_below_every_threshold_nor_without_data(db):
+    c = fresh()
+    assert firing(c) == set()
+    assert slo_alerts.evaluate_burn(c, now=NOW)["opened"] == []
+    steady_then(c, 3 * 24 * 60, 9995, events=10_000)  # 0.05 %: burn 0.5
+    assert firing(c) == set()
+    assert slo_alerts.evaluate_burn(c, now=NOW)["opened"] == []
+
+
+def test_a_fast_burn_that_stops_resolves_its_alert(db, mailoutbox):
+    c = fresh()
+    steady_then(c, 60, 980)
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    # Ten clean minutes later the 5-minute window is clean: the page stops.
+    series(c, NOW + MINUTE, 10, good=1000, total=1000)
+    later = NOW + 10 * MINUTE
+    assert "fast" not in firing(c, later)
+    [resolved] = slo_alerts.evaluate_burn(c, now=later)["resolved"]
+    assert resolved.pk == alert.pk and resolved.state == "resolved"
+    assert "Recovered" in mailoutbox[-1].subject
+
+
+def test_burn_alerts_follow_the_criterion_monitors_route(db):
+    c = fresh()
+    monitor = Monitor.objects.create(
+        project=c.project, kind="criterion", name="lag", criterion=c, severity="warning"
+    )
+    steady_then(c, 60, 980)
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert alert.monitor_id == monitor.pk
+
+
+def test_rule_windows_scale_to_a_criterion_window_other_than_30_days(db):
+    c = fresh(window_value=3)  # a tenth of 30 days
+    fast = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "fast")
+    assert fast.long_window == timedelta(minutes=6) and fast.short_window == timedelta(seconds=30)
+    slow = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "slow")
+    assert slow.long_window == timedelta(hours=7, minutes=12)
+    assert "ticket when the burn rate over 7.2 h" in slow.text
+
+
+def test_record_and_evaluate_stores_the_point_then_checks_the_rules(db):
+    c = fresh()
+    steady_then(c, 59, 980)
+    point = slo_alerts.record_and_evaluate(c, at=NOW + MINUTE, good=980, total=1000)
+    assert point.resolution == "raw" and point.points == 1
+    assert Alert.objects.filter(fingerprint=f"slo:{c.pk}:fast", state="open").exists()

@@ -1,0 +1,459 @@
+"""Propagation lag measured on real systems: exact figures on known lags, late and pending
+records, clock skew, NULL change times, compound keys; incremental reads pushed down to SQL.
+
+The same records go through PostgreSQL, SQLite and CSV, and must give the same figures.
+"""
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection as db
+from psycopg import sql
+
+from planner.models import (
+    FreshnessSettings,
+    FreshnessState,
+    MetricKey,
+    SliPoint,
+    SuccessCriterion,
+    SystemEndpoint,
+)
+from planner.runs import freshness
+from tests.factories import (
+    ConnectionFactory,
+    CriterionFactory,
+    FieldMappingFactory,
+    ProjectFactory,
+    SystemEndpointFactory,
+    SystemFactory,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+HOUR_AGO = NOW - timedelta(hours=1)
+S = timedelta(seconds=1)
+
+
+def _rows():
+    """(id, source email, source changed, target email or None when absent, target synced).
+
+    Target 5 minutes, skew allowance 30 s: records changed before NOW - 330 s are decided.
+    """
+    return [
+        (1, " Ada@X.org", HOUR_AGO, "ada@x.org", HOUR_AGO + 10 * S),  # lag 10 s
+        (2, "b@x.org", HOUR_AGO, "b@x.org", HOUR_AGO + 60.5 * S),  # lag 60.5 s
+        (3, "c@x.org", HOUR_AGO, "c@x.org", HOUR_AGO + 120 * S),  # lag 120 s
+        (4, "d@x.org", HOUR_AGO, "d@x.org", HOUR_AGO + 400 * S),  # reflected, too slow
+        (5, "e@x.org", HOUR_AGO, "e@x.org", HOUR_AGO - 20 * S),  # clock 20 s behind: lag 0
+        (6, "f@x.org", HOUR_AGO, "f@x.org", HOUR_AGO - 40 * S),  # older than the skew: late
+        (7, "g@x.org", NOW - 600 * S, None, None),  # never arrived: late
+        (8, "h@x.org", NOW - 600 * S, "old@x.org", NOW - 595 * S),  # still different: late
+        (9, "i@x.org", NOW - 120 * S, None, None),  # not there yet, within target: pending
+        (10, "j@x.org", NOW - 60 * S, "j@x.org", NOW - 30 * S),  # arrived, decided next time
+        (11, "k@x.org", None, "k@x.org", HOUR_AGO),  # no change time: unmeasured
+        (12, "l@x.org", HOUR_AGO, "l@x.org", None),  # target time unknown: late
+        (13, "m@x.org", HOUR_AGO, "m@x.org", HOUR_AGO + timedelta(seconds=1, microseconds=1)),
+    ]
+
+
+FIRST = {
+    "total": 10,  # 1-8, 12, 13
+    "good": 5,  # 1, 2, 3, 5, 13
+    "late_now": 4,  # 6, 7, 8, 12
+    "pending": 1,  # 9
+    "unmeasured": 1,  # 11
+    # nearest rank over [0, 1.000001, 10, 60.5, 120, 400]
+    "lag_p50": 10.0,
+    "lag_p95": 400.0,
+    "lag_p99": 400.0,
+    "lag_max": 400.0,
+}
+LATE_KEYS = [6, 7, 8, 12]
+
+
+def _iso(value: datetime | None, offset_hours: int = 0) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
+
+
+def _connection(project, source_ep: dict, target_ep: dict, key="id"):
+    source = SystemFactory(project=project, name="CRM")
+    target = SystemFactory(project=project, name="Marketing")
+    SystemEndpointFactory(system=source, key_fields=key, **source_ep)
+    SystemEndpointFactory(system=target, key_fields=key, **target_ep)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    rules = [(k, k, "integer", "identity") for k in key.split(",")]
+    rules.append(("email", "email", "string", "trim | lower"))
+    for i, (src, dst, kind, rule) in enumerate(rules):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=src.strip(),
+            target_field=dst.strip(),
+            source_type=kind,
+            target_type=kind,
+            rule=rule,
+            null_rule="skip",
+        )
+    FreshnessSettings.objects.create(
+        project=project,
+        connection=connection,
+        source_time_field="updated_at",
+        target_time_field="synced_at",
+        skew_seconds=30,
+        overlap_seconds=300,
+    )
+    return connection
+
+
+def _criterion(connection, **kwargs):
+    """Read back, as the task reads it (no related object cached from the set-up)."""
+    made = CriterionFactory(
+        project=connection.project,
+        metric="new contacts in the marketing tool",
+        metric_key=MetricKey.FRESHNESS,
+        target=5,
+        unit="minutes",
+        freshness_connection=connection,
+        **{"window_value": None, **kwargs},
+    )
+    return SuccessCriterion.objects.get(pk=made.pk)
+
+
+def _sqlite(table, columns, rows) -> ContentFile:
+    conn = sqlite3.connect(":memory:")
+    conn.execute(f"CREATE TABLE {table} ({columns})")
+    conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    conn.commit()
+    data = conn.serialize()
+    conn.close()
+    return ContentFile(data, name=f"{table}.db")
+
+
+def _csv(header, rows) -> str:
+    return header + "\n" + "".join(",".join(v or "" for v in r) + "\n" for r in rows)
+
+
+@pytest.fixture
+def pg(settings):
+    if db.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…)")
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    s = db.settings_dict
+    dsn = dict(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"])
+    name = f"aethon_fresh_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield dsn, name
+    finally:
+        with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _pg_endpoint(dsn, name, table) -> dict:
+    return {
+        "kind": SystemEndpoint.Kind.POSTGRES,
+        "config": {
+            "host": dsn["host"],
+            "port": int(dsn["port"]),
+            "database": name,
+            "user": dsn["user"],
+            "sslmode": "disable",
+        },
+        "dataset": table,
+        "upload": "",
+        "upload_name": "",
+    }
+
+
+def _pg_load(dsn, name, rows):
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute("CREATE TABLE crm (id int, email text, updated_at timestamptz)")
+        # The target's clock column has no zone: it is read as UTC.
+        conn.execute("CREATE TABLE marketing (id int, email text, synced_at timestamp)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO crm VALUES (%s, %s, %s)", [(i, e, s) for i, e, s, _, _ in rows]
+            )
+            cur.executemany(
+                "INSERT INTO marketing VALUES (%s, %s, %s)",
+                [
+                    (i, te, tt.replace(tzinfo=None) if tt else None)
+                    for i, _, _, te, tt in rows
+                    if te is not None
+                ],
+            )
+
+
+def _pg_connection(pg, rows=None):
+    dsn, name = pg
+    _pg_load(dsn, name, rows or _rows())
+    return _connection(
+        ProjectFactory(),
+        _pg_endpoint(dsn, name, "crm"),
+        _pg_endpoint(dsn, name, "marketing"),
+    )
+
+
+def _sqlite_connection():
+    rows = _rows()
+    return _connection(
+        ProjectFactory(),
+        {
+            "kind": SystemEndpoint.Kind.SQLITE,
+            "dataset": "crm",
+            "upload": _sqlite(
+                "crm",
+                "id INTEGER, email TEXT, updated_at TEXT",
+                [(i, e, _iso(s, 2)) for i, e, s, _, _ in rows],
+            ),
+            "upload_name": "crm.db",
+        },
+        {
+            "kind": SystemEndpoint.Kind.SQLITE,
+            "dataset": "marketing",
+            "upload": _sqlite(
+                "marketing",
+                "id INTEGER, email TEXT, synced_at TEXT",
+                [(i, te, _iso(tt)) for i, _, _, te, tt in rows if te is not None],
+            ),
+            "upload_name": "marketing.db",
+        },
+    )
+
+
+def _csv_connection():
+    rows = _rows()
+    # Text times with offsets on one side, 'Z' on the other: both are read as instants.
+    source = _csv(
+        "id,email,updated_at", [(str(i), e.strip(), _iso(s, -5)) for i, e, s, _, _ in rows]
+    )
+    target = _csv(
+        "id,email,synced_at",
+        [
+            (str(i), te, _iso(tt) and _iso(tt).replace("+00:00", "Z"))
+            for i, _, _, te, tt in rows
+            if te
+        ],
+    )
+    return _connection(
+        ProjectFactory(),
+        {"csv": source, "config": {"infer_types": True}},
+        {"csv": target, "config": {"infer_types": True}},
+    )
+
+
+def _state(criterion) -> FreshnessState:
+    return FreshnessState.objects.get(criterion=criterion)
+
+
+def _assert_first(point: SliPoint, state: FreshnessState) -> None:
+    assert point is not None, state.last_error
+    got = {k: getattr(point, k) for k in ("total", "good", "late_now")}
+    got |= {k: state.figures[k] for k in ("pending", "unmeasured")}
+    got |= {k: getattr(point, k) for k in ("lag_p50", "lag_p95", "lag_p99", "lag_max")}
+    assert got == FIRST
+    assert state.figures["share_within_pct"] == 50.0
+    assert [e["key"]["id"] for e in state.late_examples] == LATE_KEYS
+    late7 = next(e for e in state.late_examples if e["key"]["id"] == 7)
+    assert late7 == {
+        "key": {"id": 7},
+        "source_changed": (NOW - 600 * S).isoformat(),
+        "target_changed": None,
+        "late_by_seconds": 600.0,
+    }
+    assert state.counted_until == NOW - 330 * S
+    assert state.last_error == ""
+
+
+def test_postgres_tables_with_known_lags_give_the_exact_figures(db, pg):
+    criterion = _criterion(_pg_connection(pg))
+    point = freshness.measure_and_record(criterion, now=NOW)
+    _assert_first(point, _state(criterion))
+    assert point.at == NOW
+    assert _state(criterion).figures["reading"]["mode"] == "streamed"
+
+
+def test_the_next_measurement_counts_only_newly_decided_records_and_reads_only_recent_ones(db, pg):
+    dsn, name = pg
+    criterion = _criterion(_pg_connection(pg))
+    freshness.measure_and_record(criterion, now=NOW)
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO marketing VALUES (9, 'i@x.org', %s)",
+            ((NOW - 20 * S).replace(tzinfo=None),),
+        )
+    later = NOW + 300 * S
+    point = freshness.measure_and_record(criterion, now=later)
+    state = _state(criterion)
+    # Counted: changed in [NOW - 330 s, later - 330 s) = keys 9 (lag 100 s) and 10 (lag 30 s).
+    assert (point.total, point.good, point.late_now) == (2, 2, 2)  # 7 and 8 are still late
+    assert (point.lag_p50, point.lag_max) == (30.0, 100.0)
+    # Pushed down: only the records changed since the cutoff minus the 5-minute overlap.
+    assert state.figures["reading"]["source_rows"] == 4  # keys 7, 8, 9, 10
+    assert state.counted_until == later - 330 * S
+    assert SliPoint.objects.filter(criterion=criterion).count() == 2
+
+
+@pytest.mark.parametrize("make", [_sqlite_connection, _csv_connection], ids=["sqlite", "csv"])
+def test_sqlite_and_csv_give_the_same_figures(db, settings, make):
+    settings.AETHON_RUN_CHUNK_ROWS = 3
+    criterion = _criterion(make())
+    point = freshness.measure_and_record(criterion, now=NOW)
+    _assert_first(point, _state(criterion))
+
+
+def test_small_chunks_give_the_same_figures_as_one(db, pg, settings):
+    settings.AETHON_RUN_CHUNK_ROWS = 2
+    criterion = _criterion(_pg_connection(pg))
+    point = freshness.measure_and_record(criterion, now=NOW)
+    state = _state(criterion)
+    _assert_first(point, state)
+    assert state.figures["reading"]["peak_rows_held"] <= 8
+
+
+def test_a_compound_key_is_matched_on_all_its_parts(db):
+    rows = [
+        (1, 1, "a@x.org", HOUR_AGO.isoformat(), (HOUR_AGO + 5 * S).isoformat()),
+        (2, 1, "b@x.org", HOUR_AGO.isoformat(), (HOUR_AGO + 50 * S).isoformat()),
+        (1, 2, "c@x.org", HOUR_AGO.isoformat(), None),  # (1, 2) absent in the target
+    ]
+    source = _sqlite(
+        "crm",
+        "tenant INTEGER, id INTEGER, email TEXT, updated_at TEXT",
+        [r[:4] for r in rows],
+    )
+    # The target has (2, 2), not (1, 2): a key matched on `id` alone would call it reflected.
+    target = _sqlite(
+        "marketing",
+        "tenant INTEGER, id INTEGER, email TEXT, synced_at TEXT",
+        [
+            (1, 1, "a@x.org", rows[0][4]),
+            (2, 1, "b@x.org", rows[1][4]),
+            (2, 2, "c@x.org", rows[1][4]),
+        ],
+    )
+    ep = {"kind": SystemEndpoint.Kind.SQLITE}
+    connection = _connection(
+        ProjectFactory(),
+        {**ep, "dataset": "crm", "upload": source, "upload_name": "crm.db"},
+        {**ep, "dataset": "marketing", "upload": target, "upload_name": "marketing.db"},
+        key="tenant,id",
+    )
+    criterion = _criterion(connection)
+    point = freshness.measure_and_record(criterion, now=NOW)
+    assert (point.total, point.good, point.late_now, point.lag_max) == (3, 2, 1, 50.0)
+    assert _state(criterion).late_examples[0]["key"] == {"tenant": 1, "id": 2}
+
+
+def test_a_created_basis_needs_the_record_not_its_current_values(db, pg):
+    connection = _pg_connection(pg)
+    FreshnessSettings.objects.filter(connection=connection).update(basis="created")
+    criterion = _criterion(connection)
+    point = freshness.measure_and_record(criterion, now=NOW)
+    # Key 8 is there (different email, synced 5 s after): on time for a "new records" promise.
+    assert (point.total, point.good, point.late_now) == (10, 6, 3)
+
+
+def test_a_system_that_cannot_be_read_records_nothing_and_says_why(db, pg):
+    connection = _pg_connection(pg)
+    SystemEndpoint.objects.filter(system=connection.target).update(dataset="no_such_table")
+    criterion = _criterion(connection)
+    assert freshness.measure_and_record(criterion, now=NOW) is None
+    state = _state(criterion)
+    assert "no_such_table" in state.last_error
+    assert state.error_at == NOW
+    assert state.counted_until is None
+    assert not SliPoint.objects.filter(criterion=criterion).exists()
+
+
+def test_a_missing_time_field_is_named(db, pg):
+    connection = _pg_connection(pg)
+    FreshnessSettings.objects.filter(connection=connection).update(target_time_field="changed")
+    criterion = _criterion(connection)
+    assert freshness.measure_and_record(criterion, now=NOW) is None
+    assert _state(criterion).last_error == "Target (Marketing) has no field changed."
+
+
+def test_the_window_bounds_the_first_measurement(db, pg):
+    # A 30-minute window: the first point counts only records changed in the last 30 minutes.
+    criterion = _criterion(_pg_connection(pg), window_value=30, window_unit="minutes")
+    point = freshness.measure_and_record(criterion, now=NOW)
+    assert (point.total, point.good, point.late_now) == (2, 0, 2)  # keys 7 and 8
+
+
+@pytest.fixture
+def mysql_tables(settings):
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        db = pymysql.connect(
+            host="127.0.0.1", user="root", password="", database="test", connect_timeout=3
+        )
+    except pymysql.err.MySQLError as exc:
+        pytest.skip(f"MySQL/MariaDB on 127.0.0.1:3306 is unreachable: {exc}")
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"crm_{suffix}", f"marketing_{suffix}")
+    rows = _rows()
+    naive = lambda v: v.astimezone(UTC).replace(tzinfo=None) if v else None  # noqa: E731
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE {names[0]} (id INT, email TEXT, updated_at DATETIME(6))")
+        cur.execute(f"CREATE TABLE {names[1]} (id INT, email TEXT, synced_at DATETIME(6))")
+        cur.executemany(
+            f"INSERT INTO {names[0]} VALUES (%s, %s, %s)",
+            [(i, e, naive(s)) for i, e, s, _, _ in rows],
+        )
+        cur.executemany(
+            f"INSERT INTO {names[1]} VALUES (%s, %s, %s)",
+            [(i, te, naive(tt)) for i, _, _, te, tt in rows if te is not None],
+        )
+    db.commit()
+    try:
+        yield names
+    finally:
+        with db.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+        db.close()
+
+
+def test_mysql_gives_the_same_figures_and_pushes_the_filter_down(db, mysql_tables):
+    def endpoint(table):
+        return {
+            "kind": SystemEndpoint.Kind.MYSQL,
+            "config": {"host": "127.0.0.1", "port": 3306, "database": "test", "user": "root"},
+            "dataset": table,
+            "upload": "",
+            "upload_name": "",
+        }
+
+    connection = _connection(ProjectFactory(), *(endpoint(t) for t in mysql_tables))
+    criterion = _criterion(connection)
+    point = freshness.measure_and_record(criterion, now=NOW)
+    _assert_first(point, _state(criterion))
+    point = freshness.measure_and_record(criterion, now=NOW + 300 * S)
+    assert _state(criterion).figures["reading"]["source_rows"] == 4  # keys 7, 8, 9, 10
+    assert (point.total, point.good, point.late_now) == (2, 1, 3)  # 9 still missing: late
+
+
+def test_a_concurrent_measurement_that_finished_first_wins(db, monkeypatch):
+    criterion = _criterion(_sqlite_connection())
+    real = freshness.measure
+
+    def racing(c, **kwargs):
+        out = real(c, **kwargs)
+        # Another worker stored its measurement of the same records meanwhile.
+        FreshnessState.objects.filter(criterion=c).update(counted_until=NOW)
+        return out
+
+    monkeypatch.setattr(freshness, "measure", racing)
+    assert freshness.measure_and_record(criterion, now=NOW) is None
+    assert not SliPoint.objects.filter(criterion=criterion).exists()
