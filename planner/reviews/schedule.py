@@ -171,6 +171,8 @@ def claim_due(project_id: int, now: datetime | None = None) -> tuple[datetime, i
         schedule = (
             ReviewSchedule.objects.select_related("project")
             .filter(project_id=project_id, paused=False, next_due__lte=now)
+            # An archived project's review waits: restored, it gets one (missed ones counted).
+            .filter(project__archived_at__isnull=True)
             .first()
         )
         if schedule is None:
@@ -195,7 +197,7 @@ def claim_due(project_id: int, now: datetime | None = None) -> tuple[datetime, i
 def due_project_ids(now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     return list(
-        ReviewSchedule.objects.filter(paused=False, next_due__lte=now).values_list(
-            "project_id", flat=True
-        )
+        ReviewSchedule.objects.filter(
+            paused=False, next_due__lte=now, project__archived_at__isnull=True
+        ).values_list("project_id", flat=True)
     )

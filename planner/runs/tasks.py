@@ -90,6 +90,10 @@ def scheduled_validation(connection_id: int) -> int | None:
     if connection is None:
         drop_schedule(connection_id)  # the connection was deleted: its schedule goes too
         return None
+    if connection.project.archived:
+        # Archived means read-only: no run, no alert; the schedule resumes on restore.
+        log.info("scheduled validation of connection %s skipped: project archived", connection_id)
+        return None
     try:
         run = validation.start_validation_run(
             connection, None, kind=RunKind.VALIDATION, trigger=ValidationRun.Trigger.SCHEDULE

@@ -170,3 +170,32 @@ def test_the_deletion_log_is_for_staff(owner_client, project):
     page = staff.get(url).content.decode()
     assert name in page and project.owner.username in page
     assert Client().get(url).status_code == 302
+
+
+def test_an_archived_project_runs_no_scheduled_validation_or_review(db, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from planner.models import HealthReview, ReviewSchedule, ValidationRun
+    from planner.reviews import golive as going_live
+    from planner.reviews import tasks as review_tasks
+    from planner.runs.tasks import scheduled_validation
+    from tests.factories import inline_workers, ready_project
+
+    inline_workers(monkeypatch)
+    project, connection = ready_project()
+    going_live.mark_live(project, project.owner)
+    ReviewSchedule.objects.filter(project=project).update(
+        next_due=timezone.now() - timedelta(days=1)
+    )
+    runs = ValidationRun.objects.filter(project=project).count()
+    IntegrationProject.objects.filter(pk=project.pk).update(archived_at=timezone.now())
+    assert scheduled_validation(connection.pk) is None
+    assert review_tasks.dispatch_due_reviews.run() == []
+    assert ValidationRun.objects.filter(project=project).count() == runs
+    assert not HealthReview.objects.filter(project=project).exists()
+    # restored, both resume
+    IntegrationProject.objects.filter(pk=project.pk).update(archived_at=None)
+    assert scheduled_validation(connection.pk) is not None
+    assert len(review_tasks.dispatch_due_reviews.run()) == 1
