@@ -28,7 +28,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
-from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
+from planner.models import (
+    Connection,
+    FieldMapping,
+    RunKind,
+    RunSchedule,
+    RunStage,
+    SystemEndpoint,
+    ValidationRun,
+)
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
 from planner.runs.endpoints import endpoint_of
 from planner.runs.stages import (
@@ -105,6 +113,27 @@ def _baseline(connection: Connection, kind: str):
     return baseline
 
 
+def settings_missing(connection: Connection, configured: set[int] | None = None) -> str:
+    """Why no run can start on this connection for lack of connection settings, or "".
+
+    `configured` (ids of systems that have settings) saves the query when a page asks for
+    many connections.
+    """
+    systems = [connection.source, connection.target]
+    if configured is None:
+        configured = set(
+            SystemEndpoint.objects.filter(system__in=systems).values_list("system_id", flat=True)
+        )
+    missing = [s.name for s in systems if s.pk not in configured]
+    if not missing:
+        return ""
+    names = " and ".join(missing)
+    return (
+        f"{names} {'has' if len(missing) == 1 else 'have'} no connection settings yet: "
+        "configure how Aethon reads them first."
+    )
+
+
 def start_validation_run(
     connection: Connection,
     user=None,
@@ -129,6 +158,8 @@ def start_validation_run(
     kind = RunKind(kind)
     if max_differences is not None and max_differences < 1:
         raise RunRefused("Stop after N differences: N must be at least 1.")
+    if reason := settings_missing(connection):
+        raise RunRefused(reason)
     baseline = _baseline(connection, kind)
     active = ValidationRun.objects.filter(
         connection=connection, kind=kind, status__in=ValidationRun.ACTIVE
