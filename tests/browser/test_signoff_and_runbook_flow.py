@@ -211,7 +211,9 @@ def test_fill_steps_4_to_7_sign_off_edit_stale_export(
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Export PDF").click()
     download = download_info.value
-    assert download.suggested_filename.endswith(".pdf")
+    assert re.fullmatch(r"[a-z0-9-]+-runbook-[0-9a-f]{12}\.pdf", download.suggested_filename)
+    # The exports list refreshed in place: the new export is listed, done, without a reload.
+    expect(page.get_by_test_id("exports")).to_contain_text("done")
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     assert path.read_bytes().startswith(b"%PDF")
