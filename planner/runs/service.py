@@ -28,16 +28,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from planner.metrics import figures as kpis
-from planner.models import (
-    Connection,
-    FieldMapping,
-    RunKind,
-    RunSchedule,
-    RunStage,
-    SystemEndpoint,
-    ValidationRun,
-)
+from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
+from planner.models.systems_config import SystemEndpoint
 from planner.runs.endpoints import endpoint_of
 from planner.runs.stages import (
     CompareOutcome,
