@@ -30,7 +30,6 @@ from django.utils import timezone
 from planner.metrics import figures as kpis
 from planner.models import Connection, FieldMapping, RunKind, RunSchedule, RunStage, ValidationRun
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
-from planner.models.systems_config import SystemEndpoint
 from planner.runs.endpoints import endpoint_of
 from planner.runs.stages import (
     CompareOutcome,
@@ -114,9 +113,8 @@ def settings_missing(connection: Connection, configured: set[int] | None = None)
     """
     systems = [connection.source, connection.target]
     if configured is None:
-        configured = set(
-            SystemEndpoint.objects.filter(system__in=systems).values_list("system_id", flat=True)
-        )
+        # endpoint_of caches on the system, so the run's settings snapshot reuses these reads.
+        configured = {s.pk for s in systems if endpoint_of(s) is not None}
     missing = [s.name for s in systems if s.pk not in configured]
     if not missing:
         return ""
