@@ -1,7 +1,8 @@
+import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
 
@@ -33,3 +34,15 @@ def _reap_after_worker_start(sender=None, **kwargs):
 
     reap_after_worker_start(sender, **kwargs)
     expire_after_worker_start()
+
+
+@worker_process_init.connect
+def _warm_up_pdf_rendering(**kwargs):
+    # The first runbook a process lays out pays WeasyPrint's import and font set-up (seconds):
+    # paid here, when the pool process starts, instead of by the person waiting for a PDF.
+    from planner.runbook.service import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a worker that cannot warm up still works, only its first PDF is slower
+        logging.getLogger(__name__).exception("warming up the PDF rendering failed")

@@ -653,3 +653,11 @@ def inline_workers(monkeypatch) -> list:
     monkeypatch.setattr(reviews, "dispatch", lambda review: reviews.run_review(review.pk))
     monkeypatch.setattr(reviews, "schedule_check", lambda review: checks.append(review.pk))
     return checks
+
+
+def configured(connection):
+    """Give both systems of `connection` connection settings (a small CSV), so runs may start."""
+    for system in (connection.source, connection.target):
+        if not SystemEndpoint.objects.filter(system=system).exists():
+            SystemEndpointFactory(system=system, csv="id\n1\n")
+    return connection

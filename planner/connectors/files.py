@@ -22,6 +22,7 @@ from planner.connectors.base import (
     parse_key,
     unique_names,
 )
+from planner.connectors.csv_check import csv_problem, engine_summary
 from planner.connectors.guard import GuardPolicy, check_path
 from planner.connectors.http_json import parse_path, select_records
 from planner.filesafety import FileLimits, FileRefused, check_lines, check_xlsx, configured_limits
@@ -114,13 +115,18 @@ class FileConnector(BaseConnector):
             check_lines(data, limits)
             _check_csv_header(data, cfg.delimiter, limits)
             # Strict UTF-8: silently replaced bytes would surface later as data mismatches.
-            frame = pl.read_csv(
-                data,
-                separator=cfg.delimiter,
-                encoding="utf8",
-                infer_schema=cfg.infer_types,
-                infer_schema_length=None,  # a late "N/A" in a numeric column must not fail
-            )
+            try:
+                frame = pl.read_csv(
+                    data,
+                    separator=cfg.delimiter,
+                    encoding="utf8",
+                    infer_schema=cfg.infer_types,
+                    infer_schema_length=None,  # a late "N/A" in a numeric column must not fail
+                )
+            except pl.exceptions.PolarsError as exc:
+                # The engine's message names its tuning options, not the line at fault.
+                problem = csv_problem(data, cfg.delimiter) or engine_summary(exc)
+                raise ConnectorError(f"The CSV file cannot be read. {problem}") from None
             if frame.height + 1 > limits.max_rows:  # the header is a row too
                 raise FileRefused(
                     f"Row {limits.max_rows + 1:,}: the limit is {limits.max_rows:,} rows."

@@ -13,6 +13,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from planner.connectors import Connector, ConnectorError, check_select_query, open_connector
+from planner.connectors.csv_check import csv_problem
 from planner.connectors.http_json import secret_header_key
 from planner.connectors.mysql import SSL_MODES as MYSQL_SSL
 from planner.connectors.postgres import SSL_MODES as PG_SSL
@@ -439,6 +440,14 @@ class EndpointForm(forms.Form):
             self.add_error(
                 "upload", "Choose the format: the file name does not end in .csv, .json or .xlsx."
             )
+        elif data.get("file_format") == "csv" or (
+            not data.get("file_format") and name.endswith(".csv")
+        ):
+            # Refused now, with the line at fault, rather than at "Test connection" or a run.
+            content = upload.read()
+            upload.seek(0)
+            if problem := csv_problem(content, data.get("delimiter") or ","):
+                self.add_error("upload", f"This CSV file is malformed. {problem}")
 
     def _clean_http(self, data: dict) -> None:
         auth = data.get("auth") or "none"

@@ -119,6 +119,26 @@ def _baseline(connection: Connection, kind: str):
     return baseline
 
 
+def settings_missing(connection: Connection, configured: set[int] | None = None) -> str:
+    """Why no run can start on this connection for lack of connection settings, or "".
+
+    `configured` (ids of systems that have settings) saves the query when a page asks for
+    many connections.
+    """
+    systems = [connection.source, connection.target]
+    if configured is None:
+        # endpoint_of caches on the system, so the run's settings snapshot reuses these reads.
+        configured = {s.pk for s in systems if endpoint_of(s) is not None}
+    missing = [s.name for s in systems if s.pk not in configured]
+    if not missing:
+        return ""
+    names = " and ".join(missing)
+    return (
+        f"{names} {'has' if len(missing) == 1 else 'have'} no connection settings yet: "
+        "configure how Aethon reads them first."
+    )
+
+
 def start_validation_run(
     connection: Connection,
     user=None,
@@ -145,6 +165,8 @@ def start_validation_run(
     kind = RunKind(kind)
     if max_differences is not None and max_differences < 1:
         raise RunRefused("Stop after N differences: N must be at least 1.")
+    if reason := settings_missing(connection):
+        raise RunRefused(reason)
     if sample_percent is not None and not 1 <= sample_percent <= 99:
         raise RunRefused("Sample: give a percentage of keys from 1 to 99, or leave it blank.")
     baseline = _baseline(connection, kind)

@@ -18,8 +18,9 @@ from planner.models import (
     ValidationRun,
 )
 from planner.runs.display import stage_views
+from planner.runs.endpoints import endpoint_of
 from planner.runs.schedules import sync_schedule
-from planner.runs.service import RunRefused, cancel_run, start_validation_run
+from planner.runs.service import RunRefused, cancel_run, settings_missing, start_validation_run
 from planner.web.common import project_context
 from planner.web.concurrency import StaleEdit, save_versioned
 from planner.web.forms import VersionedForm
@@ -96,6 +97,7 @@ def _hub_context(request, project) -> dict:
     rows = {}
     for c in FieldMapping.objects.filter(project=project).values_list("connection_id", flat=True):
         rows[c] = rows.get(c, 0) + 1
+    configured = {s.pk for s in systems if endpoint_of(s) is not None}
     connections = []
     for c in ev.connections:
         mine = [r for r in runs if r.connection_id == c.pk]
@@ -107,6 +109,7 @@ def _hub_context(request, project) -> dict:
                 "latest": mine[0] if mine else None,
                 "trend": trend(mine),
                 "schedule": schedule,
+                "not_runnable": settings_missing(c, configured),
                 "schedule_form": RunScheduleForm(
                     instance=schedule, connection=c, prefix=f"schedule-{c.pk}"
                 ),

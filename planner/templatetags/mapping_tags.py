@@ -46,9 +46,11 @@ def _actions(item: dict, csrf_token: str) -> str:
         f'aria-label="Move {name} up" title="Move up">↑</button> '
         f'<button class="btn small" formaction="{down_url}" hx-post="{down_url}" hx-swap="none" '
         f'aria-label="Move {name} down" title="Move down">↓</button> '
-        f'<button class="btn small danger" hx-post="{delete_url}" hx-target="{row}" '
-        f'hx-swap="outerHTML" hx-confirm="Delete the mapping of &#x27;{name}&#x27;?" '
-        f'aria-label="Delete {name}">Delete</button></form>'
+        # A link, not a submit: without JavaScript it opens the confirmation page.
+        f'<a class="btn small danger" role="button" href="{delete_url}" hx-post="{delete_url}" '
+        f'hx-target="{row}" hx-swap="outerHTML" '
+        f'hx-confirm="Delete the mapping of &#x27;{name}&#x27;?" '
+        f'aria-label="Delete {name}">Delete</a></form>'
     )
 
 

@@ -1,6 +1,9 @@
 """The JSON API: token auth, per-project roles on every endpoint, the CI flow, and
 schemathesis against the served OpenAPI schema (in-process, bounded)."""
 
+import re
+import urllib.request
+
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
@@ -230,3 +233,24 @@ def test_the_openapi_schema_names_each_response_code_once():
         for method, operation in operations.items():
             codes = [str(code) for code in operation.get("responses", {})]
             assert len(codes) == len(set(codes)), (path, method, codes)
+
+
+def test_the_api_docs_load_only_same_origin_assets_that_exist(live_server, db):
+    """No CDN: the docs work on a machine without internet, under the app's CSP."""
+    client = client_for(UserFactory())
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    csp = page["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "script-src 'self'" in csp
+    html = page.content.decode()
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+    assert any(a.endswith("swagger-ui.css") for a in assets), assets
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        with urllib.request.urlopen(live_server.url + asset) as response:
+            assert response.status == 200, asset
+            assert len(response.read()) > 0, asset
+    # No inline script: only the settings as JSON data, which the browser never runs.
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in tag or 'type="application/json"' in tag, tag

@@ -208,10 +208,13 @@ def test_fill_steps_4_to_7_sign_off_edit_stale_export(
     # Export the runbook: one click, a PDF that shows the stale sign-off.
     page.locator("#navigator").get_by_role("link", name="Runbook (PDF)").click()
     expect(page.get_by_role("heading", name="Runbook")).to_be_visible()
-    with page.expect_download() as download_info:
+    # Made in the request: allow for a loaded machine (the layout takes seconds of CPU).
+    with page.expect_download(timeout=120_000) as download_info:
         page.get_by_role("button", name="Export PDF").click()
     download = download_info.value
-    assert download.suggested_filename.endswith(".pdf")
+    assert re.fullmatch(r"[a-z0-9-]+-runbook-[0-9a-f]{12}\.pdf", download.suggested_filename)
+    # The exports list refreshed in place: the new export is listed, done, without a reload.
+    expect(page.get_by_test_id("exports")).to_contain_text("done")
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     assert path.read_bytes().startswith(b"%PDF")

@@ -12,6 +12,7 @@ import pytest
 
 from planner.connectors import BlockedDestination, ConnectorError, GuardPolicy, fetch_all
 from planner.connectors import open_connector as open_
+from planner.connectors.csv_check import csv_problem
 
 CSV = b'id,name,amount,zip\n1,Ann,10.5,01234\n2,Bob,,02345\n3,"Cy, Jr",7,10001\n'
 
@@ -51,7 +52,35 @@ def test_csv_invalid_utf8_reported() -> None:
     report = open_(
         "file", {"content": b"id,city\n1,Z\xfcrich\n", "format": "csv"}, {}, GuardPolicy()
     ).test()
-    assert not report.ok and report.error.startswith("Could not read the CSV file")
+    assert not report.ok
+    assert report.error == "The CSV file cannot be read. Line 2, character 4: not valid UTF-8 text."
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"id,name\n1,Ada\n2,Bob,x\n", "Line 3, column 3: 3 fields where the header has 2"),
+        (b'id,name\n1,"Ada\n2,Bob\n', "Line 2: a quoted field is never closed"),
+        (b'id,name\n1,"A\nda"\n2,"x"y\n', "Line 4: ',' expected after '\"'"),
+        (b'id;name\n1;Ada"x\n', "CSV malformed"),  # what only the engine finds: still plain
+    ],
+)
+def test_a_malformed_csv_is_reported_by_line_not_with_engine_options(data, problem) -> None:
+    config = {"content": data, "format": "csv", "delimiter": ";" if b";" in data else ","}
+    report = open_("file", config, {}, GuardPolicy()).test()
+    assert not report.ok and report.error.startswith("The CSV file cannot be read. ")
+    assert problem in report.error and "check the delimiter and the quoting" in report.error
+    for engine_word in ("infer_schema_length", "schema_overrides", "truncate_ragged", "Schema"):
+        assert engine_word not in report.error
+
+
+def test_the_csv_check_accepts_well_formed_files() -> None:
+    assert csv_problem(b'id,name\r\n1,"Ada, Countess"\r\n\r\n2,"multi\nline"\r\n') is None
+    assert csv_problem(b"id;name\n1;Ada\n", ";") is None
+    assert csv_problem(b"id,name\n1\n") == (
+        "Line 2: 1 field where the header has 2; check the delimiter and the quoting."
+    )
+    assert csv_problem(b"") == "The file is empty: it needs a header row."
 
 
 def test_csv_from_allowed_path_only(tmp_path: Path) -> None:

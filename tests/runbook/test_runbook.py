@@ -1,8 +1,10 @@
 """The runbook: PDF content (read back with pdftotext), preview, exports, the Celery path."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 
@@ -270,6 +272,26 @@ def test_the_task_runs_through_celery_in_eager_mode(project):
         app.conf.task_always_eager = eager
     export.refresh_from_db()
     assert export.status == "done"
+
+
+def test_a_starting_pool_process_warms_up_pdf_rendering_before_any_export():
+    """WeasyPrint's import and font set-up happen when a worker process starts, not during the
+    first export someone waits for. (A fresh interpreter: this one imported it long ago.)"""
+    code = (
+        "import sys, django; django.setup()\n"
+        "import aethon.celery\n"
+        "from celery.signals import worker_process_init\n"
+        "assert 'weasyprint' not in sys.modules\n"
+        "worker_process_init.send(sender=None)\n"
+        "assert 'weasyprint' in sys.modules\n"
+        "print('warmed')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aethon.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "warmed", done.stderr[-2000:]
+    assert "warming up the PDF rendering failed" not in done.stderr
 
 
 def test_a_failing_export_is_marked_failed_with_the_reason(project, monkeypatch):

@@ -182,6 +182,31 @@ def test_credential_headers_must_use_the_encrypted_fields(owner_client, system):
     assert stored_secrets(ep) == {"token": SECRET}
 
 
+def test_a_malformed_csv_upload_is_refused_with_the_line_and_nothing_is_saved(
+    owner_client, system, media
+):
+    upload = SimpleUploadedFile("customers.csv", b"id,name\n1,Ada\n2,Bob,Smith\n")
+    response = save(owner_client, system, {"kind": "file", "key_fields": "id", "upload": upload})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This CSV file is malformed. Line 3, column 3: 3 fields where the header has 2" in html
+    assert not SystemEndpoint.objects.exists()
+    # The delimiter chosen in the form is the one checked.
+    upload = SimpleUploadedFile("customers.csv", b"id;name\n1;Ada, Countess\n")
+    data = {"kind": "file", "key_fields": "id", "delimiter": ";", "upload": upload}
+    assert save(owner_client, system, data).status_code == 302
+    assert SystemEndpoint.objects.get().upload_name == "customers.csv"
+
+
+def test_a_bad_file_stored_earlier_gets_a_plain_message_from_test_connection(owner_client, system):
+    ep = SystemEndpointFactory(system=system, csv="id,name\n1,Ada\n2,Bob,Smith\n")
+    data = {"kind": "file", "key_fields": "id", "infer_types": "on", "expected_version": ep.version}
+    html = owner_client.post(conn_test_url(system), data, **HTMX).content.decode()
+    assert "✗ Connection failed" in html
+    assert "The CSV file cannot be read. Line 3, column 3: 3 fields where the header has 2" in html
+    assert "infer_schema_length" not in html and "schema_overrides" not in html
+
+
 def test_an_uploaded_file_is_stored_privately_and_never_served(owner_client, system, media):
     upload = SimpleUploadedFile("customers.csv", b"id,name\n1,Ada\n", content_type="text/csv")
     response = save(owner_client, system, {"kind": "file", "key_fields": "id", "upload": upload})

@@ -32,6 +32,7 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
     TestCaseFactory,
+    configured,
     csv_connection,
     run_now,
 )
@@ -151,11 +152,14 @@ def test_a_target_column_of_the_wrong_type_fails_the_schema_check(db, published)
     assert "Target (Billing): email is integer, the mapping says string" in schema.error
 
 
-def test_an_unconfigured_system_fails_connectivity_and_later_stages_say_why(db, published):
+def test_settings_removed_while_a_run_waits_fail_connectivity_and_later_stages_say_why(
+    db, published
+):
     project = ProjectFactory()
     source = SystemFactory(project=project, name="CRM")
     SystemEndpointFactory(system=source, csv=CLEAN_SOURCE_CSV)
     target = SystemFactory(project=project, name="Billing")
+    removed = SystemEndpointFactory(system=target, csv=CLEAN_SOURCE_CSV)
     connection = ConnectionFactory(project=project, source=source, target=target)
     FieldMappingFactory(
         project=project,
@@ -164,7 +168,10 @@ def test_an_unconfigured_system_fails_connectivity_and_later_stages_say_why(db, 
         target_field="id",
         rule="identity",
     )
-    run = run_now(connection, published)
+    run = validation.start_validation_run(connection, project.owner)
+    removed.delete()
+    validation.execute_run(run.pk, heartbeat=False)
+    run.refresh_from_db()
     conn = stage(run, "connectivity")
     assert conn.status == "failed"
     assert "Billing has no connection settings yet" in conn.error
@@ -286,7 +293,7 @@ def test_the_reaper_fails_runs_whose_heartbeat_went_stale(db, published, setting
     stale = validation.start_validation_run(connection, None)
     fresh = validation.start_validation_run(connection, None, kind="validation")
     assert fresh.pk == stale.pk  # one active per kind: make a second connection instead
-    other = ConnectionFactory(project=connection.project)
+    other = configured(ConnectionFactory(project=connection.project))
     fresh = validation.start_validation_run(other, None)
     now = timezone.now()
     ValidationRun.objects.filter(pk=stale.pk).update(
@@ -384,6 +391,51 @@ def test_runs_page_lists_systems_connections_and_runs_with_trend(db, published):
     assert "#1 Validation" in html  # numbered within the project
     assert "<svg" in html and '<circle class="failed"' in html
     assert "Run validation" in html
+
+
+@pytest.mark.parametrize("configured", [(), ("CRM",)])
+def test_run_validation_is_disabled_and_refused_without_connection_settings(
+    db, published, configured
+):
+    project = ProjectFactory()
+    crm = SystemFactory(project=project, name="CRM")
+    billing = SystemFactory(project=project, name="Billing")
+    for system in (crm, billing):
+        if system.name in configured:
+            SystemEndpointFactory(system=system, csv=CLEAN_SOURCE_CSV)
+    connection = ConnectionFactory(project=project, source=crm, target=billing)
+    missing = "Billing has" if configured else "CRM and Billing have"
+    client = client_for(project.owner)
+    html = client.get(reverse("planner:runs", args=[project.pk])).content.decode()
+    card = html[html.index(f'id="connection-{connection.pk}"') :].split('class="connection-card"')[
+        0
+    ]
+    assert f"{missing} no connection settings yet" in card
+    assert (
+        f'<button class="btn primary" type="submit" disabled '
+        f'aria-describedby="not-runnable-{connection.pk}">Run validation</button>' in card
+    )
+    # The POST (a stale page, a crafted request) and the API refuse too, and create nothing.
+    response = client.post(
+        reverse("planner:run_start", args=[project.pk, connection.pk]), {"kind": "validation"}
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert f"{missing} no connection settings yet" in page
+    with pytest.raises(validation.RunRefused, match="no connection settings"):
+        validation.start_validation_run(connection, project.owner)
+    assert not ValidationRun.objects.exists() and published == []
+
+
+def test_a_configured_connection_offers_run_validation(db, published):
+    connection = csv_connection()
+    html = (
+        client_for(connection.project.owner)
+        .get(reverse("planner:runs", args=[connection.project_id]))
+        .content.decode()
+    )
+    assert 'data-testid="not-runnable"' not in html
+    assert '<button class="btn primary" type="submit">Run validation</button>' in html
 
 
 def test_starting_a_run_from_the_page_queues_it_and_shows_live_progress(db, published):

@@ -17,7 +17,7 @@ from planner.api.tokens import create_token
 from planner.models import RunbookExport, RunStage, ValidationRun
 from planner.runs import service as validation
 from planner.runs import tasks as validation_tasks
-from tests.factories import ConnectionFactory
+from tests.factories import ConnectionFactory, configured
 from tests.factories import csv_connection as build
 
 
@@ -91,7 +91,7 @@ def assert_reaped(run: ValidationRun, stage_label: str = "mapping validation") -
 def test_a_starting_worker_fails_the_runs_whose_heartbeat_went_stale(db, published, later_reaps):
     connection = build()
     dead = running(connection, beat_age=5 * 60)
-    alive = running(ConnectionFactory(project=connection.project), beat_age=2)
+    alive = running(configured(ConnectionFactory(project=connection.project)), beat_age=2)
     worker_ready.send(sender=None)  # what celery sends once a worker is up
     assert_reaped(dead)
     alive.refresh_from_db()
@@ -189,7 +189,7 @@ def test_a_start_while_the_active_run_is_alive_returns_that_run(db, published):
 
 def test_a_stale_run_of_another_kind_or_connection_is_left_to_the_reaper(db, published):
     connection = build()
-    other = running(ConnectionFactory(project=connection.project), beat_age=5 * 60)
+    other = running(configured(ConnectionFactory(project=connection.project)), beat_age=5 * 60)
     validation.start_validation_run(connection, None)
     other.refresh_from_db()
     assert other.status == "running"  # the start request only clears its own way

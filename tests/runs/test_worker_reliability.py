@@ -32,6 +32,7 @@ from tests.factories import (
     ProjectFactory,
     SystemEndpointFactory,
     SystemFactory,
+    configured,
     id_and_email_mapping,
 )
 
@@ -375,7 +376,7 @@ def test_cancel_stops_a_running_run(start_worker):
 def test_the_broker_being_down_gives_a_clear_message_not_a_500(monkeypatch):
     use_broker(monkeypatch, "redis://127.0.0.1:1/0")  # nothing listens on port 1
     project = ProjectFactory()
-    connection = ConnectionFactory(project=project)
+    connection = configured(ConnectionFactory(project=project))
     client = client_for(project.owner)
     started = time.monotonic()
     response = client.post(

@@ -171,6 +171,18 @@ def test_try_on_samples_shows_null_keys_and_values_as_highlighted_empty_cells(
     assert f"<tr><td>3</td>{null_cell}</tr>" in html
 
 
+def test_deleting_a_mapping_row_without_javascript_asks_first(project, connection, owner_client):
+    row = FieldMappingFactory(project=project, connection=connection, target_field="vat_no")
+    delete = url("mapping_delete", project, row.pk)
+    editor = owner_client.get(url("mapping_editor", project, connection.pk)).content.decode()
+    # The Delete control is a link to the confirmation page, not a submit of the row's form.
+    assert f'<a class="btn small danger" role="button" href="{delete}"' in editor
+    assert "vat_no" in owner_client.get(delete).content.decode()
+    assert FieldMapping.objects.filter(pk=row.pk).exists()
+    owner_client.post(delete)
+    assert not FieldMapping.objects.filter(pk=row.pk).exists()
+
+
 def test_viewers_may_try_samples_but_not_edit(project, connection, member):
     viewer = client_for(member("viewer"))
     response = viewer.post(url("mapping_try", project, connection.pk), {"sample": "a\n1\n"}, **HTMX)
