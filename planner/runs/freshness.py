@@ -40,6 +40,7 @@ from planner.models import (
     SuccessCriterion,
     WindowUnit,
 )
+from planner.runs import slo_alerts
 from planner.runs.chunked import KeyRanges, MergeState, NotInKeyOrder
 from planner.runs.reconcile import _apply_tolerances, align_keys, differs
 from planner.runs.stages import (
@@ -367,7 +368,7 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
         )
         if not moved:
             return None
-        return record_point(
+        point = record_point(
             criterion,
             at=now,
             good=result.good,
@@ -378,6 +379,9 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
             lag_max=result.lag_max,
             late_now=result.late_now,
         )
+    # The burn-rate rules look at the point once it is stored; alerting never undoes it.
+    slo_alerts.evaluate_after(criterion, now)
+    return point
 
 
 def latest_point(criterion: SuccessCriterion) -> SliPoint | None:

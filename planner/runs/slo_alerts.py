@@ -112,9 +112,14 @@ def record_and_evaluate(criterion: SuccessCriterion, **point) -> SliPoint:
     Alerting never undoes the measurement: a failure is logged.
     """
     stored = record_point(criterion, **point)
+    # The windows end at the point just stored (a measurement replayed late included).
+    evaluate_after(criterion, point["at"])
+    return stored
+
+
+def evaluate_after(criterion: SuccessCriterion, at: datetime) -> None:
+    """Check the burn-rate rules after a point at `at` was stored; a failure is logged only."""
     try:
-        # The windows end at the point just stored (a measurement replayed late included).
-        evaluate_burn(criterion, now=point["at"])
+        evaluate_burn(criterion, now=at)
     except Exception:
         log.exception("burn-rate alerts of criterion %s failed", criterion.pk)
-    return stored

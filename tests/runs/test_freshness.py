@@ -280,6 +280,11 @@ def test_postgres_tables_with_known_lags_give_the_exact_figures(db, pg):
     _assert_first(point, _state(criterion))
     assert point.at == NOW
     assert _state(criterion).figures["reading"]["mode"] == "streamed"
+    # Far more late records than a 99.9 % objective allows: the fast burn-rate rule pages.
+    from planner.models import Alert
+
+    burning = Alert.objects.get(fingerprint__startswith=f"slo:{criterion.pk}:", state="open")
+    assert burning.fingerprint.endswith(":fast") and burning.severity == "critical"
 
 
 def test_the_next_measurement_counts_only_newly_decided_records_and_reads_only_recent_ones(db, pg):
