@@ -276,3 +276,13 @@ def test_record_and_evaluate_stores_the_point_then_checks_the_rules(db):
     point = slo_alerts.record_and_evaluate(c, at=NOW + MINUTE, good=980, total=1000)
     assert point.resolution == "raw" and point.points == 1
     assert Alert.objects.filter(fingerprint=f"slo:{c.pk}:fast", state="open").exists()
+
+
+def test_roll_ups_run_from_celery_beat(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from aethon.celery import app
+
+    entry = PeriodicTask.objects.get(task="planner.slo_tasks.roll_up")
+    assert entry.interval.every == 600 and entry.enabled
+    assert "planner.slo_tasks.roll_up" in app.tasks
