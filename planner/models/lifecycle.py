@@ -23,3 +23,15 @@ class ProjectDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} deleted by {self.deleted_by_name}"
+
+    @property
+    def counts(self) -> dict:
+        return {k: v for k, v in self.contents.items() if k != "audit trail"}
+
+    @property
+    def signoffs_kept(self) -> list[dict]:
+        return (self.contents.get("audit trail") or {}).get("sign-offs", [])
+
+    @property
+    def go_lives_kept(self) -> list[dict]:
+        return (self.contents.get("audit trail") or {}).get("go-lives", [])

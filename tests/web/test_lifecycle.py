@@ -5,7 +5,16 @@ from django.test import Client
 from django.urls import reverse
 
 from planner.api.tokens import create_token
-from planner.models import IntegrationProject, Membership, ProjectDeletion, Role, System
+from planner.models import (
+    GoLive,
+    IntegrationProject,
+    Membership,
+    ProjectDeletion,
+    Role,
+    SignOff,
+    System,
+)
+from planner.models.signoff import Immutable
 from planner.web.permissions import ARCHIVED
 from tests.conftest import HTMX, client_for
 from tests.factories import SignOffFactory, UserFactory
@@ -150,15 +159,42 @@ def test_deleting_a_full_project_removes_it_and_keeps_the_log_and_history(world)
     assert history.last().history_user == project.owner
 
 
-def test_a_project_with_sign_offs_cannot_be_deleted(owner_client, project):
-    SignOffFactory(project=project)
+def test_a_project_with_sign_offs_and_a_go_live_is_deleted_and_the_log_keeps_them(
+    owner_client, project
+):
+    signoff = SignOffFactory(project=project)
+    GoLive.objects.create(project=project, user=project.owner)
     url = reverse("planner:project_delete", args=[project.pk])
-    assert b"This project cannot be deleted" in owner_client.get(url).content
+    page = owner_client.get(url).content.decode()
+    assert "It has 1 sign-off and 1 go-live record" in page
+    # A wrong name deletes nothing, audit records or not.
+    assert owner_client.post(url, {"confirm_name": "nope"}).status_code == 200
+    assert SignOff.objects.filter(pk=signoff.pk).exists()
     response = owner_client.post(url, {"confirm_name": project.name})
-    assert response.status_code == 409
-    assert b"1 sign-off" in response.content
-    assert IntegrationProject.objects.filter(pk=project.pk).exists()
-    assert not ProjectDeletion.objects.exists()
+    assert response.status_code == 302
+    assert not IntegrationProject.objects.filter(pk=project.pk).exists()
+    assert not SignOff.objects.filter(project_id=project.pk).exists()
+    assert not GoLive.objects.filter(project_id=project.pk).exists()
+    trail = ProjectDeletion.objects.get().contents["audit trail"]
+    [kept] = trail["sign-offs"]
+    assert (kept["step"], kept["by"], kept["version"]) == (
+        signoff.step,
+        signoff.user.get_username(),
+        signoff.content_hash,
+    )
+    assert [g["by"] for g in trail["go-lives"]] == [project.owner.get_username()]
+    staff = client_for(UserFactory(is_staff=True))
+    log = staff.get(reverse("planner:deleted_projects")).content.decode()
+    assert f"step {signoff.step}: {signoff.decision} by {signoff.user.get_username()}" in log
+    assert f"live by {project.owner.get_username()}" in log
+
+
+def test_a_sign_off_still_cannot_be_deleted_on_its_own(project):
+    signoff = SignOffFactory(project=project)
+    with pytest.raises(Immutable):
+        signoff.delete()
+    with pytest.raises(Immutable):
+        SignOff.objects.filter(pk=signoff.pk).delete()
 
 
 def test_the_deletion_log_is_for_staff(owner_client, project):
