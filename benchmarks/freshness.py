@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_e2e import Worker, mib, proc_status  # noqa: E402
+from run_e2e import Worker, load_average, mib, proc_status  # noqa: E402
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
@@ -287,7 +287,7 @@ def main() -> int:
             worker.stop()
             worker = None
             wall, peak, body = results[label]
-            print(f"{label}: {wall:.2f}s wall, worker peak RSS {peak:.0f} MiB")
+            print(f"{label}: {wall:.2f}s wall, worker peak RSS {peak:.0f} MiB, {load_average()}")
         body = results["freshness"][2]
         if body["last_error"]:
             print(f"freshness failed: {body['last_error']}")

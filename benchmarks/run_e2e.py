@@ -94,6 +94,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (0 once it is gone)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return 0
+
+
+def load_average() -> str:
+    """The machine's load (1, 5, 15 min), printed with every timing: on a shared machine a
+    figure means little without it."""
+    return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 class Worker:
     def __init__(self, queue: str, env: dict[str, str], log: Path, name: str) -> None:
         self.log = log
@@ -128,11 +142,25 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"worker exited:\n{self.log.read_text()[-3000:]}")
-            if children(self.proc.pid):
-                time.sleep(2)  # the pool process imports the app after it forks
+            pool = children(self.proc.pid)
+            if pool:
+                self._wait_idle(pool, deadline)
                 return
             time.sleep(0.2)
         raise SystemExit("worker did not start")
+
+    @staticmethod
+    def _wait_idle(pool: list[int], deadline: float, quiet: float = 1.0) -> None:
+        """Until the pool processes have used no CPU for ``quiet`` seconds: after forking
+        they import and warm up (worker_process_init), which a fixed sleep does not cover
+        on a loaded machine, and a timed run that arrives meanwhile would pay for it."""
+        time.sleep(0.5)
+        last, still = sum(map(cpu_ticks, pool)), 0.0
+        while time.monotonic() < deadline and still < quiet:
+            time.sleep(0.25)
+            now = sum(map(cpu_ticks, pool))
+            still = still + 0.25 if now == last else 0.0
+            last = now
 
     def processes(self) -> list[int]:
         return [self.proc.pid, *children(self.proc.pid)]
@@ -341,7 +369,8 @@ def main() -> int:
                 f"run ({label}): {wall:.2f}s to '{run.status}', worker peak RSS"
                 f" {mib(peak):.0f} MiB, reading {reading.get('mode')}"
                 f" ({reading.get('chunk_rows') or reading.get('reason')}),"
-                f" {rec.get('source_count', 0):,} vs {rec.get('target_count', 0):,} rows"
+                f" {rec.get('source_count', 0):,} vs {rec.get('target_count', 0):,} rows,"
+                f" {load_average()}"
             )
             if reading.get("mode") == "pushdown":
                 print(
