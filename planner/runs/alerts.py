@@ -236,19 +236,19 @@ def routed_channels(alert: Alert, route: str) -> list[AlertChannel]:
 
 
 def tell_members(alert: Alert) -> list:
-    """An opened alert in the owners' and editors' notifications. When the alert went to no
-    channel its own mail already reached them, so the notification is not mailed again."""
+    """An opened alert in the owners' and editors' notifications (the bell), never mailed
+    again: the alert's route decides who is mailed or paged (its channels, or the members
+    themselves when it has none), and a notification mail would bypass that route."""
     members = Membership.objects.filter(
         project_id=alert.project_id, role__in=[Role.OWNER, Role.EDITOR]
     ).values_list("user_id", flat=True)
-    route = alert.monitor.alert_route if alert.monitor_id and alert.monitor else ""
     made = notify_people(
         list(members),
         alert.project,
         NotificationKind.ALERT,
         f"Alert ({alert.get_severity_display()}): {alert.title}",
         reverse("planner:alerts", args=[alert.project_id]),
-        mailed=not routed_channels(alert, route),
+        mailed=True,
     )
     return made
 

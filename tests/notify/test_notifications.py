@@ -107,6 +107,25 @@ def test_an_opened_alert_notifies_owners_and_editors_not_viewers(project, member
     assert Notification.objects.filter(kind="alert").count() == 2
 
 
+def test_an_alert_routed_to_a_channel_rings_the_bell_but_mails_only_the_channel(
+    project, member, mailoutbox
+):
+    from planner.models import AlertChannel
+
+    editor = member(Role.EDITOR)
+    AlertChannel.objects.create(
+        project=project, kind="email", target="oncall@example.com", name="on-call"
+    )
+    MonitorFactory(
+        project=project, kind="reconciliation", threshold=Decimal("10"), alert_route="on-call"
+    )
+    (alert,) = alerts.evaluate_run(_breaching_run(project))["opened"]
+    notes = Notification.objects.filter(kind="alert")
+    assert {n.recipient for n in notes} == {project.owner, editor}
+    assert all(n.emailed_at is not None for n in notes)  # the bell only
+    assert [m.to for m in mailoutbox if alert.title[:40] in m.subject] == [["oncall@example.com"]]
+
+
 def test_a_failed_run_notifies_the_projects_editors_and_its_starter(project, member):
     editor, approver, viewer = member(Role.EDITOR), member(Role.APPROVER), member(Role.VIEWER)
     run = ValidationRunFactory(project=project, triggered_by=approver)
