@@ -30,7 +30,6 @@ import io
 import os
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 import warnings
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_e2e import Worker, load_average, mib, proc_status  # noqa: E402
+from run_e2e import Worker, bench_settings, load_average, mib, proc_status  # noqa: E402
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
@@ -206,27 +205,8 @@ def main() -> int:
     parser.add_argument("--chunk-rows", type=int, default=50_000)
     args = parser.parse_args()
 
-    import dj_database_url
-
-    db_cfg = dj_database_url.parse(args.db_url)
-    var_dir = Path(tempfile.mkdtemp(prefix="aethon-bench-fresh-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
-    env.update(
-        DATABASE_URL=args.db_url,
-        DJANGO_SETTINGS_MODULE="aethon.settings",
-        CELERY_BROKER_URL=args.broker,
-        AETHON_VAR_DIR=str(var_dir),
-        AETHON_MEDIA_ROOT=str(var_dir / "media"),
-        AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
-        AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
-        AETHON_READ_TIMEOUT="600",
-        AETHON_LOG_LEVEL="WARNING",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=uuid.uuid4().hex * 2,
-    )
-    dsn = (
-        f"host={db_cfg['HOST'] or '127.0.0.1'} port={db_cfg['PORT'] or 5432}"
-        f" user={db_cfg['USER'] or 'postgres'}"
+    db_cfg, var_dir, env, dsn = bench_settings(
+        args.db_url, args.broker, "fresh", AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows)
     )
     worker = None
     ok = True

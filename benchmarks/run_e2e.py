@@ -272,6 +272,34 @@ def timed_run(client, headers, project, connection, workers: list[Worker], poll:
     return wall, peak, run
 
 
+def bench_settings(db_url: str, broker: str, name: str, **extra: str):
+    """The database settings, a throwaway var dir, the web/worker environment and a libpq DSN
+    shared by the benchmarks that start real workers."""
+    import dj_database_url
+
+    db_cfg = dj_database_url.parse(db_url)
+    var_dir = Path(tempfile.mkdtemp(prefix=f"aethon-bench-{name}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
+    env.update(
+        DATABASE_URL=db_url,
+        DJANGO_SETTINGS_MODULE="aethon.settings",
+        CELERY_BROKER_URL=broker,
+        AETHON_VAR_DIR=str(var_dir),
+        AETHON_MEDIA_ROOT=str(var_dir / "media"),
+        AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
+        AETHON_READ_TIMEOUT="600",
+        AETHON_LOG_LEVEL="WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=uuid.uuid4().hex * 2,
+        **extra,
+    )
+    dsn = (
+        f"host={db_cfg['HOST'] or '127.0.0.1'} port={db_cfg['PORT'] or 5432}"
+        f" user={db_cfg['USER'] or 'postgres'}"
+    )
+    return db_cfg, var_dir, env, dsn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -290,28 +318,12 @@ def main() -> int:
     parser.add_argument("--skip-reladiff", action="store_true")
     args = parser.parse_args()
 
-    import dj_database_url
-
-    db_cfg = dj_database_url.parse(args.db_url)
-    var_dir = Path(tempfile.mkdtemp(prefix="aethon-bench-e2e-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHON_")}
-    env.update(
-        DATABASE_URL=args.db_url,
-        DJANGO_SETTINGS_MODULE="aethon.settings",
-        CELERY_BROKER_URL=args.broker,
-        AETHON_VAR_DIR=str(var_dir),
-        AETHON_MEDIA_ROOT=str(var_dir / "media"),
-        AETHON_OUTBOUND_ALLOW_HOSTS=db_cfg["HOST"] or "127.0.0.1",
+    db_cfg, var_dir, env, dsn = bench_settings(
+        args.db_url,
+        args.broker,
+        "e2e",
         AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
         AETHON_RUN_FETCH_ROWS=str(args.fetch_rows),
-        AETHON_READ_TIMEOUT="600",
-        AETHON_LOG_LEVEL="WARNING",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=uuid.uuid4().hex * 2,
-    )
-    dsn = (
-        f"host={db_cfg['HOST'] or '127.0.0.1'} port={db_cfg['PORT'] or 5432}"
-        f" user={db_cfg['USER'] or 'postgres'}"
     )
     uri = (
         f"postgresql://{db_cfg['USER'] or 'postgres'}@{db_cfg['HOST'] or '127.0.0.1'}:"
