@@ -23,8 +23,8 @@ SECRET = "write-token-s3cr3t-value"
 class Systems:
     """A source that stores records and a target that shows each one `delay` seconds later."""
 
-    def __init__(self, delay: float, create_status: int = 201) -> None:
-        self.delay, self.create_status = delay, create_status
+    def __init__(self, delay: float, create_status: int = 201, absent_status: int = 404) -> None:
+        self.delay, self.create_status, self.absent_status = delay, create_status, absent_status
         self.created: dict[str, float] = {}
         self.deleted: list[str] = []
         self.lock = threading.Lock()
@@ -49,7 +49,7 @@ class Systems:
             at = self.created.get(tag)
         if at is not None and time.monotonic() - at >= self.delay:
             return Reply(body={"items": [{"email": f"{tag}@example.invalid"}]})
-        return Reply(404, body={"items": []})
+        return Reply(self.absent_status, body={"items": []})
 
 
 @pytest.fixture(autouse=True)
@@ -93,8 +93,8 @@ def _probe(criterion, source_url: str, target_url: str, **kwargs) -> CanaryProbe
 
 @pytest.fixture
 def systems():
-    def start(delay: float = 1.2, create_status: int = 201):
-        sim = Systems(delay, create_status)
+    def start(delay: float = 1.2, create_status: int = 201, absent_status: int = 404):
+        sim = Systems(delay, create_status, absent_status)
         src, tgt = serve(sim.source), serve(sim.target)
         sim.src, sim.tgt = src.__enter__(), tgt.__enter__()
         started.append((src, tgt))
@@ -135,6 +135,18 @@ def test_probe_measures_end_to_end_time_and_cleans_up(systems):
     assert all(r.headers.get("authorization") == f"Bearer {SECRET}" for r in sim.src.requests)
     assert all("authorization" not in r.headers for r in lookups)
     assert all(SECRET.encode() not in r.body for r in sim.src.requests)
+
+
+@pytest.mark.django_db
+def test_an_empty_200_answer_is_not_arrival(systems):
+    # Search endpoints answer 200 with no items: only the tag in the body means "arrived".
+    sim = systems(delay=1.2, absent_status=200)
+    criterion = _criterion()
+    _probe(criterion, sim.src.url, sim.tgt.url)
+
+    point = canary.probe_and_record(criterion)
+
+    assert point.lag_max >= 1.2 and len(sim.tgt.requests) >= 2
 
 
 @pytest.mark.django_db
@@ -446,3 +458,21 @@ def test_a_failed_probe_reason_is_on_the_page(project, systems):
     shown = client_for(viewer).get(page).content.decode()
 
     assert "The source create URL answered HTTP 503." in shown and SECRET not in shown
+
+
+@pytest.mark.django_db
+def test_key_rotation_re_encrypts_the_write_credential(settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.AETHON_SECRET_KEYS = [old]
+    criterion = _criterion()
+    probe = _probe(criterion, "https://crm.example", "https://m.example")
+    settings.AETHON_SECRET_KEYS = [new, old]
+
+    call_command("rotate_secret_keys", stdout=None)
+
+    settings.AETHON_SECRET_KEYS = [new]  # the old key is gone: the credential still reads
+    probe.refresh_from_db()
+    assert canary.write_headers(probe) == {"Authorization": f"Bearer {SECRET}"}
