@@ -8,6 +8,7 @@ from planner.runbook import views as runbook
 from planner.runs import endpoint_views
 from planner.runs import views as runs
 from planner.steps import (
+    canary,
     deployment,
     freshness,
     monitoring,
@@ -81,6 +82,16 @@ project_patterns = [
         "steps/1/criteria/<int:pk>/freshness/measure/",
         freshness.criterion_measure,
         name="criterion_measure",
+    ),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/canary/",
+        canary.canary_settings,
+        name="criterion_canary",
+    ),
+    path(
+        "steps/1/criteria/<int:pk>/freshness/canary/probe/",
+        canary.canary_probe_now,
+        name="criterion_canary_probe",
     ),
     *row_urls("steps/2/freshness", freshness.FRESHNESS),
     path("steps/2/connections/<int:connection_id>/", mapping.mapping_editor, name="mapping_editor"),

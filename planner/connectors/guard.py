@@ -303,6 +303,21 @@ def http_post_json(url: str, payload: bytes, policy: GuardPolicy) -> HttpRespons
     return _request_once("POST", url, policy, headers, deadline, payload)
 
 
+def http_request(
+    method: str,
+    url: str,
+    policy: GuardPolicy,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+) -> HttpResponse:
+    """One request of any method under the same checks as ``http_get`` (the canary probe's
+    writes). Redirects are not followed: a credential is never carried to where one points.
+    """
+    sent = {"User-Agent": "Aethon/1", "Accept-Encoding": "identity", **(headers or {})}
+    deadline = time.monotonic() + policy.total_timeout
+    return _request_once(method, url, policy, sent, deadline, body, refuse_userinfo=True)
+
+
 def _request_once(
     method: str,
     url: str,

@@ -6,7 +6,7 @@ from .alerts import Alert, AlertChannel
 from .api import ApiToken
 from .base import Comparator, MetricKey, VersionedModel, WindowUnit
 from .deployment import DeploymentPlan, RollbackStep, RollbackTrigger
-from .freshness import FreshnessSettings, FreshnessState
+from .freshness import CanaryProbe, FreshnessSettings, FreshnessState
 from .golive import GoLive, GoLiveRevert
 from .lifecycle import ProjectDeletion
 from .mapping import FieldMapping, FieldType, ValueMeaning
@@ -56,6 +56,7 @@ __all__ = [
     "ProjectTemplate",
     "ChangelogEntry",
     "Improvement",
+    "CanaryProbe",
     "FreshnessSettings",
     "FreshnessState",
     "SystemProfile",

@@ -74,3 +74,61 @@ class FreshnessState(models.Model):
 
     def __str__(self) -> str:
         return f"Freshness measurement of criterion {self.criterion_id}"
+
+
+class CanaryProbe(VersionedModel):
+    """Step 1, per connection: the optional active probe of propagation lag.
+
+    It writes a tagged test record into the source through an endpoint the team names, polls
+    the target until the record shows and deletes it again. Off by default: it writes into a
+    live system. Its write credential is a sealed secret of its own (bound to the source's
+    origin), never the connection's read credentials.
+    """
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="canary_probes"
+    )
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="canary")
+    enabled = models.BooleanField("probe enabled", default=False)
+    create_url = models.URLField(
+        "source create URL", max_length=500, help_text="POSTed the JSON body below."
+    )
+    create_body = models.TextField(
+        "create body (JSON)",
+        help_text='JSON with a {tag} placeholder, e.g. {"email": "{tag}@example.invalid"}.',
+    )
+    delete_url = models.CharField(
+        "source delete URL",
+        max_length=500,
+        help_text="DELETEd afterwards; {tag} is replaced by the test record's tag.",
+    )
+    lookup_url = models.CharField(
+        "target lookup URL",
+        max_length=500,
+        help_text="GET; the record has arrived when it answers 200 with the tag in the body.",
+    )
+    credential_header = models.CharField(
+        "write credential header", max_length=100, default="Authorization"
+    )
+    # Sealed (planner.runs.secrets.seal) with the source origin it was entered for.
+    credential_token = models.TextField(blank=True, editable=False)
+    poll_seconds = models.PositiveIntegerField("poll every (s)", default=5)
+    timeout_seconds = models.PositiveIntegerField("give up after (s)", default=600)
+    last_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_seconds = models.FloatField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cleanup_error = models.TextField(blank=True, editable=False)
+    history = HistoricalRecords(
+        excluded_fields=[
+            "credential_token",
+            "last_probe_at",
+            "last_seconds",
+            "last_error",
+            "error_at",
+            "cleanup_error",
+        ]
+    )
+
+    def __str__(self) -> str:
+        return f"Canary probe of {self.connection}"

@@ -15,7 +15,7 @@ from django.db import connection as db
 
 from planner.metrics import slo
 from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
-from planner.runs import alerts, freshness
+from planner.runs import alerts, canary, freshness
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
 from planner.runs.freshness_schedule import drop_measurement
@@ -123,6 +123,24 @@ def measure_freshness(criterion_id: int) -> int | None:
         drop_measurement(criterion_id)  # the criterion was deleted: its entry goes too
         return None
     point = freshness.measure_and_record(criterion)
+    if canary.probe_of(criterion) is not None:
+        # An enabled canary probe rides on the criterion's schedule; a disabled one does nothing.
+        canary.probe_and_record(criterion)
+    return point.pk if point is not None else None
+
+
+@shared_task(
+    name="planner.freshness_tasks.canary",
+    ignore_result=True,
+    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
+    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
+)
+def probe_canary(criterion_id: int) -> int | None:
+    """'Probe now': one canary probe, one point (its id), or the reason on the probe."""
+    criterion = SuccessCriterion.objects.filter(pk=criterion_id).first()
+    if criterion is None:
+        return None
+    point = canary.probe_and_record(criterion)
     return point.pk if point is not None else None
 
 

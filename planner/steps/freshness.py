@@ -15,8 +15,9 @@ from planner.models import (
     SliPoint,
     SuccessCriterion,
 )
-from planner.runs import freshness
+from planner.runs import canary, freshness
 from planner.runs.freshness_schedule import entry_name, sync_connection
+from planner.steps.canary_form import CanaryProbeForm
 from planner.steps.practices import ConnectionScopedForm
 from planner.web.common import project_context
 from planner.web.permissions import project_access
@@ -131,7 +132,11 @@ def _criterion(project: IntegrationProject, pk: int) -> SuccessCriterion:
 
 @project_access("view")
 def criterion_freshness(request: HttpRequest, project: IntegrationProject, pk: int):
-    criterion = _criterion(project, pk)
+    return render_page(request, project, _criterion(project, pk))
+
+
+def render_page(request, project, criterion, *, canary_form=None, status: int = 200):
+    """The criterion's page; `canary_form` is a probe form that failed validation."""
     ctx = project_context(request, project)
     settings = FreshnessSettings.objects.filter(
         connection_id=criterion.freshness_connection_id
@@ -151,7 +156,15 @@ def criterion_freshness(request: HttpRequest, project: IntegrationProject, pk: i
         points=points,
         latest=points[0] if points else None,
     )
-    return render(request, "planner/criterion_freshness.html", ctx)
+    probe = canary.probe_of(criterion) if criterion.freshness_connection_id else None
+    if canary_form is None and ctx.get("can_edit") and criterion.freshness_connection_id:
+        canary_form = CanaryProbeForm(instance=probe, prefix="canary")
+    ctx.update(
+        canary=probe,
+        canary_form=canary_form,
+        canary_problem=canary.problem(criterion, probe),
+    )
+    return render(request, "planner/criterion_freshness.html", ctx, status=status)
 
 
 @project_access("edit")

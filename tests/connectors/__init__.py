@@ -26,6 +26,8 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
 
 @dataclass
@@ -62,7 +64,14 @@ class LocalServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server naming
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                req = Request(parts.path, query, {k.lower(): v for k, v in self.headers.items()})
+                length = int(self.headers.get("Content-Length") or 0)
+                req = Request(
+                    parts.path,
+                    query,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.command,
+                    self.rfile.read(length) if length else b"",
+                )
                 outer.requests.append(req)
                 reply = outer.handler(req)
                 if reply.delay:
@@ -85,6 +94,8 @@ class LocalServer:
                         self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            do_POST = do_DELETE = do_GET  # noqa: N815 - the handler sees req.method
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
         self.httpd.daemon_threads = True

@@ -7,7 +7,7 @@ run this command, then remove the old keys.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from planner.models import SystemEndpoint
+from planner.models import CanaryProbe, SystemEndpoint
 from planner.runs import secrets
 
 
@@ -32,6 +32,16 @@ class Command(BaseCommand):
                 if not check:
                     # An update: rotation is not an edit (no version bump, no history row).
                     SystemEndpoint.objects.filter(pk=endpoint.pk).update(secrets_token=token)
+                rotated += 1
+            probes = CanaryProbe.objects.select_for_update().exclude(credential_token="")
+            for probe in probes.select_related("connection"):
+                try:
+                    token = secrets.rotate(probe.credential_token)
+                except secrets.SecretError:
+                    unreadable.append(f"canary probe of {probe.connection}")
+                    continue
+                if not check:
+                    CanaryProbe.objects.filter(pk=probe.pk).update(credential_token=token)
                 rotated += 1
             if unreadable:
                 raise CommandError(
