@@ -232,6 +232,10 @@ def test_the_page_shows_the_latest_point_its_late_records_and_the_last_error(
     assert "id=7" in page and "not there" in page and "600.0 s" in page
     assert "Target (Marketing): connection refused" in page
     assert "Measure now" in page
+    # One canary section, in the page's body; the title is plain text.
+    assert page.count('data-testid="canary"') == 1
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and measurable.metric in title
     step1 = owner_client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
     assert "last measurement failed" in step1
 
