@@ -1,10 +1,9 @@
 """Beat entries (django-celery-beat, database-backed) for measuring freshness criteria."""
 
-import json
-
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from planner.models import SuccessCriterion
+from planner.runs.beat import drop_entry, put_interval_entry
 from planner.runs.freshness import every_minutes, problem
 
 TASK = "planner.freshness_tasks.measure"
@@ -20,26 +19,19 @@ def sync_measurement(criterion: SuccessCriterion) -> PeriodicTask | None:
     if problem(criterion):
         drop_measurement(criterion.pk)
         return None
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=every_minutes(criterion), period=IntervalSchedule.MINUTES
+    every = every_minutes(criterion)
+    return put_interval_entry(
+        entry_name(criterion.pk),
+        TASK,
+        every,
+        IntervalSchedule.MINUTES,
+        {"criterion_id": criterion.pk},
+        f"Freshness of '{criterion.metric}' every {every} min.",
     )
-    task, _ = PeriodicTask.objects.update_or_create(
-        name=entry_name(criterion.pk),
-        defaults={
-            "task": TASK,
-            "interval": interval,
-            "kwargs": json.dumps({"criterion_id": criterion.pk}),
-            "enabled": True,
-            "description": f"Freshness of '{criterion.metric}' every {interval.every} min.",
-        },
-    )
-    return task
 
 
 def drop_measurement(criterion_id: int) -> None:
-    # .delete() per object, so django-celery-beat notices the change (its signal).
-    for task in PeriodicTask.objects.filter(name=entry_name(criterion_id)):
-        task.delete()
+    drop_entry(entry_name(criterion_id))
 
 
 def sync_connection(connection_id: int) -> None:

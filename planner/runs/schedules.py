@@ -1,10 +1,9 @@
 """Beat entries (django-celery-beat, database-backed) for scheduled validation runs."""
 
-import json
-
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from planner.models import RunSchedule
+from planner.runs.beat import drop_entry, put_interval_entry
 
 TASK = "planner.validation_tasks.scheduled_validation"
 REAPER_NAME = "aethon: reap stale validation runs"
@@ -23,23 +22,15 @@ def sync_schedule(schedule: RunSchedule) -> PeriodicTask | None:
     if schedule.every == RunSchedule.Every.OFF:
         drop_schedule(schedule.connection_id)
         return None
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=1, period=PERIODS[RunSchedule.Every(schedule.every)]
+    return put_interval_entry(
+        entry_name(schedule.connection_id),
+        TASK,
+        1,
+        PERIODS[RunSchedule.Every(schedule.every)],
+        {"connection_id": schedule.connection_id},
+        f"Validation run of {schedule.connection} ({schedule.every}).",
     )
-    task, _ = PeriodicTask.objects.update_or_create(
-        name=entry_name(schedule.connection_id),
-        defaults={
-            "task": TASK,
-            "interval": interval,
-            "kwargs": json.dumps({"connection_id": schedule.connection_id}),
-            "enabled": True,
-            "description": f"Validation run of {schedule.connection} ({schedule.every}).",
-        },
-    )
-    return task
 
 
 def drop_schedule(connection_id: int) -> None:
-    # .delete() per object, so django-celery-beat notices the change (its signal).
-    for task in PeriodicTask.objects.filter(name=entry_name(connection_id)):
-        task.delete()
+    drop_entry(entry_name(connection_id))
