@@ -2,6 +2,7 @@ import os
 
 import pytest
 from django.test import Client, RequestFactory
+from hypothesis import settings as hypothesis_settings
 
 from planner.models import Role
 
@@ -9,6 +10,11 @@ from .factories import PASSWORD, MembershipFactory, ProjectFactory, UserFactory
 
 # CI sets this so that a missing service or browser fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("AETHON_REQUIRE_SERVICES") == "1"
+
+# Property tests explore new examples on every local run; CI replays one fixed series so a
+# merge is judged on the same cases each time (a failure found locally becomes a named test).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def skip_or_fail(reason: str) -> None:

@@ -405,6 +405,10 @@ def as_read(output: pl.DataFrame, source: pl.DataFrame | None, plans) -> pl.Data
             continue
         original = f"__read{i}"
         dtype = source.schema[read]
+        if dtype == pl.Null:
+            # Nothing was read (a chunk of nulls has no type): the engine's output, defaults
+            # included, is the value; a cast to Null would erase the defaults.
+            continue
         originals.append(source.get_column(read).alias(original))
         out, raw = pl.col(name), pl.col(original)
         replaced.append(

@@ -273,6 +273,39 @@ def test_sqlite_pushdown_agrees_with_reading_every_row(scenario):
     )
 
 
+def test_an_identity_column_null_throughout_a_chunk_still_gets_its_default():
+    """A chunk where the column is null in every row is read without a type; the row's
+    null default must still be what is compared, as when the table is read whole."""
+    blank = [None] * 10
+    source = pl.DataFrame(
+        {
+            "k": ["a", "a", None, None, "a", None, None, None, None, "a", None],
+            "n": [0, 1, 0, 0, -1, 0, 0, 0, 0, 2, 0],
+        }
+        | {"a": [*blank, "x"], "b": [*blank, "x"]},
+        schema={"k": pl.String, "n": pl.Int64, "a": pl.String, "b": pl.String},
+    )
+    target = source.rename({"a": "a2"}).with_columns(
+        pl.when(pl.col("a2").is_null()).then(pl.lit("d")).otherwise(pl.col("a2")).alias("a2")
+    )
+    rows = [
+        row("k", "k"),
+        row("n", "n", target_type="integer"),
+        row("a", "a2", null_rule="default", null_default="d"),
+        row("b", "b", "trim"),
+    ]
+    key = ["k", "n"]
+    pushed = both_ways(
+        sqlite_side("source", "src", source, key), sqlite_side("target", "dst", target, key), rows
+    )
+    figures = pushed.compared.result.figures
+    assert (figures["matched_count"], figures["equal_count"], figures["mismatched_count"]) == (
+        4,
+        4,
+        0,
+    )
+
+
 @pytest.fixture(scope="module")
 def pg_db():
     name = f"aethon_push_{uuid.uuid4().hex[:8]}"
