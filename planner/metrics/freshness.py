@@ -45,7 +45,7 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A change-time column as UTC datetimes with microseconds.
 
     Naive datetimes are taken as UTC (SQL sessions are opened in UTC); text is read as ISO
-    8601 with or without an offset (``Z``, ``+02:00``, ``-0130``); a date is its midnight;
+    8601 with or without an offset (``Z``, ``+02:00``, ``-0130``, ``+02``); a date is its midnight;
     numbers are Unix seconds. Anything unreadable is null (an unmeasured record).
     """
     if isinstance(dtype, pl.Datetime):
@@ -62,6 +62,10 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
             .str.strip_chars()
             .str.replace(r"[Zz]$", "+00:00")
             .str.replace("T", " ", literal=True)
+            # An offset of whole hours ('+02', as PostgreSQL prints it) and a time without
+            # seconds before an offset ('10:00+02:00') are ISO 8601 too.
+            .str.replace(r"(:\d{2}(?:\.\d+)?\s*[+-]\d{2})$", "${1}:00")
+            .str.replace(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})([+-])", "${1}:00${2}")
         )
         return pl.coalesce(
             text.str.to_datetime(

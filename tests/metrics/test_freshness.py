@@ -124,6 +124,11 @@ def test_key_ranges_add_up_to_the_whole():
         ("2026-06-01T10:30:00-0130", datetime(2026, 6, 1, 12, tzinfo=UTC)),
         ("2026-06-01 12:00:00", datetime(2026, 6, 1, 12, tzinfo=UTC)),  # no offset: UTC
         ("2026-06-01", datetime(2026, 6, 1, tzinfo=UTC)),
+        # as PostgreSQL prints a timestamptz: whole hours of offset are '+02'
+        ("2026-06-01 14:00:00.5+02", datetime(2026, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-06-01 07:00:00-05", datetime(2026, 6, 1, 12, tzinfo=UTC)),
+        ("2026-06-01T14:00+02:00", datetime(2026, 6, 1, 12, tzinfo=UTC)),  # no seconds
+        ("2026-06-01T12:00Z", datetime(2026, 6, 1, 12, tzinfo=UTC)),
         ("yesterday", None),
         (None, None),
     ],

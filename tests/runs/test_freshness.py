@@ -526,3 +526,42 @@ def test_a_repeated_target_key_is_judged_by_its_first_row_as_the_reconciliation_
         (2, True, t0 + 3 * S),  # each source row of key 2 is judged
         (2, True, t0 + 3 * S),
     ]
+
+
+def _pg_text(value: datetime | None) -> str | None:
+    """A time as PostgreSQL prints a timestamptz: an offset of whole hours is just '+02'."""
+    if value is None:
+        return None
+    return value.astimezone(timezone(timedelta(hours=2))).strftime("%Y-%m-%d %H:%M:%S.%f+02")
+
+
+def test_sqlite_unix_seconds_and_hour_offsets_are_read_when_the_filter_is_pushed_down(db):
+    """A window makes the read incremental (a WHERE on the change time): Unix seconds and
+    text whose offset is whole hours must still be read, as a whole read reads them."""
+    rows = _rows()
+    ep = {"kind": SystemEndpoint.Kind.SQLITE}
+    source = _sqlite(
+        "crm",
+        "id INTEGER, email TEXT, updated_at REAL",
+        [(i, e, s.timestamp() if s else None) for i, e, s, _, _ in rows],
+    )
+    target = _sqlite(
+        "marketing",
+        "id INTEGER, email TEXT, synced_at TEXT",
+        [(i, te, _pg_text(tt)) for i, _, _, te, tt in rows if te is not None],
+    )
+    connection = _connection(
+        ProjectFactory(),
+        {**ep, "dataset": "crm", "upload": source, "upload_name": "crm.db"},
+        {**ep, "dataset": "marketing", "upload": target, "upload_name": "marketing.db"},
+    )
+    criterion = _criterion(connection, window_value=1, window_unit="days")
+    point = freshness.measure_and_record(criterion, now=NOW)
+    state = _state(criterion)
+    assert state.figures["reading"]["read_from"] == (NOW - timedelta(days=1, minutes=5)).isoformat()
+    got = {k: getattr(point, k) for k in ("total", "good", "late_now", "lag_p50", "lag_p95")}
+    assert got == {k: FIRST[k] for k in got}
+    assert state.figures["pending"] == 1
+    assert [e["key"]["id"] for e in state.late_examples] == LATE_KEYS
+    # A record without a change time is not read by an incremental read (as on PostgreSQL).
+    assert state.figures["unmeasured"] == 0
