@@ -205,7 +205,7 @@ def test_sqlite_time_filter_reads_iso_text_with_offsets(tmp_path: Path) -> None:
 
     path = tmp_path / "times.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (id INTEGER, changed TEXT)")
+        db.execute("CREATE TABLE t (id INTEGER, changed)")  # no affinity: values as given
         db.executemany(
             "INSERT INTO t VALUES (?, ?)",
             [
