@@ -14,6 +14,7 @@ windows scaled to the criterion's window when it is not 30 days.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
@@ -113,6 +114,18 @@ def duration_text(d: timedelta) -> str:
     return f"{round(seconds, 1):g} s"
 
 
+def over_threshold(good: int, total: int, objective: float | None, threshold: float) -> bool:
+    """Whether the burn rate of good/total exceeds `threshold`, in exact fractions: the burn
+    shown is rounded and floats put 1 bad of 1,000 at 99.9 % a hair over a burn of 1."""
+    if objective is None or not total:
+        return False
+    allowed = 1 - Fraction(objective).limit_denominator(10**9)
+    bad = Fraction(total - good, total)
+    if allowed <= 0:
+        return bad > 0
+    return bad > Fraction(threshold).limit_denominator(10**6) * allowed
+
+
 @dataclass(frozen=True)
 class RuleState:
     rule: BurnRule
@@ -120,10 +133,15 @@ class RuleState:
     short_window: timedelta
     long_burn: float | None
     short_burn: float | None
+    # Whether each window's burn exceeds the threshold, from its counts (`over_threshold`).
+    long_over: bool | None = None
+    short_over: bool | None = None
 
     @property
     def firing(self) -> bool:
         t = self.rule.threshold
+        if self.long_over is not None and self.short_over is not None:
+            return self.long_over and self.short_over
         return (
             self.long_burn is not None
             and self.short_burn is not None
@@ -318,6 +336,12 @@ def compliance(
             short,
             burn_rate(row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective),
             burn_rate(row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective),
+            over_threshold(
+                row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective, rule.threshold
+            ),
+            over_threshold(
+                row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective, rule.threshold
+            ),
         )
         for i, (rule, long, short) in enumerate(windows)
     ]

@@ -316,3 +316,25 @@ def test_roll_ups_run_from_celery_beat(db):
     entry = PeriodicTask.objects.get(task="planner.slo_tasks.roll_up")
     assert entry.interval.every == 600 and entry.enabled
     assert "planner.slo_tasks.roll_up" in app.tasks
+
+
+@pytest.mark.parametrize(
+    ("bad", "total", "expected"),
+    [
+        # 99.9 %: 0.1 % of errors allowed. Exactly on a threshold is not over it; one bad
+        # event more is, however many events the window holds.
+        (1, 1000, set()),  # burn exactly 1
+        (2, 1999, {"slow"}),
+        (6, 1000, {"slow"}),  # burn exactly 6
+        (144, 10_000, {"slow", "medium"}),  # burn exactly 14.4
+        (100_001, 100_000_000, {"slow"}),  # burn 1.00001
+        (600_001, 100_000_000, {"slow", "medium"}),  # burn 6.00001
+        (1_440_000, 100_000_000, {"slow", "medium"}),  # burn exactly 14.4
+        (1_440_001, 100_000_000, {"slow", "medium", "fast"}),  # burn 14.40001
+    ],
+)
+def test_each_rule_fires_only_over_its_threshold_exactly(db, bad, total, expected):
+    c = fresh()
+    # One measurement at NOW: every window of every rule holds it alone.
+    record_point(c, at=NOW, good=total - bad, total=total)
+    assert firing(c) == expected
