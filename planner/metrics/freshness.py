@@ -202,7 +202,7 @@ class FreshnessTally:
         room = self.max_examples - len(self.examples)
         if room > 0 and counts["late"]:
             for row in facts.filter(late).head(room).iter_rows(named=True):
-                self.examples.append(_example(row, self.key, w.now))
+                self.examples.append(_example(row, self.key, w))
 
     def result(self) -> FreshnessResult:
         lags = pl.concat(self.lags).sort() if self.lags else pl.Series([], dtype=pl.Float64)
@@ -228,13 +228,14 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _example(row: dict[str, Any], key: list[str], now: datetime) -> dict[str, Any]:
+def _example(row: dict[str, Any], key: list[str], w: Window) -> dict[str, Any]:
+    """A late record: its times and how far past its deadline (changed + target) it is now."""
     changed = row[SOURCE_TIME]
     return {
         "key": {k: _plain(row[k]) for k in key},
         "source_changed": _iso(changed),
         "target_changed": _iso(row[TARGET_TIME]),
-        "late_by_seconds": round((now - changed).total_seconds(), 3),
+        "late_by_seconds": round((w.now - changed).total_seconds() - w.target_seconds, 3),
     }
 
 

@@ -51,6 +51,13 @@ def test_reflected_late_pending_and_unmeasured_records():
     assert [e["key"] for e in result.late_examples] == [{"id": 4}]
 
 
+def test_a_late_example_says_how_far_past_its_deadline_it_is():
+    # Changed 400 s ago with a 5-minute target (and 30 s allowed for clocks): due 100 s ago.
+    [example] = tally([(1, ago(400), None, False)], skew_seconds=30).late_examples
+    assert example["late_by_seconds"] == 100.0
+    assert example["source_changed"] == ago(400).isoformat() and example["target_changed"] is None
+
+
 @pytest.mark.parametrize(
     ("comparator", "good"), [("<=", 2), ("<", 1), (">=", 1), (">", 0), ("=", 1)]
 )

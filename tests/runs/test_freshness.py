@@ -268,7 +268,7 @@ def _assert_first(point: SliPoint, state: FreshnessState) -> None:
         "key": {"id": 7},
         "source_changed": (NOW - 600 * S).isoformat(),
         "target_changed": None,
-        "late_by_seconds": 600.0,
+        "late_by_seconds": 300.0,  # changed 600 s ago, due within 300 s
     }
     assert state.counted_until == NOW - 330 * S
     assert state.last_error == ""
