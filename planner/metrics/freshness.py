@@ -114,6 +114,9 @@ class FreshnessResult:
     late_examples: list[dict[str, Any]]
     counted_from: datetime | None
     counted_until: datetime
+    # The source change time of the oldest record late now: the next read starts there at the
+    # latest, so a record stays late until the target shows it.
+    oldest_late: datetime | None = None
 
     @property
     def share_within_pct(self) -> float | None:
@@ -150,6 +153,7 @@ class FreshnessTally:
     total: int = 0
     pending: int = 0
     late_now: int = 0
+    oldest_late: datetime | None = None
     unmeasured: int = 0
     read: int = 0
     lags: list[pl.Series] = field(default_factory=list)
@@ -194,6 +198,10 @@ class FreshnessTally:
         self.total += counts["total"]
         self.good += counts["good"]
         self.late_now += counts["late"]
+        if counts["late"]:
+            first = facts.filter(late).get_column(SOURCE_TIME).min()
+            if self.oldest_late is None or first < self.oldest_late:
+                self.oldest_late = first
         self.pending += counts["waiting"] - counts["late"]
         if counts["total"]:
             lags = facts.filter(measured).get_column("__lag")
@@ -221,6 +229,7 @@ class FreshnessTally:
             late_examples=self.examples,
             counted_from=self.window.counted_from,
             counted_until=self.window.until,
+            oldest_late=self.oldest_late,
         )
 
 
