@@ -166,8 +166,9 @@ def probe_once(
 
 
 def probe_and_record(criterion: SuccessCriterion, *, now: datetime | None = None, **timing):
-    """One probe stored as one point (good when within the target), or the reason on the
-    probe (and None). Nothing runs unless the probe is enabled."""
+    """One probe stored as one point (good when its time meets the target by the criterion's
+    comparator), or the reason on the probe (and None). Nothing runs unless the probe is
+    enabled."""
     probe = probe_of(criterion)
     reason = problem(criterion, probe)
     if reason:
