@@ -173,6 +173,7 @@ class RunPartition(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
+        STOPPED = "stopped", "Stopped"  # the run ended first (cancelled, failed)
 
     run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="partitions")
     index = models.PositiveIntegerField()

@@ -180,6 +180,12 @@ class _Totals:
         )
 
 
+def _examples_by_field(totals: _Totals) -> dict[str, list[dict[str, Any]]]:
+    """In the fields' order, not the order key ranges (or partitions) happened to show them."""
+    order = [f for f in totals.fields if f in totals.examples]
+    return {f: totals.examples[f] for f in [*order, *totals.examples.keys() - set(order)]}
+
+
 def _concat(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else template
 
@@ -304,7 +310,7 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
         extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
-        examples=totals.examples,
+        examples=_examples_by_field(totals),
         null_keys_source=s.null_keys,
         null_keys_target=t.null_keys,
         duplicate_rows_source=totals.dups_s,
@@ -336,7 +342,7 @@ def combine_reports(reports: Sequence[ReconcileReport], max_examples: int) -> Re
         missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
         extra_in_target=sort_by_key(_concat(totals.extra, first.extra_in_target.clear()), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
-        examples=totals.examples,
+        examples=_examples_by_field(totals),
         null_keys_source=sum(r.null_keys_source for r in reports),
         null_keys_target=sum(r.null_keys_target for r in reports),
         duplicate_rows_source=totals.dups_s,

@@ -97,7 +97,7 @@ class _MappingTotals:
     records: int = 0
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: list[Violation] = field(default_factory=list)
-    _per_reason: dict[tuple[str, str], int] = field(default_factory=dict)
+    _per_reason: dict[tuple[str, str, bool], int] = field(default_factory=dict)
 
     def add(self, part: ValidationReport) -> None:
         self.key_columns = part.key_columns
@@ -107,9 +107,12 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
         for v in part.examples:
-            seen = self._per_reason.get((v.field, v.reason), 0)
+            # Rows with a null key part sort among the others in a SQL read, but a partitioned
+            # run reads them last: they are kept apart and come after the keyed rows' examples.
+            slot = (v.field, v.reason, _null_key(v.key))
+            seen = self._per_reason.get(slot, 0)
             if seen < MAX_EXAMPLES:
-                self._per_reason[(v.field, v.reason)] = seen + 1
+                self._per_reason[slot] = seen + 1
                 self.examples.append(v)
 
     def add_counted(self, records: int, violations: dict[str, dict[str, int]]) -> None:
@@ -121,10 +124,21 @@ class _MappingTotals:
                 mine[reason] = mine.get(reason, 0) + n
 
     def report(self) -> ValidationReport:
-        # The transformed rows were compared chunk by chunk; none is kept.
+        # The transformed rows were compared chunk by chunk; none is kept. Examples by field
+        # and reason, each in key order: where chunks (or partitions) begin does not show.
+        examples, taken = [], {}
+        for v in sorted(self.examples, key=lambda v: (v.field, v.reason, _null_key(v.key))):
+            n = taken.get((v.field, v.reason), 0)
+            if n < MAX_EXAMPLES:
+                taken[(v.field, v.reason)] = n + 1
+                examples.append(v)
         return ValidationReport(
-            self.records, self.violations, self.examples, pl.DataFrame(), self.key_columns
+            self.records, self.violations, examples, pl.DataFrame(), self.key_columns
         )
+
+
+def _null_key(key: Any) -> bool:
+    return key is None or (isinstance(key, tuple) and any(k is None for k in key))
 
 
 def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[str] | str:
