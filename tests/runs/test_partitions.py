@@ -73,7 +73,7 @@ def random_tables(seed: int, n: int = 160, pushable: bool = False):
     rng = random.Random(seed)
     regions = ["north", "North", "NORTH", "south", "éast", "West", "west", "Zeta", "a"]
     source = []
-    for i in range(n):
+    for _ in range(n):
         region = rng.choice(regions)
         key_id = rng.randrange(0, n // 3)
         if rng.random() < 0.05:
