@@ -258,3 +258,19 @@ def load_context(result: dict[str, Any], rows: list[FieldMapping]) -> Context:
         stored["broken_tolerances"],
         stored["figures"],
     )
+
+
+def progress_of(run: ValidationRun) -> list[dict[str, Any]]:
+    """Each key range's progress as the run page and the API show it (empty: one task)."""
+    return [
+        {
+            "number": p.index + 1,
+            "keys": describe(p),
+            "status": p.status,
+            "records_done": p.records_done,
+            "attempt": p.attempt,
+            "worker": p.worker,
+            "error": p.error,
+        }
+        for p in RunPartition.objects.filter(run=run).order_by("index")
+    ]

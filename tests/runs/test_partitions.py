@@ -10,10 +10,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
+from planner.api.tokens import create_token
 from planner.models import RunPartition, SystemEndpoint, ValidationRun
 from planner.runs import service as validation
+from tests.conftest import client_for
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -417,3 +421,33 @@ def test_a_stalled_merge_is_taken_over(settings, queue, monkeypatch):
     assert queue["partitions"] == [pending[-1]]
     validation.execute_partition(pending[-1], heartbeat=False)
     assert outcome(ValidationRun.objects.get(pk=run.pk)) == outcome(single)
+
+
+@pytest.mark.django_db
+def test_the_run_page_and_the_api_show_each_partitions_progress(settings, queue):
+    settings.AETHON_RUN_PARTITION_ROWS = 17
+    connection = build(15)
+    run = validation.start_validation_run(connection, None)
+    validation.execute_run(run.pk, heartbeat=False)
+    pending = list(queue["partitions"])
+    validation.execute_partition(pending[0], heartbeat=False)
+    project = connection.project
+    client = client_for(project.owner)
+    page = client.get(reverse("planner:run_progress", args=[project.pk, run.pk]))
+    html = page.content.decode()
+    assert f"Split into {len(pending)} key ranges" in html
+    assert 'hx-trigger="every 1s"' in html  # still polled: ranges are queued
+    first = RunPartition.objects.get(pk=pending[0])
+    assert first.records_done > 0
+    assert "keys below " in html and "and null keys" in html
+    token = create_token(project.owner, "test")[1]
+    api = Client().get(
+        f"/api/projects/{project.pk}/runs/{run.pk}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    body = api.json()
+    assert body["status"] == "running" and body["records_done"] == first.records_done
+    assert [p["status"] for p in body["partitions"]] == ["done"] + ["queued"] * (len(pending) - 1)
+    assert body["partitions"][0]["records_done"] == first.records_done
+    assert body["partitions"][-1]["keys"].endswith("and null keys")
+    # Reading the page changed nothing.
+    assert RunPartition.objects.get(pk=pending[0]).records_done == first.records_done
