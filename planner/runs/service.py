@@ -250,13 +250,22 @@ def dispatch_partition(part: RunPartition) -> None:
     from aethon.celery import app
 
     try:
-        result = publish(app.tasks[PARTITION_TASK], part.pk)
+        result = publish(app.tasks[PARTITION_TASK], part.pk, **_this_queue())
     except QueueUnreachable:
         log.warning("validation run %s: %s not queued: broker unreachable", part.run_id, part)
         return
     RunPartition.objects.filter(pk=part.pk, status=RunPartition.Status.QUEUED).update(
         celery_task_id=result.id
     )
+
+
+def _this_queue() -> dict:
+    """Inside a task: its queue, so a run's partitions go where its workers listen."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    info = getattr(request, "delivery_info", None) or {}
+    return {"queue": info["routing_key"]} if info.get("routing_key") else {}
 
 
 # ---------------------------------------------------------------------------------------------
