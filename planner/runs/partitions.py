@@ -65,6 +65,8 @@ def plan_spans(
     """
     if rows_per_partition <= 0:
         return "partitions are off (AETHON_RUN_PARTITION_ROWS is 0)"
+    if left.head is None or right.head is None:
+        return "a side's columns are not known"
     for side in (left, right):
         if not reads_in_key_order(side) or not getattr(side.connector, "dialect", None):
             return f"{side.label} is not a SQL system"

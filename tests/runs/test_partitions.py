@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from planner.api.tokens import create_token
-from planner.models import RunPartition, SystemEndpoint, ValidationRun
+from planner.models import RunPartition, RunSchedule, SystemEndpoint, ValidationRun
 from planner.runs import service as validation
 from tests.conftest import client_for
 from tests.factories import (
@@ -451,3 +451,27 @@ def test_the_run_page_and_the_api_show_each_partitions_progress(settings, queue)
     assert body["partitions"][-1]["keys"].endswith("and null keys")
     # Reading the page changed nothing.
     assert RunPartition.objects.get(pk=pending[0]).records_done == first.records_done
+
+
+@pytest.mark.django_db
+def test_a_partitioned_parallel_run_gives_the_single_task_result(settings, queue):
+    connection = build(16)
+    _, old_rows = random_tables(17)  # the old process's output: another target
+    old = SystemFactory(project=connection.project, name="Old billing")
+    SystemEndpointFactory(
+        system=old,
+        kind=SystemEndpoint.Kind.SQLITE,
+        dataset="billing",
+        key_fields="region, id",
+        upload=sqlite_upload(
+            "billing", "region TEXT, id INTEGER, name TEXT, active INTEGER", old_rows
+        ),
+        upload_name="old.db",
+    )
+    RunSchedule.objects.create(project=connection.project, connection=connection, baseline=old)
+    single = run_everything(queue, connection, kind="parallel")
+    assert single.stages.get(name="parallel").figures["mismatched_count"]
+    settings.AETHON_RUN_PARTITION_ROWS = 17
+    split = run_everything(queue, connection, seed=3, kind="parallel")
+    assert split.partitions.count() >= 5
+    assert outcome(split) == outcome(single)
