@@ -1031,12 +1031,14 @@ def claim_partition(part_id: int, task_id: str = "") -> tuple[RunPartition, bool
     AETHON_RUN_PARTITION_ATTEMPTS attempts, then the run fails saying so. A done range's task
     merges a run whose merge stopped (every range done, nobody beating).
     """
+    run_id = RunPartition.objects.filter(pk=part_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return None
     with transaction.atomic():
+        # The run's row first, then the range's: the order every writer of both takes.
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
         part = RunPartition.objects.select_for_update().filter(pk=part_id).first()
-        if part is None:
-            return None
-        run = ValidationRun.objects.select_for_update().get(pk=part.run_id)
-        if run.status != Status.RUNNING:
+        if run is None or part is None or run.status != Status.RUNNING:
             return None
         if run.cancel_requested:
             fail_run(run.pk, "Cancelled.", status=Status.CANCELLED)
