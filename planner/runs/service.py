@@ -496,6 +496,8 @@ def claim(run_id: int, task_id: str = "") -> ValidationRun | None:
         if run is None:
             return None
         if run.status == Status.RUNNING:
+            if RunPartition.objects.filter(run=run).exists():
+                return None  # split: its partitions carry it, and the reaper watches them
             if _attempt_dead(run):
                 fail_run(run.pk, _lost_reason(run), attempt=run.attempt)
             return None

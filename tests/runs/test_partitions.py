@@ -475,3 +475,19 @@ def test_a_partitioned_parallel_run_gives_the_single_task_result(settings, queue
     split = run_everything(queue, connection, seed=3, kind="parallel")
     assert split.partitions.count() >= 5
     assert outcome(split) == outcome(single)
+
+
+@pytest.mark.django_db
+def test_a_second_delivery_of_the_run_task_leaves_a_split_run_to_its_partitions(settings, queue):
+    settings.AETHON_RUN_PARTITION_ROWS = 17
+    run = validation.start_validation_run(build(18), None)
+    validation.execute_run(run.pk, heartbeat=False)
+    # The run task delivered again after its process died (the coordinator's pid is gone).
+    dead = f"{validation.socket.gethostname()}:999999999"
+    ValidationRun.objects.filter(pk=run.pk).update(worker=dead)
+    assert validation.execute_run(run.pk, heartbeat=False) is None
+    assert ValidationRun.objects.get(pk=run.pk).status == "running"
+    for pk in queue["partitions"]:
+        validation.execute_partition(pk, heartbeat=False)
+    assert ValidationRun.objects.get(pk=run.pk).status in ("passed", "failed")
+    assert not ValidationRun.objects.get(pk=run.pk).error.startswith("The worker")
