@@ -24,6 +24,7 @@ import polars as pl
 
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
+from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
 from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
 from planner.runs.pushdown import (
@@ -123,11 +124,18 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
 
-    def report(self) -> ValidationReport:
+    def report(self, order: list[str] | None = None) -> ValidationReport:
         # The transformed rows were compared chunk by chunk; none is kept. Examples by field
-        # and reason, each in key order: where chunks (or partitions) begin does not show.
+        # and reason in the engine's order, each in key order, those of null keys last:
+        # where chunks (or partitions) begin does not show.
+        fields = {name: i for i, name in enumerate(order or self.violations)}
+        reasons = {name: i for i, name in enumerate(REASONS)}
+
+        def order(v: Violation) -> tuple[int, int, bool]:
+            return (fields.get(v.field, len(fields)), reasons.get(v.reason, -1), _null_key(v.key))
+
         examples, taken = [], {}
-        for v in sorted(self.examples, key=lambda v: (v.field, v.reason, _null_key(v.key))):
+        for v in sorted(self.examples, key=order):
             n = taken.get((v.field, v.reason), 0)
             if n < MAX_EXAMPLES:
                 taken[(v.field, v.reason)] = n + 1
@@ -357,7 +365,8 @@ def finish(partial: Partial, context: Context) -> Streamed:
         figures |= {"mode": "pushdown"} | partial.walk
     mapped = None
     if partial.mapping is not None:
-        mapped = mapping_outcome(partial.mapping.report(), context.usable, context.broken)
+        report = partial.mapping.report([p.spec.target_field for p in context.usable])
+        mapped = mapping_outcome(report, context.usable, context.broken)
     compared = compare_outcome(partial.report, context.not_compared, context.broken_tolerances)
     compared.result.figures["reading"] = figures
     return Streamed(mapped, compared, figures, partial, context)
