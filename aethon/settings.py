@@ -315,6 +315,13 @@ AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
 # the checksum queries, even for identical tables (benchmarks/README.md); it pays where the
 # link to the database is slow or its CPU is idle.
 AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 0))
+# A run on SQL systems whose source holds more rows (with a whole key) than this is split into
+# key ranges of about this many rows, compared by as many workers as are free (0: never split).
+# Below it a run stays one task: a split costs a count, a boundary query and a merge.
+AETHON_RUN_PARTITION_ROWS = int(os.environ.get("AETHON_RUN_PARTITION_ROWS", 1_000_000))
+# A key range whose worker was lost (killed, out of memory) is compared again, up to this many
+# attempts in all; then the run fails with the reason.
+AETHON_RUN_PARTITION_ATTEMPTS = int(os.environ.get("AETHON_RUN_PARTITION_ATTEMPTS", 3))
 
 LOGGING = {
     "version": 1,

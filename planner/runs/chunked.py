@@ -180,6 +180,12 @@ class _Totals:
         )
 
 
+def _examples_by_field(totals: _Totals) -> dict[str, list[dict[str, Any]]]:
+    """In the fields' order, not the order key ranges (or partitions) happened to show them."""
+    order = [f for f in totals.fields if f in totals.examples]
+    return {f: totals.examples[f] for f in [*order, *totals.examples.keys() - set(order)]}
+
+
 def _concat(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else template
 
@@ -304,9 +310,41 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
         extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
-        examples=totals.examples,
+        examples=_examples_by_field(totals),
         null_keys_source=s.null_keys,
         null_keys_target=t.null_keys,
+        duplicate_rows_source=totals.dups_s,
+        duplicate_rows_target=totals.dups_t,
+        compared_as_text=list(totals.as_text),
+        mismatches=sort_by_key(_concat(totals.mismatches, no_mismatch), key, "field"),
+        tolerances=totals.tolerances,
+        within_tolerance=totals.within_tolerance,
+    )
+
+
+def combine_reports(reports: Sequence[ReconcileReport], max_examples: int) -> ReconcileReport:
+    """The reports of consecutive key spans (in key order) as the report of one pass over all
+    of them: counts summed, the first ``max_examples`` examples kept, lists sorted again."""
+    first = reports[0]
+    key = list(first.key)
+    totals = _Totals(key, list(first.fields), max_examples)
+    for part in reports:
+        totals.add(part)
+    keys_only = first.missing_in_target.clear()
+    no_mismatch = first.mismatches.clear()
+    return ReconcileReport(
+        key=key,
+        fields=totals.fields,
+        source_count=sum(r.source_count for r in reports),
+        target_count=sum(r.target_count for r in reports),
+        matched_count=totals.matched,
+        equal_count=totals.equal,
+        missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
+        extra_in_target=sort_by_key(_concat(totals.extra, first.extra_in_target.clear()), key),
+        mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
+        examples=_examples_by_field(totals),
+        null_keys_source=sum(r.null_keys_source for r in reports),
+        null_keys_target=sum(r.null_keys_target for r in reports),
         duplicate_rows_source=totals.dups_s,
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),

@@ -24,18 +24,23 @@ import polars as pl
 
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
+from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
-from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
+from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
 from planner.runs.pushdown import (
     Choice,
+    KeySpan,
+    RangeSide,
     Walk,
     choose_columns,
+    kinds,
     ranged,
     sample_where,
     source_side,
     target_side,
     walk_ranges,
 )
+from planner.runs.reconcile import ReconcileReport
 from planner.runs.stages import (
     MAX_EXAMPLES,
     CompareOutcome,
@@ -57,10 +62,34 @@ def reads_in_key_order(side: Side) -> bool:
 
 
 @dataclass
+class Partial:
+    """What one pass over a span of keys found, before it becomes stage results: the spans
+    of a partitioned run (planner.runs.partitions) are combined from these."""
+
+    report: ReconcileReport  # counts include the rows the push-down counted without reading
+    state: MergeState
+    mapping: _MappingTotals | None = None  # None for a parallel run
+    walk: dict[str, Any] | None = None  # the push-down's figures, when it ran
+
+
+@dataclass
+class Context:
+    """What every span of a run shares: the plan of the pass and its fixed figures."""
+
+    usable: list[FieldPlan]
+    broken: list[dict[str, str]]
+    not_compared: list[str]
+    broken_tolerances: list[str]
+    figures: dict[str, Any]  # chunk size, limits, push-down choice, sample
+
+
+@dataclass
 class Streamed:
     mapped: MappingOutcome | None
     compared: CompareOutcome
     figures: dict[str, Any]
+    partial: Partial | None = None
+    context: Context | None = None
 
 
 @dataclass
@@ -69,7 +98,7 @@ class _MappingTotals:
     records: int = 0
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: list[Violation] = field(default_factory=list)
-    _per_reason: dict[tuple[str, str], int] = field(default_factory=dict)
+    _per_reason: dict[tuple[str, str, bool], int] = field(default_factory=dict)
 
     def add(self, part: ValidationReport) -> None:
         self.key_columns = part.key_columns
@@ -79,9 +108,12 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
         for v in part.examples:
-            seen = self._per_reason.get((v.field, v.reason), 0)
+            # Rows with a null key part sort among the others in a SQL read, but a partitioned
+            # run reads them last: they are kept apart and come after the keyed rows' examples.
+            slot = (v.field, v.reason, _null_key(v.key))
+            seen = self._per_reason.get(slot, 0)
             if seen < MAX_EXAMPLES:
-                self._per_reason[(v.field, v.reason)] = seen + 1
+                self._per_reason[slot] = seen + 1
                 self.examples.append(v)
 
     def add_counted(self, records: int, violations: dict[str, dict[str, int]]) -> None:
@@ -92,11 +124,29 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
 
-    def report(self) -> ValidationReport:
-        # The transformed rows were compared chunk by chunk; none is kept.
+    def report(self, order: list[str] | None = None) -> ValidationReport:
+        # The transformed rows were compared chunk by chunk; none is kept. Examples by field
+        # and reason in the engine's order, each in key order, those of null keys last:
+        # where chunks (or partitions) begin does not show.
+        fields = {name: i for i, name in enumerate(order or self.violations)}
+        reasons = {name: i for i, name in enumerate(REASONS)}
+
+        def order(v: Violation) -> tuple[int, int, bool]:
+            return (fields.get(v.field, len(fields)), reasons.get(v.reason, -1), _null_key(v.key))
+
+        examples, taken = [], {}
+        for v in sorted(self.examples, key=order):
+            n = taken.get((v.field, v.reason), 0)
+            if n < MAX_EXAMPLES:
+                taken[(v.field, v.reason)] = n + 1
+                examples.append(v)
         return ValidationReport(
-            self.records, self.violations, self.examples, pl.DataFrame(), self.key_columns
+            self.records, self.violations, examples, pl.DataFrame(), self.key_columns
         )
+
+
+def _null_key(key: Any) -> bool:
+    return key is None or (isinstance(key, tuple) and any(k is None for k in key))
 
 
 def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[str] | str:
@@ -193,13 +243,15 @@ def streamed_validation(
     max_differences: int | None = None,
     fetch_rows: int | None = None,
     sample_percent: int | None = None,
+    span: KeySpan | None = None,
 ) -> Streamed | str:
     """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
 
     With ``fetch_rows``, key ranges are first compared inside the databases where every
     column's rule compiles to SQL (planner.runs.pushdown), and only the ranges that differ
     are read, none of them larger than ``fetch_rows`` unless one key fills it. With
-    ``sample_percent`` only that share of keys is read and compared (no push-down).
+    ``sample_percent`` only that share of keys is read and compared (no push-down). With
+    ``span`` only that share of the keys is read (one partition of a run).
     """
     for side in (source, target):
         if not reads_in_key_order(side):
@@ -241,13 +293,17 @@ def streamed_validation(
     s_sample, t_sample = samples
     if sample_percent:
         fetch_rows = None  # a sample is read, not checksummed
-    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows)
+    spans = span_wheres(source, target, order, span)
+    if isinstance(spans, str):
+        return spans
+    s_base, t_base = _all_of(s_sample, spans[0]), _all_of(t_sample, spans[1])
+    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
 
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return source.connector.fetch_ordered(order, chunk_rows, where=where or s_sample)  # type: ignore[union-attr]
+        return source.connector.fetch_ordered(order, chunk_rows, where=where or s_base)  # type: ignore[union-attr]
 
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return target.connector.fetch_ordered(target.key, chunk_rows, where=where or t_sample)  # type: ignore[union-attr]
+        return target.connector.fetch_ordered(target.key, chunk_rows, where=where or t_base)  # type: ignore[union-attr]
 
     def source_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_source, walk.fetch) if walk else read_source()
@@ -282,7 +338,8 @@ def streamed_validation(
         )
     except NotInKeyOrder as exc:
         return str(exc)
-    figures = _figures(state, chunk_rows, max_differences) | choice.figures()
+    figures = {"chunk_rows": chunk_rows, "max_differences": max_differences} | choice.figures()
+    walked = None
     if walk is not None:
         totals.add_counted(walk.rows_skipped, walk.violations)
         report = dataclasses.replace(
@@ -292,15 +349,72 @@ def streamed_validation(
             matched_count=report.matched_count + walk.rows_skipped,
             equal_count=report.equal_count + walk.rows_skipped,
         )
-        figures |= {"mode": "pushdown"} | walk.figures(fetch_rows or 0)
+        walked = walk.figures(fetch_rows or 0)
     elif fetch_rows:
         figures["pushdown_blocked"] = why_not
     if sample_percent:
         figures["sample_percent"] = sample_percent
-    mapped = mapping_outcome(totals.report(), usable, broken)
-    compared = compare_outcome(report, not_compared, broken_tolerances)
+    context = Context(usable, broken, not_compared, broken_tolerances, figures)
+    return finish(Partial(report, state, totals, walked), context)
+
+
+def finish(partial: Partial, context: Context) -> Streamed:
+    """The stage results of a pass (or of a partitioned run's spans, combined)."""
+    figures = _figures(partial.state) | context.figures
+    if partial.walk is not None:
+        figures |= {"mode": "pushdown"} | partial.walk
+    mapped = None
+    if partial.mapping is not None:
+        report = partial.mapping.report([p.spec.target_field for p in context.usable])
+        mapped = mapping_outcome(report, context.usable, context.broken)
+    compared = compare_outcome(partial.report, context.not_compared, context.broken_tolerances)
     compared.result.figures["reading"] = figures
-    return Streamed(mapped, compared, figures)
+    return Streamed(mapped, compared, figures, partial, context)
+
+
+def combine(partials: list[Partial]) -> Partial:
+    """The partials of consecutive spans, in key order, as one pass over all of them."""
+    state = MergeState(
+        chunks=sum(p.state.chunks for p in partials),
+        peak_buffer_rows=max(p.state.peak_buffer_rows for p in partials),
+        stopped_early=any(p.state.stopped_early for p in partials),
+    )
+    mapping = None
+    if partials[0].mapping is not None:
+        mapping = _MappingTotals()
+        for p in partials:
+            assert p.mapping is not None
+            mapping.add(p.mapping.report())
+    walk = None
+    if partials[0].walk is not None:
+        walk = dict(partials[0].walk)
+        for p in partials[1:]:
+            for name, value in (p.walk or {}).items():
+                if name != "fetch_rows":
+                    walk[name] = walk.get(name, 0) + value
+    report = combine_reports([p.report for p in partials], MAX_EXAMPLES)
+    return Partial(report, state, mapping, walk)
+
+
+def span_wheres(
+    left: Side, right: Side, left_key: list[str], span: KeySpan | None
+) -> tuple[str | None, str | None] | str:
+    """Each side's WHERE for a span of keys (the push-down's range SQL), or why none."""
+    if span is None:
+        return None, None
+    sides = []
+    for side, key in ((left, left_key), (right, list(right.key))):
+        dialect = getattr(side.connector, "dialect", "")
+        key_kinds = [kinds(side).get(k) for k in key]
+        if not dialect or any(k not in ("string", "integer") for k in key_kinds):
+            return f"{side.label}'s key cannot be split into ranges"
+        sides.append(RangeSide(None, dialect, key, key_kinds, []).span_where(span))  # type: ignore[arg-type]
+    return sides[0], sides[1]
+
+
+def _all_of(*wheres: str | None) -> str | None:
+    present = [f"({w})" for w in wheres if w]
+    return " AND ".join(present) if present else None
 
 
 def _samples(
@@ -324,6 +438,7 @@ def _walk(
     choice: Choice,
     fetch_rows: int | None,
     on_rows: Callable[[int], None],
+    span: KeySpan | None = None,
 ) -> tuple[Walk | None, str]:
     """Compare key ranges in the databases, or say why every row is read instead."""
     if not fetch_rows:
@@ -335,7 +450,7 @@ def _walk(
         with s_conn.statements() as s_run, t_conn.statements() as t_run:  # type: ignore[union-attr]
             s_side = source_side(s_run, s_conn.dialect, source, order, choice, usable, fields)  # type: ignore[union-attr]
             t_side = target_side(t_run, t_conn.dialect, target, fields)  # type: ignore[union-attr]
-            return walk_ranges(s_side, t_side, fetch_rows, on_rows), ""
+            return walk_ranges(s_side, t_side, fetch_rows, on_rows, span), ""
     except ConnectorError as exc:
         # A database without window functions, a query dataset it cannot nest...: read all.
         return None, f"the databases could not compare key ranges ({exc})"
@@ -350,8 +465,10 @@ def streamed_parallel(
     on_rows: Callable[[int], None],
     max_differences: int | None = None,
     sample_percent: int | None = None,
+    span: KeySpan | None = None,
 ) -> Streamed | str:
-    """Old output vs new output in one key-ordered pass, or the reason it cannot be done."""
+    """Old output vs new output in one key-ordered pass, or the reason it cannot be done
+    (with ``span``: over that share of the keys only)."""
     for side in (old, new):
         if not reads_in_key_order(side):
             return f"{side.label} cannot be read in key order (only SQL systems can)"
@@ -368,7 +485,13 @@ def streamed_parallel(
     samples = _samples(old, new, key, key, sample_percent)
     if isinstance(samples, str):
         return samples
-    where = dict(zip(("old", "new"), samples, strict=True))
+    spans = span_wheres(old, new, key, span)
+    if isinstance(spans, str):
+        return spans
+    where = {
+        "old": _all_of(samples[0], spans[0]),
+        "new": _all_of(samples[1], spans[1]),
+    }
 
     def chunks(side: Side, name: str) -> Iterator[pl.DataFrame]:
         read = side.connector.fetch_ordered(key, chunk_rows, where=where[name])  # type: ignore[union-attr]
@@ -389,22 +512,18 @@ def streamed_parallel(
         )
     except NotInKeyOrder as exc:
         return str(exc)
-    compared = compare_outcome(report, absent)
-    figures = _figures(state, chunk_rows, max_differences)
+    figures: dict[str, Any] = {"chunk_rows": chunk_rows, "max_differences": max_differences}
     if sample_percent:
         figures["sample_percent"] = sample_percent
-    compared.result.figures["reading"] = figures
-    return Streamed(None, compared, figures)
+    return finish(Partial(report, state), Context([], [], absent, [], figures))
 
 
-def _figures(state: MergeState, chunk_rows: int, max_differences: int | None) -> dict[str, Any]:
+def _figures(state: MergeState) -> dict[str, Any]:
     return {
         "mode": "streamed",
-        "chunk_rows": chunk_rows,
         "key_ranges": state.chunks,
         "peak_rows_held": state.peak_buffer_rows,
         "stopped_early": state.stopped_early,
-        "max_differences": max_differences,
     }
 
 
