@@ -315,6 +315,9 @@ AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
 # the checksum queries, even for identical tables (benchmarks/README.md); it pays where the
 # link to the database is slow or its CPU is idle.
 AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 0))
+# Two tables of one PostgreSQL database are compared by a join inside it, which sends only
+# the rows that may differ (planner/runs/joined.py); 0 reads every row instead.
+AETHON_RUN_JOIN = os.environ.get("AETHON_RUN_JOIN", "1") not in ("0", "false", "no", "")
 
 LOGGING = {
     "version": 1,

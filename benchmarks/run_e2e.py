@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run_e2e.py [--rows 1000000] [--db-url URL] [--workers 1]
                                            [--chunk-rows 50000] [--fetch-rows 0]
-                                           [--rebuild] [--skip-reladiff]
+                                           [--no-join] [--rebuild] [--skip-reladiff]
 
 1. Generates two PostgreSQL tables in this run (``bench_a`` source, ``bench_b`` target: id +
    10 columns, 1% changed, 0.5% missing, 0.5% extra; ``bench_t`` = ``bench_b`` with two
@@ -313,6 +313,11 @@ def main() -> int:
         default=0,
         help="AETHON_RUN_FETCH_ROWS: key ranges compared in SQL down to this size; 0 reads all",
     )
+    parser.add_argument(
+        "--no-join",
+        action="store_true",
+        help="AETHON_RUN_JOIN=0: read every row even when both tables share a database",
+    )
     parser.add_argument("--reladiff-threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="reload tables even if present")
     parser.add_argument("--skip-reladiff", action="store_true")
@@ -324,6 +329,7 @@ def main() -> int:
         "e2e",
         AETHON_RUN_CHUNK_ROWS=str(args.chunk_rows),
         AETHON_RUN_FETCH_ROWS=str(args.fetch_rows),
+        AETHON_RUN_JOIN="0" if args.no_join else "1",
     )
     uri = (
         f"postgresql://{db_cfg['USER'] or 'postgres'}@{db_cfg['HOST'] or '127.0.0.1'}:"
@@ -391,8 +397,15 @@ def main() -> int:
                     f" {reading.get('ranges_fetched')} read,"
                     f" {reading.get('ranges_read_unchecked')} of them unchecked"
                 )
+            elif reading.get("mode") == "joined":
+                print(
+                    f"  joined in the database: {reading.get('rows_equal_unread', 0):,} rows a side"
+                    f" equal unread, {reading.get('rows_read')} rows read (source, target)"
+                )
             elif reading.get("pushdown_blocked"):
                 print(f"  push-down blocked: {reading['pushdown_blocked']}")
+            if reading.get("join_blocked"):
+                print(f"  join blocked: {reading['join_blocked']}")
             if reading.get("not_pushed_down"):
                 print(f"  not pushed down: {reading['not_pushed_down']}")
             counts = {k: v for k, v in (rec.get("mismatch_counts") or {}).items() if v}

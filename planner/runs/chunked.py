@@ -272,7 +272,53 @@ def merge_compare(
             state.stopped_early = True
             _close(source, target)
             break
-    return _report(totals, ranges.source, ranges.target)
+    s, t = ranges.source, ranges.target
+    template = s.template if s.template is not None else t.template
+    return _report(totals, template, (s.rows, t.rows), (s.null_keys, t.null_keys))
+
+
+def compare_pairs(
+    pairs: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
+    key: Sequence[str],
+    fields: Sequence[str],
+    template: pl.DataFrame,
+    *,
+    max_examples: int = 20,
+    max_differences: int | None = None,
+    state: MergeState | None = None,
+    tolerances: dict | None = None,
+) -> ReconcileReport:
+    """:func:`reconcile` of pairs of frames that each hold every row of their keys.
+
+    Unlike :func:`merge_compare` the pairs need no order: each is complete for its keys (a
+    database joined the sides, and no key repeats). Rows with a null key part are counted
+    and dropped, as the merge drops them. ``template`` gives the key columns' dtypes when no
+    pair arrives. The report counts only the rows of the pairs.
+    """
+    key = list(key)
+    fields = [f for f in dict.fromkeys(fields) if f not in key]
+    state = state if state is not None else MergeState()
+    totals = _Totals(key, fields, max_examples)
+    rows, nulls = [0, 0], [0, 0]
+    has_null = pl.any_horizontal([pl.col(k).is_null() for k in key])
+    seen = False
+    for pair in pairs:
+        if not seen:
+            template, seen = pair[0].clear(), True  # the dtypes the merge's lists would have
+        keyed = []
+        for i, part in enumerate(pair):
+            rows[i] += part.height
+            whole = part.filter(~has_null)
+            nulls[i] += part.height - whole.height
+            keyed.append(whole)
+        state.chunks += 1
+        state.peak_buffer_rows = max(state.peak_buffer_rows, sum(p.height for p in pair))
+        totals.add(reconcile(*keyed, key, fields, max_examples, tolerances=tolerances))
+        if max_differences is not None and totals.differences >= max_differences:
+            state.stopped_early = True
+            _close(pairs)
+            break
+    return _report(totals, template, (rows[0], rows[1]), (nulls[0], nulls[1]))
 
 
 def _close(*iterators: Iterator[pl.DataFrame]) -> None:
@@ -282,9 +328,13 @@ def _close(*iterators: Iterator[pl.DataFrame]) -> None:
             close()  # ends a server-side cursor early
 
 
-def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
+def _report(
+    totals: _Totals,
+    template: pl.DataFrame | None,
+    rows: tuple[int, int],
+    null_keys: tuple[int, int],
+) -> ReconcileReport:
     key = totals.key
-    template = s.template if s.template is not None else t.template
     if template is not None:
         keys_only = template.select(key)
     else:
@@ -295,8 +345,8 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
     return ReconcileReport(
         key=key,
         fields=totals.fields,
-        source_count=s.rows,
-        target_count=t.rows,
+        source_count=rows[0],
+        target_count=rows[1],
         matched_count=totals.matched,
         equal_count=totals.equal,
         # Each key range's lists are sorted as reconcile() sorts (numbers held as text by
@@ -305,8 +355,8 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
         examples=totals.examples,
-        null_keys_source=s.null_keys,
-        null_keys_target=t.null_keys,
+        null_keys_source=null_keys[0],
+        null_keys_target=null_keys[1],
         duplicate_rows_source=totals.dups_s,
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),
