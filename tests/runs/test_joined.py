@@ -18,6 +18,7 @@ import polars as pl
 import psycopg
 import pytest
 from django.db import connection as db
+from django.urls import reverse
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
@@ -30,6 +31,7 @@ from planner.models import SystemEndpoint
 from planner.runs import service as validation
 from planner.runs.stages import Side, first_rows
 from planner.runs.streamed import Streamed, streamed_validation
+from tests.conftest import client_for
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -457,3 +459,7 @@ def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db):
     assert run.summary["records"] == 40
     text = run.differences_file.read().decode()
     assert "missing_in_target,9" in text and "mismatch,5,a2" in text
+    page = client_for(project.owner).get(reverse("planner:run_show", args=[project.pk, run.pk]))
+    assert "Compared by a join inside the database: 38 rows a side were equal" in (
+        page.content.decode()
+    )
