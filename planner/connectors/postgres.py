@@ -360,10 +360,16 @@ class PostgresConnector(BaseConnector):
         )
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """One read-only REPEATABLE READ session: all its statements see the same data."""
+    def snapshot(self, shared: str | None = None) -> Iterator[Snapshot]:
+        """One read-only REPEATABLE READ session: all its statements see the same data.
+
+        ``shared`` is a snapshot another session exported (:meth:`Snapshot.export`): this
+        session then sees exactly what that one sees.
+        """
         with self.connect() as conn, self._errors("Query failed"):
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            if shared is not None:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(shared)))
             yield Snapshot(conn)
 
     def count(self) -> int | None:
@@ -440,6 +446,10 @@ class Snapshot:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+
+    def export(self) -> str:
+        """This session's snapshot, for :meth:`PostgresConnector.snapshot` in another."""
+        return str(self.rows("SELECT pg_export_snapshot()")[0][0])
 
     def dataset(self, connector: PostgresConnector) -> str:
         """``connector``'s dataset as SQL text for this session."""

@@ -17,6 +17,8 @@ compares the whole tables instead, saying why.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -364,3 +366,72 @@ def _report(
         tolerances=totals.tolerances,
         within_tolerance=totals.within_tolerance,
     )
+
+
+_END = object()
+
+
+def in_background(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Produce ``items`` in a thread of their own, started now, at most ``depth`` ahead.
+
+    The producer opens, uses and closes whatever session its iterator holds itself; when
+    the consumer stops early (``close()``, an error) the producer stops at its next item. An
+    exception in the producer is raised in the consumer.
+    """
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        put((_END, None))
+
+    thread = threading.Thread(target=produce, name="aethon-background", daemon=True)
+    thread.start()
+    return _Consumer(box, stop, thread)
+
+
+class _Consumer:
+    """The consuming end of :func:`in_background`; ``close()`` stops the producer even when
+    nothing was taken yet."""
+
+    def __init__(self, box: queue.Queue[Any], stop: threading.Event, thread: threading.Thread):
+        self.box, self.stop, self.thread = box, stop, thread
+        self.done = False
+
+    def __iter__(self) -> _Consumer:
+        return self
+
+    def __next__(self) -> Any:
+        if self.done:
+            raise StopIteration
+        item = self.box.get()
+        if isinstance(item, tuple) and item and item[0] is _END:
+            self.close()
+            if item[1] is not None:
+                raise item[1]
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self.done = True
+        self.stop.set()
+        self.thread.join(timeout=60)

@@ -20,6 +20,7 @@ tolerances, samples and difference limits, the run reads every row instead and s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from planner.connectors.base import ConnectorError
 from planner.connectors.postgres import PostgresConnector, Snapshot, copy_item, copyable
 from planner.mapping.engine import FieldPlan
 from planner.mapping.sql import canonical, column, render
-from planner.runs.chunked import MergeState, compare_pairs
+from planner.runs.chunked import MergeState, compare_pairs, in_background
 from planner.runs.pushdown import Choice, kinds
 from planner.runs.reconcile import ReconcileReport
 from planner.runs.stages import MAX_EXAMPLES, Side, is_identity
@@ -131,22 +132,40 @@ def joined_compare(
             # JIT compiling the comparison costs more than it saves on a scan of this size;
             # two unique indexes on integer keys give a merge join that needs no hash table.
             settings = ["set_config('jit', 'off', true)"]
-            if unique == ["index", "index"] and all(
-                k == "integer" for k in _key_kinds(source, order)
-            ):
+            integer_key = all(k == "integer" for k in _key_kinds(source, order))
+            if unique == ["index", "index"] and integer_key:
                 settings.append("set_config('enable_hashjoin', 'off', true)")
             session.rows(f"SELECT {', '.join(settings)}")
-            (s_total, t_total) = session.rows(
-                f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
-            )[0]
-            query = _join_sql(
-                source, target, plans, fields, order, choice, (s_data, s_cols), (t_data, t_cols)
-            )
+            tables = (s_data, s_cols), (t_data, t_cols)
+            halves = _halves(session, s_data, order) if integer_key and len(order) == 1 else None
             s_names = [f"s:{c.name}" for c in s_cols]
             t_names = [f"t:{c.name}" for c in t_cols]
             names = [*s_names, f"s:{_IN}", *t_names, f"t:{_IN}"]
             columns = [*s_cols, _INT_COLUMN, *t_cols, _INT_COLUMN]
-            frames = session.frames(query, columns, names, batch_rows)
+
+            def query(part: int | None) -> str:
+                ranges = None
+                if halves is not None and part is not None:
+                    ranges = _range(order[0], t_key[0], halves[1], part)
+                return _join_sql(source, target, plans, fields, order, choice, *tables, ranges)
+
+            later: Iterator[pl.DataFrame] = iter(())
+            if halves is not None:
+                # The upper half of the keys is joined by a second session on the same
+                # snapshot while this one counts and joins the lower half: two cores.
+                shared = halves[0]
+
+                def upper() -> Iterator[pl.DataFrame]:
+                    with s_conn.snapshot(shared) as other:
+                        other.rows(f"SELECT {', '.join(settings)}")
+                        yield from other.frames(query(1), columns, names, batch_rows)
+
+                later = in_background(upper())
+            (s_total, t_total) = session.rows(
+                f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
+            )[0]
+            first = session.frames(query(0 if halves else None), columns, names, batch_rows)
+            frames = itertools.chain(first, later)
             read = [0, 0]
             assert target.head is not None
             template = target.head.clear().select(*t_key)
@@ -164,15 +183,20 @@ def joined_compare(
                     on_rows(s_part.height + t_part.height)
                     yield map_chunk(s_part), t_part.select(*t_key, *fields)
 
-            report = compare_pairs(
-                pairs(),
-                t_key,
-                fields,
-                template,
-                max_examples=MAX_EXAMPLES,
-                state=MergeState(),
-                tolerances=tolerances,
-            )
+            try:
+                report = compare_pairs(
+                    pairs(),
+                    t_key,
+                    fields,
+                    template,
+                    max_examples=MAX_EXAMPLES,
+                    state=MergeState(),
+                    tolerances=tolerances,
+                )
+            finally:
+                close = getattr(later, "close", None)
+                if close is not None:
+                    close()
     except ConnectorError as exc:
         return f"the database could not join the tables ({exc})"
     equal_s, equal_t = int(s_total) - read[0], int(t_total) - read[1]
@@ -181,6 +205,27 @@ def joined_compare(
         return "the join's counts did not add up, so every row was read"
     on_rows(equal_s + equal_t)
     return Joined(report, (read[0], read[1]), equal_s)
+
+
+def _halves(session: Snapshot, s_data: str, order: list[str]) -> tuple[str, int] | None:
+    """(exported snapshot, middle key) to split the join in two, or None when not worth it."""
+    key = render(column(order[0]), "postgres")
+    low, high = session.rows(f"SELECT MIN({key}), MAX({key}) FROM {s_data}")[0]  # noqa: S608
+    if low is None or high is None or int(high) - int(low) < 2:
+        return None
+    return session.export(), (int(low) + int(high)) // 2
+
+
+def _range(s_key: str, t_key: str, middle: int, part: int) -> tuple[str, str]:
+    """Each side's WHERE for one half: keys below ``middle`` and null keys, or the rest."""
+    where = []
+    for name in (s_key, t_key):
+        col = render(column(name), "postgres")
+        if part == 0:
+            where.append(f"({col} < {int(middle)} OR {col} IS NULL)")
+        else:
+            where.append(f"{col} >= {int(middle)}")
+    return where[0], where[1]
 
 
 class _Described:
@@ -252,8 +297,10 @@ def _join_sql(
     choice: Choice,
     s_table: tuple[str, list[Any]],
     t_table: tuple[str, list[Any]],
+    ranges: tuple[str, str] | None = None,
 ) -> str:
-    """The candidate rows of the join, both sides' columns side by side, in key order."""
+    """The candidate rows of the join, both sides' columns side by side, in key order;
+    ``ranges`` limits each side to part of the keys (a WHERE per side)."""
     d = "postgres"
     (s_data, s_cols), (t_data, t_cols) = s_table, t_table
     s_oids = {c.name: c.type_code for c in s_cols}
@@ -297,10 +344,12 @@ def _join_sql(
         on.append(f"{a}{collate} = {b}{collate}")
         sort.append(f"COALESCE({a}, {b}){collate} NULLS LAST")
     differs = [f"__s.{_IN} IS NULL", f"__t.{_IN} IS NULL", f"__s.{_FLAG} = 1", *differs]
+    s_where = f" WHERE {ranges[0]}" if ranges else ""
+    t_where = f" WHERE {ranges[1]}" if ranges else ""
     return (
         f"SELECT {_select_list('__s', s_cols)}, __s.{_IN},"  # noqa: S608
         f" {_select_list('__t', t_cols)}, __t.{_IN}"
-        f" FROM (SELECT *, {s_extra} FROM {s_data}) AS __s"
-        f" FULL JOIN (SELECT *, {t_extra} FROM {t_data}) AS __t ON {' AND '.join(on)}"
+        f" FROM (SELECT *, {s_extra} FROM {s_data}{s_where}) AS __s"
+        f" FULL JOIN (SELECT *, {t_extra} FROM {t_data}{t_where}) AS __t ON {' AND '.join(on)}"
         f" WHERE {' OR '.join(differs)} ORDER BY {', '.join(sort)}"
     )
