@@ -292,10 +292,11 @@ def compare_pairs(
 ) -> ReconcileReport:
     """:func:`reconcile` of pairs of frames that each hold every row of their keys.
 
-    Unlike :func:`merge_compare` the pairs need no order: each is complete for its keys (a
-    database joined the sides, and no key repeats). Rows with a null key part are counted
-    and dropped, as the merge drops them. ``template`` gives the key columns' dtypes when no
-    pair arrives. The report counts only the rows of the pairs.
+    Unlike :func:`merge_compare` nothing is buffered: each pair is complete for its keys (a
+    database joined the sides, and no key repeats). In key order, the examples kept are the
+    merge's (the first ones by key); the counts hold in any order. Rows with a null key part
+    are counted and dropped, as the merge drops them. ``template`` gives the key columns'
+    dtypes when no pair arrives. The report counts only the rows of the pairs.
     """
     key = list(key)
     fields = [f for f in dict.fromkeys(fields) if f not in key]
