@@ -52,9 +52,9 @@ def _warm_up_pdf_rendering(**kwargs):
 def _warm_up_urls(**kwargs):
     # A run's failure notice links to the run: the first reverse() in a process imports every
     # URL module (the API's schemas among them). Paid at start, not by the first failing run.
-    from django.urls import get_resolver
+    from django.urls import reverse
 
     try:
-        get_resolver().url_patterns  # noqa: B018 - imported for its side effect
+        reverse("planner:run_show", args=[1, 1])  # imports and indexes every URL module
     except Exception:  # a worker whose URLs fail to load still runs; the notice will say why
         logging.getLogger(__name__).exception("loading the URL configuration failed")
