@@ -161,29 +161,29 @@ def joined_compare(
                         yield from other.frames(query(1), columns, names, batch_rows)
 
                 later = in_background(upper())
-            (s_total, t_total) = session.rows(
-                f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
-            )[0]
-            first = session.frames(query(0 if halves else None), columns, names, batch_rows)
-            frames = itertools.chain(first, later)
-            read = [0, 0]
-            assert target.head is not None
-            template = target.head.clear().select(*t_key)
-
-            def pairs() -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-                for frame in frames:
-                    s_part = frame.filter(pl.col(f"s:{_IN}").is_not_null()).select(
-                        pl.col(n).alias(n[2:]) for n in s_names
-                    )
-                    t_part = frame.filter(pl.col(f"t:{_IN}").is_not_null()).select(
-                        pl.col(n).alias(n[2:]) for n in t_names
-                    )
-                    read[0] += s_part.height
-                    read[1] += t_part.height
-                    on_rows(s_part.height + t_part.height)
-                    yield map_chunk(s_part), t_part.select(*t_key, *fields)
-
             try:
+                (s_total, t_total) = session.rows(
+                    f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
+                )[0]
+                first = session.frames(query(0 if halves else None), columns, names, batch_rows)
+                frames = itertools.chain(first, later)
+                read = [0, 0]
+                assert target.head is not None
+                template = target.head.clear().select(*t_key)
+
+                def pairs() -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+                    for frame in frames:
+                        s_part = frame.filter(pl.col(f"s:{_IN}").is_not_null()).select(
+                            pl.col(n).alias(n[2:]) for n in s_names
+                        )
+                        t_part = frame.filter(pl.col(f"t:{_IN}").is_not_null()).select(
+                            pl.col(n).alias(n[2:]) for n in t_names
+                        )
+                        read[0] += s_part.height
+                        read[1] += t_part.height
+                        on_rows(s_part.height + t_part.height)
+                        yield map_chunk(s_part), t_part.select(*t_key, *fields)
+
                 report = compare_pairs(
                     pairs(),
                     t_key,

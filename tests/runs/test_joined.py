@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from planner.connectors.base import ConnectorError
 from planner.connectors.guard import GuardPolicy
+from planner.connectors.postgres import PostgresConnector
 from planner.connectors.registry import open_connector
 from planner.mapping.engine import CompiledMapping, plan_field
 from planner.mapping.specs import spec_of
@@ -395,6 +397,32 @@ def test_char_columns_are_not_joined(pg_db):
     assert "char(n)" in joined.figures["join_blocked"]
     # char(12) pads: the target's value read is 'Name0       ', the engine's 'Name0'.
     assert joined.compared.result.figures["mismatch_counts"] == {"a2": 5}
+
+
+def test_a_failing_second_session_leaves_the_run_to_read_every_row(pg_db, monkeypatch):
+    real = PostgresConnector.snapshot
+
+    def second_fails(self, shared=None):
+        if shared is not None:
+            raise ConnectorError("Query failed: no second session")
+        return real(self, shared)
+
+    monkeypatch.setattr(PostgresConnector, "snapshot", second_fails)
+    source = people(50)
+    target = source.rename({"a": "a2"}).with_columns(
+        pl.col("a2").str.strip_chars().str.to_uppercase()
+    )
+    tag = uuid.uuid4().hex[:8]
+    joined, _ = both_ways(
+        pg_side(pg_db, "source", f"s_{tag}", source, ["k"], primary=True),
+        pg_side(pg_db, "target", f"t_{tag}", target.filter(pl.col("k") != 40), ["k"], primary=True),
+        PEOPLE_ROWS,
+    )
+    assert joined.figures["mode"] == "streamed"
+    assert joined.figures["join_blocked"] == (
+        "the database could not join the tables (Query failed: no second session)"
+    )
+    assert joined.compared.result.figures["missing_in_target"] == [{"k": 40}]
 
 
 # ---------------------------------------------------------------- a user's run
