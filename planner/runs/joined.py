@@ -75,8 +75,8 @@ def why_not_joined(source: Side, target: Side, choice: Choice) -> str | None:
 
 
 def _key_unique(session: Snapshot, dataset: str, table: str, key: list[str]) -> str:
-    """ "index" for a unique index on key columns, "checked" when no key value is held by
-    two rows, "" when one is."""
+    """How the key is known not to repeat: "index" (a unique index on key columns),
+    "checked" (no two rows hold one key value), or "" when a key value repeats."""
     (indexed,) = session.rows(
         "SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = CAST(%s AS regclass)"
         " AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL"
