@@ -322,6 +322,9 @@ AETHON_RUN_PARTITION_ROWS = int(os.environ.get("AETHON_RUN_PARTITION_ROWS", 1_00
 # A key range whose worker was lost (killed, out of memory) is compared again, up to this many
 # attempts in all; then the run fails with the reason.
 AETHON_RUN_PARTITION_ATTEMPTS = int(os.environ.get("AETHON_RUN_PARTITION_ATTEMPTS", 3))
+# Two tables of one PostgreSQL database are compared by a join inside it, which sends only
+# the rows that may differ (planner/runs/joined.py); 0 reads every row instead.
+AETHON_RUN_JOIN = os.environ.get("AETHON_RUN_JOIN", "1") not in ("0", "false", "no", "")
 
 LOGGING = {
     "version": 1,

@@ -47,6 +47,7 @@ from planner.models.runs import STAGE_LABELS, STAGE_NAMES
 from planner.notify.service import notify
 from planner.runs import partitions
 from planner.runs.endpoints import endpoint_of
+from planner.runs.joined import joins_whole_tables
 from planner.runs.stages import (
     CompareOutcome,
     Side,
@@ -820,7 +821,14 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     one_task = ""
     if source.ok and target.ok:
         order = partitions.validation_order(source, target, rows)
-        one_task = r.split(source, target, order, "mapping")
+        if (
+            settings.AETHON_RUN_JOIN
+            and not r.run.sample_percent
+            and joins_whole_tables(source, target)
+        ):
+            one_task = "both tables are in one PostgreSQL database: compared by a join there"
+        else:
+            one_task = r.split(source, target, order, "mapping")
 
     def run_mapping() -> StageResult:
         if source.ok and target.ok:

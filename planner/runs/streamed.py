@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+from django.conf import settings
 
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
 from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
 from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
+from planner.runs.joined import Joined, joined_compare, why_not_joined
 from planner.runs.pushdown import (
     Choice,
     KeySpan,
@@ -244,8 +246,14 @@ def streamed_validation(
     fetch_rows: int | None = None,
     sample_percent: int | None = None,
     span: KeySpan | None = None,
+    join: bool | None = None,
 ) -> Streamed | str:
     """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
+
+    With ``join`` (default: the ``AETHON_RUN_JOIN`` setting), two tables of one PostgreSQL
+    database are first compared by a join inside it (planner.runs.joined), which sends only
+    the rows that may differ; when it cannot promise the same result, every row is read and
+    the figures say why (``join_blocked``).
 
     With ``fetch_rows``, key ranges are first compared inside the databases where every
     column's rule compiles to SQL (planner.runs.pushdown), and only the ranges that differ
@@ -297,7 +305,8 @@ def streamed_validation(
     if isinstance(spans, str):
         return spans
     s_base, t_base = _all_of(s_sample, spans[0]), _all_of(t_sample, spans[1])
-    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
+    if join is None:
+        join = settings.AETHON_RUN_JOIN
 
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
         return source.connector.fetch_ordered(order, chunk_rows, where=where or s_base)  # type: ignore[union-attr]
@@ -305,18 +314,52 @@ def streamed_validation(
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
         return target.connector.fetch_ordered(target.key, chunk_rows, where=where or t_base)  # type: ignore[union-attr]
 
+    def map_chunk(chunk: pl.DataFrame) -> pl.DataFrame:
+        part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
+        totals.add(part)
+        columns = target_key_columns(source, target, targets, part.key_columns)
+        assert isinstance(columns, dict)  # every key field was found above
+        # Identity fields are compared as read, exactly as on the whole-table path.
+        output = as_read(part.output, chunk, usable)
+        return output.select(
+            *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
+        )
+
+    # A span is one partition of a split run: the join, when it applies, covers the whole
+    # table in one statement, so a split run never reaches it (planner.runs.partitions).
+    if join and span is None and not sample_percent and max_differences is None:
+        joined = _joined(
+            source,
+            target,
+            usable,
+            fields,
+            order,
+            choice,
+            map_chunk,
+            chunk_rows,
+            on_rows,
+            tolerances,
+        )
+        if isinstance(joined, Joined):
+            totals.add_counted(joined.rows_equal, {})
+            report = _with_unread(joined.report, joined.rows_equal)
+            figures = (
+                {"chunk_rows": chunk_rows, "max_differences": max_differences}
+                | choice.figures()
+                | joined.figures()
+            )
+            context = Context(usable, broken, not_compared, broken_tolerances, figures)
+            return finish(Partial(report, MergeState(), totals, None), context)
+        totals = _MappingTotals()  # whatever a failed join mapped is mapped again below
+        join_blocked = joined  # "" when there was no join to consider
+    else:
+        join_blocked = ""
+    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
+
     def source_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_source, walk.fetch) if walk else read_source()
         for chunk in _closing(read):
-            part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
-            totals.add(part)
-            columns = target_key_columns(source, target, targets, part.key_columns)
-            assert isinstance(columns, dict)  # every key field was found above
-            # Identity fields are compared as read, exactly as on the whole-table path.
-            output = as_read(part.output, chunk, usable)
-            yield output.select(
-                *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
-            )
+            yield map_chunk(chunk)
 
     def target_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_target, walk.fetch_target) if walk else read_target()
@@ -339,16 +382,12 @@ def streamed_validation(
     except NotInKeyOrder as exc:
         return str(exc)
     figures = {"chunk_rows": chunk_rows, "max_differences": max_differences} | choice.figures()
+    if join_blocked:
+        figures["join_blocked"] = join_blocked
     walked = None
     if walk is not None:
         totals.add_counted(walk.rows_skipped, walk.violations)
-        report = dataclasses.replace(
-            report,
-            source_count=report.source_count + walk.rows_skipped,
-            target_count=report.target_count + walk.rows_skipped,
-            matched_count=report.matched_count + walk.rows_skipped,
-            equal_count=report.equal_count + walk.rows_skipped,
-        )
+        report = _with_unread(report, walk.rows_skipped)
         walked = walk.figures(fetch_rows or 0)
     elif fetch_rows:
         figures["pushdown_blocked"] = why_not
@@ -415,6 +454,50 @@ def span_wheres(
 def _all_of(*wheres: str | None) -> str | None:
     present = [f"({w})" for w in wheres if w]
     return " AND ".join(present) if present else None
+
+
+def _with_unread(report: ReconcileReport, rows: int) -> ReconcileReport:
+    """``report`` plus ``rows`` a side that the databases found equal without sending them."""
+    return dataclasses.replace(
+        report,
+        source_count=report.source_count + rows,
+        target_count=report.target_count + rows,
+        matched_count=report.matched_count + rows,
+        equal_count=report.equal_count + rows,
+    )
+
+
+def _joined(
+    source: Side,
+    target: Side,
+    usable: list[FieldPlan],
+    fields: list[str],
+    order: list[str],
+    choice: Choice,
+    map_chunk: Callable[[pl.DataFrame], pl.DataFrame],
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+    tolerances: dict,
+) -> Joined | str:
+    """The comparison by a join inside the one database of both sides, or why not ("" when
+    the sides are not both PostgreSQL: there was no join to consider)."""
+    why = why_not_joined(source, target, choice)
+    if why is None:
+        return ""
+    if why:
+        return why
+    return joined_compare(
+        source,
+        target,
+        usable,
+        fields,
+        order,
+        choice,
+        map_chunk,
+        batch_rows=chunk_rows,
+        on_rows=on_rows,
+        tolerances=tolerances,
+    )
 
 
 def _samples(
