@@ -294,6 +294,39 @@ def compliance(
     )
 
 
+def compliances(
+    spans: list[tuple[SuccessCriterion, datetime]], end: datetime
+) -> dict[int, Compliance]:
+    """`compliance(c, end, start, rules=False)` of many criteria in one query: each span is a
+    criterion (at most once) and the start of its window; by criterion id."""
+    if not spans:
+        return {}
+    where = Q()
+    for criterion, start in spans:
+        where |= Q(criterion_id=criterion.pk) & _in(start, end)
+    rows = {
+        row["criterion_id"]: row
+        for row in SliPoint.objects.filter(where)
+        .values("criterion_id")
+        .annotate(good=Sum("good"), total=Sum("total"), first=Min("at"))
+        .order_by()
+    }
+    out = {}
+    for criterion, start in spans:
+        row = rows.get(criterion.pk, {})
+        out[criterion.pk] = Compliance(
+            criterion.pk,
+            start,
+            end,
+            end - start,
+            objective_of(criterion),
+            int(row.get("good") or 0),
+            int(row.get("total") or 0),
+            row.get("first"),
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Series for the plots: points summed per hour (or day) in SQL, never one row per measurement.
 
