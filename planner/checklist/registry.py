@@ -129,18 +129,22 @@ def _step1_started(ev: Evidence) -> bool:
 
 # Step 2 — data mapping.
 def _editor(ev: Evidence, connection_id: int) -> str:
-    return reverse("planner:mapping_editor", args=[ev.project.pk, connection_id])
+    urls = ev.__dict__.setdefault("_editor_urls", {})
+    if connection_id not in urls:
+        urls[connection_id] = reverse("planner:mapping_editor", args=[ev.project.pk, connection_id])
+    return urls[connection_id]
 
 
 def _row_findings(ev: Evidence, failing: Callable, text: Callable) -> list[Finding]:
-    found = []
+    found, failed = [], 0
     for m in ev.mappings:
         if failing(m):
-            url = _editor(ev, m.connection_id)
-            found.append(Finding(f"{m.connection}: {m} — {text(m)}", f"mapping-{m.pk}", url))
-    if len(found) > MAX_FINDINGS:
-        extra = len(found) - MAX_FINDINGS
-        found = found[:MAX_FINDINGS] + [Finding(f"… and {extra} more rows.")]
+            failed += 1
+            if failed <= MAX_FINDINGS:  # the rest are only counted
+                url = _editor(ev, m.connection_id)
+                found.append(Finding(f"{m.connection}: {m} — {text(m)}", f"mapping-{m.pk}", url))
+    if failed > MAX_FINDINGS:
+        found.append(Finding(f"… and {failed - MAX_FINDINGS} more rows."))
     return found
 
 

@@ -70,16 +70,23 @@ def _content_fields(model: type[models.Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if f.name not in skip]
 
 
+# json.dumps(row, sort_keys=True), without building an encoder for every row.
+_row_json = json.JSONEncoder(sort_keys=True).encode
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _artifact_rows(model: type[models.Model], project_ids: list[int]) -> dict[int, list[str]]:
     names = _content_fields(model)
-    rows = model._default_manager.filter(project_id__in=project_ids).values_list(
-        "project_id", *names
+    # No ORDER BY (some default orderings join other tables): the rows are sorted below.
+    rows = (
+        model._default_manager.filter(project_id__in=project_ids)
+        .order_by()
+        .values_list("project_id", *names)
     )
     out: dict[int, list[str]] = {pk: [] for pk in project_ids}
     for project_id, *values in rows:
-        out[project_id].append(
-            json.dumps(dict(zip(names, map(_canonical, values), strict=True)), sort_keys=True)
-        )
+        canonical = [v if type(v) in _PLAIN else _canonical(v) for v in values]
+        out[project_id].append(_row_json(dict(zip(names, canonical, strict=True))))
     # Sorted as canonical JSON, so the hash depends on content alone, not on primary keys or
     # the order rows come back in; an explicit order lives in `position` fields, which count.
     return {pk: sorted(found) for pk, found in out.items()}

@@ -301,9 +301,13 @@ def compliances(
     criterion (at most once) and the start of its window; by criterion id."""
     if not spans:
         return {}
-    where = Q()
+    # One condition per distinct window start (criteria mostly share their window length).
+    by_start: dict[datetime, list[int]] = {}
     for criterion, start in spans:
-        where |= Q(criterion_id=criterion.pk) & _in(start, end)
+        by_start.setdefault(start, []).append(criterion.pk)
+    where = Q()
+    for start, ids in by_start.items():
+        where |= Q(criterion_id__in=ids) & _in(start, end)
     rows = {
         row["criterion_id"]: row
         for row in SliPoint.objects.filter(where)
