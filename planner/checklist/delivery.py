@@ -12,7 +12,6 @@ from planner.models import (
     Connection,
     DeploymentPlan,
     IncidentEntry,
-    IntegrationProject,
     MetricKey,
     Monitor,
     RollbackStep,
@@ -47,20 +46,11 @@ class PlanEvidence:
     incidents: list[IncidentEntry]
 
     @classmethod
-    def load(cls, project: IntegrationProject) -> "PlanEvidence":
-        return cls.load_many([project])[project.pk]
-
-    @classmethod
-    def load_many(cls, projects: list[IntegrationProject]) -> dict[int, "PlanEvidence"]:
+    def load_many(cls, evidences: list[Evidence]) -> dict[int, "PlanEvidence"]:
         """Each project's plan, by project id: the same queries for one project or many."""
-        ids = [p.pk for p in projects]
-        # One query for the three one-per-project records, one per table.
-        one_to_one = {
-            p.pk: p
-            for p in IntegrationProject.objects.select_related(
-                "test_plan", "deployment_plan", "training_plan"
-            ).filter(pk__in=ids)
-        }
+        ids = [ev.project.pk for ev in evidences]
+        # The three one-per-project records came with the evidence; one query per table.
+        one_to_one = {ev.project.pk: ev.__dict__["_one_to_one"] for ev in evidences}
         cases = by_project(with_run_problems(list(TestCase.objects.filter(project_id__in=ids))))
         triggers = by_project(RollbackTrigger.objects.filter(project_id__in=ids))
         rollback_steps = by_project(RollbackStep.objects.filter(project_id__in=ids))
@@ -91,7 +81,7 @@ def load_plans(evidences: list[Evidence]) -> None:
     """Fill the plan cache of every evidence object that lacks it, in one load."""
     missing = [ev for ev in evidences if "_plan" not in ev.__dict__]
     if missing:
-        plans = PlanEvidence.load_many([ev.project for ev in missing])
+        plans = PlanEvidence.load_many(missing)
         for ev in missing:
             ev.__dict__["_plan"] = plans[ev.project.pk]
 

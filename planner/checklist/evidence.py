@@ -22,6 +22,9 @@ from planner.models import (
     System,
 )
 
+# Every one-per-project record readiness reads, loaded with the project in one query.
+ONE_TO_ONE = ("objective", "pattern_decision", "test_plan", "deployment_plan", "training_plan")
+
 
 def by_project(rows: Iterable) -> dict[int, list]:
     """Rows of several projects grouped by `project_id`, each group in the rows' order."""
@@ -64,24 +67,30 @@ class Evidence:
         elements = list(DataElement.objects.filter(project_id__in=ids))
         for e in elements:
             e.source_of_truth = by_id.get(e.source_of_truth_id)
-        objectives = {o.project_id: o for o in Objective.objects.filter(project_id__in=ids)}
+        # The one-per-project records of every step in one query; steps 4-7 take theirs in
+        # planner.checklist.delivery.
+        one_to_one = {
+            p.pk: p
+            for p in IntegrationProject.objects.select_related(*ONE_TO_ONE).filter(pk__in=ids)
+        }
         criteria = by_project(SuccessCriterion.objects.filter(project_id__in=ids))
-        decisions = {d.project_id: d for d in PatternDecision.objects.filter(project_id__in=ids)}
         systems_of, connections_of = by_project(systems), by_project(connections)
         mappings_of, elements_of = by_project(mappings), by_project(elements)
-        return {
-            p.pk: cls(
+        out = {}
+        for p in projects:
+            records = one_to_one[p.pk]
+            ev = out[p.pk] = cls(
                 project=p,
-                objective=objectives.get(p.pk),
+                objective=getattr(records, "objective", None),
                 criteria=criteria[p.pk],
                 data_elements=elements_of[p.pk],
                 systems=systems_of[p.pk],
                 connections=connections_of[p.pk],
-                decision=decisions.get(p.pk),
+                decision=getattr(records, "pattern_decision", None),
                 mappings=mappings_of[p.pk],
             )
-            for p in projects
-        }
+            ev.__dict__["_one_to_one"] = records
+        return out
 
     @property
     def connections_by_id(self) -> dict[int, Connection]:
