@@ -128,11 +128,17 @@ def _step1_started(ev: Evidence) -> bool:
 
 
 # Step 2 — data mapping.
+_PLACEHOLDER = 987654321
+
+
 def _editor(ev: Evidence, connection_id: int) -> str:
-    urls = ev.__dict__.setdefault("_editor_urls", {})
-    if connection_id not in urls:
-        urls[connection_id] = reverse("planner:mapping_editor", args=[ev.project.pk, connection_id])
-    return urls[connection_id]
+    # Reversed once per evidence object, then filled in: a big inventory has a finding per
+    # connection on every page's readiness.
+    if "_editor_url" not in ev.__dict__:
+        url = reverse("planner:mapping_editor", args=[ev.project.pk, _PLACEHOLDER])
+        ev.__dict__["_editor_url"] = url.rpartition(str(_PLACEHOLDER))
+    head, _, tail = ev.__dict__["_editor_url"]
+    return f"{head}{connection_id}{tail}"
 
 
 def _row_findings(ev: Evidence, failing: Callable, text: Callable) -> list[Finding]:
