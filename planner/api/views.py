@@ -239,8 +239,10 @@ def _run_out(run: ValidationRun) -> dict:
 @api.get("/projects", response=list[ProjectOut], summary="Projects you are a member of")
 def list_projects(request):
     out = []
-    for m in Membership.objects.filter(user=request.user).select_related("project"):
-        v = golive.verdict(m.project)
+    memberships = list(Membership.objects.filter(user=request.user).select_related("project"))
+    verdicts = golive.verdicts([m.project for m in memberships])
+    for m in memberships:
+        v = verdicts[m.project_id]
         out.append(
             {
                 "id": m.project_id,

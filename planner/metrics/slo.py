@@ -358,6 +358,43 @@ def compliance(
     )
 
 
+def compliances(
+    spans: list[tuple[SuccessCriterion, datetime]], end: datetime
+) -> dict[int, Compliance]:
+    """`compliance(c, end, start, rules=False)` of many criteria in one query: each span is a
+    criterion (at most once) and the start of its window; by criterion id."""
+    if not spans:
+        return {}
+    # One condition per distinct window start (criteria mostly share their window length).
+    by_start: dict[datetime, list[int]] = {}
+    for criterion, start in spans:
+        by_start.setdefault(start, []).append(criterion.pk)
+    where = Q()
+    for start, ids in by_start.items():
+        where |= Q(criterion_id__in=ids) & _in(start, end)
+    rows = {
+        row["criterion_id"]: row
+        for row in SliPoint.objects.filter(where)
+        .values("criterion_id")
+        .annotate(good=Sum("good"), total=Sum("total"), first=Min("at"))
+        .order_by()
+    }
+    out = {}
+    for criterion, start in spans:
+        row = rows.get(criterion.pk, {})
+        out[criterion.pk] = Compliance(
+            criterion.pk,
+            start,
+            end,
+            end - start,
+            objective_of(criterion),
+            int(row.get("good") or 0),
+            int(row.get("total") or 0),
+            row.get("first"),
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Series for the plots: points summed per hour (or day) in SQL, never one row per measurement.
 
