@@ -3,8 +3,8 @@ health-review PDF and the runbook PDF (WeasyPrint renders inline SVG).
 
 Each plot carries <title> and <desc>, labelled axes and a text-alternative table of the same
 figures. Colours and dashes are SVG presentation attributes, never `style=` (the CSP forbids
-inline styles). The data come from planner.metrics.slo in two queries whatever the number of
-points: the compliance figures, and the points summed per hour over two windows.
+inline styles). The data come from planner.metrics.slo in one query whatever the number of
+points (`slo.history`): the compliance figures and the points summed per hour over two windows.
 """
 
 from dataclasses import dataclass, field
@@ -219,16 +219,19 @@ def _seconds(v: float | None) -> str:
 def criterion_plots(criterion: SuccessCriterion, end: datetime | None = None) -> CriterionPlots:
     """Every plot of a criterion's service level over its window ending at `end` (now)."""
     end = end or timezone.now()
-    result = slo.compliance(criterion, end=end)
+    history = slo.history(criterion, end)
+    result, hourly, samples, step = (
+        history.compliance,
+        history.hourly,
+        history.samples,
+        history.step,
+    )
     window = slo.window_of(criterion)
     start = end - window
-    hourly = slo.buckets(criterion, end - 2 * window, end)
     out = CriterionPlots(criterion, result)
     if not hourly:
         return out
     slug = f"criterion-{criterion.pk}"
-    step = max(window / 60, timedelta(hours=1))
-    samples = slo.rolling(criterion, hourly, end, step)
     objective = None if result.objective is None else 100 * result.objective
     observed = [s.compliance_pct for s in samples if s.compliance_pct is not None]
     low = min(observed + ([objective] if objective is not None else []) + [100.0])
@@ -369,7 +372,7 @@ def criterion_plots(criterion: SuccessCriterion, end: datetime | None = None) ->
 
 def service_levels(criteria, end: datetime | None = None) -> list[CriterionPlots]:
     """The plots of every criterion among `criteria` that has points (step 6, the review
-    report and the runbook): one query to find them, then two per criterion."""
+    report and the runbook): one query to find them, then one per criterion."""
     criteria = list(criteria)
     measured = set(
         SliPoint.objects.filter(criterion__in=criteria)

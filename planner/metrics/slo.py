@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Expression, F, IntegerField, Max, Min, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -242,6 +242,138 @@ def _in(start: datetime, end: datetime) -> Q:
     return (raw | hour) & Q(at__lte=end)
 
 
+def _count_before(column: str, column_params: list, values: list, params: list) -> str:
+    """SQL counting how many of `values` (ascending) lie strictly before `column`: a CASE
+    tree that halves the values at each level, so a row costs log2(values) comparisons."""
+
+    def tree(lo: int, hi: int) -> str:
+        if lo >= hi:
+            return str(lo)
+        mid = (lo + hi) // 2
+        params.extend([*column_params, values[mid]])
+        return f"CASE WHEN {column} > %s THEN {tree(mid + 1, hi)} ELSE {tree(lo, mid)} END"
+
+    return tree(0, len(values))
+
+
+class _EdgesBefore(Expression):
+    """How many of `edges` (ascending) lie strictly before a point's `at` or, with
+    `hour_ends`, before the end of its hour for an hourly roll-up. Compiled straight to SQL:
+    a tree of ORM `Case` expressions over a hundred edges costs more to build than the query
+    takes to run."""
+
+    output_field = IntegerField()
+
+    def __init__(self, edges: list[datetime], hour_ends: bool = False):
+        super().__init__()
+        self.edges, self.hour_ends = edges, hour_ends
+        self.at, self.resolution = F("at"), F("resolution")
+
+    def get_source_expressions(self):
+        return [self.at, self.resolution]
+
+    def set_source_expressions(self, exprs):
+        self.at, self.resolution = exprs
+
+    def as_sql(self, compiler, connection):
+        at_sql, at_params = compiler.compile(self.at)
+        adapt = connection.ops.adapt_datetimefield_value
+        params: list = []
+        if not self.hour_ends:
+            values = [adapt(t) for t in self.edges]
+            return f"({_count_before(at_sql, at_params, values, params)})", params
+        res_sql, res_params = compiler.compile(self.resolution)
+        params.extend([*res_params, SliPoint.Resolution.HOUR.value])
+        # A roll-up's hour ends after an edge when it begins after the edge less an hour.
+        hour = _count_before(at_sql, at_params, [adapt(t - HOUR) for t in self.edges], params)
+        raw = _count_before(at_sql, at_params, [adapt(t) for t in self.edges], params)
+        return f"(CASE WHEN {res_sql} = %s THEN {hour} ELSE {raw} END)", params
+
+
+@dataclass
+class WindowSums:
+    """Good and total events of the points summed per window edge they fall between.
+
+    A point is in the window (edges[a], edges[b]] exactly when `_in` puts it there: its `after`
+    index (edges before its at, or before the end of its hour for a roll-up) exceeds a, and its
+    `upto` index (edges before its at) is at most b. Each (after, upto) pair is summed once in
+    SQL; any window over these edges is then a sum over a few pairs, with no further query.
+    """
+
+    edges: list[datetime]
+    pairs: dict[tuple[int, int], list] = field(default_factory=dict)
+
+    def add(self, after: int, upto: int, good: int, total: int, first: datetime) -> None:
+        sums = self.pairs.setdefault((after, upto), [0, 0, first])
+        sums[0] += good
+        sums[1] += total
+        sums[2] = min(sums[2], first)
+
+    def over(self, start: datetime, end: datetime) -> tuple[int, int, datetime | None]:
+        """Good, total and the first point's time in the window (start, end]."""
+        a, b = self.edges.index(start), self.edges.index(end)
+        good = total = 0
+        first = None
+        for (after, upto), (g, t, f) in self.pairs.items():
+            if after > a and upto <= b:
+                good += g
+                total += t
+                first = f if first is None or f < first else first
+        return good, total, first
+
+
+def _window_query(criterion: SuccessCriterion, spans: list[tuple[datetime, datetime]]):
+    """The criterion's points in any of `spans` with their (after, upto) edge indexes."""
+    edges = sorted({t for span in spans for t in span})
+    after, upto = _EdgesBefore(edges, hour_ends=True), _EdgesBefore(edges)
+    rows = (
+        SliPoint.objects.filter(_in(edges[0], edges[-1]), criterion_id=criterion.pk)
+        .order_by()
+        .annotate(after=after, upto=upto)
+    )
+    return edges, rows
+
+
+def window_sums(criterion: SuccessCriterion, spans: list[tuple[datetime, datetime]]) -> WindowSums:
+    """Good/total over each (start, end] of `spans`, all in one query."""
+    edges, rows = _window_query(criterion, spans)
+    sums = WindowSums(edges)
+    for r in rows.values("after", "upto").annotate(g=Sum("good"), t=Sum("total"), f=Min("at")):
+        sums.add(r["after"], r["upto"], r["g"], r["t"], r["f"])
+    return sums
+
+
+def _rule_spans(window: timedelta) -> list[tuple[BurnRule, timedelta, timedelta]]:
+    return [(rule, *rule.windows(window)) for rule in BURN_RULES]
+
+
+def compliance_from(
+    criterion: SuccessCriterion,
+    sums: WindowSums,
+    start: datetime,
+    end: datetime,
+    rules: bool = True,
+) -> Compliance:
+    """The compliance figure of a criterion over (start, end], with the burn rate of every
+    alert rule over windows ending at `end`: the one computation of both, from window sums."""
+    objective = objective_of(criterion)
+    states = []
+    if rules:
+        for rule, long, short in _rule_spans(window_of(criterion)):
+            burns = [burn_rate(*sums.over(end - w, end)[:2], objective) for w in (long, short)]
+            states.append(RuleState(rule, long, short, *burns))
+    good, total, first = sums.over(start, end)
+    return Compliance(criterion.pk, start, end, end - start, objective, good, total, first, states)
+
+
+def _spans(criterion: SuccessCriterion, start: datetime, end: datetime, rules: bool) -> list:
+    spans = [(start, end)]
+    if rules:
+        for _rule, long, short in _rule_spans(window_of(criterion)):
+            spans += [(end - long, end), (end - short, end)]
+    return spans
+
+
 def compliance(
     criterion: SuccessCriterion,
     end: datetime | None = None,
@@ -251,51 +383,13 @@ def compliance(
     """Compliance of a criterion over its rolling window ending at `end` (now), or over
     [start, end] (a review period); with the burn rate of every alert rule. One query."""
     end = end or timezone.now()
-    window = window_of(criterion)
-    start = start or end - window
-    objective = objective_of(criterion)
-    windows = []
-    if rules:
-        for rule in BURN_RULES:
-            windows.append((rule, *rule.windows(window)))
-    aggregates = {
-        "w_good": Sum("good", filter=_in(start, end)),
-        "w_total": Sum("total", filter=_in(start, end)),
-        "w_first": Min("at", filter=_in(start, end)),
-    }
-    for i, (_rule, long, short) in enumerate(windows):
-        for name, w in (("l", long), ("s", short)):
-            aggregates[f"{name}{i}_good"] = Sum("good", filter=_in(end - w, end))
-            aggregates[f"{name}{i}_total"] = Sum("total", filter=_in(end - w, end))
-    earliest = min([start] + [end - long for _r, long, _s in windows])
-    row = SliPoint.objects.filter(_in(earliest, end), criterion_id=criterion.pk).aggregate(
-        **aggregates
-    )
-    states = [
-        RuleState(
-            rule,
-            long,
-            short,
-            burn_rate(row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective),
-            burn_rate(row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective),
-        )
-        for i, (rule, long, short) in enumerate(windows)
-    ]
-    return Compliance(
-        criterion.pk,
-        start,
-        end,
-        end - start,
-        objective,
-        int(row["w_good"] or 0),
-        int(row["w_total"] or 0),
-        row["w_first"],
-        states,
-    )
+    start = start or end - window_of(criterion)
+    sums = window_sums(criterion, _spans(criterion, start, end, rules))
+    return compliance_from(criterion, sums, start, end, rules)
 
 
 # ---------------------------------------------------------------------------------------------
-# Series for the plots: points summed per hour (or day) in SQL, never one row per measurement.
+# Series for the plots: points summed per hour in SQL, never one row per measurement.
 
 
 @dataclass(frozen=True)
@@ -309,30 +403,6 @@ class Bucket:
     late_now: int | None
 
 
-def buckets(
-    criterion: SuccessCriterion, start: datetime, end: datetime, size: str = "hour"
-) -> list[Bucket]:
-    """Good/total summed and the worst lag percentiles per `size` ('hour' or 'day'): one query."""
-    rows = (
-        SliPoint.objects.filter(_in(start, end), criterion_id=criterion.pk)
-        .annotate(bucket=Trunc("at", size, tzinfo=timezone.get_current_timezone()))
-        .values("bucket")
-        .annotate(
-            g=Sum("good"),
-            t=Sum("total"),
-            p50=Max("lag_p50"),
-            p95=Max("lag_p95"),
-            p99=Max("lag_p99"),
-            late=Max("late_now"),
-        )
-        .order_by("bucket")
-    )
-    return [
-        Bucket(r["bucket"], int(r["g"]), int(r["t"]), r["p50"], r["p95"], r["p99"], r["late"])
-        for r in rows
-    ]
-
-
 @dataclass(frozen=True)
 class Sample:
     at: datetime
@@ -340,38 +410,74 @@ class Sample:
     budget_left_pct: float | None
 
 
-def rolling(
-    criterion: SuccessCriterion, history: list[Bucket], end: datetime, step: timedelta
-) -> list[Sample]:
-    """Compliance and budget left over the rolling window, at every `step` of the last window
-    before `end`, from buckets covering two windows (prefix sums, no further query)."""
+@dataclass
+class History:
+    """What the plots of a criterion show: its compliance now, the rolling compliance at
+    every step of the last window, and its points summed per hour over the last two windows."""
+
+    compliance: Compliance
+    samples: list[Sample]
+    hourly: list[Bucket]
+    step: timedelta
+
+
+def _worst(*values):
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def history(criterion: SuccessCriterion, end: datetime | None = None) -> History:
+    """Compliance now with its burn rates, the rolling compliance and budget left at every
+    step (window / 60, at least an hour) of the last window, and hourly buckets over two
+    windows: one query. Each sample is the same figure as `compliance` at its time, from
+    exact window edges rather than from the hourly buckets."""
+    end = end or timezone.now()
     window = window_of(criterion)
-    objective = objective_of(criterion)
-    times = [b.at for b in history]
-    good_sum, total_sum = [0], [0]
-    for b in history:
-        good_sum.append(good_sum[-1] + b.good)
-        total_sum.append(total_sum[-1] + b.total)
-
-    def upto(t: datetime) -> int:  # buckets starting at or before t
-        lo, hi = 0, len(times)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if times[mid] <= t:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
+    step = max(window / 60, HOUR)
+    times = [end - i * step for i in range(max(1, int(window / step)), -1, -1)]
+    spans = _spans(criterion, end - window, end, rules=True)
+    spans += [(t - window, t) for t in times] + [(end - 2 * window, end)]
+    edges, rows = _window_query(criterion, spans)
+    rows = (
+        rows.annotate(bucket=Trunc("at", "hour", tzinfo=timezone.get_current_timezone()))
+        .values("bucket", "after", "upto")
+        .annotate(
+            g=Sum("good"),
+            t=Sum("total"),
+            f=Min("at"),
+            p50=Max("lag_p50"),
+            p95=Max("lag_p95"),
+            p99=Max("lag_p99"),
+            late=Max("late_now"),
+        )
+        .order_by("bucket")
+    )
+    sums = WindowSums(edges)
+    hourly: list[Bucket] = []
+    for r in rows:
+        sums.add(r["after"], r["upto"], r["g"], r["t"], r["f"])
+        # An hour split by a window edge comes back as several rows: one bucket of them.
+        b = Bucket(r["bucket"], r["g"], r["t"], r["p50"], r["p95"], r["p99"], r["late"])
+        if hourly and hourly[-1].at == b.at:
+            h = hourly[-1]
+            b = Bucket(
+                h.at,
+                h.good + b.good,
+                h.total + b.total,
+                _worst(h.lag_p50, b.lag_p50),
+                _worst(h.lag_p95, b.lag_p95),
+                _worst(h.lag_p99, b.lag_p99),
+                _worst(h.late_now, b.late_now),
+            )
+            hourly[-1] = b
+        else:
+            hourly.append(b)
+    now = compliance_from(criterion, sums, end - window, end)
     samples = []
-    steps = max(1, int(window / step))
-    for i in range(steps, -1, -1):
-        t = end - i * step
-        a, b = upto(t - window), upto(t)
-        good, total = good_sum[b] - good_sum[a], total_sum[b] - total_sum[a]
-        c = Compliance(criterion.pk, t - window, t, window, objective, good, total, None)
+    for t in times:
+        c = now if t == end else compliance_from(criterion, sums, t - window, t, rules=False)
         samples.append(Sample(t, c.attainment_pct, c.budget_left_pct))
-    return samples
+    return History(now, samples, hourly, step)
 
 
 # ---------------------------------------------------------------------------------------------
