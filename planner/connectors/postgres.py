@@ -372,7 +372,7 @@ class PostgresConnector(BaseConnector):
 
         with conn.cursor() as cur, cur.copy(statement) as copy:
             buf, n = bytearray(), 0
-            for row in copy:  # libpq hands over whole rows
+            for row in _copy_rows(conn, copy):  # libpq hands over whole rows
                 buf += row
                 n += 1
                 if n >= batch_size:
@@ -386,6 +386,43 @@ class PostgresConnector(BaseConnector):
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._dataset()))
             row = cur.fetchone()
             return int(row[0]) if row else None
+
+
+def _copy_rows(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[memoryview]:
+    """The rows of a ``COPY … TO STDOUT``, taken from libpq's buffer while it holds some.
+
+    ``Copy.read`` costs several Python generator frames per row, most of a million-row read.
+    Rows libpq has already received are taken straight from it (``get_copy_data`` without
+    blocking); only when it has none does ``Copy.read`` wait for the network. When libpq
+    reports the end of the data, the command's result is fetched here and the copy marked
+    finished, which is what ``Copy.read`` does at the end (psycopg has no public call for
+    it; without its flag this falls back to ``Copy.read`` for every row).
+    """
+    if not hasattr(copy, "_finished"):
+        yield from copy
+        return
+    pgconn = conn.pgconn
+    take = pgconn.get_copy_data
+    while True:
+        nbytes, data = take(1)
+        if nbytes > 0:
+            yield data
+            continue
+        if nbytes == 0:  # nothing received yet: let psycopg wait for it
+            row = copy.read()
+            if not row:
+                return
+            yield row
+            continue
+        # The end of the data: the final result says whether the COPY succeeded.
+        copy._finished = True
+        results = []
+        while (result := pgconn.get_result()) is not None:
+            results.append(result)  # every one, so the connection is free again
+        for result in results:
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        return
 
 
 # Roles that reach outside the database: a SELECT calling pg_read_file(), lo_import() or
