@@ -371,15 +371,8 @@ class PostgresConnector(BaseConnector):
             return tracker.stabilize(frame.with_columns(finish) if finish else frame)
 
         with conn.cursor() as cur, cur.copy(statement) as copy:
-            buf, n = bytearray(), 0
-            for row in _copy_rows(conn, copy):  # libpq hands over whole rows
-                buf += row
-                n += 1
-                if n >= batch_size:
-                    yield parse(buf)
-                    buf, n = bytearray(), 0
-            if n:
-                yield parse(buf)
+            for rows in _copy_batches(conn, copy, batch_size):
+                yield parse(rows)
 
     def count(self) -> int | None:
         with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:
@@ -388,33 +381,45 @@ class PostgresConnector(BaseConnector):
             return int(row[0]) if row else None
 
 
-def _copy_rows(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[memoryview]:
-    """The rows of a ``COPY … TO STDOUT``, taken from libpq's buffer while it holds some.
+def _copy_batches(
+    conn: psycopg.Connection[Any], copy: psycopg.Copy, batch_rows: int
+) -> Iterator[bytearray]:
+    """The data of a ``COPY … TO STDOUT`` in batches of ``batch_rows`` whole rows.
 
     ``Copy.read`` costs several Python generator frames per row, most of a million-row read.
     Rows libpq has already received are taken straight from it (``get_copy_data`` without
-    blocking); only when it has none does ``Copy.read`` wait for the network. When libpq
-    reports the end of the data, the command's result is fetched here and the copy marked
-    finished, which is what ``Copy.read`` does at the end (psycopg has no public call for
-    it; without its flag this falls back to ``Copy.read`` for every row).
+    blocking) in a tight loop; only when it has none does ``Copy.read`` wait for the network.
+    When libpq reports the end of the data, the command's result is fetched here and the
+    copy marked finished, which is what ``Copy.read`` does at the end (psycopg has no public
+    call for it; without its flag every row goes through ``Copy.read``).
     """
+    buf, n = bytearray(), 0
     if not hasattr(copy, "_finished"):
-        yield from copy
+        for row in copy:  # libpq hands over whole rows
+            buf += row
+            n += 1
+            if n >= batch_rows:
+                yield buf
+                buf, n = bytearray(), 0
+        if n:
+            yield buf
         return
     pgconn = conn.pgconn
     take = pgconn.get_copy_data
     while True:
         nbytes, data = take(1)
-        if nbytes > 0:
-            yield data
-            continue
         if nbytes == 0:  # nothing received yet: let psycopg wait for it
-            row = copy.read()
-            if not row:
-                return
-            yield row
-            continue
-        # The end of the data: the final result says whether the COPY succeeded.
+            data = copy.read()
+            nbytes = len(data) or -1
+        if nbytes < 0:
+            break
+        buf += data
+        n += 1
+        if n >= batch_rows:
+            yield buf
+            buf, n = bytearray(), 0
+    if not copy._finished:
+        # libpq reported the end itself: the final result says whether the COPY succeeded.
         copy._finished = True
         results = []
         while (result := pgconn.get_result()) is not None:
@@ -422,7 +427,8 @@ def _copy_rows(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[me
         for result in results:
             if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
                 raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-        return
+    if n:
+        yield buf
 
 
 # Roles that reach outside the database: a SELECT calling pg_read_file(), lo_import() or
