@@ -454,10 +454,11 @@ def history(criterion: SuccessCriterion, end: datetime | None = None) -> History
     )
     sums = WindowSums(edges)
     hourly: list[Bucket] = []
-    for r in rows:
-        sums.add(r["after"], r["upto"], r["g"], r["t"], r["f"])
+    names = ("bucket", "after", "upto", "g", "t", "f", "p50", "p95", "p99", "late")
+    for at, after, upto, good, total, first, p50, p95, p99, late in rows.values_list(*names):
+        sums.add(after, upto, good, total, first)
         # An hour split by a window edge comes back as several rows: one bucket of them.
-        b = Bucket(r["bucket"], r["g"], r["t"], r["p50"], r["p95"], r["p99"], r["late"])
+        b = Bucket(at, good, total, p50, p95, p99, late)
         if hourly and hourly[-1].at == b.at:
             h = hourly[-1]
             b = Bucket(
