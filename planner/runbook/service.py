@@ -62,41 +62,42 @@ def _dec(value) -> str:
 
 
 def mapping_cells(m: FieldMapping) -> list[str]:
-    """Every column of a mapping row, as the runbook prints it."""
-    nulls = m.get_null_rule_display() if m.null_rule else ""
+    """A mapping row as the runbook prints it: four plain-text cells holding every field.
+
+    Four cells rather than one per field, and no markup inside them: WeasyPrint's layout
+    cost grows with the number of cells and inline boxes, and a 500-row mapping with eleven
+    cells a row was most of the runbook's time (benchmarks/runbook.py).
+    """
+    source = m.source_field + (f" ({m.source_type})" if m.source_type else "")
+    target_type = m.target_type + (f" ({m.max_length})" if m.max_length else "")
+    target = m.target_field + (f" ({target_type})" if target_type else "")
+    if m.required:
+        target += ", required"
+    nulls = m.get_null_rule_display().lower() if m.null_rule else "no rule"
     if m.null_rule == FieldMapping.NullRule.DEFAULT:
         nulls = f"default '{m.null_default}'"
-    sync = m.get_frequency_display()
+    sync = m.get_frequency_display().lower()
     if m.frequency == FieldMapping.Frequency.MINUTES and m.every_minutes:
         sync = f"every {m.every_minutes} min"
-    conflict = m.get_conflict_rule_display() if m.conflict_rule else ""
-    return [
-        m.source_field,
-        m.source_type,
-        m.target_field,
-        m.target_type + (f" ({m.max_length})" if m.max_length else ""),
-        "yes" if m.required else "",
-        nulls,
-        m.rule,
-        m.tolerance or "exact",
-        f"{m.get_direction_display()}, {sync}",
-        m.get_source_of_truth_display() + (f"; {conflict.lower()}" if conflict else ""),
-        m.notes,
+    truth = m.get_source_of_truth_display().lower()
+    if m.conflict_rule:
+        truth += f"; {m.get_conflict_rule_display().lower()}"
+    rules = [
+        f"Nulls: {nulls}",
+        f"tolerance: {m.tolerance or 'exact'}",
+        f"{m.get_direction_display().lower()}, {sync}",
+        f"truth: {truth}",
     ]
+    if m.notes:
+        rules.append(f"notes: {m.notes}")
+    return [source, target, m.rule, " · ".join(rules)]
 
 
 MAPPING_HEADERS = (
-    "Source field",
-    "Type",
-    "Target field",
-    "Type",
-    "Req.",
-    "Nulls",
+    "Source field (type)",
+    "Target field (type)",
     "Transformation",
-    "Tolerance",
-    "Direction, sync",
-    "Truth, conflicts",
-    "Notes",
+    "Nulls, tolerance, direction and sync, source of truth, notes",
 )
 
 

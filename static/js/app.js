@@ -103,7 +103,7 @@ narrowScreen.addEventListener("change", fitNavigatorMenu);
 // scrolled: it joins the tab order only while its content is wider than it.
 function markScrollableBoxes(root) {
   // (The runbook preview's sections scroll as a whole: it has no page chrome around them.)
-  const boxes = ".scroll, .grid, .grid-scroll, [data-scroll-box] > section";
+  const boxes = ".scroll, .grid-scroll, [data-scroll-box] > section";
   (root || document).querySelectorAll(boxes).forEach((box) => {
     const scrolls = box.scrollWidth > box.clientWidth + 1;
     if (scrolls && !box.hasAttribute("tabindex")) {

@@ -186,7 +186,7 @@ def test_fill_steps_4_to_7_sign_off_edit_stale_export(
         mark_page(page)
         table = page.get_by_test_id("incident-table")
         table.get_by_role("link", name=re.compile(r"^Edit Nothing syncs")).click()
-        editing = page.locator("form.grid-row.editing")
+        editing = page.locator("tr.editing form")
         editing.locator("input[name$=-fix]").fill("Restart the worker, then replay the queue")
         editing.get_by_role("button", name="Save").click()
         expect(table).to_contain_text("then replay the queue")

@@ -185,7 +185,7 @@ def test_invalid_criterion_shows_the_field_error_and_keeps_the_input(page: Page,
 
     # The same rule on an inline edit of an existing row.
     table.get_by_role("link", name=re.compile(r"^Edit error rate")).click()
-    editing = page.locator(f"form#criterion-{existing.pk}.editing")
+    editing = page.locator(f"tr#criterion-{existing.pk}.editing form")
     field = editing.locator(f"[name=criterion-{existing.pk}-attainment_pct]")
     field.fill("0")
     editing.get_by_role("button", name="Save").click()

@@ -407,3 +407,39 @@ def test_a_paused_review_schedule_prints_no_dates(project):
     TrainingPlanFactory(project=project, go_live_on=date(2027, 1, 31))
     ReviewSchedule.objects.create(project=project, paused=True)
     assert rb.runbook_context(project)["review_dates"] == []
+
+
+def test_a_mapping_row_prints_every_field_in_four_cells(project, tmp_path):
+    """Four plain-text cells a row keep a big mapping quick to lay out; none of the row's
+    fields may be lost in the merge."""
+    FieldMappingFactory(
+        project=project,
+        source_field="acct_state",
+        source_type="string",
+        target_field="active_flag",
+        target_type="string",
+        max_length=1,
+        required=True,
+        null_rule="default",
+        null_default="0",
+        rule="map(active=1, inactive=0)",
+        tolerance="0.5%",
+        direction="bidirectional",
+        frequency="minutes",
+        every_minutes=15,
+        source_of_truth="target",
+        conflict_rule="last_write",
+        notes="Legacy code X means closed",
+    )
+    row = rb.runbook_context(project)["mappings"][0][1][0]
+    assert row == [
+        "acct_state (string)",
+        "active_flag (string (1)), required",
+        "map(active=1, inactive=0)",
+        "Nulls: default '0' · tolerance: 0.5% · bidirectional, every 15 min"
+        " · truth: target system; last write wins · notes: Legacy code X means closed",
+    ]
+    pdf, _, _ = rb.render_pdf(project)
+    text = pdf_text(pdf, tmp_path)
+    line = next(line for line in text.splitlines() if "acct_state (string)" in line)
+    assert "active_flag" in line and "map(active=1" in line and "Nulls: default" in line

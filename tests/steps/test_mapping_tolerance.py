@@ -117,5 +117,5 @@ def test_the_runbook_states_each_row_s_tolerance(project, connection, owner_clie
     FieldMappingFactory(project=project, connection=connection, target_field="name")
     html = owner_client.get(reverse("planner:runbook_preview", args=[project.pk])).content
     html = html.decode()
-    assert "<th>Tolerance</th>" in html
-    assert "<td>0.000001</td>" in html and "<td>exact</td>" in html
+    assert '<th scope="col">Nulls, tolerance,' in html
+    assert "tolerance: 0.000001 ·" in html and "tolerance: exact ·" in html

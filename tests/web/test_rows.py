@@ -1,5 +1,7 @@
 """Inline editing of table rows: htmx fragments, plain-form fallbacks, conflicts."""
 
+from html.parser import HTMLParser
+
 from django.urls import reverse
 
 from planner.models import Connection, Role, SuccessCriterion, System
@@ -212,3 +214,70 @@ def test_system_rows_link_to_their_connection_settings(project, owner_client):
     html = owner_client.get(reverse("planner:inventory", args=[project.pk])).content.decode()
     settings_url = reverse("planner:system_settings", args=[project.pk, system.pk])
     assert f'href="{settings_url}"' in html
+
+
+class _Tree(HTMLParser):
+    """The open-element path of every start tag, to check what sits inside what."""
+
+    VOID = {"input", "br", "img", "meta", "link", "hr", "col"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[tuple[str, dict]] = []
+        self.seen: list[tuple[list[str], str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.seen.append(([t for t, _ in self.stack], tag, attrs))
+        if tag not in self.VOID:
+            self.stack.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+
+def _parse(html: str) -> _Tree:
+    tree = _Tree()
+    tree.feed(html)
+    return tree
+
+
+def test_a_row_table_is_a_real_table_with_a_caption_and_scoped_headers(project, owner_client):
+    criterion = CriterionFactory(project=project, metric="sync latency")
+    html = owner_client.get(reverse("planner:step", args=[project.pk, 1])).content.decode()
+    start = html.index('id="criterion-table"')
+    tree = _parse(html[html.rindex("<div", 0, start) :])
+    tags = [tag for _, tag, _ in tree.seen]
+    assert tags.index("table") < tags.index("caption") < tags.index("thead")
+    headers = [a for path, tag, a in tree.seen if tag == "th" and "thead" in path]
+    assert len(headers) >= 3 and all(a.get("scope") == "col" for a in headers)
+    row = next(
+        i for i, (_, tag, a) in enumerate(tree.seen) if a.get("id") == f"criterion-{criterion.pk}"
+    )
+    assert tree.seen[row][1] == "tr" and "tbody" in tree.seen[row][0]
+    assert tree.seen[row + 1][1:] == ("th", {"scope": "row"})
+    # The add form follows the table: a <form> inside a <table> but outside a cell is invalid.
+    add = next(
+        path for path, tag, a in tree.seen if tag == "form" and "add-row" in a.get("class", "")
+    )
+    assert "table" not in add
+
+
+def test_a_row_being_edited_holds_its_whole_form_in_one_cell(project, owner_client):
+    criterion = CriterionFactory(project=project)
+    html = owner_client.get(row_url("criterion", "edit", criterion), **HTMX).content.decode()
+    tree = _parse(html)
+    path, tag, attrs = tree.seen[0]
+    assert tag == "tr" and attrs["id"] == f"criterion-{criterion.pk}"
+    cells = [a for p, t, a in tree.seen if t == "td" and p == ["tr"]]
+    assert len(cells) == 1 and int(cells[0]["colspan"]) >= 3
+    form_path = next(p for p, t, a in tree.seen if t == "form")
+    assert form_path == ["tr", "td"]
+    fields = [p for p, t, a in tree.seen if t in ("input", "select", "textarea")]
+    # Every field, the version check included, is inside the form.
+    assert fields and all(p[:3] == ["tr", "td", "form"] for p in fields)
+    assert any(
+        a.get("name") == f"criterion-{criterion.pk}-expected_version" for _, t, a in tree.seen
+    )
