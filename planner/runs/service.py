@@ -9,6 +9,8 @@ when a pool process dies, acks_late) notices the dead attempt and fails the run 
 reason instead of running it twice.
 """
 
+from __future__ import annotations
+
 import contextlib
 import logging
 import os
@@ -18,8 +20,8 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -45,26 +47,16 @@ from planner.models import (
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
 from planner.notify.service import notify
 from planner.runs.endpoints import endpoint_of
-from planner.runs.stages import (
-    CompareOutcome,
-    Side,
-    StageResult,
-    connectivity,
-    mapping,
-    open_side,
-    parallel,
-    reconciliation,
-    schema,
-    source_expectations,
-    target_expectations,
-)
-from planner.runs.streamed import (
-    Streamed,
-    held_whole,
-    streamed_parallel,
-    streamed_validation,
-)
 from planner.task_queue import QueueUnreachable, publish
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from planner.runs.stages import CompareOutcome, Side, StageResult
+    from planner.runs.streamed import Streamed
+
+# The stages, the connectors and polars load when a run executes (planner.runs.stages,
+# planner.runs.streamed), not when the web process or an idle worker imports this module.
 
 log = logging.getLogger(__name__)
 
@@ -503,6 +495,8 @@ class Runner:
 
     def fetch(self, side: Side) -> pl.DataFrame:
         """Every record of a side, in batches, with progress and cancellation between them."""
+        import polars as pl
+
         connector = side.connector
         assert connector is not None
         page = getattr(getattr(connector, "config", None), "page_size", None)
@@ -515,7 +509,7 @@ class Runner:
             return head.clear()
         return pl.concat(frames, how="diagonal_relaxed")
 
-    def stream(self, work) -> "Streamed | str":
+    def stream(self, work) -> Streamed | str:
         """A key-ordered pass (planner.runs.streamed) with this run's progress and limits;
         the reason instead when the sides cannot be read that way."""
         done = self.done
@@ -568,6 +562,8 @@ class Runner:
             )
 
     def stage(self, name: str, work) -> StageResult:
+        from planner.runs.stages import StageResult
+
         self.begin(name)
         try:
             result = work()
@@ -587,6 +583,8 @@ class Runner:
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
+        import polars as pl
+
         from planner.filesafety import safe_csv
 
         frame = outcome.report.differences_frame()
@@ -654,6 +652,18 @@ def _summary(results: dict[str, StageResult]) -> dict:
 
 
 def _run_validation(r: Runner) -> dict[str, StageResult]:
+    from planner.runs.stages import (
+        StageResult,
+        connectivity,
+        mapping,
+        open_side,
+        reconciliation,
+        schema,
+        source_expectations,
+        target_expectations,
+    )
+    from planner.runs.streamed import Streamed, held_whole, streamed_validation
+
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
     source = open_side("source", c.source, r.should_stop)
@@ -705,6 +715,15 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
 
 
 def _run_parallel(r: Runner) -> dict[str, StageResult]:
+    from planner.runs.stages import (
+        connectivity,
+        open_side,
+        parallel,
+        schema,
+        target_expectations,
+    )
+    from planner.runs.streamed import Streamed, held_whole, streamed_parallel
+
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
     if r.run.baseline is None:

@@ -6,9 +6,11 @@ transformed chunk is compared with the target's rows of the same key range
 (:func:`planner.runs.chunked.merge_compare`). The mapping stage and the reconciliation are
 computed in the same pass, so the source is read once.
 
-A run falls back to reading whole tables, and its figures say why, when a side cannot be read
-in key order (files, HTTP), when the target's key is computed by a rule (the source's order
-then says nothing about the output's), or when the rows turn out not to be in key order.
+CSV files and HTTP APIs cannot sort themselves: their batches are sorted through temporary
+files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to reading
+whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX files), when
+the target's key is computed by a rule (the source's order then says nothing about the
+output's), or when the rows turn out not to be in key order.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import polars as pl
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
 from planner.models import FieldMapping
+from planner.runs import spill
 from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
 from planner.runs.pushdown import (
     Choice,
@@ -53,7 +56,34 @@ _IDENTITY = {"", "identity"}
 
 
 def reads_in_key_order(side: Side) -> bool:
+    """The system sorts for us (SQL); other sides are sorted through disk, or held whole."""
     return side.ok and callable(getattr(side.connector, "fetch_ordered", None))
+
+
+def why_unordered(side: Side) -> str | None:
+    """Why a side cannot be read in key order at all (None: it can)."""
+    if reads_in_key_order(side):
+        return None
+    if not side.ok:
+        return "it is not connected"
+    return spill.why_whole(side.connector)
+
+
+def key_ordered(
+    side: Side, order: list[str], chunk_rows: int, where: str | None = None
+) -> Iterator[pl.DataFrame]:
+    """The side's rows in ``order``: sorted by the database, else through temporary files."""
+    connector = side.connector
+    if reads_in_key_order(side):
+        return connector.fetch_ordered(order, chunk_rows, where=where)  # type: ignore[union-attr]
+    # Batches as the whole-table path reads them (an API's pages), so types join alike.
+    page = getattr(getattr(connector, "config", None), "page_size", None)
+    batches = connector.fetch(batch_size=page or spill.RUN_ROWS)  # type: ignore[union-attr]
+    return spill.sorted_chunks(batches, order, chunk_rows)
+
+
+def _both_sql(*sides: Side) -> bool:
+    return all(reads_in_key_order(s) for s in sides)
 
 
 @dataclass
@@ -202,8 +232,9 @@ def streamed_validation(
     ``sample_percent`` only that share of keys is read and compared (no push-down).
     """
     for side in (source, target):
-        if not reads_in_key_order(side):
-            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        why = why_unordered(side)
+        if why is not None:
+            return f"{side.label} cannot be read in key order: {why}"
         if side.head is None:
             return f"{side.label}'s columns are not known"
     if not rows or not target.key or not source.key:
@@ -239,15 +270,15 @@ def streamed_validation(
     if isinstance(samples, str):
         return samples
     s_sample, t_sample = samples
-    if sample_percent:
+    if sample_percent and _both_sql(source, target):
         fetch_rows = None  # a sample is read, not checksummed
     walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows)
 
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return source.connector.fetch_ordered(order, chunk_rows, where=where or s_sample)  # type: ignore[union-attr]
+        return key_ordered(source, order, chunk_rows, where or s_sample)
 
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return target.connector.fetch_ordered(target.key, chunk_rows, where=where or t_sample)  # type: ignore[union-attr]
+        return key_ordered(target, target.key, chunk_rows, where or t_sample)
 
     def source_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_source, walk.fetch) if walk else read_source()
@@ -295,8 +326,7 @@ def streamed_validation(
         figures |= {"mode": "pushdown"} | walk.figures(fetch_rows or 0)
     elif fetch_rows:
         figures["pushdown_blocked"] = why_not
-    if sample_percent:
-        figures["sample_percent"] = sample_percent
+    figures |= _sample_figures(sample_percent, source, target)
     mapped = mapping_outcome(totals.report(), usable, broken)
     compared = compare_outcome(report, not_compared, broken_tolerances)
     compared.result.figures["reading"] = figures
@@ -307,8 +337,8 @@ def _samples(
     left: Side, right: Side, left_key: list[str], right_key: list[str], percent: int | None
 ) -> tuple[str | None, str | None] | str:
     """Each side's WHERE for a sample of keys, or why the pass cannot take one."""
-    if not percent:
-        return None, None
+    if not percent or not _both_sql(left, right):
+        return None, None  # the figures say every key was compared
     try:
         return sample_where(left, left_key, percent), sample_where(right, right_key, percent)
     except ValueError as exc:
@@ -353,8 +383,9 @@ def streamed_parallel(
 ) -> Streamed | str:
     """Old output vs new output in one key-ordered pass, or the reason it cannot be done."""
     for side in (old, new):
-        if not reads_in_key_order(side):
-            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        why = why_unordered(side)
+        if why is not None:
+            return f"{side.label} cannot be read in key order: {why}"
         if side.head is None:
             return f"{side.label}'s columns are not known"
     key = new.key
@@ -371,7 +402,7 @@ def streamed_parallel(
     where = dict(zip(("old", "new"), samples, strict=True))
 
     def chunks(side: Side, name: str) -> Iterator[pl.DataFrame]:
-        read = side.connector.fetch_ordered(key, chunk_rows, where=where[name])  # type: ignore[union-attr]
+        read = key_ordered(side, key, chunk_rows, where[name])
         for chunk in _closing(read):
             yield chunk.select(*key, *fields)
 
@@ -391,10 +422,20 @@ def streamed_parallel(
         return str(exc)
     compared = compare_outcome(report, absent)
     figures = _figures(state, chunk_rows, max_differences)
-    if sample_percent:
-        figures["sample_percent"] = sample_percent
+    figures |= _sample_figures(sample_percent, old, new)
     compared.result.figures["reading"] = figures
     return Streamed(None, compared, figures)
+
+
+def _sample_figures(sample_percent: int | None, *sides: Side) -> dict[str, Any]:
+    if not sample_percent:
+        return {}
+    if not _both_sql(*sides):
+        return {
+            "sample_skipped": "a sample is taken only from SQL systems read in key order:"
+            " every key was compared"
+        }
+    return {"sample_percent": sample_percent}
 
 
 def _figures(state: MergeState, chunk_rows: int, max_differences: int | None) -> dict[str, Any]:
