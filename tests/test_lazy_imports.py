@@ -65,6 +65,22 @@ print(json.dumps({"status": status, "loaded": [m for m in HEAVY if m in sys.modu
 """
 
 
+WORKER = """
+import json, sys
+import django
+django.setup()
+import aethon.celery
+from celery.signals import worker_process_init
+
+app = aethon.celery.app
+app.loader.import_default_modules()
+app.finalize(auto=True)
+assert "planner.validation_tasks.run_validation" in app.tasks, sorted(app.tasks)
+worker_process_init.send(sender=None)  # what a starting pool process does
+print(json.dumps({"loaded": [m for m in HEAVY if m in sys.modules]}))
+"""
+
+
 def loaded_by(code: str, *args: str, **env: str) -> dict:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aethon.settings", **env}
     done = subprocess.run(  # noqa: S603 - our own interpreter
@@ -102,3 +118,7 @@ def test_the_dashboard_and_step_pages_render_without_polars_or_the_connectors(tr
     )
     assert seen["status"] and set(seen["status"].values()) == {200}, seen["status"]
     assert seen["loaded"] == []
+
+
+def test_an_idle_worker_with_every_task_registered_loads_no_connector():
+    assert loaded_by(WORKER)["loaded"] == []

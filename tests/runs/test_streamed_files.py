@@ -17,6 +17,7 @@ import pytest
 
 from planner.runs import endpoints, spill
 from planner.runs import service as validation
+from tests.connectors import Reply, Request, loopback_only, serve  # noqa: F401 - fixture
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -172,6 +173,56 @@ def test_an_xlsx_side_is_held_whole_and_the_run_says_so(db, monkeypatch):
         "mode": "whole",
         "reason": "Target (New CSV) cannot be read in key order: XLSX files are parsed whole",
     }
+
+
+def test_a_paged_http_source_is_read_page_by_page_and_sorted_on_disk(
+    db, monkeypatch, settings, loopback_only
+):
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    rng = random.Random(7)
+    records = []
+    for i in range(90):
+        code = None if i % 23 == 5 else rng.choice(CODES) + str(i % 40)
+        # The first page has no values for 'amount': its column arrives all null.
+        amount = None if i < 10 or i % 11 == 0 else i * 3
+        records.append({"code": code, "amount": amount, "note": rng.choice(["x", "y\nz", "ü"])})
+    rng.shuffle(records)
+    target = [[r["code"], r["amount"], r["note"]] for r in records if rng.random() < 0.9]
+    for row in rng.sample(target, 8):
+        row[1] = (row[1] or 0) + 1
+    pages: list[int] = []
+
+    def api(req: Request) -> Reply:
+        page = int(req.query.get("page", 1))
+        pages.append(page)
+        return Reply(body={"items": records[(page - 1) * 10 : page * 10]})
+
+    with serve(api) as server:
+        connection = connection_of(
+            "code\n", csv_of(["code", "amount", "note"], target), "code", ["code", "amount", "note"]
+        )
+        endpoint = connection.source.endpoint
+        endpoint.kind, endpoint.upload, endpoint.upload_name = "http_json", "", ""
+        endpoint.config = {
+            "base_url": server.url,
+            "pagination": "page",
+            "size_param": "per_page",
+            "page_size": 10,
+            "records_path": "$.items",
+        }
+        endpoint.dataset = "/records"
+        endpoint.save()
+        (stages, reading, diff), (whole, w_reading, w_diff) = streamed_and_whole(
+            connection, monkeypatch
+        )
+    assert reading["mode"] == "streamed", reading
+    assert w_reading["mode"] == "whole"
+    assert stages == whole
+    assert diff == w_diff
+    rec = stages["reconciliation"]
+    assert rec["null_keys_source"] == 4 and rec["mismatch_counts"]["amount"] > 0
+    assert rec["missing_in_target_count"] > 0
+    assert set(pages) == set(range(1, 11))  # 9 full pages and the empty one that ends it
 
 
 MEMORY_SCRIPT = """
