@@ -17,7 +17,7 @@ import pytest
 
 from planner.runs import endpoints, spill
 from planner.runs import service as validation
-from tests.connectors import Reply, Request, loopback_only, serve  # noqa: F401 - fixture
+from tests.connectors import Reply, Request, loopback_only, serve  # noqa: F401 - autouse fixture
 from tests.factories import (
     ConnectionFactory,
     FieldMappingFactory,
@@ -175,9 +175,7 @@ def test_an_xlsx_side_is_held_whole_and_the_run_says_so(db, monkeypatch):
     }
 
 
-def test_a_paged_http_source_is_read_page_by_page_and_sorted_on_disk(
-    db, monkeypatch, settings, loopback_only
-):
+def test_a_paged_http_source_is_read_page_by_page_and_sorted_on_disk(db, monkeypatch, settings):
     settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
     rng = random.Random(7)
     records = []
