@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import polars as pl
 
-from planner.connectors.csv_check import engine_summary
+from planner.connectors.csv_check import csv_problem, engine_summary
 from planner.connectors.names import ConnectorError
 from planner.filesafety import FileLimits, FileRefused, check_lines
 
 BLOCK_BYTES = 4 * 1024 * 1024
+_LINE = re.compile(r"^Line (\d+)")
 _QUOTE, _BREAK = b'"', b"\n"
 
 
@@ -109,13 +111,22 @@ class CsvBlocks:
     rows: int = 0
     header: bytes = b""
 
-    def _parse(self, data: bytes, **options) -> pl.DataFrame:
+    def _parse(self, data: bytes, first_line: int = 2, **options) -> pl.DataFrame:
+        """One block (the header in front); ``first_line``: the file's line of its first record."""
         try:
             return pl.read_csv(
                 data, separator=self.delimiter, encoding="utf8", raise_if_empty=False, **options
             )
         except pl.exceptions.PolarsError as exc:
-            raise ConnectorError(f"The CSV file cannot be read. {engine_summary(exc)}") from None
+            # The engine names its options, not the line at fault: say it in the file's lines.
+            problem = csv_problem(data, self.delimiter)
+            if problem:
+                problem = _LINE.sub(
+                    lambda m: f"Line {int(m.group(1)) - 2 + first_line}", problem, count=1
+                )
+            raise ConnectorError(
+                f"The CSV file cannot be read. {problem or engine_summary(exc)}"
+            ) from None
 
     def _blocks(self) -> Iterator[tuple[bytes, int]]:
         first = True
@@ -125,6 +136,7 @@ class CsvBlocks:
                 end = _first_record_end(data) or len(data)
                 self.header = data[:end]
                 data = data[end:]
+                line += self.header.count(_BREAK)
             if data.strip():
                 yield data, line
 
@@ -136,9 +148,9 @@ class CsvBlocks:
         types: dict[str, pl.DataType | None] = {}
         rows = 0
         names: list[str] = []
-        for data, _line in self._blocks():
+        for data, line in self._blocks():
             frame = self._parse(
-                self.header + data, infer_schema=self.infer_types, infer_schema_length=None
+                self.header + data, line, infer_schema=self.infer_types, infer_schema_length=None
             )
             names = frame.columns
             rows += frame.height
@@ -173,8 +185,8 @@ class CsvBlocks:
     def frames(self) -> Iterator[pl.DataFrame]:
         """Every record, a block at a time, with the types learnt by :meth:`check`."""
         self.check()
-        for data, _line in self._blocks():
-            yield self._parse(self.header + data, schema=self.schema)
+        for data, line in self._blocks():
+            yield self._parse(self.header + data, line, schema=self.schema)
 
     def batches(self, batch_size: int) -> Iterator[pl.DataFrame]:
         """Every record in frames of ``batch_size`` rows (the last may be shorter)."""

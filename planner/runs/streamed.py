@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+from django.conf import settings
 
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
@@ -79,7 +80,8 @@ def key_ordered(
     # Batches as the whole-table path reads them (an API's pages), so types join alike.
     page = getattr(getattr(connector, "config", None), "page_size", None)
     batches = connector.fetch(batch_size=page or spill.RUN_ROWS)  # type: ignore[union-attr]
-    return spill.sorted_chunks(batches, order, chunk_rows)
+    folder = getattr(settings, "AETHON_RUN_SPILL_DIR", "") or None
+    return spill.sorted_chunks(batches, order, chunk_rows, folder=folder)
 
 
 def _both_sql(*sides: Side) -> bool:
