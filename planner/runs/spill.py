@@ -13,6 +13,7 @@ asked to sort.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -53,39 +54,36 @@ def _last(frame: pl.DataFrame, key: Sequence[str]) -> tuple[Any, ...]:
     return tuple(frame.get_column(k)[-1] for k in key)
 
 
+def _first(frame: pl.DataFrame, key: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(frame.get_column(k)[0] for k in key)
+
+
 class _Run:
-    """One sorted run on disk, read back a piece at a time."""
+    """One sorted run on disk (a Parquet file, a row group per piece), read a piece at a time."""
 
-    def __init__(self, frame: pl.DataFrame, stem: Path) -> None:
-        # Written once the number of runs (so the size of a piece) is known.
-        self.stem = stem
-        stem.mkdir()
-        self.whole = stem / "whole.ipc"
-        frame.write_ipc(self.whole, compression="lz4")
-        self.pieces: list[Path] = []
+    def __init__(self, path: Path, rows: int, piece_rows: int) -> None:
+        self.path, self.rows, self.piece_rows = path, rows, piece_rows
+        self.offset = 0
         self.buffer: pl.DataFrame | None = None
-
-    def write(self, piece_rows: int) -> None:
-        frame = pl.read_ipc(self.whole)
-        self.whole.unlink()
-        self.pieces = _write_pieces(frame, self.stem, "piece", piece_rows)
 
     @property
     def done(self) -> bool:
-        return not self.pieces
+        return self.offset >= self.rows
 
     def pull(self) -> None:
-        piece = pl.read_parquet(self.pieces.pop(0))
+        piece = pl.scan_parquet(self.path).slice(self.offset, self.piece_rows).collect()
+        self.offset += self.piece_rows
         self.buffer = piece if self.buffer is None else pl.concat([self.buffer, piece])
 
 
-def _write_pieces(frame: pl.DataFrame, folder: Path, name: str, rows: int) -> list[Path]:
-    paths = []
-    for i, part in enumerate(frame.iter_slices(rows)):
-        path = folder / f"{name}-{i}.parquet"
-        part.write_parquet(path, compression="lz4", statistics=False)
-        paths.append(path)
-    return paths
+def _write(frame: pl.DataFrame, path: Path, row_group_rows: int) -> Path:
+    frame.write_parquet(path, compression="lz4", statistics=False, row_group_size=row_group_rows)
+    return path
+
+
+def _read_slices(path: Path, rows: int, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    for offset in range(0, rows, chunk_rows):
+        yield pl.scan_parquet(path).slice(offset, chunk_rows).collect()
 
 
 def sorted_chunks(
@@ -104,7 +102,7 @@ def sorted_chunks(
     run_rows = run_rows or RUN_ROWS
     work = Path(tempfile.mkdtemp(prefix="aethon-sort-", dir=folder))
     try:
-        spilled = _spill(batches, work)
+        spilled, total = _spill(batches, work, run_rows)
         if not spilled:
             return
         # The columns and types of every batch joined, without reading the batches again.
@@ -114,39 +112,61 @@ def sorted_chunks(
         missing = [k for k in key if k not in template.columns]
         if missing:
             raise ConnectorError(f"The dataset has no field(s) {', '.join(missing)}.")
+        # A piece of every run together is about a chunk.
+        piece_rows = max(min(chunk_rows, run_rows) // math.ceil(total / run_rows), MIN_PIECE_ROWS)
         has_null = pl.any_horizontal([pl.col(k).is_null() for k in key])
         runs: list[_Run] = []
-        nulls: list[Path] = []
+        nulls: list[tuple[Path, int]] = []
         for i, frame in enumerate(_regrouped(spilled, template, run_rows)):
             keyed = frame.filter(~has_null).sort(key, maintain_order=True)
-            runs.append(_Run(keyed, work / f"run-{i}"))
-            nulls += _write_pieces(frame.filter(has_null), work, f"nulls-{i}", chunk_rows)
-            del frame, keyed
-        piece_rows = max(min(chunk_rows, run_rows) // max(len(runs), 1), MIN_PIECE_ROWS)
-        for run in runs:
-            run.write(piece_rows)
+            if keyed.height:
+                path = _write(keyed, work / f"run-{i}.parquet", piece_rows)
+                runs.append(_Run(path, keyed.height, piece_rows))
+            unkeyed = frame.filter(has_null)
+            if unkeyed.height:
+                nulls.append(
+                    (_write(unkeyed, work / f"nulls-{i}.parquet", chunk_rows), unkeyed.height)
+                )
+            del frame, keyed, unkeyed
         for frame in _merge(runs, key):
             yield from frame.iter_slices(chunk_rows)
-        for path in nulls:
-            yield pl.read_parquet(path)
+        for path, rows in nulls:
+            yield from _read_slices(path, rows, chunk_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _spill(batches: Iterator[pl.DataFrame], work: Path) -> list[Path]:
+def _spill(batches: Iterator[pl.DataFrame], work: Path, rows: int) -> tuple[list[Path], int]:
+    """The batches written to ``work`` as they arrive (those of one schema together, up to
+    ``rows`` a file), and how many rows they hold."""
     spilled: list[Path] = []
+    total = 0
+    group: list[pl.DataFrame] = []
+    held = 0
+
+    def flush() -> None:
+        nonlocal group, held
+        if group:
+            path = work / f"batch-{len(spilled)}.ipc"
+            pl.concat(group).write_ipc(path, compression="lz4")
+            spilled.append(path)
+        group, held = [], 0
+
     try:
-        for i, batch in enumerate(batches):
+        for batch in batches:
             if batch.width == 0:
                 continue
-            path = work / f"batch-{i}.ipc"
-            batch.write_ipc(path, compression="lz4")
-            spilled.append(path)
+            if group and (batch.schema != group[0].schema or held >= rows):
+                flush()
+            group.append(batch)
+            held += batch.height
+            total += batch.height
+        flush()
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
             close()
-    return spilled
+    return spilled, total
 
 
 def _regrouped(spilled: list[Path], template: pl.DataFrame, rows: int) -> Iterator[pl.DataFrame]:
@@ -179,11 +199,13 @@ def _merge(runs: list[_Run], key: list[str]) -> Iterator[pl.DataFrame]:
         bound = min(_last(r.buffer, key) for r in open_runs)  # type: ignore[arg-type]
         ready = []
         for run in runs:
-            if run.buffer is None or not run.buffer.height:
+            buffer = run.buffer
+            if buffer is None or not buffer.height or _first(buffer, key) >= bound:
                 continue
-            below = _below(run.buffer, key, bound)
-            ready.append(run.buffer.filter(below))
-            run.buffer = run.buffer.filter(~below)
+            # A run is sorted: the rows below the bound are its first ones.
+            n = int(_below(buffer, key, bound).sum())
+            ready.append(buffer.head(n))
+            run.buffer = buffer.slice(n)
         out = pl.concat(ready).sort(key, maintain_order=True) if ready else None
         if out is not None and out.height:
             yield out
