@@ -135,6 +135,37 @@ def test_random_csv_files_stream_with_the_whole_table_result(db, monkeypatch, se
     assert rec["mismatched_count"] > 0 and rec["duplicate_rows_target"] > 0
 
 
+def test_a_parallel_run_of_two_csv_outputs_streams_with_the_whole_table_result(db, monkeypatch):
+    from planner.models import RunSchedule
+
+    rng = random.Random(5)
+    header = ["code", "number", "note", "amount"]
+    old_rows = random_rows(rng, 120)
+    new_rows = [r[:] for r in old_rows if rng.random() < 0.9] + random_rows(rng, 10)
+    for row in rng.sample(new_rows, 10):
+        row[3] = "9.75"
+    fields = ["code", "number", "note", "amount"]
+    connection = connection_of(csv_of(header, new_rows), csv_of(header, new_rows), "code", fields)
+    old = SystemFactory(project=connection.project, name="Legacy output")
+    SystemEndpointFactory(system=old, csv=csv_of(header, old_rows), key_fields="code")
+    RunSchedule.objects.create(project=connection.project, connection=connection, baseline=old)
+
+    def parallel_run():
+        run = validation.start_validation_run(connection, None, kind="parallel")
+        validation.execute_run(run.pk, heartbeat=False)
+        run.refresh_from_db()
+        figures = dict(run.stages.get(name="parallel").figures)
+        return figures.pop("reading"), figures, run.differences_file.read().decode()
+
+    streamed = parallel_run()
+    with monkeypatch.context() as m:
+        m.setattr(endpoints, "upload_file", lambda endpoint: None)
+        whole = parallel_run()
+    assert streamed[0]["mode"] == "streamed" and whole[0]["mode"] == "whole"
+    assert streamed[1] == whole[1] and streamed[2] == whole[2]
+    assert streamed[1]["mismatch_counts"]["amount"] > 0
+
+
 def test_keys_sort_by_code_point_across_chunks(db, monkeypatch):
     codes = [*CODES, *(c + c for c in CODES)]
     source = [[c, i, "v"] for i, c in enumerate(codes)]
