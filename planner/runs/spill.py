@@ -4,9 +4,10 @@ An external merge sort whose memory is bounded by the chunk, not the dataset: th
 batches are written to a temporary directory as they arrive; once every batch is known, each
 is brought to the columns and types the whole-table path would give the concatenation
 (``diagonal_relaxed``, as :meth:`planner.runs.service.Runner.fetch` joins batches), sorted by
-the key and written as pieces of a sorted run. The runs are then merged a piece per run at a
-time: the rows below the smallest last key of the open runs are complete, so they are sorted
-and handed on. Rows with a null key part come last, as the SQL connectors send them (the
+the key in runs of ``RUN_ROWS`` rows, each run one Parquet file with a row group per piece
+(pieces sized so that one of every run together is about a chunk). The runs are then merged a
+piece per run at a time: the rows below the smallest last key of the open runs are complete,
+so they are sorted and handed on. Rows with a null key part come last, as the SQL connectors send them (the
 merge counts and drops them). Text sorts by code point (UTF-8 bytes), as the databases are
 asked to sort.
 """
