@@ -7,9 +7,9 @@ is brought to the columns and types the whole-table path would give the concaten
 the key in runs of ``RUN_ROWS`` rows, each run one Parquet file with a row group per piece
 (pieces sized so that one of every run together is about a chunk). The runs are then merged a
 piece per run at a time: the rows below the smallest last key of the open runs are complete,
-so they are sorted and handed on. Rows with a null key part come last, as the SQL connectors send them (the
-merge counts and drops them). Text sorts by code point (UTF-8 bytes), as the databases are
-asked to sort.
+so they are sorted and handed on. Rows with a null key part come last, as the SQL connectors
+send them (the merge counts and drops them). Text sorts by code point (UTF-8 bytes), as the
+databases are asked to sort.
 """
 
 from __future__ import annotations

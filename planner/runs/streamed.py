@@ -316,6 +316,7 @@ def streamed_validation(
     except NotInKeyOrder as exc:
         return str(exc)
     figures = _figures(state, chunk_rows, max_differences) | choice.figures()
+    figures |= _sorted_on_disk(source, target)
     if walk is not None:
         totals.add_counted(walk.rows_skipped, walk.violations)
         report = dataclasses.replace(
@@ -423,10 +424,15 @@ def streamed_parallel(
     except NotInKeyOrder as exc:
         return str(exc)
     compared = compare_outcome(report, absent)
-    figures = _figures(state, chunk_rows, max_differences)
+    figures = _figures(state, chunk_rows, max_differences) | _sorted_on_disk(old, new)
     figures |= _sample_figures(sample_percent, old, new)
     compared.result.figures["reading"] = figures
     return Streamed(None, compared, figures)
+
+
+def _sorted_on_disk(*sides: Side) -> dict[str, Any]:
+    labels = [s.label for s in sides if not reads_in_key_order(s)]
+    return {"sorted_on_disk": labels} if labels else {}
 
 
 def _sample_figures(sample_percent: int | None, *sides: Side) -> dict[str, Any]:

@@ -186,6 +186,25 @@ def test_keys_sort_by_code_point_across_chunks(db, monkeypatch):
     assert stages == whole
 
 
+def test_the_run_page_says_a_file_was_sorted_on_disk_and_no_sample_taken(db):
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    connection = connection_of("id,name\n2,B\n1,A\n", "id,name\n1,A\n", "id", ["id", "name"])
+    run = validation.start_validation_run(connection, connection.project.owner, sample_percent=10)
+    validation.execute_run(run.pk, heartbeat=False)
+    page = client_for(run.project.owner).get(
+        reverse("planner:run_show", args=[run.project_id, run.pk])
+    )
+    html = " ".join(page.content.decode().split())
+    assert "sorted through temporary files first: Source (Old CSV), Target (New CSV)." in html
+    assert (
+        "A sample is taken only from SQL systems read in key order: every key was compared" in html
+    )
+    assert "Sample of 10% of keys" not in html
+
+
 def test_an_xlsx_side_is_held_whole_and_the_run_says_so(db, monkeypatch):
     import openpyxl
 
