@@ -71,15 +71,22 @@ def why_unordered(side: Side) -> str | None:
 
 
 def key_ordered(
-    side: Side, order: list[str], chunk_rows: int, where: str | None = None
+    side: Side,
+    order: list[str],
+    chunk_rows: int,
+    where: str | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The side's rows in ``order``: sorted by the database, else through temporary files."""
+    """The side's rows in ``order``: sorted by the database, else through temporary files
+    (the rows read for the sort counted by ``read_ahead``)."""
     connector = side.connector
     if reads_in_key_order(side):
         return connector.fetch_ordered(order, chunk_rows, where=where)  # type: ignore[union-attr]
     # Batches as the whole-table path reads them (an API's pages), so types join alike.
     page = getattr(getattr(connector, "config", None), "page_size", None)
     batches = connector.fetch(batch_size=page or spill.RUN_ROWS)  # type: ignore[union-attr]
+    if read_ahead is not None:
+        batches = counted(batches, read_ahead.add)
     folder = getattr(settings, "AETHON_RUN_SPILL_DIR", "") or None
     return spill.sorted_chunks(batches, order, chunk_rows, folder=folder)
 
@@ -155,8 +162,58 @@ def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[st
 _END = object()
 
 
-def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
+class ReadAhead:
+    """Progress of sides sorted through disk, reported from the run's own thread.
+
+    Such a side reads its whole source (in a producer thread) before its first sorted chunk.
+    The rows it reads are counted here and reported by :meth:`report` (called while the
+    merge waits); when the merge later reads those rows again in key order, :meth:`merged`
+    does not count them twice.
+    """
+
+    def __init__(self, on_rows: Callable[[int], None]) -> None:
+        self.on_rows = on_rows
+        self._lock = threading.Lock()
+        self._unreported = 0
+        self._ahead = 0  # reported before the merge read them
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._unreported += n
+
+    def report(self) -> None:
+        with self._lock:
+            n, self._unreported = self._unreported, 0
+            self._ahead += n
+        self.on_rows(n)  # also with 0: the run looks at its cancel flag
+
+    def merged(self, n: int) -> None:
+        self.report()
+        with self._lock:
+            known = min(n, self._ahead)
+            self._ahead -= known
+        self.on_rows(n - known)
+
+
+def counted(batches: Iterator[pl.DataFrame], add: Callable[[int], None]) -> Iterator[pl.DataFrame]:
+    try:
+        for batch in batches:
+            add(batch.height)
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def prefetch(
+    chunks: Iterator[pl.DataFrame], depth: int = 1, on_wait: Callable[[], None] | None = None
+) -> Iterator[pl.DataFrame]:
     """Produce ``chunks`` in a thread of their own, at most ``depth`` chunks ahead.
+
+    ``on_wait`` is called in the consumer's thread about twice a second while it waits (a
+    side sorted through disk reads the whole source before its first chunk: progress and
+    cancellation go on meanwhile).
 
     While the merge compares one key range, each side already reads (and the source already
     transforms) the next chunk: the database, polars and the comparison overlap instead of
@@ -194,7 +251,11 @@ def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.Data
     thread.start()
     try:
         while True:
-            item = box.get()
+            try:
+                item = box.get(timeout=0.5 if on_wait is not None else None)
+            except queue.Empty:
+                on_wait()  # type: ignore[misc]
+                continue
             if isinstance(item, tuple) and item and item[0] is _END:
                 if item[1] is not None:
                     raise item[1]
@@ -276,11 +337,13 @@ def streamed_validation(
         fetch_rows = None  # a sample is read, not checksummed
     walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows)
 
+    ahead = ReadAhead(on_rows)
+
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return key_ordered(source, order, chunk_rows, where or s_sample)
+        return key_ordered(source, order, chunk_rows, where or s_sample, ahead)
 
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return key_ordered(target, target.key, chunk_rows, where or t_sample)
+        return key_ordered(target, target.key, chunk_rows, where or t_sample, ahead)
 
     def source_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_source, walk.fetch) if walk else read_source()
@@ -303,13 +366,13 @@ def streamed_validation(
     state = MergeState()
     try:
         report = merge_compare(
-            prefetch(source_chunks()),
-            prefetch(target_chunks()),
+            prefetch(source_chunks(), on_wait=ahead.report),
+            prefetch(target_chunks(), on_wait=ahead.report),
             target.key,
             fields,
             max_examples=MAX_EXAMPLES,
             max_differences=max_differences,
-            on_rows=on_rows,
+            on_rows=ahead.merged,
             state=state,
             tolerances=tolerances,
         )
@@ -404,21 +467,23 @@ def streamed_parallel(
         return samples
     where = dict(zip(("old", "new"), samples, strict=True))
 
+    ahead = ReadAhead(on_rows)
+
     def chunks(side: Side, name: str) -> Iterator[pl.DataFrame]:
-        read = key_ordered(side, key, chunk_rows, where[name])
+        read = key_ordered(side, key, chunk_rows, where[name], ahead)
         for chunk in _closing(read):
             yield chunk.select(*key, *fields)
 
     state = MergeState()
     try:
         report = merge_compare(
-            prefetch(chunks(old, "old")),
-            prefetch(chunks(new, "new")),
+            prefetch(chunks(old, "old"), on_wait=ahead.report),
+            prefetch(chunks(new, "new"), on_wait=ahead.report),
             key,
             fields,
             max_examples=MAX_EXAMPLES,
             max_differences=max_differences,
-            on_rows=on_rows,
+            on_rows=ahead.merged,
             state=state,
         )
     except NotInKeyOrder as exc:
