@@ -166,6 +166,18 @@ def test_a_parallel_run_of_two_csv_outputs_streams_with_the_whole_table_result(d
     assert streamed[1]["mismatch_counts"]["amount"] > 0
 
 
+def test_rows_read_for_the_sort_count_once_in_the_progress(db):
+    rng = random.Random(9)
+    header = ["code", "number", "note", "amount"]
+    source, target = random_rows(rng, 70), random_rows(rng, 55)
+    connection = connection_of(
+        csv_of(header, source), csv_of(header, target), "code", ["code", "number"]
+    )
+    run = run_now(connection)
+    assert run.stages.get(name="reconciliation").figures["reading"]["mode"] == "streamed"
+    assert run.records_done == 70 + 55
+
+
 def test_keys_sort_by_code_point_across_chunks(db, monkeypatch):
     codes = [*CODES, *(c + c for c in CODES)]
     source = [[c, i, "v"] for i, c in enumerate(codes)]
