@@ -46,3 +46,15 @@ def _warm_up_pdf_rendering(**kwargs):
         warm_up()
     except Exception:  # a worker that cannot warm up still works, only its first PDF is slower
         logging.getLogger(__name__).exception("warming up the PDF rendering failed")
+
+
+@worker_process_init.connect
+def _warm_up_urls(**kwargs):
+    # A run's failure notice links to the run: the first reverse() in a process imports every
+    # URL module (the API's schemas among them). Paid at start, not by the first failing run.
+    from django.urls import reverse
+
+    try:
+        reverse("planner:run_show", args=[1, 1])  # imports and indexes every URL module
+    except Exception:  # a worker whose URLs fail to load still runs; the notice will say why
+        logging.getLogger(__name__).exception("loading the URL configuration failed")

@@ -319,6 +319,16 @@ AETHON_RUN_SPILL_DIR = os.environ.get("AETHON_RUN_SPILL_DIR", "")
 # the checksum queries, even for identical tables (benchmarks/README.md); it pays where the
 # link to the database is slow or its CPU is idle.
 AETHON_RUN_FETCH_ROWS = int(os.environ.get("AETHON_RUN_FETCH_ROWS", 0))
+# A run on SQL systems whose source holds more rows (with a whole key) than this is split into
+# key ranges of about this many rows, compared by as many workers as are free (0: never split).
+# Below it a run stays one task: a split costs a count, a boundary query and a merge.
+AETHON_RUN_PARTITION_ROWS = int(os.environ.get("AETHON_RUN_PARTITION_ROWS", 1_000_000))
+# A key range whose worker was lost (killed, out of memory) is compared again, up to this many
+# attempts in all; then the run fails with the reason.
+AETHON_RUN_PARTITION_ATTEMPTS = int(os.environ.get("AETHON_RUN_PARTITION_ATTEMPTS", 3))
+# Two tables of one PostgreSQL database are compared by a join inside it, which sends only
+# the rows that may differ (planner/runs/joined.py); 0 reads every row instead.
+AETHON_RUN_JOIN = os.environ.get("AETHON_RUN_JOIN", "1") not in ("0", "false", "no", "")
 
 LOGGING = {
     "version": 1,

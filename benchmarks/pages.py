@@ -441,6 +441,23 @@ def hammer(port: int, path: str, cookie: str, expect: bytes, clients: int, total
     return result
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) used so far by gunicorn's worker processes (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -472,7 +489,9 @@ def load_test(env: dict, projects, clients: int, requests: int) -> tuple[bool, l
             if warm.failures:
                 raise RuntimeError(f"{path}: {warm.failures[0]}")
             for n_clients, n_requests in ((1, max(20, requests // 10)), (clients, requests)):
+                cpu_before = server_cpu_seconds(proc.pid)
                 r = hammer(port, path, cookie, expect, n_clients, n_requests)
+                cpu_ms = 1000 * (server_cpu_seconds(proc.pid) - cpu_before) / n_requests
                 good = len(r.latencies)
                 ok &= not r.failures
                 rows.append(
@@ -483,6 +502,8 @@ def load_test(env: dict, projects, clients: int, requests: int) -> tuple[bool, l
                         f"{statistics.median(r.latencies):.1f}" if good else "-",
                         f"{percentile(r.latencies, 95):.1f}" if good else "-",
                         f"{good / r.seconds:.1f}" if r.seconds else "-",
+                        f"{cpu_ms:.1f}",
+                        f"{os.getloadavg()[0]:.1f}",
                     )
                 )
                 for problem, n in Counter(r.failures).most_common(3):
@@ -500,7 +521,7 @@ def load_test(env: dict, projects, clients: int, requests: int) -> tuple[bool, l
             print("gunicorn log (last lines):\n  " + "\n  ".join(tail))
     print_table(
         f"Big project through gunicorn ({requests} requests per page at {clients} clients)",
-        ("page", "clients", "200 + name", "median ms", "p95 ms", "req/s"),
+        ("page", "clients", "200 + name", "median ms", "p95 ms", "req/s", "CPU ms/req", "load"),
         rows,
     )
     return ok, rows

@@ -18,15 +18,19 @@ class QueueUnreachable(Exception):
     """The broker could not take the task; no worker will run it."""
 
 
-def publish(task, *args):
+def publish(task, *args, **options):
     """Queue `task(*args)` and return its AsyncResult, or raise QueueUnreachable quickly when
-    the broker is down."""
+    the broker is down. `options` go to `apply_async` (a queue, for instance)."""
     from aethon.celery import app
 
     try:
         with app.connection_for_write(connect_timeout=PUBLISH_CONNECT_TIMEOUT) as conn:
             return task.apply_async(
-                args=list(args), connection=conn, retry=True, retry_policy=PUBLISH_RETRY
+                args=list(args),
+                connection=conn,
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+                **options,
             )
     except Exception as exc:  # noqa: BLE001 - whatever the transport raised, nothing was queued
         log.warning("%s%r not queued: %s", task.name, args, exc)

@@ -661,3 +661,79 @@ def configured(connection):
         if not SystemEndpoint.objects.filter(system=system).exists():
             SystemEndpointFactory(system=system, csv="id\n1\n")
     return connection
+
+
+# ---------------------------------------------------------------------------------------------
+# Projects for the portfolio: something in every place the go-live verdict reads.
+
+
+def portfolio_project(owner, variant: int = 0):
+    """A project of `owner` with a plan through step 7, runs with stages, sign-offs, a
+    propagation-lag criterion with measurements and the parallel-run gate on it. `variant`
+    turns the optional parts: its latest run failed (odd), a go-live in force (multiple of 3),
+    an approval that went stale (multiple of 4), a step approved by its last editor alone
+    (multiple of 5)."""
+    from datetime import timedelta
+
+    from planner.checklist.signoff import step_hashes
+    from planner.models import (
+        ApproverRequirement,
+        GoLive,
+        RunStage,
+        SignOffStale,
+        SliPoint,
+        TestPlan,
+    )
+
+    project = ProjectFactory(owner=owner, name=f"Portfolio {variant:03d}")
+    connection = ConnectionFactory(project=project)
+    FieldMappingFactory(project=project, connection=connection)
+    FieldMappingFactory(project=project, connection=connection, rule="", null_rule="")
+    ObjectiveFactory(project=project)
+    agreement = CriterionFactory(
+        project=project, metric="records in agreement", comparator=">=", target=99, unit="%"
+    )
+    lag = CriterionFactory(
+        project=project,
+        metric="propagation lag",
+        metric_key=MetricKey.FRESHNESS,
+        unit="minutes",
+        freshness_connection=connection,
+    )
+    DataElementFactory(project=project, source_of_truth=connection.source)
+    DecisionFactory(project=project)
+    fill_steps_4_to_7(project, criteria=[agreement, lag])
+    TestPlan.objects.create(project=project, gate_criterion=lag, gate_days=7)
+    now = timezone.now()
+    SliPoint.objects.bulk_create(
+        SliPoint(criterion=lag, at=now - timedelta(hours=h), good=99 - variant % 2, total=100)
+        for h in range(1, 48)
+    )
+    for age, status in ((3, "passed"), (1, "failed" if variant % 2 else "passed")):
+        when = now - timedelta(days=age)
+        run = ValidationRunFactory(
+            project=project, connection=connection, status=status, created_at=when
+        )
+        ValidationRun.objects.filter(pk=run.pk).update(finished_at=when)
+        RunStage.objects.create(
+            run=run,
+            name="reconciliation",
+            position=1,
+            status=status,
+            figures={"source_count": 10, "matched_count": 10, "equal_count": 10 - variant % 2},
+        )
+    approver = MembershipFactory(project=project, role=Role.APPROVER)
+    hashes = step_hashes(project)
+    SignOffFactory(project=project, step=3, user=approver.user, content_hash=hashes[3])
+    if variant % 5 == 0:
+        ApproverRequirement.objects.create(project=project, step=6, roles=[Role.OWNER])
+        SignOffFactory(project=project, step=6, user=owner, role=Role.OWNER, content_hash=hashes[6])
+    stale = SignOffFactory(project=project, step=1, user=approver.user, content_hash=hashes[1])
+    if variant % 4 == 0:
+        CriterionFactory(project=project, metric="added after the approval")
+        SignOffStale.objects.create(
+            project=project, signoff=stale, step=1, current_hash=step_hashes(project, [1])[1]
+        )
+    if variant % 3 == 0:
+        GoLive.objects.create(project=project, user=owner, created_at=now - timedelta(days=40))
+    return project

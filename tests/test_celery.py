@@ -1,6 +1,8 @@
 """The Celery app reaches the configured broker (Redis in CI, a folder by default)."""
 
-from aethon.celery import app
+from django.urls import clear_url_caches, get_resolver
+
+from aethon.celery import _warm_up_urls, app
 
 from .conftest import skip_or_fail
 
@@ -23,3 +25,12 @@ def test_tasks_are_acked_late_so_a_killed_worker_does_not_lose_them():
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_a_pool_process_loads_its_urls_when_it_starts():
+    # A failing run's notice links to the run: the first reverse() in a process would load
+    # every URL module inside the run that failed.
+    clear_url_caches()
+    assert not get_resolver()._populated
+    _warm_up_urls()
+    assert get_resolver()._populated

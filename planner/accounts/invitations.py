@@ -173,7 +173,11 @@ def renew(email: str) -> None:
 
 
 def deactivate(user) -> None:
+    """No sign-in, and no link sent earlier (invitation or reset) works any more."""
     with transaction.atomic():
         user.is_active = False
-        user.save(update_fields=["is_active"])
+        if not user.has_usable_password():
+            # Tokens are signed over the password hash: a new unusable one voids them.
+            user.set_unusable_password()
+        user.save(update_fields=["is_active", "password"])
         Invitation.objects.filter(user=user).delete()

@@ -32,7 +32,9 @@ class RenewForm(forms.Form):
 def _invited_user(uidb64: str):
     try:
         pk = force_str(urlsafe_base64_decode(uidb64))
-        return get_user_model().objects.filter(pk=int(pk), is_active=False).first()
+        # Only a pending invitation: a deactivated account's old link must not reactivate it.
+        pending = get_user_model().objects.filter(invitation__isnull=False, is_active=False)
+        return pending.filter(pk=int(pk)).first()
     except (ValueError, TypeError, OverflowError):
         return None
 

@@ -16,6 +16,7 @@ from planner.checklist import golive
 from planner.checklist.signoff import record_stale_signoffs
 from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
+from planner.runs import partitions
 from planner.runs.service import RunRefused, start_validation_run
 from planner.steps.mapping.files import (
     CONTENT_TYPES,
@@ -149,6 +150,21 @@ class RunOut(Schema):
     sample_percent: int | None = None
 
 
+class PartitionOut(Schema):
+    number: int = Field(description="1 for the range of the lowest keys.")
+    keys: str = Field(description="The range of keys, in words.")
+    status: str = Field(description="queued, running, done, or stopped (the run ended first).")
+    records_done: int = Field(description="Rows read by the range's current attempt.")
+    attempt: int = Field(description="How often a worker took it (more: a worker was lost).")
+    worker: str
+    error: str = Field(description="Why an earlier attempt was lost.")
+
+
+class RunDetailOut(RunOut):
+    # A large run on SQL systems is split into key ranges that workers compare in parallel.
+    partitions: list[PartitionOut] = []
+
+
 class FigureOut(Schema):
     key: str
     label: str
@@ -156,7 +172,7 @@ class FigureOut(Schema):
     unit: str
 
 
-class RunResultsOut(RunOut):
+class RunResultsOut(RunDetailOut):
     stages: list[StageOut]
     figures: list[FigureOut]
     # A sampled run: keys compared, mismatch rate and its 95 % Wilson interval.
@@ -223,8 +239,10 @@ def _run_out(run: ValidationRun) -> dict:
 @api.get("/projects", response=list[ProjectOut], summary="Projects you are a member of")
 def list_projects(request):
     out = []
-    for m in Membership.objects.filter(user=request.user).select_related("project"):
-        v = golive.verdict(m.project)
+    memberships = list(Membership.objects.filter(user=request.user).select_related("project"))
+    verdicts = golive.verdicts([m.project for m in memberships])
+    for m in memberships:
+        v = verdicts[m.project_id]
         out.append(
             {
                 "id": m.project_id,
@@ -291,11 +309,12 @@ def start_run(
 
 @api.get(
     "/projects/{project_id}/runs/{run_id}",
-    response={200: RunOut, 403: Error, 404: Error},
+    response={200: RunDetailOut, 403: Error, 404: Error},
     summary="Poll a run: status and progress",
 )
 def get_run(request, project_id: int, run_id: int):
-    return _run_out(_run(_access(request, project_id), run_id))
+    run = _run(_access(request, project_id), run_id)
+    return {**_run_out(run), "partitions": partitions.progress_of(run)}
 
 
 @api.get(
@@ -321,6 +340,7 @@ def run_results(request, project_id: int, run_id: int):
     )
     return {
         **_run_out(run),
+        "partitions": partitions.progress_of(run),
         "stages": stages,
         "figures": figures,
         "sample_estimate": kpis.sample_estimate(compared),

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from planner.checklist.evidence import Evidence
+from planner.checklist.evidence import Evidence, by_project
 from planner.models import (
     ChangelogEntry,
     Connection,
@@ -29,11 +29,23 @@ def is_live(project_id: int) -> bool:
     return GoLive.objects.current().filter(project_id=project_id).exists()
 
 
+def load_live_since(evidences: list[Evidence]) -> None:
+    """Fill the go-live date cache of every evidence object that lacks it, in one query."""
+    missing = [ev for ev in evidences if "_live_since" not in ev.__dict__]
+    if not missing:
+        return
+    newest: dict[int, GoLive] = {}
+    in_force = GoLive.objects.current().filter(project_id__in=[ev.project.pk for ev in missing])
+    for live in in_force.only("pk", "project_id", "created_at"):
+        newest.setdefault(live.project_id, live)  # newest first
+    for ev in missing:
+        live = newest.get(ev.project.pk)
+        ev.__dict__["_live_since"] = timezone.localdate(live.created_at) if live else None
+
+
 def live_since(ev: Evidence) -> date | None:
     """The day the project went live (the go-live in force), None when it is not live."""
-    if "_live_since" not in ev.__dict__:
-        live = GoLive.objects.current().filter(project_id=ev.project.pk).first()
-        ev.__dict__["_live_since"] = timezone.localdate(live.created_at) if live else None
+    load_live_since([ev])
     return ev.__dict__["_live_since"]
 
 
@@ -41,15 +53,24 @@ def live_of(ev: Evidence) -> bool:
     return live_since(ev) is not None
 
 
+def load_backlogs(evidences: list[Evidence]) -> None:
+    """Fill the backlog cache of every evidence object that lacks it, in one query."""
+    missing = [ev for ev in evidences if "_backlog" not in ev.__dict__]
+    if not missing:
+        return
+    rows = Improvement.objects.filter(project_id__in=[ev.project.pk for ev in missing])
+    items = by_project(rows.select_related("criterion"))
+    for ev in missing:
+        backlog = ev.__dict__["_backlog"] = items[ev.project.pk]
+        connections = ev.connections_by_id
+        for item in backlog:
+            if item.connection_id in connections:
+                item.connection = connections[item.connection_id]
+
+
 def backlog_of(ev: Evidence) -> list[Improvement]:
-    cached = ev.__dict__.get("_backlog")
-    if cached is None:
-        rows = Improvement.objects.filter(project=ev.project).select_related("criterion")
-        cached = ev.__dict__["_backlog"] = list(rows)
-        for item in cached:
-            if item.connection_id:
-                item.connection = ev.connections_by_id.get(item.connection_id, item.connection)
-    return cached
+    load_backlogs([ev])
+    return ev.__dict__["_backlog"]
 
 
 def changelog_of(ev: Evidence, limit: int = 200) -> list[ChangelogEntry]:
@@ -57,9 +78,10 @@ def changelog_of(ev: Evidence, limit: int = 200) -> list[ChangelogEntry]:
     if cached is None:
         rows = ChangelogEntry.objects.filter(project=ev.project).select_related("author")
         cached = ev.__dict__["_changelog"] = list(rows[:limit])
+        connections = ev.connections_by_id
         for entry in cached:
-            if entry.connection_id:
-                entry.connection = ev.connections_by_id.get(entry.connection_id, entry.connection)
+            if entry.connection_id in connections:
+                entry.connection = connections[entry.connection_id]
     return cached
 
 

@@ -7,12 +7,11 @@ so readiness, the step pages and the runbook share one load.
 
 from dataclasses import dataclass
 
-from planner.checklist.evidence import Evidence
+from planner.checklist.evidence import Evidence, by_project
 from planner.models import (
     Connection,
     DeploymentPlan,
     IncidentEntry,
-    IntegrationProject,
     MetricKey,
     Monitor,
     RollbackStep,
@@ -47,31 +46,49 @@ class PlanEvidence:
     incidents: list[IncidentEntry]
 
     @classmethod
-    def load(cls, project: IntegrationProject) -> "PlanEvidence":
-        # One query for the three one-per-project records, one per table.
-        one_to_one = IntegrationProject.objects.select_related(
-            "test_plan", "deployment_plan", "training_plan"
-        ).get(pk=project.pk)
-        return cls(
-            test_plan=getattr(one_to_one, "test_plan", None),
-            test_cases=with_run_problems(list(TestCase.objects.filter(project=project))),
-            deployment=getattr(one_to_one, "deployment_plan", None),
-            triggers=list(RollbackTrigger.objects.filter(project=project)),
-            rollback_steps=list(RollbackStep.objects.filter(project=project)),
-            monitors=sorted(
-                Monitor.objects.filter(project=project),
+    def load_many(cls, evidences: list[Evidence]) -> dict[int, "PlanEvidence"]:
+        """Each project's plan, by project id: the same queries for one project or many."""
+        ids = [ev.project.pk for ev in evidences]
+        # The three one-per-project records came with the evidence; one query per table.
+        one_to_one = {ev.project.pk: ev.__dict__["_one_to_one"] for ev in evidences}
+        cases = by_project(with_run_problems(list(TestCase.objects.filter(project_id__in=ids))))
+        triggers = by_project(RollbackTrigger.objects.filter(project_id__in=ids))
+        rollback_steps = by_project(RollbackStep.objects.filter(project_id__in=ids))
+        monitors = by_project(
+            sorted(
+                Monitor.objects.filter(project_id__in=ids),
                 key=lambda m: (MONITOR_ORDER.get(m.kind, 99), m.pk),
-            ),
-            training=getattr(one_to_one, "training_plan", None),
-            incidents=list(IncidentEntry.objects.filter(project=project)),
+            )
         )
+        incidents = by_project(IncidentEntry.objects.filter(project_id__in=ids))
+        out = {}
+        for pk in ids:
+            records = one_to_one[pk]
+            out[pk] = cls(
+                test_plan=getattr(records, "test_plan", None),
+                test_cases=cases[pk],
+                deployment=getattr(records, "deployment_plan", None),
+                triggers=triggers[pk],
+                rollback_steps=rollback_steps[pk],
+                monitors=monitors[pk],
+                training=getattr(records, "training_plan", None),
+                incidents=incidents[pk],
+            )
+        return out
+
+
+def load_plans(evidences: list[Evidence]) -> None:
+    """Fill the plan cache of every evidence object that lacks it, in one load."""
+    missing = [ev for ev in evidences if "_plan" not in ev.__dict__]
+    if missing:
+        plans = PlanEvidence.load_many(missing)
+        for ev in missing:
+            ev.__dict__["_plan"] = plans[ev.project.pk]
 
 
 def plan_of(ev: Evidence) -> PlanEvidence:
-    cached = ev.__dict__.get("_plan")
-    if cached is None:
-        cached = ev.__dict__["_plan"] = PlanEvidence.load(ev.project)
-    return cached
+    load_plans([ev])
+    return ev.__dict__["_plan"]
 
 
 # Step 4 ---------------------------------------------------------------------------------------

@@ -8,17 +8,20 @@ planner/metrics (no evidence, or missed).
 """
 
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
+from planner.checklist.delivery import plan_of
 from planner.checklist.evidence import Evidence
-from planner.checklist.readiness import project_readiness
+from planner.checklist.readiness import prefetch, project_readiness
 from planner.metrics import figures as kpis
 from planner.metrics import slo
-from planner.models import GoLive, IntegrationProject, RunStage, TestPlan, ValidationRun
+from planner.models import GoLive, IntegrationProject, RunStage, SuccessCriterion, ValidationRun
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,28 @@ def max_run_age() -> timedelta:
     return timedelta(days=float(getattr(settings, "AETHON_GOLIVE_MAX_RUN_AGE_DAYS", 7)))
 
 
-def _criterion_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> list[Reason]:
+@dataclass
+class GateFacts:
+    """What the verdict reads about one project beyond its readiness, loaded for many projects
+    at once by `_gate_facts`."""
+
+    latest: dict[int, ValidationRun]  # each connection's latest finished validation run
+    stages: dict[int, list[RunStage]]  # the stages of those runs, by run id
+    compliance: dict[int, slo.Compliance]  # criteria judged by compliance, over their window
+    gate: tuple[SuccessCriterion, int, slo.Compliance] | None  # the parallel run's gate
+    live: GoLive | None
+
+
+def _criterion_reasons(project: IntegrationProject, ev: Evidence, facts: GateFacts) -> list[Reason]:
     """Each success criterion against the latest runs' figures: a criterion nothing measured
     (and without recorded manual evidence) blocks, with the reason; so does one missed."""
-    runs = [r for r in latest.values() if r.connection_id in {c.pk for c in ev.connections}]
-    stages: dict[int, list[RunStage]] = {r.pk: [] for r in runs}
-    for stage in RunStage.objects.filter(run_id__in=list(stages)):
-        stages[stage.run_id].append(stage)
-    measured = kpis.derive(kpis.aggregate([kpis.raw_of_run(r, stages[r.pk]) for r in runs]))
+    connected = {c.pk for c in ev.connections}
+    runs = [r for r in facts.latest.values() if r.connection_id in connected]
+    measured = kpis.derive(kpis.aggregate([kpis.raw_of_run(r, facts.stages[r.pk]) for r in runs]))
     step_url = reverse("planner:step", args=[project.pk, 1])
     reasons = []
     for c in ev.criteria:
-        j = kpis.judge_criterion(c, measured)
+        j = kpis.judge_criterion(c, measured, facts.compliance.get(c.pk))
         if j.outcome == kpis.MET:
             continue
         if j.outcome == kpis.NO_EVIDENCE:
@@ -81,20 +94,42 @@ def _criterion_reasons(project: IntegrationProject, ev: Evidence, latest: dict) 
 
 def latest_runs(project: IntegrationProject) -> dict[int, ValidationRun]:
     """Each connection's latest finished validation run, by connection id."""
-    latest: dict[int, ValidationRun] = {}
-    finished = ValidationRun.objects.filter(project=project, kind="validation").exclude(
+    return latest_runs_many([project.pk])[project.pk]
+
+
+def latest_runs_many(project_ids: list[int]) -> dict[int, dict[int, ValidationRun]]:
+    """Each project's latest finished validation run per connection, in one query: only the
+    newest run of each connection is read, however many runs it had."""
+    finished = ValidationRun.objects.filter(project_id__in=project_ids, kind="validation").exclude(
         status__in=ValidationRun.ACTIVE
     )
-    for run in finished.order_by("-created_at", "-pk").only(
-        "pk", "connection_id", "status", "finished_at", "created_at", "error", "project_id"
+    ranked = finished.annotate(
+        rank=Window(
+            RowNumber(),
+            partition_by=[F("project_id"), F("connection_id")],
+            order_by=[F("created_at").desc(), F("pk").desc()],
+        )
+    ).filter(rank=1)
+    out: dict[int, dict[int, ValidationRun]] = {pk: {} for pk in project_ids}
+    for run in ranked.order_by("-created_at", "-pk").only(
+        "pk",
+        "number",
+        "connection_id",
+        "status",
+        "finished_at",
+        "created_at",
+        "error",
+        "project_id",
     ):
-        latest.setdefault(run.connection_id, run)
-    return latest
+        out[run.project_id][run.connection_id] = run
+    return out
 
 
-def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> list[Reason]:
+def _run_reasons(
+    project: IntegrationProject, ev: Evidence, latest: dict, now: datetime
+) -> list[Reason]:
     runs_page = reverse("planner:runs", args=[project.pk])
-    oldest_ok = timezone.now() - max_run_age()
+    oldest_ok = now - max_run_age()
     reasons = []
     for c in ev.connections:
         run = latest.get(c.pk)
@@ -128,18 +163,23 @@ def _run_reasons(project: IntegrationProject, ev: Evidence, latest: dict) -> lis
     return reasons
 
 
-def parallel_run_reasons(project: IntegrationProject, now=None) -> list[Reason]:
+def _gate_of(ev: Evidence) -> tuple[SuccessCriterion, int] | None:
+    """The parallel run's gate (step 4): the criterion and over how many days, if set."""
+    plan = plan_of(ev).test_plan
+    if plan is None or plan.gate_criterion_id is None or not plan.gate_days:
+        return None
+    criterion = next((c for c in ev.criteria if c.pk == plan.gate_criterion_id), None)
+    return (criterion or plan.gate_criterion), plan.gate_days
+
+
+def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[Reason]:
     """The parallel run's compliance gate (step 4): the named criterion must meet its objective
     over the last N days, measured over at least the minimum coverage of those days."""
-    plan = TestPlan.objects.filter(project=project).select_related("gate_criterion").first()
-    if plan is None or plan.gate_criterion is None or not plan.gate_days:
+    if facts.gate is None:
         return []
-    c = plan.gate_criterion
-    now = now or timezone.now()
-    result = slo.compliance(c, end=now, start=now - timedelta(days=plan.gate_days), rules=False)
+    c, days, result = facts.gate
     head = (
-        f"Step 4: the parallel run must meet '{c.metric}' over the last {plan.gate_days} days "
-        "before cut-over"
+        f"Step 4: the parallel run must meet '{c.metric}' over the last {days} days before cut-over"
     )
     if result.state == slo.MET:
         return []
@@ -159,8 +199,46 @@ def parallel_run_reasons(project: IntegrationProject, now=None) -> list[Reason]:
     return [Reason("parallel_run", text, href, 4)]
 
 
-def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Verdict:
-    ev = evidence or Evidence.load(project)
+def _gate_facts(evidences: list[Evidence], now: datetime) -> dict[int, GateFacts]:
+    """Runs, stages, compliance and go-lives of many projects: the same queries for one."""
+    ids = [ev.project.pk for ev in evidences]
+    latest = latest_runs_many(ids)
+    counted = [
+        run.pk
+        for ev in evidences
+        for c in ev.connections
+        if (run := latest[ev.project.pk].get(c.pk)) is not None
+    ]
+    stages: dict[int, list[RunStage]] = {pk: [] for pk in counted}
+    for stage in RunStage.objects.filter(run_id__in=counted):
+        stages[stage.run_id].append(stage)
+    judged = [
+        (c, now - slo.window_of(c))
+        for ev in evidences
+        for c in ev.criteria
+        if c.target is not None and slo.judged_by_compliance(c)
+    ]
+    gates = {ev.project.pk: gate for ev in evidences if (gate := _gate_of(ev)) is not None}
+    gate_compliance = slo.compliances(
+        [(c, now - timedelta(days=days)) for c, days in gates.values()], end=now
+    )
+    lives: dict[int, GoLive] = {}
+    for live in GoLive.objects.current().filter(project_id__in=ids).select_related("user"):
+        lives.setdefault(live.project_id, live)  # newest first
+    compliance = slo.compliances(judged, end=now)
+    return {
+        pk: GateFacts(
+            latest=latest[pk],
+            stages=stages,
+            compliance=compliance,
+            gate=(*gates[pk], gate_compliance[gates[pk][0].pk]) if pk in gates else None,
+            live=lives.get(pk),
+        )
+        for pk in ids
+    }
+
+
+def _verdict(project: IntegrationProject, ev: Evidence, facts: GateFacts, now: datetime) -> Verdict:
     readiness = project_readiness(project, ev)
     reasons: list[Reason] = []
     for sr in readiness.steps:
@@ -174,9 +252,26 @@ def verdict(project: IntegrationProject, evidence: Evidence | None = None) -> Ve
                 reasons.append(
                     Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
                 )
-    latest = latest_runs(project)
-    reasons += _run_reasons(project, ev, latest)
-    reasons += _criterion_reasons(project, ev, latest)
-    reasons += parallel_run_reasons(project)
-    live = GoLive.objects.current().filter(project=project).select_related("user").first()
-    return Verdict(not reasons, readiness.percent, reasons, live)
+    reasons += _run_reasons(project, ev, facts.latest, now)
+    reasons += _criterion_reasons(project, ev, facts)
+    reasons += parallel_run_reasons(project, facts)
+    return Verdict(not reasons, readiness.percent, reasons, facts.live)
+
+
+def verdict(
+    project: IntegrationProject, evidence: Evidence | None = None, now: datetime | None = None
+) -> Verdict:
+    ev = evidence or Evidence.load(project)
+    now = now or timezone.now()
+    return _verdict(project, ev, _gate_facts([ev], now)[project.pk], now)
+
+
+def verdicts(projects: list[IntegrationProject], now: datetime | None = None) -> dict[int, Verdict]:
+    """The verdict of each project, by id, in a fixed number of queries however many projects
+    (the portfolio dashboard): the evidence, what readiness reads and what the gate reads are
+    loaded once for all, then each verdict is `verdict`'s own computation."""
+    now = now or timezone.now()
+    evidences = list(Evidence.load_many(projects).values())
+    prefetch(evidences)
+    facts = _gate_facts(evidences, now)
+    return {ev.project.pk: _verdict(ev.project, ev, facts[ev.project.pk], now) for ev in evidences}

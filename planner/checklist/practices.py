@@ -4,13 +4,12 @@ backfill), loaded once per evidence object, and what the readiness rules ask of 
 from dataclasses import dataclass
 
 from planner.checklist.delivery import plan_of
-from planner.checklist.evidence import Evidence
+from planner.checklist.evidence import Evidence, by_project
 from planner.models import (
     BackfillPlan,
     Connection,
     ConnectionOwnership,
     ErrorStrategy,
-    IntegrationProject,
     Monitor,
     PersonalField,
     RolloutPhase,
@@ -34,48 +33,73 @@ class Practices:
     phases: list[RolloutPhase]
 
     @classmethod
-    def load(cls, project: IntegrationProject, connections: list[Connection]) -> "Practices":
-        by_id = {c.pk: c for c in connections}
+    def load_many(cls, evidences: list[Evidence]) -> dict[int, "Practices"]:
+        """Each project's practices, by project id: the same queries for one project or many."""
+        ids = [ev.project.pk for ev in evidences]
+        by_id = {c.pk: c for ev in evidences for c in ev.connections}
 
-        def per_connection(model) -> dict:
-            rows = {}
-            for row in model.objects.filter(project=project):
+        def per_connection(model) -> dict[int, dict]:
+            rows: dict[int, dict] = {pk: {} for pk in ids}
+            for row in model.objects.filter(project_id__in=ids):
                 # The connections are already loaded with their systems: no query per row.
-                row.connection = by_id.get(row.connection_id, row.connection)
-                rows[row.connection_id] = row
+                # (never `.get(id, row.connection)`: the default would be fetched every time)
+                if row.connection_id in by_id:
+                    row.connection = by_id[row.connection_id]
+                rows[row.project_id][row.connection_id] = row
             return rows
 
         backfills = per_connection(BackfillPlan)
+        plans = [b for rows in backfills.values() for b in rows.values()]
         runs = ValidationRun.objects.filter(
-            pk__in=[b.verification_run_id for b in backfills.values() if b.verification_run_id]
+            pk__in=[b.verification_run_id for b in plans if b.verification_run_id]
         )
         runs_by_id = {r.pk: r for r in runs}
-        for b in backfills.values():
+        for b in plans:
             if b.verification_run_id:
                 b.verification_run = runs_by_id[b.verification_run_id]
-        return cls(
-            ownerships=per_connection(ConnectionOwnership),
-            strategies=per_connection(ErrorStrategy),
-            security=per_connection(SecurityReview),
-            personal=list(PersonalField.objects.filter(project=project).select_related("mapping")),
-            backfills=backfills,
-            profiles={p.system_id: p for p in SystemProfile.objects.filter(project=project)},
-            phases=list(
-                RolloutPhase.objects.filter(project=project).select_related(
-                    "promote_on_criterion", "promote_on_monitor", "rollback_trigger"
-                )
-            ),
+        ownerships = per_connection(ConnectionOwnership)
+        strategies = per_connection(ErrorStrategy)
+        security = per_connection(SecurityReview)
+        personal = by_project(
+            PersonalField.objects.filter(project_id__in=ids).select_related("mapping")
         )
+        profiles: dict[int, dict] = {pk: {} for pk in ids}
+        for profile in SystemProfile.objects.filter(project_id__in=ids):
+            profiles[profile.project_id][profile.system_id] = profile
+        phases = by_project(
+            RolloutPhase.objects.filter(project_id__in=ids).select_related(
+                "promote_on_criterion", "promote_on_monitor", "rollback_trigger"
+            )
+        )
+        return {
+            pk: cls(
+                ownerships=ownerships[pk],
+                strategies=strategies[pk],
+                security=security[pk],
+                personal=personal[pk],
+                backfills=backfills[pk],
+                profiles=profiles[pk],
+                phases=phases[pk],
+            )
+            for pk in ids
+        }
 
     def personal_of(self, connection_id: int) -> list[PersonalField]:
         return [p for p in self.personal if p.mapping.connection_id == connection_id]
 
 
+def load_practices(evidences: list[Evidence]) -> None:
+    """Fill the practices cache of every evidence object that lacks it, in one load."""
+    missing = [ev for ev in evidences if "_practices" not in ev.__dict__]
+    if missing:
+        loaded = Practices.load_many(missing)
+        for ev in missing:
+            ev.__dict__["_practices"] = loaded[ev.project.pk]
+
+
 def practices_of(ev: Evidence) -> Practices:
-    cached = ev.__dict__.get("_practices")
-    if cached is None:
-        cached = ev.__dict__["_practices"] = Practices.load(ev.project, ev.connections)
-    return cached
+    load_practices([ev])
+    return ev.__dict__["_practices"]
 
 
 def is_transient(code: str) -> bool:

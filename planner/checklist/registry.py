@@ -128,19 +128,29 @@ def _step1_started(ev: Evidence) -> bool:
 
 
 # Step 2 — data mapping.
+_PLACEHOLDER = 987654321
+
+
 def _editor(ev: Evidence, connection_id: int) -> str:
-    return reverse("planner:mapping_editor", args=[ev.project.pk, connection_id])
+    # Reversed once per evidence object, then filled in: a big inventory has a finding per
+    # connection on every page's readiness.
+    if "_editor_url" not in ev.__dict__:
+        url = reverse("planner:mapping_editor", args=[ev.project.pk, _PLACEHOLDER])
+        ev.__dict__["_editor_url"] = url.rpartition(str(_PLACEHOLDER))
+    head, _, tail = ev.__dict__["_editor_url"]
+    return f"{head}{connection_id}{tail}"
 
 
 def _row_findings(ev: Evidence, failing: Callable, text: Callable) -> list[Finding]:
-    found = []
+    found, failed = [], 0
     for m in ev.mappings:
         if failing(m):
-            url = _editor(ev, m.connection_id)
-            found.append(Finding(f"{m.connection}: {m} — {text(m)}", f"mapping-{m.pk}", url))
-    if len(found) > MAX_FINDINGS:
-        extra = len(found) - MAX_FINDINGS
-        found = found[:MAX_FINDINGS] + [Finding(f"… and {extra} more rows.")]
+            failed += 1
+            if failed <= MAX_FINDINGS:  # the rest are only counted
+                url = _editor(ev, m.connection_id)
+                found.append(Finding(f"{m.connection}: {m} — {text(m)}", f"mapping-{m.pk}", url))
+    if failed > MAX_FINDINGS:
+        found.append(Finding(f"… and {failed - MAX_FINDINGS} more rows."))
     return found
 
 

@@ -25,6 +25,8 @@ from functools import cached_property
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
@@ -68,28 +70,55 @@ def _content_fields(model: type[models.Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if f.name not in skip]
 
 
-def _artifact_rows(model: type[models.Model], project_id: int) -> list[str]:
+# json.dumps(row, sort_keys=True), without building an encoder for every row.
+_row_json = json.JSONEncoder(sort_keys=True).encode
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _artifact_rows(model: type[models.Model], project_ids: list[int]) -> dict[int, list[str]]:
     names = _content_fields(model)
-    rows = model._default_manager.filter(project_id=project_id).values_list(*names)
+    # No ORDER BY (some default orderings join other tables): the rows are sorted below.
+    rows = (
+        model._default_manager.filter(project_id__in=project_ids)
+        .order_by()
+        .values_list("project_id", *names)
+    )
+    out: dict[int, list[str]] = {pk: [] for pk in project_ids}
+    for project_id, *values in rows:
+        canonical = [v if type(v) in _PLAIN else _canonical(v) for v in values]
+        out[project_id].append(_row_json(dict(zip(names, canonical, strict=True))))
     # Sorted as canonical JSON, so the hash depends on content alone, not on primary keys or
     # the order rows come back in; an explicit order lives in `position` fields, which count.
-    return sorted(
-        json.dumps(dict(zip(names, map(_canonical, row), strict=True)), sort_keys=True)
-        for row in rows
-    )
+    return {pk: sorted(found) for pk, found in out.items()}
 
 
 def step_hashes(project: IntegrationProject, steps: Iterable[int] | None = None) -> dict[int, str]:
     """sha256 of each step's artifacts; one query per artifact model of the steps asked for."""
-    out = {}
-    for number in sorted(set(steps) if steps is not None else STEPS_BY_NUMBER):
-        artifacts = STEPS_BY_NUMBER[number].artifacts
-        payload = {
-            "step": number,
-            "artifacts": {m._meta.label: _artifact_rows(m, project.pk) for m in artifacts},
-        }
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        out[number] = hashlib.sha256(canonical.encode()).hexdigest()
+    return step_hashes_many({project.pk: STEPS_BY_NUMBER if steps is None else steps})[project.pk]
+
+
+def step_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, str]]:
+    """The hashes of the steps asked for, per project id: one query per artifact model of
+    those steps, however many projects ask."""
+    wanted = {pk: set(numbers) for pk, numbers in wanted.items()}
+    rows: dict[type[models.Model], dict[int, list[str]]] = {}
+    for number in sorted(set().union(*wanted.values())):
+        askers = [pk for pk, numbers in wanted.items() if number in numbers]
+        for model in STEPS_BY_NUMBER[number].artifacts:
+            rows[model] = _artifact_rows(model, askers)
+    out: dict[int, dict[int, str]] = {}
+    for pk, numbers in wanted.items():
+        out[pk] = {}
+        for number in sorted(numbers):
+            artifacts = STEPS_BY_NUMBER[number].artifacts
+            payload = {
+                "step": number,
+                "artifacts": {m._meta.label: rows[m][pk] for m in artifacts},
+            }
+            canonical = json.dumps(
+                payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+            out[pk][number] = hashlib.sha256(canonical.encode()).hexdigest()
     return out
 
 
@@ -117,26 +146,57 @@ class Policy:
 
 
 def policies(project: IntegrationProject) -> dict[int, Policy]:
-    configured = {
-        r.step: Policy(list(r.roles), max(1, r.approvers_needed), r.independent)
-        for r in ApproverRequirement.objects.filter(project=project)
+    return policies_many([project.pk])[project.pk]
+
+
+def policies_many(project_ids: list[int]) -> dict[int, dict[int, Policy]]:
+    """Each project's policy per step, by project id, in one query."""
+    configured: dict[int, dict[int, Policy]] = {pk: {} for pk in project_ids}
+    for r in ApproverRequirement.objects.filter(project_id__in=project_ids):
+        configured[r.project_id][r.step] = Policy(
+            list(r.roles), max(1, r.approvers_needed), r.independent
+        )
+    return {
+        pk: {s.number: steps.get(s.number, Policy(list(DEFAULT_REQUIRED_ROLES))) for s in STEPS}
+        for pk, steps in configured.items()
     }
-    return {s.number: configured.get(s.number, Policy(list(DEFAULT_REQUIRED_ROLES))) for s in STEPS}
 
 
 def last_editor(project: IntegrationProject, number: int) -> int | None:
     """The user who made the newest change to the step's artifacts (one query per model)."""
-    newest = None
-    for model in STEPS_BY_NUMBER[number].artifacts:
-        row = (
-            model.history.filter(project_id=project.pk)
-            .order_by("-history_date", "-history_id")
-            .values_list("history_date", "history_user_id")
-            .first()
-        )
-        if row and (newest is None or row[0] > newest[0]):
-            newest = row
-    return newest[1] if newest else None
+    return last_editors([(project.pk, number)]).get((project.pk, number))
+
+
+def last_editors(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
+    """The last editor of each (project id, step) pair: one query per artifact model of the
+    steps named, however many projects."""
+    projects_of: dict[int, set[int]] = {}
+    for project_id, number in pairs:
+        projects_of.setdefault(number, set()).add(project_id)
+    newest: dict[tuple[int, int], tuple] = {}
+    for number, project_ids in sorted(projects_of.items()):
+        for model in STEPS_BY_NUMBER[number].artifacts:
+            # Each project's newest history row of this model, ties broken by history id.
+            ranked = model.history.filter(project_id__in=project_ids).annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("project_id")],
+                    order_by=[F("history_date").desc(), F("history_id").desc()],
+                )
+            )
+            for project_id, when, user_id in ranked.filter(rank=1).values_list(
+                "project_id", "history_date", "history_user_id"
+            ):
+                key = (project_id, number)
+                if key not in newest or when > newest[key][0]:
+                    newest[key] = (when, user_id)
+    return {
+        (project_id, number): newest[(project_id, number)][1]
+        if (project_id, number) in newest
+        else None
+        for number, project_ids in projects_of.items()
+        for project_id in project_ids
+    }
 
 
 def role_label(role: str) -> str:
@@ -318,62 +378,92 @@ class StepSignOff:
         return out
 
 
+def load_signoff_states(evidences: list[Evidence]) -> None:
+    """Fill the sign-off cache of every evidence object that lacks it, in one load."""
+    missing = [ev for ev in evidences if "_signoffs" not in ev.__dict__]
+    if missing:
+        loaded = _load_states([ev.project for ev in missing])
+        for ev in missing:
+            ev.__dict__["_signoffs"] = loaded[ev.project.pk]
+
+
 def signoff_states(ev: Evidence) -> dict[int, StepSignOff]:
     """Every step's sign-off state, loaded once per Evidence (3 queries + hashes if signed)."""
-    cached = ev.__dict__.get("_signoffs")
-    if cached is None:
-        cached = ev.__dict__["_signoffs"] = _load_states(ev.project)
-    return cached
+    load_signoff_states([ev])
+    return ev.__dict__["_signoffs"]
 
 
 def step_signoff(number: int, ev: Evidence) -> StepSignOff:
     return signoff_states(ev)[number]
 
 
-def _load_states(project: IntegrationProject) -> dict[int, StepSignOff]:
-    """Read only: freshness is the stored hash against the current one, nothing is recorded."""
-    policy = policies(project)
-    members = Membership.objects.filter(project=project, role__in=SIGN_OFF_ROLES)
-    role_of: dict[int, str] = {}
-    holders: dict[str, list[str]] = {r: [] for r in SIGN_OFF_ROLES}
-    owner_ids = set()
+def _load_states(projects: list[IntegrationProject]) -> dict[int, dict[int, StepSignOff]]:
+    """Read only: freshness is the stored hash against the current one, nothing is recorded.
+    The same queries for one project or many."""
+    ids = [p.pk for p in projects]
+    policy = policies_many(ids)
+    members = Membership.objects.filter(project_id__in=ids, role__in=SIGN_OFF_ROLES)
+    role_of: dict[int, dict[int, str]] = {pk: {} for pk in ids}
+    holders: dict[int, dict[str, list[str]]] = {pk: {r: [] for r in SIGN_OFF_ROLES} for pk in ids}
+    owner_ids: dict[int, set[int]] = {pk: set() for pk in ids}
     for m in members.select_related("user"):
-        role_of[m.user_id] = m.role
-        holders[m.role].append(display_name(m.user))
+        role_of[m.project_id][m.user_id] = m.role
+        holders[m.project_id][m.role].append(display_name(m.user))
         if m.role == Role.OWNER:
-            owner_ids.add(m.user_id)
+            owner_ids[m.project_id].add(m.user_id)
 
-    latest: dict[int, dict[int, SignOff]] = {}
-    for s in SignOff.objects.filter(project=project).select_related("user", "stale_event"):
-        latest.setdefault(s.step, {}).setdefault(s.user_id, s)  # newest first by Meta.ordering
+    latest: dict[int, dict[int, dict[int, SignOff]]] = {pk: {} for pk in ids}
+    for s in SignOff.objects.filter(project_id__in=ids).select_related("user", "stale_event"):
+        # newest first by Meta.ordering
+        latest[s.project_id].setdefault(s.step, {}).setdefault(s.user_id, s)
 
     unresolved = {
-        step
-        for step, by_user in latest.items()
-        if any(not hasattr(s, "stale_event") for s in by_user.values())
+        pk: {
+            step
+            for step, by_user in signed.items()
+            if any(not hasattr(s, "stale_event") for s in by_user.values())
+        }
+        for pk, signed in latest.items()
     }
-    hashes = step_hashes(project, unresolved) if unresolved else {}
+    hashes = step_hashes_many({pk: steps for pk, steps in unresolved.items() if steps})
 
-    states = {}
-    for step in STEPS:
-        n = step.number
-        signatures = []
-        for s in sorted(latest.get(n, {}).values(), key=lambda s: s.created_at, reverse=True):
-            fresh = not hasattr(s, "stale_event") and s.content_hash == hashes.get(n)
-            signatures.append(Signature(s, fresh, role_of.get(s.user_id) == s.role))
-        p = policy[n]
-        states[n] = StepSignOff(
-            project,
-            n,
-            p.roles,
-            signatures,
-            holders,
-            known_hash=hashes.get(n),
-            approvers_needed=p.approvers_needed,
-            independent=p.independent,
-            owner_ids=frozenset(owner_ids),
-        )
-    return states
+    out: dict[int, dict[int, StepSignOff]] = {}
+    for project in projects:
+        pk = project.pk
+        known = hashes.get(pk, {})
+        states = out[pk] = {}
+        for step in STEPS:
+            n = step.number
+            signatures = []
+            signed = latest[pk].get(n, {}).values()
+            for s in sorted(signed, key=lambda s: s.created_at, reverse=True):
+                fresh = not hasattr(s, "stale_event") and s.content_hash == known.get(n)
+                signatures.append(Signature(s, fresh, role_of[pk].get(s.user_id) == s.role))
+            p = policy[pk][n]
+            states[n] = StepSignOff(
+                project,
+                n,
+                p.roles,
+                signatures,
+                holders[pk],
+                known_hash=known.get(n),
+                approvers_needed=p.approvers_needed,
+                independent=p.independent,
+                owner_ids=frozenset(owner_ids[pk]),
+            )
+    # Who made each step's last change matters only where approvals might all be by that
+    # person or the owners: loaded for those steps of every project at once.
+    asked = [
+        (pk, n)
+        for pk, states in out.items()
+        for n, state in states.items()
+        if state.required and state.independent and state.approvers
+    ]
+    if asked:
+        editors = last_editors(asked)
+        for pk, n in asked:
+            out[pk][n].__dict__["last_editor_id"] = editors[(pk, n)]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -339,53 +339,139 @@ class PostgresConnector(BaseConnector):
         datasets whose columns' CSV text polars parses to exactly what the cursor gives
         (``_copy_dtype``); the tests compare both readers on every such type.
         """
-        names = unique_names(c.name for c in columns)
-        select = sql.SQL(", ").join(
-            sql.SQL("{} AT TIME ZONE 'UTC'" if c.type_code == _TIMESTAMPTZ_OID else "{}").format(
-                sql.Identifier(c.name)
-            )
-            for c in columns
-        )
-        read_as: dict[str, pl.DataType] = {}
-        finish = []
-        for name, col in zip(names, columns, strict=True):
-            if col.type_code == 16:  # boolean prints as t / f
-                read_as[name] = pl.String()
-                finish.append(
-                    pl.when(pl.col(name).is_null())
-                    .then(None)
-                    .otherwise(pl.col(name) == "t")
-                    .alias(name)
-                )
-            elif col.type_code == _TIMESTAMPTZ_OID:
-                read_as[name] = pl.Datetime("us")
-                finish.append(pl.col(name).dt.replace_time_zone("UTC"))
-            else:
-                read_as[name] = _copy_dtype(col)  # type: ignore[assignment]
-        statement = sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
+        select = sql.SQL(", ").join(copy_item(None, c) for c in columns)
+        query = sql.SQL("SELECT {} FROM {}{} ORDER BY {}").format(
             select, self._dataset(), where, order
         )
+        names = unique_names(c.name for c in columns)
+        yield from copy_frames(conn, query, columns, names, batch_size, tracker)
 
-        def parse(data: bytearray) -> pl.DataFrame:
-            frame = pl.read_csv(bytes(data), has_header=False, new_columns=names, schema=read_as)
-            return tracker.stabilize(frame.with_columns(finish) if finish else frame)
+    def same_database(self, other: object) -> bool:
+        """Whether one session of this connector reads ``other``'s table as ``other`` would:
+        the same server, database, role, password and TLS mode, both datasets tables."""
+        if not isinstance(other, PostgresConnector):
+            return False
+        a, b = self.config, other.config
+        return (
+            bool(a.table and b.table)
+            and (a.host, a.port, a.database, a.user, a.sslmode)
+            == (b.host, b.port, b.database, b.user, b.sslmode)
+            and self._secrets.get("password") == other._secrets.get("password")
+        )
 
-        with conn.cursor() as cur, cur.copy(statement) as copy:
-            buf, n = bytearray(), 0
-            for row in copy:  # libpq hands over whole rows
-                buf += row
-                n += 1
-                if n >= batch_size:
-                    yield parse(buf)
-                    buf, n = bytearray(), 0
-            if n:
-                yield parse(buf)
+    @contextlib.contextmanager
+    def snapshot(self, shared: str | None = None) -> Iterator[Snapshot]:
+        """One read-only REPEATABLE READ session: all its statements see the same data.
+
+        ``shared`` is a snapshot another session exported (:meth:`Snapshot.export`): this
+        session then sees exactly what that one sees.
+        """
+        with self.connect() as conn, self._errors("Query failed"):
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            if shared is not None:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(shared)))
+            yield Snapshot(conn)
 
     def count(self) -> int | None:
         with self.connect() as conn, self._errors("Query failed"), self._cursor(conn) as cur:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._dataset()))
             row = cur.fetchone()
             return int(row[0]) if row else None
+
+
+def copy_item(qualifier: str | None, col: Any) -> sql.Composable:
+    """One column of a COPY select list, as :func:`copy_frames` expects it (UTC text for
+    timestamptz); ``qualifier`` is the table alias, if any."""
+    ident = sql.Identifier(qualifier, col.name) if qualifier else sql.Identifier(col.name)
+    if col.type_code == _TIMESTAMPTZ_OID:
+        return sql.SQL("{} AT TIME ZONE 'UTC'").format(ident)
+    return ident
+
+
+def copyable(columns: Sequence[Any]) -> bool:
+    """Whether polars parses these columns' COPY text to exactly what a cursor loads."""
+    return all(_copy_dtype(c) is not None for c in columns)
+
+
+def copy_frames(
+    conn: psycopg.Connection[Any],
+    query: sql.Composable,
+    columns: Sequence[Any],
+    names: Sequence[str],
+    batch_size: int,
+    tracker: SchemaTracker | None = None,
+) -> Iterator[pl.DataFrame]:
+    """``COPY (query) TO STDOUT`` as frames of ``batch_size`` rows, parsed by polars.
+
+    ``query`` selects ``columns`` (cursor descriptions, all :func:`copyable`) through
+    :func:`copy_item`, in order; the frames' columns are called ``names``.
+    """
+    tracker = tracker or SchemaTracker()
+    read_as: dict[str, pl.DataType] = {}
+    finish = []
+    for name, col in zip(names, columns, strict=True):
+        if col.type_code == 16:  # boolean prints as t / f
+            read_as[name] = pl.String()
+            finish.append(
+                pl.when(pl.col(name).is_null())
+                .then(None)
+                .otherwise(pl.col(name) == "t")
+                .alias(name)
+            )
+        elif col.type_code == _TIMESTAMPTZ_OID:
+            read_as[name] = pl.Datetime("us")
+            finish.append(pl.col(name).dt.replace_time_zone("UTC"))
+        else:
+            read_as[name] = _copy_dtype(col)  # type: ignore[assignment]
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+
+    def parse(data: bytearray) -> pl.DataFrame:
+        frame = pl.read_csv(bytes(data), has_header=False, new_columns=list(names), schema=read_as)
+        return tracker.stabilize(frame.with_columns(finish) if finish else frame)
+
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        buf, n = bytearray(), 0
+        for row in copy:  # libpq hands over whole rows
+            buf += row
+            n += 1
+            if n >= batch_size:
+                yield parse(buf)
+                buf, n = bytearray(), 0
+        if n:
+            yield parse(buf)
+
+
+class Snapshot:
+    """Statements in one read-only, repeatable-read session (:meth:`PostgresConnector.snapshot`)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def export(self) -> str:
+        """This session's snapshot, for :meth:`PostgresConnector.snapshot` in another."""
+        return str(self.rows("SELECT pg_export_snapshot()")[0][0])
+
+    def dataset(self, connector: PostgresConnector) -> str:
+        """``connector``'s dataset as SQL text for this session."""
+        return connector._dataset().as_string(self.conn)
+
+    def columns(self, dataset: str) -> list[Any]:
+        """The cursor descriptions of a dataset's columns."""
+        with self.conn.cursor(name="aethon_describe") as cur:
+            cur.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(sql.SQL(dataset)))  # type: ignore[arg-type]
+            return list(cur.description or ())
+
+    def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A generated SELECT's rows, through a server-side cursor (one statement only)."""
+        with self.conn.cursor(name="aethon_read") as cur:
+            cur.execute(sql.SQL(query), params or None)  # type: ignore[arg-type]
+            return cur.fetchall()
+
+    def frames(
+        self, query: str, columns: Sequence[Any], names: Sequence[str], batch_size: int
+    ) -> Iterator[pl.DataFrame]:
+        """A generated SELECT of ``columns`` (each through :func:`copy_item`) as frames."""
+        yield from copy_frames(self.conn, sql.SQL(query), columns, names, batch_size)  # type: ignore[arg-type]
 
 
 # Roles that reach outside the database: a SELECT calling pg_read_file(), lo_import() or

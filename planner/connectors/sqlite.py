@@ -38,6 +38,13 @@ _ALLOWED_ACTIONS = frozenset(
 _PROGRESS_STEPS = 10_000
 
 
+def _unix_seconds(instant: dt.datetime) -> float:
+    """An instant as Unix seconds (a naive one is UTC)."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.UTC)
+    return instant.timestamp()
+
+
 def _hash32(value: str | None, part: int) -> int | None:
     if value is None:
         return None
@@ -193,7 +200,9 @@ class SqliteConnector(BaseConnector):
         ``where`` (generated SQL, planner.runs.pushdown) limits the read to a key range.
         ``changed_since=(field, instant)`` reads only records whose ``field`` (ISO text, with
         or without an offset; without is UTC) is at or after the instant, compared by
-        ``julianday`` (millisecond precision: the caller's overlap covers the edge).
+        ``julianday`` (millisecond precision: the caller's overlap covers the edge). Numbers
+        are Unix seconds, as the freshness reader takes them; text ``julianday`` cannot read
+        (an offset such as ``+02``) is read, and the caller filters it.
         """
         order = ", ".join(
             f"{quote_ident(k)} IS NULL, {quote_ident(k)} COLLATE BINARY" for k in order_by
@@ -202,7 +211,12 @@ class SqliteConnector(BaseConnector):
         if changed_since is not None:
             name, instant = changed_since
             # The literal is built from a datetime, never from user text.
-            conditions.append(f"julianday({quote_ident(name)}) >= julianday('{utc_text(instant)}')")
+            column = quote_ident(name)
+            conditions.append(
+                f"CASE WHEN typeof({column}) IN ('integer', 'real') "
+                f"THEN {column} >= {_unix_seconds(instant)!r} "
+                f"ELSE coalesce(julianday({column}) >= julianday('{utc_text(instant)}'), 1) END"
+            )
         tracker = SchemaTracker()
         where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._session() as (conn, deadline), self._reading(deadline):

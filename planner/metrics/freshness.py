@@ -55,7 +55,7 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A change-time column as UTC datetimes with microseconds.
 
     Naive datetimes are taken as UTC (SQL sessions are opened in UTC); text is read as ISO
-    8601 with or without an offset (``Z``, ``+02:00``, ``-0130``); a date is its midnight;
+    8601 with or without an offset (``Z``, ``+02:00``, ``-0130``, ``+02``); a date is its midnight;
     numbers are Unix seconds. Anything unreadable is null (an unmeasured record).
     """
     import polars as pl
@@ -75,6 +75,10 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
             .str.strip_chars()
             .str.replace(r"[Zz]$", "+00:00")
             .str.replace("T", " ", literal=True)
+            # An offset of whole hours ('+02', as PostgreSQL prints it) and a time without
+            # seconds before an offset ('10:00+02:00') are ISO 8601 too.
+            .str.replace(r"(:\d{2}(?:\.\d+)?\s*[+-]\d{2})$", "${1}:00")
+            .str.replace(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})([+-])", "${1}:00${2}")
         )
         return pl.coalesce(
             text.str.to_datetime(
@@ -123,6 +127,9 @@ class FreshnessResult:
     late_examples: list[dict[str, Any]]
     counted_from: datetime | None
     counted_until: datetime
+    # The source change time of the oldest record late now: the next read starts there at the
+    # latest, so a record stays late until the target shows it.
+    oldest_late: datetime | None = None
 
     @property
     def share_within_pct(self) -> float | None:
@@ -159,6 +166,7 @@ class FreshnessTally:
     total: int = 0
     pending: int = 0
     late_now: int = 0
+    oldest_late: datetime | None = None
     unmeasured: int = 0
     read: int = 0
     lags: list[pl.Series] = field(default_factory=list)
@@ -206,6 +214,10 @@ class FreshnessTally:
         self.total += counts["total"]
         self.good += counts["good"]
         self.late_now += counts["late"]
+        if counts["late"]:
+            first = facts.filter(late).get_column(SOURCE_TIME).min()
+            if self.oldest_late is None or first < self.oldest_late:
+                self.oldest_late = first
         self.pending += counts["waiting"] - counts["late"]
         if counts["total"]:
             lags = facts.filter(measured).get_column("__lag")
@@ -214,7 +226,7 @@ class FreshnessTally:
         room = self.max_examples - len(self.examples)
         if room > 0 and counts["late"]:
             for row in facts.filter(late).head(room).iter_rows(named=True):
-                self.examples.append(_example(row, self.key, w.now))
+                self.examples.append(_example(row, self.key, w))
 
     def result(self) -> FreshnessResult:
         import polars as pl
@@ -235,6 +247,7 @@ class FreshnessTally:
             late_examples=self.examples,
             counted_from=self.window.counted_from,
             counted_until=self.window.until,
+            oldest_late=self.oldest_late,
         )
 
 
@@ -242,13 +255,14 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _example(row: dict[str, Any], key: list[str], now: datetime) -> dict[str, Any]:
+def _example(row: dict[str, Any], key: list[str], w: Window) -> dict[str, Any]:
+    """A late record: its times and how far past its deadline (changed + target) it is now."""
     changed = row[SOURCE_TIME]
     return {
         "key": {k: _plain(row[k]) for k in key},
         "source_changed": _iso(changed),
         "target_changed": _iso(row[TARGET_TIME]),
-        "late_by_seconds": round((now - changed).total_seconds(), 3),
+        "late_by_seconds": round((w.now - changed).total_seconds() - w.target_seconds, 3),
     }
 
 

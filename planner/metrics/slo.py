@@ -14,10 +14,11 @@ windows scaled to the criterion's window when it is not 30 days.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Case, Count, DateTimeField, F, Max, Min, Q, Sum, When
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -113,6 +114,18 @@ def duration_text(d: timedelta) -> str:
     return f"{round(seconds, 1):g} s"
 
 
+def over_threshold(good: int, total: int, objective: float | None, threshold: float) -> bool:
+    """Whether the burn rate of good/total exceeds `threshold`, in exact fractions: the burn
+    shown is rounded and floats put 1 bad of 1,000 at 99.9 % a hair over a burn of 1."""
+    if objective is None or not total:
+        return False
+    allowed = 1 - Fraction(objective).limit_denominator(10**9)
+    bad = Fraction(total - good, total)
+    if allowed <= 0:
+        return bad > 0
+    return bad > Fraction(threshold).limit_denominator(10**6) * allowed
+
+
 @dataclass(frozen=True)
 class RuleState:
     rule: BurnRule
@@ -120,10 +133,15 @@ class RuleState:
     short_window: timedelta
     long_burn: float | None
     short_burn: float | None
+    # Whether each window's burn exceeds the threshold, from its counts (`over_threshold`).
+    long_over: bool | None = None
+    short_over: bool | None = None
 
     @property
     def firing(self) -> bool:
         t = self.rule.threshold
+        if self.long_over is not None and self.short_over is not None:
+            return self.long_over and self.short_over
         return (
             self.long_burn is not None
             and self.short_burn is not None
@@ -231,15 +249,54 @@ def burn_rate(good: int, total: int, objective: float | None) -> float | None:
 
 
 HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
 
 
-def _in(start: datetime, end: datetime) -> Q:
-    """The points of the window (start, end]: raw points measured after `start` up to `end`
-    itself, and every hourly roll-up whose hour ends after `start` (windows are exact to the
-    minute over raw points, to the hour over roll-ups)."""
-    raw = Q(resolution=SliPoint.Resolution.RAW, at__gt=start)
-    hour = Q(resolution=SliPoint.Resolution.HOUR, at__gt=start - HOUR)
-    return (raw | hour) & Q(at__lte=end)
+def _floor_hour(moment: datetime) -> datetime:
+    """The hour (in the current time zone, as roll-ups truncate) that `moment` lies in."""
+    local = timezone.localtime(moment, timezone.get_current_timezone())
+    return local.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_of():
+    """The hour a point belongs to, as an SQL expression: hour h holds the points measured in
+    (h, h + 1 h]. A measurement is stamped at the end of what it measured, so a point at 12:00
+    belongs to the hour before it, as it belongs to a window ending at 12:00."""
+    return Trunc(F("at") - _TICK, "hour", tzinfo=timezone.get_current_timezone())
+
+
+def _bucket_of(size: str):
+    """The hour or day a point is plotted in: a raw point's own (as `_hour_of`), an hourly
+    point's hour's."""
+    moment = Case(
+        When(resolution=SliPoint.Resolution.HOUR, then=F("at")),
+        default=F("at") - _TICK,
+        output_field=DateTimeField(),
+    )
+    return Trunc(moment, size, tzinfo=timezone.get_current_timezone())
+
+
+def rolled_horizon(now: datetime | None = None) -> datetime:
+    """Raw points at or before this instant may already be folded into hourly points."""
+    return _floor_hour((now or timezone.now()) - rollup_after())
+
+
+def _in(start: datetime, end: datetime, horizon: datetime | None = None) -> Q:
+    """The points of the window (start, end].
+
+    An hourly point counts when its whole hour (h, h + 1 h] lies in the window's hours: its hour
+    ends after `start` and by `end`. So that rolling up never changes a figure, a window edge
+    whose hour may already be rolled up (before `horizon`) is taken to its hour for raw points
+    too; a recent edge is exact to the microsecond over raw points."""
+    horizon = horizon or rolled_horizon()
+    raw_start, raw_end = start, end
+    if _floor_hour(start) < horizon:
+        raw_start = _floor_hour(start)
+    if _floor_hour(end) < horizon:
+        raw_end = _floor_hour(end)
+    raw = Q(resolution=SliPoint.Resolution.RAW, at__gt=raw_start, at__lte=raw_end)
+    hour = Q(resolution=SliPoint.Resolution.HOUR, at__gt=start - HOUR, at__lte=end - HOUR)
+    return raw | hour
 
 
 def compliance(
@@ -258,17 +315,18 @@ def compliance(
     if rules:
         for rule in BURN_RULES:
             windows.append((rule, *rule.windows(window)))
+    horizon = rolled_horizon()
     aggregates = {
-        "w_good": Sum("good", filter=_in(start, end)),
-        "w_total": Sum("total", filter=_in(start, end)),
-        "w_first": Min("at", filter=_in(start, end)),
+        "w_good": Sum("good", filter=_in(start, end, horizon)),
+        "w_total": Sum("total", filter=_in(start, end, horizon)),
+        "w_first": Min("at", filter=_in(start, end, horizon)),
     }
     for i, (_rule, long, short) in enumerate(windows):
         for name, w in (("l", long), ("s", short)):
-            aggregates[f"{name}{i}_good"] = Sum("good", filter=_in(end - w, end))
-            aggregates[f"{name}{i}_total"] = Sum("total", filter=_in(end - w, end))
+            aggregates[f"{name}{i}_good"] = Sum("good", filter=_in(end - w, end, horizon))
+            aggregates[f"{name}{i}_total"] = Sum("total", filter=_in(end - w, end, horizon))
     earliest = min([start] + [end - long for _r, long, _s in windows])
-    row = SliPoint.objects.filter(_in(earliest, end), criterion_id=criterion.pk).aggregate(
+    row = SliPoint.objects.filter(_in(earliest, end, horizon), criterion_id=criterion.pk).aggregate(
         **aggregates
     )
     states = [
@@ -278,6 +336,12 @@ def compliance(
             short,
             burn_rate(row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective),
             burn_rate(row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective),
+            over_threshold(
+                row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective, rule.threshold
+            ),
+            over_threshold(
+                row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective, rule.threshold
+            ),
         )
         for i, (rule, long, short) in enumerate(windows)
     ]
@@ -292,6 +356,43 @@ def compliance(
         row["w_first"],
         states,
     )
+
+
+def compliances(
+    spans: list[tuple[SuccessCriterion, datetime]], end: datetime
+) -> dict[int, Compliance]:
+    """`compliance(c, end, start, rules=False)` of many criteria in one query: each span is a
+    criterion (at most once) and the start of its window; by criterion id."""
+    if not spans:
+        return {}
+    # One condition per distinct window start (criteria mostly share their window length).
+    by_start: dict[datetime, list[int]] = {}
+    for criterion, start in spans:
+        by_start.setdefault(start, []).append(criterion.pk)
+    where = Q()
+    for start, ids in by_start.items():
+        where |= Q(criterion_id__in=ids) & _in(start, end)
+    rows = {
+        row["criterion_id"]: row
+        for row in SliPoint.objects.filter(where)
+        .values("criterion_id")
+        .annotate(good=Sum("good"), total=Sum("total"), first=Min("at"))
+        .order_by()
+    }
+    out = {}
+    for criterion, start in spans:
+        row = rows.get(criterion.pk, {})
+        out[criterion.pk] = Compliance(
+            criterion.pk,
+            start,
+            end,
+            end - start,
+            objective_of(criterion),
+            int(row.get("good") or 0),
+            int(row.get("total") or 0),
+            row.get("first"),
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +416,7 @@ def buckets(
     """Good/total summed and the worst lag percentiles per `size` ('hour' or 'day'): one query."""
     rows = (
         SliPoint.objects.filter(_in(start, end), criterion_id=criterion.pk)
-        .annotate(bucket=Trunc("at", size, tzinfo=timezone.get_current_timezone()))
+        .annotate(bucket=_bucket_of(size))
         .values("bucket")
         .annotate(
             g=Sum("good"),
@@ -386,8 +487,8 @@ def roll_up(now: datetime | None = None, criterion_id: int | None = None) -> int
     and a raw point that arrives for an hour already rolled up is merged into it next time.
     """
     now = now or timezone.now()
-    cutoff = (now - rollup_after()).replace(minute=0, second=0, microsecond=0)
-    raw = SliPoint.objects.filter(resolution=SliPoint.Resolution.RAW, at__lt=cutoff)
+    cutoff = rolled_horizon(now)  # the hours that end by it are complete: fold them
+    raw = SliPoint.objects.filter(resolution=SliPoint.Resolution.RAW, at__lte=cutoff)
     # order_by(): the model's default ordering would make DISTINCT one row per point.
     ids = raw.order_by().values_list("criterion_id", flat=True).distinct()
     if criterion_id is not None:
@@ -399,12 +500,11 @@ def roll_up(now: datetime | None = None, criterion_id: int | None = None) -> int
 
 
 def _roll_up_one(criterion_id: int, cutoff: datetime) -> int:
-    tz = timezone.get_current_timezone()
     with transaction.atomic():
         if not SuccessCriterion.objects.select_for_update().filter(pk=criterion_id).exists():
             return 0
         raw = SliPoint.objects.filter(
-            criterion_id=criterion_id, resolution=SliPoint.Resolution.RAW, at__lt=cutoff
+            criterion_id=criterion_id, resolution=SliPoint.Resolution.RAW, at__lte=cutoff
         )
         last_id = raw.aggregate(m=Max("pk"))["m"]
         if last_id is None:
@@ -412,7 +512,7 @@ def _roll_up_one(criterion_id: int, cutoff: datetime) -> int:
         # Fold only the rows that exist now (pk <= last_id): one arriving meanwhile waits.
         raw = raw.filter(pk__lte=last_id)
         hours = (
-            raw.annotate(hour=Trunc("at", "hour", tzinfo=tz))
+            raw.annotate(hour=_hour_of())
             .values("hour")
             .annotate(
                 g=Sum("good"),

@@ -26,7 +26,7 @@ from .practices import (
 from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
-from .runs import RunKind, RunSchedule, RunStage, ValidationRun
+from .runs import RunKind, RunPartition, RunSchedule, RunStage, ValidationRun
 from .signoff import ApproverRequirement, SignOff, SignOffStale
 from .slo import SliPoint
 from .systems_config import SystemEndpoint
@@ -96,6 +96,7 @@ __all__ = [
     "RollbackTrigger",
     "RunKind",
     "RunSchedule",
+    "RunPartition",
     "RunStage",
     "RunbookExport",
     "SignOff",

@@ -95,6 +95,9 @@ class ValidationRun(models.Model):
         help_text="Compare only this share of keys, chosen by a hash of the key (blank: all).",
     )
     summary = models.JSONField(default=dict, blank=True)
+    # A run split into key ranges (RunPartition): the mapping rows as the run started, so every
+    # range and the merge apply the same rules, and the reading's shared figures.
+    partition_plan = models.JSONField(default=dict, blank=True)
     settings_snapshot = models.JSONField(default=dict, blank=True)
     differences_file = models.FileField(
         upload_to="runs/", storage=private_storage, max_length=300, blank=True
@@ -154,6 +157,50 @@ class ValidationRun(models.Model):
         if not self.records_total:
             return None
         return min(100, round(100 * self.records_done / self.records_total))
+
+
+class RunPartition(models.Model):
+    """One key range of a large run, compared by whichever worker takes it.
+
+    ``lo``/``hi`` are the range's bounds in the compared key's order (a list of key values, or
+    null for open), ``lo`` included, ``hi`` excluded; the last range also holds the rows with a
+    null key part, so those are counted once. ``result`` keeps the range's counts and examples
+    (its difference lists are files) until the last range to finish merges them into the run.
+    Each claim bumps ``attempt``; a partition writes only under its own attempt.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        STOPPED = "stopped", "Stopped"  # the run ended first (cancelled, failed)
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="partitions")
+    index = models.PositiveIntegerField()
+    lo = models.JSONField(null=True, blank=True)
+    hi = models.JSONField(null=True, blank=True)
+    null_keys = models.BooleanField(default=False, help_text="Also holds the null-key rows.")
+    rows_estimate = models.BigIntegerField(null=True, blank=True, help_text="Source rows.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the attempt")
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    records_done = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the last attempt was lost.")
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="one_partition_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"partition {self.index + 1} of run {self.run_id}"
 
 
 class RunStage(models.Model):

@@ -150,8 +150,8 @@ def email_notification(notification_id: int) -> bool:
     """Mail one notification to its recipient, once. True if this call sent it."""
     n = Notification.objects.select_related("recipient", "project").filter(pk=notification_id)
     target = n.first()
-    if target is None or not target.recipient.email:
-        return False
+    if target is None or not target.recipient.email or not target.recipient.is_active:
+        return False  # (deactivated since it was notified: no more mail)
     if not visible(target.recipient).filter(pk=notification_id).exists():
         return False
     if not _claim(n):

@@ -25,6 +25,7 @@ from planner.connectors.guard import http_request
 from planner.connectors.names import ConnectorError
 from planner.metrics.points import record_point
 from planner.models import CanaryProbe, MetricKey, SuccessCriterion
+from planner.models.base import Comparator
 from planner.runs import secrets, slo_alerts
 from planner.runs.endpoints import guard_policy
 from planner.task_queue import QueueUnreachable, publish
@@ -166,8 +167,9 @@ def probe_once(
 
 
 def probe_and_record(criterion: SuccessCriterion, *, now: datetime | None = None, **timing):
-    """One probe stored as one point (good when within the target), or the reason on the
-    probe (and None). Nothing runs unless the probe is enabled."""
+    """One probe stored as one point (good when its time meets the target by the criterion's
+    comparator), or the reason on the probe (and None). Nothing runs unless the probe is
+    enabled."""
     probe = probe_of(criterion)
     reason = problem(criterion, probe)
     if reason:
@@ -186,7 +188,8 @@ def probe_and_record(criterion: SuccessCriterion, *, now: datetime | None = None
     point = record_point(
         criterion,
         at=now,
-        good=1 if seconds <= target else 0,
+        # Judged as a passive measurement judges a lag: by the criterion's own comparator.
+        good=1 if Comparator(criterion.comparator).holds(seconds, target) else 0,
         total=1,
         lag_p50=seconds,
         lag_p95=seconds,

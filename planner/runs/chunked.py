@@ -17,6 +17,8 @@ compares the whole tables instead, saying why.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +86,9 @@ class _Stream:
         """Read one more chunk into the buffer; returns the rows read (0 at the end)."""
         for chunk in self.chunks:
             self.rows += chunk.height
-            has_null = pl.any_horizontal([pl.col(k).is_null() for k in self.key])
-            keyed = chunk.filter(~has_null)
+            keyed = chunk
+            if any(chunk.get_column(k).null_count() for k in self.key):
+                keyed = chunk.filter(~pl.any_horizontal([pl.col(k).is_null() for k in self.key]))
             self.null_keys += chunk.height - keyed.height
             _check_sorted(keyed, self.key, self.last)
             if self.template is None:
@@ -107,6 +110,14 @@ class _Stream:
             return None
         if bound is None:
             out, self.buffer = self.buffer, None
+            return out
+        column = self.buffer.get_column(self.key[0])
+        if len(self.key) == 1 and (column.dtype.is_integer() or column.dtype == pl.String):
+            # The buffer is sorted by the key without nulls (checked on arrival): the rows
+            # below the bound are a prefix, found by binary search instead of two filters.
+            # (Integers and text only: a float key's NaN sorts last yet is below nothing.)
+            cut = int(column.search_sorted(pl.Series([bound[0]], dtype=column.dtype))[0])
+            out, self.buffer = self.buffer.head(cut), self.buffer.slice(cut)
             return out
         below = _lt([pl.col(k) for k in self.key], _bound_exprs(self.buffer, self.key, bound))
         out = self.buffer.filter(below)
@@ -201,6 +212,12 @@ def _example_order(key: dict[str, Any], names: list[str]) -> tuple:
     return tuple(out)
 
 
+def _examples_by_field(totals: _Totals) -> dict[str, list[dict[str, Any]]]:
+    """In the fields' order, not the order key ranges (or partitions) happened to show them."""
+    order = [f for f in totals.fields if f in totals.examples]
+    return {f: totals.examples[f] for f in [*order, *totals.examples.keys() - set(order)]}
+
+
 def _concat(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else template
 
@@ -293,7 +310,54 @@ def merge_compare(
             state.stopped_early = True
             _close(source, target)
             break
-    return _report(totals, ranges.source, ranges.target)
+    s, t = ranges.source, ranges.target
+    template = s.template if s.template is not None else t.template
+    return _report(totals, template, (s.rows, t.rows), (s.null_keys, t.null_keys))
+
+
+def compare_pairs(
+    pairs: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
+    key: Sequence[str],
+    fields: Sequence[str],
+    template: pl.DataFrame,
+    *,
+    max_examples: int = 20,
+    max_differences: int | None = None,
+    state: MergeState | None = None,
+    tolerances: dict | None = None,
+) -> ReconcileReport:
+    """:func:`reconcile` of pairs of frames that each hold every row of their keys.
+
+    Unlike :func:`merge_compare` nothing is buffered: each pair is complete for its keys (a
+    database joined the sides, and no key repeats). In key order, the examples kept are the
+    merge's (the first ones by key); the counts hold in any order. Rows with a null key part
+    are counted and dropped, as the merge drops them. ``template`` gives the key columns'
+    dtypes when no pair arrives. The report counts only the rows of the pairs.
+    """
+    key = list(key)
+    fields = [f for f in dict.fromkeys(fields) if f not in key]
+    state = state if state is not None else MergeState()
+    totals = _Totals(key, fields, max_examples)
+    rows, nulls = [0, 0], [0, 0]
+    has_null = pl.any_horizontal([pl.col(k).is_null() for k in key])
+    seen = False
+    for pair in pairs:
+        if not seen:
+            template, seen = pair[0].clear(), True  # the dtypes the merge's lists would have
+        keyed = []
+        for i, part in enumerate(pair):
+            rows[i] += part.height
+            whole = part.filter(~has_null)
+            nulls[i] += part.height - whole.height
+            keyed.append(whole)
+        state.chunks += 1
+        state.peak_buffer_rows = max(state.peak_buffer_rows, sum(p.height for p in pair))
+        totals.add(reconcile(*keyed, key, fields, max_examples, tolerances=tolerances))
+        if max_differences is not None and totals.differences >= max_differences:
+            state.stopped_early = True
+            _close(pairs)
+            break
+    return _report(totals, template, (rows[0], rows[1]), (nulls[0], nulls[1]))
 
 
 def _close(*iterators: Iterator[pl.DataFrame]) -> None:
@@ -303,9 +367,13 @@ def _close(*iterators: Iterator[pl.DataFrame]) -> None:
             close()  # ends a server-side cursor early
 
 
-def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
+def _report(
+    totals: _Totals,
+    template: pl.DataFrame | None,
+    rows: tuple[int, int],
+    null_keys: tuple[int, int],
+) -> ReconcileReport:
     key = totals.key
-    template = s.template if s.template is not None else t.template
     if template is not None:
         keys_only = template.select(key)
     else:
@@ -316,8 +384,8 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
     return ReconcileReport(
         key=key,
         fields=totals.fields,
-        source_count=s.rows,
-        target_count=t.rows,
+        source_count=rows[0],
+        target_count=rows[1],
         matched_count=totals.matched,
         equal_count=totals.equal,
         # Each key range's lists are sorted as reconcile() sorts (numbers held as text by
@@ -325,9 +393,9 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
         extra_in_target=sort_by_key(_concat(totals.extra, keys_only), key),
         mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
-        examples=totals.examples,
-        null_keys_source=s.null_keys,
-        null_keys_target=t.null_keys,
+        examples=_examples_by_field(totals),
+        null_keys_source=null_keys[0],
+        null_keys_target=null_keys[1],
         duplicate_rows_source=totals.dups_s,
         duplicate_rows_target=totals.dups_t,
         compared_as_text=list(totals.as_text),
@@ -335,3 +403,104 @@ def _report(totals: _Totals, s: _Stream, t: _Stream) -> ReconcileReport:
         tolerances=totals.tolerances,
         within_tolerance=totals.within_tolerance,
     )
+
+
+def combine_reports(reports: Sequence[ReconcileReport], max_examples: int) -> ReconcileReport:
+    """The reports of consecutive key spans (in key order) as the report of one pass over all
+    of them: counts summed, the first ``max_examples`` examples kept, lists sorted again."""
+    first = reports[0]
+    key = list(first.key)
+    totals = _Totals(key, list(first.fields), max_examples)
+    for part in reports:
+        totals.add(part)
+    keys_only = first.missing_in_target.clear()
+    no_mismatch = first.mismatches.clear()
+    return ReconcileReport(
+        key=key,
+        fields=totals.fields,
+        source_count=sum(r.source_count for r in reports),
+        target_count=sum(r.target_count for r in reports),
+        matched_count=totals.matched,
+        equal_count=totals.equal,
+        missing_in_target=sort_by_key(_concat(totals.missing, keys_only), key),
+        extra_in_target=sort_by_key(_concat(totals.extra, first.extra_in_target.clear()), key),
+        mismatch_counts={f: totals.mismatch_counts.get(f, 0) for f in totals.fields},
+        examples=_examples_by_field(totals),
+        null_keys_source=sum(r.null_keys_source for r in reports),
+        null_keys_target=sum(r.null_keys_target for r in reports),
+        duplicate_rows_source=totals.dups_s,
+        duplicate_rows_target=totals.dups_t,
+        compared_as_text=list(totals.as_text),
+        mismatches=sort_by_key(_concat(totals.mismatches, no_mismatch), key, "field"),
+        tolerances=totals.tolerances,
+        within_tolerance=totals.within_tolerance,
+    )
+
+
+_END = object()
+
+
+def in_background(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Produce ``items`` in a thread of their own, started now, at most ``depth`` ahead.
+
+    The producer opens, uses and closes whatever session its iterator holds itself; when
+    the consumer stops early (``close()``, an error) the producer stops at its next item. An
+    exception in the producer is raised in the consumer.
+    """
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        put((_END, None))
+
+    thread = threading.Thread(target=produce, name="aethon-background", daemon=True)
+    thread.start()
+    return _Consumer(box, stop, thread)
+
+
+class _Consumer:
+    """The consuming end of :func:`in_background`; ``close()`` stops the producer even when
+    nothing was taken yet."""
+
+    def __init__(self, box: queue.Queue[Any], stop: threading.Event, thread: threading.Thread):
+        self.box, self.stop, self.thread = box, stop, thread
+        self.done = False
+
+    def __iter__(self) -> _Consumer:
+        return self
+
+    def __next__(self) -> Any:
+        if self.done:
+            raise StopIteration
+        item = self.box.get()
+        if isinstance(item, tuple) and item and item[0] is _END:
+            self.close()
+            if item[1] is not None:
+                raise item[1]
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self.done = True
+        self.stop.set()
+        self.thread.join(timeout=60)

@@ -272,9 +272,17 @@ def judge_range(
 
 
 def measure(
-    criterion: SuccessCriterion, *, now: datetime, counted_from: datetime | None
+    criterion: SuccessCriterion,
+    *,
+    now: datetime,
+    counted_from: datetime | None,
+    late_from: datetime | None = None,
 ) -> tuple[lag.FreshnessResult, dict[str, Any]]:
-    """The figures of one measurement (nothing stored); MeasurementFailed says why not."""
+    """The figures of one measurement (nothing stored); MeasurementFailed says why not.
+
+    ``late_from``: the change time of the oldest record the previous measurement found late;
+    the read goes back to it (within the criterion's window), so a late record stays late
+    until the target shows it, however long ago it changed."""
     from planner.runs.chunked import KeyRanges, MergeState, NotInKeyOrder
     from planner.runs.stages import open_side
     from planner.runs.streamed import prefetch
@@ -298,6 +306,9 @@ def measure(
     read_from = None
     if counted_from is not None:
         read_from = counted_from - timedelta(seconds=cfg.overlap_seconds)
+        if late_from is not None:
+            window_start = _first_counted(criterion, now)
+            read_from = min(read_from, max(late_from, window_start or late_from))
     target_from = read_from - timedelta(seconds=cfg.skew_seconds) if read_from else None
     ordered = True
     while True:
@@ -355,9 +366,15 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
     state, _ = FreshnessState.objects.get_or_create(criterion=criterion)
     started_from = state.counted_until
     counted_from = started_from or _first_counted(criterion, now)
+    late_from = state.figures.get("oldest_late") if started_from else None
     started = time.perf_counter()
     try:
-        result, reading = measure(criterion, now=now, counted_from=counted_from)
+        result, reading = measure(
+            criterion,
+            now=now,
+            counted_from=counted_from,
+            late_from=datetime.fromisoformat(late_from) if late_from else None,
+        )
     except MeasurementFailed as exc:
         FreshnessState.objects.filter(pk=state.pk).update(last_error=exc.message, error_at=now)
         return None
@@ -367,8 +384,9 @@ def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = No
     figures = {
         k: v
         for k, v in asdict(result).items()
-        if k not in ("late_examples", "counted_from", "counted_until")
+        if k not in ("late_examples", "counted_from", "counted_until", "oldest_late")
     }
+    figures["oldest_late"] = result.oldest_late.isoformat() if result.oldest_late else None
     figures["share_within_pct"] = result.share_within_pct
     figures["reading"] = reading
     figures["seconds"] = round(time.perf_counter() - started, 3)

@@ -49,6 +49,16 @@ type Bound = tuple[Any, ...] | None
 type Runner = Callable[[Callable[[str], str]], list[tuple[Any, ...]]]
 
 
+@dataclass(frozen=True)
+class KeySpan:
+    """A run's share of the keys (planner.runs.partitions): ``lo`` included, ``hi`` excluded,
+    None for open; ``null_keys`` when the rows with a null key part are read here too."""
+
+    lo: Bound = None
+    hi: Bound = None
+    null_keys: bool = True
+
+
 def kind(dtype: pl.DataType) -> str | None:
     """A column's kind as planner.mapping.sql.canonical prints it (None: all null so far)."""
     if dtype == pl.String:
@@ -208,6 +218,11 @@ class RangeSide:
     def null_keys(self) -> str:
         return " OR ".join(f"{render(column(k), self.dialect)} IS NULL" for k in self.key)
 
+    def span_where(self, span: KeySpan) -> str:
+        """The rows of a span: its key range, and the null-key rows if it holds them."""
+        where = f"({self.where(span.lo, span.hi)})"
+        return f"({where} OR {self.null_keys()})" if span.null_keys else where
+
     def _lex(self, cols: list[str], bound: tuple[Any, ...], last: str) -> str:
         """Lexicographic ``cols >= bound`` or ``cols < bound`` over a compound key."""
         strict = ">" if last == ">=" else "<"
@@ -268,9 +283,9 @@ class RangeSide:
             violations=[int(v or 0) for v in violations],
         )
 
-    def count(self) -> int:
+    def count(self, lo: Bound = None, hi: Bound = None) -> int:
         """Rows with a whole key (an index-only count where the key is indexed)."""
-        where = self.where(None, None)
+        where = self.where(lo, hi)
         (row,) = self.run(lambda dataset: f"SELECT COUNT(*) FROM {dataset} WHERE {where}")  # noqa: S608
         return int(row[0] or 0)
 
@@ -368,8 +383,10 @@ def walk_ranges(
     target: RangeSide,
     fetch_rows: int,
     on_rows: Callable[[int], None] | None = None,
+    span: KeySpan | None = None,
 ) -> Walk:
-    """Checksum key ranges on both sides, bisecting the ones that differ."""
+    """Checksum key ranges on both sides, bisecting the ones that differ (within ``span``)."""
+    span = span or KeySpan()
     out = Walk()
     pending: list[tuple[Bound, Bound]] = []  # adjacent ranges to fetch, merged into one read
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -432,11 +449,14 @@ def walk_ranges(
 
         # The whole table is not checksummed first: that is a full scan that differences
         # anywhere make useless. Its first level of ranges is, after one cheap count.
-        rows = source.count()
+        rows = source.count(span.lo, span.hi)
         cuts = (
-            source.boundaries(None, None, max(1, -(-rows // FANOUT))) if rows > fetch_rows else []
+            source.boundaries(span.lo, span.hi, max(1, -(-rows // FANOUT)))
+            if rows > fetch_rows
+            else []
         )
-        edges: list[Bound] = [None, *cuts, None]
+        cuts = [c for c in cuts if c != span.lo]
+        edges: list[Bound] = [span.lo, *cuts, span.hi]
         for a, b in zip(edges, edges[1:], strict=False):
             if dense(1):
                 pending.append((a, b))
@@ -444,8 +464,9 @@ def walk_ranges(
             else:
                 visit(a, b, 1)
         flush()
-    out.fetch.append(source.null_keys())
-    out.fetch_target.append(target.null_keys())
+    if span.null_keys:
+        out.fetch.append(source.null_keys())
+        out.fetch_target.append(target.null_keys())
     return out
 
 

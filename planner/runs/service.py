@@ -26,7 +26,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from planner.models import (
     NotificationKind,
     Role,
     RunKind,
+    RunPartition,
     RunSchedule,
     RunStage,
     SuccessCriterion,
@@ -74,6 +75,8 @@ FETCH_BATCH = 10_000
 # not import the tasks built on it. The name predates the package layout: queued messages
 # and beat entries carry it.
 RUN_TASK = "planner.validation_tasks.run_validation"
+# One key range of a partitioned run (planner.runs.partitions).
+PARTITION_TASK = "planner.validation_tasks.run_partition"
 
 
 class RunRefused(ValueError):
@@ -90,6 +93,10 @@ class RunLost(Exception):
 
 class RunRefusedDuringRun(Exception):
     """Something the run needs disappeared between queueing and running."""
+
+
+class RunHandedOver(Exception):
+    """The run was split into partitions: their tasks carry it on and finish it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +233,29 @@ def dispatch(run: ValidationRun) -> None:
     run.refresh_from_db()
 
 
+def dispatch_partition(part: RunPartition) -> None:
+    """Queue one key range; a broker that is down leaves it for the reaper to hand over."""
+    from aethon.celery import app
+
+    try:
+        result = publish(app.tasks[PARTITION_TASK], part.pk, **_this_queue())
+    except QueueUnreachable:
+        log.warning("validation run %s: %s not queued: broker unreachable", part.run_id, part)
+        return
+    RunPartition.objects.filter(pk=part.pk, status=RunPartition.Status.QUEUED).update(
+        celery_task_id=result.id
+    )
+
+
+def _this_queue() -> dict:
+    """Inside a task: its queue, so a run's partitions go where its workers listen."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    info = getattr(request, "delivery_info", None) or {}
+    return {"queue": info["routing_key"]} if info.get("routing_key") else {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Ending: cancel, fail, reap
 
@@ -239,6 +269,8 @@ def fail_run(
     from_status: tuple[str, ...] = ValidationRun.ACTIVE,
 ) -> bool:
     """End an active run with `reason`; unfinished stages are marked. False if not active."""
+    from planner.runs import partitions
+
     with transaction.atomic():
         runs = ValidationRun.objects.filter(pk=run_id, status__in=from_status)
         if attempt is not None:
@@ -254,6 +286,10 @@ def fail_run(
             status=interrupted, error=reason[:2000], finished_at=now
         )
         stages.filter(status=RunStage.Status.PENDING).update(status=RunStage.Status.SKIPPED)
+        RunPartition.objects.filter(
+            run_id=run_id, status__in=[RunPartition.Status.QUEUED, RunPartition.Status.RUNNING]
+        ).update(status=RunPartition.Status.STOPPED, finished_at=now)
+        transaction.on_commit(lambda: partitions.drop_partials(run_id))
         if status == Status.FAILED:
             run = ValidationRun.objects.select_related("connection").filter(pk=run_id).first()
             if run is not None:
@@ -292,8 +328,23 @@ def cancel_run(run: ValidationRun) -> ValidationRun:
         running = ValidationRun.objects.filter(pk=run.pk, status=Status.RUNNING)
         if running.update(cancel_requested=True):
             reap_stale_runs(runs=running)  # no worker is left to notice the flag
+            if not _partitions_at_work(run.pk):
+                # Split into partitions none of which a worker is comparing: queued ones will
+                # do nothing when they arrive, so nobody is left to end the run but us.
+                fail_run(
+                    run.pk, "Cancelled.", status=Status.CANCELLED, from_status=(Status.RUNNING,)
+                )
     run.refresh_from_db()
     return run
+
+
+def _partitions_at_work(run_id: int) -> bool:
+    """False for a partitioned run none of whose partitions is being compared right now."""
+    parts = RunPartition.objects.filter(run_id=run_id)
+    if not parts.exists():
+        return True  # not partitioned: its own worker ends it
+    fresh = timezone.now() - timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    return parts.filter(status=RunPartition.Status.RUNNING, heartbeat_at__gte=fresh).exists()
 
 
 def reap_stale_runs(
@@ -306,8 +357,11 @@ def reap_stale_runs(
     now = now or timezone.now()
     stale = timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
     candidates = ValidationRun.objects.all() if runs is None else runs
-    reaped = 0
-    for run in candidates.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale):
+    reaped = _reap_partitions(now, candidates)
+    split = RunPartition.objects.values("run_id")
+    for run in candidates.filter(status=Status.RUNNING, heartbeat_at__lt=now - stale).exclude(
+        pk__in=split
+    ):
         if run.cancel_requested:
             ok = fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
         else:
@@ -316,6 +370,66 @@ def reap_stale_runs(
             log.warning("validation run %s reaped: no heartbeat since %s", run.pk, run.heartbeat_at)
             reaped += 1
     return reaped
+
+
+def _reap_partitions(now: datetime, runs: QuerySet[ValidationRun]) -> int:
+    """Partitions of running runs whose worker stopped beating are queued again (or fail the
+    run once out of attempts); a run whose partitions are all done but whose merge stopped is
+    merged again; a partition never handed to the queue is handed over. Returns the runs failed.
+    """
+    stale = now - timedelta(seconds=settings.AETHON_RUN_STALE_SECONDS)
+    live = runs.filter(status=Status.RUNNING)
+    failed = 0
+    lost = RunPartition.objects.filter(
+        run__in=live, status=RunPartition.Status.RUNNING, heartbeat_at__lt=stale
+    )
+    for part in lost.select_related("run"):
+        reason = _partition_lost_reason(part)
+        if part.attempt >= settings.AETHON_RUN_PARTITION_ATTEMPTS:
+            failed += fail_run(part.run_id, _out_of_attempts(part, reason))
+            continue
+        requeued = RunPartition.objects.filter(
+            pk=part.pk, attempt=part.attempt, status=RunPartition.Status.RUNNING
+        ).update(status=RunPartition.Status.QUEUED, error=reason, celery_task_id="")
+        if requeued:
+            log.warning("validation run %s: %s queued again: %s", part.run_id, part, reason)
+            dispatch_partition(part)
+    unsent = RunPartition.objects.filter(
+        run__in=live, status=RunPartition.Status.QUEUED, celery_task_id=""
+    )
+    for part in unsent.filter(run__heartbeat_at__lt=stale):
+        dispatch_partition(part)  # its run's worker stopped before handing it over
+    merging = live.filter(heartbeat_at__lt=stale, partitions__isnull=False).exclude(
+        partitions__status__in=[RunPartition.Status.QUEUED, RunPartition.Status.RUNNING]
+    )
+    for run in merging.distinct():
+        last = RunPartition.objects.filter(run=run).order_by("-index").first()
+        if last is not None:
+            dispatch_partition(last)  # the task of a done partition merges a stalled run
+    return failed
+
+
+def _partition_lost_reason(part: RunPartition) -> str:
+    beat = (
+        timezone.localtime(part.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S")
+        if part.heartbeat_at
+        else "?"
+    )
+    return (
+        f"attempt {part.attempt}: its worker {part.worker or '?'} stopped (killed, out of memory"
+        f" or its machine lost; last heartbeat {beat})"
+    )
+
+
+def _out_of_attempts(part: RunPartition, reason: str) -> str:
+    from planner.runs import partitions
+
+    total = RunPartition.objects.filter(run_id=part.run_id).count()
+    return (
+        f"Partition {part.index + 1} of {total} ({partitions.describe(part)}) was lost"
+        f" {part.attempt} times, the most AETHON_RUN_PARTITION_ATTEMPTS allows; last {reason}."
+        " Start a new run."
+    )
 
 
 def _lost_reason(run: ValidationRun) -> str:
@@ -374,6 +488,8 @@ def claim(run_id: int, task_id: str = "") -> ValidationRun | None:
         if run is None:
             return None
         if run.status == Status.RUNNING:
+            if RunPartition.objects.filter(run=run).exists():
+                return None  # split: its partitions carry it, and the reaper watches them
             if _attempt_dead(run):
                 fail_run(run.pk, _lost_reason(run), attempt=run.attempt)
             return None
@@ -524,6 +640,39 @@ class Runner:
             self.done = done  # what the abandoned pass read is read again
         return result
 
+    def split(self, left: Side, right: Side, key, stage: str) -> str:
+        """Hand the rest of a large run to key-range partitions (raises RunHandedOver once
+        they are queued), or say why it stays in this task. ``key``: the left side's fields
+        in the order of the right side's key, or why there are none."""
+        from planner.runs import partitions
+
+        if self.run.max_differences is not None:
+            return "stop after N differences reads the keys in order, in one task"
+        if isinstance(key, str):
+            return key
+        spans = partitions.plan_spans(left, right, key, settings.AETHON_RUN_PARTITION_ROWS)
+        if isinstance(spans, str):
+            return spans
+        rows = list(FieldMapping.objects.filter(connection=self.run.connection))
+        self.begin(stage)
+        with transaction.atomic():
+            plan = {"mapping": partitions.mapping_snapshot(rows), "partitions": len(spans)}
+            if not self.owned().update(partition_plan=plan, heartbeat_at=timezone.now()):
+                self._raise_stop()
+            created = RunPartition.objects.bulk_create(
+                RunPartition(
+                    run=self.run,
+                    index=i,
+                    lo=list(span.lo) if span.lo is not None else None,
+                    hi=list(span.hi) if span.hi is not None else None,
+                    null_keys=span.null_keys,
+                )
+                for i, span in enumerate(spans)
+            )
+        for part in created:
+            dispatch_partition(part)
+        raise RunHandedOver
+
     def count_totals(self, sides: list[Side]) -> None:
         total = 0
         for side in sides:
@@ -652,6 +801,8 @@ def _summary(results: dict[str, StageResult]) -> dict:
 
 
 def _run_validation(r: Runner) -> dict[str, StageResult]:
+    from planner.runs import partitions
+    from planner.runs.joined import joins_whole_tables
     from planner.runs.stages import (
         StageResult,
         connectivity,
@@ -680,6 +831,17 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
     )
     r.count_totals([s for s in (source, target) if s.ok])
     outcome = {}
+    one_task = ""
+    if source.ok and target.ok:
+        order = partitions.validation_order(source, target, rows)
+        if (
+            settings.AETHON_RUN_JOIN
+            and not r.run.sample_percent
+            and joins_whole_tables(source, target)
+        ):
+            one_task = "both tables are in one PostgreSQL database: compared by a join there"
+        else:
+            one_task = r.split(source, target, order, "mapping")
 
     def run_mapping() -> StageResult:
         if source.ok and target.ok:
@@ -688,6 +850,7 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
                 lambda **kw: streamed_validation(source, target, rows, **kw)  # type: ignore[arg-type]
             )
             if isinstance(streamed, Streamed):
+                streamed.figures["partitions"] = {"count": 1, "why": one_task}
                 outcome["streamed"] = streamed
                 outcome["mapping"] = streamed.mapped
                 return streamed.mapped.result  # type: ignore[union-attr]
@@ -741,12 +904,16 @@ def _run_parallel(r: Runner) -> dict[str, StageResult]:
         ),
     )
     r.count_totals([s for s in (old, new) if s.ok])
+    one_task = ""
+    if old.ok and new.ok:
+        one_task = r.split(old, new, new.key, "parallel")
 
     def run_parallel() -> StageResult:
         streamed = r.stream(
             lambda fetch_rows, **kw: streamed_parallel(old, new, rows, **kw)  # type: ignore[arg-type]
         )
         if isinstance(streamed, Streamed):
+            streamed.figures["partitions"] = {"count": 1, "why": one_task}
             compared = streamed.compared
         else:
             compared = parallel(old, new, rows, r.fetch)
@@ -776,6 +943,9 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
             runner.finish(PIPELINES[RunKind(run.kind)](runner))
     except RunCancelled:
         fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
+    except RunHandedOver:
+        log.info("validation run %s split into partitions", run.pk)
+        return ValidationRun.objects.get(pk=run.pk)
     except RunLost:
         log.warning("validation run %s was ended elsewhere; attempt %s stops", run.pk, run.attempt)
     except RunRefusedDuringRun as exc:
@@ -799,6 +969,304 @@ def execute_run(run_id: int, task_id: str = "", heartbeat: bool = True) -> Valid
     if run.status in (Status.PASSED, Status.FAILED):
         record_points(run)
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Partitions (planner.runs.partitions): each key range in a task of its own
+
+
+class PartitionRunner(Runner):
+    """One attempt at one key range: beats the partition and the run, stops when the run is
+    cancelled or ended, and writes progress to both (the run's is the sum of its ranges)."""
+
+    def __init__(self, run: ValidationRun, part: RunPartition) -> None:
+        super().__init__(run)
+        self.part = part
+
+    def mine(self):
+        return RunPartition.objects.filter(
+            pk=self.part.pk, attempt=self.part.attempt, status=RunPartition.Status.RUNNING
+        )
+
+    def _run_alive(self, **changes) -> bool:
+        running = ValidationRun.objects.filter(
+            pk=self.run.pk, status=Status.RUNNING, cancel_requested=False
+        )
+        return bool(running.update(**changes)) if changes else running.exists()
+
+    def _beat_once(self) -> None:
+        now = timezone.now()
+        if not self.mine().update(heartbeat_at=now) or not self._run_alive(heartbeat_at=now):
+            self._cancel.set()
+
+    def _poll_cancel(self) -> None:
+        if not self._run_alive():
+            self._cancel.set()
+
+    def progress(self, n: int = 0, force: bool = False) -> None:
+        self.done += n
+        now = time.monotonic()
+        if not force and now - self._last_write < PROGRESS_EVERY:
+            self.checkpoint()
+            return
+        self._last_write = now
+        at = timezone.now()
+        if not self.mine().update(records_done=self.done, heartbeat_at=at):
+            self._cancel.set()
+        else:
+            done = RunPartition.objects.filter(run_id=self.run.pk).aggregate(n=Sum("records_done"))
+            if not self._run_alive(records_done=done["n"] or 0, heartbeat_at=at):
+                self._cancel.set()
+        self.checkpoint()
+
+    def compare(self) -> Streamed:
+        """The key-ordered pass over this range; raises PartitionFailed with the reason."""
+        from planner.runs import partitions
+        from planner.runs.stages import connectivity, first_rows, open_side
+        from planner.runs.streamed import streamed_parallel, streamed_validation
+
+        run, c = self.run, self.run.connection
+        rows = partitions.mapping_rows(run.partition_plan.get("mapping", []))
+        if run.kind == RunKind.PARALLEL:
+            if run.baseline is None:
+                raise PartitionFailed("the old process's output system was deleted")
+            left = open_side("old output", run.baseline, self.should_stop)
+        else:
+            left = open_side("source", c.source, self.should_stop)
+        right = open_side("target", c.target, self.should_stop)
+        reached = connectivity([left, right])
+        self.checkpoint()
+        if reached.status != RunStage.Status.PASSED:
+            raise PartitionFailed(reached.error)
+        for side in (left, right):
+            side.head = first_rows(side.connector)  # type: ignore[arg-type]
+        span = partitions.span_of(self.part)
+        if run.kind == RunKind.PARALLEL:
+            result = self.stream(
+                lambda fetch_rows, **kw: streamed_parallel(left, right, rows, span=span, **kw)  # type: ignore[arg-type]
+            )
+        else:
+            result = self.stream(
+                lambda **kw: streamed_validation(left, right, rows, span=span, **kw)  # type: ignore[arg-type]
+            )
+        if isinstance(result, str):
+            raise PartitionFailed(f"its keys could not be read in key order ({result})")
+        return result
+
+
+class PartitionFailed(Exception):
+    """A key range cannot be compared; the run fails with the reason."""
+
+
+def claim_partition(part_id: int, task_id: str = "") -> tuple[RunPartition, bool] | None:
+    """Take a key range for this attempt: (partition, whether only the merge is left), or None.
+
+    A range of a run that ended (cancelled, failed) does nothing. A range still running under
+    a live attempt is a repeated delivery and is left alone; one whose attempt is gone (its
+    pool process killed, Celery redelivered) is compared again, up to
+    AETHON_RUN_PARTITION_ATTEMPTS attempts, then the run fails saying so. A done range's task
+    merges a run whose merge stopped (every range done, nobody beating).
+    """
+    run_id = RunPartition.objects.filter(pk=part_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return None
+    with transaction.atomic():
+        # The run's row first, then the range's: the order every writer of both takes.
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        part = RunPartition.objects.select_for_update().filter(pk=part_id).first()
+        if run is None or part is None or run.status != Status.RUNNING:
+            return None
+        if run.cancel_requested:
+            fail_run(run.pk, "Cancelled.", status=Status.CANCELLED)
+            return None
+        if part.status == RunPartition.Status.DONE:
+            if _attempt_dead(run) and not _unfinished(run.pk).exists():
+                return _take_merge(run, part), True
+            return None
+        if part.status == RunPartition.Status.RUNNING:
+            if not _attempt_dead(part):  # type: ignore[arg-type]
+                return None
+            part.error = _partition_lost_reason(part)
+        if part.status == RunPartition.Status.STOPPED:
+            return None
+        if part.attempt >= settings.AETHON_RUN_PARTITION_ATTEMPTS:
+            fail_run(run.pk, _out_of_attempts(part, part.error or "attempt lost"))
+            return None
+        now = timezone.now()
+        part.status, part.attempt, part.worker = (
+            RunPartition.Status.RUNNING,
+            part.attempt + 1,
+            _this_worker(),
+        )
+        part.started_at = part.heartbeat_at = now
+        part.records_done = 0
+        part.celery_task_id = task_id or part.celery_task_id
+        part.save(
+            update_fields=[
+                "status",
+                "attempt",
+                "worker",
+                "started_at",
+                "heartbeat_at",
+                "records_done",
+                "celery_task_id",
+                "error",
+            ]
+        )
+        ValidationRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+        return part, False
+
+
+def _unfinished(run_id: int) -> QuerySet[RunPartition]:
+    return RunPartition.objects.filter(run_id=run_id).exclude(status=RunPartition.Status.DONE)
+
+
+def _take_merge(run: ValidationRun, part: RunPartition) -> RunPartition:
+    """Under the run's lock: this task merges; a new attempt on the run makes it the writer."""
+    ValidationRun.objects.filter(pk=run.pk).update(
+        attempt=F("attempt") + 1, worker=_this_worker(), heartbeat_at=timezone.now()
+    )
+    return part
+
+
+def _finish_partition(runner: PartitionRunner, streamed: Streamed) -> bool:
+    """Store the range's result; True when it was the last one and this task must merge."""
+    from planner.runs import partitions
+
+    part = runner.part
+    result = partitions.store_partial(part, streamed)
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().get(pk=part.run_id)
+        runner.progress(force=True)
+        stored = runner.mine().update(
+            status=RunPartition.Status.DONE,
+            result=result,
+            records_done=runner.done,
+            finished_at=timezone.now(),
+        )
+        if not stored:
+            runner._raise_stop()
+        if run.status != Status.RUNNING or _unfinished(run.pk).exists():
+            return False
+        _take_merge(run, part)
+        return True
+
+
+def execute_partition(
+    part_id: int, task_id: str = "", heartbeat: bool = True
+) -> ValidationRun | None:
+    """Compare one key range of a run (what the partition task calls); the last range to
+    finish merges every range into the run's stages. Returns the run once it ended here."""
+    from planner.runs import partitions
+
+    claimed = claim_partition(part_id, task_id)
+    if claimed is None:
+        return None
+    part, merge_only = claimed
+    run = ValidationRun.objects.select_related(
+        "connection__source", "connection__target", "baseline"
+    ).get(pk=part.run_id)
+    if not merge_only:
+        runner = PartitionRunner(run, part)
+        try:
+            with runner.heartbeat(enabled=heartbeat):
+                merge_only = _finish_partition(runner, runner.compare())
+        except RunCancelled:
+            fail_run(run.pk, "Cancelled.", status=Status.CANCELLED)
+        except RunLost:
+            log.warning("validation run %s: %s stops, the run ended elsewhere", run.pk, part)
+        except BaseException as exc:
+            if isinstance(exc, SoftTimeLimitExceeded):
+                limit = settings.AETHON_RUN_TIME_LIMIT
+                why = f"it took longer than its time limit ({limit:,} s, AETHON_RUN_TIME_LIMIT)"
+            elif isinstance(exc, PartitionFailed):
+                why = str(exc)
+            else:
+                log.exception("validation run %s: %s failed", run.pk, part)
+                why = short_error(exc)
+            with contextlib.suppress(Exception):
+                close_old_connections()
+                total = RunPartition.objects.filter(run_id=run.pk).count()
+                fail_run(
+                    run.pk,
+                    f"Partition {part.index + 1} of {total} ({partitions.describe(part)}) stopped:"
+                    f" {why}",
+                )
+            if not isinstance(exc, Exception):
+                raise
+    if not merge_only:
+        return None
+    return _merge_run(run.pk, heartbeat)
+
+
+def _merge_run(run_id: int, heartbeat: bool) -> ValidationRun:
+    from planner.runs import partitions
+
+    run = ValidationRun.objects.select_related(
+        "connection__source", "connection__target", "baseline"
+    ).get(pk=run_id)
+    runner = Runner(run)
+    try:
+        with runner.heartbeat(enabled=heartbeat):
+            runner.finish(_merged_results(runner))
+    except RunCancelled:
+        fail_run(run.pk, "Cancelled.", status=Status.CANCELLED, attempt=run.attempt)
+    except RunLost:
+        log.warning("validation run %s: the merge stops, the run ended elsewhere", run.pk)
+    except BaseException as exc:
+        log.exception("validation run %s: merging its partitions failed", run.pk)
+        with contextlib.suppress(Exception):
+            close_old_connections()
+            fail_run(
+                run.pk, f"Merging the partitions stopped: {short_error(exc)}", attempt=run.attempt
+            )
+        if not isinstance(exc, Exception):
+            raise
+    partitions.drop_partials(run.pk)
+    run.refresh_from_db()
+    if run.status in (Status.PASSED, Status.FAILED):
+        record_points(run)
+    return run
+
+
+def _merged_results(r: Runner) -> dict[str, StageResult]:
+    """Every range's partial combined in key order into the stages one pass would give."""
+    from planner.runs import partitions
+    from planner.runs.stages import StageResult
+    from planner.runs.streamed import combine, finish
+
+    run = r.run
+    parts = list(RunPartition.objects.filter(run=run).order_by("index"))
+    rows = partitions.mapping_rows(run.partition_plan.get("mapping", []))
+    context = partitions.load_context(parts[0].result, rows)
+    merged = finish(combine([partitions.load_partial(p.result) for p in parts]), context)
+    merged.figures["partitions"] = {
+        "count": len(parts),
+        "attempts": sum(p.attempt for p in parts),
+    }
+    r.done = sum(p.records_done for p in parts)
+    if run.started_at is not None:  # the rate is over the whole run, not the merge
+        r.t0 = time.monotonic() - (timezone.now() - run.started_at).total_seconds()
+    results = {
+        stage.name: StageResult(stage.status, stage.figures, stage.examples, stage.error)
+        for stage in RunStage.objects.filter(run=run, name__in=("connectivity", "schema"))
+    }
+    # The split began the pass's stage; the ranges' work ends it.
+    first = "parallel" if run.kind == RunKind.PARALLEL else "mapping"
+    if run.kind == RunKind.PARALLEL:
+        results[first] = _stored(r, merged)
+        r.end(first, results[first])
+        return results
+    assert merged.mapped is not None
+    results[first] = merged.mapped.result
+    r.end(first, results[first])
+    results["reconciliation"] = r.stage("reconciliation", lambda: _stored(r, merged))
+    return results
+
+
+def _stored(r: Runner, merged: Streamed) -> StageResult:
+    r.store_differences(merged.compared)
+    return merged.compared.result
 
 
 def record_points(run: ValidationRun) -> list:

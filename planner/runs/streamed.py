@@ -27,19 +27,25 @@ from django.conf import settings
 
 from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
+from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
 from planner.runs import spill
-from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
+from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
+from planner.runs.joined import Joined, joined_compare, why_not_joined
 from planner.runs.pushdown import (
     Choice,
+    KeySpan,
+    RangeSide,
     Walk,
     choose_columns,
+    kinds,
     ranged,
     sample_where,
     source_side,
     target_side,
     walk_ranges,
 )
+from planner.runs.reconcile import ReconcileReport
 from planner.runs.stages import (
     MAX_EXAMPLES,
     CompareOutcome,
@@ -96,10 +102,34 @@ def _both_sql(*sides: Side) -> bool:
 
 
 @dataclass
+class Partial:
+    """What one pass over a span of keys found, before it becomes stage results: the spans
+    of a partitioned run (planner.runs.partitions) are combined from these."""
+
+    report: ReconcileReport  # counts include the rows the push-down counted without reading
+    state: MergeState
+    mapping: _MappingTotals | None = None  # None for a parallel run
+    walk: dict[str, Any] | None = None  # the push-down's figures, when it ran
+
+
+@dataclass
+class Context:
+    """What every span of a run shares: the plan of the pass and its fixed figures."""
+
+    usable: list[FieldPlan]
+    broken: list[dict[str, str]]
+    not_compared: list[str]
+    broken_tolerances: list[str]
+    figures: dict[str, Any]  # chunk size, limits, push-down choice, sample
+
+
+@dataclass
 class Streamed:
     mapped: MappingOutcome | None
     compared: CompareOutcome
     figures: dict[str, Any]
+    partial: Partial | None = None
+    context: Context | None = None
 
 
 @dataclass
@@ -108,7 +138,7 @@ class _MappingTotals:
     records: int = 0
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: list[Violation] = field(default_factory=list)
-    _per_reason: dict[tuple[str, str], int] = field(default_factory=dict)
+    _per_reason: dict[tuple[str, str, bool], int] = field(default_factory=dict)
 
     def add(self, part: ValidationReport) -> None:
         self.key_columns = part.key_columns
@@ -118,9 +148,12 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
         for v in part.examples:
-            seen = self._per_reason.get((v.field, v.reason), 0)
+            # Rows with a null key part sort among the others in a SQL read, but a partitioned
+            # run reads them last: they are kept apart and come after the keyed rows' examples.
+            slot = (v.field, v.reason, _null_key(v.key))
+            seen = self._per_reason.get(slot, 0)
             if seen < MAX_EXAMPLES:
-                self._per_reason[(v.field, v.reason)] = seen + 1
+                self._per_reason[slot] = seen + 1
                 self.examples.append(v)
 
     def add_counted(self, records: int, violations: dict[str, dict[str, int]]) -> None:
@@ -131,11 +164,29 @@ class _MappingTotals:
             for reason, n in reasons.items():
                 mine[reason] = mine.get(reason, 0) + n
 
-    def report(self) -> ValidationReport:
-        # The transformed rows were compared chunk by chunk; none is kept.
+    def report(self, order: list[str] | None = None) -> ValidationReport:
+        # The transformed rows were compared chunk by chunk; none is kept. Examples by field
+        # and reason in the engine's order, each in key order, those of null keys last:
+        # where chunks (or partitions) begin does not show.
+        fields = {name: i for i, name in enumerate(order or self.violations)}
+        reasons = {name: i for i, name in enumerate(REASONS)}
+
+        def order(v: Violation) -> tuple[int, int, bool]:
+            return (fields.get(v.field, len(fields)), reasons.get(v.reason, -1), _null_key(v.key))
+
+        examples, taken = [], {}
+        for v in sorted(self.examples, key=order):
+            n = taken.get((v.field, v.reason), 0)
+            if n < MAX_EXAMPLES:
+                taken[(v.field, v.reason)] = n + 1
+                examples.append(v)
         return ValidationReport(
-            self.records, self.violations, self.examples, pl.DataFrame(), self.key_columns
+            self.records, self.violations, examples, pl.DataFrame(), self.key_columns
         )
+
+
+def _null_key(key: Any) -> bool:
+    return key is None or (isinstance(key, tuple) and any(k is None for k in key))
 
 
 def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[str] | str:
@@ -286,13 +337,21 @@ def streamed_validation(
     max_differences: int | None = None,
     fetch_rows: int | None = None,
     sample_percent: int | None = None,
+    span: KeySpan | None = None,
+    join: bool | None = None,
 ) -> Streamed | str:
     """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
+
+    With ``join`` (default: the ``AETHON_RUN_JOIN`` setting), two tables of one PostgreSQL
+    database are first compared by a join inside it (planner.runs.joined), which sends only
+    the rows that may differ; when it cannot promise the same result, every row is read and
+    the figures say why (``join_blocked``).
 
     With ``fetch_rows``, key ranges are first compared inside the databases where every
     column's rule compiles to SQL (planner.runs.pushdown), and only the ranges that differ
     are read, none of them larger than ``fetch_rows`` unless one key fills it. With
-    ``sample_percent`` only that share of keys is read and compared (no push-down).
+    ``sample_percent`` only that share of keys is read and compared (no push-down). With
+    ``span`` only that share of the keys is read (one partition of a run).
     """
     for side in (source, target):
         why = why_unordered(side)
@@ -335,28 +394,67 @@ def streamed_validation(
     s_sample, t_sample = samples
     if sample_percent and _both_sql(source, target):
         fetch_rows = None  # a sample is read, not checksummed
-    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows)
+    spans = span_wheres(source, target, order, span)
+    if isinstance(spans, str):
+        return spans
+    s_base, t_base = _all_of(s_sample, spans[0]), _all_of(t_sample, spans[1])
+    if join is None:
+        join = settings.AETHON_RUN_JOIN
 
     ahead = ReadAhead(on_rows)
 
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return key_ordered(source, order, chunk_rows, where or s_sample, ahead)
+        return key_ordered(source, order, chunk_rows, where or s_base, ahead)
 
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return key_ordered(target, target.key, chunk_rows, where or t_sample, ahead)
+        return key_ordered(target, target.key, chunk_rows, where or t_base, ahead)
+
+    def map_chunk(chunk: pl.DataFrame) -> pl.DataFrame:
+        part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
+        totals.add(part)
+        columns = target_key_columns(source, target, targets, part.key_columns)
+        assert isinstance(columns, dict)  # every key field was found above
+        # Identity fields are compared as read, exactly as on the whole-table path.
+        output = as_read(part.output, chunk, usable)
+        return output.select(
+            *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
+        )
+
+    # A span is one partition of a split run: the join, when it applies, covers the whole
+    # table in one statement, so a split run never reaches it (planner.runs.partitions).
+    if join and span is None and not sample_percent and max_differences is None:
+        joined = _joined(
+            source,
+            target,
+            usable,
+            fields,
+            order,
+            choice,
+            map_chunk,
+            chunk_rows,
+            on_rows,
+            tolerances,
+        )
+        if isinstance(joined, Joined):
+            totals.add_counted(joined.rows_equal, {})
+            report = _with_unread(joined.report, joined.rows_equal)
+            figures = (
+                {"chunk_rows": chunk_rows, "max_differences": max_differences}
+                | choice.figures()
+                | joined.figures()
+            )
+            context = Context(usable, broken, not_compared, broken_tolerances, figures)
+            return finish(Partial(report, MergeState(), totals, None), context)
+        totals = _MappingTotals()  # whatever a failed join mapped is mapped again below
+        join_blocked = joined  # "" when there was no join to consider
+    else:
+        join_blocked = ""
+    walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
 
     def source_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_source, walk.fetch) if walk else read_source()
         for chunk in _closing(read):
-            part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
-            totals.add(part)
-            columns = target_key_columns(source, target, targets, part.key_columns)
-            assert isinstance(columns, dict)  # every key field was found above
-            # Identity fields are compared as read, exactly as on the whole-table path.
-            output = as_read(part.output, chunk, usable)
-            yield output.select(
-                *[expr.alias(name) for name, expr in columns.items()], *[pl.col(f) for f in fields]
-            )
+            yield map_chunk(chunk)
 
     def target_chunks() -> Iterator[pl.DataFrame]:
         read = ranged(read_target, walk.fetch_target) if walk else read_target()
@@ -378,25 +476,123 @@ def streamed_validation(
         )
     except NotInKeyOrder as exc:
         return str(exc)
-    figures = _figures(state, chunk_rows, max_differences) | choice.figures()
+    figures = {"chunk_rows": chunk_rows, "max_differences": max_differences} | choice.figures()
     figures |= _sorted_on_disk(source, target)
+    if join_blocked:
+        figures["join_blocked"] = join_blocked
+    walked = None
     if walk is not None:
         totals.add_counted(walk.rows_skipped, walk.violations)
-        report = dataclasses.replace(
-            report,
-            source_count=report.source_count + walk.rows_skipped,
-            target_count=report.target_count + walk.rows_skipped,
-            matched_count=report.matched_count + walk.rows_skipped,
-            equal_count=report.equal_count + walk.rows_skipped,
-        )
-        figures |= {"mode": "pushdown"} | walk.figures(fetch_rows or 0)
+        report = _with_unread(report, walk.rows_skipped)
+        walked = walk.figures(fetch_rows or 0)
     elif fetch_rows:
         figures["pushdown_blocked"] = why_not
     figures |= _sample_figures(sample_percent, source, target)
-    mapped = mapping_outcome(totals.report(), usable, broken)
-    compared = compare_outcome(report, not_compared, broken_tolerances)
+    context = Context(usable, broken, not_compared, broken_tolerances, figures)
+    return finish(Partial(report, state, totals, walked), context)
+
+
+def finish(partial: Partial, context: Context) -> Streamed:
+    """The stage results of a pass (or of a partitioned run's spans, combined)."""
+    figures = _figures(partial.state) | context.figures
+    if partial.walk is not None:
+        figures |= {"mode": "pushdown"} | partial.walk
+    mapped = None
+    if partial.mapping is not None:
+        report = partial.mapping.report([p.spec.target_field for p in context.usable])
+        mapped = mapping_outcome(report, context.usable, context.broken)
+    compared = compare_outcome(partial.report, context.not_compared, context.broken_tolerances)
     compared.result.figures["reading"] = figures
-    return Streamed(mapped, compared, figures)
+    return Streamed(mapped, compared, figures, partial, context)
+
+
+def combine(partials: list[Partial]) -> Partial:
+    """The partials of consecutive spans, in key order, as one pass over all of them."""
+    state = MergeState(
+        chunks=sum(p.state.chunks for p in partials),
+        peak_buffer_rows=max(p.state.peak_buffer_rows for p in partials),
+        stopped_early=any(p.state.stopped_early for p in partials),
+    )
+    mapping = None
+    if partials[0].mapping is not None:
+        mapping = _MappingTotals()
+        for p in partials:
+            assert p.mapping is not None
+            mapping.add(p.mapping.report())
+    walk = None
+    if partials[0].walk is not None:
+        walk = dict(partials[0].walk)
+        for p in partials[1:]:
+            for name, value in (p.walk or {}).items():
+                if name != "fetch_rows":
+                    walk[name] = walk.get(name, 0) + value
+    report = combine_reports([p.report for p in partials], MAX_EXAMPLES)
+    return Partial(report, state, mapping, walk)
+
+
+def span_wheres(
+    left: Side, right: Side, left_key: list[str], span: KeySpan | None
+) -> tuple[str | None, str | None] | str:
+    """Each side's WHERE for a span of keys (the push-down's range SQL), or why none."""
+    if span is None:
+        return None, None
+    sides = []
+    for side, key in ((left, left_key), (right, list(right.key))):
+        dialect = getattr(side.connector, "dialect", "")
+        key_kinds = [kinds(side).get(k) for k in key]
+        if not dialect or any(k not in ("string", "integer") for k in key_kinds):
+            return f"{side.label}'s key cannot be split into ranges"
+        sides.append(RangeSide(None, dialect, key, key_kinds, []).span_where(span))  # type: ignore[arg-type]
+    return sides[0], sides[1]
+
+
+def _all_of(*wheres: str | None) -> str | None:
+    present = [f"({w})" for w in wheres if w]
+    return " AND ".join(present) if present else None
+
+
+def _with_unread(report: ReconcileReport, rows: int) -> ReconcileReport:
+    """``report`` plus ``rows`` a side that the databases found equal without sending them."""
+    return dataclasses.replace(
+        report,
+        source_count=report.source_count + rows,
+        target_count=report.target_count + rows,
+        matched_count=report.matched_count + rows,
+        equal_count=report.equal_count + rows,
+    )
+
+
+def _joined(
+    source: Side,
+    target: Side,
+    usable: list[FieldPlan],
+    fields: list[str],
+    order: list[str],
+    choice: Choice,
+    map_chunk: Callable[[pl.DataFrame], pl.DataFrame],
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+    tolerances: dict,
+) -> Joined | str:
+    """The comparison by a join inside the one database of both sides, or why not ("" when
+    the sides are not both PostgreSQL: there was no join to consider)."""
+    why = why_not_joined(source, target, choice)
+    if why is None:
+        return ""
+    if why:
+        return why
+    return joined_compare(
+        source,
+        target,
+        usable,
+        fields,
+        order,
+        choice,
+        map_chunk,
+        batch_rows=chunk_rows,
+        on_rows=on_rows,
+        tolerances=tolerances,
+    )
 
 
 def _samples(
@@ -420,6 +616,7 @@ def _walk(
     choice: Choice,
     fetch_rows: int | None,
     on_rows: Callable[[int], None],
+    span: KeySpan | None = None,
 ) -> tuple[Walk | None, str]:
     """Compare key ranges in the databases, or say why every row is read instead."""
     if not fetch_rows:
@@ -431,7 +628,7 @@ def _walk(
         with s_conn.statements() as s_run, t_conn.statements() as t_run:  # type: ignore[union-attr]
             s_side = source_side(s_run, s_conn.dialect, source, order, choice, usable, fields)  # type: ignore[union-attr]
             t_side = target_side(t_run, t_conn.dialect, target, fields)  # type: ignore[union-attr]
-            return walk_ranges(s_side, t_side, fetch_rows, on_rows), ""
+            return walk_ranges(s_side, t_side, fetch_rows, on_rows, span), ""
     except ConnectorError as exc:
         # A database without window functions, a query dataset it cannot nest...: read all.
         return None, f"the databases could not compare key ranges ({exc})"
@@ -446,8 +643,10 @@ def streamed_parallel(
     on_rows: Callable[[int], None],
     max_differences: int | None = None,
     sample_percent: int | None = None,
+    span: KeySpan | None = None,
 ) -> Streamed | str:
-    """Old output vs new output in one key-ordered pass, or the reason it cannot be done."""
+    """Old output vs new output in one key-ordered pass, or the reason it cannot be done
+    (with ``span``: over that share of the keys only)."""
     for side in (old, new):
         why = why_unordered(side)
         if why is not None:
@@ -465,7 +664,13 @@ def streamed_parallel(
     samples = _samples(old, new, key, key, sample_percent)
     if isinstance(samples, str):
         return samples
-    where = dict(zip(("old", "new"), samples, strict=True))
+    spans = span_wheres(old, new, key, span)
+    if isinstance(spans, str):
+        return spans
+    where = {
+        "old": _all_of(samples[0], spans[0]),
+        "new": _all_of(samples[1], spans[1]),
+    }
 
     ahead = ReadAhead(on_rows)
 
@@ -488,11 +693,10 @@ def streamed_parallel(
         )
     except NotInKeyOrder as exc:
         return str(exc)
-    compared = compare_outcome(report, absent)
-    figures = _figures(state, chunk_rows, max_differences) | _sorted_on_disk(old, new)
+    figures: dict[str, Any] = {"chunk_rows": chunk_rows, "max_differences": max_differences}
+    figures |= _sorted_on_disk(old, new)
     figures |= _sample_figures(sample_percent, old, new)
-    compared.result.figures["reading"] = figures
-    return Streamed(None, compared, figures)
+    return finish(Partial(report, state), Context([], [], absent, [], figures))
 
 
 def _sorted_on_disk(*sides: Side) -> dict[str, Any]:
@@ -511,14 +715,12 @@ def _sample_figures(sample_percent: int | None, *sides: Side) -> dict[str, Any]:
     return {"sample_percent": sample_percent}
 
 
-def _figures(state: MergeState, chunk_rows: int, max_differences: int | None) -> dict[str, Any]:
+def _figures(state: MergeState) -> dict[str, Any]:
     return {
         "mode": "streamed",
-        "chunk_rows": chunk_rows,
         "key_ranges": state.chunks,
         "peak_rows_held": state.peak_buffer_rows,
         "stopped_early": state.stopped_early,
-        "max_differences": max_differences,
     }
 
 

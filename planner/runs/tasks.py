@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection as db
 
 from planner.metrics import slo
-from planner.models import Connection, RunKind, SuccessCriterion, ValidationRun
+from planner.models import Connection, RunKind, RunPartition, SuccessCriterion, ValidationRun
 from planner.runs import alerts, canary
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
@@ -41,12 +41,32 @@ def run_validation(self, run_id: int) -> None:
         # deleted with its connection): look again shortly, then give up.
         raise self.retry(countdown=1, max_retries=10)
     run = validation.execute_run(run_id, task_id=self.request.id or "")
+    _after_run(run)
+
+
+def _after_run(run: ValidationRun | None) -> None:
     if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
         # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
         try:
             evaluate_run(run, source=f"scheduled validation run #{run.number}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
+
+
+@shared_task(
+    name=validation.PARTITION_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
+    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
+)
+def run_partition(self, partition_id: int) -> None:
+    """One key range of a large run; a redelivery after its worker died compares it again."""
+    if not RunPartition.objects.filter(pk=partition_id).exists():
+        raise self.retry(countdown=1, max_retries=10)  # published before its commit
+    _after_run(validation.execute_partition(partition_id, task_id=self.request.id or ""))
 
 
 @shared_task(name="planner.validation_tasks.reap_stale_runs", ignore_result=True)

@@ -17,6 +17,7 @@ from planner.models import (
     TestCase,
     ValidationRun,
 )
+from planner.runs import partitions
 from planner.runs.display import stage_views
 from planner.runs.endpoints import endpoint_of
 from planner.runs.schedules import sync_schedule
@@ -213,6 +214,7 @@ def _run_context(request, project, run: ValidationRun) -> dict:
         "project": project,
         "run": run,
         "stages": stage_views(run),
+        "partitions": partitions.progress_of(run),
         "can_edit": can(request.membership.role, "edit"),
     }
 

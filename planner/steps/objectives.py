@@ -192,6 +192,8 @@ CRITERIA = RowKind(
     warning=_criterion_warning,
     step=1,
     also=(STEP_HEADER,),
+    # the links to each criterion's service-level page under the table, reversed once
+    extra_urls=(("service_level_url", "planner:criterion_service_level", {}),),
     after_save=_after_criterion_save,
     after_delete=lambda c: drop_measurement(c.pk),
 )

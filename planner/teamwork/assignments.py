@@ -219,14 +219,17 @@ def title_of(a: Assignment) -> str:
 
 
 def open_work(user, today: date | None = None) -> list[Assignment]:
-    """What is assigned to `user` and not done, in the projects they still belong to: overdue
-    first, then by due date (undated last). Each carries `overdue`, `title` and `url`."""
+    """What is assigned to `user` and not done, in the projects they still belong to and that
+    are not archived: overdue first, then by due date (undated last). Each carries `overdue`,
+    `title` and `url`."""
     today = today or timezone.localdate()
     rows = list(
         Assignment.objects.filter(
             assignee_id=user.pk,
             done_at__isnull=True,
             project__memberships__user_id=user.pk,
+            # An archived project is read-only: its work cannot be done until it is restored.
+            project__archived_at__isnull=True,
         )
         .select_related("project", "test_case", "backlog_item", "improvement")
         .annotate(
@@ -276,7 +279,9 @@ def send_reminders(today: date | None = None) -> list[ReminderSent]:
     """Remind assignees the day before and on the due date, once each."""
     today = today or timezone.localdate()
     due = Assignment.objects.filter(
-        done_at__isnull=True, due_date__in=[today, today + timedelta(days=1)]
+        done_at__isnull=True,
+        due_date__in=[today, today + timedelta(days=1)],
+        project__archived_at__isnull=True,  # read-only until restored: nothing to do there
     ).select_related("project", "test_case", "backlog_item", "improvement")
     done = set(
         ReminderSent.objects.filter(assignment__in=due).values_list(

@@ -10,7 +10,9 @@ from planner.teamwork.assignments import overdue_count
 
 
 def portfolio(request: HttpRequest) -> HttpResponse:
-    """Every project the user can see: readiness, live or not, reviews and open alerts."""
+    """Every project the user can see: readiness, live or not, reviews and open alerts.
+
+    A fixed number of queries however many projects: the verdicts are loaded together."""
     mine = (
         Membership.objects.filter(user=request.user)
         .select_related("project", "project__owner")
@@ -30,6 +32,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "project_id", "next_due"
         )
     )
+    verdicts = golive.verdicts([m.project for m in memberships])
     open_alerts: dict[int, int] = {}
     for pid in Alert.objects.filter(project_id__in=ids, state=Alert.State.OPEN).values_list(
         "project_id", flat=True
@@ -39,7 +42,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         {
             "project": m.project,
             "role": m.get_role_display(),
-            "verdict": golive.verdict(m.project),
+            "verdict": verdicts[m.project_id],
             "last_review": last_review.get(m.project_id),
             "next_due": next_due.get(m.project_id),
             "open_alerts": open_alerts.get(m.project_id, 0),

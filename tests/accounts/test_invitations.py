@@ -234,3 +234,17 @@ def test_a_member_who_was_invited_keeps_their_role_after_accepting(owner_client,
     client.post(url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     assert Membership.objects.get(user__email="role@example.com").role == Role.APPROVER
     assert MembershipFactory  # factories stay importable for neighbours
+
+
+def test_a_link_sent_before_the_account_was_deactivated_no_longer_works(
+    owner_client, project, client
+):
+    invite(owner_client, project, "wrong-person@example.com")
+    url = link_in(mail.outbox[0])
+    user = User.objects.get(email="wrong-person@example.com")
+    invitations.deactivate(user)
+    assert client.get(url).status_code == 404
+    response = client.post(url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert response.status_code == 404
+    user.refresh_from_db()
+    assert not user.is_active and not user.has_usable_password()

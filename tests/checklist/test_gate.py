@@ -356,3 +356,36 @@ def test_after_go_live_the_page_shows_the_live_state_and_what_changed(db):
     assert 'data-testid="since-live"' in page
     assert "Step 1: Objectives and success criteria</a> differs" in page
     assert "What blocks go-live" not in page and 'class="reasons"' not in page
+
+
+# Many projects at once (the portfolio dashboard) ------------------------------------------------
+
+
+def test_verdicts_of_many_projects_are_each_projects_own_verdict(db):
+    from tests.factories import ProjectFactory, UserFactory, portfolio_project
+
+    owner = UserFactory()
+    varied = [portfolio_project(owner, n) for n in range(6)]
+    archived = portfolio_project(owner, 7)
+    archived.archived_at = timezone.now()
+    archived.save()
+    empty = ProjectFactory(owner=owner)
+    ready, _ = ready_project()
+    live, _ = ready_project()
+    GoLive.objects.create(project=live, user=live.owner)
+    projects = [*varied, archived, empty, ready, live]
+    now = timezone.now()
+
+    many = golive.verdicts(projects, now=now)
+
+    assert many == {p.pk: golive.verdict(p, now=now) for p in projects}
+    # The set is varied: ready and not, live and not, and every kind of blocking reason.
+    assert many[ready.pk].ready and many[live.pk].ready and many[live.pk].live
+    assert not many[empty.pk].ready and many[empty.pk].percent == 0
+    assert {v.live is not None for v in many.values()} == {True, False}
+    kinds = {r.kind for v in many.values() for r in v.reasons}
+    assert kinds == {"rule", "signoff", "run", "criterion", "parallel_run"}
+    texts = [r.text for v in many.values() for r in v.reasons]
+    assert any("is stale" in t for t in texts)
+    assert any("another approver must sign too" in t for t in texts)
+    assert any("failed" in t for t in texts)

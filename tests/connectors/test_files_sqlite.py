@@ -205,7 +205,7 @@ def test_sqlite_time_filter_reads_iso_text_with_offsets(tmp_path: Path) -> None:
 
     path = tmp_path / "times.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (id INTEGER, changed TEXT)")
+        db.execute("CREATE TABLE t (id INTEGER, changed)")  # no affinity: values as given
         db.executemany(
             "INSERT INTO t VALUES (?, ?)",
             [
@@ -214,9 +214,13 @@ def test_sqlite_time_filter_reads_iso_text_with_offsets(tmp_path: Path) -> None:
                 (3, "2026-06-01 12:01:00"),  # no offset: UTC
                 (4, "soon"),
                 (5, None),
+                (6, "2026-06-01 14:00:30+02"),  # julianday cannot read it: the caller filters
+                (7, datetime(2026, 6, 1, 11, 59, tzinfo=UTC).timestamp()),  # Unix seconds
+                (8, int(datetime(2026, 6, 1, 12, 0, 1, tzinfo=UTC).timestamp())),
             ],
         )
     conn = open_("sqlite", {"path": str(path), "table": "t", "key": "id"}, {}, policy(tmp_path))
     since = datetime(2026, 6, 1, 12, tzinfo=UTC)
     frames = conn.fetch_ordered(["id"], changed_since=("changed", since))
-    assert pl.concat(list(frames)).get_column("id").to_list() == [2, 3]
+    # Rows whose time SQLite cannot read (4, 5, 6) are read and left to the caller's filter.
+    assert pl.concat(list(frames)).get_column("id").to_list() == [2, 3, 4, 5, 6, 8]

@@ -51,6 +51,13 @@ def test_reflected_late_pending_and_unmeasured_records():
     assert [e["key"] for e in result.late_examples] == [{"id": 4}]
 
 
+def test_a_late_example_says_how_far_past_its_deadline_it_is():
+    # Changed 400 s ago with a 5-minute target (and 30 s allowed for clocks): due 100 s ago.
+    [example] = tally([(1, ago(400), None, False)], skew_seconds=30).late_examples
+    assert example["late_by_seconds"] == 100.0
+    assert example["source_changed"] == ago(400).isoformat() and example["target_changed"] is None
+
+
 @pytest.mark.parametrize(
     ("comparator", "good"), [("<=", 2), ("<", 1), (">=", 1), (">", 0), ("=", 1)]
 )
@@ -124,6 +131,11 @@ def test_key_ranges_add_up_to_the_whole():
         ("2026-06-01T10:30:00-0130", datetime(2026, 6, 1, 12, tzinfo=UTC)),
         ("2026-06-01 12:00:00", datetime(2026, 6, 1, 12, tzinfo=UTC)),  # no offset: UTC
         ("2026-06-01", datetime(2026, 6, 1, tzinfo=UTC)),
+        # as PostgreSQL prints a timestamptz: whole hours of offset are '+02'
+        ("2026-06-01 14:00:00.5+02", datetime(2026, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-06-01 07:00:00-05", datetime(2026, 6, 1, 12, tzinfo=UTC)),
+        ("2026-06-01T14:00+02:00", datetime(2026, 6, 1, 12, tzinfo=UTC)),  # no seconds
+        ("2026-06-01T12:00Z", datetime(2026, 6, 1, 12, tzinfo=UTC)),
         ("yesterday", None),
         (None, None),
     ],

@@ -132,7 +132,8 @@ def test_roll_up_keeps_every_figure_and_is_idempotent(db, settings):
     c = fresh(window_value=7)
     start = NOW - timedelta(days=7) + MINUTE
     series(c, start, 7 * 24 * 60, good=100, total=100, lag_p50=10.0, lag_p95=40.0, lag_p99=60.0)
-    # One bad minute on each side of the roll-up boundary (3 days ago, on the hour).
+    # Two bad minutes, the last two of the hour that ends at the roll-up boundary (3 days ago,
+    # on the hour): a point stamped on the hour belongs to the hour it ends.
     cutoff = NOW - timedelta(days=3)
     SliPoint.objects.filter(criterion=c, at=cutoff - MINUTE).update(good=50, lag_p99=600.0)
     SliPoint.objects.filter(criterion=c, at=cutoff).update(good=70)
@@ -142,11 +143,12 @@ def test_roll_up_keeps_every_figure_and_is_idempotent(db, settings):
     folded = slo.roll_up(now=NOW)
     raw_left = SliPoint.objects.filter(criterion=c, resolution="raw")
     hours = SliPoint.objects.filter(criterion=c, resolution="hour")
-    assert folded == 4 * 24 * 60 - 1  # every raw point before the cutoff (the window starts +1')
-    assert raw_left.count() == 3 * 24 * 60 + 1 and raw_left.order_by("at").first().at == cutoff
+    assert folded == 4 * 24 * 60  # every raw point up to the cutoff
+    assert raw_left.count() == 3 * 24 * 60
+    assert raw_left.order_by("at").first().at == cutoff + MINUTE
     assert hours.count() == 4 * 24
     worst = hours.get(at=cutoff - timedelta(hours=1))
-    assert (worst.good, worst.total, worst.points, worst.lag_p99) == (5950, 6000, 60, 600.0)
+    assert (worst.good, worst.total, worst.points, worst.lag_p99) == (5920, 6000, 60, 600.0)
     after = slo.compliance(c, end=NOW)
     assert (after.good, after.total) == (before.good, before.total)
 
@@ -157,12 +159,40 @@ def test_roll_up_keeps_every_figure_and_is_idempotent(db, settings):
     record_point(c, at=cutoff - timedelta(minutes=30, seconds=30), good=0, total=5)
     assert slo.roll_up(now=NOW) == 1
     worst.refresh_from_db()
-    assert (worst.good, worst.total, worst.points) == (5950, 6005, 61)
+    assert (worst.good, worst.total, worst.points) == (5920, 6005, 61)
+
+
+def test_rolling_up_changes_no_figure_whatever_the_window_edges(db, settings):
+    settings.AETHON_SLO_ROLLUP_AFTER_DAYS = 3
+    c = fresh(window_value=7)
+    # Eight days of one-minute points ending at NOW, on the minute, with uneven good counts.
+    SliPoint.objects.bulk_create(
+        SliPoint(criterion=c, at=NOW - i * MINUTE, good=i % 7, total=10) for i in range(8 * 24 * 60)
+    )
+    ends = [NOW, NOW - timedelta(days=4, minutes=17), NOW - timedelta(minutes=23)]
+    reviews = [(NOW - timedelta(days=6, minutes=41), NOW - timedelta(days=3, minutes=5))]
+
+    def figures():
+        out = []
+        for end in ends:
+            r = slo.compliance(c, end=end)
+            out.append((r.good, r.total, [(s.long_burn, s.short_burn) for s in r.rules]))
+        for start, end in reviews:
+            r = slo.compliance(c, end=end, start=start, rules=False)
+            out.append((r.good, r.total))
+        return out
+
+    before = figures()
+    # A window ending on the hour starts on the hour: the point at its start is outside.
+    assert before[0][1] == 7 * 24 * 60 * 10
+    assert slo.roll_up(now=NOW) > 0
+    assert SliPoint.objects.filter(criterion=c, resolution="hour").exists()
+    assert figures() == before
 
 
 def test_buckets_sum_raw_and_rolled_up_points_per_hour(db):
     c = fresh(window_value=7)
-    series(c, NOW - timedelta(days=5), 5 * 24 * 60, lag_p95=30.0)
+    series(c, NOW - timedelta(days=5) + MINUTE, 5 * 24 * 60, lag_p95=30.0)
     slo.roll_up(now=NOW)
     hourly = slo.buckets(c, NOW - timedelta(days=5), NOW)
     assert len(hourly) == 5 * 24
@@ -286,3 +316,25 @@ def test_roll_ups_run_from_celery_beat(db):
     entry = PeriodicTask.objects.get(task="planner.slo_tasks.roll_up")
     assert entry.interval.every == 600 and entry.enabled
     assert "planner.slo_tasks.roll_up" in app.tasks
+
+
+@pytest.mark.parametrize(
+    ("bad", "total", "expected"),
+    [
+        # 99.9 %: 0.1 % of errors allowed. Exactly on a threshold is not over it; one bad
+        # event more is, however many events the window holds.
+        (1, 1000, set()),  # burn exactly 1
+        (2, 1999, {"slow"}),
+        (6, 1000, {"slow"}),  # burn exactly 6
+        (144, 10_000, {"slow", "medium"}),  # burn exactly 14.4
+        (100_001, 100_000_000, {"slow"}),  # burn 1.00001
+        (600_001, 100_000_000, {"slow", "medium"}),  # burn 6.00001
+        (1_440_000, 100_000_000, {"slow", "medium"}),  # burn exactly 14.4
+        (1_440_001, 100_000_000, {"slow", "medium", "fast"}),  # burn 14.40001
+    ],
+)
+def test_each_rule_fires_only_over_its_threshold_exactly(db, bad, total, expected):
+    c = fresh()
+    # One measurement at NOW: every window of every rule holds it alone.
+    record_point(c, at=NOW, good=total - bad, total=total)
+    assert firing(c) == expected

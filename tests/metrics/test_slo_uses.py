@@ -60,7 +60,8 @@ def test_the_parallel_run_gate_blocks_go_live_until_compliance_holds(db):
     )
     assert reason.step == 4 and reason.href.endswith(f"/criteria/{mismatch.pk}/service-level/")
     now = timezone.now()
-    series(mismatch, now - timedelta(days=7), 7 * 24, step=timedelta(hours=1))
+    # One point an hour within the last 7 days (the window's old edge counts to the hour).
+    series(mismatch, now - timedelta(days=7, hours=-1), 7 * 24 - 1, step=timedelta(hours=1))
     assert golive.verdict(project).ready
     series(mismatch, now - timedelta(minutes=30), 1, good=0, total=1000)
     [reason] = [r for r in golive.verdict(project).reasons if r.kind == "parallel_run"]

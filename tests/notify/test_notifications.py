@@ -300,3 +300,15 @@ def test_notify_tells_each_member_once_and_not_the_actor(project, member):
         [editor, editor.pk, project.owner], project, "mention", "x", exclude=project.owner
     )
     assert [n.recipient for n in made] == [editor]
+
+
+def test_no_mail_goes_to_an_account_deactivated_after_it_was_notified(project, member):
+    from planner.accounts.invitations import deactivate
+
+    editor = member(Role.EDITOR)
+    (n,) = tell([editor], project)
+    deactivate(editor)
+    assert inbox.email_notification(n.pk) is False
+    Notification.objects.filter(pk=n.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    inbox.send_digests(DAY)  # nor with the run that mails what the queue lost
+    assert mail.outbox == []

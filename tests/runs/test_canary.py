@@ -476,3 +476,20 @@ def test_key_rotation_re_encrypts_the_write_credential(settings):
     settings.AETHON_SECRET_KEYS = [new]  # the old key is gone: the credential still reads
     probe.refresh_from_db()
     assert canary.write_headers(probe) == {"Authorization": f"Bearer {SECRET}"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("comparator", "good"), [("<=", 1), ("<", 0), ("=", 1), (">", 0)])
+def test_a_probe_is_judged_by_the_criterions_own_comparator(systems, comparator, good):
+    sim = systems(delay=0)
+    criterion = _criterion(target=2, unit="seconds")
+    SuccessCriterion.objects.filter(pk=criterion.pk).update(comparator=comparator)
+    criterion.refresh_from_db()
+    _probe(criterion, sim.src.url, sim.tgt.url)
+    ticks = iter([0.0])  # the create starts at 0 s; the record is seen at exactly 2 s
+
+    point = canary.probe_and_record(
+        criterion, clock=lambda: next(ticks, 2.0), sleep=lambda _s: None
+    )
+
+    assert (point.lag_max, point.good, point.total) == (2.0, good, 1)

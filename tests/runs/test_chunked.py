@@ -1,11 +1,18 @@
 """The key-ordered chunk merge gives the in-memory report, whatever the chunk size."""
 
 import random
+import threading
 
 import polars as pl
 import pytest
 
-from planner.runs.chunked import MergeState, NotInKeyOrder, merge_compare
+from planner.runs.chunked import (
+    MergeState,
+    NotInKeyOrder,
+    compare_pairs,
+    in_background,
+    merge_compare,
+)
 from planner.runs.reconcile import reconcile
 
 
@@ -185,3 +192,53 @@ def test_prefetch_hands_over_every_chunk_and_errors_and_stops_its_producer():
     assert next(reader).item() == 0
     reader.close()  # the consumer stops early: the producer closes its source
     assert closed == [True]
+
+
+def test_pairs_complete_for_their_keys_give_the_in_memory_report():
+    rng = random.Random(7)
+    source = pl.DataFrame(
+        {"id": [rng.choice([None, *range(40)]) for _ in range(60)], "v": list(range(60))}
+    ).unique(subset="id", keep="first", maintain_order=True)
+    target = source.sample(fraction=0.8, seed=3).with_columns(
+        pl.when(pl.col("v") % 5 == 0).then(-1).otherwise(pl.col("v")).alias("v")
+    )
+    expected = reconcile(source, target, ["id"], ["v"])
+    # Pairs of a few keys each, in key order (as a join sorted by key sends them), each
+    # holding both sides of its keys.
+    keys = pl.concat([source["id"], target["id"]]).unique().sort(nulls_last=True).to_list()
+    pairs = []
+    for i in range(0, len(keys), 7):
+        part = keys[i : i + 7]
+        pick = pl.col("id").is_in([k for k in part if k is not None])
+        if None in part:
+            pick = pick | pl.col("id").is_null()
+        pairs.append((source.filter(pick), target.filter(pick)))
+    got = compare_pairs(iter(pairs), ["id"], ["v"], source.clear())
+    same_report(got, expected)
+
+
+def test_a_background_producer_stops_when_closed_before_anything_is_taken():
+    stopped = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 1
+        finally:
+            stopped.set()
+
+    items = in_background(endless())
+    items.close()
+    assert stopped.wait(5)
+    assert list(items) == []
+
+
+def test_a_background_producer_hands_over_its_error():
+    def failing():
+        yield 1
+        raise ValueError("boom")
+
+    items = in_background(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="boom"):
+        next(items)

@@ -268,7 +268,7 @@ def _assert_first(point: SliPoint, state: FreshnessState) -> None:
         "key": {"id": 7},
         "source_changed": (NOW - 600 * S).isoformat(),
         "target_changed": None,
-        "late_by_seconds": 600.0,
+        "late_by_seconds": 300.0,  # changed 600 s ago, due within 300 s
     }
     assert state.counted_until == NOW - 330 * S
     assert state.last_error == ""
@@ -300,10 +300,14 @@ def test_the_next_measurement_counts_only_newly_decided_records_and_reads_only_r
     point = freshness.measure_and_record(criterion, now=later)
     state = _state(criterion)
     # Counted: changed in [NOW - 330 s, later - 330 s) = keys 9 (lag 100 s) and 10 (lag 30 s).
-    assert (point.total, point.good, point.late_now) == (2, 2, 2)  # 7 and 8 are still late
+    # 6, 7, 8 and 12 are still late: a late record stays late until the target shows it.
+    assert (point.total, point.good, point.late_now) == (2, 2, 4)
+    assert [e["key"]["id"] for e in state.late_examples] == LATE_KEYS
     assert (point.lag_p50, point.lag_max) == (30.0, 100.0)
-    # Pushed down: only the records changed since the cutoff minus the 5-minute overlap.
-    assert state.figures["reading"]["source_rows"] == 4  # keys 7, 8, 9, 10
+    # Pushed down: only the records changed since the oldest late record (an hour ago) or
+    # since the cutoff minus the 5-minute overlap, whichever is earlier.
+    assert state.figures["reading"]["source_rows"] == 12  # all but 11 (no change time)
+    assert state.figures["reading"]["read_from"] == HOUR_AGO.isoformat()
     assert state.counted_until == later - 330 * S
     assert SliPoint.objects.filter(criterion=criterion).count() == 2
 
@@ -445,8 +449,9 @@ def test_mysql_gives_the_same_figures_and_pushes_the_filter_down(db, mysql_table
     point = freshness.measure_and_record(criterion, now=NOW)
     _assert_first(point, _state(criterion))
     point = freshness.measure_and_record(criterion, now=NOW + 300 * S)
-    assert _state(criterion).figures["reading"]["source_rows"] == 4  # keys 7, 8, 9, 10
-    assert (point.total, point.good, point.late_now) == (2, 1, 3)  # 9 still missing: late
+    # Read from the oldest late record (an hour ago): all but 11, whose time is NULL.
+    assert _state(criterion).figures["reading"]["source_rows"] == 12
+    assert (point.total, point.good, point.late_now) == (2, 1, 5)  # 9 still missing: late
 
 
 def test_a_concurrent_measurement_that_finished_first_wins(db, monkeypatch):
@@ -526,3 +531,58 @@ def test_a_repeated_target_key_is_judged_by_its_first_row_as_the_reconciliation_
         (2, True, t0 + 3 * S),  # each source row of key 2 is judged
         (2, True, t0 + 3 * S),
     ]
+
+
+def _pg_text(value: datetime | None) -> str | None:
+    """A time as PostgreSQL prints a timestamptz: an offset of whole hours is just '+02'."""
+    if value is None:
+        return None
+    return value.astimezone(timezone(timedelta(hours=2))).strftime("%Y-%m-%d %H:%M:%S.%f+02")
+
+
+def test_sqlite_unix_seconds_and_hour_offsets_are_read_when_the_filter_is_pushed_down(db):
+    """A window makes the read incremental (a WHERE on the change time): Unix seconds and
+    text whose offset is whole hours must still be read, as a whole read reads them."""
+    rows = _rows()
+    ep = {"kind": SystemEndpoint.Kind.SQLITE}
+    source = _sqlite(
+        "crm",
+        "id INTEGER, email TEXT, updated_at REAL",
+        [(i, e, s.timestamp() if s else None) for i, e, s, _, _ in rows],
+    )
+    target = _sqlite(
+        "marketing",
+        "id INTEGER, email TEXT, synced_at TEXT",
+        [(i, te, _pg_text(tt)) for i, _, _, te, tt in rows if te is not None],
+    )
+    connection = _connection(
+        ProjectFactory(),
+        {**ep, "dataset": "crm", "upload": source, "upload_name": "crm.db"},
+        {**ep, "dataset": "marketing", "upload": target, "upload_name": "marketing.db"},
+    )
+    criterion = _criterion(connection, window_value=1, window_unit="days")
+    point = freshness.measure_and_record(criterion, now=NOW)
+    state = _state(criterion)
+    assert state.figures["reading"]["read_from"] == (NOW - timedelta(days=1, minutes=5)).isoformat()
+    got = {k: getattr(point, k) for k in ("total", "good", "late_now", "lag_p50", "lag_p95")}
+    assert got == {k: FIRST[k] for k in got}
+    assert state.figures["pending"] == 1
+    assert [e["key"]["id"] for e in state.late_examples] == LATE_KEYS
+    # A record without a change time is not read by an incremental read (as on PostgreSQL).
+    assert state.figures["unmeasured"] == 0
+
+
+def test_a_record_never_delivered_stays_late_however_long_ago_it_changed(db, pg):
+    criterion = _criterion(_pg_connection(pg))
+    assert freshness.measure_and_record(criterion, now=NOW).late_now == 4  # 6, 7, 8, 12
+    for minutes in (10, 20, 60, 120):
+        point = freshness.measure_and_record(criterion, now=NOW + timedelta(minutes=minutes))
+        assert point.late_now == 5, minutes  # and 9 (due 3 minutes after NOW): nothing fixed
+    state = _state(criterion)
+    assert [e["key"]["id"] for e in state.late_examples] == [6, 7, 8, 9, 12]
+    # Record 7 reaches the target: it is no longer late, and the read starts later.
+    dsn, name = pg
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute("INSERT INTO marketing VALUES (7, 'g@x.org', %s)", (NOW.replace(tzinfo=None),))
+    point = freshness.measure_and_record(criterion, now=NOW + timedelta(minutes=121))
+    assert point.late_now == 4

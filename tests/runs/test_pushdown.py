@@ -153,7 +153,7 @@ def both_ways(source: Side, target: Side, rows, fetch_rows=3):
     outcomes = []
     for n in (0, fetch_rows):
         out = streamed_validation(
-            source, target, rows, chunk_rows=4, on_rows=lambda n: None, fetch_rows=n
+            source, target, rows, chunk_rows=4, on_rows=lambda n: None, fetch_rows=n, join=False
         )
         assert isinstance(out, Streamed), out
         outcomes.append(out)

@@ -44,6 +44,7 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AETHON_RUN_CHUNK_ROWS = CHUNK
     settings.AETHON_RUN_FETCH_ROWS = 0  # every row read (push-down: tests/runs/test_pushdown.py)
+    settings.AETHON_RUN_JOIN = False  # every row read (the join: tests/runs/test_joined.py)
 
 
 @pytest.fixture

@@ -22,13 +22,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aethon.celery import app
-from planner.models import RunStage, SystemEndpoint, ValidationRun
+from planner.models import RunPartition, RunStage, SystemEndpoint, ValidationRun
 from planner.runs import service as validation
 from planner.runs.tasks import reap_stale_runs, run_validation
 from tests.conftest import client_for, skip_or_fail
 from tests.connectors import Reply, SlowServer, serve
 from tests.factories import (
     ConnectionFactory,
+    FieldMappingFactory,
     ProjectFactory,
     SystemEndpointFactory,
     SystemFactory,
@@ -157,8 +158,8 @@ def start_worker(broker, tmp_path, media_root):
             AETHON_OUTBOUND_ALLOW_HOSTS="127.0.0.1",
             AETHON_READ_TIMEOUT="1",
             AETHON_RUN_HEARTBEAT_SECONDS="0.5",
-            **extra,
         )
+        env.update(extra)
         worker = Worker(broker, tmp_path / f"worker{len(workers)}.log", env)
         workers.append(worker)
         return worker
@@ -394,3 +395,113 @@ def test_the_broker_being_down_gives_a_clear_message_not_a_500(monkeypatch):
     # A new attempt is possible once the broker is back: the failed run does not block it.
     monkeypatch.setattr(validation, "dispatch", lambda r: None)
     assert validation.start_validation_run(connection, None).pk != run.pk
+
+
+PART_ROWS = 12_000
+
+
+@pytest.fixture
+def slow_tables(transactional_db):
+    """A source table and a target view that takes about a millisecond a row (pg_sleep), so
+    a key range is still being compared when its worker is killed."""
+    with db.cursor() as cur:
+        cur.execute(
+            "DROP VIEW IF EXISTS part_tgt; DROP TABLE IF EXISTS part_src, part_tgt_rows;"
+            " CREATE TABLE part_src (id integer, name text);"
+            " CREATE TABLE part_tgt_rows (id integer, name text);"
+            f" INSERT INTO part_src SELECT i, 'n' || i FROM generate_series(1, {PART_ROWS}) i;"
+            " INSERT INTO part_src VALUES (NULL, 'no key'), (77, 'n77');"
+            " INSERT INTO part_tgt_rows SELECT i, CASE WHEN i % 1000 = 5 THEN 'changed'"
+            f" ELSE 'n' || i END FROM generate_series(1, {PART_ROWS}) i WHERE i % 500 <> 7;"
+        )
+        # A permanent function: the worker's own sessions read the view.
+        cur.execute(
+            "CREATE OR REPLACE FUNCTION aethon_test_slow() RETURNS boolean LANGUAGE sql"
+            " VOLATILE AS 'SELECT true FROM pg_sleep(0.001)';"
+            " CREATE VIEW part_tgt AS SELECT id, name FROM part_tgt_rows WHERE aethon_test_slow();"
+        )
+    yield
+    with db.cursor() as cur:
+        cur.execute(
+            "DROP VIEW IF EXISTS part_tgt; DROP TABLE IF EXISTS part_src, part_tgt_rows;"
+            " DROP FUNCTION IF EXISTS aethon_test_slow();"
+        )
+
+
+def sql_connection():
+    s = db.settings_dict
+    config = {
+        "host": s["HOST"] or "127.0.0.1",
+        "port": int(s["PORT"] or 5432),
+        "database": s["NAME"],
+        "user": s["USER"] or "postgres",
+        "sslmode": "disable",
+    }
+    project = ProjectFactory()
+    systems = []
+    for name, table in (("CRM", "part_src"), ("Billing", "part_tgt")):
+        system = SystemFactory(project=project, name=name)
+        SystemEndpoint.objects.create(
+            project=project,
+            system=system,
+            kind=SystemEndpoint.Kind.POSTGRES,
+            config=config,
+            dataset=table,
+            key_fields="id",
+        )
+        systems.append(system)
+    connection = ConnectionFactory(project=project, source=systems[0], target=systems[1])
+    for i, field in enumerate(("id", "name")):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=field,
+            target_field=field,
+            source_type="integer" if field == "id" else "string",
+            target_type="integer" if field == "id" else "string",
+            rule="identity",
+            null_rule="skip",
+        )
+    return connection
+
+
+def test_a_killed_partition_is_compared_again_and_the_run_finishes_correctly(
+    slow_tables, start_worker
+):
+    # (slow_tables first: its tables are dropped after the workers are stopped.)
+    settings = {
+        "AETHON_RUN_PARTITION_ROWS": "3001",
+        "AETHON_RUN_CHUNK_ROWS": "500",
+        "AETHON_READ_TIMEOUT": "60",  # the slow view's sort takes seconds before a first row
+    }
+    workers = [start_worker(**settings), start_worker(**settings)]
+    connection = sql_connection()
+    run = validation.start_validation_run(connection, None)
+    running = wait_until(
+        lambda: RunPartition.objects.filter(run_id=run.pk, status="running").first(), 60
+    )
+    time.sleep(0.5)  # well inside the range: its target rows take about 3 s to read
+    running.refresh_from_db()
+    assert running.status == "running" and running.attempt == 1
+    pid = int(running.worker.rpartition(":")[2])
+    assert pid not in [w.proc.pid for w in workers]  # a pool process, not a worker
+    os.kill(pid, signal.SIGKILL)
+    done = wait_until(lambda: (r := run_of(run.pk)).status in ("passed", "failed") and r, 120)
+    logs = "".join(w.output()[-3000:] for w in workers)
+    assert done.status == "failed", (done.error, logs)  # differences, not a lost run
+    assert done.error.startswith("Reconciliation: "), done.error
+    parts = list(RunPartition.objects.filter(run_id=run.pk).order_by("index"))
+    assert len(parts) == 4  # 12,001 rows with a key, at most 3,001 a range
+    assert all(p.status == "done" for p in parts)
+    again = next(p for p in parts if p.pk == running.pk)
+    assert again.attempt == 2 and f":{pid} stopped" in again.error
+    assert sum(p.attempt for p in parts) == 5
+    figures = done.stages.get(name="reconciliation").figures
+    missing = PART_ROWS // 500  # every id ending in 007 or 507
+    assert figures["source_count"] == PART_ROWS + 2
+    assert figures["null_keys_source"] == 1 and figures["duplicate_rows_source"] == 1
+    assert figures["missing_in_target_count"] == missing
+    assert figures["mismatch_counts"] == {"name": PART_ROWS // 1000}
+    assert figures["reading"]["partitions"] == {"count": 4, "attempts": 5}
+    assert "WorkerLostError" in logs or "SIGKILL" in logs

@@ -369,3 +369,17 @@ def test_an_improvement_of_the_backlog_is_assigned_and_listed_on_step_7(
     assert owner_client.get(foreign).status_code == 404
     page = owner_client.get(reverse("planner:step", args=[project.pk, 7])).content.decode()
     assert url in page
+
+
+def test_an_archived_projects_work_leaves_my_work_and_gets_no_reminder(project, member):
+    from planner.web.lifecycle import archive, restore
+
+    editor = member(Role.EDITOR)
+    Assignment.objects.create(project=project, kind="step", step=2, assignee=editor, due_date=TODAY)
+    archive(project)
+    assert assignments.open_work(editor, TODAY) == []
+    assert assignments.send_reminders(TODAY) == []
+    assert not Notification.objects.exists()
+    restore(project)
+    assert len(assignments.open_work(editor, TODAY)) == 1
+    assert [r.kind for r in assignments.send_reminders(TODAY)] == ["due_today"]

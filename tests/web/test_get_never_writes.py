@@ -116,3 +116,34 @@ def test_staleness_is_recorded_on_the_write_path(stale_world, tasks_after_commit
     event = SignOffStale.objects.get()
     assert event.notified == "a@example.com"
     assert [m.to for m in mail.outbox] == [["a@example.com"]]
+
+
+def test_every_get_of_the_api_reads_without_writing(stale_world):
+    """Every GET operation the API documents, with real objects of the project."""
+    from planner.api.views import api
+
+    project = stale_world["project"]
+    objects = stale_world["objects"]
+    token, raw = create_token(project.owner, "ci")
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    ids = {
+        "project_id": project.pk,
+        "run_id": objects["run"].pk,
+        "connection_id": objects["run"].connection_id,
+        "criterion_id": objects["criterion"].pk,
+    }
+    paths = [
+        path
+        for path, operations in api.get_openapi_schema()["paths"].items()
+        if "get" in operations
+    ]
+    assert len(paths) > 15
+    client = client_for(project.owner)
+    for path in paths:
+        url = path.format(**ids)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url, **headers)
+        assert response.status_code < 500, (url, response.status_code)
+        assert writes(ctx.captured_queries) == [], url
+    assert not SignOffStale.objects.exists() and mail.outbox == []

@@ -186,6 +186,9 @@ def test_row_urls_built_once_match_reverse(project):
         "show_url": row_url("criterion", "show", criterion),
         "edit_url": row_url("criterion", "edit", criterion),
         "delete_url": row_url("criterion", "delete", criterion),
+        "service_level_url": reverse(
+            "planner:criterion_service_level", args=[project.pk, criterion.pk]
+        ),
     }
 
 
