@@ -12,7 +12,7 @@ of hourly roll-ups, in milliseconds and queries.
 3. Requests both criterion pages through django.test.Client (the whole view: permissions,
    readiness, compliance, burn rates, four SVG plots and their tables), after one warm-up
    each, and prints the queries of each and the best and median of --runs renders of the big
-   one.
+   one, with the load average.
 
 Exit status: 0 when the big page needs no more queries than the small one and its best render
 is under 100 ms, 1 otherwise.
@@ -126,9 +126,11 @@ def main() -> int:
     print(f"points of the big criterion: {points:,} (43,200 raw + 8,760 hourly)")
     for label, count in queries.items():
         print(f"queries, page of {label:>16}: {count}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"render with {plots} plots: best {min(times):.0f} ms, "
-        f"median {statistics.median(times):.0f} ms (target {TARGET_MS:.0f} ms)"
+        f"median {statistics.median(times):.0f} ms (target {TARGET_MS:.0f} ms), "
+        f"load average {load}"
     )
     counts = list(queries.values())
     ok = counts[1] <= counts[0] and min(times) < TARGET_MS and plots == 4

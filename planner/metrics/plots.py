@@ -3,15 +3,15 @@ health-review PDF and the runbook PDF (WeasyPrint renders inline SVG).
 
 Each plot carries <title> and <desc>, labelled axes and a text-alternative table of the same
 figures. Colours and dashes are SVG presentation attributes, never `style=` (the CSP forbids
-inline styles). The data come from planner.metrics.slo in two queries whatever the number of
-points: the compliance figures, and the points summed per hour over two windows.
+inline styles). The data come from planner.metrics.slo in one query whatever the number of
+points (`slo.history`): the compliance figures and the points summed per hour over two windows.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from planner.metrics import slo
@@ -33,6 +33,24 @@ class Plot:
     columns: list[str]
     rows: list[list[str]]
 
+    @property
+    def rows_html(self) -> SafeString:
+        """The table's body rows (the first cell a row header), built here rather than by two
+        nested template loops: a month's plots have a few hundred cells."""
+        return mark_safe(  # noqa: S308 - every cell is escaped
+            "".join(
+                "<tr>"
+                + "".join(
+                    f'<th scope="row">{conditional_escape(cell)}</th>'
+                    if i == 0
+                    else f"<td>{conditional_escape(cell)}</td>"
+                    for i, cell in enumerate(row)
+                )
+                + "</tr>"
+                for row in self.rows
+            )
+        )
+
 
 @dataclass
 class CriterionPlots:
@@ -49,6 +67,18 @@ class Line:
     colour: str
     points: list[tuple[datetime, float]]
     dashed: bool = False
+
+
+def _coords(points, start: datetime, end: datetime, low: float, high: float) -> str:
+    """`_x`,`_y` of every point (the same arithmetic, without two calls per point)."""
+    span = (end - start).total_seconds() or 1
+    width, bottom, height = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM, HEIGHT - TOP - BOTTOM
+    scale = (high - low) or 1
+    return " ".join(
+        f"{round(LEFT + width * (t - start).total_seconds() / span, 1)},"
+        f"{round(bottom - height * (min(max(v, low), high) - low) / scale, 1)}"
+        for t, v in points
+    )
 
 
 def _x(t: datetime, start: datetime, end: datetime) -> float:
@@ -160,7 +190,7 @@ def line_plot(
     for line in lines:
         if not line.points:
             continue
-        coords = " ".join(f"{_x(t, start, end)},{_y(v, low, high)}" for t, v in line.points)
+        coords = _coords(line.points, start, end, low, high)
         body.append(
             format_html(
                 '<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5" '
@@ -219,16 +249,19 @@ def _seconds(v: float | None) -> str:
 def criterion_plots(criterion: SuccessCriterion, end: datetime | None = None) -> CriterionPlots:
     """Every plot of a criterion's service level over its window ending at `end` (now)."""
     end = end or timezone.now()
-    result = slo.compliance(criterion, end=end)
+    history = slo.history(criterion, end)
+    result, hourly, samples, step = (
+        history.compliance,
+        history.hourly,
+        history.samples,
+        history.step,
+    )
     window = slo.window_of(criterion)
     start = end - window
-    hourly = slo.buckets(criterion, end - 2 * window, end)
     out = CriterionPlots(criterion, result)
     if not hourly:
         return out
     slug = f"criterion-{criterion.pk}"
-    step = max(window / 60, timedelta(hours=1))
-    samples = slo.rolling(criterion, hourly, end, step)
     objective = None if result.objective is None else 100 * result.objective
     observed = [s.compliance_pct for s in samples if s.compliance_pct is not None]
     low = min(observed + ([objective] if objective is not None else []) + [100.0])
@@ -369,7 +402,7 @@ def criterion_plots(criterion: SuccessCriterion, end: datetime | None = None) ->
 
 def service_levels(criteria, end: datetime | None = None) -> list[CriterionPlots]:
     """The plots of every criterion among `criteria` that has points (step 6, the review
-    report and the runbook): one query to find them, then two per criterion."""
+    report and the runbook): one query to find them, then one per criterion."""
     criteria = list(criteria)
     measured = set(
         SliPoint.objects.filter(criterion__in=criteria)

@@ -18,7 +18,19 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, DateTimeField, F, Max, Min, Q, Sum, When
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    Expression,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    Sum,
+    When,
+)
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -299,6 +311,145 @@ def _in(start: datetime, end: datetime, horizon: datetime | None = None) -> Q:
     return raw | hour
 
 
+def _count_before(column: str, column_params: list, values: list, params: list) -> str:
+    """SQL counting how many of `values` (ascending) lie strictly before `column`: a CASE
+    tree that halves the values at each level, so a row costs log2(values) comparisons."""
+
+    def tree(lo: int, hi: int) -> str:
+        if lo >= hi:
+            return str(lo)
+        mid = (lo + hi) // 2
+        params.extend([*column_params, values[mid]])
+        return f"CASE WHEN {column} > %s THEN {tree(mid + 1, hi)} ELSE {tree(lo, mid)} END"
+
+    return tree(0, len(values))
+
+
+class _EdgesBefore(Expression):
+    """How many of `edges` (ascending) lie strictly before a point, by the rule of `_in`: an
+    hourly roll-up is placed at the end of its hour (its `at` plus an hour); a raw point is
+    compared with the edges themselves, except an edge whose hour may already be rolled up
+    (before `horizon`), which is taken to its hour, as the roll-ups of that hour will be.
+    Compiled straight to SQL: a tree of ORM `Case` expressions over a hundred edges costs more
+    to build than the query takes to run."""
+
+    output_field = IntegerField()
+
+    def __init__(self, edges: list[datetime], horizon: datetime):
+        super().__init__()
+        self.edges, self.horizon = edges, horizon
+        self.at, self.resolution = F("at"), F("resolution")
+
+    def get_source_expressions(self):
+        return [self.at, self.resolution]
+
+    def set_source_expressions(self, exprs):
+        self.at, self.resolution = exprs
+
+    def as_sql(self, compiler, connection):
+        at_sql, at_params = compiler.compile(self.at)
+        res_sql, res_params = compiler.compile(self.resolution)
+        adapt = connection.ops.adapt_datetimefield_value
+        params: list = [*res_params, SliPoint.Resolution.HOUR.value]
+        # A roll-up's hour ends after an edge when it begins after the edge less an hour.
+        hour = _count_before(at_sql, at_params, [adapt(t - HOUR) for t in self.edges], params)
+        raw_edges = [_raw_edge(t, self.horizon) for t in self.edges]  # still ascending
+        raw = _count_before(at_sql, at_params, [adapt(t) for t in raw_edges], params)
+        return f"(CASE WHEN {res_sql} = %s THEN {hour} ELSE {raw} END)", params
+
+
+def _raw_edge(edge: datetime, horizon: datetime) -> datetime:
+    """Where a window edge falls for raw points (the rule of `_in`)."""
+    hour = _floor_hour(edge)
+    return hour if hour < horizon else edge
+
+
+@dataclass
+class WindowSums:
+    """Good and total events of the points summed per gap between window edges.
+
+    A point's position is how many edges lie before it (`_EdgesBefore`), so it is in the
+    window (edges[a], edges[b]] exactly when `_in` puts it there: a < position <= b. Each
+    position is summed once in SQL; any window over these edges is then a sum over a few
+    positions, with no further query.
+    """
+
+    edges: list[datetime]
+    gaps: dict[int, list] = field(default_factory=dict)
+
+    def add(self, position: int, good: int, total: int, first: datetime) -> None:
+        sums = self.gaps.setdefault(position, [0, 0, first])
+        sums[0] += good
+        sums[1] += total
+        sums[2] = min(sums[2], first)
+
+    def over(self, start: datetime, end: datetime) -> tuple[int, int, datetime | None]:
+        """Good, total and the first point's time in the window (start, end]."""
+        a, b = self.edges.index(start), self.edges.index(end)
+        good = total = 0
+        first = None
+        for position, (g, t, f) in self.gaps.items():
+            if a < position <= b:
+                good += g
+                total += t
+                first = f if first is None or f < first else first
+        return good, total, first
+
+
+def _window_query(criterion: SuccessCriterion, spans: list[tuple[datetime, datetime]]):
+    """The criterion's points in any of `spans`, each with its position among the edges."""
+    edges = sorted({t for span in spans for t in span})
+    horizon = rolled_horizon()
+    rows = (
+        SliPoint.objects.filter(_in(edges[0], edges[-1], horizon), criterion_id=criterion.pk)
+        .order_by()
+        .annotate(position=_EdgesBefore(edges, horizon))
+    )
+    return edges, rows
+
+
+def window_sums(criterion: SuccessCriterion, spans: list[tuple[datetime, datetime]]) -> WindowSums:
+    """Good/total over each (start, end] of `spans`, all in one query."""
+    edges, rows = _window_query(criterion, spans)
+    sums = WindowSums(edges)
+    for r in rows.values("position").annotate(g=Sum("good"), t=Sum("total"), f=Min("at")):
+        sums.add(r["position"], r["g"], r["t"], r["f"])
+    return sums
+
+
+def _rule_spans(window: timedelta) -> list[tuple[BurnRule, timedelta, timedelta]]:
+    return [(rule, *rule.windows(window)) for rule in BURN_RULES]
+
+
+def compliance_from(
+    criterion: SuccessCriterion,
+    sums: WindowSums,
+    start: datetime,
+    end: datetime,
+    rules: bool = True,
+) -> Compliance:
+    """The compliance figure of a criterion over (start, end], with the burn rate of every
+    alert rule over windows ending at `end`: the one computation of both, from window sums."""
+    objective = objective_of(criterion)
+    states = []
+    if rules:
+        for rule, long, short in _rule_spans(window_of(criterion)):
+            counts = [sums.over(end - w, end)[:2] for w in (long, short)]
+            burns = [burn_rate(*c, objective) for c in counts]
+            over = [over_threshold(*c, objective, rule.threshold) for c in counts]
+            states.append(RuleState(rule, long, short, *burns, *over))
+    good, total, first = sums.over(start, end)
+    return Compliance(criterion.pk, start, end, end - start, objective, good, total, first, states)
+
+
+def _spans(criterion: SuccessCriterion, start: datetime, end: datetime, rules: bool) -> list:
+    spans = [(start, end)]
+    if rules:
+        for _rule, long, short in _rule_spans(window_of(criterion)):
+            spans += [(end - long, end), (end - short, end)]
+    return spans
+
+
 def compliance(
     criterion: SuccessCriterion,
     end: datetime | None = None,
@@ -308,54 +459,9 @@ def compliance(
     """Compliance of a criterion over its rolling window ending at `end` (now), or over
     [start, end] (a review period); with the burn rate of every alert rule. One query."""
     end = end or timezone.now()
-    window = window_of(criterion)
-    start = start or end - window
-    objective = objective_of(criterion)
-    windows = []
-    if rules:
-        for rule in BURN_RULES:
-            windows.append((rule, *rule.windows(window)))
-    horizon = rolled_horizon()
-    aggregates = {
-        "w_good": Sum("good", filter=_in(start, end, horizon)),
-        "w_total": Sum("total", filter=_in(start, end, horizon)),
-        "w_first": Min("at", filter=_in(start, end, horizon)),
-    }
-    for i, (_rule, long, short) in enumerate(windows):
-        for name, w in (("l", long), ("s", short)):
-            aggregates[f"{name}{i}_good"] = Sum("good", filter=_in(end - w, end, horizon))
-            aggregates[f"{name}{i}_total"] = Sum("total", filter=_in(end - w, end, horizon))
-    earliest = min([start] + [end - long for _r, long, _s in windows])
-    row = SliPoint.objects.filter(_in(earliest, end, horizon), criterion_id=criterion.pk).aggregate(
-        **aggregates
-    )
-    states = [
-        RuleState(
-            rule,
-            long,
-            short,
-            burn_rate(row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective),
-            burn_rate(row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective),
-            over_threshold(
-                row[f"l{i}_good"] or 0, row[f"l{i}_total"] or 0, objective, rule.threshold
-            ),
-            over_threshold(
-                row[f"s{i}_good"] or 0, row[f"s{i}_total"] or 0, objective, rule.threshold
-            ),
-        )
-        for i, (rule, long, short) in enumerate(windows)
-    ]
-    return Compliance(
-        criterion.pk,
-        start,
-        end,
-        end - start,
-        objective,
-        int(row["w_good"] or 0),
-        int(row["w_total"] or 0),
-        row["w_first"],
-        states,
-    )
+    start = start or end - window_of(criterion)
+    sums = window_sums(criterion, _spans(criterion, start, end, rules))
+    return compliance_from(criterion, sums, start, end, rules)
 
 
 def compliances(
@@ -396,7 +502,7 @@ def compliances(
 
 
 # ---------------------------------------------------------------------------------------------
-# Series for the plots: points summed per hour (or day) in SQL, never one row per measurement.
+# Series for the plots: points summed per hour in SQL, never one row per measurement.
 
 
 @dataclass(frozen=True)
@@ -410,30 +516,6 @@ class Bucket:
     late_now: int | None
 
 
-def buckets(
-    criterion: SuccessCriterion, start: datetime, end: datetime, size: str = "hour"
-) -> list[Bucket]:
-    """Good/total summed and the worst lag percentiles per `size` ('hour' or 'day'): one query."""
-    rows = (
-        SliPoint.objects.filter(_in(start, end), criterion_id=criterion.pk)
-        .annotate(bucket=_bucket_of(size))
-        .values("bucket")
-        .annotate(
-            g=Sum("good"),
-            t=Sum("total"),
-            p50=Max("lag_p50"),
-            p95=Max("lag_p95"),
-            p99=Max("lag_p99"),
-            late=Max("late_now"),
-        )
-        .order_by("bucket")
-    )
-    return [
-        Bucket(r["bucket"], int(r["g"]), int(r["t"]), r["p50"], r["p95"], r["p99"], r["late"])
-        for r in rows
-    ]
-
-
 @dataclass(frozen=True)
 class Sample:
     at: datetime
@@ -441,38 +523,75 @@ class Sample:
     budget_left_pct: float | None
 
 
-def rolling(
-    criterion: SuccessCriterion, history: list[Bucket], end: datetime, step: timedelta
-) -> list[Sample]:
-    """Compliance and budget left over the rolling window, at every `step` of the last window
-    before `end`, from buckets covering two windows (prefix sums, no further query)."""
+@dataclass
+class History:
+    """What the plots of a criterion show: its compliance now, the rolling compliance at
+    every step of the last window, and its points summed per hour over the last two windows."""
+
+    compliance: Compliance
+    samples: list[Sample]
+    hourly: list[Bucket]
+    step: timedelta
+
+
+def _worst(*values):
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def history(criterion: SuccessCriterion, end: datetime | None = None) -> History:
+    """Compliance now with its burn rates, the rolling compliance and budget left at every
+    step (window / 60, at least an hour) of the last window, and hourly buckets over two
+    windows: one query. Each sample is the same figure as `compliance` at its time, from
+    exact window edges rather than from the hourly buckets."""
+    end = end or timezone.now()
     window = window_of(criterion)
-    objective = objective_of(criterion)
-    times = [b.at for b in history]
-    good_sum, total_sum = [0], [0]
-    for b in history:
-        good_sum.append(good_sum[-1] + b.good)
-        total_sum.append(total_sum[-1] + b.total)
-
-    def upto(t: datetime) -> int:  # buckets starting at or before t
-        lo, hi = 0, len(times)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if times[mid] <= t:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
+    step = max(window / 60, HOUR)
+    times = [end - i * step for i in range(max(1, int(window / step)), -1, -1)]
+    spans = _spans(criterion, end - window, end, rules=True)
+    spans += [(t - window, t) for t in times] + [(end - 2 * window, end)]
+    edges, rows = _window_query(criterion, spans)
+    rows = (
+        rows.annotate(bucket=_bucket_of("hour"))
+        .values("bucket", "position")
+        .annotate(
+            g=Sum("good"),
+            t=Sum("total"),
+            f=Min("at"),
+            p50=Max("lag_p50"),
+            p95=Max("lag_p95"),
+            p99=Max("lag_p99"),
+            late=Max("late_now"),
+        )
+        .order_by("bucket")
+    )
+    sums = WindowSums(edges)
+    hourly: list[Bucket] = []
+    names = ("bucket", "position", "g", "t", "f", "p50", "p95", "p99", "late")
+    for at, position, good, total, first, p50, p95, p99, late in rows.values_list(*names):
+        sums.add(position, good, total, first)
+        # An hour split by a window edge comes back as several rows: one bucket of them.
+        b = Bucket(at, good, total, p50, p95, p99, late)
+        if hourly and hourly[-1].at == b.at:
+            h = hourly[-1]
+            b = Bucket(
+                h.at,
+                h.good + b.good,
+                h.total + b.total,
+                _worst(h.lag_p50, b.lag_p50),
+                _worst(h.lag_p95, b.lag_p95),
+                _worst(h.lag_p99, b.lag_p99),
+                _worst(h.late_now, b.late_now),
+            )
+            hourly[-1] = b
+        else:
+            hourly.append(b)
+    now = compliance_from(criterion, sums, end - window, end)
     samples = []
-    steps = max(1, int(window / step))
-    for i in range(steps, -1, -1):
-        t = end - i * step
-        a, b = upto(t - window), upto(t)
-        good, total = good_sum[b] - good_sum[a], total_sum[b] - total_sum[a]
-        c = Compliance(criterion.pk, t - window, t, window, objective, good, total, None)
+    for t in times:
+        c = now if t == end else compliance_from(criterion, sums, t - window, t, rules=False)
         samples.append(Sample(t, c.attainment_pct, c.budget_left_pct))
-    return samples
+    return History(now, samples, hourly, step)
 
 
 # ---------------------------------------------------------------------------------------------

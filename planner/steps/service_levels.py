@@ -1,8 +1,8 @@
 """A success criterion's service level: compliance over its window, error budget, burn-rate
 rules and plots (figures from planner.metrics.slo, pictures from planner.metrics.plots)."""
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from planner.metrics import plots, slo
 from planner.models import Alert, IntegrationProject, SuccessCriterion
@@ -17,8 +17,11 @@ def criterion_service_level(criterion: SuccessCriterion) -> plots.CriterionPlots
 
 @project_access("view")
 def criterion_page(request: HttpRequest, project: IntegrationProject, pk: int) -> HttpResponse:
-    criterion = get_object_or_404(SuccessCriterion, project=project, pk=pk)
     ctx = project_context(request, project)
+    # The navigator's evidence already holds the project's criteria: no second query.
+    criterion = next((c for c in ctx["evidence"].criteria if c.pk == pk), None)
+    if criterion is None:
+        raise Http404("No such success criterion in this project.")
     level = criterion_service_level(criterion)
     ctx.update(
         criterion=criterion,

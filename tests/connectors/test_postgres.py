@@ -149,3 +149,41 @@ def test_fetch_ordered_pushes_a_time_filter_down(database: str, dataset: str) ->
     assert sum(f.height for f in texts) == 2500
     with pytest.raises(ConnectorError, match="no field nope"):
         list(conn(**extra).fetch_ordered(["id"], changed_since=("nope", since)))
+
+
+def test_copy_batches_from_libpqs_buffer_equal_psycopgs_and_leave_the_connection_usable(
+    database: str,
+) -> None:
+    import psycopg
+
+    from planner.connectors.postgres import _copy_batches
+
+    statement = (
+        "COPY (SELECT g, 'n' || g, timestamptz '2024-01-01 00:00+00' + g * interval '1 s' "
+        "FROM generate_series(1, 30000) g) TO STDOUT (FORMAT csv)"
+    )
+    read = {}
+    with psycopg.connect(f"{PG_DSN} dbname={database}") as c:
+        for fast in (False, True):
+            with c.cursor() as cur, cur.copy(statement) as copy:
+                if fast:
+                    batches = list(_copy_batches(c, copy, 7000))
+                    read[fast] = b"".join(batches)
+                else:
+                    read[fast] = b"".join(bytes(r) for r in copy)
+            assert c.execute("SELECT 1").fetchone() == (1,)
+        assert read[True] == read[False] and read[True].count(b"\n") == 30000
+        # Whole rows per batch, the last one short.
+        assert [b.count(b"\n") for b in batches] == [7000] * 4 + [2000]
+        assert all(b.endswith(b"\n") for b in batches)
+        # A COPY the server aborts halfway raises its error; the connection is free after it.
+        failing = "COPY (SELECT 1 / (20000 - g) FROM generate_series(1, 30000) g) TO STDOUT"
+        with (
+            pytest.raises(psycopg.errors.DivisionByZero),
+            c.cursor() as cur,
+            cur.copy(failing) as copy,
+        ):
+            for _batch in _copy_batches(c, copy, 1000):
+                pass
+        c.rollback()
+        assert c.execute("SELECT 2").fetchone() == (2,)

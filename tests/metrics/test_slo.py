@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from planner.metrics import figures as kpis
 from planner.metrics import slo
@@ -194,11 +195,115 @@ def test_buckets_sum_raw_and_rolled_up_points_per_hour(db):
     c = fresh(window_value=7)
     series(c, NOW - timedelta(days=5) + MINUTE, 5 * 24 * 60, lag_p95=30.0)
     slo.roll_up(now=NOW)
-    hourly = slo.buckets(c, NOW - timedelta(days=5), NOW)
-    assert len(hourly) == 5 * 24
-    assert {b.total for b in hourly} == {6000} and {b.lag_p95 for b in hourly} == {30.0}
-    samples = slo.rolling(c, hourly, NOW, timedelta(days=1))
-    assert len(samples) == 8 and samples[-1].compliance_pct == 100.0
+    seen = slo.history(c, NOW)
+    assert len(seen.hourly) == 5 * 24
+    assert {b.total for b in seen.hourly} == {6000} and {b.lag_p95 for b in seen.hourly} == {30.0}
+    assert len(seen.samples) == 61 and seen.samples[-1].compliance_pct == 100.0
+
+
+def inside(p, start, end) -> bool:
+    """The rule of a window (start, end] stated in words: a roll-up counts when its hour ends
+    after start and by end; a raw point when it lies after start and by end, where an edge old
+    enough to be rolled up (its hour before the roll-up horizon) is taken to its hour."""
+    if p.resolution == "hour":
+        return start < p.at + slo.HOUR <= end
+    horizon = slo.rolled_horizon()
+
+    def edge(t):
+        hour = t.replace(minute=0, second=0, microsecond=0)
+        return hour if hour < horizon else t
+
+    return edge(start) < p.at <= edge(end)
+
+
+def reference(points, start, end):
+    """Good and total of the window (start, end], point by point (`inside`)."""
+    kept = [p for p in points if inside(p, start, end)]
+    return sum(p.good for p in kept), sum(p.total for p in kept)
+
+
+def uneven(c, end):
+    """Four days of one-minute points ending near `end` with a bad minute every 7 and a worse
+    one every 97, then the older half rolled up into hours."""
+    SliPoint.objects.bulk_create(
+        SliPoint(
+            criterion=c, at=end - i * MINUTE, good=100 - (i % 7 == 0) - 20 * (i % 97 == 0),
+            total=100, lag_p95=float(i % 50), late_now=i % 3,
+        )
+        for i in range(4 * 24 * 60)
+    )  # fmt: skip
+    slo.roll_up(now=end + timedelta(days=1))  # folds what is older than two days
+    assert SliPoint.objects.filter(criterion=c, resolution="hour").count() > 40
+
+
+def test_rolling_compliance_at_every_step_equals_the_figure_worked_out_point_by_point(db):
+    c = fresh(window_value=2)  # steps of an hour over a two-day window
+    end = NOW + timedelta(minutes=17, seconds=29)  # edges fall inside hours, not on them
+    uneven(c, end - timedelta(minutes=3))
+    points = list(SliPoint.objects.filter(criterion=c))
+    seen = slo.history(c, end)
+    window = timedelta(days=2)
+    assert seen.step == slo.HOUR and len(seen.samples) == 49
+    for sample in seen.samples:
+        good, total = reference(points, sample.at - window, sample.at)
+        assert total, sample.at
+        assert sample.compliance_pct == round(100 * good / total, 4), sample.at
+        budget = 0.001 * total
+        assert sample.budget_left_pct == round(100 * (budget - (total - good)) / budget, 2)
+    now = slo.compliance(c, end=end)
+    assert seen.samples[-1].compliance_pct == now.attainment_pct
+    assert (seen.compliance.good, seen.compliance.total) == (now.good, now.total)
+    assert [r.long_burn for r in seen.compliance.rules] == [r.long_burn for r in now.rules]
+
+
+def test_hourly_buckets_equal_the_points_summed_per_hour_in_python(db):
+    c = fresh(window_value=2)
+    end = NOW + timedelta(minutes=17, seconds=29)
+    uneven(c, end - timedelta(minutes=3))
+    points = list(SliPoint.objects.filter(criterion=c))
+    expected = {}
+    for p in points:
+        if not inside(p, end - timedelta(days=4), end):
+            continue
+        # A roll-up is plotted in its own hour; a raw point in the hour it ends, (h, h + 1 h].
+        moment = p.at if p.resolution == "hour" else p.at - timedelta(microseconds=1)
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        g, t, lag, late = expected.get(hour, (0, 0, None, None))
+        expected[hour] = (
+            g + p.good,
+            t + p.total,
+            max(lag or 0, p.lag_p95),
+            max(late or 0, p.late_now),
+        )
+    seen = slo.history(c, end).hourly
+    assert [b.at for b in seen] == sorted(expected)
+    assert {b.at: (b.good, b.total, b.lag_p95, b.late_now) for b in seen} == expected
+
+
+def test_burn_windows_and_the_compliance_window_end_exactly_on_their_edges(db):
+    c = fresh()
+    # Recent edges are exact to the microsecond (older ones go by the hour, like roll-ups).
+    end = timezone.now().replace(microsecond=0)
+    # On each edge of the fast rule's windows (1 h and 5 min): the point at the start is out.
+    for at, good in ((end - slo.HOUR, 0), (end - 5 * MINUTE, 0), (end, 100)):
+        record_point(c, at=at, good=good, total=100)
+    fast = next(r for r in slo.compliance(c, end=end).rules if r.rule.name == "fast")
+    # 5 min: only the point at `end`; 1 h: also the one 5 minutes before.
+    assert fast.short_burn == 0.0 and fast.long_burn == pytest.approx(500.0)
+    # A roll-up whose hour ends on the window's start is out; one ending a second later is in.
+    start = end - timedelta(days=30)
+    SliPoint.objects.create(
+        criterion=c, resolution="hour", at=start - slo.HOUR, good=0, total=1000, points=60
+    )
+    assert slo.compliance(c, end=end).total == 300
+    SliPoint.objects.create(
+        criterion=c, resolution="hour", at=start - slo.HOUR + timedelta(seconds=1), good=0,
+        total=7, points=60,
+    )  # fmt: skip
+    assert slo.compliance(c, end=end).total == 307
+    # A review period's start and end follow the same rule.
+    over = slo.compliance(c, end=end - 5 * MINUTE, start=end - slo.HOUR, rules=False)
+    assert (over.good, over.total) == (0, 100)
 
 
 # ---------------------------------------------------------------------------------------------

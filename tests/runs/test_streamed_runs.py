@@ -337,7 +337,12 @@ def test_postgres_copy_reader_gives_what_the_cursor_reader_gives(db, pg_tables):
             " (2, NULL, E'q\"\\nr', NULL, false, NULL, NULL, 'NaN', 'Infinity', NULL, NULL,"
             "  NULL, NULL),"
             " (3, 'plain', 'Z', 'abc', NULL, -5, -1, -0.5, -1e300, 123456789.001,"
-            "  '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00.5+00')"
+            "  '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00.5+00'),"
+            # Before 1970 and in a zone with seconds: timestamps travel as microseconds.
+            " (4, 'old', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+            "  '1969-12-31 23:59:59.999999', '1900-06-01 10:00:00.000001+00:09:21'),"
+            " (5, 'far', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+            "  '0001-01-01 00:00:00', '9999-12-31 23:59:59.999999+00')"
         )
     guard = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))
     base = {"host": dsn["host"], "port": int(dsn["port"]), "database": name}
