@@ -309,6 +309,10 @@ AETHON_RUN_TIME_LIMIT = int(os.environ.get("AETHON_RUN_TIME_LIMIT", 6 * 3600))
 # Rows per chunk when a run reads SQL systems in key order: the worker holds about two chunks
 # per side, so this bounds its memory, whatever the size of the tables.
 AETHON_RUN_CHUNK_ROWS = int(os.environ.get("AETHON_RUN_CHUNK_ROWS", 50_000))
+# Where a run sorts a CSV file or an API's records through disk (planner/runs/spill.py): about
+# the size of the data for the length of the run. Empty: the system's temporary directory
+# (choose a disk, not a RAM-backed /tmp, for large files).
+AETHON_RUN_SPILL_DIR = os.environ.get("AETHON_RUN_SPILL_DIR", "")
 # With a value, key ranges are compared inside the databases (checksums) where the mapping
 # compiles to SQL, bisected down to ranges of at most this many rows, which are read. Off (0)
 # by default: next to the database, reading every row (COPY + polars) measured faster than

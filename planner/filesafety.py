@@ -120,8 +120,10 @@ def size_text(n: int) -> str:
 # ---------------------------------------------------------------- line-based text
 
 
-def check_lines(data: bytes, limits: FileLimits) -> None:
+def check_lines(data: bytes, limits: FileLimits, first_line: int = 1) -> None:
     """Refuse a line longer than max_line_bytes before a parser buffers it whole.
+
+    ``first_line`` numbers the first line of ``data`` when it is a later block of a file.
 
     Any line longer than the limit covers a whole block of half the limit, so only blocks
     without a line break need a closer look: a few hundred C-speed searches for 200 MB.
@@ -137,7 +139,7 @@ def check_lines(data: bytes, limits: FileLimits) -> None:
         stop = data.find(b"\n", at)
         stop = end if stop < 0 else stop
         if stop - start > cap:
-            line = data.count(b"\n", 0, start) + 1
+            line = data.count(b"\n", 0, start) + first_line
             raise FileRefused(
                 f"Line {line:,} is {size_text(stop - start)} long; the limit is {size_text(cap)}."
             )

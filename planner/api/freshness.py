@@ -7,7 +7,6 @@ from ninja import Schema, Status
 from ninja.errors import HttpError
 
 from planner.models import FreshnessSettings, FreshnessState, SliPoint, SuccessCriterion
-from planner.runs import freshness
 
 from .views import Error, _access, _one, api
 
@@ -89,6 +88,9 @@ def _criterion(project, criterion_id: int) -> SuccessCriterion:
     summary="A propagation-lag criterion: its latest measurement, late records, last error",
 )
 def criterion_freshness(request, project_id: int, criterion_id: int):
+    # The measuring module (connectors, polars) loads when a criterion's freshness is asked.
+    from planner.runs import freshness
+
     criterion = _criterion(_access(request, project_id), criterion_id)
     state = FreshnessState.objects.filter(criterion=criterion).first()
     latest = freshness.latest_point(criterion)
@@ -125,6 +127,8 @@ def _point(p: SliPoint | None) -> dict | None:
     summary="Measure a propagation-lag criterion now (a worker reads both systems)",
 )
 def measure_now(request, project_id: int, criterion_id: int):
+    from planner.runs import freshness
+
     criterion = _criterion(_access(request, project_id, "edit"), criterion_id)
     try:
         detail = freshness.request_measurement(criterion)

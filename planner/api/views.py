@@ -16,7 +16,7 @@ from planner.checklist import golive
 from planner.checklist.signoff import record_stale_signoffs
 from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
-from planner.runs import partitions
+from planner.runs import partition_progress as partitions
 from planner.runs.service import RunRefused, start_validation_run
 from planner.steps.mapping.files import (
     CONTENT_TYPES,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
@@ -22,6 +25,7 @@ from planner.connectors.base import (
     parse_key,
     unique_names,
 )
+from planner.connectors.csv_blocks import CsvBlocks, transcode_to_utf8
 from planner.connectors.csv_check import csv_problem, engine_summary
 from planner.connectors.guard import GuardPolicy, check_path
 from planner.connectors.http_json import parse_path, select_records
@@ -76,9 +80,14 @@ class FileConfig:
 
 
 class FileConnector(BaseConnector):
-    """Files are bounded by ``GuardPolicy.max_file_bytes``, so they are parsed whole, once the
-    checks of ``planner.filesafety`` (AETHON_FILE_LIMITS) have passed: a small file must not
-    expand into gigabytes (XLSX bombs, endless lines, deep JSON, millions of columns)."""
+    """Files are bounded by ``GuardPolicy.max_file_bytes`` and checked by ``planner.filesafety``
+    (AETHON_FILE_LIMITS) before they are parsed: a small file must not expand into gigabytes
+    (XLSX bombs, endless lines, deep JSON, millions of columns).
+
+    A CSV file on disk (an upload in storage) is read in blocks of records
+    (:mod:`planner.connectors.csv_blocks`), so neither a run nor a probe holds it whole; JSON
+    and XLSX files, and CSV content given as bytes, are parsed whole, once.
+    """
 
     kind = "file"
     config_class = FileConfig
@@ -87,6 +96,36 @@ class FileConnector(BaseConnector):
     def __init__(self, config: FileConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
         super().__init__(config, secrets, guard)
         self._frame: pl.DataFrame | None = None
+        self._csv: CsvBlocks | None = None
+
+    def whole_reason(self) -> str | None:
+        """Why this file is parsed whole (None: it is read in blocks)."""
+        cfg = self.config
+        if cfg.format != "csv":
+            return f"{cfg.format.upper()} files are parsed whole"
+        if not cfg.path:
+            return "the CSV file was given as content, not as a file on disk"
+        return None
+
+    def blocks(self) -> CsvBlocks | None:
+        """The CSV file in blocks, its limits and column types checked (None: parsed whole)."""
+        if self.whole_reason() is not None:
+            return None
+        if self._csv is None:
+            cfg = self.config
+            with self._errors("Could not read the CSV file"):
+                path = check_path(cfg.path or "", self.guard)
+                if cfg.encoding.lower().replace("-", "") != "utf8":
+                    folder = tempfile.mkdtemp(prefix="aethon-csv-")
+                    weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+                    path = transcode_to_utf8(path, cfg.encoding, Path(folder) / "utf8.csv")
+                blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, configured_limits())
+                try:
+                    blocks.check()
+                except FileRefused as exc:
+                    raise ConnectorError(str(exc)) from None
+            self._csv = blocks
+        return self._csv
 
     def _bytes(self) -> bytes:
         if self.config.content is not None:
@@ -99,6 +138,9 @@ class FileConnector(BaseConnector):
 
     def frame(self) -> pl.DataFrame:
         """The whole file as one frame (parsed once per connector instance)."""
+        blocks = self.blocks()
+        if blocks is not None:
+            return self._joined(blocks)
         if self._frame is None:
             with self._errors(f"Could not read the {self.config.format.upper()} file"):
                 try:
@@ -193,14 +235,30 @@ class FileConnector(BaseConnector):
             frame = frame.select(pl.all().cast(pl.String))
         return frame
 
+    def _joined(self, blocks: CsvBlocks) -> pl.DataFrame:
+        frames = list(blocks.frames())
+        if not frames:
+            return pl.DataFrame(schema=blocks.schema)
+        return pl.concat(frames)
+
     def _probe(self) -> pl.DataFrame:
-        return self.frame().head(1)
+        blocks = self.blocks()
+        if blocks is None:
+            return self.frame().head(1)
+        first = next(blocks.batches(1), None)
+        return first if first is not None else pl.DataFrame(schema=blocks.schema)
 
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
+        blocks = self.blocks()
+        if blocks is not None:
+            with self._errors("Could not read the CSV file"):
+                yield from blocks.batches(batch_size)
+            return
         yield from self.frame().iter_slices(batch_size)
 
     def count(self) -> int | None:
-        return self.frame().height
+        blocks = self.blocks()
+        return blocks.rows if blocks is not None else self.frame().height
 
 
 def _check_csv_header(data: bytes, delimiter: str, limits: FileLimits) -> None:

@@ -32,7 +32,7 @@ from planner.connectors.base import (
     scrub,
 )
 from planner.connectors.guard import GuardPolicy, HttpResponse, http_get
-from planner.connectors.names import SECRET_HEADER_PREFIX
+from planner.connectors.names import secret_header_key
 
 AUTH_TYPES = ("none", "bearer", "basic", "api_key")
 # Secrets that are custom request headers (``secret_headers``) are keyed by this prefix and
@@ -107,11 +107,6 @@ def select_records(document: Any, steps: list[tuple[str, Any]]) -> list[dict[str
 def select_value(document: Any, path: str) -> Any:
     found = select(document, parse_path(path))
     return found[0] if found else None
-
-
-def secret_header_key(name: str) -> str:
-    """The secrets key holding the value of the credential header ``name``."""
-    return SECRET_HEADER_PREFIX + name.strip().lower()
 
 
 def parse_link_next(header: str | None) -> str | None:

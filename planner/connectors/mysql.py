@@ -30,9 +30,7 @@ from planner.connectors.base import (
     utc_text,
 )
 from planner.connectors.guard import resolve_and_check
-
-SSL_MODES = ("disable", "require")
-
+from planner.connectors.names import MYSQL_SSL_MODES as SSL_MODES
 
 # pymysql FIELD_TYPE codes of text columns (VARCHAR, VAR_STRING, STRING, the BLOB/TEXT family).
 _TEXT_TYPES = frozenset({15, 249, 250, 251, 252, 253, 254})

@@ -28,8 +28,8 @@ from planner.connectors.base import (
     unique_names,
 )
 from planner.connectors.guard import resolve_and_check
+from planner.connectors.names import POSTGRES_SSL_MODES as SSL_MODES
 
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Any method but the cleartext password (scram-sha-256, md5, gss, sspi, none/trust).
 REQUIRE_AUTH = "!password"
 _REQUIRE_AUTH_LIBPQ = 160000  # require_auth arrived in libpq 16

@@ -3,10 +3,18 @@
 Takes any object with FieldMapping's attributes, so this package stays free of Django.
 """
 
-from .engine import MappingSpec
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .engine import MappingSpec
 
 
 def spec_of(row) -> MappingSpec:
+    # The engine (polars) loads when a row is first compiled, not with the forms importing this.
+    from .engine import MappingSpec
+
     # Rows not yet complete still run: unset types read as text, an unset null rule as skip.
     return MappingSpec(
         source_field=row.source_field,

@@ -27,18 +27,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from planner.models.base import Comparator
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# polars loads when a measurement folds its first key range, not with the pages that only
+# read a criterion's target (target_seconds, default_every_minutes).
 
 SOURCE_TIME = "__source_time"
 TARGET_TIME = "__target_time"
 AGREES = "__agrees"
-UTC_US = pl.Datetime("us", "UTC")
 MAX_EXAMPLES = 10
 PERCENTILES = (50, 95, 99)
+
+
+def utc_us() -> pl.DataType:
+    """Instants as UTC microseconds, the one time type of every measurement."""
+    import polars as pl
+
+    return pl.Datetime("us", "UTC")
 
 
 def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -48,14 +58,17 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     8601 with or without an offset (``Z``, ``+02:00``, ``-0130``, ``+02``); a date is its midnight;
     numbers are Unix seconds. Anything unreadable is null (an unmeasured record).
     """
+    import polars as pl
+
+    utc = utc_us()
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return expr.dt.convert_time_zone("UTC").cast(UTC_US)
+        return expr.dt.convert_time_zone("UTC").cast(utc)
     if dtype == pl.Date:
         return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if dtype.is_numeric():
-        return (expr.cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64).cast(UTC_US)
+        return (expr.cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64).cast(utc)
     if dtype in (pl.String, pl.Null) or isinstance(dtype, pl.Categorical):
         text = (
             expr.cast(pl.String)
@@ -81,7 +94,7 @@ def utc_times(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
             .cast(pl.Datetime("us"))
             .dt.replace_time_zone("UTC"),
         )
-    return pl.lit(None, UTC_US)
+    return pl.lit(None, utc)
 
 
 @dataclass(frozen=True)
@@ -160,15 +173,18 @@ class FreshnessTally:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, part: pl.DataFrame) -> None:
+        import polars as pl
+
+        utc = utc_us()
         w = self.window
         s, t = pl.col(SOURCE_TIME), pl.col(TARGET_TIME)
         skew = timedelta(seconds=w.skew_seconds)
-        until = pl.lit(w.until, UTC_US)
+        until = pl.lit(w.until, utc)
         reflected = pl.col(AGREES).fill_null(False) & t.is_not_null() & (t >= s - skew)
         lag = pl.max_horizontal((t - s).dt.total_microseconds() / 1_000_000, pl.lit(0.0))
         counted = s < until
         if w.counted_from is not None:
-            counted = counted & (s >= pl.lit(w.counted_from, UTC_US))
+            counted = counted & (s >= pl.lit(w.counted_from, utc))
         # The per-row facts once, as columns; then one pass of sums over them.
         facts = part.select(
             *self.key,
@@ -213,6 +229,8 @@ class FreshnessTally:
                 self.examples.append(_example(row, self.key, w))
 
     def result(self) -> FreshnessResult:
+        import polars as pl
+
         lags = pl.concat(self.lags).sort() if self.lags else pl.Series([], dtype=pl.Float64)
         p50, p95, p99 = (nearest_rank(lags, p) for p in PERCENTILES)
         return FreshnessResult(

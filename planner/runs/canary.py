@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from planner.connectors.base import ConnectorError
 from planner.connectors.guard import http_request
-from planner.metrics import freshness as lag
+from planner.connectors.names import ConnectorError
 from planner.metrics.points import record_point
 from planner.models import CanaryProbe, MetricKey, SuccessCriterion
 from planner.models.base import Comparator
@@ -87,6 +86,8 @@ def write_headers(probe: CanaryProbe) -> dict[str, str]:
 
 def problem(criterion: SuccessCriterion, probe: CanaryProbe | None) -> str:
     """Why the probe cannot run for this criterion ('' when it can)."""
+    from planner.metrics import freshness as lag  # polars: loaded when a probe is judged
+
     if criterion.metric_key != MetricKey.FRESHNESS:
         return "the criterion is not measured by propagation lag"
     if criterion.freshness_connection_id is None:
@@ -180,6 +181,8 @@ def probe_and_record(criterion: SuccessCriterion, *, now: datetime | None = None
     except ProbeFailed as exc:
         _failed(probe, exc.message, now)
         return None
+    from planner.metrics import freshness as lag
+
     now = now or timezone.now()
     target = lag.target_seconds(criterion.target, criterion.unit)
     point = record_point(

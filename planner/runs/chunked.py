@@ -180,8 +180,11 @@ class _Totals:
         for name, n in part.mismatch_counts.items():
             self.mismatch_counts[name] = self.mismatch_counts.get(name, 0) + n
         for name, items in part.examples.items():
-            kept = self.examples.setdefault(name, [])
-            kept.extend(items[: max(0, self.max_examples - len(kept))])
+            # Key ranges arrive in code point order; the whole-table path lists numbers held
+            # as text by value (2 before 10): keep the first examples in that order.
+            kept = [*self.examples.get(name, []), *items]
+            kept.sort(key=lambda e: _example_order(e["key"], self.key))
+            self.examples[name] = kept[: self.max_examples]
         self.as_text.update(dict.fromkeys(part.compared_as_text))
         self.tolerances.update(part.tolerances)
         for name, n in part.within_tolerance.items():
@@ -189,6 +192,24 @@ class _Totals:
         self.differences += (
             part.missing_in_target.height + part.extra_in_target.height + part.mismatched_count
         )
+
+
+def _example_order(key: dict[str, Any], names: list[str]) -> tuple:
+    """An example's place in :func:`planner.runs.reconcile.sort_by_key`'s order."""
+    out: list[tuple] = []
+    for name in names:
+        value = key.get(name)
+        if isinstance(value, str):
+            number = None
+            if value == value.strip():
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = None
+            out.append((number is None, number or 0.0, value))
+        else:
+            out.append((value is None, value if value is not None else 0, ""))
+    return tuple(out)
 
 
 def _examples_by_field(totals: _Totals) -> dict[str, list[dict[str, Any]]]:

@@ -7,16 +7,17 @@ base URL or authentication needs the secret typed again, for "Test connection" a
 Extra headers whose name suggests a credential are secrets too.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
-from planner.connectors import Connector, ConnectorError, check_select_query, open_connector
 from planner.connectors.csv_check import csv_problem
-from planner.connectors.http_json import secret_header_key
-from planner.connectors.mysql import SSL_MODES as MYSQL_SSL
-from planner.connectors.postgres import SSL_MODES as PG_SSL
+from planner.connectors.names import MYSQL_SSL_MODES as MYSQL_SSL
+from planner.connectors.names import POSTGRES_SSL_MODES as PG_SSL
+from planner.connectors.names import ConnectorError, secret_header_key
 from planner.models import System, SystemEndpoint
 from planner.runs import secrets
 from planner.runs.endpoints import (
@@ -34,6 +35,12 @@ from planner.runs.endpoints import (
     upload_bytes,
 )
 from planner.web.concurrency import save_versioned
+
+if TYPE_CHECKING:
+    from planner.connectors import Connector
+
+# The connectors (polars, sqlglot, drivers) load when a form is checked against a system,
+# not when the settings page is imported.
 
 Kind = SystemEndpoint.Kind
 DB = (Kind.POSTGRES, Kind.MYSQL)
@@ -404,6 +411,8 @@ class EndpointForm(forms.Form):
                 self.add_error("dataset", "Give a table name or a SELECT query.")
             elif is_query(dataset):
                 try:
+                    from planner.connectors.base import check_select_query  # sqlglot
+
                     check_select_query(dataset, kind)
                 except ConnectorError as exc:
                     self.add_error("dataset", exc.message)
@@ -505,6 +514,8 @@ class EndpointForm(forms.Form):
             kind, self.config, data["dataset"], data["key_fields"], b"", self._filename()
         )
         try:
+            from planner.connectors.registry import open_connector
+
             open_connector(kind, config, stub, guard_policy())
         except ConnectorError as exc:
             self.add_error(None, exc.message)
@@ -614,6 +625,8 @@ class EndpointForm(forms.Form):
         config = connector_config(
             kind, self.config, data["dataset"], data["key_fields"], content, self._filename()
         )
+        from planner.connectors.registry import open_connector
+
         return open_connector(kind, config, self.secrets(), guard_policy())
 
     def save(self) -> SystemEndpoint:

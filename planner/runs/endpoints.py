@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,12 +30,15 @@ if TYPE_CHECKING:
 SQL_KINDS = ("postgres", "mysql", "sqlite")
 
 
-def guard_policy() -> GuardPolicy:
-    """The outbound guard from settings, read at call time (so overrides apply at once)."""
+def guard_policy(upload_folder: str | None = None) -> GuardPolicy:
+    """The outbound guard from settings, read at call time (so overrides apply at once).
+
+    Users never type server paths: a connector may read files only in ``upload_folder``, the
+    folder of the system's own upload in storage (none when not given).
+    """
     values = dict(getattr(settings, "AETHON_CONNECTOR_GUARD", {}))
     values["allow_hosts"] = list(getattr(settings, "AETHON_OUTBOUND_ALLOW_HOSTS", []))
-    # Users never type server paths: uploads reach connectors as bytes.
-    values["file_roots"] = ()
+    values["file_roots"] = (upload_folder,) if upload_folder else ()
     return GuardPolicy.from_mapping(values)
 
 
@@ -50,9 +54,14 @@ def connector_config(
     key_fields: str,
     content: bytes | None = None,
     filename: str = "",
+    path: str | None = None,
 ) -> dict[str, Any]:
-    """Stored settings -> the connector's config dict (see docs/connectors.md)."""
-    out = {k: v for k, v in config.items() if v not in (None, "")}
+    """Stored settings -> the connector's config dict (see docs/connectors.md).
+
+    An upload reaches the connector as its ``path`` in storage when it has one (read in
+    blocks), else as bytes; a path never comes from the stored settings.
+    """
+    out = {k: v for k, v in config.items() if v not in (None, "") and k not in ("path", "content")}
     out["key"] = key_fields
     dataset = dataset.strip()
     if kind in SQL_KINDS and dataset:
@@ -60,7 +69,10 @@ def connector_config(
     elif kind == "http_json":
         out["endpoint"] = dataset
     if kind in SystemEndpoint.UPLOAD_KINDS:
-        out["content"] = content if content is not None else b""
+        if path:
+            out["path"] = path
+        else:
+            out["content"] = content if content is not None else b""
         out["filename"] = filename
     return out
 
@@ -232,17 +244,34 @@ def upload_bytes(endpoint: SystemEndpoint) -> bytes | None:
         ) from None
 
 
+def upload_file(endpoint: SystemEndpoint) -> str | None:
+    """The path of a CSV/JSON/XLSX upload in storage (None: storage without local files)."""
+    if endpoint.kind != SystemEndpoint.Kind.FILE or not endpoint.upload:
+        return None
+    try:
+        path = endpoint.upload.path
+    except NotImplementedError:
+        return None
+    if not Path(path).is_file():
+        raise ConnectorError(
+            f"The uploaded file of {endpoint.system} is missing from storage; upload it again."
+        )
+    return path
+
+
 def open_endpoint(endpoint: SystemEndpoint) -> Connector:
     """A connector for stored settings; ConnectorError if they are incomplete or invalid."""
     if endpoint.is_upload and not endpoint.upload:
         raise ConnectorError(f"No file has been uploaded for {endpoint.system} yet.")
+    path = upload_file(endpoint)
     config = connector_config(
         endpoint.kind,
         endpoint.config,
         endpoint.dataset,
         endpoint.key_fields,
-        upload_bytes(endpoint) if endpoint.is_upload else None,
+        upload_bytes(endpoint) if endpoint.is_upload and path is None else None,
         endpoint.upload_name,
+        path,
     )
     try:
         decrypted = secrets_of(endpoint)
@@ -250,7 +279,8 @@ def open_endpoint(endpoint: SystemEndpoint) -> Connector:
         raise ConnectorError(str(exc)) from None
     from planner.connectors.registry import open_connector
 
-    return open_connector(endpoint.kind, config, decrypted, guard_policy())
+    folder = str(Path(path).parent) if path else None
+    return open_connector(endpoint.kind, config, decrypted, guard_policy(folder))
 
 
 def endpoint_of(system: System) -> SystemEndpoint | None:

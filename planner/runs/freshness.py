@@ -20,15 +20,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from planner.connectors.base import ConnectorError
-from planner.mapping.engine import CompiledMapping
+from planner.connectors.names import ConnectorError
 from planner.metrics import freshness as lag
 from planner.metrics.points import record_point
 from planner.models import (
@@ -41,18 +39,15 @@ from planner.models import (
     WindowUnit,
 )
 from planner.runs import slo_alerts
-from planner.runs.chunked import KeyRanges, MergeState, NotInKeyOrder
-from planner.runs.reconcile import _apply_tolerances, align_keys, differs
-from planner.runs.stages import (
-    Side,
-    _plans,
-    as_read,
-    open_side,
-    target_key_columns,
-    tolerances_of,
-)
-from planner.runs.streamed import prefetch, source_order
 from planner.task_queue import QueueUnreachable, publish
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from planner.runs.stages import Side
+
+# Reading and comparing (polars, the connectors, the mapping engine) load when a measurement
+# runs; the pages only ask whether a criterion can be measured and how often.
 
 _WINDOW = {
     WindowUnit.MINUTES: timedelta(minutes=1),
@@ -113,6 +108,8 @@ def _first_counted(criterion: SuccessCriterion, now: datetime) -> datetime | Non
 
 
 def _whole(side: Side) -> pl.DataFrame:
+    import polars as pl
+
     frames = list(side.connector.fetch(settings.AETHON_RUN_CHUNK_ROWS))  # type: ignore[union-attr]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
@@ -130,16 +127,22 @@ def _read(
 def _times(chunk: pl.DataFrame, name: str, alias: str) -> pl.Series:
     if name not in chunk.columns:
         raise MeasurementFailed(f"The dataset has no field {name}.")
+    import polars as pl
+
     return chunk.select(lag.utc_times(pl.col(name), chunk.schema[name]).alias(alias)).to_series()
 
 
 def _since_filter(frame: pl.DataFrame, column: str, since: datetime | None) -> pl.DataFrame:
     if since is None:
         return frame
-    return frame.filter(pl.col(column) >= pl.lit(since, lag.UTC_US))
+    import polars as pl
+
+    return frame.filter(pl.col(column) >= pl.lit(since, lag.utc_us()))
 
 
 def _sorted_once(chunks: Iterator[pl.DataFrame], key: list[str]) -> Iterator[pl.DataFrame]:
+    import polars as pl
+
     frames = [c for c in chunks if c.height]
     if frames:
         yield pl.concat(frames, how="vertical_relaxed").sort(key, nulls_last=True)
@@ -149,6 +152,10 @@ class _Plan:
     """What one measurement reads and compares, worked out from the mapping and the settings."""
 
     def __init__(self, criterion: SuccessCriterion, source: Side, target: Side) -> None:
+        from planner.mapping.engine import CompiledMapping
+        from planner.runs.stages import _plans, tolerances_of
+        from planner.runs.streamed import source_order
+
         connection = criterion.freshness_connection
         assert connection is not None
         self.settings: FreshnessSettings = connection.freshness
@@ -186,6 +193,10 @@ class _Plan:
 def _source_chunks(
     plan: _Plan, source: Side, target: Side, since: datetime | None, ordered: bool
 ) -> Iterator[pl.DataFrame]:
+    import polars as pl
+
+    from planner.runs.stages import as_read, target_key_columns
+
     name = plan.settings.source_time_field
     push = (name, since) if since is not None else None
     chunks, by_database = _read(source, plan.order if ordered else None, push)
@@ -235,6 +246,10 @@ def judge_range(
 
     Duplicate target keys: the first row counts, as in the reconciliation.
     """
+    import polars as pl
+
+    from planner.runs.reconcile import _apply_tolerances, align_keys, differs
+
     s, t = align_keys(part_s, part_t, key)
     # A key range arrives sorted by key, so a repeated target key follows its first row.
     repeated = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])
@@ -268,6 +283,10 @@ def measure(
     ``late_from``: the change time of the oldest record the previous measurement found late;
     the read goes back to it (within the criterion's window), so a late record stays late
     until the target shows it, however long ago it changed."""
+    from planner.runs.chunked import KeyRanges, MergeState, NotInKeyOrder
+    from planner.runs.stages import open_side
+    from planner.runs.streamed import prefetch
+
     reason = problem(criterion)
     if reason:
         raise MeasurementFailed(f"This criterion cannot be measured: {reason}.")

@@ -4,7 +4,6 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from planner.models import SuccessCriterion
 from planner.runs.beat import drop_entry, put_interval_entry
-from planner.runs.freshness import every_minutes, problem
 
 TASK = "planner.freshness_tasks.measure"
 
@@ -16,6 +15,9 @@ def entry_name(criterion_id: int) -> str:
 def sync_measurement(criterion: SuccessCriterion) -> PeriodicTask | None:
     """Make the criterion's beat entry match it: created, changed, or removed when it can no
     longer be measured (another figure, no connection, no duration target)."""
+    # The measurement module reads systems (polars): loaded when an entry is synced.
+    from planner.runs.freshness import every_minutes, problem
+
     if problem(criterion):
         drop_measurement(criterion.pk)
         return None

@@ -26,6 +26,7 @@ from planner.connectors.base import ConnectorError
 from planner.mapping.engine import Violation
 from planner.models import FieldMapping, RunPartition, ValidationRun
 from planner.runs.chunked import MergeState
+from planner.runs.partition_progress import describe, progress_of  # noqa: F401 - used here too
 from planner.runs.pushdown import KeySpan, RangeSide, kinds
 from planner.runs.reconcile import ReconcileReport
 from planner.runs.stages import Side, _plans
@@ -101,23 +102,6 @@ def span_of(partition: RunPartition) -> KeySpan:
     lo = tuple(partition.lo) if partition.lo is not None else None
     hi = tuple(partition.hi) if partition.hi is not None else None
     return KeySpan(lo, hi, partition.null_keys)
-
-
-def describe(partition: RunPartition) -> str:
-    """The keys of a partition in words, for pages and reasons."""
-
-    def key(bound: list | None) -> str:
-        return ", ".join(str(v) for v in bound) if bound is not None else ""
-
-    if partition.lo is None and partition.hi is None:
-        text = "every key"
-    elif partition.lo is None:
-        text = f"keys below {key(partition.hi)}"
-    elif partition.hi is None:
-        text = f"keys from {key(partition.lo)}"
-    else:
-        text = f"keys from {key(partition.lo)} below {key(partition.hi)}"
-    return text + (" and null keys" if partition.null_keys else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,19 +244,3 @@ def load_context(result: dict[str, Any], rows: list[FieldMapping]) -> Context:
         stored["broken_tolerances"],
         stored["figures"],
     )
-
-
-def progress_of(run: ValidationRun) -> list[dict[str, Any]]:
-    """Each key range's progress as the run page and the API show it (empty: one task)."""
-    return [
-        {
-            "number": p.index + 1,
-            "keys": describe(p),
-            "status": p.status,
-            "records_done": p.records_done,
-            "attempt": p.attempt,
-            "worker": p.worker,
-            "error": p.error,
-        }
-        for p in RunPartition.objects.filter(run=run).order_by("index")
-    ]

@@ -9,6 +9,8 @@ when a pool process dies, acks_late) notices the dead attempt and fails the run 
 reason instead of running it twice.
 """
 
+from __future__ import annotations
+
 import contextlib
 import logging
 import os
@@ -18,8 +20,8 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -45,32 +47,17 @@ from planner.models import (
 )
 from planner.models.runs import STAGE_LABELS, STAGE_NAMES
 from planner.notify.service import notify
-from planner.runs import partitions
 from planner.runs.endpoints import endpoint_of
-from planner.runs.joined import joins_whole_tables
-from planner.runs.stages import (
-    CompareOutcome,
-    Side,
-    StageResult,
-    connectivity,
-    first_rows,
-    mapping,
-    open_side,
-    parallel,
-    reconciliation,
-    schema,
-    source_expectations,
-    target_expectations,
-)
-from planner.runs.streamed import (
-    Streamed,
-    combine,
-    finish,
-    held_whole,
-    streamed_parallel,
-    streamed_validation,
-)
 from planner.task_queue import QueueUnreachable, publish
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from planner.runs.stages import CompareOutcome, Side, StageResult
+    from planner.runs.streamed import Streamed
+
+# The stages, the connectors and polars load when a run executes (planner.runs.stages,
+# planner.runs.streamed), not when the web process or an idle worker imports this module.
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +269,8 @@ def fail_run(
     from_status: tuple[str, ...] = ValidationRun.ACTIVE,
 ) -> bool:
     """End an active run with `reason`; unfinished stages are marked. False if not active."""
+    from planner.runs import partitions
+
     with transaction.atomic():
         runs = ValidationRun.objects.filter(pk=run_id, status__in=from_status)
         if attempt is not None:
@@ -433,6 +422,8 @@ def _partition_lost_reason(part: RunPartition) -> str:
 
 
 def _out_of_attempts(part: RunPartition, reason: str) -> str:
+    from planner.runs import partitions
+
     total = RunPartition.objects.filter(run_id=part.run_id).count()
     return (
         f"Partition {part.index + 1} of {total} ({partitions.describe(part)}) was lost"
@@ -620,6 +611,8 @@ class Runner:
 
     def fetch(self, side: Side) -> pl.DataFrame:
         """Every record of a side, in batches, with progress and cancellation between them."""
+        import polars as pl
+
         connector = side.connector
         assert connector is not None
         page = getattr(getattr(connector, "config", None), "page_size", None)
@@ -632,7 +625,7 @@ class Runner:
             return head.clear()
         return pl.concat(frames, how="diagonal_relaxed")
 
-    def stream(self, work) -> "Streamed | str":
+    def stream(self, work) -> Streamed | str:
         """A key-ordered pass (planner.runs.streamed) with this run's progress and limits;
         the reason instead when the sides cannot be read that way."""
         done = self.done
@@ -651,6 +644,8 @@ class Runner:
         """Hand the rest of a large run to key-range partitions (raises RunHandedOver once
         they are queued), or say why it stays in this task. ``key``: the left side's fields
         in the order of the right side's key, or why there are none."""
+        from planner.runs import partitions
+
         if self.run.max_differences is not None:
             return "stop after N differences reads the keys in order, in one task"
         if isinstance(key, str):
@@ -716,6 +711,8 @@ class Runner:
             )
 
     def stage(self, name: str, work) -> StageResult:
+        from planner.runs.stages import StageResult
+
         self.begin(name)
         try:
             result = work()
@@ -735,6 +732,8 @@ class Runner:
     def store_differences(self, outcome: CompareOutcome) -> None:
         if outcome.report is None:
             return
+        import polars as pl
+
         from planner.filesafety import safe_csv
 
         frame = outcome.report.differences_frame()
@@ -802,6 +801,20 @@ def _summary(results: dict[str, StageResult]) -> dict:
 
 
 def _run_validation(r: Runner) -> dict[str, StageResult]:
+    from planner.runs import partitions
+    from planner.runs.joined import joins_whole_tables
+    from planner.runs.stages import (
+        StageResult,
+        connectivity,
+        mapping,
+        open_side,
+        reconciliation,
+        schema,
+        source_expectations,
+        target_expectations,
+    )
+    from planner.runs.streamed import Streamed, held_whole, streamed_validation
+
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
     source = open_side("source", c.source, r.should_stop)
@@ -865,6 +878,15 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
 
 
 def _run_parallel(r: Runner) -> dict[str, StageResult]:
+    from planner.runs.stages import (
+        connectivity,
+        open_side,
+        parallel,
+        schema,
+        target_expectations,
+    )
+    from planner.runs.streamed import Streamed, held_whole, streamed_parallel
+
     c = r.run.connection
     rows = list(FieldMapping.objects.filter(connection=c))
     if r.run.baseline is None:
@@ -999,6 +1021,10 @@ class PartitionRunner(Runner):
 
     def compare(self) -> Streamed:
         """The key-ordered pass over this range; raises PartitionFailed with the reason."""
+        from planner.runs import partitions
+        from planner.runs.stages import connectivity, first_rows, open_side
+        from planner.runs.streamed import streamed_parallel, streamed_validation
+
         run, c = self.run, self.run.connection
         rows = partitions.mapping_rows(run.partition_plan.get("mapping", []))
         if run.kind == RunKind.PARALLEL:
@@ -1105,6 +1131,8 @@ def _take_merge(run: ValidationRun, part: RunPartition) -> RunPartition:
 
 def _finish_partition(runner: PartitionRunner, streamed: Streamed) -> bool:
     """Store the range's result; True when it was the last one and this task must merge."""
+    from planner.runs import partitions
+
     part = runner.part
     result = partitions.store_partial(part, streamed)
     with transaction.atomic():
@@ -1129,6 +1157,8 @@ def execute_partition(
 ) -> ValidationRun | None:
     """Compare one key range of a run (what the partition task calls); the last range to
     finish merges every range into the run's stages. Returns the run once it ended here."""
+    from planner.runs import partitions
+
     claimed = claim_partition(part_id, task_id)
     if claimed is None:
         return None
@@ -1170,6 +1200,8 @@ def execute_partition(
 
 
 def _merge_run(run_id: int, heartbeat: bool) -> ValidationRun:
+    from planner.runs import partitions
+
     run = ValidationRun.objects.select_related(
         "connection__source", "connection__target", "baseline"
     ).get(pk=run_id)
@@ -1199,6 +1231,10 @@ def _merge_run(run_id: int, heartbeat: bool) -> ValidationRun:
 
 def _merged_results(r: Runner) -> dict[str, StageResult]:
     """Every range's partial combined in key order into the stages one pass would give."""
+    from planner.runs import partitions
+    from planner.runs.stages import StageResult
+    from planner.runs.streamed import combine, finish
+
     run = r.run
     parts = list(RunPartition.objects.filter(run=run).order_by("index"))
     rows = partitions.mapping_rows(run.partition_plan.get("mapping", []))

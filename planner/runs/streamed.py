@@ -6,9 +6,11 @@ transformed chunk is compared with the target's rows of the same key range
 (:func:`planner.runs.chunked.merge_compare`). The mapping stage and the reconciliation are
 computed in the same pass, so the source is read once.
 
-A run falls back to reading whole tables, and its figures say why, when a side cannot be read
-in key order (files, HTTP), when the target's key is computed by a rule (the source's order
-then says nothing about the output's), or when the rows turn out not to be in key order.
+CSV files and HTTP APIs cannot sort themselves: their batches are sorted through temporary
+files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to reading
+whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX files), when
+the target's key is computed by a rule (the source's order then says nothing about the
+output's), or when the rows turn out not to be in key order.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from planner.connectors.base import ConnectorError
 from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport, Violation
 from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
+from planner.runs import spill
 from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
 from planner.runs.joined import Joined, joined_compare, why_not_joined
 from planner.runs.pushdown import (
@@ -60,7 +63,42 @@ _IDENTITY = {"", "identity"}
 
 
 def reads_in_key_order(side: Side) -> bool:
+    """The system sorts for us (SQL); other sides are sorted through disk, or held whole."""
     return side.ok and callable(getattr(side.connector, "fetch_ordered", None))
+
+
+def why_unordered(side: Side) -> str | None:
+    """Why a side cannot be read in key order at all (None: it can)."""
+    if reads_in_key_order(side):
+        return None
+    if not side.ok:
+        return "it is not connected"
+    return spill.why_whole(side.connector)
+
+
+def key_ordered(
+    side: Side,
+    order: list[str],
+    chunk_rows: int,
+    where: str | None = None,
+    read_ahead: ReadAhead | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The side's rows in ``order``: sorted by the database, else through temporary files
+    (the rows read for the sort counted by ``read_ahead``)."""
+    connector = side.connector
+    if reads_in_key_order(side):
+        return connector.fetch_ordered(order, chunk_rows, where=where)  # type: ignore[union-attr]
+    # Batches as the whole-table path reads them (an API's pages), so types join alike.
+    page = getattr(getattr(connector, "config", None), "page_size", None)
+    batches = connector.fetch(batch_size=page or spill.RUN_ROWS)  # type: ignore[union-attr]
+    if read_ahead is not None:
+        batches = counted(batches, read_ahead.add)
+    folder = getattr(settings, "AETHON_RUN_SPILL_DIR", "") or None
+    return spill.sorted_chunks(batches, order, chunk_rows, folder=folder)
+
+
+def _both_sql(*sides: Side) -> bool:
+    return all(reads_in_key_order(s) for s in sides)
 
 
 @dataclass
@@ -175,8 +213,58 @@ def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[st
 _END = object()
 
 
-def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
+class ReadAhead:
+    """Progress of sides sorted through disk, reported from the run's own thread.
+
+    Such a side reads its whole source (in a producer thread) before its first sorted chunk.
+    The rows it reads are counted here and reported by :meth:`report` (called while the
+    merge waits); when the merge later reads those rows again in key order, :meth:`merged`
+    does not count them twice.
+    """
+
+    def __init__(self, on_rows: Callable[[int], None]) -> None:
+        self.on_rows = on_rows
+        self._lock = threading.Lock()
+        self._unreported = 0
+        self._ahead = 0  # reported before the merge read them
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._unreported += n
+
+    def report(self) -> None:
+        with self._lock:
+            n, self._unreported = self._unreported, 0
+            self._ahead += n
+        self.on_rows(n)  # also with 0: the run looks at its cancel flag
+
+    def merged(self, n: int) -> None:
+        self.report()
+        with self._lock:
+            known = min(n, self._ahead)
+            self._ahead -= known
+        self.on_rows(n - known)
+
+
+def counted(batches: Iterator[pl.DataFrame], add: Callable[[int], None]) -> Iterator[pl.DataFrame]:
+    try:
+        for batch in batches:
+            add(batch.height)
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def prefetch(
+    chunks: Iterator[pl.DataFrame], depth: int = 1, on_wait: Callable[[], None] | None = None
+) -> Iterator[pl.DataFrame]:
     """Produce ``chunks`` in a thread of their own, at most ``depth`` chunks ahead.
+
+    ``on_wait`` is called in the consumer's thread about twice a second while it waits (a
+    side sorted through disk reads the whole source before its first chunk: progress and
+    cancellation go on meanwhile).
 
     While the merge compares one key range, each side already reads (and the source already
     transforms) the next chunk: the database, polars and the comparison overlap instead of
@@ -214,7 +302,11 @@ def prefetch(chunks: Iterator[pl.DataFrame], depth: int = 1) -> Iterator[pl.Data
     thread.start()
     try:
         while True:
-            item = box.get()
+            try:
+                item = box.get(timeout=0.5 if on_wait is not None else None)
+            except queue.Empty:
+                on_wait()  # type: ignore[misc]
+                continue
             if isinstance(item, tuple) and item and item[0] is _END:
                 if item[1] is not None:
                     raise item[1]
@@ -262,8 +354,9 @@ def streamed_validation(
     ``span`` only that share of the keys is read (one partition of a run).
     """
     for side in (source, target):
-        if not reads_in_key_order(side):
-            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        why = why_unordered(side)
+        if why is not None:
+            return f"{side.label} cannot be read in key order: {why}"
         if side.head is None:
             return f"{side.label}'s columns are not known"
     if not rows or not target.key or not source.key:
@@ -299,7 +392,7 @@ def streamed_validation(
     if isinstance(samples, str):
         return samples
     s_sample, t_sample = samples
-    if sample_percent:
+    if sample_percent and _both_sql(source, target):
         fetch_rows = None  # a sample is read, not checksummed
     spans = span_wheres(source, target, order, span)
     if isinstance(spans, str):
@@ -308,11 +401,13 @@ def streamed_validation(
     if join is None:
         join = settings.AETHON_RUN_JOIN
 
+    ahead = ReadAhead(on_rows)
+
     def read_source(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return source.connector.fetch_ordered(order, chunk_rows, where=where or s_base)  # type: ignore[union-attr]
+        return key_ordered(source, order, chunk_rows, where or s_base, ahead)
 
     def read_target(where: str | None = None) -> Iterator[pl.DataFrame]:
-        return target.connector.fetch_ordered(target.key, chunk_rows, where=where or t_base)  # type: ignore[union-attr]
+        return key_ordered(target, target.key, chunk_rows, where or t_base, ahead)
 
     def map_chunk(chunk: pl.DataFrame) -> pl.DataFrame:
         part = compiled.validate(chunk, source.key, max_examples=MAX_EXAMPLES)
@@ -369,19 +464,20 @@ def streamed_validation(
     state = MergeState()
     try:
         report = merge_compare(
-            prefetch(source_chunks()),
-            prefetch(target_chunks()),
+            prefetch(source_chunks(), on_wait=ahead.report),
+            prefetch(target_chunks(), on_wait=ahead.report),
             target.key,
             fields,
             max_examples=MAX_EXAMPLES,
             max_differences=max_differences,
-            on_rows=on_rows,
+            on_rows=ahead.merged,
             state=state,
             tolerances=tolerances,
         )
     except NotInKeyOrder as exc:
         return str(exc)
     figures = {"chunk_rows": chunk_rows, "max_differences": max_differences} | choice.figures()
+    figures |= _sorted_on_disk(source, target)
     if join_blocked:
         figures["join_blocked"] = join_blocked
     walked = None
@@ -391,8 +487,7 @@ def streamed_validation(
         walked = walk.figures(fetch_rows or 0)
     elif fetch_rows:
         figures["pushdown_blocked"] = why_not
-    if sample_percent:
-        figures["sample_percent"] = sample_percent
+    figures |= _sample_figures(sample_percent, source, target)
     context = Context(usable, broken, not_compared, broken_tolerances, figures)
     return finish(Partial(report, state, totals, walked), context)
 
@@ -504,8 +599,8 @@ def _samples(
     left: Side, right: Side, left_key: list[str], right_key: list[str], percent: int | None
 ) -> tuple[str | None, str | None] | str:
     """Each side's WHERE for a sample of keys, or why the pass cannot take one."""
-    if not percent:
-        return None, None
+    if not percent or not _both_sql(left, right):
+        return None, None  # the figures say every key was compared
     try:
         return sample_where(left, left_key, percent), sample_where(right, right_key, percent)
     except ValueError as exc:
@@ -553,8 +648,9 @@ def streamed_parallel(
     """Old output vs new output in one key-ordered pass, or the reason it cannot be done
     (with ``span``: over that share of the keys only)."""
     for side in (old, new):
-        if not reads_in_key_order(side):
-            return f"{side.label} cannot be read in key order (only SQL systems can)"
+        why = why_unordered(side)
+        if why is not None:
+            return f"{side.label} cannot be read in key order: {why}"
         if side.head is None:
             return f"{side.label}'s columns are not known"
     key = new.key
@@ -576,29 +672,47 @@ def streamed_parallel(
         "new": _all_of(samples[1], spans[1]),
     }
 
+    ahead = ReadAhead(on_rows)
+
     def chunks(side: Side, name: str) -> Iterator[pl.DataFrame]:
-        read = side.connector.fetch_ordered(key, chunk_rows, where=where[name])  # type: ignore[union-attr]
+        read = key_ordered(side, key, chunk_rows, where[name], ahead)
         for chunk in _closing(read):
             yield chunk.select(*key, *fields)
 
     state = MergeState()
     try:
         report = merge_compare(
-            prefetch(chunks(old, "old")),
-            prefetch(chunks(new, "new")),
+            prefetch(chunks(old, "old"), on_wait=ahead.report),
+            prefetch(chunks(new, "new"), on_wait=ahead.report),
             key,
             fields,
             max_examples=MAX_EXAMPLES,
             max_differences=max_differences,
-            on_rows=on_rows,
+            on_rows=ahead.merged,
             state=state,
         )
     except NotInKeyOrder as exc:
         return str(exc)
     figures: dict[str, Any] = {"chunk_rows": chunk_rows, "max_differences": max_differences}
-    if sample_percent:
-        figures["sample_percent"] = sample_percent
+    figures |= _sorted_on_disk(old, new)
+    figures |= _sample_figures(sample_percent, old, new)
     return finish(Partial(report, state), Context([], [], absent, [], figures))
+
+
+def _sorted_on_disk(*sides: Side) -> dict[str, Any]:
+    labels = [s.label for s in sides if not reads_in_key_order(s)]
+    return {"sorted_on_disk": labels} if labels else {}
+
+
+def _sample_figures(sample_percent: int | None, *sides: Side) -> dict[str, Any]:
+    if not sample_percent:
+        return {}
+    if not _both_sql(*sides):
+        return {
+            "sample_skipped": "a sample is taken only from SQL systems read in key order:"
+            " every key was compared"
+        }
+    return {"sample_percent": sample_percent}
 
 
 def _figures(state: MergeState) -> dict[str, Any]:

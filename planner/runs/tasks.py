@@ -15,7 +15,7 @@ from django.db import connection as db
 
 from planner.metrics import slo
 from planner.models import Connection, RunKind, RunPartition, SuccessCriterion, ValidationRun
-from planner.runs import alerts, canary, freshness
+from planner.runs import alerts, canary
 from planner.runs import service as validation
 from planner.runs.alerts import evaluate_run
 from planner.runs.freshness_schedule import drop_measurement
@@ -142,6 +142,9 @@ def measure_freshness(criterion_id: int) -> int | None:
     if criterion is None:
         drop_measurement(criterion_id)  # the criterion was deleted: its entry goes too
         return None
+    # The measurement reads the systems (connectors, polars): loaded when it runs.
+    from planner.runs import freshness
+
     point = freshness.measure_and_record(criterion)
     if canary.probe_of(criterion) is not None:
         # An enabled canary probe rides on the criterion's schedule; a disabled one does nothing.

@@ -17,7 +17,7 @@ from planner.models import (
     TestCase,
     ValidationRun,
 )
-from planner.runs import partitions
+from planner.runs import partition_progress as partitions
 from planner.runs.display import stage_views
 from planner.runs.endpoints import endpoint_of
 from planner.runs.schedules import sync_schedule

@@ -15,8 +15,8 @@ def part(rows, key=("id",)):
     return pl.DataFrame(
         {
             key[0]: [r[0] for r in rows],
-            lag.SOURCE_TIME: pl.Series([r[1] for r in rows], dtype=lag.UTC_US),
-            lag.TARGET_TIME: pl.Series([r[2] for r in rows], dtype=lag.UTC_US),
+            lag.SOURCE_TIME: pl.Series([r[1] for r in rows], dtype=lag.utc_us()),
+            lag.TARGET_TIME: pl.Series([r[2] for r in rows], dtype=lag.utc_us()),
             lag.AGREES: [r[3] for r in rows],
         }
     )

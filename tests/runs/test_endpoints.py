@@ -1017,3 +1017,25 @@ def test_an_error_report_of_the_settings_page_hides_every_secret_typed(system, m
     report = ExceptionReporter(request, info.type, info.value, info.tb).get_traceback_text()
     assert "disk full" in report and "https://api.example.com" in report
     assert SECRET not in report and header_secret not in report
+
+
+def test_an_upload_reaches_its_connector_as_its_own_file_in_storage(db, tmp_path, settings):
+    from planner.connectors.base import ConnectorError as BaseError
+    from planner.runs.endpoints import open_endpoint
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    outside = tmp_path / "secret.csv"
+    outside.write_text("id,secret\n1,x\n")
+    endpoint = SystemEndpointFactory(csv="id,name\n1,Ada\n2,Grace\n")
+    # A path among the stored settings is never used: only the upload's own is.
+    endpoint.config = {"infer_types": True, "path": str(outside)}
+    endpoint.save()
+    connector = open_endpoint(endpoint)
+    assert connector.config.path == endpoint.upload.path
+    assert connector.config.content is None
+    assert connector.guard.file_roots == (str(Path(endpoint.upload.path).parent),)
+    assert connector.count() == 2 and connector.fields() == ["id", "name"]
+    # The size cap still holds for a file read from storage.
+    settings.AETHON_CONNECTOR_GUARD = {**settings.AETHON_CONNECTOR_GUARD, "max_file_bytes": 10}
+    with pytest.raises(BaseError, match="larger than the limit of 10 bytes"):
+        open_endpoint(endpoint).count()

@@ -283,7 +283,10 @@ def test_cancel_stops_running_and_queued_partitions(
     assert len(pending) >= 5
     validation.execute_partition(pending[0], heartbeat=False)  # one range done before
 
-    real = validation.streamed_validation
+    from planner.runs import streamed
+
+    # The run loads its stages when it executes: the pass is replaced where it lives.
+    real = streamed.streamed_validation
 
     def cancelled_midway(*args, on_rows, **kwargs):
         def rows_read(n):
@@ -294,7 +297,7 @@ def test_cancel_stops_running_and_queued_partitions(
 
         return real(*args, on_rows=rows_read, **kwargs)
 
-    monkeypatch.setattr(validation, "streamed_validation", cancelled_midway)
+    monkeypatch.setattr(streamed, "streamed_validation", cancelled_midway)
     with django_capture_on_commit_callbacks(execute=True):
         validation.execute_partition(pending[1], heartbeat=False)
     run.refresh_from_db()

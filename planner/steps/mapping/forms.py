@@ -5,7 +5,6 @@ from types import SimpleNamespace
 from django import forms
 
 from planner.mapping.checks import rule_errors
-from planner.mapping.samples import row_problem
 from planner.mapping.specs import spec_of
 from planner.mapping.tolerance import tolerance_problem
 from planner.models import FieldMapping
@@ -98,6 +97,8 @@ class FieldMappingForm(ProjectScopedForm):
         values = {name: data.get(name) for name in self.Meta.fields}
         values["null_default"] = values["null_default"] or ""
         values["rule"] = values["rule"] or ""
+        from planner.mapping.samples import row_problem  # polars: loaded when a row is checked
+
         problem = row_problem(spec_of(SimpleNamespace(**values)))
         if problem is not None:
             self.add_error(problem.field or None, problem.message)

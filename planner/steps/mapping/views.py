@@ -11,7 +11,6 @@ from django.views.decorators.http import require_POST
 from planner.checklist import aftercare
 from planner.mapping.checks import duplicate_targets, row_problems
 from planner.mapping.rules import TRANSFORMS, check, output_type, parse
-from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
 from planner.mapping.spreadsheet import COLUMNS
 from planner.models import Connection, FieldMapping, IntegrationProject
 from planner.steps import freshness, practices
@@ -363,6 +362,9 @@ def rule_check(request: HttpRequest, project, connection_id: int) -> HttpRespons
 @project_access("view", write="view")
 def mapping_try(request: HttpRequest, project, connection_id: int) -> HttpResponse:
     """Run this connection's mapping on pasted or uploaded sample records; changes nothing."""
+    # The engine (polars) loads when someone tries a sample, not with the editor.
+    from planner.mapping.samples import SampleError, read_sample, runnable, try_mapping
+
     connection = _connection(project, connection_id)
     ctx = {"connection": connection, "project": project}
     if request.method == "POST":

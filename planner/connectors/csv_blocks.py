@@ -1,0 +1,204 @@
+"""A CSV file on disk read in blocks of whole records: memory bounded by the block, not the file.
+
+The file is cut at line breaks that lie outside quoted fields (RFC 4180 doubles a quote inside
+a quoted field, so a break is a record boundary when an even number of quotes precedes it);
+each block is parsed on its own with the header in front. A first pass checks the limits
+(line length, columns, rows) and learns the column types the way reading the whole file
+would: a column takes one type over every block, numbers of both kinds become decimals, any
+other disagreement text, and a column empty everywhere is text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from planner.connectors.csv_check import csv_problem, engine_summary
+from planner.connectors.names import ConnectorError
+from planner.filesafety import FileLimits, FileRefused, check_lines
+
+BLOCK_BYTES = 4 * 1024 * 1024
+_LINE = re.compile(r"^Line (\d+)")
+_QUOTE, _BREAK = b'"', b"\n"
+
+
+def transcode_to_utf8(path: Path, encoding: str, out: Path) -> Path:
+    """Write ``path`` as UTF-8 to ``out``, a piece at a time (the parser reads UTF-8 only)."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConnectorError(f"Unknown text encoding '{encoding}'.") from None
+    try:
+        with path.open(encoding=encoding, newline="") as src, out.open("w", newline="") as dst:
+            shutil.copyfileobj(src, dst, BLOCK_BYTES)
+    except UnicodeDecodeError:
+        raise ConnectorError(f"The file is not valid {encoding.upper()} text.") from None
+    return out
+
+
+def _record_end(data: bytes, quotes_before: int) -> int:
+    """The index after the last line break of ``data`` outside a quoted field (0: none)."""
+    at = len(data)
+    while True:
+        at = data.rfind(_BREAK, 0, at)
+        if at < 0:
+            return 0
+        if (quotes_before + data.count(_QUOTE, 0, at)) % 2 == 0:
+            return at + 1
+
+
+def _first_record_end(data: bytes) -> int:
+    """The index after the first line break outside a quoted field (0: none)."""
+    at = data.find(_BREAK)
+    while at >= 0:
+        if data.count(_QUOTE, 0, at) % 2 == 0:
+            return at + 1
+        at = data.find(_BREAK, at + 1)
+    return 0
+
+
+def _raw_blocks(path: Path, block_bytes: int, limits: FileLimits) -> Iterator[tuple[bytes, int]]:
+    """(bytes of whole records, number of the block's first line), header included first."""
+    line = 1
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            piece = handle.read(block_bytes)
+            data = carry + piece
+            if not piece:
+                if data.strip():
+                    check_lines(data, limits, first_line=line)
+                    yield data, line
+                return
+            end = _record_end(data, 0)
+            if end == 0:
+                # No record ends in this block: a record longer than a block; read on, but
+                # never past the line limit.
+                check_lines(data, limits, first_line=line)
+                carry = data
+                continue
+            whole, carry = data[:end], data[end:]
+            check_lines(whole, limits, first_line=line)
+            yield whole, line
+            line += whole.count(_BREAK)
+
+
+def _merge_type(known: pl.DataType | None, seen: pl.DataType) -> pl.DataType:
+    if known is None or known == seen:
+        return seen
+    if known.is_numeric() and seen.is_numeric():
+        return pl.Float64 if (known.is_float() or seen.is_float()) else pl.Int64
+    return pl.String
+
+
+@dataclass
+class CsvBlocks:
+    """One CSV file read block by block; :meth:`check` first (limits, header, types)."""
+
+    path: Path
+    delimiter: str
+    infer_types: bool
+    limits: FileLimits
+    block_bytes: int = BLOCK_BYTES
+    schema: dict[str, pl.DataType] | None = None
+    rows: int = 0
+    header: bytes = b""
+
+    def _parse(self, data: bytes, first_line: int = 2, **options) -> pl.DataFrame:
+        """One block (the header in front); ``first_line``: the file's line of its first record."""
+        try:
+            return pl.read_csv(
+                data, separator=self.delimiter, encoding="utf8", raise_if_empty=False, **options
+            )
+        except pl.exceptions.PolarsError as exc:
+            # The engine names its options, not the line at fault: say it in the file's lines.
+            problem = csv_problem(data, self.delimiter)
+            if problem:
+                problem = _LINE.sub(
+                    lambda m: f"Line {int(m.group(1)) - 2 + first_line}", problem, count=1
+                )
+            raise ConnectorError(
+                f"The CSV file cannot be read. {problem or engine_summary(exc)}"
+            ) from None
+
+    def _blocks(self) -> Iterator[tuple[bytes, int]]:
+        first = True
+        for data, line in _raw_blocks(self.path, self.block_bytes, self.limits):
+            if first:
+                first = False
+                end = _first_record_end(data) or len(data)
+                self.header = data[:end]
+                data = data[end:]
+                line += self.header.count(_BREAK)
+            if data.strip():
+                yield data, line
+
+    def check(self) -> None:
+        """One pass over the file: the limits, the header's width, every column's type."""
+        if self.schema is not None:
+            return
+        self._check_header()
+        types: dict[str, pl.DataType | None] = {}
+        rows = 0
+        names: list[str] = []
+        for data, line in self._blocks():
+            frame = self._parse(
+                self.header + data, line, infer_schema=self.infer_types, infer_schema_length=None
+            )
+            names = frame.columns
+            rows += frame.height
+            if rows + 1 > self.limits.max_rows:  # the header is a row too
+                raise FileRefused(
+                    f"Row {self.limits.max_rows + 1:,}: the limit is {self.limits.max_rows:,} rows."
+                )
+            for name, dtype in frame.schema.items():
+                if frame.get_column(name).null_count() < frame.height:
+                    types[name] = _merge_type(types.get(name), dtype)
+                else:
+                    types.setdefault(name, None)
+        if not names:
+            names = self._parse(self.header).columns
+        self.rows = rows
+        self.schema = {n: types.get(n) or pl.String for n in names}
+
+    def _check_header(self) -> None:
+        with self.path.open("rb") as handle:
+            first = handle.read(self.limits.max_line_bytes + 1)
+        if not first.strip():
+            raise ConnectorError(
+                "The CSV file cannot be read. The file is empty: it needs a header row."
+            )
+        line = first.split(_BREAK, 1)[0].decode("utf8", "replace")
+        columns = len(next(csv.reader([line], delimiter=self.delimiter), []))
+        if columns > self.limits.max_columns:
+            raise FileRefused(
+                f"Row 1 has {columns:,} columns; the limit is {self.limits.max_columns:,}."
+            )
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """Every record, a block at a time, with the types learnt by :meth:`check`."""
+        self.check()
+        for data, line in self._blocks():
+            yield self._parse(self.header + data, line, schema=self.schema)
+
+    def batches(self, batch_size: int) -> Iterator[pl.DataFrame]:
+        """Every record in frames of ``batch_size`` rows (the last may be shorter)."""
+        pending: list[pl.DataFrame] = []
+        held = 0
+        for frame in self.frames():
+            pending.append(frame)
+            held += frame.height
+            while held >= batch_size:
+                joined = pl.concat(pending)
+                yield joined.head(batch_size)
+                rest = joined.slice(batch_size)
+                pending, held = [rest], rest.height
+        if held:
+            yield pl.concat(pending)
