@@ -440,12 +440,15 @@ def combine_reports(reports: Sequence[ReconcileReport], max_examples: int) -> Re
 _END = object()
 
 
-def in_background(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+def in_background(
+    items: Iterator[Any], depth: int = 1, on_wait: Callable[[], None] | None = None
+) -> _Consumer:
     """Produce ``items`` in a thread of their own, started now, at most ``depth`` ahead.
 
     The producer opens, uses and closes whatever session its iterator holds itself; when
     the consumer stops early (``close()``, an error) the producer stops at its next item. An
-    exception in the producer is raised in the consumer.
+    exception in the producer is raised in the consumer. ``on_wait`` is called in the
+    consumer's thread about twice a second while it waits for an item.
     """
     box: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -475,15 +478,21 @@ def in_background(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 
     thread = threading.Thread(target=produce, name="aethon-background", daemon=True)
     thread.start()
-    return _Consumer(box, stop, thread)
+    return _Consumer(box, stop, thread, on_wait)
 
 
 class _Consumer:
     """The consuming end of :func:`in_background`; ``close()`` stops the producer even when
     nothing was taken yet."""
 
-    def __init__(self, box: queue.Queue[Any], stop: threading.Event, thread: threading.Thread):
-        self.box, self.stop, self.thread = box, stop, thread
+    def __init__(
+        self,
+        box: queue.Queue[Any],
+        stop: threading.Event,
+        thread: threading.Thread,
+        on_wait: Callable[[], None] | None = None,
+    ):
+        self.box, self.stop, self.thread, self.on_wait = box, stop, thread, on_wait
         self.done = False
 
     def __iter__(self) -> _Consumer:
@@ -492,7 +501,12 @@ class _Consumer:
     def __next__(self) -> Any:
         if self.done:
             raise StopIteration
-        item = self.box.get()
+        while True:
+            try:
+                item = self.box.get(timeout=0.5 if self.on_wait is not None else None)
+                break
+            except queue.Empty:
+                self.on_wait()  # type: ignore[misc]
         if isinstance(item, tuple) and item and item[0] is _END:
             self.close()
             if item[1] is not None:

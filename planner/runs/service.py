@@ -409,15 +409,14 @@ def _reap_partitions(now: datetime, runs: QuerySet[ValidationRun]) -> int:
     return failed
 
 
+def _last_beat(moment: datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "?"
+
+
 def _partition_lost_reason(part: RunPartition) -> str:
-    beat = (
-        timezone.localtime(part.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S")
-        if part.heartbeat_at
-        else "?"
-    )
     return (
         f"attempt {part.attempt}: its worker {part.worker or '?'} stopped (killed, out of memory"
-        f" or its machine lost; last heartbeat {beat})"
+        f" or its machine lost; last heartbeat {_last_beat(part.heartbeat_at)})"
     )
 
 
@@ -434,14 +433,10 @@ def _out_of_attempts(part: RunPartition, reason: str) -> str:
 
 def _lost_reason(run: ValidationRun) -> str:
     stage = STAGE_LABELS.get(run.stage, run.stage or "its first")
-    beat = (
-        timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S")
-        if run.heartbeat_at
-        else "?"
-    )
     return (
         f"The worker running this validation stopped during the {stage.lower()} stage (killed,"
-        f" out of memory or its machine lost; last heartbeat {beat}). Start a new run."
+        f" out of memory or its machine lost; last heartbeat {_last_beat(run.heartbeat_at)})."
+        " Start a new run."
     )
 
 

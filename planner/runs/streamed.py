@@ -16,7 +16,6 @@ output's), or when the rows turn out not to be in key order.
 from __future__ import annotations
 
 import dataclasses
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,13 @@ from planner.mapping.engine import CompiledMapping, FieldPlan, ValidationReport,
 from planner.mapping.transforms import REASONS
 from planner.models import FieldMapping
 from planner.runs import spill
-from planner.runs.chunked import MergeState, NotInKeyOrder, combine_reports, merge_compare
+from planner.runs.chunked import (
+    MergeState,
+    NotInKeyOrder,
+    combine_reports,
+    in_background,
+    merge_compare,
+)
 from planner.runs.joined import Joined, joined_compare, why_not_joined
 from planner.runs.pushdown import (
     Choice,
@@ -210,9 +215,6 @@ def source_order(source: Side, target: Side, usable: list[FieldPlan]) -> list[st
     return order
 
 
-_END = object()
-
-
 class ReadAhead:
     """Progress of sides sorted through disk, reported from the run's own thread.
 
@@ -272,49 +274,11 @@ def prefetch(
     when the consumer stops early (cancel, difference limit, an error) the producer stops
     at its next chunk and closes its cursor.
     """
-    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not put(chunk):
-                    break
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put((_END, exc))
-            return
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        put((_END, None))
-
-    thread = threading.Thread(target=produce, name="aethon-prefetch", daemon=True)
-    thread.start()
+    consumer = in_background(chunks, depth, on_wait)
     try:
-        while True:
-            try:
-                item = box.get(timeout=0.5 if on_wait is not None else None)
-            except queue.Empty:
-                on_wait()  # type: ignore[misc]
-                continue
-            if isinstance(item, tuple) and item and item[0] is _END:
-                if item[1] is not None:
-                    raise item[1]
-                return
-            yield item
+        yield from consumer
     finally:
-        stop.set()
-        thread.join(timeout=60)
+        consumer.close()
 
 
 def _closing(chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:

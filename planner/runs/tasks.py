@@ -23,18 +23,20 @@ from planner.runs.schedules import drop_schedule
 
 log = logging.getLogger(__name__)
 
-
-@shared_task(
-    name=validation.RUN_TASK,
+# A run and each key range of a split run: acknowledged when done, requeued when the worker
+# dies. The soft limit raises inside the work, which then fails with the reason; the hard
+# limit (a minute later) kills the process, and the reaper or the redelivery ends it.
+RUN_WORK = dict(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    # The soft limit raises inside the run, which then fails with the reason; the hard limit
-    # (a minute later) kills the process, and the reaper or the redelivery ends the run.
     soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
     time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
 )
+
+
+@shared_task(name=validation.RUN_TASK, **RUN_WORK)
 def run_validation(self, run_id: int) -> None:
     if not ValidationRun.objects.filter(pk=run_id).exists():
         # Published from inside a transaction that has not committed yet (or the run was
@@ -53,15 +55,7 @@ def _after_run(run: ValidationRun | None) -> None:
             log.exception("alerts of validation run %s failed", run.pk)
 
 
-@shared_task(
-    name=validation.PARTITION_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    soft_time_limit=settings.AETHON_RUN_TIME_LIMIT,
-    time_limit=settings.AETHON_RUN_TIME_LIMIT + 60,
-)
+@shared_task(name=validation.PARTITION_TASK, **RUN_WORK)
 def run_partition(self, partition_id: int) -> None:
     """One key range of a large run; a redelivery after its worker died compares it again."""
     if not RunPartition.objects.filter(pk=partition_id).exists():
