@@ -85,7 +85,7 @@ def configure(page: Page, system_name: str, filename: str, content: str) -> None
 
 
 def test_configure_two_systems_run_a_validation_and_see_the_results(
-    page: Page, live_server, monkeypatch
+    page: Page, live_server, monkeypatch, settings
 ):
     user = UserFactory()
     project = ProjectFactory(owner=user, name="CRM to billing")
@@ -119,13 +119,16 @@ def test_configure_two_systems_run_a_validation_and_see_the_results(
     page.evaluate(RECORD_STATES)
     (run_id,) = queued
 
-    # The worker's part, slowed so that polls land while it runs.
+    # The worker's part, slowed so that polls land while it runs: small chunks (files are
+    # read in key order through disk, in chunks) and a pause at each.
     monkeypatch.setattr(validation, "FETCH_BATCH", 25)
+    settings.AETHON_RUN_CHUNK_ROWS = 25
     real_progress = validation.Runner.progress
 
     def slow_progress(self, n=0, force=False):
-        if n:
-            time.sleep(0.25)
+        # Every call, rows or not: a side sorted through disk reports its rows once, then
+        # the merge reports each chunk (its rows already counted) with 0.
+        time.sleep(0.1)
         return real_progress(self, n, force)
 
     monkeypatch.setattr(validation.Runner, "progress", slow_progress)
