@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from types import SimpleNamespace
 
 import polars as pl
 import psycopg
@@ -24,14 +23,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from planner.connectors.base import ConnectorError
-from planner.connectors.guard import GuardPolicy
 from planner.connectors.postgres import PostgresConnector
 from planner.connectors.registry import open_connector
 from planner.mapping.engine import CompiledMapping, plan_field
 from planner.mapping.specs import spec_of
 from planner.models import SystemEndpoint
 from planner.runs import service as validation
-from planner.runs.stages import Side, first_rows
+from planner.runs.stages import Side
 from planner.runs.streamed import Streamed, streamed_validation
 from tests.conftest import client_for
 from tests.factories import (
@@ -41,9 +39,8 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
+from tests.runs.conftest import PG, POLICY, make_side, row
 
-POLICY = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "sslmode": "disable"}
 TEXTS = ["x", " x ", "X", "\tx", "x\n", "é", "ÉCOLE", "", "active", "inactive", "ab"]
 KEYS = ["a", "A", "b", "B", "é", "ab", "aB", "Z", "z0", "10", "9"]
 RULES = [
@@ -87,38 +84,6 @@ SETTINGS = dict(
 )
 
 
-def row(source: str, target: str, rule: str = "identity", **more) -> SimpleNamespace:
-    base = dict(
-        source_field=source,
-        target_field=target,
-        source_type="string",
-        target_type="string",
-        max_length=None,
-        required=False,
-        null_rule="skip",
-        null_default="",
-        rule=rule,
-        tolerance="",
-    )
-    return SimpleNamespace(**(base | more))
-
-
-@pytest.fixture(scope="module")
-def pg_db():
-    name = f"aethon_join_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(**PG, dbname="postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 def pg_side(dbname, role, table, frame: pl.DataFrame, key, types=None, primary=False) -> Side:
     types = {**SQL_TYPES, **(types or {})}
     if frame.schema["k"].is_integer():
@@ -139,14 +104,7 @@ def pg_side(dbname, role, table, frame: pl.DataFrame, key, types=None, primary=F
                 frame.rows(),
             )
     connector = open_connector("postgres", {**PG, "database": dbname, "table": table}, {}, POLICY)
-    return Side(
-        role,
-        SimpleNamespace(name=role),  # type: ignore[arg-type]
-        SimpleNamespace(key_list=list(key)),  # type: ignore[arg-type]
-        connector,
-        report={"ok": True},
-        head=first_rows(connector),
-    )
+    return make_side(role, connector, key)
 
 
 def both_ways(source: Side, target: Side, rows, chunk_rows=4) -> tuple[Streamed, Streamed]:

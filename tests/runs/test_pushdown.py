@@ -9,14 +9,11 @@ mixed-case text keys, compound keys, duplicate keys and NULL keys.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
-from types import SimpleNamespace
 
 import polars as pl
 import psycopg
 import pytest
-from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
@@ -24,14 +21,12 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from planner.api.tokens import create_token
-from planner.connectors.guard import GuardPolicy
 from planner.connectors.registry import open_connector
 from planner.mapping.engine import CompiledMapping, plan_field
 from planner.mapping.specs import spec_of
-from planner.models import SystemEndpoint
 from planner.runs import service as validation
 from planner.runs.pushdown import choose_columns, kinds, source_side, target_side, walk_ranges
-from planner.runs.stages import Side, first_rows, tolerances_of
+from planner.runs.stages import Side, tolerances_of
 from planner.runs.streamed import Streamed, streamed_validation
 from tests.conftest import client_for
 from tests.factories import (
@@ -41,9 +36,16 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
+from tests.runs.conftest import (
+    PG,
+    POLICY,
+    make_side,
+    pg_side,
+    row,
+    sqlite_side,
+    sqlite_upload,
+)
 
-POLICY = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "sslmode": "disable"}
 MYSQL = {"host": "127.0.0.1", "port": 3306, "database": "test", "user": "root"}
 
 TEXTS = ["x", " x ", "X", "\tx", "x\n", "é", "ÉCOLE", "", "active", "inactive", "Active", "ab"]
@@ -64,59 +66,7 @@ RULES = [
 ]
 
 
-def row(source: str, target: str, rule: str = "identity", **more) -> SimpleNamespace:
-    base = dict(
-        source_field=source,
-        target_field=target,
-        source_type="string",
-        target_type="string",
-        max_length=None,
-        required=False,
-        null_rule="skip",
-        null_default="",
-        rule=rule,
-        tolerance="",
-    )
-    return SimpleNamespace(**(base | more))
-
-
 # ---------------------------------------------------------------- tables per dialect
-
-
-def sqlite_side(role, table, frame: pl.DataFrame, key) -> Side:
-    conn = sqlite3.connect(":memory:")
-
-    def sql_type(t: pl.DataType) -> str:
-        return "INTEGER" if t.is_integer() else "REAL" if t.is_float() else "TEXT"
-
-    cols = ", ".join(f'"{c}" {sql_type(t)}' for c, t in frame.schema.items())
-    conn.execute(f'CREATE TABLE "{table}" ({cols})')
-    marks = ", ".join("?" * frame.width)
-    conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', frame.rows())
-    conn.commit()
-    data = conn.serialize()
-    conn.close()
-    connector = open_connector("sqlite", {"content": data, "table": table}, {}, POLICY)
-    return make_side(role, connector, key)
-
-
-def pg_side(dbname, role, table, frame: pl.DataFrame, key) -> Side:
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(
-            sql.Identifier(c), sql.SQL("bigint" if t.is_integer() else 'text COLLATE "en-x-icu"')
-        )
-        for c, t in frame.schema.items()
-    )
-    with psycopg.connect(**PG, dbname=dbname, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), cols))
-        with conn.cursor() as cur:
-            marks = sql.SQL(", ").join(sql.Placeholder() * frame.width)
-            cur.executemany(
-                sql.SQL("INSERT INTO {} VALUES ({})").format(sql.Identifier(table), marks),
-                frame.rows(),
-            )
-    config = {**PG, "database": dbname, "table": table}
-    return make_side(role, open_connector("postgres", config, {}, POLICY), key)
 
 
 def mysql_side(role, table, frame: pl.DataFrame, key) -> Side:
@@ -133,17 +83,6 @@ def mysql_side(role, table, frame: pl.DataFrame, key) -> Side:
         cur.executemany(f"INSERT INTO `{table}` VALUES ({marks})", frame.rows())
     conn.close()
     return make_side(role, open_connector("mysql", {**MYSQL, "table": table}, {}, POLICY), key)
-
-
-def make_side(role, connector, key) -> Side:
-    return Side(
-        role,
-        SimpleNamespace(name=role),  # type: ignore[arg-type]
-        SimpleNamespace(key_list=list(key)),  # type: ignore[arg-type]
-        connector,
-        report={"ok": True},
-        head=first_rows(connector),
-    )
 
 
 # ---------------------------------------------------------------- comparing both ways
@@ -304,22 +243,6 @@ def test_an_identity_column_null_throughout_a_chunk_still_gets_its_default():
         4,
         0,
     )
-
-
-@pytest.fixture(scope="module")
-def pg_db():
-    name = f"aethon_push_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(**PG, dbname="postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @settings(max_examples=8, **SETTINGS)
@@ -547,16 +470,6 @@ def test_walk_bisects_only_where_ranges_differ():
 
 
 # ---------------------------------------------------------------- a user's run
-
-
-def sqlite_upload(table: str, frame: pl.DataFrame) -> dict:
-    side = sqlite_side("source", table, frame, [])
-    return {
-        "kind": SystemEndpoint.Kind.SQLITE,
-        "dataset": table,
-        "upload": ContentFile(side.connector.config.content, name=f"{table}.db"),
-        "upload_name": f"{table}.db",
-    }
 
 
 def test_a_run_through_the_api_reports_the_pushed_down_columns_on_page_and_api(

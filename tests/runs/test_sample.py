@@ -20,7 +20,7 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
-from tests.runs.test_pushdown import PG, pg_side, sqlite_side, sqlite_upload
+from tests.runs.conftest import PG, pg_side, sqlite_side, sqlite_upload
 
 
 def test_the_wilson_interval_of_a_proportion():
