@@ -40,6 +40,7 @@ from run_e2e import (  # noqa: E402
     key_sets,
     load_average,
     mib,
+    owned_project,
     proc_status,
 )
 
@@ -86,25 +87,11 @@ def write_files(folder: Path, rows: int, seed: int = 11) -> dict[str, set[int]]:
 
 def build(folder: Path):
     """User, token, project, two file systems with their uploads, a connection, its mapping."""
-    from django.contrib.auth import get_user_model
     from django.core.files import File
 
-    from planner.api.tokens import create_token
-    from planner.models import (
-        Connection,
-        FieldMapping,
-        IntegrationProject,
-        Membership,
-        Role,
-        System,
-        SystemEndpoint,
-    )
+    from planner.models import Connection, FieldMapping, System, SystemEndpoint
 
-    name = f"csv-{uuid.uuid4().hex[:6]}"
-    user = get_user_model().objects.create_user(username=name, password=uuid.uuid4().hex)
-    _token, raw = create_token(user, "bench")
-    project = IntegrationProject.objects.create(name="CSV run benchmark", owner=user)
-    Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
+    project, raw = owned_project("csv", "CSV run benchmark")
     systems = []
     for label in ("source", "target"):
         system = System.objects.create(project=project, name=f"{label} file")

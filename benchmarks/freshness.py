@@ -40,7 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_e2e import Worker, bench_settings, load_average, mib, proc_status  # noqa: E402
+from run_e2e import (  # noqa: E402
+    Worker,
+    bench_settings,
+    load_average,
+    mib,
+    owned_project,
+    pg_config,
+    proc_status,
+)
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
@@ -107,34 +115,18 @@ def load(dsn: str, db: str, src, dst) -> None:
 
 
 def build(db_cfg: dict):
-    from django.contrib.auth import get_user_model
-
-    from planner.api.tokens import create_token
     from planner.models import (
         Connection,
         FieldMapping,
         FreshnessSettings,
-        IntegrationProject,
-        Membership,
         MetricKey,
-        Role,
         SuccessCriterion,
         System,
         SystemEndpoint,
     )
 
-    name = f"fresh-{uuid.uuid4().hex[:6]}"
-    user = get_user_model().objects.create_user(username=name, password=uuid.uuid4().hex)
-    _token, raw = create_token(user, "bench")
-    project = IntegrationProject.objects.create(name="Freshness benchmark", owner=user)
-    Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
-    config = {
-        "host": db_cfg["HOST"] or "127.0.0.1",
-        "port": int(db_cfg["PORT"] or 5432),
-        "database": db_cfg["NAME"],
-        "user": db_cfg["USER"] or "postgres",
-        "sslmode": "disable",
-    }
+    project, raw = owned_project("fresh", "Freshness benchmark")
+    config = pg_config(db_cfg)
     systems = []
     for table in ("fresh_src", "fresh_dst"):
         system = System.objects.create(project=project, name=table)

@@ -182,35 +182,38 @@ class Worker:
                 self.proc.wait(timeout=10)
 
 
-def build(db_cfg: dict, rows_label: str):
-    """User, token, project, systems, endpoints, connections and mappings, via the ORM."""
+def owned_project(prefix: str, title: str):
+    """A fresh user owning a new project, and the raw API token a user's client sends."""
     from django.contrib.auth import get_user_model
 
     from planner.api.tokens import create_token
-    from planner.models import (
-        Connection,
-        FieldMapping,
-        IntegrationProject,
-        Membership,
-        Role,
-        System,
-        SystemEndpoint,
-    )
+    from planner.models import IntegrationProject, Membership, Role
 
-    User = get_user_model()  # noqa: N806
-
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
-    user = User.objects.create_user(username=name, password=uuid.uuid4().hex)
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    user = get_user_model().objects.create_user(username=name, password=uuid.uuid4().hex)
     _token, raw = create_token(user, "bench")
-    project = IntegrationProject.objects.create(name=f"Run benchmark {rows_label}", owner=user)
+    project = IntegrationProject.objects.create(name=title, owner=user)
     Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
-    config = {
+    return project, raw
+
+
+def pg_config(db_cfg: dict) -> dict:
+    """A PostgreSQL system's settings for the benchmark database."""
+    return {
         "host": db_cfg["HOST"] or "127.0.0.1",
         "port": int(db_cfg["PORT"] or 5432),
         "database": db_cfg["NAME"],
         "user": db_cfg["USER"] or "postgres",
         "sslmode": "disable",
     }
+
+
+def build(db_cfg: dict, rows_label: str):
+    """User, token, project, systems, endpoints, connections and mappings, via the ORM."""
+    from planner.models import Connection, FieldMapping, System, SystemEndpoint
+
+    project, raw = owned_project("e2e", f"Run benchmark {rows_label}")
+    config = pg_config(db_cfg)
     systems = {}
     for table in ("bench_a", "bench_b", "bench_t"):
         system = System.objects.create(project=project, name=table)
