@@ -54,6 +54,28 @@ def pg_db():
         )
 
 
+@pytest.fixture
+def pg_scratch(settings):
+    """A database of its own on the test PostgreSQL server, for one test: (dsn, name)."""
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…)")
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    s = db.settings_dict
+    dsn = dict(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"])
+    name = f"aethon_scratch_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield dsn, name
+    finally:
+        with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 # Tables per dialect, read by the runs' connectors.
 
 

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import psycopg
 import pytest
 from django.core.files.base import ContentFile
-from django.db import connection as db
-from psycopg import sql
 
 from planner.models import (
     FreshnessSettings,
@@ -140,22 +138,8 @@ def _csv(header, rows) -> str:
 
 
 @pytest.fixture
-def pg(settings):
-    if db.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…)")
-    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
-    s = db.settings_dict
-    dsn = dict(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"])
-    name = f"aethon_fresh_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield dsn, name
-    finally:
-        with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+def pg(pg_scratch):
+    return pg_scratch
 
 
 def _pg_endpoint(dsn, name, table) -> dict:

@@ -7,12 +7,10 @@ must give the same figures and the same differences file.
 import csv
 import io
 import sqlite3
-import uuid
 
 import psycopg
 import pytest
 from django.core.files.base import ContentFile
-from django.db import connection as db
 from django.test import Client
 from django.urls import reverse
 from psycopg import sql
@@ -219,22 +217,8 @@ def test_stop_after_n_differences_through_the_api(db, published):
 
 
 @pytest.fixture
-def pg_tables(settings):
-    if db.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…)")
-    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
-    s = db.settings_dict
-    dsn = dict(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"])
-    name = f"aethon_stream_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield dsn, name
-    finally:
-        with psycopg.connect(**dsn, dbname="postgres", autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+def pg_tables(pg_scratch):
+    return pg_scratch
 
 
 def pg_endpoint(dsn, dbname, table, key) -> dict:
