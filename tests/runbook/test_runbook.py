@@ -443,3 +443,41 @@ def test_a_mapping_row_prints_every_field_in_four_cells(project, tmp_path):
     text = pdf_text(pdf, tmp_path)
     line = next(line for line in text.splitlines() if "acct_state (string)" in line)
     assert "active_flag" in line and "map(active=1" in line and "Nulls: default" in line
+
+
+def laid_out_pages(project):
+    """The runbook's pages as WeasyPrint lays them out, to read box positions."""
+    from weasyprint import HTML
+
+    from planner.pdf import no_fetching
+
+    return HTML(string=rb.render_html(project), url_fetcher=no_fetching()).render().pages
+
+
+def test_long_values_wrap_inside_the_page_in_every_table(full_project):
+    """Tables take their column widths from the header row, so a value with no space in it
+    (a path, a URL, an identifier) breaks inside its column rather than widening the table
+    past the page's right margin and out of the printed area."""
+    from weasyprint.formatting_structure import boxes
+
+    project = full_project["project"]
+    unbroken = "s3://exports/" + "customer_reference_" * 8 + "2026.csv"
+    TestCaseFactory(project=project, data_set=unbroken, expected_result=unbroken)
+    FieldMappingFactory(
+        project=project, source_field=unbroken[:90], target_field="ref", rule="trim"
+    )
+    texts = []
+    for page in laid_out_pages(project):
+        page_box = page._page_box
+        right = page_box.content_box_x() + page_box.width
+        for box in page_box.descendants():
+            if isinstance(box, boxes.TableBox):
+                assert box.border_box_x() + box.border_width() <= right + 0.5
+            if isinstance(box, boxes.TextBox):
+                assert box.position_x + box.width <= right + 0.5, box.text
+                texts.append(box.text)
+    # Broken over lines, but every character printed: the data set, the expected result and
+    # the source field.
+    printed = "".join(texts)
+    assert printed.count(unbroken) == 2 and unbroken[:90] in printed
+    assert not any(unbroken in text for text in texts)  # it did have to break
