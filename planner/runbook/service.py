@@ -105,8 +105,9 @@ def runbook_context(project: IntegrationProject) -> dict:
     """Everything the runbook shows. A fixed number of queries, whatever the row counts."""
     ev = Evidence.load(project)
     readiness = project_readiness(project, ev)
-    hashes = step_hashes(project)
     states = signoff_states(ev)
+    # The sign-off states already hashed every signed step; only the others are read again.
+    hashes = {number: state.current_hash for number, state in states.items()}
     plan = plan_of(ev)
     by_connection: dict[int, list] = {}
     for m in sorted(ev.mappings, key=lambda m: (m.position, m.pk)):
