@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from planner.models.base import Comparator
@@ -164,6 +165,19 @@ LAG = "__lag"  # seconds, as a float
 COUNT = "__n"  # how many records the row stands for
 
 
+def seconds(microseconds: pl.Expr) -> pl.Expr:
+    """Whole microseconds as seconds: the float nearest the exact quotient.
+
+    polars divides a column by a constant as a multiplication by its reciprocal, one bit off
+    for some values, and not for a frame of one row: a lag would depend on how the records
+    were chunked. A decimal of scale 6 converts exactly.
+    """
+    import polars as pl
+
+    exact = microseconds.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.000001"))
+    return exact.cast(pl.Float64)
+
+
 def _facts(w: Window) -> dict[str, pl.Expr]:
     """The definitions above, per record, from ``SOURCE_TIME``, ``TARGET_TIME``, ``AGREES``."""
     import polars as pl
@@ -181,7 +195,7 @@ def _facts(w: Window) -> dict[str, pl.Expr]:
         REFLECTED: reflected.fill_null(False),
         COUNTED: counted.fill_null(False),
         DECIDED: (s < until).fill_null(False),
-        LAG: pl.max_horizontal((t - s).dt.total_microseconds() / 1_000_000, pl.lit(0.0)),
+        LAG: pl.max_horizontal(seconds((t - s).dt.total_microseconds()), pl.lit(0.0)),
     }
 
 
@@ -189,9 +203,9 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
     """The same definitions in PostgreSQL, for a measurement made inside the database.
 
     ``s`` and ``t`` are the change times as ``timestamptz`` expressions, ``agrees`` a boolean
-    that is never null. ``LAG`` is an interval, the lag of a measured record (null for any
-    other); ``late`` marks the records late now. tests/runs/test_freshness_join.py checks
-    these against :func:`_facts` on random tables.
+    that is never null. ``LAG`` is the lag as an interval (of a measured record: one counted
+    and reflected, ``measured``); ``late`` marks the records late now.
+    tests/runs/test_freshness_join.py checks them against :func:`_facts` on random tables.
     """
 
     def instant(value: datetime) -> str:
@@ -208,15 +222,14 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
     counted = decided
     if w.counted_from is not None:
         counted = f"COALESCE(({s}) < {until} AND ({s}) >= {instant(w.counted_from)}, false)"
+    measured = f"({known} AND {counted} AND {reflected})"
     return {
         KNOWN: known,
         REFLECTED: reflected,
         COUNTED: counted,
         DECIDED: decided,
-        LAG: (
-            f"CASE WHEN {known} AND {counted} AND {reflected} THEN"
-            f" CASE WHEN ({t}) > ({s}) THEN ({t}) - ({s}) ELSE CAST('0' AS interval) END END"
-        ),
+        LAG: f"CASE WHEN ({t}) > ({s}) THEN ({t}) - ({s}) ELSE CAST('0' AS interval) END",
+        "measured": measured,
         "late": f"({known} AND NOT {reflected} AND {decided})",
     }
 

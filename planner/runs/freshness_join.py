@@ -34,16 +34,19 @@ import polars as pl
 from psycopg import sql
 
 from planner.connectors.base import ConnectorError
-from planner.connectors.postgres import PostgresConnector, copy_item
+from planner.connectors.postgres import PostgresConnector
 from planner.mapping.engine import FieldPlan
 from planner.mapping.sql import column, render
 from planner.metrics import freshness as lag
 from planner.runs.joined import (
     _IN,
+    _TEXT_OIDS,
+    INT_COLUMN,
     Prepared,
     comparison,
     in_halves,
     prepare,
+    select_list,
     split_sides,
     why_not_joined,
 )
@@ -51,8 +54,7 @@ from planner.runs.pushdown import Choice, choose_columns
 from planner.runs.stages import Side
 
 _TIMESTAMPTZ, _TIMESTAMP, _DATE = 1184, 1114, 1082
-_BOOL, _INT8 = 16, 20
-ALIKE, WHOLE, NULL_KEY = 0, 1, 2  # how the database sends a record
+_INT8 = 20
 
 
 @dataclass(frozen=True)
@@ -120,96 +122,123 @@ def _where(*conditions: str | None) -> str:
     return f" WHERE {' AND '.join(present)}" if present else ""
 
 
-def _query(
+# How the database sends a record: the facts as bits, or whole, or as a null key.
+_BITS = {lag.KNOWN: 1, lag.REFLECTED: 2, lag.COUNTED: 4, lag.DECIDED: 8}
+_MEASURED = 15  # known, reflected, counted (so decided)
+WHOLE, NULL_KEY = 16, 32
+
+
+def _groups_sql(
     source: Side,
-    target: Side,
     setup: Setup,
-    choice: Choice,
+    comp: Any,
     prepared: Prepared,
     window: lag.Window,
     wheres: tuple[str | None, str | None],
     ranges: tuple[str, str] | None,
-) -> tuple[str, list[Any]]:
-    """The statement and the description of its columns."""
-    plans = [] if setup.presence_only else setup.usable
-    fields = [] if setup.presence_only else setup.fields
-    comp = comparison(source, target, plans, fields, setup.order, choice, prepared)
+) -> str:
+    """Every record of the join as a count of alike records (``__code``, ``__lag``); a
+    record to be sent whole is its own group, with its key."""
+    d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     t_oids = {c.name: c.type_code for c in prepared.t_cols}
-    s_col = f"__s.{render(column(setup.source_time), 'postgres')}"
-    t_col = f"__t.{render(column(setup.target_time), 'postgres')}"
-    s_time = _instant(s_col, s_oids[setup.source_time])
-    t_time = _instant(t_col, t_oids[setup.target_time])
+    s_time = _instant(f"__s.{render(column(setup.source_time), d)}", s_oids[setup.source_time])
+    t_time = _instant(f"__t.{render(column(setup.target_time), d)}", t_oids[setup.target_time])
     assert s_time is not None and t_time is not None  # measure_joined checked both
-    present = f"__t.{_IN} IS NOT NULL"
-    if setup.presence_only or not fields:
-        agrees, unsure = present, "false"
-    else:
-        agrees, unsure = (
-            f"({present} AND NOT ({comp.flagged}))",
-            f"({present} AND ({comp.flagged}))",
-        )
-    facts = lag.sql_facts(window, s_time, t_time, agrees)
-    null_key = " OR ".join(f"__s.{render(column(k), 'postgres')} IS NULL" for k in setup.order)
+    fields = [] if setup.presence_only else setup.fields
+    flagged = f"({comp.flagged})" if fields else "false"
+    keys = [f"__s.{render(column(k), d)}" for k in setup.order]
+    facts = lag.sql_facts(window, "__st", "__tt", "(__present AND NOT __flagged)")
+    # The join's columns are computed once per record (OFFSET 0 keeps the planner from
+    # copying an expression into every place that uses it); most records are measured,
+    # and for them the rest is not evaluated.
+    row = ", ".join(
+        [
+            f"{' OR '.join(f'{k} IS NULL' for k in keys)} AS __null_key",
+            f"{s_time} AS __st",
+            f"{t_time} AS __tt",
+            f"__t.{_IN} IS NOT NULL AS __present",
+            f"{flagged} AS __flagged",
+            *[f"{k} AS __k{i}" for i, k in enumerate(keys)],
+        ]
+    )
+    measured = lag.sql_facts(window, s_time, t_time, f"(__t.{_IN} IS NOT NULL AND NOT {flagged})")[
+        "measured"
+    ]
+    bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
     # COPY fails as the read path's does.
-    endless = f"NOT isfinite({s_col}) OR NOT isfinite({t_col})"
-    kind = (
-        f"CASE WHEN {null_key} THEN {NULL_KEY}"
-        f" WHEN {unsure} OR {facts['late']} OR {endless} THEN {WHOLE} ELSE {ALIKE} END"
+    whole = (
+        f"(__present AND __flagged) OR {facts['late']} OR NOT isfinite(__st) OR NOT isfinite(__tt)"
     )
-    flags = [lag.KNOWN, lag.REFLECTED, lag.COUNTED, lag.DECIDED]
-    s_cols = [*[_renamed("s:", c) for c in prepared.s_cols], _Column(f"s:{_IN}", 23)]
-    t_cols = [*[_renamed("t:", c) for c in prepared.t_cols], _Column(f"t:{_IN}", 23)]
-    raw = [
-        f"__{side}.{render(column(c.name[2:]), 'postgres')} AS {render(column(c.name), 'postgres')}"
-        for side, cols in (("s", s_cols), ("t", t_cols))
-        for c in cols
-    ]
-    inner = ", ".join(
-        [f"{kind} AS __kind"]
-        + [f"{facts[f]} AS {f}" for f in flags]
-        + [f"{facts[lag.LAG]} AS __lag", *raw]
+    code = (
+        f"CASE WHEN __m THEN {_MEASURED} WHEN __null_key THEN {NULL_KEY}"
+        f" WHEN {whole} THEN {WHOLE} ELSE {bits} END"
     )
-    whole = [
-        f"CASE WHEN __kind = {WHOLE} THEN {render(column(c.name), 'postgres')} END"
-        f" AS {render(column(c.name), 'postgres')}"
-        for c in [*s_cols, *t_cols]
+    picked = [
+        f"CASE WHEN __m OR __null_key THEN NULL WHEN {whole} THEN __k{i} END AS __k{i}"
+        for i in range(len(keys))
     ]
-    group = ", ".join(["__kind", *flags, "__lag", "COUNT(*) AS __n", *whole])
-    by = ", ".join(str(i) for i in range(1, 7 + len(whole) + 1) if i != 7)
-    # An interval from subtracting two instants holds days and a time: whole minutes plus
-    # the microseconds within the minute are exact on every PostgreSQL version.
+    s_range, t_range = ranges or (None, None)
+    order = []
+    for i, k in enumerate(setup.order):
+        collate = ' COLLATE "C"' if s_oids[k] in _TEXT_OIDS else ""
+        order.append(f"__k{i}{collate} NULLS LAST")
     lag_us = (
+        # An interval from subtracting two instants holds days and a time: whole minutes
+        # plus the microseconds within the minute are exact on every PostgreSQL version.
         "EXTRACT(EPOCH FROM date_trunc('minute', __lag))::bigint * 1000000"
         " + EXTRACT(MICROSECONDS FROM __lag)::bigint"
     )
-    described = [
-        _Column("__kind", 23),
-        *[_Column(f, _BOOL) for f in flags],
-        _Column("__lag_us", _INT8),
-        _Column(lag.COUNT, _INT8),
-        *s_cols,
-        *t_cols,
-    ]
-    outer = ", ".join(
-        ["__kind", *flags, f"{lag_us} AS __lag_us", f"__n AS {lag.COUNT}"]
-        + [copy_item(None, c).as_string() for c in [*s_cols, *t_cols]]
-    )
-    order = []
-    s_kinds = {c.name: c.type_code for c in prepared.s_cols}
-    for k in setup.order:
-        collate = ' COLLATE "C"' if s_kinds[k] in (25, 1043) else ""
-        order.append(f"{render(column('s:' + k), 'postgres')}{collate} NULLS LAST")
-    s_range, t_range = ranges or (None, None)
-    statement = (
-        f"SELECT {outer} FROM (SELECT {group} FROM (SELECT {inner}"  # noqa: S608
+    picked_keys = ", ".join(f"__k{i}" for i in range(len(keys)))
+    return (
+        # Sorted outside the grouping: only the groups are sorted, not every record.
+        f"SELECT * FROM (SELECT __code, {lag_us} AS __lag_us, COUNT(*) AS {lag.COUNT},"  # noqa: S608
+        f" {picked_keys} FROM (SELECT {code} AS __code,"
+        f" CASE WHEN __m THEN {facts[lag.LAG]} END AS __lag,"
+        f" {', '.join(picked)} FROM (SELECT {measured} AS __m, {row}"
         f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(s_range, wheres[0])})"
         f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
-        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)} OFFSET 0) __r"
-        f" GROUP BY {by}) __g ORDER BY {', '.join(order)}"
+        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)} OFFSET 0) __a) __r"
+        f" GROUP BY __code, __lag, {picked_keys}) __g ORDER BY {', '.join(order)}"
     )
-    return statement, described
+
+
+def _whole_sql(
+    conn: Any,
+    setup: Setup,
+    comp: Any,
+    prepared: Prepared,
+    wheres: tuple[str | None, str | None],
+    keys: list[tuple[Any, ...]],
+) -> str:
+    """The records of ``keys``, both sides side by side as the tables hold them, in key
+    order (the target's under the same filter as in the join)."""
+    d = "postgres"
+    s_oids = {c.name: c.type_code for c in prepared.s_cols}
+    cols = []
+    for k in setup.order:
+        collate = ' COLLATE "C"' if s_oids[k] in _TEXT_OIDS else ""
+        cols.append(f"{render(column(k), d)}{collate}")
+    values = ", ".join(
+        "(" + ", ".join(sql.Literal(v).as_string(conn) for v in key) + ")" for key in keys
+    )
+    chosen = f"({', '.join(cols)}) IN (VALUES {values})"
+    return (
+        f"SELECT {select_list('__s', prepared.s_cols)}, __s.{_IN},"  # noqa: S608
+        f" {select_list('__t', prepared.t_cols)}, __t.{_IN}"
+        f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(chosen, wheres[0])})"
+        f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
+        f"{_where(wheres[1])}) AS __t ON {' AND '.join(comp.on)} ORDER BY {', '.join(comp.sort)}"
+    )
+
+
+def _half(setup: Setup, t_key: list[str], middle: int, part: int) -> tuple[str, str]:
+    """Each side's WHERE for one half of the keys, as an index reads it; the records with a
+    null key are counted apart (they are never measured)."""
+    op = "<" if part == 0 else ">="
+    s_col, t_col = (render(column(n), "postgres") for n in (setup.order[0], t_key[0]))
+    return f"{s_col} {op} {int(middle)}", f"{t_col} {op} {int(middle)}"
 
 
 def measure_joined(
@@ -232,7 +261,8 @@ def measure_joined(
     s_conn = source.connector
     assert isinstance(s_conn, PostgresConnector)
     t_key = list(target.key)
-    counts = {"whole": 0, "alike": 0, "null_key": 0}
+    counts = {"alike": 0, "null_key": 0}
+    keys: list[tuple[Any, ...]] = []
     try:
         with s_conn.snapshot() as session:
             plans = [] if setup.presence_only else setup.usable
@@ -240,6 +270,7 @@ def measure_joined(
             prepared = prepare(session, source, target, plans, fields, setup.order)
             if isinstance(prepared, str):
                 return prepared
+            s_oids = {c.name: c for c in prepared.s_cols}
             for label, cols, name in (
                 ("source", prepared.s_cols, setup.source_time),
                 ("target", prepared.t_cols, setup.target_time),
@@ -250,59 +281,75 @@ def measure_joined(
                         f"the {label}'s change-time field {name} is not a date or timestamp"
                         " column, so its times are read in the worker"
                     )
-            # The records sent whole are grouped by their own values: room for them in
-            # memory, not on disk.
+            # The records sent whole are grouped by their keys: room for them in memory.
             prepared.settings.append("set_config('work_mem', '64MB', true)")
             session.rows(f"SELECT {', '.join(prepared.settings)}")
+            comp = comparison(source, target, plans, fields, setup.order, choice, prepared)
             wheres = (
                 _since(session.conn, setup.source_time, setup.source_from),
                 _since(session.conn, setup.target_time, setup.target_from),
             )
-            described: list[Any] = []
+            halves = prepared.halves
+            if halves is not None:
+                null_key = f"{render(column(setup.order[0]), 'postgres')} IS NULL"
+                counts["null_key"] = int(
+                    session.rows(
+                        f"SELECT COUNT(*) FROM {prepared.s_data}{_where(null_key, wheres[0])}"  # noqa: S608
+                    )[0][0]
+                )
 
             def query(part: int | None) -> str:
-                ranges = prepared.ranges(setup.order, t_key, part)
-                statement, cols = _query(
-                    source, target, setup, choice, prepared, tally.window, wheres, ranges
+                ranges = (
+                    None if halves is None or part is None else _half(setup, t_key, halves[1], part)
                 )
-                described[:] = cols
-                return statement
+                return _groups_sql(source, setup, comp, prepared, tally.window, wheres, ranges)
 
-            query(None)
-            columns = list(described)
+            key_cols = [_renamed("", s_oids[k]) for k in setup.order]
+            columns = [
+                _Column("__code", 23),
+                _Column("__lag_us", _INT8),
+                _Column(lag.COUNT, _INT8),
+                *[
+                    _Column(f"__k{i}", c.type_code, c.precision, c.scale)
+                    for i, c in enumerate(key_cols)
+                ],
+            ]
             names = [c.name for c in columns]
-            s_names = [c.name for c in columns if c.name.startswith("s:") and c.name != f"s:{_IN}"]
-            t_names = [c.name for c in columns if c.name.startswith("t:") and c.name != f"t:{_IN}"]
+            picked = [f"__k{i}" for i in range(len(key_cols))]
+            code = pl.col("__code")
             with in_halves(s_conn, session, prepared, query, columns, names, batch_rows) as read:
                 for frame in read():
-                    kinds = pl.col("__kind")
-                    counts["null_key"] += int(frame.filter(kinds == NULL_KEY)[lag.COUNT].sum())
-                    same = frame.filter(kinds == ALIKE)
-                    if same.height:
-                        counts["alike"] += int(same[lag.COUNT].sum())
+                    counts["null_key"] += int(frame.filter(code == NULL_KEY)[lag.COUNT].sum())
+                    alike = frame.filter(code < WHOLE)
+                    if alike.height:
+                        counts["alike"] += int(alike[lag.COUNT].sum())
                         tally.add_alike(
-                            same.select(
-                                lag.KNOWN,
-                                lag.REFLECTED,
-                                lag.COUNTED,
-                                lag.DECIDED,
-                                (pl.col("__lag_us") / 1_000_000).alias(lag.LAG),
+                            alike.select(
+                                *[((code & bit) != 0).alias(name) for name, bit in _BITS.items()],
+                                lag.seconds(pl.col("__lag_us")).alias(lag.LAG),
                                 lag.COUNT,
                             )
                         )
-                    whole = frame.filter(kinds == WHOLE)
-                    if whole.height:
-                        counts["whole"] += whole.height
-                        # In key order, the lower half first: the examples are the read
-                        # path's, the first late records by key.
-                        tally.add(judge(*split_sides(whole, s_names, t_names)))
+                    keys += frame.filter(code == WHOLE).select(picked).rows()
+            # The records sent whole, in key order (the lower half first): the examples are
+            # the read path's, the first late records by key.
+            s_names = [f"s:{c.name}" for c in prepared.s_cols]
+            t_names = [f"t:{c.name}" for c in prepared.t_cols]
+            names = [*s_names, f"s:{_IN}", *t_names, f"t:{_IN}"]
+            columns = [*prepared.s_cols, INT_COLUMN, *prepared.t_cols, INT_COLUMN]
+            for start in range(0, len(keys), batch_rows):
+                statement = _whole_sql(
+                    session.conn, setup, comp, prepared, wheres, keys[start : start + batch_rows]
+                )
+                for frame in session.frames(statement, columns, names, batch_rows):
+                    tally.add(judge(*split_sides(frame, s_names, t_names)))
     except ConnectorError as exc:
         return f"the database could not join the tables ({exc})"
     return {
         "mode": "joined",
-        "halves": prepared.halves is not None,
-        "source_rows": counts["whole"] + counts["alike"] + counts["null_key"],
-        "rows_sent_whole": counts["whole"],
+        "halves": halves is not None,
+        "source_rows": len(keys) + counts["alike"] + counts["null_key"],
+        "rows_sent_whole": len(keys),
         "rows_counted_unread": counts["alike"],
         "null_keys_source": counts["null_key"],
     }
