@@ -207,6 +207,7 @@ def _groups_sql(
 def _whole_sql(
     conn: Any,
     setup: Setup,
+    t_key: list[str],
     comp: Any,
     prepared: Prepared,
     wheres: tuple[str | None, str | None],
@@ -216,20 +217,29 @@ def _whole_sql(
     order (the target's under the same filter as in the join)."""
     d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
-    cols = []
-    for k in setup.order:
-        collate = ' COLLATE "C"' if s_oids[k] in _TEXT_OIDS else ""
-        cols.append(f"{render(column(k), d)}{collate}")
-    values = ", ".join(
-        "(" + ", ".join(sql.Literal(v).as_string(conn) for v in key) + ")" for key in keys
-    )
-    chosen = f"({', '.join(cols)}) IN (VALUES {values})"
+    text = [s_oids[k] in _TEXT_OIDS for k in setup.order]
+    chosen = []
+    for names in (setup.order, t_key):
+        cols = [
+            f"{render(column(k), d)}{' COLLATE "C"' if is_text else ''}"
+            for k, is_text in zip(names, text, strict=True)
+        ]
+        if len(cols) == 1:
+            # One array constant: an index on the key reads just these rows.
+            values = sql.Literal([key[0] for key in keys]).as_string(conn)
+            chosen.append(f"{cols[0]} = ANY(CAST({values} AS {'text' if text[0] else 'bigint'}[]))")
+        else:
+            rows = ", ".join(
+                "(" + ", ".join(sql.Literal(v).as_string(conn) for v in key) + ")" for key in keys
+            )
+            chosen.append(f"({', '.join(cols)}) IN (VALUES {rows})")
     return (
         f"SELECT {select_list('__s', prepared.s_cols)}, __s.{_IN},"  # noqa: S608
         f" {select_list('__t', prepared.t_cols)}, __t.{_IN}"
-        f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(chosen, wheres[0])})"
+        f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(chosen[0], wheres[0])})"
         f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
-        f"{_where(wheres[1])}) AS __t ON {' AND '.join(comp.on)} ORDER BY {', '.join(comp.sort)}"
+        f"{_where(chosen[1], wheres[1])}) AS __t ON {' AND '.join(comp.on)}"
+        f" ORDER BY {', '.join(comp.sort)}"
     )
 
 
@@ -339,7 +349,13 @@ def measure_joined(
             columns = [*prepared.s_cols, INT_COLUMN, *prepared.t_cols, INT_COLUMN]
             for start in range(0, len(keys), batch_rows):
                 statement = _whole_sql(
-                    session.conn, setup, comp, prepared, wheres, keys[start : start + batch_rows]
+                    session.conn,
+                    setup,
+                    t_key,
+                    comp,
+                    prepared,
+                    wheres,
+                    keys[start : start + batch_rows],
                 )
                 for frame in session.frames(statement, columns, names, batch_rows):
                     tally.add(judge(*split_sides(frame, s_names, t_names)))
