@@ -254,6 +254,13 @@ def judge_range(
 
     from planner.runs.reconcile import _apply_tolerances, align_keys, differs
 
+    if lag.TARGET_TIME not in part_t.columns:
+        # No target row was read at all: the merge hands over the source's empty frame.
+        part_t = (
+            part_t.clear()
+            .select(*key, *fields)
+            .with_columns(pl.lit(None, lag.utc_us()).alias(lag.TARGET_TIME))
+        )
     s, t = align_keys(part_s, part_t, key)
     # A key range arrives sorted by key, so a repeated target key follows its first row.
     repeated = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])

@@ -572,3 +572,17 @@ def test_a_record_never_delivered_stays_late_however_long_ago_it_changed(db, pg)
         conn.execute("INSERT INTO marketing VALUES (7, 'g@x.org', %s)", (NOW.replace(tzinfo=None),))
     point = freshness.measure_and_record(criterion, now=NOW + timedelta(minutes=121))
     assert point.late_now == 4
+
+
+@pytest.mark.parametrize("join", [True, False], ids=["joined", "read"])
+def test_a_target_with_no_record_since_the_cutoff_leaves_every_decided_record_late(
+    db, pg, settings, join
+):
+    settings.AETHON_RUN_JOIN = join
+    rows = [(i, e, s, None, None) for i, e, s, _, _ in _rows()]
+    criterion = _criterion(_pg_connection(pg, rows))
+    point = freshness.measure_and_record(criterion, now=NOW)
+    assert point is not None, _state(criterion).last_error
+    # 1-8, 12 and 13 are decided and none arrived; 9 and 10 may still be on their way.
+    assert (point.total, point.good, point.late_now, point.lag_max) == (10, 0, 10, None)
+    assert _state(criterion).figures["pending"] == 2
