@@ -137,7 +137,7 @@ def scenarios(draw):
     text_key = draw(st.booleans())
     key = ["k", "n"] if compound else ["k"]
     unique = draw(st.booleans())
-    keys = st.sampled_from(TEXT_KEYS) if text_key else st.integers(0, 40)
+    keys = st.sampled_from(TEXT_KEYS) if text_key else st.integers(0, 40 if unique else 8)
     if not unique:
         keys = keys | st.none()
     n = draw(st.integers(1, 25))
