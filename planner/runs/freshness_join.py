@@ -10,10 +10,12 @@ definitions of :func:`planner.metrics.freshness.sql_facts`:
 * a record that is not late now, whose target is absent or agrees as the engine and the
   reconciliation would find it, is sent only as a count of alike records (the same facts
   and lag): one row per distinct lag, not per record;
-* every other record (late now, a target that may differ, a rule's check or guard firing,
-  a time SQL cannot turn into an instant) is sent whole, both sides side by side, in key
-  order, and judged in the worker exactly as the read path judges it (the mapping engine
-  and :func:`planner.runs.freshness.judge_range`).
+* a record late now is sent with its key and both times when SQL's own equality is the
+  read path's comparison (identity fields of matching types, no rule check or guard);
+* every other record (late now under a rule, a target that may differ, a rule's check or
+  guard firing, a time SQL cannot turn into an instant) is sent by key, read whole, both
+  sides side by side, in key order, and judged in the worker exactly as the read path judges
+  it (the mapping engine and :func:`planner.runs.freshness.judge_range`).
 
 Both kinds are folded by the one :class:`planner.metrics.freshness.FreshnessTally`, so every
 figure and example comes out of the same functions as on the read path. A join pairs rows
@@ -34,7 +36,7 @@ import polars as pl
 from psycopg import sql
 
 from planner.connectors.base import ConnectorError
-from planner.connectors.postgres import PostgresConnector
+from planner.connectors.postgres import PostgresConnector, copy_item
 from planner.mapping.engine import FieldPlan
 from planner.mapping.sql import column, render
 from planner.metrics import freshness as lag
@@ -43,6 +45,7 @@ from planner.runs.joined import (
     _TEXT_OIDS,
     INT_COLUMN,
     Prepared,
+    _raw_comparable,
     comparison,
     in_halves,
     prepare,
@@ -125,7 +128,7 @@ def _where(*conditions: str | None) -> str:
 # How the database sends a record: the facts as bits, or whole, or as a null key.
 _BITS = {lag.KNOWN: 1, lag.REFLECTED: 2, lag.COUNTED: 4, lag.DECIDED: 8}
 _MEASURED = 15  # known, reflected, counted (so decided)
-WHOLE, NULL_KEY = 16, 32
+LATE, NULL_KEY, WHOLE = 16, 32, 64
 
 
 def _groups_sql(
@@ -136,9 +139,12 @@ def _groups_sql(
     window: lag.Window,
     wheres: tuple[str | None, str | None],
     ranges: tuple[str, str] | None,
+    exact: bool,
 ) -> str:
     """Every record of the join as a count of alike records (``__code``, ``__lag``); a
-    record to be sent whole is its own group, with its key."""
+    record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
+    tells whether its target agrees as the engine would), else with its key only, to be
+    read whole and judged (``WHOLE``), as is any record whose target may differ."""
     d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     t_oids = {c.name: c.type_code for c in prepared.t_cols}
@@ -168,16 +174,21 @@ def _groups_sql(
     bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
     # COPY fails as the read path's does.
-    whole = (
-        f"(__present AND __flagged) OR {facts['late']} OR NOT isfinite(__st) OR NOT isfinite(__tt)"
-    )
+    whole = "NOT isfinite(__st) OR NOT isfinite(__tt)"
+    if not exact:
+        whole = f"(__present AND __flagged) OR {facts['late']} OR {whole}"
+    late = facts["late"]
     code = (
         f"CASE WHEN __m THEN {_MEASURED} WHEN __null_key THEN {NULL_KEY}"
-        f" WHEN {whole} THEN {WHOLE} ELSE {bits} END"
+        f" WHEN {whole} THEN {WHOLE} WHEN {late} THEN {LATE} ELSE {bits} END"
     )
-    picked = [
-        f"CASE WHEN __m OR __null_key THEN NULL WHEN {whole} THEN __k{i} END AS __k{i}"
-        for i in range(len(keys))
+    sent = "CASE WHEN __m OR __null_key THEN NULL"
+    picked = [f"{sent} WHEN {whole} OR {late} THEN __k{i} END AS __k{i}" for i in range(len(keys))]
+    picked += [
+        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __st END AS __s_at",
+        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __tt END AS __t_at",
+        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __present AND NOT __flagged END"
+        " AS __agrees",
     ]
     s_range, t_range = ranges or (None, None)
     order = []
@@ -190,11 +201,15 @@ def _groups_sql(
         "EXTRACT(EPOCH FROM date_trunc('minute', __lag))::bigint * 1000000"
         " + EXTRACT(MICROSECONDS FROM __lag)::bigint"
     )
-    picked_keys = ", ".join(f"__k{i}" for i in range(len(keys)))
+    picked_keys = ", ".join(
+        [*(f"__k{i}" for i in range(len(keys))), "__s_at", "__t_at", "__agrees"]
+    )
+    times = ", ".join(copy_item(None, _Column(f"__{x}_at", _TIMESTAMPTZ)).as_string() for x in "st")
     return (
         # Sorted outside the grouping: only the groups are sorted, not every record.
         f"SELECT * FROM (SELECT __code, {lag_us} AS __lag_us, COUNT(*) AS {lag.COUNT},"  # noqa: S608
-        f" {picked_keys} FROM (SELECT {code} AS __code,"
+        f" {', '.join(f'__k{i}' for i in range(len(keys)))}, {times}, __agrees"
+        f" FROM (SELECT {code} AS __code,"
         f" CASE WHEN __m THEN {facts[lag.LAG]} END AS __lag,"
         f" {', '.join(picked)} FROM (SELECT {measured} AS __m, {row}"
         f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(s_range, wheres[0])})"
@@ -271,7 +286,7 @@ def measure_joined(
     s_conn = source.connector
     assert isinstance(s_conn, PostgresConnector)
     t_key = list(target.key)
-    counts = {"alike": 0, "null_key": 0}
+    counts = {"alike": 0, "null_key": 0, "late": 0}
     keys: list[tuple[Any, ...]] = []
     try:
         with s_conn.snapshot() as session:
@@ -300,6 +315,7 @@ def measure_joined(
                 _since(session.conn, setup.target_time, setup.target_from),
             )
             halves = prepared.halves
+            exact = _sql_agrees_exactly(setup, choice, prepared)
             if halves is not None:
                 null_key = f"{render(column(setup.order[0]), 'postgres')} IS NULL"
                 counts["null_key"] = int(
@@ -312,7 +328,9 @@ def measure_joined(
                 ranges = (
                     None if halves is None or part is None else _half(setup, t_key, halves[1], part)
                 )
-                return _groups_sql(source, setup, comp, prepared, tally.window, wheres, ranges)
+                return _groups_sql(
+                    source, setup, comp, prepared, tally.window, wheres, ranges, exact
+                )
 
             key_cols = [_renamed("", s_oids[k]) for k in setup.order]
             columns = [
@@ -323,6 +341,9 @@ def measure_joined(
                     _Column(f"__k{i}", c.type_code, c.precision, c.scale)
                     for i, c in enumerate(key_cols)
                 ],
+                _Column("__s_at", _TIMESTAMPTZ),
+                _Column("__t_at", _TIMESTAMPTZ),
+                _Column("__agrees", 16),
             ]
             names = [c.name for c in columns]
             picked = [f"__k{i}" for i in range(len(key_cols))]
@@ -330,7 +351,7 @@ def measure_joined(
             with in_halves(s_conn, session, prepared, query, columns, names, batch_rows) as read:
                 for frame in read():
                     counts["null_key"] += int(frame.filter(code == NULL_KEY)[lag.COUNT].sum())
-                    alike = frame.filter(code < WHOLE)
+                    alike = frame.filter(code < LATE)
                     if alike.height:
                         counts["alike"] += int(alike[lag.COUNT].sum())
                         tally.add_alike(
@@ -338,6 +359,17 @@ def measure_joined(
                                 *[((code & bit) != 0).alias(name) for name, bit in _BITS.items()],
                                 lag.seconds(pl.col("__lag_us")).alias(lag.LAG),
                                 lag.COUNT,
+                            )
+                        )
+                    late = frame.filter(code == LATE)
+                    if late.height:
+                        counts["late"] += late.height
+                        tally.add(
+                            late.select(
+                                *[pl.col(p).alias(k) for p, k in zip(picked, t_key, strict=True)],
+                                pl.col("__s_at").alias(lag.SOURCE_TIME),
+                                pl.col("__t_at").alias(lag.TARGET_TIME),
+                                pl.col("__agrees").alias(lag.AGREES),
                             )
                         )
                     keys += frame.filter(code == WHOLE).select(picked).rows()
@@ -364,8 +396,30 @@ def measure_joined(
     return {
         "mode": "joined",
         "halves": halves is not None,
-        "source_rows": len(keys) + counts["alike"] + counts["null_key"],
+        "source_rows": len(keys) + counts["late"] + counts["alike"] + counts["null_key"],
         "rows_sent_whole": len(keys),
+        "rows_sent_late": counts["late"],
         "rows_counted_unread": counts["alike"],
         "null_keys_source": counts["null_key"],
     }
+
+
+def _sql_agrees_exactly(setup: Setup, choice: Choice, prepared: Prepared) -> bool:
+    """Whether SQL's own equality tells exactly whether a target agrees: no field is
+    compared through a rule (each is an identity of matching types, compared as read) and
+    no rule has a check or guard. Then a late record needs no engine: its key and times
+    come with the grouping (the read path's key is the source's as read, too)."""
+    if setup.presence_only or not setup.fields:
+        return True
+    s_oids = {c.name: c.type_code for c in prepared.s_cols}
+    t_oids = {c.name: c.type_code for c in prepared.t_cols}
+    by_target = {p.spec.target_field: p for p in setup.usable}
+    for f in setup.fields:
+        plan = by_target[f]
+        if not _raw_comparable(plan, s_oids.get(plan.spec.source_field), t_oids.get(f)):
+            return False
+    return all(
+        not choice.pushed[p.spec.target_field].checks
+        and choice.pushed[p.spec.target_field].guard is None
+        for p in setup.usable
+    )

@@ -244,7 +244,7 @@ def test_a_joined_measurement_gives_the_read_paths_figures(db, pg_db, allowed, s
         assert how["source_rows"] == read_how["source_rows"]
 
 
-def _known_tables(dbname: str, *, time_type: str = "timestamptz"):
+def _known_tables(dbname: str, *, time_type: str = "timestamptz", rule: str = "identity"):
     """Key 1 on time, 2 late (never arrived), 3 late (still different), 4 pending, 5 reflected
     within the skew allowance; a 5-minute target, 30 s of skew."""
     hour_ago = NOW - timedelta(hours=1)
@@ -267,7 +267,7 @@ def _known_tables(dbname: str, *, time_type: str = "timestamptz"):
             (3, "old@x.org", NOW - 590 * s),
             (5, "e@x.org", hour_ago - 20 * s),
         ],
-        "rule": "identity",
+        "rule": rule,
         "skew": 30,
         "overlap": 300,
         "basis": FreshnessSettings.Basis.CHANGED,
@@ -281,16 +281,32 @@ def _known_tables(dbname: str, *, time_type: str = "timestamptz"):
     return _criterion(dbname, scenario)
 
 
-def test_only_late_and_uncertain_records_leave_the_database(db, pg_db, allowed):
+@pytest.mark.parametrize(
+    ("rule", "sent"),
+    [
+        # SQL's equality is the comparison: late records come with their key and times.
+        ("identity", (0, 2, 3)),
+        # Compared through a rule: late records are read whole and judged by the engine.
+        ("trim", (2, 0, 3)),
+    ],
+)
+def test_only_late_records_leave_the_database(db, pg_db, allowed, rule, sent):
     result, reading = freshness.measure(
-        _known_tables(pg_db), now=NOW, counted_from=None, late_from=None
+        _known_tables(pg_db, rule=rule), now=NOW, counted_from=None, late_from=None
     )
     assert (result.total, result.good, result.late_now, result.pending) == (4, 2, 2, 1)
     assert (result.lag_p50, result.lag_max) == (0.0, 42.0)
     assert [e["key"] for e in result.late_examples] == [{"k": 2}, {"k": 3}]
+    assert result.late_examples[1] == {
+        "key": {"k": 3},
+        "source_changed": (NOW - timedelta(seconds=600)).isoformat(),
+        "target_changed": (NOW - timedelta(seconds=590)).isoformat(),
+        "late_by_seconds": 300.0,
+    }
     assert reading["mode"] == "joined"
-    # 2 and 3 are late, 3's target differs: both are sent whole; 1, 4 and 5 as counts.
-    assert (reading["rows_sent_whole"], reading["rows_counted_unread"]) == (2, 3)
+    # 2 and 3 are late (3's target differs); 1, 4 and 5 are sent as counts.
+    got = (reading["rows_sent_whole"], reading["rows_sent_late"], reading["rows_counted_unread"])
+    assert got == sent
 
 
 def test_a_text_change_time_is_read_in_the_worker_and_says_why(db, pg_db, allowed):
