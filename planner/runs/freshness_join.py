@@ -44,11 +44,12 @@ from planner.runs.joined import (
     _IN,
     _TEXT_OIDS,
     INT_COLUMN,
+    Comparison,
     Prepared,
-    _raw_comparable,
     comparison,
     in_halves,
     prepare,
+    raw_comparable,
     select_list,
     split_sides,
     why_not_joined,
@@ -134,7 +135,7 @@ LATE, NULL_KEY, WHOLE = 16, 32, 64
 def _groups_sql(
     source: Side,
     setup: Setup,
-    comp: Any,
+    comp: Comparison,
     prepared: Prepared,
     window: lag.Window,
     wheres: tuple[str | None, str | None],
@@ -223,7 +224,7 @@ def _whole_sql(
     conn: Any,
     setup: Setup,
     t_key: list[str],
-    comp: Any,
+    comp: Comparison,
     prepared: Prepared,
     wheres: tuple[str | None, str | None],
     keys: list[tuple[Any, ...]],
@@ -416,7 +417,7 @@ def _sql_agrees_exactly(setup: Setup, choice: Choice, prepared: Prepared) -> boo
     by_target = {p.spec.target_field: p for p in setup.usable}
     for f in setup.fields:
         plan = by_target[f]
-        if not _raw_comparable(plan, s_oids.get(plan.spec.source_field), t_oids.get(f)):
+        if not raw_comparable(plan, s_oids.get(plan.spec.source_field), t_oids.get(f)):
             return False
     return all(
         not choice.pushed[p.spec.target_field].checks

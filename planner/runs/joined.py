@@ -350,7 +350,7 @@ def select_list(alias: str, cols: list[Any]) -> str:
     return ", ".join(copy_item(alias, c).as_string() for c in cols)
 
 
-def _raw_comparable(plan: FieldPlan, s_oid: int | None, t_oid: int | None) -> bool:
+def raw_comparable(plan: FieldPlan, s_oid: int | None, t_oid: int | None) -> bool:
     """Whether SQL's own equality of the two columns is the read path's comparison.
 
     An identity rule compares the source value as read (planner.runs.stages.as_read) with
@@ -399,7 +399,7 @@ def comparison(
     for f in fields:
         plan = by_target[f]
         read = plan.spec.source_field
-        if _raw_comparable(plan, s_oids.get(read), t_oids.get(f)):
+        if raw_comparable(plan, s_oids.get(read), t_oids.get(f)):
             a, b = f"__s.{render(column(read), d)}", f"__t.{render(column(f), d)}"
             if s_oids[read] in _TEXT_OIDS:
                 a, b = f'{a} COLLATE "C"', f'{b} COLLATE "C"'
