@@ -190,31 +190,41 @@ class _Plan:
             raise MeasurementFailed(f"{side.label}: {exc.message}") from None
 
 
-def _source_chunks(
-    plan: _Plan, source: Side, target: Side, since: datetime | None, ordered: bool
-) -> Iterator[pl.DataFrame]:
+def _mapped(
+    plan: _Plan, source: Side, target: Side, chunk: pl.DataFrame, since: datetime | None
+) -> pl.DataFrame:
+    """Source rows as read: the target's key, the compared fields and ``SOURCE_TIME``."""
     import polars as pl
 
     from planner.runs.stages import as_read, target_key_columns
 
+    times = _times(chunk, plan.settings.source_time_field, lag.SOURCE_TIME)
+    part = plan.compiled.validate(chunk, source.key, max_examples=0)
+    columns = target_key_columns(source, target, plan.targets, part.key_columns)
+    if not isinstance(columns, dict):
+        raise MeasurementFailed(columns.result.error)
+    output = as_read(part.output, chunk, plan.usable)
+    out = output.select(
+        *[expr.alias(k) for k, expr in columns.items()], *[pl.col(f) for f in plan.fields]
+    ).with_columns(times)
+    return _since_filter(out, lag.SOURCE_TIME, since)
+
+
+def _selected(plan: _Plan, chunk: pl.DataFrame, since: datetime | None) -> pl.DataFrame:
+    """Target rows as read: the key, the compared fields and ``TARGET_TIME``."""
+    times = _times(chunk, plan.settings.target_time_field, lag.TARGET_TIME)
+    out = chunk.select(*plan.key, *plan.fields).with_columns(times)
+    return _since_filter(out, lag.TARGET_TIME, since)
+
+
+def _source_chunks(
+    plan: _Plan, source: Side, target: Side, since: datetime | None, ordered: bool
+) -> Iterator[pl.DataFrame]:
     name = plan.settings.source_time_field
     push = (name, since) if since is not None else None
     chunks, by_database = _read(source, plan.order if ordered else None, push)
-
-    def mapped() -> Iterator[pl.DataFrame]:
-        for chunk in chunks:
-            times = _times(chunk, name, lag.SOURCE_TIME)
-            part = plan.compiled.validate(chunk, source.key, max_examples=0)
-            columns = target_key_columns(source, target, plan.targets, part.key_columns)
-            if not isinstance(columns, dict):
-                raise MeasurementFailed(columns.result.error)
-            output = as_read(part.output, chunk, plan.usable)
-            out = output.select(
-                *[expr.alias(k) for k, expr in columns.items()], *[pl.col(f) for f in plan.fields]
-            ).with_columns(times)
-            yield _since_filter(out, lag.SOURCE_TIME, since)
-
-    return mapped() if by_database else _sorted_once(mapped(), plan.key)
+    mapped = (_mapped(plan, source, target, chunk, since) for chunk in chunks)
+    return mapped if by_database else _sorted_once(mapped, plan.key)
 
 
 def _target_chunks(
@@ -223,14 +233,8 @@ def _target_chunks(
     name = plan.settings.target_time_field
     push = (name, since) if since is not None else None
     chunks, by_database = _read(target, plan.key if ordered else None, push)
-
-    def selected() -> Iterator[pl.DataFrame]:
-        for chunk in chunks:
-            times = _times(chunk, name, lag.TARGET_TIME)
-            out = chunk.select(*plan.key, *plan.fields).with_columns(times)
-            yield _since_filter(out, lag.TARGET_TIME, since)
-
-    return selected() if by_database else _sorted_once(selected(), plan.key)
+    selected = (_selected(plan, chunk, since) for chunk in chunks)
+    return selected if by_database else _sorted_once(selected, plan.key)
 
 
 def judge_range(
@@ -250,13 +254,20 @@ def judge_range(
 
     from planner.runs.reconcile import _apply_tolerances, align_keys, differs
 
+    if lag.TARGET_TIME not in part_t.columns:
+        # No target row was read at all: the merge hands over the source's empty frame.
+        part_t = (
+            part_t.clear()
+            .select(*key, *fields)
+            .with_columns(pl.lit(None, lag.utc_us()).alias(lag.TARGET_TIME))
+        )
     s, t = align_keys(part_s, part_t, key)
     # A key range arrives sorted by key, so a repeated target key follows its first row.
     repeated = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])
     t = t.filter(~repeated.fill_null(False))
     t_names = {f: f"__t_{i}" for i, f in enumerate(fields)}
     t = t.rename(t_names).with_columns(pl.lit(True).alias("__in_t"))
-    joined = s.join(t, on=key, how="left", coalesce=True)
+    joined = s.join(t, on=key, how="left", coalesce=True, maintain_order="left")
     present = pl.col("__in_t").fill_null(False)
     if presence_only or not fields:
         return joined.with_columns(present.alias(lag.AGREES))
@@ -310,6 +321,9 @@ def measure(
             window_start = _first_counted(criterion, now)
             read_from = min(read_from, max(late_from, window_start or late_from))
     target_from = read_from - timedelta(seconds=cfg.skew_seconds) if read_from else None
+    joined = _joined(plan, source, target, window, read_from, target_from)
+    if isinstance(joined, tuple):
+        return joined
     ordered = True
     while True:
         tally = lag.FreshnessTally(window, plan.key)
@@ -357,7 +371,67 @@ def measure(
     }
     if not ordered:
         reading["why_whole"] = why_whole
+    if joined:
+        reading["join_blocked"] = joined
     return result, reading
+
+
+def _joined(
+    plan: _Plan,
+    source: Side,
+    target: Side,
+    window: lag.Window,
+    read_from: datetime | None,
+    target_from: datetime | None,
+) -> tuple[lag.FreshnessResult, dict[str, Any]] | str:
+    """The measurement by a join inside the one database of both sides, or why not ("" when
+    the sides are not both PostgreSQL: there was no join to consider)."""
+    if not settings.AETHON_RUN_JOIN:
+        return ""
+    from planner.runs import freshness_join
+    from planner.runs.stages import first_rows
+
+    if plan.order is None:
+        return "the target's key is computed by a rule"
+    for side in (source, target):
+        if side.head is None:
+            side.head = first_rows(side.connector)  # type: ignore[arg-type]
+    setup = freshness_join.Setup(
+        usable=plan.usable,
+        fields=plan.fields,
+        order=plan.order,
+        tolerances=plan.tolerances,
+        presence_only=plan.settings.basis == FreshnessSettings.Basis.CREATED,
+        source_time=plan.settings.source_time_field,
+        target_time=plan.settings.target_time_field,
+        source_from=read_from,
+        target_from=target_from,
+    )
+    choice = freshness_join.choice_for(source, target, setup)
+    why = freshness_join.why_not(source, target, choice)
+    if why is None:
+        return ""
+    if why:
+        return why
+    tally = lag.FreshnessTally(window, plan.key)
+
+    def judge(s_rows: pl.DataFrame, t_rows: pl.DataFrame) -> pl.DataFrame:
+        return judge_range(
+            _mapped(plan, source, target, s_rows, read_from),
+            _selected(plan, t_rows, target_from),
+            plan.key,
+            plan.fields,
+            presence_only=setup.presence_only,
+            tolerances=plan.tolerances,
+        )
+
+    reading = freshness_join.measure_joined(
+        source, target, setup, choice, tally, judge, batch_rows=settings.AETHON_RUN_CHUNK_ROWS
+    )
+    if isinstance(reading, str):
+        return reading
+    reading["read_from"] = read_from.isoformat() if read_from else None
+    return tally.result(), reading
 
 
 def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = None):

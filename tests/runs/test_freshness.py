@@ -263,7 +263,8 @@ def test_postgres_tables_with_known_lags_give_the_exact_figures(db, pg):
     point = freshness.measure_and_record(criterion, now=NOW)
     _assert_first(point, _state(criterion))
     assert point.at == NOW
-    assert _state(criterion).figures["reading"]["mode"] == "streamed"
+    # Both tables are in one database, read with one login: the database joins them.
+    assert _state(criterion).figures["reading"]["mode"] == "joined"
     # Far more late records than a 99.9 % objective allows: the fast burn-rate rule pages.
     from planner.models import Alert
 
@@ -306,6 +307,7 @@ def test_sqlite_and_csv_give_the_same_figures(db, settings, make):
 
 def test_small_chunks_give_the_same_figures_as_one(db, pg, settings):
     settings.AETHON_RUN_CHUNK_ROWS = 2
+    settings.AETHON_RUN_JOIN = False  # the read path, chunk against chunk
     criterion = _criterion(_pg_connection(pg))
     point = freshness.measure_and_record(criterion, now=NOW)
     state = _state(criterion)
@@ -570,3 +572,17 @@ def test_a_record_never_delivered_stays_late_however_long_ago_it_changed(db, pg)
         conn.execute("INSERT INTO marketing VALUES (7, 'g@x.org', %s)", (NOW.replace(tzinfo=None),))
     point = freshness.measure_and_record(criterion, now=NOW + timedelta(minutes=121))
     assert point.late_now == 4
+
+
+@pytest.mark.parametrize("join", [True, False], ids=["joined", "read"])
+def test_a_target_with_no_record_since_the_cutoff_leaves_every_decided_record_late(
+    db, pg, settings, join
+):
+    settings.AETHON_RUN_JOIN = join
+    rows = [(i, e, s, None, None) for i, e, s, _, _ in _rows()]
+    criterion = _criterion(_pg_connection(pg, rows))
+    point = freshness.measure_and_record(criterion, now=NOW)
+    assert point is not None, _state(criterion).last_error
+    # 1-8, 12 and 13 are decided and none arrived; 9 and 10 may still be on their way.
+    assert (point.total, point.good, point.late_now, point.lag_max) == (10, 0, 10, None)
+    assert _state(criterion).figures["pending"] == 2
