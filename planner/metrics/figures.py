@@ -96,6 +96,8 @@ def column_mismatch_pct(f: dict) -> dict[str, float]:
 
 
 def records_synced(raw: dict) -> int | None:
+    if raw.get("sampled"):
+        return None  # the rows equal in a sample, not in the tables
     return raw.get("equal", 0) if raw.get("keys") else None
 
 
@@ -154,9 +156,20 @@ def of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
 
 
 def raw_of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
-    """Raw counts of one finished run (keys absent when a stage did not produce them)."""
+    """Raw counts of one finished run (keys absent when a stage did not produce them).
+
+    A run stopped after N differences read the keys in order only up to the stop: its
+    records and rows compared describe that prefix, not the tables, so it measures no
+    table figure (its page still shows what it read). A sampled run's shares estimate the
+    table's (``sampled``), but its counts are the sample's: records in sync is not measured.
+    """
     stages = stages if stages is not None else list(run.stages.all())
     raw: dict = {}
+    readings = [(s.figures or {}).get("reading") or {} for s in stages]
+    if any(r.get("stopped_early") for r in readings):
+        stages = [s for s in stages if s.name == "connectivity"]
+    if any(r.get("sample_percent") for r in readings):
+        raw["sampled"] = 1
     for stage in stages:
         f = stage.figures or {}
         if stage.name == "connectivity" and f.get("sides"):
