@@ -161,6 +161,20 @@ def read_sheet(
             ]
         )
     width = len(headers)
+    # A filled cell right of the last header belongs to no column: dropping it would lose
+    # text without a word (typically a comma inside a CSV cell that was not quoted).
+    overflow = [
+        ImportProblem(
+            n,
+            "",
+            f"this row has {last} cells but the first row names {width} columns; a cell with"
+            " a comma (or the file's delimiter) must be quoted.",
+        )
+        for n, row in numbered[1:]
+        if (last := max((i + 1 for i, c in enumerate(row) if c.strip()), default=0)) > width
+    ]
+    if overflow:
+        raise SpreadsheetError(overflow)
     # Cells keep their exact text (a note may start or end with spaces); fields that are names
     # or codes are trimmed when they are cleaned.
     rows = [(n, (row + [""] * width)[:width]) for n, row in numbered[1:]]
