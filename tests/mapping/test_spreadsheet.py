@@ -90,6 +90,17 @@ def test_a_row_wider_than_the_header_names_its_row_instead_of_losing_cells():
     ]
     quoted = b'Source field,Target field,Notes\nemail,email,"first part, second part",,\n'
     assert read_sheet(quoted, "m.csv").rows == [(2, ["email", "email", "first part, second part"])]
+    # A workbook's cells beside the table are notes, as under a blank header: not refused.
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["Source field", "Target field"])
+    book.active.append(["email", "email", None, "checked with finance"])
+    out = io.BytesIO()
+    book.save(out)
+    assert read_sheet(out.getvalue(), "m.xlsx").rows == [(2, ["email", "email"])]
 
 
 def test_missing_header_is_explained():

@@ -232,6 +232,10 @@ def test_a_stopped_or_sampled_run_does_not_pass_its_counts_off_as_the_tables(
     stopped = run(max_differences=1)
     reading = stopped.stages.get(name="reconciliation").figures["reading"]
     assert reading["stopped_early"]
+    page = client_for(project.owner).get(reverse("planner:run_show", args=[project.pk, stopped.pk]))
+    assert "Stopped after 1 difference: the counts cover the rows read until then, so the run" in (
+        page.content.decode()
+    )
     figures = kpis.of_run(stopped)
     for key in ("agreement_pct", "mismatch_rate_pct", "records_synced", "error_rate_pct"):
         assert key not in figures, (key, figures)
