@@ -190,6 +190,28 @@ def test_postgres_floats_are_read_whole_whatever_the_database_prints(db, publish
         assert rec.examples[0]["source"] == "1.0000000000000002"
 
 
+def test_an_empty_table_is_compared_not_refused_for_a_missing_key(db, published, pg):
+    """A target nothing has reached yet (before a backfill) is every source row missing, and
+    an empty source is every target row extra, on every path a run takes."""
+    import psycopg
+
+    with psycopg.connect(pg["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE empty (LIKE dst INCLUDING ALL)")
+    for join in (True, False):
+        with override_settings(AETHON_RUN_JOIN=join):
+            run = run_now(connect(pg["endpoint"]("src"), pg["endpoint"]("empty")))
+            rec = reconciliation(run)
+            assert rec.figures["missing_in_target_count"] == len(ROWS), (join, rec.error)
+            assert rec.figures["target_count"] == 0
+            run = run_now(connect(pg["endpoint"]("empty"), pg["endpoint"]("dst")))
+            rec = reconciliation(run)
+            assert rec.figures["extra_in_target_count"] == len(ROWS), (join, rec.error)
+    # A file on one side is compared with whole tables: an empty table keeps its columns too.
+    header = "id,amount,ratio,at,label\n"
+    run = run_now(connect({"csv": header + csv_text().partition("\n")[2]}, pg["endpoint"]("empty")))
+    assert reconciliation(run).figures["missing_in_target_count"] == len(ROWS)
+
+
 # ------------------------------------------------------------------------- SQLite
 
 
