@@ -477,7 +477,9 @@ def fetch_all(connector: Connector, batch_size: int = DEFAULT_BATCH_SIZE) -> pl.
     """All records in one frame; batches with drifting dtypes are relaxed to a supertype."""
     frames = list(connector.fetch(batch_size))
     if not frames:
-        return pl.DataFrame()
+        # No records, but a table still names its columns (an empty target is all missing).
+        empty = getattr(connector, "empty_frame", None)
+        return empty() if empty is not None else pl.DataFrame()
     return pl.concat(frames, how="diagonal_relaxed")
 
 
@@ -539,6 +541,11 @@ class BaseConnector:
 
     def fields(self) -> list[str]:
         return self._probe().columns
+
+    def empty_frame(self) -> pl.DataFrame:
+        """The dataset's columns without rows, typed as far as the connector can tell (an
+        empty table still names its columns; an empty HTTP answer names none)."""
+        return self._probe().clear()
 
 
 def _ms(start: float) -> float:

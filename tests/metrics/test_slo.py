@@ -95,6 +95,35 @@ def test_a_criterion_without_an_attainment_uses_a_share_target_or_states_none(db
     assert slo.compliance(latency, end=NOW).state == slo.NO_OBJECTIVE
 
 
+@pytest.mark.parametrize(
+    ("key", "comparator", "target", "good", "met"),
+    [
+        (MetricKey.AGREEMENT, ">=", 99, 99, True),
+        (MetricKey.AGREEMENT, ">", 99, 99, False),
+        (MetricKey.AGREEMENT, ">", 99, 100, True),
+        (MetricKey.MISMATCH_RATE, "<=", 1, 99, True),
+        (MetricKey.MISMATCH_RATE, "<", 1, 99, False),
+        (MetricKey.MISMATCH_RATE, "<", 1, 100, True),
+    ],
+)
+def test_a_share_target_exactly_reached_meets_only_a_non_strict_criterion(
+    db, key, comparator, target, good, met
+):
+    """'agreement > 99 %' is not met by exactly 99 %: compliance judges as one run's figure
+    does (Comparator.holds), in reviews, the go-live gate and the API alike."""
+    c = CriterionFactory(
+        metric="records agree", metric_key=key, comparator=comparator, target=target,
+        unit="%", attainment_pct=None,
+    )  # fmt: skip
+    series(c, NOW - timedelta(days=30) + MINUTE, 30, step=timedelta(days=1), good=good, total=100)
+    result = slo.compliance(c, end=NOW)
+    assert result.state == (slo.MET if met else slo.MISSED)
+    bulk = slo.compliances([(c, NOW - timedelta(days=30))], NOW)[c.pk]
+    assert bulk.state == result.state
+    share = 100 * good / 100 if key == MetricKey.AGREEMENT else 100 - good
+    assert kpis.holds(share, comparator, target) == met
+
+
 def test_a_freshness_criterion_no_longer_breaks_judging_and_falls_back_to_evidence(db):
     c = fresh(evidence_value=Decimal("3"), evidence_date=NOW.date(), evidence_note="dashboard")
     judged = kpis.judge_criterion(c, {}, slo.compliance(c, end=NOW))
