@@ -37,7 +37,7 @@ def test_an_xlsx_bomb_is_refused_in_a_blink_without_memory(huge_string):
     assert error_of(huge_string.read_bytes(), "x.xlsx") == message
     cost = measure(READ, huge_string)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_an_xlsx_of_millions_of_tiny_cells_is_refused_without_parsing_it(tmp_path):
@@ -48,7 +48,7 @@ def test_an_xlsx_of_millions_of_tiny_cells_is_refused_without_parsing_it(tmp_pat
     assert message.endswith("expanding to 82 MB); the limit is 100 to 1.")
     cost = measure(READ, path)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_xlsx_cells_rows_and_columns_follow_the_settings(settings):
