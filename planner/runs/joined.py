@@ -115,12 +115,14 @@ def joined_compare(
     batch_rows: int,
     on_rows: Callable[[int], None],
     tolerances: dict | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Joined | str:
     """Differences of the mapped source and the target, found by a join in their database.
 
     ``map_chunk`` turns source rows as read into the compared frame (target key and
-    ``fields``), recording the mapping stage's figures. Returns why not when the join
-    cannot promise the read path's result.
+    ``fields``), recording the mapping stage's figures; ``on_total`` learns the rows of
+    both tables (the join counts them). Returns why not when the join cannot promise the
+    read path's result.
     """
     s_conn, t_conn = source.connector, target.connector
     assert isinstance(s_conn, PostgresConnector) and isinstance(t_conn, PostgresConnector)
@@ -145,7 +147,10 @@ def joined_compare(
                 settings.append("set_config('enable_hashjoin', 'off', true)")
             session.rows(f"SELECT {', '.join(settings)}")
             tables = (s_data, s_cols), (t_data, t_cols)
-            halves = _halves(session, s_data, order) if integer_key and len(order) == 1 else None
+            halves = None
+            if integer_key and len(order) == 1:
+                indexed = unique == ["index", "index"]
+                halves = _halves(session, (s_data, order[0]), (t_data, t_key[0]), indexed)
             s_names = [f"s:{c.name}" for c in s_cols]
             t_names = [f"t:{c.name}" for c in t_cols]
             names = [*s_names, f"s:{_IN}", *t_names, f"t:{_IN}"]
@@ -154,25 +159,32 @@ def joined_compare(
             def query(part: int | None) -> str:
                 ranges = None
                 if halves is not None and part is not None:
-                    ranges = _range(order[0], t_key[0], halves[1], part)
+                    ranges = _range(order[0], t_key[0], halves.middle, part, halves.nulls)
                 return _join_sql(source, target, plans, fields, order, choice, *tables, ranges)
 
+            count = f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
             later: Iterator[pl.DataFrame] = iter(())
+            counting: Iterator[tuple[int, int]] | None = None
             if halves is not None:
                 # The upper half of the keys is joined by a second session on the same
-                # snapshot while this one counts and joins the lower half: two cores.
-                shared = halves[0]
+                # snapshot while this one joins the lower half, and a third counts both
+                # tables meanwhile: the counts are not on the path of either half.
+                shared = halves.snapshot
 
                 def upper() -> Iterator[pl.DataFrame]:
                     with s_conn.snapshot(shared) as other:
                         other.rows(f"SELECT {', '.join(settings)}")
                         yield from other.frames(query(1), columns, names, batch_rows)
 
+                def totals() -> Iterator[tuple[int, int]]:
+                    with s_conn.snapshot(shared) as other:
+                        yield other.rows(count)[0]
+
                 later = in_background(upper())
+                counting = in_background(totals())
             try:
-                (s_total, t_total) = session.rows(
-                    f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
-                )[0]
+                if counting is None:
+                    (s_total, t_total) = session.rows(count)[0]
                 first = session.frames(query(0 if halves else None), columns, names, batch_rows)
                 frames = itertools.chain(first, later)
                 read = [0, 0]
@@ -201,38 +213,66 @@ def joined_compare(
                     state=MergeState(),
                     tolerances=tolerances,
                 )
+                if counting is not None:
+                    (s_total, t_total) = next(counting)
             finally:
-                close = getattr(later, "close", None)
-                if close is not None:
-                    close()
+                for background in (later, counting):
+                    close = getattr(background, "close", None)
+                    if close is not None:
+                        close()
     except ConnectorError as exc:
         return f"the database could not join the tables ({exc})"
     equal_s, equal_t = int(s_total) - read[0], int(t_total) - read[1]
     if equal_s != equal_t or equal_s < 0:
         # Only a repeated key (or data changing under a session that cannot see it) does this.
         return "the join's counts did not add up, so every row was read"
+    if on_total is not None:
+        on_total(int(s_total) + int(t_total))
     on_rows(equal_s + equal_t)
     return Joined(report, (read[0], read[1]), equal_s)
 
 
-def _halves(session: Snapshot, s_data: str, order: list[str]) -> tuple[str, int] | None:
-    """(exported snapshot, middle key) to split the join in two, or None when not worth it."""
-    key = render(column(order[0]), "postgres")
-    low, high = session.rows(f"SELECT MIN({key}), MAX({key}) FROM {s_data}")[0]  # noqa: S608
+@dataclass(frozen=True)
+class _Halves:
+    snapshot: str  # exported, for the second session
+    middle: int  # the upper half's first key
+    nulls: bool  # whether the lower half must also read rows with a null key
+
+
+def _halves(
+    session: Snapshot, source: tuple[str, str], target: tuple[str, str], indexed: bool
+) -> _Halves | None:
+    """How to split the join in two, or None when not worth it. ``source`` and ``target``:
+    (dataset, key column); ``indexed``: both keys have a unique index of their own."""
+    s_data, s_key = source[0], render(column(source[1]), "postgres")
+    low, high = session.rows(f"SELECT MIN({s_key}), MAX({s_key}) FROM {s_data}")[0]  # noqa: S608
     if low is None or high is None or int(high) - int(low) < 2:
         return None
-    return session.export(), (int(low) + int(high)) // 2
+    nulls = True
+    if indexed:
+        # "key < m OR key IS NULL" is no index condition: the lower half would walk the
+        # whole index and filter. With an index, looking for a null key costs one probe,
+        # and tables without one (the rule for a key) get a plain range.
+        t_data, t_key = target[0], render(column(target[1]), "postgres")
+        (nulls,) = session.rows(
+            f"SELECT EXISTS (SELECT 1 FROM {s_data} WHERE {s_key} IS NULL)"  # noqa: S608
+            f" OR EXISTS (SELECT 1 FROM {t_data} WHERE {t_key} IS NULL)"
+        )[0]
+    return _Halves(session.export(), (int(low) + int(high)) // 2, bool(nulls))
 
 
-def _range(s_key: str, t_key: str, middle: int, part: int) -> tuple[str, str]:
-    """Each side's WHERE for one half: keys below ``middle`` and null keys, or the rest."""
+def _range(s_key: str, t_key: str, middle: int, part: int, nulls: bool) -> tuple[str, str]:
+    """Each side's WHERE for one half: keys below ``middle`` (and null keys, when any), or
+    the rest."""
     where = []
     for name in (s_key, t_key):
         col = render(column(name), "postgres")
-        if part == 0:
+        if part == 1:
+            where.append(f"{col} >= {int(middle)}")
+        elif nulls:
             where.append(f"({col} < {int(middle)} OR {col} IS NULL)")
         else:
-            where.append(f"{col} >= {int(middle)}")
+            where.append(f"{col} < {int(middle)}")
     return where[0], where[1]
 
 
