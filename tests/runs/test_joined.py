@@ -30,6 +30,7 @@ from planner.mapping.specs import spec_of
 from planner.models import SystemEndpoint
 from planner.runs import service as validation
 from planner.runs.joined import _halves, _range
+from planner.runs.pushdown import choose_columns
 from planner.runs.stages import Side
 from planner.runs.streamed import Streamed, streamed_validation
 from tests.conftest import client_for
@@ -539,3 +540,35 @@ def test_the_lower_half_is_a_plain_key_range_when_no_key_is_null(pg_db):
     assert _range("k", "k", indexed.middle, 0, indexed.nulls) == ('"k" < 14', '"k" < 14')
     assert _range("k", "k", 14, 0, True)[0] == '("k" < 14 OR "k" IS NULL)'
     assert _range("k", "k", 14, 1, True)[0] == '"k" >= 14'
+
+
+def test_a_decimal_limit_only_a_wide_column_can_reach_is_checked_only_there(pg_db):
+    # The engine rejects decimals of 10^18 and more. numeric(12, 2) cannot hold one, so the
+    # join does not test every row for it; numeric(30, 2) can, and both paths flag it alike.
+    big = Decimal(10**19)
+    wide = people(30).with_columns(
+        pl.when(pl.col("k") == 4)
+        .then(big)
+        .otherwise(pl.col("x"))
+        .cast(pl.Decimal(30, 2))
+        .alias("x")
+    )
+    choices = {}
+    for declared, frame in (("numeric(12,2)", people(30)), ("numeric(30,2)", wide)):
+        tag = uuid.uuid4().hex[:8]
+        target = frame.rename({"a": "a2"}).with_columns(
+            pl.col("a2").str.strip_chars().str.to_uppercase()
+        )
+        source = pg_side(pg_db, "source", f"s_{tag}", frame, ["k"], {"x": declared}, True)
+        target = pg_side(pg_db, "target", f"t_{tag}", target, ["k"], {"x": declared}, True)
+        plans = [plan_field(spec_of(r)) for r in PEOPLE_ROWS]
+        fields = ["a2", "x", "ts"]
+        choice = choose_columns(source, target, plans, fields, {}, ["k"])
+        choices[declared] = [reason for reason, _ in choice.pushed["x"].checks]
+        joined, _ = both_ways(source, target, PEOPLE_ROWS, chunk_rows=8)
+        assert joined.figures["mode"] == "joined"
+        by_field = {f["target"]: f["violations"] for f in joined.mapped.result.figures["by_field"]}
+        if declared == "numeric(30,2)":
+            assert by_field["x"] == {"type_mismatch": 1}
+            assert joined.figures["rows_read"][0] >= 1  # the flagged row is sent and mapped
+    assert choices == {"numeric(12,2)": [], "numeric(30,2)": ["type_mismatch"]}
