@@ -1,7 +1,7 @@
 """A validation run the way a user's takes it, timed with 1 and 2 workers and against reladiff.
 
     .venv/bin/python benchmarks/run_e2e.py [--rows 1000000] [--db-url URL] [--workers 1,2]
-                                           [--partition-rows 250000] [--chunk-rows 25000]
+                                           [--partition-rows 250000] [--chunk-rows 20000]
                                            [--fetch-rows 0] [--no-join] [--rebuild]
                                            [--skip-reladiff] [--skip-hashdiff]
 
@@ -429,7 +429,7 @@ def main() -> int:
         help="AETHON_RUN_PARTITION_ROWS: rows per key range; 0 keeps every run one task",
     )
     parser.add_argument(
-        "--chunk-rows", type=int, default=25_000, help="AETHON_RUN_CHUNK_ROWS (its default)"
+        "--chunk-rows", type=int, default=20_000, help="AETHON_RUN_CHUNK_ROWS (its default)"
     )
     parser.add_argument(
         "--fetch-rows",
