@@ -326,9 +326,9 @@ def measure_joined(
                 )
 
             def query(part: int | None) -> str:
-                ranges = (
-                    None if halves is None or part is None else _half(setup, t_key, halves[1], part)
-                )
+                ranges = None
+                if halves is not None and part is not None:
+                    ranges = _half(setup, t_key, halves.middle, part)
                 return _groups_sql(
                     source, setup, comp, prepared, tally.window, wheres, ranges, exact
                 )

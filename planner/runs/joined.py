@@ -114,7 +114,7 @@ class Prepared:
     s_cols: list[Any]
     t_cols: list[Any]
     settings: list[str]
-    halves: tuple[str, int] | None
+    halves: _Halves | None
 
     @property
     def tables(self) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
@@ -126,7 +126,7 @@ class Prepared:
         """Each side's WHERE for one half (``part`` 0 or 1), or None for the whole join."""
         if self.halves is None or part is None:
             return None
-        return _range(order[0], t_key[0], self.halves[1], part)
+        return _range(order[0], t_key[0], self.halves.middle, part, self.halves.nulls)
 
 
 def prepare(
@@ -159,7 +159,10 @@ def prepare(
     if unique == ["index", "index"] and integer_key:
         settings.append("set_config('enable_hashjoin', 'off', true)")
     session.rows(f"SELECT {', '.join(settings)}")
-    halves = _halves(session, s_data, order) if integer_key and len(order) == 1 else None
+    halves = None
+    if integer_key and len(order) == 1:
+        indexed = unique == ["index", "index"]
+        halves = _halves(session, (s_data, order[0]), (t_data, t_key[0]), indexed)
     return Prepared(s_data, t_data, s_cols, t_cols, settings, halves)
 
 
@@ -178,7 +181,7 @@ def in_halves(
     second session on the same snapshot, when the block is entered: two cores."""
     later: Iterator[pl.DataFrame] = iter(())
     if prepared.halves is not None:
-        shared = prepared.halves[0]
+        shared = prepared.halves.snapshot
 
         def upper() -> Iterator[pl.DataFrame]:
             with connector.snapshot(shared) as other:
@@ -199,6 +202,31 @@ def in_halves(
             close()
 
 
+@contextlib.contextmanager
+def _counting(
+    connector: PostgresConnector, session: Snapshot, prepared: Prepared, count: str
+) -> Iterator[Callable[[], tuple[int, int]]]:
+    """Both tables' row counts, as a call. When the join runs in halves a third session on
+    the same snapshot counts meanwhile, so the counts are on the path of neither half."""
+    if prepared.halves is None:
+        totals = session.rows(count)[0]
+        yield lambda: totals
+        return
+    shared = prepared.halves.snapshot
+
+    def counted() -> Iterator[tuple[int, int]]:
+        with connector.snapshot(shared) as other:
+            yield other.rows(count)[0]
+
+    background = in_background(counted())
+    try:
+        yield lambda: next(background)
+    finally:
+        close = getattr(background, "close", None)
+        if close is not None:
+            close()
+
+
 def joined_compare(
     source: Side,
     target: Side,
@@ -211,12 +239,14 @@ def joined_compare(
     batch_rows: int,
     on_rows: Callable[[int], None],
     tolerances: dict | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Joined | str:
     """Differences of the mapped source and the target, found by a join in their database.
 
     ``map_chunk`` turns source rows as read into the compared frame (target key and
-    ``fields``), recording the mapping stage's figures. Returns why not when the join
-    cannot promise the read path's result.
+    ``fields``), recording the mapping stage's figures; ``on_total`` learns the rows of
+    both tables (the join counts them). Returns why not when the join cannot promise the
+    read path's result.
     """
     s_conn = source.connector
     assert isinstance(s_conn, PostgresConnector)
@@ -236,10 +266,11 @@ def joined_compare(
                 ranges = prepared.ranges(order, t_key, part)
                 return _join_sql(source, target, plans, fields, order, choice, prepared, ranges)
 
-            with in_halves(s_conn, session, prepared, query, columns, names, batch_rows) as read:
-                (s_total, t_total) = session.rows(
-                    f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
-                )[0]
+            count = f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
+            with (
+                in_halves(s_conn, session, prepared, query, columns, names, batch_rows) as read,
+                _counting(s_conn, session, prepared, count) as totals,
+            ):
                 frames = read()
                 counted = [0, 0]
                 assert target.head is not None
@@ -262,8 +293,11 @@ def joined_compare(
                     state=MergeState(),
                     tolerances=tolerances,
                 )
+                (s_total, t_total) = totals()
     except ConnectorError as exc:
         return f"the database could not join the tables ({exc})"
+    if on_total is not None:
+        on_total(int(s_total) + int(t_total))
     equal_s, equal_t = int(s_total) - counted[0], int(t_total) - counted[1]
     if equal_s != equal_t or equal_s < 0:
         # Only a repeated key (or data changing under a session that cannot see it) does this.
@@ -286,24 +320,47 @@ def split_sides(
     return s_part, t_part
 
 
-def _halves(session: Snapshot, s_data: str, order: list[str]) -> tuple[str, int] | None:
-    """(exported snapshot, middle key) to split the join in two, or None when not worth it."""
-    key = render(column(order[0]), "postgres")
-    low, high = session.rows(f"SELECT MIN({key}), MAX({key}) FROM {s_data}")[0]  # noqa: S608
+@dataclass(frozen=True)
+class _Halves:
+    snapshot: str  # exported, for the second session
+    middle: int  # the upper half's first key
+    nulls: bool  # whether the lower half must also read rows with a null key
+
+
+def _halves(
+    session: Snapshot, source: tuple[str, str], target: tuple[str, str], indexed: bool
+) -> _Halves | None:
+    """How to split the join in two, or None when not worth it. ``source`` and ``target``:
+    (dataset, key column); ``indexed``: both keys have a unique index of their own."""
+    s_data, s_key = source[0], render(column(source[1]), "postgres")
+    low, high = session.rows(f"SELECT MIN({s_key}), MAX({s_key}) FROM {s_data}")[0]  # noqa: S608
     if low is None or high is None or int(high) - int(low) < 2:
         return None
-    return session.export(), (int(low) + int(high)) // 2
+    nulls = True
+    if indexed:
+        # "key < m OR key IS NULL" is no index condition: the lower half would walk the
+        # whole index and filter. With an index, looking for a null key costs one probe,
+        # and tables without one (the rule for a key) get a plain range.
+        t_data, t_key = target[0], render(column(target[1]), "postgres")
+        (nulls,) = session.rows(
+            f"SELECT EXISTS (SELECT 1 FROM {s_data} WHERE {s_key} IS NULL)"  # noqa: S608
+            f" OR EXISTS (SELECT 1 FROM {t_data} WHERE {t_key} IS NULL)"
+        )[0]
+    return _Halves(session.export(), (int(low) + int(high)) // 2, bool(nulls))
 
 
-def _range(s_key: str, t_key: str, middle: int, part: int) -> tuple[str, str]:
-    """Each side's WHERE for one half: keys below ``middle`` and null keys, or the rest."""
+def _range(s_key: str, t_key: str, middle: int, part: int, nulls: bool) -> tuple[str, str]:
+    """Each side's WHERE for one half: keys below ``middle`` (and null keys, when any), or
+    the rest."""
     where = []
     for name in (s_key, t_key):
         col = render(column(name), "postgres")
-        if part == 0:
+        if part == 1:
+            where.append(f"{col} >= {int(middle)}")
+        elif nulls:
             where.append(f"({col} < {int(middle)} OR {col} IS NULL)")
         else:
-            where.append(f"{col} >= {int(middle)}")
+            where.append(f"{col} < {int(middle)}")
     return where[0], where[1]
 
 

@@ -303,6 +303,7 @@ def streamed_validation(
     sample_percent: int | None = None,
     span: KeySpan | None = None,
     join: bool | None = None,
+    on_total: Callable[[int | None], None] | None = None,
 ) -> Streamed | str:
     """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
 
@@ -316,6 +317,9 @@ def streamed_validation(
     are read, none of them larger than ``fetch_rows`` unless one key fills it. With
     ``sample_percent`` only that share of keys is read and compared (no push-down). With
     ``span`` only that share of the keys is read (one partition of a run).
+
+    ``on_total`` learns the rows of both sides when the join counted them, or None when
+    the pass reads the rows instead (the caller may count them for its progress then).
     """
     for side in (source, target):
         why = why_unordered(side)
@@ -398,6 +402,7 @@ def streamed_validation(
             chunk_rows,
             on_rows,
             tolerances,
+            on_total,
         )
         if isinstance(joined, Joined):
             totals.add_counted(joined.rows_equal, {})
@@ -413,6 +418,8 @@ def streamed_validation(
         join_blocked = joined  # "" when there was no join to consider
     else:
         join_blocked = ""
+    if on_total is not None:
+        on_total(None)
     walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
 
     def source_chunks() -> Iterator[pl.DataFrame]:
@@ -537,6 +544,7 @@ def _joined(
     chunk_rows: int,
     on_rows: Callable[[int], None],
     tolerances: dict,
+    on_total: Callable[[int], None] | None = None,
 ) -> Joined | str:
     """The comparison by a join inside the one database of both sides, or why not ("" when
     the sides are not both PostgreSQL: there was no join to consider)."""
@@ -556,6 +564,7 @@ def _joined(
         batch_rows=chunk_rows,
         on_rows=on_rows,
         tolerances=tolerances,
+        on_total=on_total,
     )
 
 
