@@ -4,10 +4,11 @@ A sign-off records the sha256 of its step's artifacts as they were when it was g
 step's current hash is computed from the database (one query per artifact model, whatever the
 number of rows); when it no longer matches, the sign-off is stale.
 
-Reading never writes: pages compute freshness from the hashes alone. The moment a sign-off
-went stale is recorded on the write path (`record_stale_signoffs`, called after every
-successful write to a project, see `planner.web.permissions.project_access`), once, as a
-`SignOffStale` event; the approvers are emailed by a Celery task queued after the commit.
+The write path (`record_stale_signoffs`, called after every successful write to a project, see
+`planner.web.permissions.project_access`) hashes every step and stores the hashes
+(`StepContent`); it records, once, each sign-off that went stale as a `SignOffStale` event, and
+the approvers are emailed by a Celery task queued after the commit. Reading never writes: pages
+compare a sign-off's hash with the stored one (a step with none stored is hashed on reading).
 
 Separation of duties: a step may need several different approvers (`approvers_needed`), and by
 default the person who made the step's last change and the project's owners cannot be its
@@ -38,6 +39,7 @@ from planner.models import (
     Role,
     SignOff,
     SignOffStale,
+    StepContent,
 )
 from planner.models.people import display_name
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
@@ -119,6 +121,49 @@ def step_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, st
                 payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
             out[pk][number] = hashlib.sha256(canonical.encode()).hexdigest()
+    return out
+
+
+def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
+    """Hash every step as it stands and store the hashes that changed (`StepContent`).
+
+    The write path calls this after each write to the project (`record_stale_signoffs`), so
+    pages compare a sign-off's hash with the stored one instead of hashing the artifacts. The
+    project row is locked meanwhile: of two writes' calls, the later one hashes after both
+    writes, so an earlier hash never overwrites a later one."""
+    with transaction.atomic():
+        IntegrationProject.objects.select_for_update().filter(pk=project.pk).values("pk").first()
+        hashes = step_hashes(project)
+        stored = dict(
+            StepContent.objects.filter(project=project).values_list("step", "content_hash")
+        )
+        changed = {n: h for n, h in hashes.items() if stored.get(n) != h}
+        if changed:
+            StepContent.objects.bulk_create(
+                [StepContent(project=project, step=n, content_hash=h) for n, h in changed.items()],
+                update_conflicts=True,
+                unique_fields=["project", "step"],
+                update_fields=["content_hash"],
+            )
+    return hashes
+
+
+def current_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, str]]:
+    """The current hash of the steps asked for, per project id: the stored ones in one query,
+    and those of steps with no stored hash computed (read only: nothing is stored here)."""
+    wanted = {pk: set(numbers) for pk, numbers in wanted.items() if numbers}
+    out: dict[int, dict[int, str]] = {pk: {} for pk in wanted}
+    if not wanted:
+        return out
+    rows = StepContent.objects.filter(project_id__in=list(wanted)).values_list(
+        "project_id", "step", "content_hash"
+    )
+    for pk, number, content_hash in rows:
+        if number in wanted[pk]:
+            out[pk][number] = content_hash
+    unknown = {pk: numbers - out[pk].keys() for pk, numbers in wanted.items()}
+    for pk, computed in step_hashes_many({k: v for k, v in unknown.items() if v}).items():
+        out[pk].update(computed)
     return out
 
 
@@ -425,7 +470,7 @@ def _load_states(projects: list[IntegrationProject]) -> dict[int, dict[int, Step
         }
         for pk, signed in latest.items()
     }
-    hashes = step_hashes_many({pk: steps for pk, steps in unresolved.items() if steps})
+    hashes = current_hashes_many(unresolved)
 
     out: dict[int, dict[int, StepSignOff]] = {}
     for project in projects:
@@ -475,15 +520,13 @@ ASK_AGAIN_TASK = "planner.signoff_tasks.ask_again"
 def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     """Record, once each, the live sign-offs whose step changed; mail after the commit.
 
-    Called after every write to the project. One query when nothing is signed; otherwise the
-    hashes of the signed steps only.
+    Called after every write to the project: it also stores every step's hash
+    (`store_step_hashes`), which the pages compare sign-offs with.
     """
+    hashes = store_step_hashes(project)
     live = list(
         SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")
     )
-    if not live:
-        return []
-    hashes = step_hashes(project, {s.step for s in live})
     events = []
     for signoff in live:
         if signoff.content_hash != hashes[signoff.step]:
