@@ -18,7 +18,9 @@ only approvers (`independent`).
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -148,22 +150,42 @@ def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
     return hashes
 
 
+# Set while a request writes: its artifacts may have changed since the hashes were stored,
+# and they are stored again only after the view returns (`write_in_progress`).
+_WRITING: ContextVar[bool] = ContextVar("writing", default=False)
+
+
+@contextmanager
+def write_in_progress() -> Iterator[None]:
+    """Read hashes from the artifacts, not the stored ones, inside a write: what a write's
+    own response shows (the navigator's stale marks) is the step after the write."""
+    token = _WRITING.set(True)
+    try:
+        yield
+    finally:
+        _WRITING.reset(token)
+
+
 def current_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, str]]:
     """The current hash of the steps asked for, per project id: the stored ones in one query,
-    and those of steps with no stored hash computed (read only: nothing is stored here)."""
+    and those of steps with no stored hash computed (read only: nothing is stored here).
+    Inside a write (`write_in_progress`) every one is computed."""
     wanted = {pk: set(numbers) for pk, numbers in wanted.items() if numbers}
     out: dict[int, dict[int, str]] = {pk: {} for pk in wanted}
     if not wanted:
         return out
+    if _WRITING.get():
+        return step_hashes_many(wanted)
     rows = StepContent.objects.filter(project_id__in=list(wanted)).values_list(
         "project_id", "step", "content_hash"
     )
     for pk, number, content_hash in rows:
         if number in wanted[pk]:
             out[pk][number] = content_hash
-    unknown = {pk: numbers - out[pk].keys() for pk, numbers in wanted.items()}
-    for pk, computed in step_hashes_many({k: v for k, v in unknown.items() if v}).items():
-        out[pk].update(computed)
+    unknown = {pk: left for pk, numbers in wanted.items() if (left := numbers - out[pk].keys())}
+    if unknown:
+        for pk, computed in step_hashes_many(unknown).items():
+            out[pk].update(computed)
     return out
 
 
