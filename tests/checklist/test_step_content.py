@@ -12,14 +12,17 @@ from django.utils import timezone
 
 from planner.api.tokens import create_token
 from planner.checklist import golive, signoff
-from planner.checklist.signoff import step_hashes, store_step_hashes
+from planner.checklist.signoff import record_stale_signoffs, step_hashes, store_step_hashes
 from planner.models import IntegrationProject, Role, StepContent
 from tests.checklist.test_signoff import edit_criterion
 from tests.conftest import client_for
 from tests.factories import (
     CriterionFactory,
     FieldMappingFactory,
+    MembershipFactory,
     SignOffFactory,
+    SystemFactory,
+    SystemProfileFactory,
     UserFactory,
     portfolio_project,
 )
@@ -157,3 +160,18 @@ def test_a_copy_from_a_template_reads_true_and_leaves_the_source_alone(signed):
     assert stored(copy) == step_hashes(copy)
     assert_current(copy)
 
+
+def test_a_system_deleted_in_the_admin_stores_the_new_hash(signed):
+    system = SystemFactory(project=signed)
+    SystemProfileFactory(system=system)
+    record_stale_signoffs(signed)  # as the add's write path does: step 1's approval is stale
+    approver = MembershipFactory(project=signed, role=Role.APPROVER).user
+    SignOffFactory(project=signed, step=1, user=approver, content_hash=step_hashes(signed, [1])[1])
+    record_stale_signoffs(signed)  # as the sign-off's write path does
+    stale_before = len(stale_texts(assert_current(signed)))
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    url = reverse("admin:planner_system_delete", args=[system.pk])
+    assert client_for(staff).post(url, {"post": "yes"}).status_code == 302
+    assert not signed.systems.filter(pk=system.pk).exists()
+    assert stored(signed) == step_hashes(signed)
+    assert len(stale_texts(assert_current(signed))) == stale_before + 1
