@@ -27,9 +27,7 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
+from django.db import IntegrityError, connection, models, transaction
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
@@ -235,32 +233,39 @@ def last_editor(project: IntegrationProject, number: int) -> int | None:
 
 
 def last_editors(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
-    """The last editor of each (project id, step) pair: one query per artifact model of the
-    steps named, however many projects."""
+    """The last editor of each (project id, step) pair, in one query however many projects
+    and steps: the newest history row of the step's artifacts (ties: the model listed first
+    in the step's artifacts, then the newest history id)."""
     projects_of: dict[int, set[int]] = {}
     for project_id, number in pairs:
         projects_of.setdefault(number, set()).add(project_id)
-    newest: dict[tuple[int, int], tuple] = {}
+    branches, params = [], []
     for number, project_ids in sorted(projects_of.items()):
-        for model in STEPS_BY_NUMBER[number].artifacts:
-            # Each project's newest history row of this model, ties broken by history id.
-            ranked = model.history.filter(project_id__in=project_ids).annotate(
-                rank=Window(
-                    RowNumber(),
-                    partition_by=[F("project_id")],
-                    order_by=[F("history_date").desc(), F("history_id").desc()],
-                )
+        for order, model in enumerate(STEPS_BY_NUMBER[number].artifacts):
+            table = connection.ops.quote_name(model.history.model._meta.db_table)
+            marks = ", ".join(["%s"] * len(project_ids))
+            # Written in: the models' own quoted table names and our step and model numbers.
+            branches.append(
+                f"SELECT {int(number)} AS step, {order} AS artifact, project_id, history_date, "  # noqa: S608
+                f"history_id, history_user_id FROM {table} WHERE project_id IN ({marks})"
             )
-            for project_id, when, user_id in ranked.filter(rank=1).values_list(
-                "project_id", "history_date", "history_user_id"
-            ):
-                key = (project_id, number)
-                if key not in newest or when > newest[key][0]:
-                    newest[key] = (when, user_id)
+            params += sorted(project_ids)
+    found: dict[tuple[int, int], int | None] = {}
+    if branches:
+        # The branches above: quoted table names, values as parameters.
+        sql = (
+            "SELECT step, project_id, history_user_id FROM (SELECT step, project_id, "  # noqa: S608
+            "history_user_id, ROW_NUMBER() OVER (PARTITION BY step, project_id ORDER BY "
+            "history_date DESC, artifact, history_id DESC) AS newest FROM ("
+            + " UNION ALL ".join(branches)
+            + ") AS edits) AS ranked WHERE newest = 1"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for number, project_id, user_id in cursor.fetchall():
+                found[(project_id, number)] = user_id
     return {
-        (project_id, number): newest[(project_id, number)][1]
-        if (project_id, number) in newest
-        else None
+        (project_id, number): found.get((project_id, number))
         for number, project_ids in projects_of.items()
         for project_id in project_ids
     }

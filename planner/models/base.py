@@ -102,10 +102,10 @@ class VersionedModel(models.Model):
         attnames = _ATTNAMES.get(cls)
         if attnames is None:
             attnames = _ATTNAMES[cls] = tuple(f.attname for f in cls._meta.concrete_fields)
-        if (
-            len(values) != len(attnames)
-            or pre_init.has_listeners(cls)
-            or post_init.has_listeners(cls)
+        if len(values) != len(attnames) or (
+            # (the receiver lists first: empty, they answer without a lookup per row)
+            (pre_init.receivers and pre_init.has_listeners(cls))
+            or (post_init.receivers and post_init.has_listeners(cls))
         ):
             return super().from_db(db, field_names, values)
         new = cls.__new__(cls)

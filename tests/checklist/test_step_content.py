@@ -175,3 +175,25 @@ def test_a_system_deleted_in_the_admin_stores_the_new_hash(signed):
     assert not signed.systems.filter(pk=system.pk).exists()
     assert stored(signed) == step_hashes(signed)
     assert len(stale_texts(assert_current(signed))) == stale_before + 1
+
+
+def test_the_last_editors_of_many_projects_and_steps_take_one_query(db, django_assert_num_queries):
+    from planner.checklist.signoff import last_editor, last_editors
+
+    alice, bob = UserFactory(), UserFactory()
+    first, second = portfolio_project(alice, 1), portfolio_project(alice, 2)
+    for project, who in ((first, bob), (second, alice)):
+        criterion = project.criteria.first()
+        criterion._history_user = who
+        criterion.metric = "edited"
+        criterion.save()
+    mapping = second.field_mappings.first()
+    mapping._history_user = bob
+    mapping.rule = "trim"
+    mapping.save()
+    pairs = [(p.pk, n) for p in (first, second) for n in (1, 2, 3)]
+    with django_assert_num_queries(1):
+        editors = last_editors(pairs)
+    assert editors[(first.pk, 1)] == bob.pk and editors[(second.pk, 1)] == alice.pk
+    assert editors[(second.pk, 2)] == bob.pk
+    assert editors == {pair: last_editor(IntegrationProject(pk=pair[0]), pair[1]) for pair in pairs}
