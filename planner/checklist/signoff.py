@@ -125,18 +125,27 @@ def step_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, st
 
 
 def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
-    """Hash every step as it stands and store the hashes that changed (`StepContent`).
+    """Hash every step with a live sign-off, store those hashes (`StepContent`) and drop the
+    rows of the other steps; returns the hashes.
 
     The write path calls this after each write to the project (`record_stale_signoffs`), so
-    pages compare a sign-off's hash with the stored one instead of hashing the artifacts. The
-    project row is locked meanwhile: of two writes' calls, the later one hashes after both
-    writes, so an earlier hash never overwrites a later one."""
+    pages compare a sign-off's hash with the stored one instead of hashing the artifacts; only
+    a live sign-off's step is read that way, so only those are hashed (a write costs what it
+    did), and every stored row is current. The project row is locked meanwhile: of two writes'
+    calls, the later one hashes after both writes, so an earlier hash never overwrites a later
+    one."""
     with transaction.atomic():
         IntegrationProject.objects.select_for_update().filter(pk=project.pk).values("pk").first()
-        hashes = step_hashes(project)
-        stored = dict(
-            StepContent.objects.filter(project=project).values_list("step", "content_hash")
+        signed = set(
+            SignOff.objects.filter(project=project, stale_event__isnull=True).values_list(
+                "step", flat=True
+            )
         )
+        hashes = step_hashes(project, signed) if signed else {}
+        rows = StepContent.objects.filter(project=project)
+        stored = dict(rows.values_list("step", "content_hash"))
+        if stored.keys() - hashes.keys():
+            rows.exclude(step__in=list(hashes)).delete()
         changed = {n: h for n, h in hashes.items() if stored.get(n) != h}
         if changed:
             StepContent.objects.bulk_create(
@@ -547,13 +556,17 @@ ASK_AGAIN_TASK = "planner.signoff_tasks.ask_again"
 def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     """Record, once each, the live sign-offs whose step changed; mail after the commit.
 
-    Called after every write to the project: it also stores every step's hash
+    Called after every write to the project: it also stores the hashes of the signed steps
     (`store_step_hashes`), which the pages compare sign-offs with.
     """
     hashes = store_step_hashes(project)
     live = list(
         SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")
     )
+    if not live:
+        return []
+    if late := {s.step for s in live} - hashes.keys():  # signed meanwhile, by another request
+        hashes |= step_hashes(project, late)
     events = []
     for signoff in live:
         if signoff.content_hash != hashes[signoff.step]:

@@ -143,12 +143,13 @@ class SignOffStale(ImmutableModel):
 
 
 class StepContent(models.Model):
-    """The content hash of one step as it stands, stored by the write path
+    """The content hash of one signed step as it stands, stored by the write path
     (`planner.checklist.signoff.store_step_hashes`, after every write to the project) so that
     reading whether a sign-off is current is a comparison, not a hash of every artifact.
 
-    Derived data, not history: it is replaced whenever the step changes. A step with no row
-    (a project no write has passed through yet) is hashed when read."""
+    Derived data, not history: it is replaced whenever the step changes, and dropped when the
+    step has no live sign-off left. A signed step with no row (a project no write has passed
+    through since) is hashed when read."""
 
     project = models.ForeignKey(
         IntegrationProject, on_delete=models.CASCADE, related_name="step_contents"
