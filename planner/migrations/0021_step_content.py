@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 def store_existing(apps, schema_editor):
-    """Store the hash of every step of every existing project.
+    """Store the hash of every existing project's steps that have a live sign-off.
 
     The hash is the app's own (`store_step_hashes`: the canonical JSON of the registry's
     artifact models as they stand in this release), not a copy of it that could differ. A project

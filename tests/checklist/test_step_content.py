@@ -79,7 +79,7 @@ def signed(db):
     return project
 
 
-def test_the_data_migration_stores_every_step_of_every_project(signed):
+def test_the_data_migration_stores_the_signed_steps_of_every_project(signed):
     other = portfolio_project(signed.owner, 2)
     StepContent.objects.all().delete()
     migration = importlib.import_module("planner.migrations.0021_step_content")
