@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from planner.connectors import csv_blocks
 from planner.connectors.base import (
     DEFAULT_BATCH_SIZE,
     BaseConnector,
@@ -122,12 +123,12 @@ class FileConnector(BaseConnector):
                     folder = tempfile.mkdtemp(prefix="aethon-file-")
                     weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
                     path = transcode_to_utf8(path, cfg.encoding, Path(folder) / "utf8")
-                limits = configured_limits()
+                limits, size = configured_limits(), csv_blocks.BLOCK_BYTES
                 blocks: CsvBlocks | NdjsonBlocks
                 if cfg.format == "csv":
-                    blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, limits)
+                    blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, limits, size)
                 else:
-                    blocks = NdjsonBlocks(path, cfg.infer_types, limits)
+                    blocks = NdjsonBlocks(path, cfg.infer_types, limits, size)
                 try:
                     blocks.check()
                 except FileRefused as exc:
