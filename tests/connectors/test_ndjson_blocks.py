@@ -192,3 +192,18 @@ def test_an_empty_file_has_no_columns(tmp_path):
     reader.check()
     assert reader.rows == 0 and reader.schema == {} and list(reader.frames()) == []
     assert whole_frame(b"\n  \n").shape == (0, 0)
+
+
+def test_a_file_in_another_encoding_is_read_in_blocks_as_its_content_is(tmp_path):
+    data = "".join(
+        json.dumps({"id": i, "name": f"Zoë {i}", "price": i * 0.5}, ensure_ascii=False) + "\n"
+        for i in range(100)
+    ).encode("latin-1")
+    (tmp_path / "records.ndjson").write_bytes(data)
+    guard = GuardPolicy(file_roots=(str(tmp_path),))
+    config = {"encoding": "latin-1", "key": "id"}
+    on_disk = open_("file", {"path": str(tmp_path / "records.ndjson"), **config}, {}, guard)
+    content = open_("file", {"content": data, "filename": "x.ndjson", **config}, {}, guard)
+    assert on_disk.blocks() is not None
+    assert on_disk.frame().equals(content.frame())
+    assert on_disk.frame()["name"][3] == "Zoë 3"
