@@ -36,6 +36,8 @@ _INT_RANGES = ((-(2**63), 2**63), (0, 2**64), (-(2**127), 2**127), (0, 2**128))
 def _kind(value: Any) -> Hashable:
     if type(value) is not int:
         return type(value)
+    if -(2**63) <= value < 2**63:  # most integers: no need to look further
+        return 0, value < 0
     fits = (i for i, (low, high) in enumerate(_INT_RANGES) if low <= value < high)
     return next(fits, len(_INT_RANGES)), value < 0
 
