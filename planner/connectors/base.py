@@ -431,9 +431,24 @@ def flatten_record(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def frame_from_records(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """JSON objects -> frame; missing fields are null, mixed-type fields become text."""
+def frame_from_records(
+    records: Sequence[Mapping[str, Any]], lead: Mapping[str, Sequence[Any]] | None = None
+) -> pl.DataFrame:
+    """JSON objects -> frame; missing fields are null, mixed-type fields become text.
+
+    ``lead``: the columns (in order), each with values its type is inferred with but which
+    are not rows. Polars types a column by its values' kinds and the order they first come
+    in, so a block of a file led by the first value of each kind the whole file holds is
+    typed as the whole file is (see :mod:`planner.connectors.ndjson_blocks`).
+    """
     flat = [flatten_record(r) for r in records]
+    if lead is not None:
+        return pl.DataFrame(
+            [
+                _series(name, [*first, *(r.get(name) for r in flat)], None).slice(len(first))
+                for name, first in lead.items()
+            ]
+        )
     names: dict[str, None] = {}
     for r in flat:
         names.update(dict.fromkeys(r))

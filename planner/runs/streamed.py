@@ -6,11 +6,12 @@ transformed chunk is compared with the target's rows of the same key range
 (:func:`planner.runs.chunked.merge_compare`). The mapping stage and the reconciliation are
 computed in the same pass, so the source is read once.
 
-CSV files and HTTP APIs cannot sort themselves: their batches are sorted through temporary
-files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to reading
-whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX files), when
-the target's key is computed by a rule (the source's order then says nothing about the
-output's), or when the rows turn out not to be in key order.
+CSV and NDJSON files and HTTP APIs cannot sort themselves: their batches are sorted through
+temporary files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to
+reading whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX
+files, file content given as bytes), when the target's key is computed by a rule (the
+source's order then says nothing about the output's), or when the rows turn out not to be in
+key order.
 """
 
 from __future__ import annotations
