@@ -5,6 +5,11 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aethon.settings")
+# polars allocates through its own jemalloc, which keeps freed pages per arena (by default
+# four per core) for reuse: a run's chunks leave each arena holding some. One arena measured
+# 20 MiB less at the peak of a 1 M-row run read in key ranges, for the same CPU time. Read
+# when polars loads in a pool process, so an operator's own setting wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1")
 
 app = Celery("aethon")
 app.config_from_object("django.conf:settings", namespace="CELERY")

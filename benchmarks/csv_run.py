@@ -1,10 +1,12 @@
-"""A validation run between two uploaded CSV files, the way a user's takes it.
+"""A validation run between two uploaded CSV (or NDJSON) files, the way a user's takes it.
 
     .venv/bin/python benchmarks/csv_run.py [--rows 1000000] [--db-url URL] [--chunk-rows 50000]
+                                           [--format csv|ndjson]
 
-1. Writes two CSV files of ``--rows`` rows in random key order (id + 6 columns; the target
-   with 1% of the rows changed, 0.5% missing and 0.5% extra) and uploads each, through the
-   ORM, as the file of a system with "CSV / JSON / XLSX file" connection settings.
+1. Writes two CSV (``--format ndjson``: NDJSON) files of ``--rows`` rows in random key order
+   (id + 6 columns; the target with 1% of the rows changed, 0.5% missing and 0.5% extra) and
+   uploads each, through the ORM, as the file of a system with "CSV / JSON / XLSX file"
+   connection settings.
 2. Starts a real Celery worker (``celery -A aethon worker``, prefork, concurrency 1, a queue
    of its own on Redis) and records its idle RSS (parent and pool process).
 3. Starts the run with ``POST /api/projects/…/runs`` and a bearer token, polls it until it is
@@ -47,8 +49,8 @@ from run_e2e import (  # noqa: E402
 FIELDS = ("name", "qty", "amount", "city", "active", "note")
 
 
-def write_files(folder: Path, rows: int, seed: int = 11) -> dict[str, set[int]]:
-    """Source and target CSV files; returns the key sets a run must find."""
+def write_files(folder: Path, rows: int, fmt: str, seed: int = 11) -> dict[str, set[int]]:
+    """Source and target files; returns the key sets a run must find."""
     import polars as pl
 
     rng = random.Random(seed)
@@ -80,12 +82,16 @@ def write_files(folder: Path, rows: int, seed: int = 11) -> dict[str, set[int]]:
         pl.col("active").fill_null(True),
         pl.col("note").fill_null("extra"),
     )
-    for frame, name in ((source, "source.csv"), (target, "target.csv")):
-        frame.sample(fraction=1.0, shuffle=True, seed=seed).write_csv(folder / name)
+    for frame, label in ((source, "source"), (target, "target")):
+        shuffled = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+        if fmt == "ndjson":
+            shuffled.write_ndjson(folder / f"{label}.ndjson")
+        else:
+            shuffled.write_csv(folder / f"{label}.csv")
     return {"changed": changed, "missing": missing, "extra": extra}
 
 
-def build(folder: Path):
+def build(folder: Path, fmt: str):
     """User, token, project, two file systems with their uploads, a connection, its mapping."""
     from django.core.files import File
 
@@ -101,10 +107,10 @@ def build(folder: Path):
             kind=SystemEndpoint.Kind.FILE,
             config={"infer_types": True},
             key_fields="id",
-            upload_name=f"{label}.csv",
+            upload_name=f"{label}.{fmt}",
         )
-        with (folder / f"{label}.csv").open("rb") as fh:
-            endpoint.upload.save(f"{label}.csv", File(fh), save=False)
+        with (folder / f"{label}.{fmt}").open("rb") as fh:
+            endpoint.upload.save(f"{label}.{fmt}", File(fh), save=False)
         endpoint.save()
         systems.append(system)
     connection = Connection.objects.create(project=project, source=systems[0], target=systems[1])
@@ -148,7 +154,9 @@ def main() -> int:
     parser.add_argument("--db-url", default=DEFAULT_DB_URL)
     parser.add_argument("--broker", default=DEFAULT_BROKER)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--format", choices=("csv", "ndjson"), default="csv")
     args = parser.parse_args()
+    names = (f"source.{args.format}", f"target.{args.format}")
 
     db_cfg, var_dir, env, _dsn = bench_settings(
         args.db_url,
@@ -167,10 +175,8 @@ def main() -> int:
         ensure_database(args.db_url)
         migrate(env)
         started = time.perf_counter()
-        expected = write_files(var_dir, args.rows)
-        sizes = ", ".join(
-            f"{(var_dir / n).stat().st_size / 1024**2:.0f} MB" for n in ("source.csv", "target.csv")
-        )
+        expected = write_files(var_dir, args.rows, args.format)
+        sizes = ", ".join(f"{(var_dir / n).stat().st_size / 1024**2:.0f} MB" for n in names)
         print(
             f"files: {args.rows:,} rows ({sizes}) written in {time.perf_counter() - started:.1f}s;"
             f" expected {len(expected['changed']):,} changed, {len(expected['missing']):,}"
@@ -190,8 +196,8 @@ def main() -> int:
         queue = f"aethon-bench-{uuid.uuid4().hex[:8]}"
         app.conf.task_default_queue = queue
         settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
-        project, connection, raw = build(var_dir)
-        for name in ("source.csv", "target.csv"):
+        project, connection, raw = build(var_dir, args.format)
+        for name in names:
             (var_dir / name).unlink()  # the run reads the uploads in storage
         dbs.close_all()
         worker = Worker(queue, env, var_dir / "worker.log", "csvbench")

@@ -265,6 +265,7 @@ def build(count: int, fresh: bool):
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
+    from planner.checklist.signoff import store_step_hashes
     from planner.models import IntegrationProject, ReviewSchedule
     from planner.project_templates import snapshot
     from planner.web.lifecycle import delete_project
@@ -291,6 +292,9 @@ def build(count: int, fresh: bool):
         ReviewSchedule.objects.filter(project__in=projects).update(
             next_due=timezone_now() + timedelta(days=10)
         )
+        for p in projects:
+            # What the write path does after every edit of a project: the steps' hashes stored.
+            store_step_hashes(p)
     from django.db import connection
 
     with connection.cursor() as cursor:

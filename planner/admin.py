@@ -1,6 +1,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from planner.checklist.signoff import record_stale_signoffs
+
 from .models import (
     GoLive,
     GoLiveRevert,
@@ -12,22 +14,53 @@ from .models import (
 )
 
 
+class RecordsTheWrite:
+    """An admin edit is a write to a project like any other: afterwards the steps' hashes are
+    stored and stale sign-offs recorded, as after every write of the app's pages. Deleting a
+    system deletes its connections and their mapping; a history revert saves through
+    `save_model` too."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        record_stale_signoffs(self.project_of(obj))
+
+    def delete_model(self, request, obj):
+        project = self.project_of(obj)
+        super().delete_model(request, obj)
+        if IntegrationProject.objects.filter(pk=project.pk).exists():
+            record_stale_signoffs(project)
+
+    def delete_queryset(self, request, queryset):
+        projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
+        super().delete_queryset(request, queryset)
+        for project in IntegrationProject.objects.filter(pk__in=list(projects)):
+            record_stale_signoffs(project)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
 
 
 @admin.register(IntegrationProject)
-class IntegrationProjectAdmin(SimpleHistoryAdmin):
+class IntegrationProjectAdmin(RecordsTheWrite, SimpleHistoryAdmin):
     list_display = ("name", "owner", "created_at")
     search_fields = ("name",)
     inlines = [MembershipInline]
 
+    @staticmethod
+    def project_of(obj: IntegrationProject) -> IntegrationProject:
+        return obj
+
 
 @admin.register(System)
-class SystemAdmin(SimpleHistoryAdmin):
+class SystemAdmin(RecordsTheWrite, SimpleHistoryAdmin):
     list_display = ("name", "kind", "project")
     list_filter = ("kind",)
+
+    @staticmethod
+    def project_of(obj: System) -> IntegrationProject:
+        return obj.project
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,4 +1,11 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _install_revision_triggers(sender, using: str, **kwargs) -> None:
+    from planner.checklist import revision
+
+    revision.install(using)
 
 
 class PlannerConfig(AppConfig):
@@ -15,3 +22,7 @@ class PlannerConfig(AppConfig):
         from planner.teamwork import tasks as teamwork_tasks  # noqa: F401
 
         from . import checks  # noqa: F401  registers the system checks
+
+        # After every migrate: the table of project revisions and the trigger of every table
+        # holding a project's rows (planner.checklist.revision).
+        post_migrate.connect(_install_revision_triggers, sender=self)

@@ -139,11 +139,14 @@ def check_lines(data: bytes, limits: FileLimits, first_line: int = 1) -> None:
         stop = data.find(b"\n", at)
         stop = end if stop < 0 else stop
         if stop - start > cap:
-            line = data.count(b"\n", 0, start) + first_line
-            raise FileRefused(
-                f"Line {line:,} is {size_text(stop - start)} long; the limit is {size_text(cap)}."
-            )
+            raise line_too_long(data.count(b"\n", 0, start) + first_line, stop - start, cap)
         at = stop + 1
+
+
+def line_too_long(number: int, length: int, cap: int) -> FileRefused:
+    return FileRefused(
+        f"Line {number:,} is {size_text(length)} long; the limit is {size_text(cap)}."
+    )
 
 
 # ---------------------------------------------------------------- XLSX (zip) checks

@@ -1,5 +1,9 @@
 """The Celery app reaches the configured broker (Redis in CI, a folder by default)."""
 
+import os
+import subprocess
+import sys
+
 from django.urls import clear_url_caches, get_resolver
 
 from aethon.celery import _warm_up_urls, app
@@ -34,3 +38,19 @@ def test_a_pool_process_loads_its_urls_when_it_starts():
     assert not get_resolver()._populated
     _warm_up_urls()
     assert get_resolver()._populated
+
+
+def allocator_setting(**env: str) -> str:
+    code = "import os, aethon.celery; print(os.environ['_RJEM_MALLOC_CONF'])"
+    base = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_a_worker_gives_polars_one_allocator_arena_unless_the_operator_chose():
+    # Set before a pool process loads polars, whose jemalloc reads it once.
+    assert allocator_setting() == "narenas:1"
+    assert allocator_setting(_RJEM_MALLOC_CONF="narenas:8") == "narenas:8"

@@ -122,3 +122,21 @@ def test_the_dashboard_and_step_pages_render_without_polars_or_the_connectors(tr
 
 def test_an_idle_worker_with_every_task_registered_loads_no_connector():
     assert loaded_by(WORKER)["loaded"] == []
+
+
+POSTGRES_ONLY = """
+import json, sys
+import django
+django.setup()
+from planner.connectors.guard import GuardPolicy
+from planner.connectors.registry import open_connector
+
+config = {"host": "127.0.0.1", "database": "x", "user": "x", "table": "t"}
+open_connector("postgres", config, {}, GuardPolicy(allow_hosts=frozenset({"127.0.0.1"})))
+others = ("files", "http_json", "mysql", "sqlite")
+print(json.dumps({"loaded": [m for m in others if f"planner.connectors.{m}" in sys.modules]}))
+"""
+
+
+def test_a_run_between_postgresql_tables_loads_no_other_connector():
+    assert loaded_by(POSTGRES_ONLY)["loaded"] == []

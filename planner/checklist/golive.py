@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
-from django.urls import reverse
 from django.utils import timezone
 
+from planner.checklist import links
 from planner.checklist.delivery import plan_of
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import prefetch, project_readiness
@@ -75,7 +75,6 @@ def _criterion_reasons(project: IntegrationProject, ev: Evidence, facts: GateFac
     connected = {c.pk for c in ev.connections}
     runs = [r for r in facts.latest.values() if r.connection_id in connected]
     measured = kpis.derive(kpis.aggregate([kpis.raw_of_run(r, facts.stages[r.pk]) for r in runs]))
-    step_url = reverse("planner:step", args=[project.pk, 1])
     reasons = []
     for c in ev.criteria:
         j = kpis.judge_criterion(c, measured, facts.compliance.get(c.pk))
@@ -88,6 +87,7 @@ def _criterion_reasons(project: IntegrationProject, ev: Evidence, facts: GateFac
             )
         else:
             text = f"Step 1: '{c.metric}' is missed: measured {j.value:g} {j.unit}, target {c}."
+        step_url = links.url("planner:step", project.pk, 1)
         reasons.append(Reason("criterion", text, f"{step_url}#criterion-{c.pk}", 1))
     return reasons
 
@@ -128,7 +128,7 @@ def latest_runs_many(project_ids: list[int]) -> dict[int, dict[int, ValidationRu
 def _run_reasons(
     project: IntegrationProject, ev: Evidence, latest: dict, now: datetime
 ) -> list[Reason]:
-    runs_page = reverse("planner:runs", args=[project.pk])
+    runs_page = links.url("planner:runs", project.pk)
     oldest_ok = now - max_run_age()
     reasons = []
     for c in ev.connections:
@@ -138,7 +138,7 @@ def _run_reasons(
                 Reason("run", f"{c}: no validation run yet.", f"{runs_page}#connection-{c.pk}")
             )
             continue
-        href = reverse("planner:run_show", args=[project.pk, run.pk])
+        href = links.url("planner:run_show", project.pk, run.pk)
         when = run.finished_at or run.created_at
         if run.status != ValidationRun.Status.PASSED:
             reasons.append(
@@ -195,7 +195,7 @@ def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[
             f"{head}: not enough data yet, {result.coverage_pct:g}% of those days measured "
             f"(at least {slo.min_coverage_pct():g}% needed)."
         )
-    href = reverse("planner:criterion_service_level", args=[project.pk, c.pk])
+    href = links.url("planner:criterion_service_level", project.pk, c.pk)
     return [Reason("parallel_run", text, href, 4)]
 
 
@@ -242,10 +242,11 @@ def _verdict(project: IntegrationProject, ev: Evidence, facts: GateFacts, now: d
     readiness = project_readiness(project, ev)
     reasons: list[Reason] = []
     for sr in readiness.steps:
-        step_url = sr.step.url(project.pk)
+        step_url = None
         for outcome in sr.outcomes:
             if outcome.passed:
                 continue
+            step_url = step_url or sr.step.url(project.pk)
             kind = "signoff" if outcome.rule.code == "signed_off" else "rule"
             for f in outcome.findings:
                 href = f.href if f.url else f"{step_url}#{f.anchor}" if f.anchor else step_url

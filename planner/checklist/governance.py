@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from planner.filesafety import neutralise
 from planner.models import (
     Connection,
     ConnectionOwnership,
@@ -141,9 +142,8 @@ CSV_HEADERS = (
 
 
 def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ would run as a formula in a spreadsheet.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    # The one neutraliser of every export: = + - @, a tab or a carriage return first.
+    return neutralise("" if value is None else str(value))
 
 
 def inventory_csv(rows: list[GovernanceRow]) -> str:

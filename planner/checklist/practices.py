@@ -4,7 +4,7 @@ backfill), loaded once per evidence object, and what the readiness rules ask of 
 from dataclasses import dataclass
 
 from planner.checklist.delivery import plan_of
-from planner.checklist.evidence import Evidence, by_project
+from planner.checklist.evidence import Evidence, attach, by_project
 from planner.models import (
     BackfillPlan,
     Connection,
@@ -44,7 +44,7 @@ class Practices:
                 # The connections are already loaded with their systems: no query per row.
                 # (never `.get(id, row.connection)`: the default would be fetched every time)
                 if row.connection_id in by_id:
-                    row.connection = by_id[row.connection_id]
+                    attach(row, "connection", by_id[row.connection_id])
                 rows[row.project_id][row.connection_id] = row
             return rows
 
@@ -56,7 +56,7 @@ class Practices:
         runs_by_id = {r.pk: r for r in runs}
         for b in plans:
             if b.verification_run_id:
-                b.verification_run = runs_by_id[b.verification_run_id]
+                attach(b, "verification_run", runs_by_id[b.verification_run_id])
         ownerships = per_connection(ConnectionOwnership)
         strategies = per_connection(ErrorStrategy)
         security = per_connection(SecurityReview)

@@ -6,8 +6,14 @@ in the rule list), and a step whose own rules all pass but whose sign-off is mis
 is "awaiting sign-off".
 """
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
+from django.db import connection
+from django.utils import timezone
+
+from planner.checklist import revision
 from planner.checklist.aftercare import load_backlogs, load_live_since
 from planner.checklist.delivery import load_plans
 from planner.checklist.evidence import Evidence
@@ -107,3 +113,39 @@ def project_readiness(
 ) -> ProjectReadiness:
     evidence = evidence or Evidence.load(project)
     return ProjectReadiness([step_readiness(step, evidence) for step in STEPS])
+
+
+# (project id, revision, day) -> (evidence, readiness), newest last; per process.
+_KEPT: OrderedDict[tuple, tuple[Evidence, ProjectReadiness]] = OrderedDict()
+_KEPT_MAX = 32
+_KEPT_LOCK = threading.Lock()
+
+
+def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
+    """The project's evidence and readiness, computed once per revision and day.
+
+    Every project page shows the readiness of the whole project (the navigator), which reads
+    every step's rows: about twenty queries. They are computed again only when the project's
+    revision (`planner.checklist.revision`: moved by every committed write to its rows) or the
+    day (one rule asks for a review every so many days) has changed. The revision is read
+    before the rows, so a value kept under a revision is never older than that revision.
+    Inside a transaction nothing is kept or reused: its own writes are not counted until it
+    commits, and it may roll back. What is kept is shared by the requests of this process:
+    callers read it and never change it.
+    """
+    if connection.in_atomic_block:
+        evidence = Evidence.load(project)
+        return evidence, project_readiness(project, evidence)
+    key = (project.pk, revision.revision(project.pk), timezone.localdate())
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+        if kept is not None:
+            _KEPT.move_to_end(key)
+            return kept
+    evidence = Evidence.load(project)
+    kept = evidence, project_readiness(project, evidence)
+    with _KEPT_LOCK:
+        _KEPT[key] = kept
+        while len(_KEPT) > _KEPT_MAX:
+            _KEPT.popitem(last=False)
+    return kept

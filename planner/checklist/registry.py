@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import models
-from django.urls import reverse
 from django.utils import timezone
 
-from planner.checklist import aftercare
+from planner.checklist import aftercare, links
 from planner.checklist import delivery as plan
 from planner.checklist import practices as guides
 from planner.checklist.evidence import Evidence
@@ -83,8 +82,8 @@ class Step:
     page: str
 
     def url(self, project_id: int, anchor: str = "") -> str:
-        url = reverse("planner:step", args=[project_id, self.number])
-        return f"{url}#{anchor}" if anchor else url
+        page = links.url("planner:step", project_id, self.number)
+        return f"{page}#{anchor}" if anchor else page
 
 
 # Step 1 — objectives and measurable success criteria.
@@ -128,17 +127,12 @@ def _step1_started(ev: Evidence) -> bool:
 
 
 # Step 2 — data mapping.
-_PLACEHOLDER = 987654321
-
-
 def _editor(ev: Evidence, connection_id: int) -> str:
-    # Reversed once per evidence object, then filled in: a big inventory has a finding per
-    # connection on every page's readiness.
-    if "_editor_url" not in ev.__dict__:
-        url = reverse("planner:mapping_editor", args=[ev.project.pk, _PLACEHOLDER])
-        ev.__dict__["_editor_url"] = url.rpartition(str(_PLACEHOLDER))
-    head, _, tail = ev.__dict__["_editor_url"]
-    return f"{head}{connection_id}{tail}"
+    # Kept per evidence object: a big mapping has a finding per row on every readiness.
+    editors = ev.__dict__.setdefault("_editor_urls", {})
+    if connection_id not in editors:
+        editors[connection_id] = links.url("planner:mapping_editor", ev.project.pk, connection_id)
+    return editors[connection_id]
 
 
 def _row_findings(ev: Evidence, failing: Callable, text: Callable) -> list[Finding]:
@@ -166,7 +160,7 @@ def _connections_mapped(ev: Evidence) -> list[Finding]:
 
 
 def _inventory(ev: Evidence) -> str:
-    return reverse("planner:inventory", args=[ev.project.pk])
+    return links.url("planner:inventory", ev.project.pk)
 
 
 def _types_stated(ev: Evidence) -> list[Finding]:

@@ -4,10 +4,11 @@ A sign-off records the sha256 of its step's artifacts as they were when it was g
 step's current hash is computed from the database (one query per artifact model, whatever the
 number of rows); when it no longer matches, the sign-off is stale.
 
-Reading never writes: pages compute freshness from the hashes alone. The moment a sign-off
-went stale is recorded on the write path (`record_stale_signoffs`, called after every
-successful write to a project, see `planner.web.permissions.project_access`), once, as a
-`SignOffStale` event; the approvers are emailed by a Celery task queued after the commit.
+The write path (`record_stale_signoffs`, called after every successful write to a project, see
+`planner.web.permissions.project_access`) hashes every step and stores the hashes
+(`StepContent`); it records, once, each sign-off that went stale as a `SignOffStale` event, and
+the approvers are emailed by a Celery task queued after the commit. Reading never writes: pages
+compare a sign-off's hash with the stored one (a step with none stored is hashed on reading).
 
 Separation of duties: a step may need several different approvers (`approvers_needed`), and by
 default the person who made the step's last change and the project's owners cannot be its
@@ -17,16 +18,16 @@ only approvers (`independent`).
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
+from django.db import IntegrityError, connection, models, transaction
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
@@ -38,6 +39,7 @@ from planner.models import (
     Role,
     SignOff,
     SignOffStale,
+    StepContent,
 )
 from planner.models.people import display_name
 from planner.models.signoff import DEFAULT_REQUIRED_ROLES, SIGN_OFF_ROLES
@@ -122,6 +124,78 @@ def step_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, st
     return out
 
 
+def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
+    """Hash every step with a live sign-off, store those hashes (`StepContent`) and drop the
+    rows of the other steps; returns the hashes.
+
+    The write path calls this after each write to the project (`record_stale_signoffs`), so
+    pages compare a sign-off's hash with the stored one instead of hashing the artifacts; only
+    a live sign-off's step is read that way, so only those are hashed (a write costs what it
+    did), and every stored row is current. The project row is locked meanwhile: of two writes'
+    calls, the later one hashes after both writes, so an earlier hash never overwrites a later
+    one."""
+    with transaction.atomic():
+        IntegrationProject.objects.select_for_update().filter(pk=project.pk).values("pk").first()
+        signed = set(
+            SignOff.objects.filter(project=project, stale_event__isnull=True).values_list(
+                "step", flat=True
+            )
+        )
+        hashes = step_hashes(project, signed) if signed else {}
+        rows = StepContent.objects.filter(project=project)
+        stored = dict(rows.values_list("step", "content_hash"))
+        if stored.keys() - hashes.keys():
+            rows.exclude(step__in=list(hashes)).delete()
+        changed = {n: h for n, h in hashes.items() if stored.get(n) != h}
+        if changed:
+            StepContent.objects.bulk_create(
+                [StepContent(project=project, step=n, content_hash=h) for n, h in changed.items()],
+                update_conflicts=True,
+                unique_fields=["project", "step"],
+                update_fields=["content_hash"],
+            )
+    return hashes
+
+
+# Set while a request writes: its artifacts may have changed since the hashes were stored,
+# and they are stored again only after the view returns (`write_in_progress`).
+_WRITING: ContextVar[bool] = ContextVar("writing", default=False)
+
+
+@contextmanager
+def write_in_progress() -> Iterator[None]:
+    """Read hashes from the artifacts, not the stored ones, inside a write: what a write's
+    own response shows (the navigator's stale marks) is the step after the write."""
+    token = _WRITING.set(True)
+    try:
+        yield
+    finally:
+        _WRITING.reset(token)
+
+
+def current_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, str]]:
+    """The current hash of the steps asked for, per project id: the stored ones in one query,
+    and those of steps with no stored hash computed (read only: nothing is stored here).
+    Inside a write (`write_in_progress`) every one is computed."""
+    wanted = {pk: set(numbers) for pk, numbers in wanted.items() if numbers}
+    out: dict[int, dict[int, str]] = {pk: {} for pk in wanted}
+    if not wanted:
+        return out
+    if _WRITING.get():
+        return step_hashes_many(wanted)
+    rows = StepContent.objects.filter(project_id__in=list(wanted)).values_list(
+        "project_id", "step", "content_hash"
+    )
+    for pk, number, content_hash in rows:
+        if number in wanted[pk]:
+            out[pk][number] = content_hash
+    unknown = {pk: left for pk, numbers in wanted.items() if (left := numbers - out[pk].keys())}
+    if unknown:
+        for pk, computed in step_hashes_many(unknown).items():
+            out[pk].update(computed)
+    return out
+
+
 def project_hash(hashes: dict[int, str]) -> str:
     """The version of the whole project: one hash over every step's hash."""
     joined = ",".join(f"{n}:{h}" for n, h in sorted(hashes.items()))
@@ -168,32 +242,39 @@ def last_editor(project: IntegrationProject, number: int) -> int | None:
 
 
 def last_editors(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
-    """The last editor of each (project id, step) pair: one query per artifact model of the
-    steps named, however many projects."""
+    """The last editor of each (project id, step) pair, in one query however many projects
+    and steps: the newest history row of the step's artifacts (ties: the model listed first
+    in the step's artifacts, then the newest history id)."""
     projects_of: dict[int, set[int]] = {}
     for project_id, number in pairs:
         projects_of.setdefault(number, set()).add(project_id)
-    newest: dict[tuple[int, int], tuple] = {}
+    branches, params = [], []
     for number, project_ids in sorted(projects_of.items()):
-        for model in STEPS_BY_NUMBER[number].artifacts:
-            # Each project's newest history row of this model, ties broken by history id.
-            ranked = model.history.filter(project_id__in=project_ids).annotate(
-                rank=Window(
-                    RowNumber(),
-                    partition_by=[F("project_id")],
-                    order_by=[F("history_date").desc(), F("history_id").desc()],
-                )
+        for order, model in enumerate(STEPS_BY_NUMBER[number].artifacts):
+            table = connection.ops.quote_name(model.history.model._meta.db_table)
+            marks = ", ".join(["%s"] * len(project_ids))
+            # Written in: the models' own quoted table names and our step and model numbers.
+            branches.append(
+                f"SELECT {int(number)} AS step, {order} AS artifact, project_id, history_date, "  # noqa: S608
+                f"history_id, history_user_id FROM {table} WHERE project_id IN ({marks})"
             )
-            for project_id, when, user_id in ranked.filter(rank=1).values_list(
-                "project_id", "history_date", "history_user_id"
-            ):
-                key = (project_id, number)
-                if key not in newest or when > newest[key][0]:
-                    newest[key] = (when, user_id)
+            params += sorted(project_ids)
+    found: dict[tuple[int, int], int | None] = {}
+    if branches:
+        # The branches above: quoted table names, values as parameters.
+        sql = (
+            "SELECT step, project_id, history_user_id FROM (SELECT step, project_id, "  # noqa: S608
+            "history_user_id, ROW_NUMBER() OVER (PARTITION BY step, project_id ORDER BY "
+            "history_date DESC, artifact, history_id DESC) AS newest FROM ("
+            + " UNION ALL ".join(branches)
+            + ") AS edits) AS ranked WHERE newest = 1"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for number, project_id, user_id in cursor.fetchall():
+                found[(project_id, number)] = user_id
     return {
-        (project_id, number): newest[(project_id, number)][1]
-        if (project_id, number) in newest
-        else None
+        (project_id, number): found.get((project_id, number))
         for number, project_ids in projects_of.items()
         for project_id in project_ids
     }
@@ -425,7 +506,7 @@ def _load_states(projects: list[IntegrationProject]) -> dict[int, dict[int, Step
         }
         for pk, signed in latest.items()
     }
-    hashes = step_hashes_many({pk: steps for pk, steps in unresolved.items() if steps})
+    hashes = current_hashes_many(unresolved)
 
     out: dict[int, dict[int, StepSignOff]] = {}
     for project in projects:
@@ -475,15 +556,17 @@ ASK_AGAIN_TASK = "planner.signoff_tasks.ask_again"
 def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     """Record, once each, the live sign-offs whose step changed; mail after the commit.
 
-    Called after every write to the project. One query when nothing is signed; otherwise the
-    hashes of the signed steps only.
+    Called after every write to the project: it also stores the hashes of the signed steps
+    (`store_step_hashes`), which the pages compare sign-offs with.
     """
+    hashes = store_step_hashes(project)
     live = list(
         SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")
     )
     if not live:
         return []
-    hashes = step_hashes(project, {s.step for s in live})
+    if late := {s.step for s in live} - hashes.keys():  # signed meanwhile, by another request
+        hashes |= step_hashes(project, late)
     events = []
     for signoff in live:
         if signoff.content_hash != hashes[signoff.step]:

@@ -431,9 +431,24 @@ def flatten_record(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def frame_from_records(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """JSON objects -> frame; missing fields are null, mixed-type fields become text."""
+def frame_from_records(
+    records: Sequence[Mapping[str, Any]], lead: Mapping[str, Sequence[Any]] | None = None
+) -> pl.DataFrame:
+    """JSON objects -> frame; missing fields are null, mixed-type fields become text.
+
+    ``lead``: the columns (in order), each with values its type is inferred with but which
+    are not rows. Polars types a column by its values' kinds and the order they first come
+    in, so a block of a file led by the first value of each kind the whole file holds is
+    typed as the whole file is (see :mod:`planner.connectors.ndjson_blocks`).
+    """
     flat = [flatten_record(r) for r in records]
+    if lead is not None:
+        return pl.DataFrame(
+            [
+                _series(name, [*first, *(r.get(name) for r in flat)], None).slice(len(first))
+                for name, first in lead.items()
+            ]
+        )
     names: dict[str, None] = {}
     for r in flat:
         names.update(dict.fromkeys(r))
@@ -477,7 +492,9 @@ def fetch_all(connector: Connector, batch_size: int = DEFAULT_BATCH_SIZE) -> pl.
     """All records in one frame; batches with drifting dtypes are relaxed to a supertype."""
     frames = list(connector.fetch(batch_size))
     if not frames:
-        return pl.DataFrame()
+        # No records, but a table still names its columns (an empty target is all missing).
+        empty = getattr(connector, "empty_frame", None)
+        return empty() if empty is not None else pl.DataFrame()
     return pl.concat(frames, how="diagonal_relaxed")
 
 
@@ -539,6 +556,11 @@ class BaseConnector:
 
     def fields(self) -> list[str]:
         return self._probe().columns
+
+    def empty_frame(self) -> pl.DataFrame:
+        """The dataset's columns without rows, typed as far as the connector can tell (an
+        empty table still names its columns; an empty HTTP answer names none)."""
+        return self._probe().clear()
 
 
 def _ms(start: float) -> float:

@@ -14,15 +14,16 @@ import codecs
 import csv
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
 from planner.connectors.csv_check import csv_problem, engine_summary
 from planner.connectors.names import ConnectorError
-from planner.filesafety import FileLimits, FileRefused, check_lines
+from planner.filesafety import FileLimits, FileRefused, check_lines, line_too_long
 
 BLOCK_BYTES = 4 * 1024 * 1024
 _LINE = re.compile(r"^Line (\d+)")
@@ -64,8 +65,34 @@ def _first_record_end(data: bytes) -> int:
     return 0
 
 
-def _raw_blocks(path: Path, block_bytes: int, limits: FileLimits) -> Iterator[tuple[bytes, int]]:
-    """(bytes of whole records, number of the block's first line), header included first."""
+def _check_unfinished(data: bytes, handle: BinaryIO, limits: FileLimits, line: int) -> None:
+    """``check_lines`` on bytes whose last line goes on in ``handle``: a last line over the
+    limit is measured to its end (not held), so the message gives its length."""
+    start = data.rfind(_BREAK) + 1
+    check_lines(data[:start], limits, first_line=line)
+    length = len(data) - start
+    if length <= limits.max_line_bytes:
+        return
+    while piece := handle.read(BLOCK_BYTES):
+        at = piece.find(_BREAK)
+        length += len(piece) if at < 0 else at
+        if at >= 0:
+            break
+    raise line_too_long(line + data.count(_BREAK, 0, start), length, limits.max_line_bytes)
+
+
+def _csv_records_end(data: bytes) -> int:
+    return _record_end(data, 0)
+
+
+def raw_blocks(
+    path: Path,
+    block_bytes: int,
+    limits: FileLimits,
+    records_end: Callable[[bytes], int] = _csv_records_end,
+) -> Iterator[tuple[bytes, int]]:
+    """(bytes of whole records, number of the block's first line), the file's first line
+    included first; ``records_end`` finds where the last whole record of some bytes ends."""
     line = 1
     carry = b""
     with path.open("rb") as handle:
@@ -77,11 +104,11 @@ def _raw_blocks(path: Path, block_bytes: int, limits: FileLimits) -> Iterator[tu
                     check_lines(data, limits, first_line=line)
                     yield data, line
                 return
-            end = _record_end(data, 0)
+            end = records_end(data)
             if end == 0:
                 # No record ends in this block: a record longer than a block; read on, but
                 # never past the line limit.
-                check_lines(data, limits, first_line=line)
+                _check_unfinished(data, handle, limits, line)
                 carry = data
                 continue
             whole, carry = data[:end], data[end:]
@@ -130,7 +157,7 @@ class CsvBlocks:
 
     def _blocks(self) -> Iterator[tuple[bytes, int]]:
         first = True
-        for data, line in _raw_blocks(self.path, self.block_bytes, self.limits):
+        for data, line in raw_blocks(self.path, self.block_bytes, self.limits):
             if first:
                 first = False
                 end = _first_record_end(data) or len(data)
@@ -190,15 +217,20 @@ class CsvBlocks:
 
     def batches(self, batch_size: int) -> Iterator[pl.DataFrame]:
         """Every record in frames of ``batch_size`` rows (the last may be shorter)."""
-        pending: list[pl.DataFrame] = []
-        held = 0
-        for frame in self.frames():
-            pending.append(frame)
-            held += frame.height
-            while held >= batch_size:
-                joined = pl.concat(pending)
-                yield joined.head(batch_size)
-                rest = joined.slice(batch_size)
-                pending, held = [rest], rest.height
-        if held:
-            yield pl.concat(pending)
+        return rebatched(self.frames(), batch_size)
+
+
+def rebatched(frames: Iterator[pl.DataFrame], batch_size: int) -> Iterator[pl.DataFrame]:
+    """``frames`` (of one schema) cut and joined into frames of ``batch_size`` rows."""
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for frame in frames:
+        pending.append(frame)
+        held += frame.height
+        while held >= batch_size:
+            joined = pl.concat(pending)
+            yield joined.head(batch_size)
+            rest = joined.slice(batch_size)
+            pending, held = [rest], rest.height
+    if held:
+        yield pl.concat(pending)

@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from planner.connectors import csv_blocks
 from planner.connectors.base import (
     DEFAULT_BATCH_SIZE,
     BaseConnector,
@@ -29,6 +30,7 @@ from planner.connectors.csv_blocks import CsvBlocks, transcode_to_utf8
 from planner.connectors.csv_check import csv_problem, engine_summary
 from planner.connectors.guard import GuardPolicy, check_path
 from planner.connectors.http_json import parse_path, select_records
+from planner.connectors.ndjson_blocks import LineReader, NdjsonBlocks, check_record
 from planner.filesafety import FileLimits, FileRefused, check_lines, check_xlsx, configured_limits
 
 FORMATS = ("csv", "json", "ndjson", "xlsx")
@@ -84,9 +86,11 @@ class FileConnector(BaseConnector):
     (AETHON_FILE_LIMITS) before they are parsed: a small file must not expand into gigabytes
     (XLSX bombs, endless lines, deep JSON, millions of columns).
 
-    A CSV file on disk (an upload in storage) is read in blocks of records
-    (:mod:`planner.connectors.csv_blocks`), so neither a run nor a probe holds it whole; JSON
-    and XLSX files, and CSV content given as bytes, are parsed whole, once.
+    A CSV or NDJSON file on disk (an upload in storage) is read in blocks of records
+    (:mod:`planner.connectors.csv_blocks`, :mod:`planner.connectors.ndjson_blocks`), so
+    neither a run nor a probe holds it whole. JSON and XLSX files, and CSV or NDJSON content
+    given as bytes, are parsed whole, once: a JSON document is one value (polars has no
+    reader that streams the records of an array), an XLSX workbook a zip archive.
     """
 
     kind = "file"
@@ -96,36 +100,41 @@ class FileConnector(BaseConnector):
     def __init__(self, config: FileConfig, secrets: Mapping[str, Any], guard: GuardPolicy):
         super().__init__(config, secrets, guard)
         self._frame: pl.DataFrame | None = None
-        self._csv: CsvBlocks | None = None
+        self._blocks: CsvBlocks | NdjsonBlocks | None = None
 
     def whole_reason(self) -> str | None:
         """Why this file is parsed whole (None: it is read in blocks)."""
         cfg = self.config
-        if cfg.format != "csv":
+        if cfg.format not in ("csv", "ndjson"):
             return f"{cfg.format.upper()} files are parsed whole"
         if not cfg.path:
-            return "the CSV file was given as content, not as a file on disk"
+            return f"the {cfg.format.upper()} file was given as content, not as a file on disk"
         return None
 
-    def blocks(self) -> CsvBlocks | None:
-        """The CSV file in blocks, its limits and column types checked (None: parsed whole)."""
+    def blocks(self) -> CsvBlocks | NdjsonBlocks | None:
+        """The file in blocks, its limits and column types checked (None: parsed whole)."""
         if self.whole_reason() is not None:
             return None
-        if self._csv is None:
+        if self._blocks is None:
             cfg = self.config
-            with self._errors("Could not read the CSV file"):
+            with self._errors(f"Could not read the {cfg.format.upper()} file"):
                 path = check_path(cfg.path or "", self.guard)
                 if cfg.encoding.lower().replace("-", "") != "utf8":
-                    folder = tempfile.mkdtemp(prefix="aethon-csv-")
+                    folder = tempfile.mkdtemp(prefix="aethon-file-")
                     weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
-                    path = transcode_to_utf8(path, cfg.encoding, Path(folder) / "utf8.csv")
-                blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, configured_limits())
+                    path = transcode_to_utf8(path, cfg.encoding, Path(folder) / "utf8")
+                limits, size = configured_limits(), csv_blocks.BLOCK_BYTES
+                blocks: CsvBlocks | NdjsonBlocks
+                if cfg.format == "csv":
+                    blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, limits, size)
+                else:
+                    blocks = NdjsonBlocks(path, cfg.infer_types, limits, size)
                 try:
                     blocks.check()
                 except FileRefused as exc:
                     raise ConnectorError(str(exc)) from None
-            self._csv = blocks
-        return self._csv
+            self._blocks = blocks
+        return self._blocks
 
     def _bytes(self) -> bytes:
         if self.config.content is not None:
@@ -175,10 +184,10 @@ class FileConnector(BaseConnector):
                 )
             return frame
         if cfg.format == "ndjson":
+            if cfg.encoding.lower().replace("-", "") != "utf8":
+                data = data.decode(cfg.encoding).encode()
             check_lines(data, limits)
-            lines = data.decode(cfg.encoding).splitlines()
-            records = [_json(line, limits) for line in lines if line.strip()]
-            return self._records(records, limits)
+            return self._typed(frame_from_records(list(LineReader(limits).records(data, 1))))
         if cfg.format == "json":
             document = _json(data.decode(cfg.encoding), limits)
             return self._records(select_records(document, parse_path(cfg.records_path)), limits)
@@ -188,7 +197,9 @@ class FileConnector(BaseConnector):
         if any(not isinstance(r, dict) for r in records):
             raise ConnectorError("Each JSON record must be an object.")
         _check_records(records, limits)
-        frame = frame_from_records(records)
+        return self._typed(frame_from_records(records))
+
+    def _typed(self, frame: pl.DataFrame) -> pl.DataFrame:
         if not self.config.infer_types:
             frame = frame.select(pl.all().cast(pl.String))
         return frame
@@ -230,12 +241,9 @@ class FileConnector(BaseConnector):
                     body.append(tuple(r[:width]) + (None,) * (width - len(r)))
         finally:
             book.close()
-        frame = frame_from_rows(names, body)
-        if not self.config.infer_types:
-            frame = frame.select(pl.all().cast(pl.String))
-        return frame
+        return self._typed(frame_from_rows(names, body))
 
-    def _joined(self, blocks: CsvBlocks) -> pl.DataFrame:
+    def _joined(self, blocks: CsvBlocks | NdjsonBlocks) -> pl.DataFrame:
         frames = list(blocks.frames())
         if not frames:
             return pl.DataFrame(schema=blocks.schema)
@@ -251,7 +259,7 @@ class FileConnector(BaseConnector):
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
         blocks = self.blocks()
         if blocks is not None:
-            with self._errors("Could not read the CSV file"):
+            with self._errors(f"Could not read the {self.config.format.upper()} file"):
                 yield from blocks.batches(batch_size)
             return
         yield from self.frame().iter_slices(batch_size)
@@ -280,34 +288,11 @@ def _json(text: str, limits: FileLimits) -> Any:
 
 
 def _check_records(records: list[dict], limits: FileLimits) -> None:
-    """Rows, nesting and the columns flattening will make, walked without recursion."""
+    """Rows, nesting and the columns flattening will make."""
     if len(records) > limits.max_rows:
         raise FileRefused(
             f"The file holds {len(records):,} records; the limit is {limits.max_rows:,} rows."
         )
     names: set[str] = set()
     for number, record in enumerate(records, start=1):
-        # (value, column-name prefix or None inside an array, depth)
-        stack: list[tuple[Any, str | None, int]] = [(record, "", 1)]
-        while stack:
-            value, prefix, depth = stack.pop()
-            if depth > limits.max_json_depth:
-                raise FileRefused(
-                    f"Record {number:,} nests deeper than {limits.max_json_depth:,} levels; "
-                    f"the limit is {limits.max_json_depth:,}."
-                )
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                name = None if prefix is None else f"{prefix}{key}"
-                if isinstance(item, dict):
-                    stack.append((item, None if name is None else f"{name}.", depth + 1))
-                    continue
-                if name is not None and name not in names:
-                    names.add(name)
-                    if len(names) > limits.max_columns:
-                        raise FileRefused(
-                            f"Record {number:,} brings the fields to more than "
-                            f"{limits.max_columns:,}; the limit is {limits.max_columns:,} columns."
-                        )
-                if isinstance(item, list):
-                    stack.append((item, None, depth + 1))
+        check_record(record, f"Record {number:,}", names, limits)

@@ -35,6 +35,7 @@ from planner.connectors.names import MYSQL_SSL_MODES as SSL_MODES
 # pymysql FIELD_TYPE codes of text columns (VARCHAR, VAR_STRING, STRING, the BLOB/TEXT family).
 _TEXT_TYPES = frozenset({15, 249, 250, 251, 252, 253, 254})
 _TIME_TYPES = frozenset({7, 10, 12})  # TIMESTAMP, DATE, DATETIME
+_FLOAT_TYPE = 4  # FLOAT (single precision)
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,35 @@ class MySQLConnector(BaseConnector):
         with self.connect() as conn:
             warnings = self._grant_warnings(conn)
             with self._errors("Query failed"), conn.cursor() as cur:
-                cur.execute(f"SELECT * FROM {self._dataset()} LIMIT 1")  # noqa: S608 - checked
+                select, dtypes = self._select_list(cur)
+                cur.execute(f"SELECT {select} FROM {self._dataset()} LIMIT 1")  # noqa: S608
                 rows = cur.fetchall()
-                frame = frame_from_rows(unique_names(d[0] for d in cur.description), rows)
+                names = unique_names(d[0] for d in cur.description)
+                frame = frame_from_rows(names, rows, dtypes)
             return frame, warnings
+
+    def _select_list(self, cur: Any) -> tuple[str, dict[str, pl.DataType]]:
+        """The dataset's columns as they are read, and the dtypes some must have.
+
+        MariaDB prints a FLOAT column with six significant digits (1.0000001 as ``1``,
+        16777216 as ``16777200``), so a difference in the seventh digit would vanish: such
+        columns are read as the exact DOUBLE of the stored value (``+ 0e0``) and held as
+        Float32, the precision they have (as PostgreSQL's ``real``).
+        """
+        cur.execute(f"SELECT * FROM {self._dataset()} LIMIT 0")  # noqa: S608 - checked
+        described = [(d[0], d[1]) for d in cur.description]
+        cur.fetchall()
+        names = [name for name, _ in described]
+        floats = [name for name, code in described if code == _FLOAT_TYPE]
+        if not floats or len(set(names)) != len(names):
+            return "*", {}
+        items = [
+            f"{quote_ident(name, '`')} + 0e0 AS {quote_ident(name, '`')}"
+            if code == _FLOAT_TYPE
+            else quote_ident(name, "`")
+            for name, code in described
+        ]
+        return ", ".join(items), {name: pl.Float32() for name in floats}
 
     def _grant_warnings(self, conn: Any) -> list[str]:
         try:
@@ -213,10 +239,11 @@ class MySQLConnector(BaseConnector):
     def fetch(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pl.DataFrame]:
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM {self._dataset()}")  # noqa: S608 - quoted/checked
+            select, dtypes = self._select_list(cur)
+            cur.execute(f"SELECT {select} FROM {self._dataset()}")  # noqa: S608 - quoted/checked
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
-                yield tracker.stabilize(frame_from_rows(columns, rows))
+                yield tracker.stabilize(frame_from_rows(columns, rows, dtypes))
 
     dialect = "mysql"
 
@@ -250,6 +277,7 @@ class MySQLConnector(BaseConnector):
         """
         tracker = SchemaTracker()
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:
+            select, dtypes = self._select_list(cur)
             cur.execute(f"SELECT * FROM {self._dataset()} LIMIT 0")  # noqa: S608 - checked
             types = {d[0]: d[1] for d in cur.description}
             cur.fetchall()
@@ -274,10 +302,12 @@ class MySQLConnector(BaseConnector):
                     # The literal is built from a datetime, never from user text.
                     conditions.append(f"{quote_ident(name, '`')} >= '{utc_text(instant)}'")
             where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            cur.execute(f"SELECT * FROM {self._dataset()}{where_sql} ORDER BY {order}")  # noqa: S608
+            cur.execute(
+                f"SELECT {select} FROM {self._dataset()}{where_sql} ORDER BY {order}"  # noqa: S608
+            )
             columns = unique_names(d[0] for d in cur.description)
             while rows := cur.fetchmany(batch_size):
-                yield tracker.stabilize(frame_from_rows(columns, rows))
+                yield tracker.stabilize(frame_from_rows(columns, rows, dtypes))
 
     def count(self) -> int | None:
         with self.connect() as conn, self._errors("Query failed"), conn.cursor() as cur:

@@ -127,7 +127,10 @@ def session_options(read_timeout: float) -> str:
 
     ``standard_conforming_strings`` is pinned because the SQL check parses backslashes the
     way PostgreSQL does with it on (the default); a server configured otherwise would read
-    ``'\\'`` differently from the check.
+    ``'\\'`` differently from the check. Values travel as text (COPY, the text protocol, the
+    push-down's checksums), so the settings that shape that text are pinned too: a database
+    or role set to ``extra_float_digits = 0`` would print 0.30000000000000004 as ``0.3`` and
+    hide a difference from every comparison.
     """
     timeout_ms = max(1, int(read_timeout * 1000))
     return (
@@ -135,6 +138,10 @@ def session_options(read_timeout: float) -> str:
         f" -c statement_timeout={timeout_ms}"
         " -c standard_conforming_strings=on"
         " -c TimeZone=UTC"
+        " -c extra_float_digits=1"
+        " -c DateStyle=ISO"
+        " -c IntervalStyle=postgres"
+        " -c bytea_output=hex"
     )
 
 

@@ -131,10 +131,8 @@ def read_sheet(
     if not data.strip():
         raise SpreadsheetError([ImportProblem(None, "", "The file is empty.")])
     try:
-        if filename.lower().endswith(".xlsx") or data[:2] == b"PK":
-            table = _xlsx_rows(data, limits)
-        else:
-            table = _csv_rows(data, limits)
+        workbook = filename.lower().endswith(".xlsx") or data[:2] == b"PK"
+        table = _xlsx_rows(data, limits) if workbook else _csv_rows(data, limits)
         numbered = _filled_rows(table, limits)
     except FileRefused as exc:
         raise SpreadsheetError([ImportProblem(None, "", str(exc))]) from exc
@@ -161,6 +159,25 @@ def read_sheet(
             ]
         )
     width = len(headers)
+    # In text, a filled cell right of the last header belongs to no column: dropping it would
+    # lose text without a word (typically a comma inside a cell that was not quoted). A
+    # workbook's cells beside the table are notes, like those under a blank header.
+    overflow = (
+        []
+        if workbook
+        else [
+            ImportProblem(
+                n,
+                "",
+                f"this row has {last} cells but the first row names {width} columns; a cell with"
+                " a comma (or the file's delimiter) must be quoted.",
+            )
+            for n, row in numbered[1:]
+            if (last := max((i + 1 for i, c in enumerate(row) if c.strip()), default=0)) > width
+        ]
+    )
+    if overflow:
+        raise SpreadsheetError(overflow)
     # Cells keep their exact text (a note may start or end with spaces); fields that are names
     # or codes are trimmed when they are cleaned.
     rows = [(n, (row + [""] * width)[:width]) for n, row in numbered[1:]]

@@ -106,8 +106,11 @@ def canonical(expr: exp.Expression, kind: str | None, dialect: str) -> exp.Expre
     return f"a {kind or 'untyped'} column has no exact SQL text in {dialect} here"
 
 
-def _as_read(plan: FieldPlan, kind: str, dialect: str) -> SqlColumn | str:
-    """An identity rule on a column that is neither text nor integer: compared as read."""
+def _as_read(
+    plan: FieldPlan, kind: str, dialect: str, whole_digits: int | None = None
+) -> SqlColumn | str:
+    """An identity rule on a column that is neither text nor integer: compared as read
+    (``whole_digits``: the most digits before the point the column's type allows)."""
     wanted = _AS_READ.get(kind)
     if wanted is None or plan.target.kind != wanted:
         return f"a {kind} column into a {plan.target.kind} field is not pushed down"
@@ -120,8 +123,10 @@ def _as_read(plan: FieldPlan, kind: str, dialect: str) -> SqlColumn | str:
     if isinstance(value, str):
         return value
     checks: list[tuple[str, exp.Expression]] = []
-    if kind == "decimal":
-        # The engine holds decimals below 10^18 (transforms.DECIMAL_LIMIT).
+    bounded = whole_digits is not None and 10**whole_digits <= tf.DECIMAL_LIMIT
+    if kind == "decimal" and not bounded:
+        # The engine holds decimals below 10^18 (transforms.DECIMAL_LIMIT). A numeric(12, 2)
+        # column cannot reach it, and the check would cost every row of a scan.
         limit = exp.Literal.number(tf.DECIMAL_LIMIT)
         checks.append(("type_mismatch", exp.GTE(this=exp.Abs(this=raw.copy()), expression=limit)))
     if plan.rejects_null:
@@ -183,20 +188,27 @@ def _is_true(cond: exp.Expression) -> exp.Expression:
 
 
 def compile_column(
-    plan: FieldPlan, source_kinds: Mapping[str, str | None], dialect: str, *, as_read: bool
+    plan: FieldPlan,
+    source_kinds: Mapping[str, str | None],
+    dialect: str,
+    *,
+    as_read: bool,
+    whole_digits: Mapping[str, int] | None = None,
 ) -> SqlColumn | str:
     """The plan's value and checks in ``dialect``, or why it does not compile.
 
     ``source_kinds`` gives each source column's kind ("string", "integer", …). With
     ``as_read`` (an identity rule, planner.runs.stages.as_read) the compared value is the
     source value as read, the default where it is null; the checks still count.
+    ``whole_digits``: for decimal columns whose type bounds them (numeric(p, s)), the most
+    digits before the point (p - s); a check that such a column cannot fail is left out.
     """
     if dialect not in DIALECTS:
         return f"no SQL dialect for {dialect}"
     spec = plan.spec
     read_kind = source_kinds.get(spec.source_field) if as_read else None
     if read_kind is not None and read_kind not in ("string", "integer"):
-        return _as_read(plan, read_kind, dialect)
+        return _as_read(plan, read_kind, dialect, (whole_digits or {}).get(spec.source_field))
     for call in plan.pipeline.steps:
         if call.name not in PUSHED_STEPS:
             return f"the transform {call.name}() has no exact SQL form"

@@ -19,17 +19,30 @@ from planner.metrics import slo
 from planner.models import Comparator, MetricKey, RunStage, ValidationRun
 
 
+def share_pct(part: int, whole: int, places: int = 4) -> float:
+    """``part`` of ``whole`` as a percentage rounded to ``places``, never rounded onto 0 or
+    100 unless it is exactly that: one differing row in ten million is 99.9999 % agreement,
+    not 100 %, so "agreement = 100" and "mismatch rate > 0" still see it."""
+    pct = round(100 * part / whole, places)
+    step = 10.0**-places
+    if pct >= 100 and part < whole:
+        return round(100 - step, places)
+    if pct <= 0 < part:
+        return step
+    return pct
+
+
 def error_rate_pct(raw: dict) -> float | None:
     if not raw.get("records"):
         return None
-    return round(100 * raw.get("violations", 0) / raw["records"], 4)
+    return share_pct(raw.get("violations", 0), raw["records"])
 
 
 def agreement_pct(raw: dict) -> float | None:
     """Rows equal on both sides / every row compared, null-key and duplicate-key rows included."""
     if not raw.get("keys"):
         return None
-    return round(100 * raw.get("equal", 0) / raw["keys"], 4)
+    return share_pct(raw.get("equal", 0), raw["keys"])
 
 
 def mismatch_rate_pct(raw: dict) -> float | None:
@@ -79,10 +92,12 @@ def column_mismatch_pct(f: dict) -> dict[str, float]:
     if not matched:
         return {}
     counts = f.get("mismatch_counts") or {}
-    return {name: round(100 * int(n) / matched, 4) for name, n in counts.items()}
+    return {name: share_pct(int(n), matched) for name, n in counts.items()}
 
 
 def records_synced(raw: dict) -> int | None:
+    if raw.get("sampled"):
+        return None  # the rows equal in a sample, not in the tables
     return raw.get("equal", 0) if raw.get("keys") else None
 
 
@@ -93,7 +108,7 @@ def connectivity_failures(raw: dict) -> int | None:
 def availability_pct(raw: dict) -> float | None:
     if not raw.get("sides"):
         return None
-    return round(100 * raw.get("sides_ok", 0) / raw["sides"], 3)
+    return share_pct(raw.get("sides_ok", 0), raw["sides"], 3)
 
 
 def unreachable_pct(raw: dict) -> float | None:
@@ -141,9 +156,20 @@ def of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
 
 
 def raw_of_run(run: ValidationRun, stages: list[RunStage] | None = None) -> dict:
-    """Raw counts of one finished run (keys absent when a stage did not produce them)."""
+    """Raw counts of one finished run (keys absent when a stage did not produce them).
+
+    A run stopped after N differences read the keys in order only up to the stop: its
+    records and rows compared describe that prefix, not the tables, so it measures no
+    table figure (its page still shows what it read). A sampled run's shares estimate the
+    table's (``sampled``), but its counts are the sample's: records in sync is not measured.
+    """
     stages = stages if stages is not None else list(run.stages.all())
     raw: dict = {}
+    readings = [(s.figures or {}).get("reading") or {} for s in stages]
+    if any(r.get("stopped_early") for r in readings):
+        stages = [s for s in stages if s.name == "connectivity"]
+    if any(r.get("sample_percent") for r in readings):
+        raw["sampled"] = 1
     for stage in stages:
         f = stage.figures or {}
         if stage.name == "connectivity" and f.get("sides"):

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from planner.models.base import Comparator
@@ -155,6 +156,84 @@ _MEETS = {
 }
 
 
+# The per-record facts a tally folds (columns of its frames).
+KNOWN = "__known"
+REFLECTED = "__reflected"
+COUNTED = "__counted"
+DECIDED = "__decided"
+LAG = "__lag"  # seconds, as a float
+COUNT = "__n"  # how many records the row stands for
+
+
+def seconds(microseconds: pl.Expr) -> pl.Expr:
+    """Whole microseconds as seconds: the float nearest the exact quotient.
+
+    polars divides a column by a constant as a multiplication by its reciprocal, one bit off
+    for some values, and not for a frame of one row: a lag would depend on how the records
+    were chunked. A decimal of scale 6 converts exactly.
+    """
+    import polars as pl
+
+    exact = microseconds.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.000001"))
+    return exact.cast(pl.Float64)
+
+
+def _facts(w: Window) -> dict[str, pl.Expr]:
+    """The definitions above, per record, from ``SOURCE_TIME``, ``TARGET_TIME``, ``AGREES``."""
+    import polars as pl
+
+    utc = utc_us()
+    s, t = pl.col(SOURCE_TIME), pl.col(TARGET_TIME)
+    skew = timedelta(seconds=w.skew_seconds)
+    until = pl.lit(w.until, utc)
+    reflected = pl.col(AGREES).fill_null(False) & t.is_not_null() & (t >= s - skew)
+    counted = s < until
+    if w.counted_from is not None:
+        counted = counted & (s >= pl.lit(w.counted_from, utc))
+    return {
+        KNOWN: s.is_not_null(),
+        REFLECTED: reflected.fill_null(False),
+        COUNTED: counted.fill_null(False),
+        DECIDED: (s < until).fill_null(False),
+        LAG: pl.max_horizontal(seconds((t - s).dt.total_microseconds()), pl.lit(0.0)),
+    }
+
+
+def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
+    """The same definitions in PostgreSQL, for a measurement made inside the database.
+
+    ``s`` and ``t`` are the change times as ``timestamptz`` expressions, ``agrees`` a boolean
+    that is never null. ``LAG`` is the lag as an interval (of a measured record: one counted
+    and reflected, ``measured``); ``late`` marks the records late now.
+    tests/runs/test_freshness_join.py checks them against :func:`_facts` on random tables.
+    """
+
+    def instant(value: datetime) -> str:
+        return f"CAST('{value.astimezone(UTC).isoformat()}' AS timestamptz)"
+
+    skew = timedelta(seconds=w.skew_seconds) // timedelta(microseconds=1)
+    until = instant(w.until)
+    known = f"({s}) IS NOT NULL"
+    reflected = (
+        f"COALESCE(({agrees}) AND ({t}) IS NOT NULL"
+        f" AND ({t}) >= ({s}) - CAST('{skew} microseconds' AS interval), false)"
+    )
+    decided = f"COALESCE(({s}) < {until}, false)"
+    counted = decided
+    if w.counted_from is not None:
+        counted = f"COALESCE(({s}) < {until} AND ({s}) >= {instant(w.counted_from)}, false)"
+    measured = f"({known} AND {counted} AND {reflected})"
+    return {
+        KNOWN: known,
+        REFLECTED: reflected,
+        COUNTED: counted,
+        DECIDED: decided,
+        LAG: f"CASE WHEN ({t}) > ({s}) THEN ({t}) - ({s}) ELSE CAST('0' AS interval) END",
+        "measured": measured,
+        "late": f"({known} AND NOT {reflected} AND {decided})",
+    }
+
+
 @dataclass
 class FreshnessTally:
     """Folds key ranges into one result; holds one float per counted lag, never the rows."""
@@ -173,44 +252,48 @@ class FreshnessTally:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, part: pl.DataFrame) -> None:
+        """Records one by one: the key, ``SOURCE_TIME``, ``TARGET_TIME`` and ``AGREES``."""
         import polars as pl
 
-        utc = utc_us()
-        w = self.window
-        s, t = pl.col(SOURCE_TIME), pl.col(TARGET_TIME)
-        skew = timedelta(seconds=w.skew_seconds)
-        until = pl.lit(w.until, utc)
-        reflected = pl.col(AGREES).fill_null(False) & t.is_not_null() & (t >= s - skew)
-        lag = pl.max_horizontal((t - s).dt.total_microseconds() / 1_000_000, pl.lit(0.0))
-        counted = s < until
-        if w.counted_from is not None:
-            counted = counted & (s >= pl.lit(w.counted_from, utc))
-        # The per-row facts once, as columns; then one pass of sums over them.
         facts = part.select(
             *self.key,
-            s,
-            t,
-            s.is_not_null().alias("__known"),
-            reflected.fill_null(False).alias("__reflected"),
-            counted.fill_null(False).alias("__counted"),
-            (s < until).fill_null(False).alias("__decided"),
-            lag.alias("__lag"),
+            pl.col(SOURCE_TIME),
+            pl.col(TARGET_TIME),
+            *(expr.alias(name) for name, expr in _facts(self.window).items()),
         )
-        known, refl, counted_, decided = (
-            pl.col(c) for c in ("__known", "__reflected", "__counted", "__decided")
-        )
+        self._fold(facts, weighted=False)
+
+    def add_alike(self, facts: pl.DataFrame) -> None:
+        """Records judged inside the database, one row per set of alike records: ``KNOWN``,
+        ``REFLECTED``, ``COUNTED``, ``DECIDED``, ``LAG`` and ``COUNT``. None may be late (a
+        late record is an example, so it comes one by one to :meth:`add`)."""
+        self._fold(facts, weighted=True)
+
+    def _fold(self, facts: pl.DataFrame, *, weighted: bool) -> None:
+        """One pass of sums over the per-record facts."""
+        import polars as pl
+
+        w = self.window
+        known, refl, counted_, decided = (pl.col(c) for c in (KNOWN, REFLECTED, COUNTED, DECIDED))
         measured = known & counted_ & refl
         late = known & ~refl & decided
-        meets = _MEETS[Comparator(w.comparator)](pl.col("__lag"), float(w.target_seconds))
+        meets = _MEETS[Comparator(w.comparator)](pl.col(LAG), float(w.target_seconds))
+
+        def records(condition: pl.Expr) -> pl.Expr:
+            return pl.col(COUNT).filter(condition).sum() if weighted else condition.sum()
+
         counts = facts.select(
-            known.sum().alias("known"),
-            (known & counted_).sum().alias("total"),
-            (measured & meets).sum().alias("good"),
-            late.sum().alias("late"),
-            (known & ~refl).sum().alias("waiting"),
+            (pl.col(COUNT).sum() if weighted else pl.len()).alias("read"),
+            records(known).alias("known"),
+            records(known & counted_).alias("total"),
+            records(measured & meets).alias("good"),
+            records(late).alias("late"),
+            records(known & ~refl).alias("waiting"),
         ).row(0, named=True)
-        self.read += part.height
-        self.unmeasured += part.height - counts["known"]
+        if weighted and counts["late"]:
+            raise ValueError("late records are folded one by one, with their keys")
+        self.read += counts["read"]
+        self.unmeasured += counts["read"] - counts["known"]
         self.total += counts["total"]
         self.good += counts["good"]
         self.late_now += counts["late"]
@@ -220,7 +303,8 @@ class FreshnessTally:
                 self.oldest_late = first
         self.pending += counts["waiting"] - counts["late"]
         if counts["total"]:
-            lags = facts.filter(measured).get_column("__lag")
+            lag = pl.col(LAG).repeat_by(COUNT).explode() if weighted else pl.col(LAG)
+            lags = facts.filter(measured).select(lag).to_series()
             if lags.len():
                 self.lags.append(lags)
         room = self.max_examples - len(self.examples)

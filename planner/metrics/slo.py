@@ -87,6 +87,16 @@ def objective_of(criterion: SuccessCriterion) -> float | None:
     return None
 
 
+def strict_of(criterion: SuccessCriterion) -> bool:
+    """Whether the objective itself must be beaten, not just reached: a share criterion
+    stated with > or < ("agreement > 99 %"), judged on one run by Comparator.holds alike."""
+    if criterion.attainment_pct is not None or criterion.target is None:
+        return False
+    return (criterion.metric_key in GOOD_SHARE and criterion.comparator == ">") or (
+        criterion.metric_key in BAD_SHARE and criterion.comparator == "<"
+    )
+
+
 def judged_by_compliance(criterion: SuccessCriterion) -> bool:
     """Freshness criteria are judged by their compliance over a window, never by one run."""
     return criterion.metric_key == MetricKey.FRESHNESS
@@ -184,6 +194,7 @@ class Compliance:
     total: int
     first_at: datetime | None
     rules: list[RuleState] = field(default_factory=list)
+    strict: bool = False  # the objective must be beaten (strict_of)
 
     @property
     def bad(self) -> int:
@@ -233,8 +244,11 @@ class Compliance:
             return NO_OBJECTIVE
         if not self.total:
             return NOT_ENOUGH_DATA
-        # Exactly on the objective is met: 999 good of 1,000 meets 99.9 % despite float error.
+        # Exactly on the objective is met: 999 good of 1,000 meets 99.9 % despite float error;
+        # unless the criterion says more than (less than, for a bad share) its target.
         if self.attainment < self.objective - 1e-12:
+            return MISSED
+        if self.strict and self.attainment <= self.objective + 1e-12:
             return MISSED
         if self.coverage_pct < min_coverage_pct():
             return NOT_ENOUGH_DATA
@@ -439,7 +453,18 @@ def compliance_from(
             over = [over_threshold(*c, objective, rule.threshold) for c in counts]
             states.append(RuleState(rule, long, short, *burns, *over))
     good, total, first = sums.over(start, end)
-    return Compliance(criterion.pk, start, end, end - start, objective, good, total, first, states)
+    return Compliance(
+        criterion.pk,
+        start,
+        end,
+        end - start,
+        objective,
+        good,
+        total,
+        first,
+        states,
+        strict_of(criterion),
+    )
 
 
 def _spans(criterion: SuccessCriterion, start: datetime, end: datetime, rules: bool) -> list:
@@ -497,6 +522,7 @@ def compliances(
             int(row.get("good") or 0),
             int(row.get("total") or 0),
             row.get("first"),
+            strict=strict_of(criterion),
         )
     return out
 

@@ -27,7 +27,7 @@ from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
 from .runs import RunKind, RunPartition, RunSchedule, RunStage, ValidationRun
-from .signoff import ApproverRequirement, SignOff, SignOffStale
+from .signoff import ApproverRequirement, SignOff, SignOffStale, StepContent
 from .slo import SliPoint
 from .systems_config import SystemEndpoint
 from .teamwork import (
@@ -102,6 +102,7 @@ __all__ = [
     "SignOff",
     "SliPoint",
     "SignOffStale",
+    "StepContent",
     "SuccessCriterion",
     "System",
     "SystemEndpoint",

@@ -140,3 +140,27 @@ class SignOffStale(ImmutableModel):
 
     def __str__(self) -> str:
         return str(self.signoff)
+
+
+class StepContent(models.Model):
+    """The content hash of one signed step as it stands, stored by the write path
+    (`planner.checklist.signoff.store_step_hashes`, after every write to the project) so that
+    reading whether a sign-off is current is a comparison, not a hash of every artifact.
+
+    Derived data, not history: it is replaced whenever the step changes, and dropped when the
+    step has no live sign-off left. A signed step with no row (a project no write has passed
+    through since) is hashed when read."""
+
+    project = models.ForeignKey(
+        IntegrationProject, on_delete=models.CASCADE, related_name="step_contents"
+    )
+    step = models.PositiveSmallIntegerField()
+    content_hash = models.CharField("version hash", max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "step"], name="one_content_hash_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.step}: {self.content_hash[:12]}"

@@ -459,7 +459,27 @@ class EndpointForm(forms.Form):
                 self.add_error("upload", f"This CSV file is malformed. {problem}")
 
     def _clean_http(self, data: dict) -> None:
+        from urllib.parse import urlsplit
+
         auth = data.get("auth") or "none"
+        for name in ("base_url", "dataset"):
+            try:
+                parts = urlsplit(data.get(name) or "")
+                userinfo = parts.username is not None or parts.password is not None
+            except ValueError:
+                userinfo = False  # the connector names what is wrong with the URL
+            if userinfo:
+                # It would be stored and shown as plain text, and never sent as a login; the
+                # form shown again keeps the URL without it.
+                self.data = self.data.copy()
+                self.data[self.add_prefix(name)] = parts._replace(
+                    netloc=parts.netloc.rpartition("@")[2]
+                ).geturl()
+                self.add_error(
+                    name,
+                    "A URL must not hold a user name or password: choose Basic authentication"
+                    " and type the password in its encrypted field.",
+                )
         api_key_header = (data.get("api_key_header") or "X-API-Key").strip().lower()
         plain: dict[str, str] = {}
         for n, line in enumerate((data.get("headers") or "").splitlines(), 1):

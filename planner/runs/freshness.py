@@ -5,7 +5,10 @@ Both sides are read in the target key's order in bounded chunks, as validation r
 ``runs/chunked.KeyRanges``), with the time filter pushed down to SQL systems: only records
 changed since the last measurement's cutoff, minus the connection's stated overlap, are read
 (the target from that instant minus the clock-skew allowance: an older target record cannot
-reflect any source record read). Files and HTTP systems are read whole and filtered here.
+reflect any source record read). Files read in blocks (CSV, NDJSON) and HTTP systems are
+sorted through disk as runs sort them (``runs/spill.py``) and filtered here; a side that
+cannot be (a JSON or XLSX file, a source whose key a rule computes) is read whole, and the
+measurement's ``reading`` figures say why.
 Per key the mapped fields are compared by the reconciliation's own comparison
 (``reconcile.differs`` with the mapping rows' tolerances); the figures are defined once, in
 ``planner.metrics.freshness``.
@@ -114,14 +117,31 @@ def _whole(side: Side) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
+# How a side is read: in key order by its database, sorted through disk, or whole.
+DATABASE, DISK, WHOLE = "key-ordered chunks", "sorted through disk", "whole"
+
+
 def _read(
     side: Side, order: list[str] | None, since: tuple[str, datetime] | None
-) -> tuple[Iterator[pl.DataFrame], bool]:
-    """The side's chunks, key-ordered by the database when it can (then True)."""
+) -> tuple[Iterator[pl.DataFrame], str]:
+    """The side's chunks, in ``order`` when it is given and the side can be read so."""
+    from planner.runs.spill import why_whole
+    from planner.runs.streamed import key_ordered
+
+    chunk_rows = settings.AETHON_RUN_CHUNK_ROWS
     fetch_ordered = getattr(side.connector, "fetch_ordered", None)
     if order is not None and callable(fetch_ordered):
-        return fetch_ordered(order, settings.AETHON_RUN_CHUNK_ROWS, changed_since=since), True
-    return iter([_whole(side)]), False
+        return fetch_ordered(order, chunk_rows, changed_since=since), DATABASE
+    if order is not None and why_whole(side.connector) is None:
+        return key_ordered(side, order, chunk_rows), DISK
+    return iter([_whole(side)]), WHOLE
+
+
+def _why_whole(side: Side, order: list[str] | None, unordered: str) -> str:
+    from planner.runs.spill import why_whole
+
+    why = unordered if order is None else why_whole(side.connector)
+    return f"{side.label} cannot be read in key order: {why}"
 
 
 def _times(chunk: pl.DataFrame, name: str, alias: str) -> pl.Series:
@@ -177,6 +197,7 @@ class _Plan:
         self.fields = [f for f in self.targets if f not in self.key and f in target_cols]
         order = source_order(source, target, self.usable)
         self.order: list[str] | None = order if isinstance(order, list) else None
+        self.unordered = order if isinstance(order, str) else ""
         self.compiled = CompiledMapping(self.usable)
         self.tolerances = {f: t for f, t in tolerances_of(rows)[0].items() if f in self.fields}
 
@@ -190,47 +211,51 @@ class _Plan:
             raise MeasurementFailed(f"{side.label}: {exc.message}") from None
 
 
-def _source_chunks(
-    plan: _Plan, source: Side, target: Side, since: datetime | None, ordered: bool
-) -> Iterator[pl.DataFrame]:
+def _mapped(
+    plan: _Plan, source: Side, target: Side, chunk: pl.DataFrame, since: datetime | None
+) -> pl.DataFrame:
+    """Source rows as read: the target's key, the compared fields and ``SOURCE_TIME``."""
     import polars as pl
 
     from planner.runs.stages import as_read, target_key_columns
 
+    times = _times(chunk, plan.settings.source_time_field, lag.SOURCE_TIME)
+    part = plan.compiled.validate(chunk, source.key, max_examples=0)
+    columns = target_key_columns(source, target, plan.targets, part.key_columns)
+    if not isinstance(columns, dict):
+        raise MeasurementFailed(columns.result.error)
+    output = as_read(part.output, chunk, plan.usable)
+    out = output.select(
+        *[expr.alias(k) for k, expr in columns.items()], *[pl.col(f) for f in plan.fields]
+    ).with_columns(times)
+    return _since_filter(out, lag.SOURCE_TIME, since)
+
+
+def _selected(plan: _Plan, chunk: pl.DataFrame, since: datetime | None) -> pl.DataFrame:
+    """Target rows as read: the key, the compared fields and ``TARGET_TIME``."""
+    times = _times(chunk, plan.settings.target_time_field, lag.TARGET_TIME)
+    out = chunk.select(*plan.key, *plan.fields).with_columns(times)
+    return _since_filter(out, lag.TARGET_TIME, since)
+
+
+def _source_chunks(
+    plan: _Plan, source: Side, target: Side, since: datetime | None, ordered: bool
+) -> tuple[Iterator[pl.DataFrame], str]:
     name = plan.settings.source_time_field
     push = (name, since) if since is not None else None
-    chunks, by_database = _read(source, plan.order if ordered else None, push)
-
-    def mapped() -> Iterator[pl.DataFrame]:
-        for chunk in chunks:
-            times = _times(chunk, name, lag.SOURCE_TIME)
-            part = plan.compiled.validate(chunk, source.key, max_examples=0)
-            columns = target_key_columns(source, target, plan.targets, part.key_columns)
-            if not isinstance(columns, dict):
-                raise MeasurementFailed(columns.result.error)
-            output = as_read(part.output, chunk, plan.usable)
-            out = output.select(
-                *[expr.alias(k) for k, expr in columns.items()], *[pl.col(f) for f in plan.fields]
-            ).with_columns(times)
-            yield _since_filter(out, lag.SOURCE_TIME, since)
-
-    return mapped() if by_database else _sorted_once(mapped(), plan.key)
+    chunks, how = _read(source, plan.order if ordered else None, push)
+    mapped = (_mapped(plan, source, target, chunk, since) for chunk in chunks)
+    return (_sorted_once(mapped, plan.key) if how == WHOLE else mapped), how
 
 
 def _target_chunks(
     plan: _Plan, target: Side, since: datetime | None, ordered: bool
-) -> Iterator[pl.DataFrame]:
+) -> tuple[Iterator[pl.DataFrame], str]:
     name = plan.settings.target_time_field
     push = (name, since) if since is not None else None
-    chunks, by_database = _read(target, plan.key if ordered else None, push)
-
-    def selected() -> Iterator[pl.DataFrame]:
-        for chunk in chunks:
-            times = _times(chunk, name, lag.TARGET_TIME)
-            out = chunk.select(*plan.key, *plan.fields).with_columns(times)
-            yield _since_filter(out, lag.TARGET_TIME, since)
-
-    return selected() if by_database else _sorted_once(selected(), plan.key)
+    chunks, how = _read(target, plan.key if ordered else None, push)
+    selected = (_selected(plan, chunk, since) for chunk in chunks)
+    return (_sorted_once(selected, plan.key) if how == WHOLE else selected), how
 
 
 def judge_range(
@@ -250,13 +275,20 @@ def judge_range(
 
     from planner.runs.reconcile import _apply_tolerances, align_keys, differs
 
+    if lag.TARGET_TIME not in part_t.columns:
+        # No target row was read at all: the merge hands over the source's empty frame.
+        part_t = (
+            part_t.clear()
+            .select(*key, *fields)
+            .with_columns(pl.lit(None, lag.utc_us()).alias(lag.TARGET_TIME))
+        )
     s, t = align_keys(part_s, part_t, key)
     # A key range arrives sorted by key, so a repeated target key follows its first row.
     repeated = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])
     t = t.filter(~repeated.fill_null(False))
     t_names = {f: f"__t_{i}" for i, f in enumerate(fields)}
     t = t.rename(t_names).with_columns(pl.lit(True).alias("__in_t"))
-    joined = s.join(t, on=key, how="left", coalesce=True)
+    joined = s.join(t, on=key, how="left", coalesce=True, maintain_order="left")
     present = pl.col("__in_t").fill_null(False)
     if presence_only or not fields:
         return joined.with_columns(present.alias(lag.AGREES))
@@ -310,16 +342,16 @@ def measure(
             window_start = _first_counted(criterion, now)
             read_from = min(read_from, max(late_from, window_start or late_from))
     target_from = read_from - timedelta(seconds=cfg.skew_seconds) if read_from else None
+    joined = _joined(plan, source, target, window, read_from, target_from)
+    if isinstance(joined, tuple):
+        return joined
     ordered = True
     while True:
         tally = lag.FreshnessTally(window, plan.key)
         state = MergeState()
-        ranges = KeyRanges(
-            prefetch(_source_chunks(plan, source, target, read_from, ordered)),
-            prefetch(_target_chunks(plan, target, target_from, ordered)),
-            plan.key,
-            state=state,
-        )
+        source_chunks, source_how = _source_chunks(plan, source, target, read_from, ordered)
+        target_chunks, target_how = _target_chunks(plan, target, target_from, ordered)
+        ranges = KeyRanges(prefetch(source_chunks), prefetch(target_chunks), plan.key, state=state)
         try:
             for part_s, part_t in ranges:
                 if part_s.height:
@@ -341,14 +373,11 @@ def measure(
         except ConnectorError as exc:
             raise MeasurementFailed(exc.message) from None
     result = tally.result()
-    by_database = [
-        ordered and order is not None and callable(getattr(side.connector, "fetch_ordered", None))
-        for side, order in ((source, plan.order), (target, plan.key))
-    ]
+    held = [how == WHOLE for how in (source_how, target_how)]
     reading = {
-        "mode": "streamed" if all(by_database) else "whole" if not any(by_database) else "mixed",
-        "source": "key-ordered chunks" if by_database[0] else "whole",
-        "target": "key-ordered chunks" if by_database[1] else "whole",
+        "mode": "whole" if all(held) else "mixed" if any(held) else "streamed",
+        "source": source_how,
+        "target": target_how,
         "read_from": read_from.isoformat() if read_from else None,
         "source_rows": ranges.source.rows,
         "target_rows": ranges.target.rows,
@@ -357,7 +386,75 @@ def measure(
     }
     if not ordered:
         reading["why_whole"] = why_whole
+    elif any(held):
+        reading["why_whole"] = "; ".join(
+            _why_whole(side, order, plan.unordered)
+            for side, order, whole in zip(
+                (source, target), (plan.order, plan.key), held, strict=True
+            )
+            if whole
+        )
+    if joined:
+        reading["join_blocked"] = joined
     return result, reading
+
+
+def _joined(
+    plan: _Plan,
+    source: Side,
+    target: Side,
+    window: lag.Window,
+    read_from: datetime | None,
+    target_from: datetime | None,
+) -> tuple[lag.FreshnessResult, dict[str, Any]] | str:
+    """The measurement by a join inside the one database of both sides, or why not ("" when
+    the sides are not both PostgreSQL: there was no join to consider)."""
+    if not settings.AETHON_RUN_JOIN:
+        return ""
+    from planner.runs import freshness_join
+    from planner.runs.stages import first_rows
+
+    if plan.order is None:
+        return "the target's key is computed by a rule"
+    for side in (source, target):
+        if side.head is None:
+            side.head = first_rows(side.connector)  # type: ignore[arg-type]
+    setup = freshness_join.Setup(
+        usable=plan.usable,
+        fields=plan.fields,
+        order=plan.order,
+        tolerances=plan.tolerances,
+        presence_only=plan.settings.basis == FreshnessSettings.Basis.CREATED,
+        source_time=plan.settings.source_time_field,
+        target_time=plan.settings.target_time_field,
+        source_from=read_from,
+        target_from=target_from,
+    )
+    choice = freshness_join.choice_for(source, target, setup)
+    why = freshness_join.why_not(source, target, choice)
+    if why is None:
+        return ""
+    if why:
+        return why
+    tally = lag.FreshnessTally(window, plan.key)
+
+    def judge(s_rows: pl.DataFrame, t_rows: pl.DataFrame) -> pl.DataFrame:
+        return judge_range(
+            _mapped(plan, source, target, s_rows, read_from),
+            _selected(plan, t_rows, target_from),
+            plan.key,
+            plan.fields,
+            presence_only=setup.presence_only,
+            tolerances=plan.tolerances,
+        )
+
+    reading = freshness_join.measure_joined(
+        source, target, setup, choice, tally, judge, batch_rows=settings.AETHON_RUN_CHUNK_ROWS
+    )
+    if isinstance(reading, str):
+        return reading
+    reading["read_from"] = read_from.isoformat() if read_from else None
+    return tally.result(), reading
 
 
 def measure_and_record(criterion: SuccessCriterion, *, now: datetime | None = None):

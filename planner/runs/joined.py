@@ -20,6 +20,7 @@ tolerances, samples and difference limits, the run reads every row instead and s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def why_not_joined(source: Side, target: Side, choice: Choice) -> str | None:
     return ""
 
 
-def _key_unique(session: Snapshot, dataset: str, table: str, key: list[str]) -> str:
+def key_unique(session: Snapshot, dataset: str, table: str, key: list[str]) -> str:
     """How the key is known not to repeat: "index" (a unique index on key columns),
     "checked" (no two rows hold one key value), or "" when a key value repeats."""
     (indexed,) = session.rows(
@@ -103,6 +104,129 @@ def _key_unique(session: Snapshot, dataset: str, table: str, key: list[str]) -> 
     return "" if repeated else "checked"
 
 
+@dataclass
+class Prepared:
+    """One snapshot's view of both tables, ready for a join: their SQL names and columns,
+    the session settings, and (on a single integer key) how the join is split in two."""
+
+    s_data: str
+    t_data: str
+    s_cols: list[Any]
+    t_cols: list[Any]
+    settings: list[str]
+    halves: _Halves | None
+
+    @property
+    def tables(self) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+        return (self.s_data, self.s_cols), (self.t_data, self.t_cols)
+
+    def ranges(
+        self, order: list[str], t_key: list[str], part: int | None
+    ) -> tuple[str, str] | None:
+        """Each side's WHERE for one half (``part`` 0 or 1), or None for the whole join."""
+        if self.halves is None or part is None:
+            return None
+        return _range(order[0], t_key[0], self.halves.middle, part, self.halves.nulls)
+
+
+def prepare(
+    session: Snapshot,
+    source: Side,
+    target: Side,
+    plans: list[FieldPlan],
+    fields: list[str],
+    order: list[str],
+) -> Prepared | str:
+    """What a join of the sides needs, set up in ``session``; or why the join would not give
+    the read path's result (a column COPY cannot carry, a repeated key)."""
+    s_conn, t_conn = source.connector, target.connector
+    assert isinstance(s_conn, PostgresConnector) and isinstance(t_conn, PostgresConnector)
+    t_key = list(target.key)
+    s_data, t_data = session.dataset(s_conn), session.dataset(t_conn)
+    s_cols, t_cols = session.columns(s_data), session.columns(t_data)
+    why = columns_blocked(s_cols, t_cols, plans, order, t_key, fields)
+    if why:
+        return why
+    unique = []
+    for label, data, key in (("source", s_data, order), ("target", t_data, t_key)):
+        unique.append(key_unique(session, data, data, key))
+        if not unique[-1]:
+            return f"a key value repeats in the {label}, and a join would pair its rows"
+    # JIT compiling the comparison costs more than it saves on a scan of this size;
+    # two unique indexes on integer keys give a merge join that needs no hash table.
+    settings = ["set_config('jit', 'off', true)"]
+    integer_key = all(k == "integer" for k in _key_kinds(source, order))
+    if unique == ["index", "index"] and integer_key:
+        settings.append("set_config('enable_hashjoin', 'off', true)")
+    session.rows(f"SELECT {', '.join(settings)}")
+    halves = None
+    if integer_key and len(order) == 1:
+        indexed = unique == ["index", "index"]
+        halves = _halves(session, (s_data, order[0]), (t_data, t_key[0]), indexed)
+    return Prepared(s_data, t_data, s_cols, t_cols, settings, halves)
+
+
+@contextlib.contextmanager
+def in_halves(
+    connector: PostgresConnector,
+    session: Snapshot,
+    prepared: Prepared,
+    query: Callable[[int | None], str],
+    columns: list[Any],
+    names: list[str],
+    batch_rows: int,
+) -> Iterator[Callable[[], Iterator[pl.DataFrame]]]:
+    """The frames of ``query`` (for half 0 then 1, or None for the whole join), as a call
+    that starts the first half in ``session``; the second half is already being read, by a
+    second session on the same snapshot, when the block is entered: two cores."""
+    later: Iterator[pl.DataFrame] = iter(())
+    if prepared.halves is not None:
+        shared = prepared.halves.snapshot
+
+        def upper() -> Iterator[pl.DataFrame]:
+            with connector.snapshot(shared) as other:
+                other.rows(f"SELECT {', '.join(prepared.settings)}")
+                yield from other.frames(query(1), columns, names, batch_rows)
+
+        later = in_background(upper())
+
+    def frames() -> Iterator[pl.DataFrame]:
+        first = session.frames(query(0 if prepared.halves else None), columns, names, batch_rows)
+        return itertools.chain(first, later)
+
+    try:
+        yield frames
+    finally:
+        close = getattr(later, "close", None)
+        if close is not None:
+            close()
+
+
+@contextlib.contextmanager
+def _counting(
+    connector: PostgresConnector, session: Snapshot, prepared: Prepared, count: str
+) -> Iterator[Callable[[], tuple[int, int]]]:
+    """Both tables' row counts, as a call. When the join runs in halves a third session on
+    the same snapshot counts meanwhile, so the counts are on the path of neither half."""
+    if prepared.halves is None:
+        totals = session.rows(count)[0]
+        yield lambda: totals
+        return
+    shared = prepared.halves.snapshot
+
+    def counted() -> Iterator[tuple[int, int]]:
+        with connector.snapshot(shared) as other:
+            yield other.rows(count)[0]
+
+    background = in_background(counted())
+    try:
+        yield lambda: next(background)
+    finally:
+        close = getattr(background, "close", None)
+        if close is not None:
+            close()
+
+
 def joined_compare(
     source: Side,
     target: Side,
@@ -115,80 +239,48 @@ def joined_compare(
     batch_rows: int,
     on_rows: Callable[[int], None],
     tolerances: dict | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Joined | str:
     """Differences of the mapped source and the target, found by a join in their database.
 
     ``map_chunk`` turns source rows as read into the compared frame (target key and
-    ``fields``), recording the mapping stage's figures. Returns why not when the join
-    cannot promise the read path's result.
+    ``fields``), recording the mapping stage's figures; ``on_total`` learns the rows of
+    both tables (the join counts them). Returns why not when the join cannot promise the
+    read path's result.
     """
-    s_conn, t_conn = source.connector, target.connector
-    assert isinstance(s_conn, PostgresConnector) and isinstance(t_conn, PostgresConnector)
+    s_conn = source.connector
+    assert isinstance(s_conn, PostgresConnector)
     t_key = list(target.key)
     try:
         with s_conn.snapshot() as session:
-            s_data, t_data = session.dataset(s_conn), session.dataset(t_conn)
-            s_cols, t_cols = session.columns(s_data), session.columns(t_data)
-            why = _columns_blocked(s_cols, t_cols, plans, order, t_key, fields)
-            if why:
-                return why
-            unique = []
-            for label, data, key in (("source", s_data, order), ("target", t_data, t_key)):
-                unique.append(_key_unique(session, data, data, key))
-                if not unique[-1]:
-                    return f"a key value repeats in the {label}, and a join would pair its rows"
-            # JIT compiling the comparison costs more than it saves on a scan of this size;
-            # two unique indexes on integer keys give a merge join that needs no hash table.
-            settings = ["set_config('jit', 'off', true)"]
-            integer_key = all(k == "integer" for k in _key_kinds(source, order))
-            if unique == ["index", "index"] and integer_key:
-                settings.append("set_config('enable_hashjoin', 'off', true)")
-            session.rows(f"SELECT {', '.join(settings)}")
-            tables = (s_data, s_cols), (t_data, t_cols)
-            halves = _halves(session, s_data, order) if integer_key and len(order) == 1 else None
-            s_names = [f"s:{c.name}" for c in s_cols]
-            t_names = [f"t:{c.name}" for c in t_cols]
+            prepared = prepare(session, source, target, plans, fields, order)
+            if isinstance(prepared, str):
+                return prepared
+            s_data, t_data = prepared.s_data, prepared.t_data
+            s_names = [f"s:{c.name}" for c in prepared.s_cols]
+            t_names = [f"t:{c.name}" for c in prepared.t_cols]
             names = [*s_names, f"s:{_IN}", *t_names, f"t:{_IN}"]
-            columns = [*s_cols, _INT_COLUMN, *t_cols, _INT_COLUMN]
+            columns = [*prepared.s_cols, INT_COLUMN, *prepared.t_cols, INT_COLUMN]
 
             def query(part: int | None) -> str:
-                ranges = None
-                if halves is not None and part is not None:
-                    ranges = _range(order[0], t_key[0], halves[1], part)
-                return _join_sql(source, target, plans, fields, order, choice, *tables, ranges)
+                ranges = prepared.ranges(order, t_key, part)
+                return _join_sql(source, target, plans, fields, order, choice, prepared, ranges)
 
-            later: Iterator[pl.DataFrame] = iter(())
-            if halves is not None:
-                # The upper half of the keys is joined by a second session on the same
-                # snapshot while this one counts and joins the lower half: two cores.
-                shared = halves[0]
-
-                def upper() -> Iterator[pl.DataFrame]:
-                    with s_conn.snapshot(shared) as other:
-                        other.rows(f"SELECT {', '.join(settings)}")
-                        yield from other.frames(query(1), columns, names, batch_rows)
-
-                later = in_background(upper())
-            try:
-                (s_total, t_total) = session.rows(
-                    f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
-                )[0]
-                first = session.frames(query(0 if halves else None), columns, names, batch_rows)
-                frames = itertools.chain(first, later)
-                read = [0, 0]
+            count = f"SELECT (SELECT COUNT(*) FROM {s_data}), (SELECT COUNT(*) FROM {t_data})"  # noqa: S608
+            with (
+                in_halves(s_conn, session, prepared, query, columns, names, batch_rows) as read,
+                _counting(s_conn, session, prepared, count) as totals,
+            ):
+                frames = read()
+                counted = [0, 0]
                 assert target.head is not None
                 template = target.head.clear().select(*t_key)
 
                 def pairs() -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
                     for frame in frames:
-                        s_part = frame.filter(pl.col(f"s:{_IN}").is_not_null()).select(
-                            pl.col(n).alias(n[2:]) for n in s_names
-                        )
-                        t_part = frame.filter(pl.col(f"t:{_IN}").is_not_null()).select(
-                            pl.col(n).alias(n[2:]) for n in t_names
-                        )
-                        read[0] += s_part.height
-                        read[1] += t_part.height
+                        s_part, t_part = split_sides(frame, s_names, t_names)
+                        counted[0] += s_part.height
+                        counted[1] += t_part.height
                         on_rows(s_part.height + t_part.height)
                         yield map_chunk(s_part), t_part.select(*t_key, *fields)
 
@@ -201,38 +293,74 @@ def joined_compare(
                     state=MergeState(),
                     tolerances=tolerances,
                 )
-            finally:
-                close = getattr(later, "close", None)
-                if close is not None:
-                    close()
+                (s_total, t_total) = totals()
     except ConnectorError as exc:
         return f"the database could not join the tables ({exc})"
-    equal_s, equal_t = int(s_total) - read[0], int(t_total) - read[1]
+    if on_total is not None:
+        on_total(int(s_total) + int(t_total))
+    equal_s, equal_t = int(s_total) - counted[0], int(t_total) - counted[1]
     if equal_s != equal_t or equal_s < 0:
         # Only a repeated key (or data changing under a session that cannot see it) does this.
         return "the join's counts did not add up, so every row was read"
     on_rows(equal_s + equal_t)
-    return Joined(report, (read[0], read[1]), equal_s)
+    return Joined(report, (counted[0], counted[1]), equal_s)
 
 
-def _halves(session: Snapshot, s_data: str, order: list[str]) -> tuple[str, int] | None:
-    """(exported snapshot, middle key) to split the join in two, or None when not worth it."""
-    key = render(column(order[0]), "postgres")
-    low, high = session.rows(f"SELECT MIN({key}), MAX({key}) FROM {s_data}")[0]  # noqa: S608
+def split_sides(
+    frame: pl.DataFrame, s_names: list[str], t_names: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A frame of the join's rows as the source's rows and the target's, each under its own
+    column names (a side absent from a row of the join is absent from its frame)."""
+    s_part = frame.filter(pl.col(f"s:{_IN}").is_not_null()).select(
+        pl.col(n).alias(n[2:]) for n in s_names
+    )
+    t_part = frame.filter(pl.col(f"t:{_IN}").is_not_null()).select(
+        pl.col(n).alias(n[2:]) for n in t_names
+    )
+    return s_part, t_part
+
+
+@dataclass(frozen=True)
+class _Halves:
+    snapshot: str  # exported, for the second session
+    middle: int  # the upper half's first key
+    nulls: bool  # whether the lower half must also read rows with a null key
+
+
+def _halves(
+    session: Snapshot, source: tuple[str, str], target: tuple[str, str], indexed: bool
+) -> _Halves | None:
+    """How to split the join in two, or None when not worth it. ``source`` and ``target``:
+    (dataset, key column); ``indexed``: both keys have a unique index of their own."""
+    s_data, s_key = source[0], render(column(source[1]), "postgres")
+    low, high = session.rows(f"SELECT MIN({s_key}), MAX({s_key}) FROM {s_data}")[0]  # noqa: S608
     if low is None or high is None or int(high) - int(low) < 2:
         return None
-    return session.export(), (int(low) + int(high)) // 2
+    nulls = True
+    if indexed:
+        # "key < m OR key IS NULL" is no index condition: the lower half would walk the
+        # whole index and filter. With an index, looking for a null key costs one probe,
+        # and tables without one (the rule for a key) get a plain range.
+        t_data, t_key = target[0], render(column(target[1]), "postgres")
+        (nulls,) = session.rows(
+            f"SELECT EXISTS (SELECT 1 FROM {s_data} WHERE {s_key} IS NULL)"  # noqa: S608
+            f" OR EXISTS (SELECT 1 FROM {t_data} WHERE {t_key} IS NULL)"
+        )[0]
+    return _Halves(session.export(), (int(low) + int(high)) // 2, bool(nulls))
 
 
-def _range(s_key: str, t_key: str, middle: int, part: int) -> tuple[str, str]:
-    """Each side's WHERE for one half: keys below ``middle`` and null keys, or the rest."""
+def _range(s_key: str, t_key: str, middle: int, part: int, nulls: bool) -> tuple[str, str]:
+    """Each side's WHERE for one half: keys below ``middle`` (and null keys, when any), or
+    the rest."""
     where = []
     for name in (s_key, t_key):
         col = render(column(name), "postgres")
-        if part == 0:
+        if part == 1:
+            where.append(f"{col} >= {int(middle)}")
+        elif nulls:
             where.append(f"({col} < {int(middle)} OR {col} IS NULL)")
         else:
-            where.append(f"{col} >= {int(middle)}")
+            where.append(f"{col} < {int(middle)}")
     return where[0], where[1]
 
 
@@ -245,10 +373,10 @@ class _Described:
     scale = None
 
 
-_INT_COLUMN = _Described()
+INT_COLUMN = _Described()
 
 
-def _columns_blocked(
+def columns_blocked(
     s_cols: list[Any],
     t_cols: list[Any],
     plans: list[FieldPlan],
@@ -275,11 +403,11 @@ def _key_kinds(source: Side, order: list[str]) -> list[str | None]:
     return [side_kinds.get(k) for k in order]
 
 
-def _select_list(alias: str, cols: list[Any]) -> str:
+def select_list(alias: str, cols: list[Any]) -> str:
     return ", ".join(copy_item(alias, c).as_string() for c in cols)
 
 
-def _raw_comparable(plan: FieldPlan, s_oid: int | None, t_oid: int | None) -> bool:
+def raw_comparable(plan: FieldPlan, s_oid: int | None, t_oid: int | None) -> bool:
     """Whether SQL's own equality of the two columns is the read path's comparison.
 
     An identity rule compares the source value as read (planner.runs.stages.as_read) with
@@ -296,30 +424,39 @@ def _raw_comparable(plan: FieldPlan, s_oid: int | None, t_oid: int | None) -> bo
     return s_oid == t_oid and s_oid in _RAW_OIDS
 
 
-def _join_sql(
+@dataclass
+class Comparison:
+    """The SQL of a join of the two sides (aliases ``__s`` and ``__t``): each side's extra
+    columns, the join condition, the key order, and what marks a row that may differ."""
+
+    s_extra: str  # the source's presence flag, rule-check flag and compared values
+    t_extra: str  # the target's presence flag and compared values
+    on: list[str]
+    sort: list[str]  # the key, source's else target's, in the read path's order
+    flagged: str  # a rule's check or guard fires, or a compared value differs
+
+
+def comparison(
     source: Side,
     target: Side,
     plans: list[FieldPlan],
     fields: list[str],
     order: list[str],
     choice: Choice,
-    s_table: tuple[str, list[Any]],
-    t_table: tuple[str, list[Any]],
-    ranges: tuple[str, str] | None = None,
-) -> str:
-    """The candidate rows of the join, both sides' columns side by side, in key order;
-    ``ranges`` limits each side to part of the keys (a WHERE per side)."""
+    prepared: Prepared,
+) -> Comparison:
+    """How the join pairs rows and tells the ones that may differ (every other matched pair
+    is equal, as the engine and :func:`reconcile` would find it)."""
     d = "postgres"
-    (s_data, s_cols), (t_data, t_cols) = s_table, t_table
-    s_oids = {c.name: c.type_code for c in s_cols}
-    t_oids = {c.name: c.type_code for c in t_cols}
+    s_oids = {c.name: c.type_code for c in prepared.s_cols}
+    t_oids = {c.name: c.type_code for c in prepared.t_cols}
     by_target = {p.spec.target_field: p for p in plans}
     t_kinds = kinds(target)
     s_values, t_values, differs = [], [], []
     for f in fields:
         plan = by_target[f]
         read = plan.spec.source_field
-        if _raw_comparable(plan, s_oids.get(read), t_oids.get(f)):
+        if raw_comparable(plan, s_oids.get(read), t_oids.get(f)):
             a, b = f"__s.{render(column(read), d)}", f"__t.{render(column(f), d)}"
             if s_oids[read] in _TEXT_OIDS:
                 a, b = f'{a} COLLATE "C"', f'{b} COLLATE "C"'
@@ -351,13 +488,30 @@ def _join_sql(
         collate = ' COLLATE "C"' if text else ""
         on.append(f"{a}{collate} = {b}{collate}")
         sort.append(f"COALESCE({a}, {b}){collate} NULLS LAST")
-    differs = [f"__s.{_IN} IS NULL", f"__t.{_IN} IS NULL", f"__s.{_FLAG} = 1", *differs]
+    flagged = " OR ".join([f"__s.{_FLAG} = 1", *differs])
+    return Comparison(s_extra, t_extra, on, sort, flagged)
+
+
+def _join_sql(
+    source: Side,
+    target: Side,
+    plans: list[FieldPlan],
+    fields: list[str],
+    order: list[str],
+    choice: Choice,
+    prepared: Prepared,
+    ranges: tuple[str, str] | None = None,
+) -> str:
+    """The candidate rows of the join, both sides' columns side by side, in key order;
+    ``ranges`` limits each side to part of the keys (a WHERE per side)."""
+    c = comparison(source, target, plans, fields, order, choice, prepared)
+    differs = [f"__s.{_IN} IS NULL", f"__t.{_IN} IS NULL", c.flagged]
     s_where = f" WHERE {ranges[0]}" if ranges else ""
     t_where = f" WHERE {ranges[1]}" if ranges else ""
     return (
-        f"SELECT {_select_list('__s', s_cols)}, __s.{_IN},"  # noqa: S608
-        f" {_select_list('__t', t_cols)}, __t.{_IN}"
-        f" FROM (SELECT *, {s_extra} FROM {s_data}{s_where}) AS __s"
-        f" FULL JOIN (SELECT *, {t_extra} FROM {t_data}{t_where}) AS __t ON {' AND '.join(on)}"
-        f" WHERE {' OR '.join(differs)} ORDER BY {', '.join(sort)}"
+        f"SELECT {select_list('__s', prepared.s_cols)}, __s.{_IN},"  # noqa: S608
+        f" {select_list('__t', prepared.t_cols)}, __t.{_IN}"
+        f" FROM (SELECT *, {c.s_extra} FROM {prepared.s_data}{s_where}) AS __s"
+        f" FULL JOIN (SELECT *, {c.t_extra} FROM {prepared.t_data}{t_where}) AS __t"
+        f" ON {' AND '.join(c.on)} WHERE {' OR '.join(differs)} ORDER BY {', '.join(c.sort)}"
     )

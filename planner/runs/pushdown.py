@@ -83,6 +83,17 @@ def kinds(side: Side) -> dict[str, str | None]:
     return {name: kind(dtype) for name, dtype in side.head.schema.items()}
 
 
+def whole_digits(side: Side) -> dict[str, int]:
+    """The most digits before the point of each decimal column whose type bounds it (a SQL
+    system's numeric(p, s) arrives as Decimal(p, s)): p - s."""
+    assert side.head is not None
+    return {
+        name: dtype.precision - dtype.scale
+        for name, dtype in side.head.schema.items()
+        if isinstance(dtype, pl.Decimal) and dtype.precision is not None
+    }
+
+
 @dataclass
 class Choice:
     """Per mapped column: its SQL (pushed down) or why it is compared on fetched rows."""
@@ -117,12 +128,15 @@ def choose_columns(
                 f"the key field '{t_key}' is {a} in the source and {b} in the target:"
                 " key ranges need text or integer keys of one kind"
             )
+    digits = whole_digits(source)
     for plan in plans:
         name = plan.spec.target_field
         if name in tolerances and name in compared:
             choice.not_pushed[name] = "it has a tolerance, applied to fetched rows"
             continue
-        sql = compile_column(plan, s_kinds, s_dialect or "", as_read=is_identity(plan))
+        sql = compile_column(
+            plan, s_kinds, s_dialect or "", as_read=is_identity(plan), whole_digits=digits
+        )
         if isinstance(sql, str):
             choice.not_pushed[name] = sql
             continue

@@ -620,17 +620,37 @@ class Runner:
             return head.clear()
         return pl.concat(frames, how="diagonal_relaxed")
 
-    def stream(self, work) -> Streamed | str:
+    def stream(self, work, uncounted: list[Side] | None = None) -> Streamed | str:
         """A key-ordered pass (planner.runs.streamed) with this run's progress and limits;
-        the reason instead when the sides cannot be read that way."""
+        the reason instead when the sides cannot be read that way.
+
+        ``uncounted``: sides whose rows were not counted for the progress yet, because a
+        join in their database counts them anyway; counted here when the pass reads the
+        rows instead.
+        """
         done = self.done
+        pending = list(uncounted or ())
+        extra = {}
+        if uncounted is not None:
+
+            def on_total(total: int | None) -> None:
+                if total is not None:
+                    self.total = total
+                elif pending:
+                    self.count_totals(pending)
+                pending.clear()
+
+            extra["on_total"] = on_total
         result = work(
             chunk_rows=settings.AETHON_RUN_CHUNK_ROWS,
             on_rows=self.progress,
             max_differences=self.run.max_differences,
             fetch_rows=settings.AETHON_RUN_FETCH_ROWS,
             sample_percent=self.run.sample_percent,
+            **extra,
         )
+        if pending:
+            self.count_totals(pending)  # the whole-table read that follows reports against it
         if isinstance(result, str):
             self.done = done  # what the abandoned pass read is read again
         return result
@@ -824,9 +844,10 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
             ]
         ),
     )
-    r.count_totals([s for s in (source, target) if s.ok])
+    reached = [s for s in (source, target) if s.ok]
     outcome = {}
     one_task = ""
+    uncounted = None
     if source.ok and target.ok:
         order = partitions.validation_order(source, target, rows)
         if (
@@ -835,14 +856,19 @@ def _run_validation(r: Runner) -> dict[str, StageResult]:
             and joins_whole_tables(source, target)
         ):
             one_task = "both tables are in one PostgreSQL database: compared by a join there"
+            uncounted = reached  # the join counts both tables: not counted twice
         else:
+            r.count_totals(reached)
             one_task = r.split(source, target, order, "mapping")
+    else:
+        r.count_totals(reached)
 
     def run_mapping() -> StageResult:
         if source.ok and target.ok:
             # SQL on both sides: mapping and reconciliation in one key-ordered pass.
             streamed = r.stream(
-                lambda **kw: streamed_validation(source, target, rows, **kw)  # type: ignore[arg-type]
+                lambda **kw: streamed_validation(source, target, rows, **kw),  # type: ignore[arg-type]
+                uncounted,
             )
             if isinstance(streamed, Streamed):
                 streamed.figures["partitions"] = {"count": 1, "why": one_task}

@@ -1,4 +1,5 @@
-"""Key order for sides that cannot sort themselves (CSV files, paged HTTP APIs), through disk.
+"""Key order for sides that cannot sort themselves (CSV and NDJSON files, paged HTTP APIs),
+through disk.
 
 An external merge sort whose memory is bounded by the chunk, not the dataset: the connector's
 batches are written to a temporary directory as they arrive; once every batch is known, each

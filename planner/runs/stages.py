@@ -163,6 +163,10 @@ def first_rows(connector: Connector, n: int = HEAD_ROWS) -> pl.DataFrame:
         close = getattr(batches, "close", None)
         if close:
             close()  # ends the server-side cursor / pagination early
+    if frame is None and hasattr(connector, "empty_frame"):
+        # An empty table still has its columns: without them a run against an empty target
+        # would fail on "no key field" instead of reporting every source row missing.
+        frame = connector.empty_frame()
     return frame if frame is not None else pl.DataFrame()
 
 

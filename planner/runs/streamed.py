@@ -6,11 +6,12 @@ transformed chunk is compared with the target's rows of the same key range
 (:func:`planner.runs.chunked.merge_compare`). The mapping stage and the reconciliation are
 computed in the same pass, so the source is read once.
 
-CSV files and HTTP APIs cannot sort themselves: their batches are sorted through temporary
-files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to reading
-whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX files), when
-the target's key is computed by a rule (the source's order then says nothing about the
-output's), or when the rows turn out not to be in key order.
+CSV and NDJSON files and HTTP APIs cannot sort themselves: their batches are sorted through
+temporary files (:mod:`planner.runs.spill`), memory bounded by the chunk. A run falls back to
+reading whole tables, and its figures say why, when a side is parsed whole (JSON and XLSX
+files, file content given as bytes), when the target's key is computed by a rule (the
+source's order then says nothing about the output's), or when the rows turn out not to be in
+key order.
 """
 
 from __future__ import annotations
@@ -303,6 +304,7 @@ def streamed_validation(
     sample_percent: int | None = None,
     span: KeySpan | None = None,
     join: bool | None = None,
+    on_total: Callable[[int | None], None] | None = None,
 ) -> Streamed | str:
     """Mapping and reconciliation in one key-ordered pass, or the reason it cannot be done.
 
@@ -316,6 +318,9 @@ def streamed_validation(
     are read, none of them larger than ``fetch_rows`` unless one key fills it. With
     ``sample_percent`` only that share of keys is read and compared (no push-down). With
     ``span`` only that share of the keys is read (one partition of a run).
+
+    ``on_total`` learns the rows of both sides when the join counted them, or None when
+    the pass reads the rows instead (the caller may count them for its progress then).
     """
     for side in (source, target):
         why = why_unordered(side)
@@ -398,6 +403,7 @@ def streamed_validation(
             chunk_rows,
             on_rows,
             tolerances,
+            on_total,
         )
         if isinstance(joined, Joined):
             totals.add_counted(joined.rows_equal, {})
@@ -413,6 +419,8 @@ def streamed_validation(
         join_blocked = joined  # "" when there was no join to consider
     else:
         join_blocked = ""
+    if on_total is not None:
+        on_total(None)
     walk, why_not = _walk(source, target, usable, fields, order, choice, fetch_rows, on_rows, span)
 
     def source_chunks() -> Iterator[pl.DataFrame]:
@@ -537,6 +545,7 @@ def _joined(
     chunk_rows: int,
     on_rows: Callable[[int], None],
     tolerances: dict,
+    on_total: Callable[[int], None] | None = None,
 ) -> Joined | str:
     """The comparison by a join inside the one database of both sides, or why not ("" when
     the sides are not both PostgreSQL: there was no join to consider)."""
@@ -556,6 +565,7 @@ def _joined(
         batch_rows=chunk_rows,
         on_rows=on_rows,
         tolerances=tolerances,
+        on_total=on_total,
     )
 
 

@@ -7,7 +7,6 @@ from django.utils import timezone
 from planner.metrics import figures as kpis
 from planner.metrics import freshness as lag
 from planner.models import (
-    Connection,
     DataElement,
     FreshnessSettings,
     IntegrationProject,
@@ -62,11 +61,7 @@ class SuccessCriterionForm(ProjectScopedForm):
         }
         labels = {"window_value": "Window", "attainment_pct": "Attainment %"}
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        connections = Connection.objects.filter(project=self.project)
-        field = self.fields["freshness_connection"]
-        field.queryset = connections.select_related("source", "target")
+    connection_fields = ("freshness_connection",)
 
     def clean_measure_every_minutes(self):
         value = self.cleaned_data.get("measure_every_minutes")

@@ -16,7 +16,6 @@ from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import (
     BackfillPlan,
-    Connection,
     ConnectionOwnership,
     ErrorStrategy,
     FieldMapping,
@@ -27,7 +26,6 @@ from planner.models import (
     RolloutPhase,
     SecurityReview,
     SuccessCriterion,
-    System,
     SystemProfile,
     ValidationRun,
 )
@@ -69,11 +67,7 @@ class ConnectionScopedForm(OneEachForm):
     """A per-connection record: the connection is one of the project's, and has only one."""
 
     one_per = "connection"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        connections = Connection.objects.filter(project=self.project)
-        self.fields["connection"].queryset = connections.select_related("source", "target")
+    connection_fields = ("connection",)
 
     def taken_message(self, connection) -> str:
         return f"{connection} already has one; edit it instead of adding another."
@@ -227,6 +221,7 @@ class BackfillForm(ConnectionScopedForm):
 
 class SystemProfileForm(OneEachForm):
     one_per = "system"
+    system_fields = ("system",)
 
     environments = forms.MultipleChoiceField(
         label="Environments available",
@@ -248,10 +243,6 @@ class SystemProfileForm(OneEachForm):
             "peak_periods",
         ]
         help_texts = {"rate_limits": ""}
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["system"].queryset = System.objects.filter(project=self.project)
 
     def taken_message(self, system) -> str:
         return f"{system} already has a profile; edit it instead."

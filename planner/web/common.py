@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 
 from planner.checklist.evidence import Evidence
 from planner.checklist.patterns import analyse
-from planner.checklist.readiness import project_readiness
+from planner.checklist.readiness import current, project_readiness
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import IntegrationProject
 from planner.web.permissions import can
@@ -16,13 +16,16 @@ from planner.web.permissions import can
 def project_context(
     request: HttpRequest, project: IntegrationProject, evidence: Evidence | None = None
 ) -> dict:
-    evidence = evidence or Evidence.load(project)
+    if evidence is None:
+        evidence, readiness = current(project)
+    else:
+        readiness = project_readiness(project, evidence)
     role = request.membership.role
     return {
         "project": project,
         "membership": request.membership,
         "evidence": evidence,
-        "readiness": project_readiness(project, evidence),
+        "readiness": readiness,
         "can_edit": can(role, "edit"),
         "can_manage": can(role, "manage"),
     }

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from planner.checklist import golive
+from planner.checklist import golive, links
 from planner.models import Alert, HealthReview, Membership, ReviewSchedule
 from planner.teamwork.assignments import overdue_count
 
@@ -41,6 +41,10 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "project": m.project,
+            # Reversed once per pattern: ids filled in, not resolved again for every row.
+            "overview_url": links.url("planner:overview", m.project_id),
+            "golive_url": links.url("planner:golive", m.project_id),
+            "alerts_url": links.url("planner:alerts", m.project_id),
             "role": m.get_role_display(),
             "verdict": verdicts[m.project_id],
             "last_review": last_review.get(m.project_id),

@@ -1,3 +1,5 @@
+from functools import partial
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import validate_email
@@ -74,16 +76,53 @@ class VersionedForm(forms.ModelForm):
                 field.widget.__class__ = FastSelect  # same state, faster render
 
 
-class ProjectScopedForm(VersionedForm):
-    """A form whose system choices are limited to the project's own inventory."""
+class LoadedChoices(forms.models.ModelChoiceIterator):
+    """A model choice field's choices from rows already loaded, in the queryset's order: the
+    add forms of a step page offer the project's systems and connections, which the page's
+    evidence holds, instead of each select querying and building them again."""
 
-    system_fields: tuple[str, ...] = ()
+    def __init__(self, field, records: list) -> None:
+        super().__init__(field)
+        self.records = records
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.records:
+            yield self.choice(obj)
+
+    def __len__(self) -> int:
+        return len(self.records) + (self.field.empty_label is not None)
+
+    def __bool__(self) -> bool:
+        return self.field.empty_label is not None or bool(self.records)
+
+
+class ProjectScopedForm(VersionedForm):
+    """A form whose system and connection choices are limited to the project's own."""
+
+    system_fields: tuple[str, ...] = ()  # each offers System.objects.filter(project=...)
+    connection_fields: tuple[str, ...] = ()  # each offers the project's connections
 
     def __init__(self, *args, project: IntegrationProject, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
         for name in self.system_fields:
             self.fields[name].queryset = System.objects.filter(project=project)
+        connections = Connection.objects.filter(project=project)
+        for name in self.connection_fields:
+            self.fields[name].queryset = connections.select_related("source", "target")
+
+    def choices_from(self, evidence) -> "ProjectScopedForm":
+        """Offer the systems and connections `evidence` (the page's) has loaded: the same
+        rows in the same order as the querysets above, without their queries."""
+        loaded = [(n, evidence.systems) for n in self.system_fields]
+        loaded += [(n, evidence.connections) for n in self.connection_fields]
+        for name, records in loaded:
+            field = self.fields[name]
+            field.iterator = partial(LoadedChoices, records=records)
+            field.widget.choices = field.choices
+        return self
 
     def save(self, commit: bool = True):
         self.instance.project = self.project

@@ -11,7 +11,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from planner.checklist.signoff import record_stale_signoffs
+from planner.checklist.signoff import record_stale_signoffs, write_in_progress
 from planner.models import Membership, Role
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -85,7 +85,11 @@ def project_access(
             )
             request.project = membership.project
             request.membership = membership
-            response = view(request, membership.project, *args, **kwargs)
+            if writing:
+                with write_in_progress():
+                    response = view(request, membership.project, *args, **kwargs)
+            else:
+                response = view(request, membership.project, *args, **kwargs)
             # (A deleted project has no sign-offs left to record.)
             if writing and response.status_code < 400 and membership.project.pk is not None:
                 # The write path records which sign-offs the write made stale (pages only

@@ -25,6 +25,7 @@ from planner.models import IntegrationProject
 from planner.models.base import window_words
 from planner.web.common import htmx_fragment, project_context
 from planner.web.concurrency import StaleEdit, keep_input_after_conflict, save_versioned
+from planner.web.forms import ProjectScopedForm
 from planner.web.permissions import can, project_access
 
 STEP_HEADER = "planner/step.html#step-header"
@@ -142,12 +143,17 @@ def _row_context(request, project, kind: RowKind, obj, form=None, stale=None) ->
     }
 
 
+def _add_form(kind: RowKind, project, evidence: Evidence) -> ModelForm:
+    form = kind.form_class(project=project, prefix=f"add-{kind.name}")
+    return form.choices_from(evidence) if isinstance(form, ProjectScopedForm) else form
+
+
 def table_context(request, project, kind: RowKind, evidence: Evidence, add_form=None) -> dict:
     urls = row_urls(kind, project)
     return {
         "kind": kind,
         "items": [row_item(kind, project, o, urls) for o in kind.rows(evidence)],
-        "add_form": add_form or kind.form_class(project=project, prefix=f"add-{kind.name}"),
+        "add_form": add_form or _add_form(kind, project, evidence),
         "add_url": kind.url("add", project),
     }
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in
-from tests.metrics.test_slo import fresh, series
+from tests.service_levels import fresh, series
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 

@@ -37,7 +37,7 @@ def test_an_xlsx_bomb_is_refused_in_a_blink_without_memory(huge_string):
     assert error_of(huge_string.read_bytes(), "x.xlsx") == message
     cost = measure(READ, huge_string)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_an_xlsx_of_millions_of_tiny_cells_is_refused_without_parsing_it(tmp_path):
@@ -48,7 +48,7 @@ def test_an_xlsx_of_millions_of_tiny_cells_is_refused_without_parsing_it(tmp_pat
     assert message.endswith("expanding to 82 MB); the limit is 100 to 1.")
     cost = measure(READ, path)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_xlsx_cells_rows_and_columns_follow_the_settings(settings):
@@ -97,7 +97,7 @@ def test_deep_json_is_refused_with_a_message():
         "The JSON nests deeper than it can be read; the limit is 64 levels."
     )
     nd = b'{"a": 1}\n' + b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}\n"
-    assert error_of(nd, "x.ndjson") == "Record 2 nests deeper than 64 levels; the limit is 64."
+    assert error_of(nd, "x.ndjson") == "Line 2 nests deeper than 64 levels; the limit is 64."
 
 
 def test_json_fields_and_records_follow_the_settings(settings):
@@ -110,8 +110,8 @@ def test_json_fields_and_records_follow_the_settings(settings):
     listed = json.dumps([{"a": [{"x": 1, "y": 2, "z": 3, "w": 4}]}]).encode()
     conn = open_("file", {"content": listed, "filename": "x.json"}, {}, GuardPolicy())
     assert conn.frame().columns == ["a"]
-    assert error_of(b'{"a":1}\n{"a":2}\n{"a":3}\n', "x.ndjson") == (
-        "The file holds 3 records; the limit is 2 rows."
+    assert error_of(b'{"a":1}\n\n{"a":2}\n{"a":3}\n', "x.ndjson") == (
+        "Line 4 holds record 3; the limit is 2 rows."
     )
 
 

@@ -95,3 +95,34 @@ def test_fetch_ordered_pushes_a_time_filter_down(table: str) -> None:
     )
     assert (read("seen", before), read("seen", after)) == (300, 0)
     assert read("name", after) == 300  # a text field is read whole
+
+
+def test_float_columns_are_read_at_their_stored_value(table: str) -> None:
+    """MariaDB prints FLOAT with six digits; a seventh-digit difference must still be read."""
+    import polars as pl
+
+    name = f"{TABLE}_float"
+    db = pymysql.connect(host="127.0.0.1", user="root", database="test", autocommit=True)
+    with db.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+        cur.execute(f"CREATE TABLE `{name}` (id INT PRIMARY KEY, f FLOAT, d DOUBLE)")
+        cur.executemany(
+            f"INSERT INTO `{name}` VALUES (%s, %s, %s)",
+            [(1, 1.0000001, 0.1), (2, 16777216, 2.5), (3, None, None)],
+        )
+    try:
+        want = pl.Series("f", [1.0000001, 16777216.0, None], dtype=pl.Float32)
+        for query in (None, f"SELECT id, f, d FROM `{name}`"):
+            extra = {"query": query} if query else {"table": name}
+            connector = conn(**extra)
+            for frame in (
+                fetch_all(connector),
+                pl.concat(list(connector.fetch_ordered(["id"], batch_size=2))),
+            ):
+                assert frame.schema["f"] == pl.Float32
+                assert frame.get_column("f").to_list() == want.to_list()
+                assert frame.get_column("d").to_list() == [0.1, 2.5, None]
+    finally:
+        with db.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+        db.close()

@@ -75,6 +75,34 @@ def test_wrong_encoding_names_the_line():
     assert str(err.value.problems[0]).startswith("row 2: The file is not UTF-8 text (byte 0xe9)")
 
 
+def test_a_row_wider_than_the_header_names_its_row_instead_of_losing_cells():
+    csv = (
+        b"Source field,Target field,Notes\n"
+        b"status,status_code,kept as is\n"
+        b"email,email,first part, second part\n"
+        b"name,name,,,\n"
+    )
+    with pytest.raises(SpreadsheetError) as err:
+        read_sheet(csv, "m.csv")
+    assert [str(p) for p in err.value.problems] == [
+        "row 3: this row has 4 cells but the first row names 3 columns; a cell with a comma"
+        " (or the file's delimiter) must be quoted."
+    ]
+    quoted = b'Source field,Target field,Notes\nemail,email,"first part, second part",,\n'
+    assert read_sheet(quoted, "m.csv").rows == [(2, ["email", "email", "first part, second part"])]
+    # A workbook's cells beside the table are notes, as under a blank header: not refused.
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["Source field", "Target field"])
+    book.active.append(["email", "email", None, "checked with finance"])
+    out = io.BytesIO()
+    book.save(out)
+    assert read_sheet(out.getvalue(), "m.xlsx").rows == [(2, ["email", "email"])]
+
+
 def test_missing_header_is_explained():
     with pytest.raises(SpreadsheetError) as err:
         read_sheet(b"a,b\n1,2\n", "m.csv")

@@ -48,7 +48,7 @@ def test_a_huge_inline_string_is_refused_in_a_blink_without_memory(huge_string):
     assert refusal(huge_string.read_bytes()) == message
     cost = measure(READ, huge_string)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_a_sheet_compressed_far_beyond_any_real_one_is_refused(tmp_path):
@@ -60,7 +60,7 @@ def test_a_sheet_compressed_far_beyond_any_real_one_is_refused(tmp_path):
     assert message.endswith(" expanding to 36 MB); the limit is 100 to 1.")
     cost = measure(READ, path)
     assert cost["error"] == message
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_millions_of_tiny_cells_stored_uncompressed_stop_at_the_row_limit(tmp_path):
@@ -70,7 +70,7 @@ def test_millions_of_tiny_cells_stored_uncompressed_stop_at_the_row_limit(tmp_pa
     assert refusal(path.read_bytes()) == "Row 20,001: the limit is 20,000 rows."
     cost = measure(READ, path)
     assert cost["error"] == "Row 20,001: the limit is 20,000 rows."
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_a_sheet_claiming_the_whole_grid_is_read_as_what_it_holds(tmp_path):
@@ -86,7 +86,7 @@ def test_a_sheet_claiming_the_whole_grid_is_read_as_what_it_holds(tmp_path):
     assert sheet.rows == [(2, ["Status", "status"])]
     cost = measure(READ, path)
     assert cost["error"] == ""
-    assert cost["seconds"] < 2 and cost["grew_mb"] < 100, cost
+    assert cost["seconds"] < 5 and cost["grew_mb"] < 100, cost
 
 
 def test_rows_numbered_far_apart_count_once_but_columns_past_the_limit_are_refused():

@@ -170,3 +170,26 @@ def test_docs_list_every_figure(key):
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "figures.md").read_text()
     assert f"`{key}`" in text
+
+
+@pytest.mark.parametrize("rows", [2_000_000, 10_000_000, 50_000_000])
+def test_one_difference_in_millions_of_rows_is_never_rounded_away(rows):
+    """Rounding to four places must not turn one differing row into 100 % agreement, nor one
+    violation into a 0 % error rate: "= 100" and "> 0" have to see it."""
+    figures = kpis.derive({"keys": rows, "equal": rows - 1, "records": rows, "violations": 1})
+    assert figures[MetricKey.AGREEMENT] < 100
+    assert figures[MetricKey.MISMATCH_RATE] > 0
+    assert figures[MetricKey.ERROR_RATE] > 0
+    assert figures[MetricKey.AGREEMENT] + figures[MetricKey.MISMATCH_RATE] == 100
+    assert not kpis.holds(figures[MetricKey.AGREEMENT], "=", 100)
+    assert kpis.holds(figures[MetricKey.MISMATCH_RATE], ">", 0)
+    assert (
+        kpis.column_mismatch_pct({"matched_count": rows, "mismatch_counts": {"name": 1}})["name"]
+        > 0
+    )
+    exact = kpis.derive({"keys": rows, "equal": rows, "records": rows, "violations": 0})
+    assert exact[MetricKey.AGREEMENT] == 100
+    assert exact[MetricKey.MISMATCH_RATE] == 0
+    assert exact[MetricKey.ERROR_RATE] == 0
+    none = kpis.derive({"keys": rows, "equal": 1, "records": rows, "violations": rows - 1})
+    assert none[MetricKey.AGREEMENT] > 0 and none[MetricKey.ERROR_RATE] < 100

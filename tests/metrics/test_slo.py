@@ -13,31 +13,9 @@ from planner.metrics.points import record_point
 from planner.models import Alert, MetricKey, Monitor, SliPoint
 from planner.runs import slo_alerts
 from tests.factories import CriterionFactory
+from tests.service_levels import MINUTE, fresh, series
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-MINUTE = timedelta(minutes=1)
-
-
-def fresh(**kwargs):
-    """'Propagation lag <= 5 minutes, 99.9 % over 30 days'."""
-    defaults = {
-        "metric": "contacts reach marketing",
-        "metric_key": MetricKey.FRESHNESS,
-        "target": Decimal("5"),
-        "unit": "minutes",
-        "attainment_pct": Decimal("99.9"),
-        "window_value": 30,
-        "window_unit": "days",
-    }
-    return CriterionFactory(**{**defaults, **kwargs})
-
-
-def series(criterion, start, count, step=MINUTE, good=100, total=100, **lags):
-    """`count` raw points from `start`, `step` apart, each good/total events."""
-    SliPoint.objects.bulk_create(
-        SliPoint(criterion=criterion, at=start + i * step, good=good, total=total, **lags)
-        for i in range(count)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +93,35 @@ def test_a_criterion_without_an_attainment_uses_a_share_target_or_states_none(db
     latency = CriterionFactory(metric_key=MetricKey.LATENCY, attainment_pct=None, unit="ms")
     record_point(latency, at=NOW, good=1, total=1)
     assert slo.compliance(latency, end=NOW).state == slo.NO_OBJECTIVE
+
+
+@pytest.mark.parametrize(
+    ("key", "comparator", "target", "good", "met"),
+    [
+        (MetricKey.AGREEMENT, ">=", 99, 99, True),
+        (MetricKey.AGREEMENT, ">", 99, 99, False),
+        (MetricKey.AGREEMENT, ">", 99, 100, True),
+        (MetricKey.MISMATCH_RATE, "<=", 1, 99, True),
+        (MetricKey.MISMATCH_RATE, "<", 1, 99, False),
+        (MetricKey.MISMATCH_RATE, "<", 1, 100, True),
+    ],
+)
+def test_a_share_target_exactly_reached_meets_only_a_non_strict_criterion(
+    db, key, comparator, target, good, met
+):
+    """'agreement > 99 %' is not met by exactly 99 %: compliance judges as one run's figure
+    does (Comparator.holds), in reviews, the go-live gate and the API alike."""
+    c = CriterionFactory(
+        metric="records agree", metric_key=key, comparator=comparator, target=target,
+        unit="%", attainment_pct=None,
+    )  # fmt: skip
+    series(c, NOW - timedelta(days=30) + MINUTE, 30, step=timedelta(days=1), good=good, total=100)
+    result = slo.compliance(c, end=NOW)
+    assert result.state == (slo.MET if met else slo.MISSED)
+    bulk = slo.compliances([(c, NOW - timedelta(days=30))], NOW)[c.pk]
+    assert bulk.state == result.state
+    share = 100 * good / 100 if key == MetricKey.AGREEMENT else 100 - good
+    assert kpis.holds(share, comparator, target) == met
 
 
 def test_a_freshness_criterion_no_longer_breaks_judging_and_falls_back_to_evidence(db):

@@ -16,7 +16,7 @@ from planner.reviews.service import compare_criteria
 from planner.steps.testing import TestPlanForm
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory, ready_project
-from tests.metrics.test_slo import fresh, series
+from tests.service_levels import fresh, series
 
 
 def test_a_finished_run_records_a_point_for_each_criterion_it_measured(db):

@@ -182,6 +182,23 @@ def test_credential_headers_must_use_the_encrypted_fields(owner_client, system):
     assert stored_secrets(ep) == {"token": SECRET}
 
 
+def test_a_password_in_the_url_is_refused_and_never_stored(owner_client, system):
+    data = {
+        "kind": "http_json",
+        "base_url": f"https://alice:{SECRET}@api.example.com",
+        "dataset": "/v1/items",
+        "key_fields": "id",
+    }
+    html = save(owner_client, system, data).content.decode()
+    assert "A URL must not hold a user name or password" in html
+    assert SECRET not in html
+    assert not SystemEndpoint.objects.filter(system=system).exists()
+    data.update(base_url="https://api.example.com", dataset=f"//bob:{SECRET}@api.example.com/x")
+    html = save(owner_client, system, data).content.decode()
+    assert "A URL must not hold a user name or password" in html
+    assert not SystemEndpoint.objects.filter(system=system).exists()
+
+
 def test_a_malformed_csv_upload_is_refused_with_the_line_and_nothing_is_saved(
     owner_client, system, media
 ):

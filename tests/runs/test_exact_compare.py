@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
+from django.test import override_settings
 from django.urls import reverse
 
 from planner.api.tokens import create_token
@@ -167,6 +168,48 @@ def test_postgres_a_1e7_change_is_within_an_absolute_tolerance_of_1e6(db, publis
     figures = next(s for s in results.json()["stages"] if s["name"] == "reconciliation")["figures"]
     assert figures["tolerances"] == {"amount": "± 0.000001"}
     assert figures["within_tolerance"] == {"amount": 1}
+
+
+def test_postgres_floats_are_read_whole_whatever_the_database_prints(db, published, pg):
+    """A database set to print floats short (extra_float_digits = 0) must not make
+    1.0000000000000002 read as 1: every path reads values as text."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg["dsn"], autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET extra_float_digits = 0").format(sql.Identifier(name))
+        )
+        conn.execute("UPDATE dst SET ratio = 1 WHERE id = 4")
+    for join in (True, False):
+        with override_settings(AETHON_RUN_JOIN=join):
+            run = run_now(connect(pg["endpoint"]("src"), pg["endpoint"]("dst")))
+        rec = reconciliation(run)
+        assert rec.figures["mismatch_counts"]["ratio"] == 1, (join, rec.figures)
+        assert rec.examples[0]["source"] == "1.0000000000000002"
+
+
+def test_an_empty_table_is_compared_not_refused_for_a_missing_key(db, published, pg):
+    """A target nothing has reached yet (before a backfill) is every source row missing, and
+    an empty source is every target row extra, on every path a run takes."""
+    import psycopg
+
+    with psycopg.connect(pg["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE empty (LIKE dst INCLUDING ALL)")
+    for join in (True, False):
+        with override_settings(AETHON_RUN_JOIN=join):
+            run = run_now(connect(pg["endpoint"]("src"), pg["endpoint"]("empty")))
+            rec = reconciliation(run)
+            assert rec.figures["missing_in_target_count"] == len(ROWS), (join, rec.error)
+            assert rec.figures["target_count"] == 0
+            run = run_now(connect(pg["endpoint"]("empty"), pg["endpoint"]("dst")))
+            rec = reconciliation(run)
+            assert rec.figures["extra_in_target_count"] == len(ROWS), (join, rec.error)
+    # A file on one side is compared with whole tables: an empty table keeps its columns too.
+    header = "id,amount,ratio,at,label\n"
+    run = run_now(connect({"csv": header + csv_text().partition("\n")[2]}, pg["endpoint"]("empty")))
+    assert reconciliation(run).figures["missing_in_target_count"] == len(ROWS)
 
 
 # ------------------------------------------------------------------------- SQLite

@@ -4,6 +4,8 @@ records, clock skew, NULL change times, compound keys; incremental reads pushed 
 The same records go through PostgreSQL, SQLite and CSV, and must give the same figures.
 """
 
+import json
+import random
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -263,7 +265,8 @@ def test_postgres_tables_with_known_lags_give_the_exact_figures(db, pg):
     point = freshness.measure_and_record(criterion, now=NOW)
     _assert_first(point, _state(criterion))
     assert point.at == NOW
-    assert _state(criterion).figures["reading"]["mode"] == "streamed"
+    # Both tables are in one database, read with one login: the database joins them.
+    assert _state(criterion).figures["reading"]["mode"] == "joined"
     # Far more late records than a 99.9 % objective allows: the fast burn-rate rule pages.
     from planner.models import Alert
 
@@ -306,6 +309,7 @@ def test_sqlite_and_csv_give_the_same_figures(db, settings, make):
 
 def test_small_chunks_give_the_same_figures_as_one(db, pg, settings):
     settings.AETHON_RUN_CHUNK_ROWS = 2
+    settings.AETHON_RUN_JOIN = False  # the read path, chunk against chunk
     criterion = _criterion(_pg_connection(pg))
     point = freshness.measure_and_record(criterion, now=NOW)
     state = _state(criterion)
@@ -486,11 +490,73 @@ def test_an_http_json_source_gives_the_same_figures(db, settings):
     state = _state(criterion)
     _assert_first(point, state)
     reading = state.figures["reading"]
+    # Read page by page and sorted through disk, as runs read an API.
     assert (reading["mode"], reading["source"], reading["target"]) == (
-        "mixed",
-        "whole",
+        "streamed",
+        "sorted through disk",
         "key-ordered chunks",
     )
+
+
+def _random_files(rng, fmt: str, n: int) -> tuple[bytes, bytes]:
+    """Source and target uploads of ``n`` records with random lags, gaps and changed emails."""
+    source, target = [], []
+    for i in rng.sample(range(1, 10 * n), n):
+        email = rng.choice(["a@x.org", "b@x.org", "ü@x.org", "d@x.org"])
+        changed = None if rng.random() < 0.05 else NOW - rng.randint(0, 7200) * S
+        source.append({"id": i, "email": email, "updated_at": _iso(changed, rng.choice([0, 2]))})
+        if rng.random() < 0.8:
+            synced = None if rng.random() < 0.05 or changed is None else changed
+            synced = synced and synced + rng.randint(-60, 900) * S
+            other = email if rng.random() < 0.9 else "old@x.org"
+            target.append({"id": i, "email": other, "synced_at": _iso(synced)})
+    if fmt == "ndjson":
+        return tuple(  # type: ignore[return-value]
+            "".join(json.dumps(r) + "\n" for r in records).encode() for records in (source, target)
+        )
+    return tuple(  # type: ignore[return-value]
+        _csv(",".join(records[0]), [[str(v or "") for v in r.values()] for r in records]).encode()
+        for records in (source, target)
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_files_sorted_through_disk_give_the_figures_of_the_whole_read(
+    db, settings, monkeypatch, fmt
+):
+    from planner.connectors import csv_blocks
+    from planner.runs import endpoints, spill
+
+    settings.AETHON_RUN_CHUNK_ROWS = 7
+    monkeypatch.setattr(spill, "RUN_ROWS", 30)
+    monkeypatch.setattr(spill, "MIN_PIECE_ROWS", 3)
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 500)
+    source, target = _random_files(random.Random(4), fmt, 150)
+    name = f"records.{fmt}"
+    connection = _connection(
+        ProjectFactory(),
+        {"upload": ContentFile(source, name=name), "upload_name": name},
+        {"upload": ContentFile(target, name=name), "upload_name": name},
+    )
+    criterion = _criterion(connection, window_value=3, window_unit="hours")
+    on_disk, reading = freshness.measure(criterion, now=NOW, counted_from=None)
+    assert (reading["mode"], reading["source"], reading["target"]) == (
+        "streamed",
+        "sorted through disk",
+        "sorted through disk",
+    )
+    monkeypatch.setattr(endpoints, "upload_file", lambda endpoint: None)
+    whole, held = freshness.measure(criterion, now=NOW, counted_from=None)
+    assert held["mode"] == "whole"
+    assert held["why_whole"] == (
+        f"Source (CRM) cannot be read in key order: the {fmt.upper()} file was given as "
+        f"content, not as a file on disk; Target (Marketing) cannot be read in key order: "
+        f"the {fmt.upper()} file was given as content, not as a file on disk"
+    )
+    assert on_disk == whole
+    assert reading["source_rows"] == held["source_rows"] == 150
+    # The data gave every kind of record: on time, late, pending, unmeasured.
+    assert on_disk.good and on_disk.late_now and on_disk.pending and on_disk.unmeasured
 
 
 def test_a_repeated_target_key_is_judged_by_its_first_row_as_the_reconciliation_does():
@@ -570,3 +636,17 @@ def test_a_record_never_delivered_stays_late_however_long_ago_it_changed(db, pg)
         conn.execute("INSERT INTO marketing VALUES (7, 'g@x.org', %s)", (NOW.replace(tzinfo=None),))
     point = freshness.measure_and_record(criterion, now=NOW + timedelta(minutes=121))
     assert point.late_now == 4
+
+
+@pytest.mark.parametrize("join", [True, False], ids=["joined", "read"])
+def test_a_target_with_no_record_since_the_cutoff_leaves_every_decided_record_late(
+    db, pg, settings, join
+):
+    settings.AETHON_RUN_JOIN = join
+    rows = [(i, e, s, None, None) for i, e, s, _, _ in _rows()]
+    criterion = _criterion(_pg_connection(pg, rows))
+    point = freshness.measure_and_record(criterion, now=NOW)
+    assert point is not None, _state(criterion).last_error
+    # 1-8, 12 and 13 are decided and none arrived; 9 and 10 may still be on their way.
+    assert (point.total, point.good, point.late_now, point.lag_max) == (10, 0, 10, None)
+    assert _state(criterion).figures["pending"] == 2

@@ -29,6 +29,8 @@ from planner.mapping.engine import CompiledMapping, plan_field
 from planner.mapping.specs import spec_of
 from planner.models import SystemEndpoint
 from planner.runs import service as validation
+from planner.runs.joined import _halves, _range
+from planner.runs.pushdown import choose_columns
 from planner.runs.stages import Side
 from planner.runs.streamed import Streamed, streamed_validation
 from tests.conftest import client_for
@@ -397,9 +399,8 @@ def published(monkeypatch, settings, tmp_path):
     return sent
 
 
-def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db, settings):
-    # Big enough to be split into key ranges if it were read: the join takes it whole.
-    settings.AETHON_RUN_PARTITION_ROWS = 10
+def people_run(pg_db, rows=PEOPLE_ROWS):
+    """A user's run over people(40) and its target (k=5 changed, k=9 missing), executed."""
     source = people(40)
     target = source.rename({"a": "a2"}).with_columns(
         pl.col("a2").str.strip_chars().str.to_uppercase()
@@ -425,7 +426,7 @@ def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db, set
         )
         systems.append(system)
     connection = ConnectionFactory(project=project, source=systems[0], target=systems[1])
-    for i, r in enumerate(PEOPLE_ROWS):
+    for i, r in enumerate(rows):
         FieldMappingFactory(
             project=project,
             connection=connection,
@@ -435,10 +436,19 @@ def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db, set
             target_type=r.target_type,
             rule=r.rule,
             null_rule="skip",
+            tolerance=getattr(r, "tolerance", ""),
         )
     run = validation.start_validation_run(connection, project.owner)
     validation.execute_run(run.pk, heartbeat=False)
     run.refresh_from_db()
+    return run
+
+
+def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db, settings):
+    # Big enough to be split into key ranges if it were read: the join takes it whole.
+    settings.AETHON_RUN_PARTITION_ROWS = 10
+    run = people_run(pg_db)
+    project = run.project
     rec = run.stages.get(name="reconciliation").figures
     assert rec["reading"]["mode"] == "joined", rec["reading"].get("join_blocked")
     assert rec["reading"]["rows_equal_unread"] == 38
@@ -453,3 +463,112 @@ def test_a_run_on_two_tables_of_one_database_is_joined(db, published, pg_db, set
     assert "Compared by a join inside the database: 38 rows a side were equal" in (
         page.content.decode()
     )
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The tables a run counted for its progress total, outside the join."""
+    seen: list[str] = []
+    real = PostgresConnector.count
+
+    def count(self):
+        seen.append(self.config.table)
+        return real(self)
+
+    monkeypatch.setattr(PostgresConnector, "count", count)
+    return seen
+
+
+def test_a_joined_run_counts_each_table_once_in_the_join(db, published, pg_db, counted):
+    run = people_run(pg_db)
+    assert run.stages.get(name="reconciliation").figures["reading"]["mode"] == "joined"
+    assert counted == []  # the join's own count gives the progress total
+    assert (run.records_total, run.records_done) == (40 + 39, 40 + 39)
+
+
+def test_a_run_the_join_refuses_counts_the_tables_before_reading_them(
+    db, published, pg_db, counted
+):
+    tolerant = [*PEOPLE_ROWS[:2], row("x", "x", target_type="decimal", tolerance="0.5")]
+    run = people_run(pg_db, tolerant)
+    reading = run.stages.get(name="reconciliation").figures["reading"]
+    assert reading["mode"] == "streamed"
+    assert "every row is read" in reading["join_blocked"]
+    assert len(counted) == 2
+    assert (run.records_total, run.records_done) == (40 + 39, 40 + 39)
+
+
+def test_null_keys_under_a_unique_index_are_joined_with_the_lower_half(pg_db):
+    # A unique index, unlike a primary key, lets keys be null: the halves must still read
+    # those rows (once), or the counts would not add up and the join would be abandoned.
+    source = people(60).with_columns(
+        pl.when(pl.col("k").is_in([3, 50])).then(None).otherwise("k").alias("k")
+    )
+    target = source.rename({"a": "a2"}).with_columns(
+        pl.col("a2").str.strip_chars().str.to_uppercase()
+    )
+    target = target.with_columns(
+        pl.when(pl.col("k") == 40).then(pl.lit("other")).otherwise("a2").alias("a2")
+    ).filter(pl.col("k").ne_missing(7))
+    tag = uuid.uuid4().hex[:8]
+    sides = []
+    for role, table, frame in (("source", f"s_{tag}", source), ("target", f"t_{tag}", target)):
+        sides.append(pg_side(pg_db, role, table, frame, ["k"]))
+        with psycopg.connect(**PG, dbname=pg_db, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE UNIQUE INDEX ON {} (k)").format(sql.Identifier(table)))
+    joined, _ = both_ways(*sides, PEOPLE_ROWS, chunk_rows=8)
+    assert joined.figures["mode"] == "joined"
+    figures = joined.compared.result.figures
+    assert (figures["null_keys_source"], figures["null_keys_target"]) == (2, 2)
+    assert figures["missing_in_target"] == [{"k": 7}]
+    assert figures["mismatch_counts"]["a2"] == 1
+
+
+def test_the_lower_half_is_a_plain_key_range_when_no_key_is_null(pg_db):
+    tag = uuid.uuid4().hex[:8]
+    frame = people(30)
+    source = pg_side(pg_db, "source", f"s_{tag}", frame, ["k"], primary=True)
+    target = pg_side(pg_db, "target", f"t_{tag}", frame.rename({"a": "a2"}), ["k"], primary=True)
+    with source.connector.snapshot() as session:
+        s_data = session.dataset(source.connector)
+        t_data = session.dataset(target.connector)
+        indexed = _halves(session, (s_data, "k"), (t_data, "k"), indexed=True)
+        unindexed = _halves(session, (s_data, "k"), (t_data, "k"), indexed=False)
+    assert indexed is not None and unindexed is not None
+    assert (indexed.middle, indexed.nulls, unindexed.nulls) == (14, False, True)
+    # An index condition, not a walk over the whole index with a filter.
+    assert _range("k", "k", indexed.middle, 0, indexed.nulls) == ('"k" < 14', '"k" < 14')
+    assert _range("k", "k", 14, 0, True)[0] == '("k" < 14 OR "k" IS NULL)'
+    assert _range("k", "k", 14, 1, True)[0] == '"k" >= 14'
+
+
+def test_a_decimal_limit_only_a_wide_column_can_reach_is_checked_only_there(pg_db):
+    # The engine rejects decimals of 10^18 and more. numeric(12, 2) cannot hold one, so the
+    # join does not test every row for it; numeric(30, 2) can, and both paths flag it alike.
+    big = Decimal(10**19)
+    wide = people(30).with_columns(
+        pl.when(pl.col("k") == 4)
+        .then(big)
+        .otherwise(pl.col("x"))
+        .cast(pl.Decimal(30, 2))
+        .alias("x")
+    )
+    choices = {}
+    for declared, frame in (("numeric(12,2)", people(30)), ("numeric(30,2)", wide)):
+        tag = uuid.uuid4().hex[:8]
+        target = frame.rename({"a": "a2"}).with_columns(
+            pl.col("a2").str.strip_chars().str.to_uppercase()
+        )
+        source = pg_side(pg_db, "source", f"s_{tag}", frame, ["k"], {"x": declared}, True)
+        target = pg_side(pg_db, "target", f"t_{tag}", target, ["k"], {"x": declared}, True)
+        plans = [plan_field(spec_of(r)) for r in PEOPLE_ROWS]
+        fields = ["a2", "x", "ts"]
+        choice = choose_columns(source, target, plans, fields, {}, ["k"])
+        choices[declared] = [reason for reason, _ in choice.pushed["x"].checks]
+        joined, _ = both_ways(source, target, PEOPLE_ROWS, chunk_rows=8)
+        assert joined.figures["mode"] == "joined"
+        by_field = {f["target"]: f["violations"] for f in joined.mapped.result.figures["by_field"]}
+        if declared == "numeric(30,2)":
+            assert by_field["x"] == {"type_mismatch": 1}
+            assert joined.figures["rows_read"][0] >= 1  # the flagged row is sent and mapped
+    assert choices == {"numeric(12,2)": [], "numeric(30,2)": ["type_mismatch"]}

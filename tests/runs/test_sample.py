@@ -166,3 +166,89 @@ def test_sqlite_and_postgres_sample_the_same_keys():
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def test_a_stopped_or_sampled_run_does_not_pass_its_counts_off_as_the_tables(
+    db, monkeypatch, settings, tmp_path
+):
+    """A run stopped after N differences measured a prefix of the keys and a sample measured
+    a share of them: neither may feed "records in sync", nor a stopped run any table figure
+    (criteria, reviews, alerts and service-level points read these)."""
+    from decimal import Decimal
+
+    from planner.models import SliPoint
+    from tests.factories import CriterionFactory
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.AETHON_RUN_CHUNK_ROWS = 10
+    monkeypatch.setattr(validation, "dispatch", lambda run: None)
+    n = 200
+    source = pl.DataFrame({"id": list(range(n)), "name": [f"n{i}" for i in range(n)]})
+    late = pl.when(pl.col("id") >= 100).then(pl.lit("x")).otherwise(pl.col("name"))
+    target = source.with_columns(late.alias("name"))
+    project = ProjectFactory()
+    crm, erp = (
+        SystemFactory(project=project, name="CRM"),
+        SystemFactory(project=project, name="ERP"),
+    )
+    SystemEndpointFactory(system=crm, key_fields="id", **sqlite_upload("s", source))
+    SystemEndpointFactory(system=erp, key_fields="id", **sqlite_upload("t", target))
+    connection = ConnectionFactory(project=project, source=crm, target=erp)
+    for i, (name, kind) in enumerate([("id", "integer"), ("name", "string")]):
+        FieldMappingFactory(
+            project=project,
+            connection=connection,
+            position=i,
+            source_field=name,
+            target_field=name,
+            source_type=kind,
+            target_type=kind,
+            rule="identity",
+            null_rule="skip",
+        )
+    agreement = CriterionFactory(
+        project=project,
+        metric="agreement",
+        metric_key="agreement_pct",
+        unit="%",
+        comparator=">=",
+        target=Decimal("99"),
+    )
+    synced = CriterionFactory(
+        project=project,
+        metric="records",
+        metric_key="records_synced",
+        unit="records",
+        comparator=">=",
+        target=Decimal("100"),
+    )
+
+    def run(**limits):
+        run = validation.start_validation_run(connection, project.owner, **limits)
+        validation.execute_run(run.pk, heartbeat=False)
+        run.refresh_from_db()
+        return run
+
+    stopped = run(max_differences=1)
+    reading = stopped.stages.get(name="reconciliation").figures["reading"]
+    assert reading["stopped_early"]
+    page = client_for(project.owner).get(reverse("planner:run_show", args=[project.pk, stopped.pk]))
+    assert "Stopped after 1 difference: the counts cover the rows read until then, so the run" in (
+        page.content.decode()
+    )
+    figures = kpis.of_run(stopped)
+    for key in ("agreement_pct", "mismatch_rate_pct", "records_synced", "error_rate_pct"):
+        assert key not in figures, (key, figures)
+    assert figures["availability_pct"] == 100
+    assert not SliPoint.objects.filter(criterion=agreement).exists()
+
+    sampled = run(sample_percent=10)
+    figures = kpis.of_run(sampled)
+    assert "records_synced" not in figures
+    assert 0 < figures["agreement_pct"] < 100  # the estimate of the tables' share
+    assert not SliPoint.objects.filter(criterion=synced).exists()
+
+    whole = run()
+    assert kpis.of_run(whole)["records_synced"] == 100
+    assert kpis.of_run(whole)["agreement_pct"] == 50
+    assert SliPoint.objects.filter(criterion=synced).count() == 1

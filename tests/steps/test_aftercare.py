@@ -24,6 +24,7 @@ from tests.factories import (
     ProjectFactory,
     SystemFactory,
 )
+from tests.steps.mapping_forms import PM_SHEET, confirm, preview
 
 
 @pytest.fixture
@@ -250,8 +251,6 @@ def test_recording_a_backlog_review_does_not_stale_step_7s_sign_off(project):
 
 
 def test_a_spreadsheet_import_while_live_is_one_entry_per_connection(project):
-    from tests.steps.test_mapping_import import PM_SHEET, confirm, preview
-
     crm = SystemFactory(project=project, name="Sales CRM")
     billing = SystemFactory(project=project, name="Billing")
     connection = ConnectionFactory(project=project, source=crm, target=billing)

@@ -15,6 +15,7 @@ from tests.factories import (
     FieldMappingFactory,
     waive_signoff,
 )
+from tests.steps.mapping_forms import add_data
 
 
 @pytest.fixture
@@ -24,22 +25,6 @@ def connection(project):
 
 def url(name, project, *args):
     return reverse(f"planner:{name}", args=[project.pk, *args])
-
-
-def add_data(**overrides):
-    data = {
-        "source_field": "Status__c",
-        "source_type": "string",
-        "target_field": "status_code",
-        "target_type": "integer",
-        "null_rule": "reject",
-        "rule": "trim | lower | map(active=1, inactive=0)",
-        "direction": "one_way",
-        "frequency": "real_time",
-        "source_of_truth": "source",
-    }
-    data.update(overrides)
-    return {f"add-mapping-{k}": v for k, v in data.items()}
 
 
 def test_add_row_with_htmx_appends_it_and_resets_the_form(project, connection, owner_client):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
 
 from planner.api.tokens import create_token
 from planner.models import Connection, FieldMapping, System, ValueMeaning
 from tests.factories import ConnectionFactory, FieldMappingFactory, SystemFactory
+from tests.steps.mapping_forms import PM_SHEET, confirm, page, preview
 
 
 @pytest.fixture
@@ -18,10 +18,6 @@ def connection(project):
     return ConnectionFactory(project=project, source=crm, target=billing)
 
 
-def page(project, connection):
-    return reverse("planner:mapping_import", args=[project.pk, connection.pk])
-
-
 def api_url(project, connection):
     return f"/api/projects/{project.pk}/connections/{connection.pk}/mapping"
 
@@ -29,37 +25,6 @@ def api_url(project, connection):
 def api_headers(user) -> dict:
     _, raw = create_token(user, "ci")
     return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
-
-
-def preview(client, project, connection, data: bytes | None = None, name="m.csv", **fields):
-    post = dict(fields)
-    if data is not None:
-        post["file"] = SimpleUploadedFile(name, data)
-    return client.post(page(project, connection), post)
-
-
-def confirm(client, project, connection, response, **extra):
-    """Post the preview back as the page's form would, with `extra` on top."""
-    ctx = response.context
-    form = {
-        "step": "confirm",
-        "encoded": ctx["encoded"],
-        "filename": ctx["filename"],
-        "mode": ctx["mode"],
-    }
-    form |= {f"col_{i}": (field or "") for i, field in ctx["columns"].items()}
-    form |= extra
-    return client.post(page(project, connection), form)
-
-
-PM_SHEET = (
-    "Source System,Target System,Source field,Target field,Target type,Sync frequency,"
-    "Direction,Null rule,Required,Transformation,Notes\n"
-    "Sales CRM,Billing,Email,email,varchar(80),every 5 minutes,one-way,required,yes,"
-    'trim | lower | max_length(80),"  keep my spaces  "\n'
-    'sales crm,BILLING,Name,name,text,hourly,→,skip,no,trim,"two\nlines"\n'
-    "Sales  CRM,Billing,Id,id,bigint,nightly,→,default 0,n,identity,\n"
-)
 
 
 def test_a_sheet_kept_by_a_pm_comes_in_whole_and_exactly(project, connection, owner_client):

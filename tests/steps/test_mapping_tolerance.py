@@ -10,7 +10,7 @@ from django.urls import reverse
 from planner.models import FieldMapping
 from tests.conftest import HTMX
 from tests.factories import ConnectionFactory, FieldMappingFactory
-from tests.steps.test_mapping import add_data
+from tests.steps.mapping_forms import add_data
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from planner.metrics import slo
 from planner.models import SliPoint
 from tests.conftest import client_for
 from tests.factories import CriterionFactory, ProjectFactory, UserFactory
-from tests.metrics.test_slo import fresh, series
+from tests.service_levels import fresh, series
 
 
 def url(c):

@@ -62,7 +62,7 @@ def test_the_inventory_flags_overdue_and_missing_reviews(project):
 
 def test_the_page_and_csv_show_only_the_users_projects(project, owner_client):
     mine = ConnectionFactory(project=project)
-    SecurityReviewFactory(connection=mine, reviewed_on=date(2020, 1, 1), reviewer="=cmd()")
+    review = SecurityReviewFactory(connection=mine, reviewed_on=date(2020, 1, 1), reviewer="=cmd()")
     theirs = ConnectionFactory(project=ProjectFactory(name="Not yours"))
     html = owner_client.get(reverse("planner:governance")).content.decode()
     assert str(mine) in html
@@ -74,6 +74,16 @@ def test_the_page_and_csv_show_only_the_users_projects(project, owner_client):
     assert [r["project"] for r in rows] == [project.name]
     assert rows[0]["review status"] == "overdue"
     assert rows[0]["reviewer"] == "'=cmd()"  # never a live formula in a spreadsheet
+    for start in ("\t=cmd()", "\r=cmd()", "'=cmd()", "@SUM(A1)"):
+        review.reviewer = start
+        review.save()
+        cells = [
+            r["reviewer"]
+            for r in csv.DictReader(
+                io.StringIO(owner_client.get(reverse("planner:governance_csv")).content.decode())
+            )
+        ]
+        assert cells == ["'" + start], cells
     viewer = MembershipFactory(project=project, role="viewer").user
     assert (
         len(
