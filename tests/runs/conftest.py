@@ -20,6 +20,27 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "sslmode": "disable
 POLICY = GuardPolicy(allow_hosts=frozenset({"127.0.0.1"}))
 
 
+def map_same_names(connection, columns, **more) -> None:
+    """Mapping rows of ``connection`` from each source column to the target column of the same
+    name: ``columns`` holds (name, type) or (name, type, rule); the rule is identity unless
+    given, nulls are skipped, ``more`` adds fields (e.g. a tolerance per name through a call)."""
+    from tests.factories import FieldMappingFactory
+
+    for i, (name, kind, *rule) in enumerate(columns):
+        FieldMappingFactory(
+            project=connection.project,
+            connection=connection,
+            position=i,
+            source_field=name,
+            target_field=name,
+            source_type=kind,
+            target_type=kind,
+            rule=rule[0] if rule else "identity",
+            null_rule="skip",
+            **{k: (v(name) if callable(v) else v) for k, v in more.items()},
+        )
+
+
 def row(source: str, target: str, rule: str = "identity", **more) -> SimpleNamespace:
     """A mapping row (source -> target, text to text unless `more` says otherwise)."""
     base = dict(

@@ -26,6 +26,7 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
+from tests.runs.conftest import map_same_names
 
 ROWS = [
     # id, amount numeric(20,10), ratio float8, at timestamptz(6), label text
@@ -68,20 +69,11 @@ def connect(source_endpoint: dict, target_endpoint: dict, tolerances: dict | Non
     SystemEndpointFactory(system=source, **source_endpoint)
     SystemEndpointFactory(system=target, **target_endpoint)
     connection = ConnectionFactory(project=project, source=source, target=target)
-    mapping = [("id", "integer"), *FIELDS]
-    for i, (name, kind) in enumerate(mapping):
-        FieldMappingFactory(
-            project=project,
-            connection=connection,
-            position=i,
-            source_field=name,
-            target_field=name,
-            source_type=kind,
-            target_type=kind,
-            rule="identity",
-            null_rule="skip",
-            tolerance=(tolerances or {}).get(name, ""),
-        )
+    map_same_names(
+        connection,
+        [("id", "integer"), *FIELDS],
+        tolerance=lambda name: (tolerances or {}).get(name, ""),
+    )
     return connection
 
 

@@ -27,12 +27,11 @@ from planner.runs import freshness
 from tests.factories import (
     ConnectionFactory,
     CriterionFactory,
-    FieldMappingFactory,
     ProjectFactory,
     SystemEndpointFactory,
     SystemFactory,
 )
-from tests.runs.conftest import PG
+from tests.runs.conftest import PG, map_same_names
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 EMAILS = ["a@x.org", " A@x.org", "b@x.org", "B@X.ORG ", "", None]
@@ -87,18 +86,7 @@ def _criterion(dbname, scenario) -> SuccessCriterion:
     connection = ConnectionFactory(project=project, source=source, target=target)
     mapped = [(k, "string" if k == "k" and text_key else "integer", "identity") for k in key]
     mapped.append(("email", "string", scenario["rule"]))
-    for i, (name, kind, rule) in enumerate(mapped):
-        FieldMappingFactory(
-            project=project,
-            connection=connection,
-            position=i,
-            source_field=name,
-            target_field=name,
-            source_type=kind,
-            target_type=kind,
-            rule=rule,
-            null_rule="skip",
-        )
+    map_same_names(connection, mapped)
     FreshnessSettings.objects.create(
         project=project,
         connection=connection,

@@ -15,12 +15,11 @@ from planner.runs.pushdown import sample_where
 from tests.conftest import client_for
 from tests.factories import (
     ConnectionFactory,
-    FieldMappingFactory,
     ProjectFactory,
     SystemEndpointFactory,
     SystemFactory,
 )
-from tests.runs.conftest import PG, pg_side, sqlite_side, sqlite_upload
+from tests.runs.conftest import PG, map_same_names, pg_side, sqlite_side, sqlite_upload
 
 
 def test_the_wilson_interval_of_a_proportion():
@@ -51,18 +50,7 @@ def connection(project):
     for system, table, frame in zip(systems, ("crm", "billing"), (SOURCE, TARGET), strict=True):
         SystemEndpointFactory(system=system, key_fields="id", **sqlite_upload(table, frame))
     conn = ConnectionFactory(project=project, source=systems[0], target=systems[1])
-    for i, (field, kind) in enumerate([("id", "integer"), ("name", "string")]):
-        FieldMappingFactory(
-            project=project,
-            connection=conn,
-            position=i,
-            source_field=field,
-            target_field=field,
-            source_type=kind,
-            target_type=kind,
-            rule="identity",
-            null_rule="skip",
-        )
+    map_same_names(conn, [("id", "integer"), ("name", "string")])
     return conn
 
 
@@ -194,18 +182,7 @@ def test_a_stopped_or_sampled_run_does_not_pass_its_counts_off_as_the_tables(
     SystemEndpointFactory(system=crm, key_fields="id", **sqlite_upload("s", source))
     SystemEndpointFactory(system=erp, key_fields="id", **sqlite_upload("t", target))
     connection = ConnectionFactory(project=project, source=crm, target=erp)
-    for i, (name, kind) in enumerate([("id", "integer"), ("name", "string")]):
-        FieldMappingFactory(
-            project=project,
-            connection=connection,
-            position=i,
-            source_field=name,
-            target_field=name,
-            source_type=kind,
-            target_type=kind,
-            rule="identity",
-            null_rule="skip",
-        )
+    map_same_names(connection, [("id", "integer"), ("name", "string")])
     agreement = CriterionFactory(
         project=project,
         metric="agreement",
