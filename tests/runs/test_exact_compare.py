@@ -373,20 +373,7 @@ def stamp_connection(source_endpoint: dict, target_endpoint: dict, rule: str):
     SystemEndpointFactory(system=source, **source_endpoint)
     SystemEndpointFactory(system=target, **target_endpoint)
     connection = ConnectionFactory(project=project, source=source, target=target)
-    for i, (name, kind, row_rule) in enumerate(
-        [("id", "integer", "identity"), ("at", "datetime", rule)]
-    ):
-        FieldMappingFactory(
-            project=project,
-            connection=connection,
-            position=i,
-            source_field=name,
-            target_field=name,
-            source_type=kind,
-            target_type=kind,
-            rule=row_rule,
-            null_rule="skip",
-        )
+    map_same_names(connection, [("id", "integer"), ("at", "datetime", rule)])
     return connection
 
 
