@@ -106,8 +106,9 @@ def runbook_context(project: IntegrationProject) -> dict:
     ev = Evidence.load(project)
     readiness = project_readiness(project, ev)
     states = signoff_states(ev)
-    # The sign-off states already hashed every signed step; only the others are read again.
-    hashes = {number: state.current_hash for number, state in states.items()}
+    # The sign-off states already hold every signed step's hash; the others are read once.
+    hashes = {n: s.known_hash for n, s in states.items() if s.known_hash}
+    hashes |= step_hashes(project, [n for n in states if n not in hashes])
     plan = plan_of(ev)
     by_connection: dict[int, list] = {}
     for m in sorted(ev.mappings, key=lambda m: (m.position, m.pk)):
