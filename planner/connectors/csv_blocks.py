@@ -227,9 +227,7 @@ class CsvBlocks:
         if not names:
             names = self._parse(self.header).columns
         self.rows = rows
-        self.schema = {
-            n: pl.String if n in inexact else (types.get(n) or pl.String) for n in names
-        }
+        self.schema = {n: pl.String if n in inexact else (types.get(n) or pl.String) for n in names}
 
     def _check_header(self) -> None:
         with self.path.open("rb") as handle:

@@ -79,12 +79,7 @@ def test_limits_hold_across_blocks(tmp_path):
         blocks_of(tmp_path, rows, 64, max_rows=40).check()
 
 
-CODED = (
-    b"id,ref,code,count,amount\n"
-    b"007,1.0,007,1,10.50\n"
-    b"7,1,12,2,7\n"
-    b"8,2.0,+3,,2.5\n"
-)
+CODED = b"id,ref,code,count,amount\n007,1.0,007,1,10.50\n7,1,12,2,7\n8,2.0,+3,,2.5\n"
 
 
 @pytest.mark.parametrize("block", [16, 1 << 20])
