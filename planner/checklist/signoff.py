@@ -572,8 +572,15 @@ def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     """Record, once each, the live sign-offs whose step changed; mail after the commit.
 
     Called after every write to the project: it also stores the hashes of the signed steps
-    (`store_step_hashes`), which the pages compare sign-offs with.
+    (`store_step_hashes`), which the pages compare sign-offs with. One transaction, so that
+    the events it records are counted in the revision the stored hashes are stamped with
+    (recorded after it, they would move the revision past the stamp).
     """
+    with transaction.atomic():
+        return _record_stale_signoffs(project)
+
+
+def _record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     hashes = store_step_hashes(project)
     live = list(
         SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")

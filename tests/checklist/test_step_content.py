@@ -248,3 +248,23 @@ def test_a_write_around_the_write_path_shows_the_sign_off_stale(bypass):
     assert stored(project) == before  # reading wrote nothing
     now = timezone.now()
     assert golive.verdicts([project], now=now)[project.pk] == golive.verdict(project, now=now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hashes_stored_by_a_write_that_makes_a_sign_off_stale_hold_after_it(monkeypatch):
+    """The stale events are recorded in the transaction that stamps the stored hashes, so the
+    pages after the write still read the stored hashes instead of hashing every step."""
+    from planner.models import SignOffStale
+
+    owner = UserFactory()
+    project = portfolio_project(owner, 1)
+    store_step_hashes(project)
+    response = edit_criterion(client_for(owner), project.criteria.order_by("pk").first(), "new")
+    assert response.status_code == 200
+    assert SignOffStale.objects.filter(project=project, step=1).exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("hashed on reading")
+
+    monkeypatch.setattr(signoff, "step_hashes_many", refuse)
+    assert signoff.current_hashes_many({project.pk: [3]})[project.pk][3] == stored(project)[3]
