@@ -226,3 +226,20 @@ def test_a_counter_moved_back_never_serves_readiness_of_other_content():
     Objective.objects.filter(project=project).delete()
     assert revision(project.pk) == 1
     assert step_state(step_page(client, project), 1) == "Not started"
+
+
+def test_a_stamp_is_given_only_when_no_other_write_was_counted_since_it_was_read():
+    from planner.checklist.revision import advance, current
+
+    project = ProjectFactory()
+    seen = current(project.pk)
+    with transaction.atomic():
+        stamp = advance(project.pk, seen)
+        System.objects.create(project=project, name="counted with the stamp")
+    assert stamp and current(project.pk) == (seen.number + 1, stamp)
+
+    seen = current(project.pk)
+    System.objects.create(project=project, name="another writer")  # counted in between
+    with transaction.atomic():
+        assert advance(project.pk, seen) == ""
+    assert current(project.pk).number > seen.number + 1
