@@ -115,7 +115,7 @@ def project_readiness(
     return ProjectReadiness([step_readiness(step, evidence) for step in STEPS])
 
 
-# (project id, revision, day) -> (evidence, readiness), newest last; per process.
+# (project id, revision with its token, day) -> (evidence, readiness), newest last; per process.
 _KEPT: OrderedDict[tuple, tuple[Evidence, ProjectReadiness]] = OrderedDict()
 _KEPT_MAX = 32
 _KEPT_LOCK = threading.Lock()
@@ -126,7 +126,8 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
 
     Every project page shows the readiness of the whole project (the navigator), which reads
     every step's rows: about twenty queries. They are computed again only when the project's
-    revision (`planner.checklist.revision`: moved by every committed write to its rows) or the
+    revision (`planner.checklist.revision`: moved by every committed write to its rows, with
+    a token drawn at each count, so a number repeated after a restore is not the same key) or the
     day (one rule asks for a review every so many days) has changed. The revision is read
     before the rows, so a value kept under a revision is never older than that revision.
     Inside a transaction nothing is kept or reused: its own writes are not counted until it
@@ -136,7 +137,7 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
     if connection.in_atomic_block:
         evidence = Evidence.load(project)
         return evidence, project_readiness(project, evidence)
-    key = (project.pk, revision.revision(project.pk), timezone.localdate())
+    key = (project.pk, revision.current(project.pk), timezone.localdate())
     with _KEPT_LOCK:
         kept = _KEPT.get(key)
         if kept is not None:
