@@ -5,8 +5,8 @@ from django.forms.renderers import DjangoTemplates, get_default_renderer
 from hypothesis import given
 from hypothesis import strategies as st
 
-import planner.urls  # noqa: F401 - imports every page, so every form class exists
 from planner.web.form_renderer import FormRenderer
+from tests.every_form import every_form
 from tests.factories import UserFactory, portfolio_project
 
 FAST = FormRenderer()
@@ -20,30 +20,6 @@ def both(widget: forms.Widget, name: str, value, attrs=None) -> tuple[str, str]:
     )
 
 
-def _form_classes(cls=forms.BaseForm):
-    for sub in cls.__subclasses__():
-        if sub.__module__.startswith("planner."):
-            yield sub
-        yield from _form_classes(sub)
-
-
-def _instances(project) -> list[forms.BaseForm]:
-    connection = project.connections.first()
-    arguments = ({"project": project}, {"project": project, "connection": connection})
-    arguments += ({"connection": connection}, {})
-    made = []
-    for cls in set(_form_classes()):
-        if getattr(getattr(cls, "_meta", None), "model", False) is None:
-            continue  # an abstract model form
-        for kwargs in arguments:
-            try:
-                made.append(cls(**kwargs))
-                break
-            except TypeError:
-                continue
-    return made
-
-
 def test_every_form_uses_it():
     assert isinstance(get_default_renderer(), FormRenderer)
 
@@ -51,7 +27,7 @@ def test_every_form_uses_it():
 def test_every_widget_of_every_form_renders_as_the_templates_render_it(db):
     project = portfolio_project(UserFactory())
     compared = set()
-    for form in _instances(project):
+    for form in every_form(project):
         for name, field in form.fields.items():
             widget = field.widget
             choices = [value for value, _ in getattr(field, "choices", [])]
