@@ -65,11 +65,17 @@ class ProjectScopedForm(VersionedForm):
     def __init__(self, *args, project: IntegrationProject, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
-        for name in self.system_fields:
-            self.fields[name].queryset = System.objects.filter(project=project)
-        connections = Connection.objects.filter(project=project)
-        for name in self.connection_fields:
-            self.fields[name].queryset = connections.select_related("source", "target")
+        # Built only for forms that choose among them: building a filter is not free, and a
+        # step page builds several forms (each field takes its own copy).
+        if self.system_fields:
+            systems = System.objects.filter(project=project)
+            for name in self.system_fields:
+                self.fields[name].queryset = systems
+        if self.connection_fields:
+            connections = Connection.objects.filter(project=project)
+            connections = connections.select_related("source", "target")
+            for name in self.connection_fields:
+                self.fields[name].queryset = connections
 
     def choices_from(self, evidence) -> "ProjectScopedForm":
         """Offer the systems and connections `evidence` (the page's) has loaded: the same
