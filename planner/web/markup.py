@@ -19,11 +19,19 @@ from django.utils.safestring import SafeString
 _PAGE = Context(autoescape=True)
 
 
+def _escaped(value: str) -> str:
+    """`html.escape(value)`; most values (names, numbers, URLs) have nothing to escape, and
+    looking for the five characters first is cheaper than five replacements."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return _escape(value)
+    return value
+
+
 def text(value) -> str:
     """`value` as `{{ value }}` writes it."""
     kind = type(value)
     if kind is str:
-        return _escape(value)
+        return _escaped(value)
     if kind is SafeString:
         return value
     if kind is int and not settings.USE_THOUSAND_SEPARATOR:
@@ -34,6 +42,8 @@ def text(value) -> str:
 def attrs(values: dict) -> str:
     """An element's attributes as django/forms/widgets/attrs.html writes them: True gives a
     bare name, False leaves the attribute out, anything else is written with "%s"."""
+    if not values:
+        return ""
     out = []
     for name, value in values.items():
         if value is True:
