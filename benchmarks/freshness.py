@@ -220,6 +220,25 @@ def timed(client, headers, kind, start_url, poll_url, done, worker, db_name) -> 
     return Timing(kind, wall, mib(peak), worker_cpu, backends.seconds(), body)
 
 
+def measured_once(criteria) -> bool:
+    """Whether each criterion was measured once: a task delivered again (its worker stopped
+    before acknowledging it) would run in the next worker, before that one's timed work."""
+    from django.db.models import Count
+
+    from planner.models import SliPoint
+
+    points = dict(
+        SliPoint.objects.filter(criterion__in=criteria)
+        .values_list("criterion")
+        .annotate(n=Count("pk"))
+    )
+    twice = {pk: n for pk, n in points.items() if n != 1}
+    if twice or len(points) != len(criteria):
+        print(f"  points per criterion {points}: a measurement ran twice or not at all")
+        return False
+    return True
+
+
 def check_freshness(body: dict, expected: dict) -> bool:
     if body["last_error"]:
         print(f"  freshness failed: {body['last_error']}")
@@ -332,6 +351,7 @@ def main() -> int:
                 elif t.body["status"] not in ("passed", "failed"):
                     print(f"  reconciliation ended {t.body['status']}")
                     ok = False
+        ok = measured_once(criteria) and ok
         latest = next(t.body["latest"] for t in timings if t.kind == "freshness")
         print(
             f"freshness figures: {{'total': {latest['total']}, 'good': {latest['good']},"
