@@ -184,7 +184,8 @@ def _groups_sql(
     facts = lag.sql_facts(window, "__st", "__tt", "__agrees")
     bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
-    # COPY fails as the read path's does.
+    # COPY fails as the read path's does (with both times there, the first grouping's
+    # subtraction already fails; either way the measurement falls back to the read path).
     whole = "NOT isfinite(__st) OR NOT isfinite(__tt)"
     if not exact:
         whole = f"(__present AND NOT __agrees) OR {facts['late']} OR {whole}"
