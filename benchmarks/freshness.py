@@ -125,6 +125,14 @@ def load(dsn: str, db: str, src, dst) -> None:
                 sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(sql.Identifier(table))
             )
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+        # Both kinds read the tables by their keys: one untimed walk of both indexes and
+        # tables first, so that the first timed measurement does not read them into the
+        # cache for every later one.
+        conn.execute("SET enable_hashjoin = off")
+        conn.execute(
+            "SELECT COUNT(*) FROM fresh_src s LEFT JOIN fresh_dst t ON s.id = t.id"
+            " WHERE s.email IS DISTINCT FROM t.email OR t.synced_at < s.updated_at"
+        )
 
 
 def build(db_cfg: dict):
@@ -318,6 +326,10 @@ def main() -> int:
         dbs.close_all()
         client, headers = Client(), {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
         api = f"/api/projects/{project.pk}"
+        # This process polls both kinds: its first request of each page (its imports) is paid
+        # before the timing.
+        client.get(f"{api}/criteria/{criteria[0].pk}/freshness", **headers)
+        client.get(f"{api}/runs/0", **headers)  # no such run: only the page loads
         reconciliation = (
             "reconciliation",
             f"{api}/connections/{connection.pk}/runs",
