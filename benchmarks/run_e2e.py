@@ -121,10 +121,13 @@ class BackendCpu:
         self.ticks: dict[int, int] = {}
         self._mine: set[int] = set()
         self._names: dict[int, str] = {}
+        self._before: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> BackendCpu:
+        # A backend alive before (a session kept open) counts only what it uses from here.
+        self._before = {pid: cpu_ticks(pid) for pid in self._backends()}
         self._thread.start()
         return self
 
@@ -133,14 +136,20 @@ class BackendCpu:
         self._thread.join()
 
     def seconds(self) -> float:
-        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+        used = (t - self._before.get(pid, 0) for pid, t in self.ticks.items())
+        return sum(used) / os.sysconf("SC_CLK_TCK")
 
     def _ours(self, pid: int) -> bool:
-        if pid not in self._names:
+        name = self._names.get(pid, "")
+        if not name:
             with contextlib.suppress(OSError):
                 raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-                self._names[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
-        name = self._names.get(pid, "")
+                name = raw.replace(b"\0", b" ").decode(errors="replace")
+        if "postgres" in name and not name.startswith("postgres:"):
+            # A backend just forked still shows the postmaster's command line: looked at
+            # again next time, not taken for another program for good.
+            return False
+        self._names[pid] = name
         if not name.startswith("postgres:"):
             return False
         if f" {self.database} " in name:
@@ -148,15 +157,18 @@ class BackendCpu:
         leader = name.partition("parallel worker for PID ")[2].split()
         return bool(leader) and leader[0].isdigit() and int(leader[0]) in self._mine
 
+    def _backends(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._ours(int(entry.name)):
+                self._mine.add(int(entry.name))
+                found.append(int(entry.name))
+        return found
+
     def _sample(self) -> None:
         while not self._stop.wait(self.every):
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                pid = int(entry.name)
-                if self._ours(pid):
-                    self._mine.add(pid)
-                    self.ticks[pid] = max(self.ticks.get(pid, 0), cpu_ticks(pid))
+            for pid in self._backends():
+                self.ticks[pid] = max(self.ticks.get(pid, 0), cpu_ticks(pid))
 
 
 def load_average() -> str:
@@ -223,11 +235,15 @@ class Worker:
         return [self.proc.pid, *children(self.proc.pid)]
 
     def stop(self) -> None:
+        """A warm shutdown: the main process lets a task that is still finishing (storing its
+        result) end and be acknowledged. A TERM to the whole group killed the pool process
+        under it, and tasks acknowledged late were then delivered again to the next worker
+        of the queue, which ran them before its own timed work."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)

@@ -204,7 +204,8 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
 
     ``s`` and ``t`` are the change times as ``timestamptz`` expressions, ``agrees`` a boolean
     that is never null. ``LAG`` is the lag as an interval (of a measured record: one counted
-    and reflected, ``measured``); ``late`` marks the records late now.
+    and reflected, ``measured``; :func:`sql_lag` of the difference of the times); ``late``
+    marks the records late now.
     tests/runs/test_freshness_join.py checks them against :func:`_facts` on random tables.
     """
 
@@ -214,10 +215,9 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
     skew = timedelta(seconds=w.skew_seconds) // timedelta(microseconds=1)
     until = instant(w.until)
     known = f"({s}) IS NOT NULL"
-    reflected = (
-        f"COALESCE(({agrees}) AND ({t}) IS NOT NULL"
-        f" AND ({t}) >= ({s}) - CAST('{skew} microseconds' AS interval), false)"
-    )
+    # Without an allowance the target's time is compared as it is (no interval per record).
+    earliest = f"({s}) - CAST('{skew} microseconds' AS interval)" if skew else f"({s})"
+    reflected = f"COALESCE(({agrees}) AND ({t}) IS NOT NULL AND ({t}) >= {earliest}, false)"
     decided = f"COALESCE(({s}) < {until}, false)"
     counted = decided
     if w.counted_from is not None:
@@ -228,10 +228,17 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
         REFLECTED: reflected,
         COUNTED: counted,
         DECIDED: decided,
-        LAG: f"CASE WHEN ({t}) > ({s}) THEN ({t}) - ({s}) ELSE CAST('0' AS interval) END",
+        LAG: sql_lag(f"({t}) - ({s})"),
         "measured": measured,
         "late": f"({known} AND NOT {reflected} AND {decided})",
     }
+
+
+def sql_lag(difference: str) -> str:
+    """The lag from ``difference``, an interval expression ``TARGET_TIME - SOURCE_TIME``: the
+    difference, or zero when the target's time is not later (``LAG`` of :func:`_facts`)."""
+    zero = "CAST('0' AS interval)"
+    return f"CASE WHEN ({difference}) > {zero} THEN ({difference}) ELSE {zero} END"
 
 
 @dataclass

@@ -145,7 +145,13 @@ def _groups_sql(
     """Every record of the join as a count of alike records (``__code``, ``__lag``); a
     record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
     tells whether its target agrees as the engine would), else with its key only, to be
-    read whole and judged (``WHOLE``), as is any record whose target may differ."""
+    read whole and judged (``WHOLE``), as is any record whose target may differ.
+
+    Two groupings. The first passes over every record and keeps only what tells the records
+    apart: a measured record (counted and reflected, most of them) by the difference of its
+    times alone, any other by its key, so it stays a group of one whose times are its own.
+    The second judges those groups (far fewer rows) by the definitions of
+    :func:`planner.metrics.freshness.sql_facts` and groups them again by their facts."""
     d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     t_oids = {c.name: c.type_code for c in prepared.t_cols}
@@ -155,41 +161,45 @@ def _groups_sql(
     fields = [] if setup.presence_only else setup.fields
     flagged = f"({comp.flagged})" if fields else "false"
     keys = [f"__s.{render(column(k), d)}" for k in setup.order]
-    facts = lag.sql_facts(window, "__st", "__tt", "(__present AND NOT __flagged)")
-    # The join's columns are computed once per record (OFFSET 0 keeps the planner from
-    # copying an expression into every place that uses it); most records are measured,
-    # and for them the rest is not evaluated.
-    row = ", ".join(
+    present = f"__t.{_IN} IS NOT NULL"
+    agrees = f"({present} AND NOT {flagged})"
+    measured = lag.sql_facts(window, s_time, t_time, agrees)["measured"]
+    # A measured record agrees, so its target is there and no key part is null: a group with
+    # a null first key part that agrees holds measured records, one that does not holds
+    # records with a null key part (which are only counted).
+    per_record = ", ".join(
         [
-            f"{' OR '.join(f'{k} IS NULL' for k in keys)} AS __null_key",
-            f"{s_time} AS __st",
-            f"{t_time} AS __tt",
-            f"__t.{_IN} IS NOT NULL AS __present",
-            f"{flagged} AS __flagged",
-            *[f"{k} AS __k{i}" for i, k in enumerate(keys)],
+            *(f"CASE WHEN {measured} THEN NULL ELSE {k} END AS __k{i}" for i, k in enumerate(keys)),
+            f"{t_time} - {s_time} AS __diff",
+            f"{agrees} AS __agrees",
+            f"{present} AS __present",
+            "COUNT(*) AS __n",
+            f"MIN({s_time}) AS __st",
+            f"MIN({t_time}) AS __tt",
         ]
     )
-    measured = lag.sql_facts(window, s_time, t_time, f"(__t.{_IN} IS NOT NULL AND NOT {flagged})")[
-        "measured"
-    ]
+    first_groups = ", ".join(str(i) for i in range(1, len(keys) + 4))
+    m = "(__agrees AND __k0 IS NULL)"
+    null_key = f"({' OR '.join(f'__k{i} IS NULL' for i in range(len(keys)))})"
+    facts = lag.sql_facts(window, "__st", "__tt", "__agrees")
     bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
-    # COPY fails as the read path's does.
+    # COPY fails as the read path's does (with both times there, the first grouping's
+    # subtraction already fails; either way the measurement falls back to the read path).
     whole = "NOT isfinite(__st) OR NOT isfinite(__tt)"
     if not exact:
-        whole = f"(__present AND __flagged) OR {facts['late']} OR {whole}"
+        whole = f"(__present AND NOT __agrees) OR {facts['late']} OR {whole}"
     late = facts["late"]
     code = (
-        f"CASE WHEN __m THEN {_MEASURED} WHEN __null_key THEN {NULL_KEY}"
+        f"CASE WHEN {m} THEN {_MEASURED} WHEN {null_key} THEN {NULL_KEY}"
         f" WHEN {whole} THEN {WHOLE} WHEN {late} THEN {LATE} ELSE {bits} END"
     )
-    sent = "CASE WHEN __m OR __null_key THEN NULL"
+    sent = f"CASE WHEN {m} OR {null_key} THEN NULL"
     picked = [f"{sent} WHEN {whole} OR {late} THEN __k{i} END AS __k{i}" for i in range(len(keys))]
     picked += [
         f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __st END AS __s_at",
         f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __tt END AS __t_at",
-        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __present AND NOT __flagged END"
-        " AS __agrees",
+        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __agrees END AS __agrees",
     ]
     s_range, t_range = ranges or (None, None)
     order = []
@@ -208,14 +218,16 @@ def _groups_sql(
     times = ", ".join(copy_item(None, _Column(f"__{x}_at", _TIMESTAMPTZ)).as_string() for x in "st")
     return (
         # Sorted outside the grouping: only the groups are sorted, not every record.
-        f"SELECT * FROM (SELECT __code, {lag_us} AS __lag_us, COUNT(*) AS {lag.COUNT},"  # noqa: S608
+        f"SELECT * FROM (SELECT __code, {lag_us} AS __lag_us,"  # noqa: S608
+        f" CAST(SUM(__n) AS bigint) AS {lag.COUNT},"
         f" {', '.join(f'__k{i}' for i in range(len(keys)))}, {times}, __agrees"
         f" FROM (SELECT {code} AS __code,"
-        f" CASE WHEN __m THEN {facts[lag.LAG]} END AS __lag,"
-        f" {', '.join(picked)} FROM (SELECT {measured} AS __m, {row}"
+        f" CASE WHEN {m} THEN {lag.sql_lag('__diff')} END AS __lag, __n,"
+        f" {', '.join(picked)} FROM (SELECT {per_record}"
         f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(s_range, wheres[0])})"
         f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
-        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)} OFFSET 0) __a) __r"
+        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)}"
+        f" GROUP BY {first_groups}) __a) __r"
         f" GROUP BY __code, __lag, {picked_keys}) __g ORDER BY {', '.join(order)}"
     )
 
