@@ -62,11 +62,12 @@ def _dec(value) -> str:
 
 
 def mapping_cells(m: FieldMapping) -> list[str]:
-    """A mapping row as the runbook prints it: four plain-text cells holding every field.
+    """A mapping row as the runbook prints it: three plain-text cells holding every field.
 
-    Four cells rather than one per field, and no markup inside them: WeasyPrint's layout
-    cost grows with the number of cells and inline boxes, and a 500-row mapping with eleven
-    cells a row was most of the runbook's time (benchmarks/runbook.py).
+    Three cells rather than one per field, and no markup inside them: WeasyPrint's layout
+    cost follows the number of boxes (every cell costs about as much as a line of text, even
+    an empty one), and the mapping is most of a big runbook (benchmarks/runbook.py). Source
+    and target share a cell, as "source → target", the way a mapping reads.
     """
     source = m.source_field + (f" ({m.source_type})" if m.source_type else "")
     target_type = m.target_type + (f" ({m.max_length})" if m.max_length else "")
@@ -90,12 +91,11 @@ def mapping_cells(m: FieldMapping) -> list[str]:
     ]
     if m.notes:
         rules.append(f"notes: {m.notes}")
-    return [source, target, m.rule, " · ".join(rules)]
+    return [f"{source} → {target}", m.rule, " · ".join(rules)]
 
 
 MAPPING_HEADERS = (
-    "Source field (type)",
-    "Target field (type)",
+    "Source field → target field (types)",
     "Transformation",
     "Nulls, tolerance, direction and sync, source of truth, notes",
 )
