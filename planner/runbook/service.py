@@ -35,7 +35,7 @@ from planner.models import (
     TestCase,
 )
 from planner.models.testing import TestStage
-from planner.pdf import no_fetching
+from planner.pdf import fewer_collections, no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 from planner.task_queue import QueueUnreachable, publish
 from planner.teamwork.comments import change_log
@@ -219,10 +219,11 @@ def render_pdf(project: IntegrationProject, progress: Progress | None = None):
     context = runbook_context(project)
     progress(20, "Rendering the document")
     html = render_html(project, context=context)
-    progress(30, "Laying out the pages")
-    document = HTML(string=html, url_fetcher=no_fetching()).render()
-    progress(80, f"Writing {len(document.pages)} pages")
-    pdf = document.write_pdf()
+    with fewer_collections():
+        progress(30, "Laying out the pages")
+        document = HTML(string=html, url_fetcher=no_fetching()).render()
+        progress(80, f"Writing {len(document.pages)} pages")
+        pdf = document.write_pdf()
     return pdf, len(document.pages), context["version"]
 
 
