@@ -1,6 +1,7 @@
 """PDF rendering shared by the runbook and the health-review report (WeasyPrint)."""
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +20,32 @@ def no_fetching():
     return URLFetcher(allowed_protocols={"data"})
 
 
+class _Collections:
+    """The collector's threshold is the process's: overlapping renders (threads) share one
+    raise, and the last to finish restores what was there before the first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved = gc.get_threshold()
+
+    def enter(self, threshold: int) -> None:
+        with self.lock:
+            if not self.active:
+                self.saved = gc.get_threshold()
+                gc.set_threshold(max(threshold, self.saved[0]), *self.saved[1:])
+            self.active += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+            if not self.active:
+                gc.set_threshold(*self.saved)
+
+
+_collections = _Collections()
+
+
 @contextmanager
 def fewer_collections(threshold: int = RENDER_GC_THRESHOLD) -> Iterator[None]:
     """Space out the garbage collector's runs while WeasyPrint renders; restored afterwards.
@@ -26,9 +53,8 @@ def fewer_collections(threshold: int = RENDER_GC_THRESHOLD) -> Iterator[None]:
     The collector still runs (cycles are found, at a slower pace); what a render leaves is
     freed by the next full collection, which the export worker runs once the file is saved.
     """
-    previous = gc.get_threshold()
-    gc.set_threshold(max(threshold, previous[0]), *previous[1:])
+    _collections.enter(threshold)
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
+        _collections.leave()

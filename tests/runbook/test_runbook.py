@@ -510,6 +510,21 @@ def test_the_render_spaces_out_garbage_collections_and_restores_them(project, mo
     assert gc.get_threshold() == before
 
 
+def test_overlapping_renders_restore_the_threshold_the_first_one_found():
+    import gc
+
+    from planner.pdf import RENDER_GC_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    second.__enter__()  # another thread's render, started during the first
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == RENDER_GC_THRESHOLD  # the second is still rendering
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+
+
 def test_the_export_task_collects_garbage_once_the_export_is_done(project, monkeypatch):
     import gc
 
