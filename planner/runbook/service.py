@@ -35,7 +35,7 @@ from planner.models import (
     TestCase,
 )
 from planner.models.testing import TestStage
-from planner.pdf import no_fetching
+from planner.pdf import fewer_collections, no_fetching
 from planner.reviews.schedule import cadence_text, dates_in_force, in_force
 from planner.task_queue import QueueUnreachable, publish
 from planner.teamwork.comments import change_log
@@ -62,11 +62,12 @@ def _dec(value) -> str:
 
 
 def mapping_cells(m: FieldMapping) -> list[str]:
-    """A mapping row as the runbook prints it: four plain-text cells holding every field.
+    """A mapping row as the runbook prints it: three plain-text cells holding every field.
 
-    Four cells rather than one per field, and no markup inside them: WeasyPrint's layout
-    cost grows with the number of cells and inline boxes, and a 500-row mapping with eleven
-    cells a row was most of the runbook's time (benchmarks/runbook.py).
+    Three cells rather than one per field, and no markup inside them: WeasyPrint's layout
+    cost follows the number of boxes (every cell costs about as much as a line of text, even
+    an empty one), and the mapping is most of a big runbook (benchmarks/runbook.py). Source
+    and target share a cell, as "source → target", the way a mapping reads.
     """
     source = m.source_field + (f" ({m.source_type})" if m.source_type else "")
     target_type = m.target_type + (f" ({m.max_length})" if m.max_length else "")
@@ -90,12 +91,11 @@ def mapping_cells(m: FieldMapping) -> list[str]:
     ]
     if m.notes:
         rules.append(f"notes: {m.notes}")
-    return [source, target, m.rule, " · ".join(rules)]
+    return [f"{source} → {target}", m.rule, " · ".join(rules)]
 
 
 MAPPING_HEADERS = (
-    "Source field (type)",
-    "Target field (type)",
+    "Source field → target field (types)",
     "Transformation",
     "Nulls, tolerance, direction and sync, source of truth, notes",
 )
@@ -219,10 +219,11 @@ def render_pdf(project: IntegrationProject, progress: Progress | None = None):
     context = runbook_context(project)
     progress(20, "Rendering the document")
     html = render_html(project, context=context)
-    progress(30, "Laying out the pages")
-    document = HTML(string=html, url_fetcher=no_fetching()).render()
-    progress(80, f"Writing {len(document.pages)} pages")
-    pdf = document.write_pdf()
+    with fewer_collections():
+        progress(30, "Laying out the pages")
+        document = HTML(string=html, url_fetcher=no_fetching()).render()
+        progress(80, f"Writing {len(document.pages)} pages")
+        pdf = document.write_pdf()
     return pdf, len(document.pages), context["version"]
 
 

@@ -409,8 +409,8 @@ def test_a_paused_review_schedule_prints_no_dates(project):
     assert rb.runbook_context(project)["review_dates"] == []
 
 
-def test_a_mapping_row_prints_every_field_in_four_cells(project, tmp_path):
-    """Four plain-text cells a row keep a big mapping quick to lay out; none of the row's
+def test_a_mapping_row_prints_every_field_in_three_cells(project, tmp_path):
+    """Three plain-text cells a row keep a big mapping quick to lay out; none of the row's
     fields may be lost in the merge."""
     FieldMappingFactory(
         project=project,
@@ -433,16 +433,110 @@ def test_a_mapping_row_prints_every_field_in_four_cells(project, tmp_path):
     )
     row = rb.runbook_context(project)["mappings"][0][1][0]
     assert row == [
-        "acct_state (string)",
-        "active_flag (string (1)), required",
+        "acct_state (string) → active_flag (string (1)), required",
         "map(active=1, inactive=0)",
         "Nulls: default '0' · tolerance: 0.5% · bidirectional, every 15 min"
         " · truth: target system; last write wins · notes: Legacy code X means closed",
     ]
     pdf, _, _ = rb.render_pdf(project)
     text = pdf_text(pdf, tmp_path)
+    assert "Source field → target field (types)" in text
     line = next(line for line in text.splitlines() if "acct_state (string)" in line)
-    assert "active_flag" in line and "map(active=1" in line and "Nulls: default" in line
+    assert "→ active_flag" in line and "map(active=1" in line and "Nulls: default" in line
+
+
+def test_a_usual_mapping_row_takes_one_line(project, tmp_path):
+    """Every wrapped line is one more box for WeasyPrint to lay out: the columns are sized so
+    that a row with usual names, a four-step rule and no notes is printed on one line."""
+    FieldMappingFactory(
+        project=project,
+        source_field="customer_status_code",
+        source_type="string",
+        target_field="account_active_flag",
+        target_type="string",
+        max_length=80,
+        required=True,
+        null_rule="reject",
+        rule="trim | lower | map(active=1, inactive=0) | max_length(80)",
+        notes="",
+    )
+    cells = rb.runbook_context(project)["mappings"][0][1][0]
+    text = pdf_text(rb.render_pdf(project)[0], tmp_path)
+    line = next(line for line in text.splitlines() if "customer_status_code" in line)
+    for cell in cells:  # every cell whole on the row's one line
+        assert " ".join(cell.split()) in " ".join(line.split()), cell
+
+
+def test_the_test_plan_is_printed_on_landscape_pages(full_project):
+    """Eight columns of sentences: on a portrait page a test case took four lines a row."""
+    pages = laid_out_pages(full_project["project"])
+
+    def page_of(section_id):
+        return next(
+            page._page_box
+            for page in pages
+            if any(
+                box.element is not None and box.element.get("id") == section_id
+                for box in page._page_box.descendants()
+            )
+        )
+
+    test_plan = page_of("step-4")
+    assert test_plan.margin_width() > test_plan.margin_height()
+    objectives = page_of("step-1")
+    assert objectives.margin_width() < objectives.margin_height()
+
+
+def test_the_render_spaces_out_garbage_collections_and_restores_them(project, monkeypatch):
+    import gc
+
+    from planner.pdf import RENDER_GC_THRESHOLD
+
+    seen = []
+    before = gc.get_threshold()
+    rb.render_pdf(project, lambda pct, message: seen.append((message, gc.get_threshold())))
+    during = dict(seen)
+    assert during["Laying out the pages"][0] == RENDER_GC_THRESHOLD > before[0]
+    assert during["Laying out the pages"][1:] == before[1:]
+    assert during["Collecting the project's content"] == before
+    assert gc.get_threshold() == before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("layout failed")
+
+    monkeypatch.setattr("weasyprint.HTML.render", broken)
+    with pytest.raises(RuntimeError):
+        rb.render_pdf(project)
+    assert gc.get_threshold() == before
+
+
+def test_overlapping_renders_restore_the_threshold_the_first_one_found():
+    import gc
+
+    from planner.pdf import RENDER_GC_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    second.__enter__()  # another thread's render, started during the first
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == RENDER_GC_THRESHOLD  # the second is still rendering
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+
+
+def test_the_export_task_collects_garbage_once_the_export_is_done(project, monkeypatch):
+    import gc
+
+    export = RunbookExportFactory(project=project)
+    statuses = []
+    monkeypatch.setattr(
+        gc,
+        "collect",
+        lambda *args: statuses.append(RunbookExport.objects.get(pk=export.pk).status),
+    )
+    export_runbook(export.pk)
+    assert statuses == [RunbookExport.Status.DONE]
 
 
 def laid_out_pages(project):
