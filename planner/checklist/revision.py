@@ -53,6 +53,20 @@ def revision(project_id: int, using: str = "default") -> int:
     return row[0] if row else 0
 
 
+def revisions(project_ids: list[int], using: str = "default") -> dict[int, int]:
+    """The revision of each project now, by id, in one query (0 for a project never written)."""
+    if not project_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(project_ids))
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT project_id, revision FROM {TABLE} WHERE project_id IN ({marks})",  # noqa: S608
+            list(project_ids),
+        )
+        found = dict(cursor.fetchall())
+    return {pk: found.get(pk, 0) for pk in project_ids}
+
+
 def install(using: str = "default") -> None:
     """Create the revision table and (re)create the trigger of every tracked table."""
     connection = connections[using]
