@@ -106,6 +106,9 @@ TEMPLATES = [
     },
 ]
 
+# Django's widget templates, with the common widgets written in Python (same HTML, faster).
+FORM_RENDERER = "planner.web.form_renderer.FormRenderer"
+
 _sqlite = {
     "ENGINE": "django.db.backends.sqlite3",
     "NAME": VAR_DIR / "aethon.sqlite3",

@@ -115,8 +115,8 @@ def project_readiness(
     return ProjectReadiness([step_readiness(step, evidence) for step in STEPS])
 
 
-# (project id, revision, day) -> (evidence, readiness), newest last; per process. Room for a
-# portfolio dashboard's projects as well as the pages of the projects being worked on.
+# (project id, revision with its token, day) -> (evidence, readiness), newest last; per process.
+# Room for a portfolio dashboard's projects as well as the pages of the projects worked on.
 _KEPT: OrderedDict[tuple, tuple[Evidence, ProjectReadiness]] = OrderedDict()
 _KEPT_MAX = 128
 _KEPT_LOCK = threading.Lock()
@@ -127,7 +127,8 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
 
     Every project page shows the readiness of the whole project (the navigator), which reads
     every step's rows: about twenty queries. They are computed again only when the project's
-    revision (`planner.checklist.revision`: moved by every committed write to its rows) or the
+    revision (`planner.checklist.revision`: moved by every committed write to its rows, with
+    a token drawn at each count, so a number repeated after a restore is not the same key) or the
     day (one rule asks for a review every so many days) has changed. The revision is read
     before the rows, so a value kept under a revision is never older than that revision.
     Inside a transaction nothing is kept or reused: its own writes are not counted until it
@@ -137,7 +138,7 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
     if connection.in_atomic_block:
         evidence = Evidence.load(project)
         return evidence, project_readiness(project, evidence)
-    key = (project.pk, revision.revision(project.pk), timezone.localdate())
+    key = (project.pk, revision.current(project.pk), timezone.localdate())
     kept = _kept([key]).get(project.pk)
     if kept is None:
         evidence = Evidence.load(project)
@@ -155,7 +156,7 @@ def current_many(
     if connection.in_atomic_block:
         return _compute(projects)
     day = timezone.localdate()
-    now = revision.revisions([p.pk for p in projects])
+    now = revision.current_many([p.pk for p in projects])
     keys = {p.pk: (p.pk, now[p.pk], day) for p in projects}
     out = _kept(list(keys.values()))
     missing = [p for p in projects if p.pk not in out]

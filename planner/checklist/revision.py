@@ -15,19 +15,38 @@ from a transaction's first write on (which would queue every writer of the proje
 and could deadlock with row locks taken later). On SQLite, where one writer at a time holds
 the whole database, they are ordinary AFTER triggers.
 
+Every count also draws a new random token into the row. The number alone can repeat: a
+restored backup, a lost or reset row count again from an older value, and a process that kept
+something under the number would take it for the content it was computed from. A revision
+(`current`: number and token) names one count, and only that count, whatever happens to the
+table; restoring the whole database brings back a revision together with its own content.
+
 The table and the triggers are installed after every `migrate` (post_migrate), not by a
 migration: a model added later is covered by the next migrate, and SQLite, which rebuilds a
 table to alter it and drops its triggers with it, gets them back.
 """
 
+from typing import NamedTuple
+
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connections
 
-from planner.models import IntegrationProject
+from planner.models import IntegrationProject, StepContent
 
 TABLE = "aethon_project_revision"
 TRIGGER = "aethon_revision"
+# Rows derived from a project's rows and stamped with the revision they were computed at
+# (`StepContent`): writing them changes no answer, so it does not count (on SQLite, where
+# every written row counts at once, storing a stamp would otherwise outdate it).
+UNTRACKED = (StepContent,)
+
+
+class Revision(NamedTuple):
+    """One count of a project's writes: its number and the token drawn with it."""
+
+    number: int
+    token: str
 
 
 def tracked_tables() -> dict[str, str]:
@@ -37,7 +56,7 @@ def tracked_tables() -> dict[str, str]:
     block, and readiness reads who made a step's last change from them."""
     tables = {IntegrationProject._meta.db_table: "id", get_user_model()._meta.db_table: ""}
     for model in apps.get_app_config("planner").get_models():
-        if model._meta.proxy or not model._meta.managed:
+        if model._meta.proxy or not model._meta.managed or model in UNTRACKED:
             continue
         field = next((f for f in model._meta.concrete_fields if f.name == "project"), None)
         if field is not None and field.related_model is IntegrationProject:
@@ -53,24 +72,54 @@ def revision(project_id: int, using: str = "default") -> int:
     return row[0] if row else 0
 
 
-def revisions(project_ids: list[int], using: str = "default") -> dict[int, int]:
-    """The revision of each project now, by id, in one query (0 for a project never written)."""
+def current(project_id: int, using: str = "default") -> Revision:
+    """The project's revision now, with its token (0 and "" before its first counted write)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT revision, token FROM {TABLE} WHERE project_id = %s",  # noqa: S608
+            [project_id],
+        )
+        row = cursor.fetchone()
+    return Revision(*row) if row else Revision(0, "")
+
+
+def current_many(project_ids: list[int], using: str = "default") -> dict[int, Revision]:
+    """`current` of each project, by id, in one query."""
     if not project_ids:
         return {}
     marks = ", ".join(["%s"] * len(project_ids))
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT project_id, revision FROM {TABLE} WHERE project_id IN ({marks})",  # noqa: S608
+            f"SELECT project_id, revision, token FROM {TABLE} "  # noqa: S608
+            f"WHERE project_id IN ({marks})",
             list(project_ids),
         )
-        found = dict(cursor.fetchall())
-    return {pk: found.get(pk, 0) for pk in project_ids}
+        found = {pk: Revision(number, token) for pk, number, token in cursor.fetchall()}
+    return {pk: found.get(pk, Revision(0, "")) for pk in project_ids}
+
+
+def advance(project_id: int, seen: Revision, using: str = "default") -> str:
+    """The token of the revision this transaction's commit will leave, if no other write was
+    counted since ``seen`` was read ("" otherwise: what was read since may be older).
+
+    PostgreSQL counts a transaction at its commit: here the count is taken now (and not again
+    at the commit), which locks the counter's row until the end of the transaction, so no
+    other writer can be counted in between. SQLite has counted this transaction's writes
+    already, and holds the only write lock once it has written."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        now = current(project_id, using)
+        return now.token if now == seen else ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT number, token FROM aethon_revise_now(%s)", [project_id])
+        number, token = cursor.fetchone()
+    return token if number == seen.number + 1 else ""
 
 
 def install(using: str = "default") -> None:
     """Create the revision table and (re)create the trigger of every tracked table."""
     connection = connections[using]
-    statements = _postgresql() if connection.vendor == "postgresql" else _sqlite()
+    statements = _postgresql() if connection.vendor == "postgresql" else _sqlite(using)
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
@@ -85,17 +134,33 @@ def _postgresql() -> list[str]:
     out = [
         f"CREATE TABLE IF NOT EXISTS {TABLE} "
         "(project_id bigint PRIMARY KEY, revision bigint NOT NULL)",
-        # One count per project and transaction: the projects already counted are listed in a
-        # transaction-local setting, which a rolled-back savepoint takes back with the count.
-        f"""CREATE OR REPLACE FUNCTION aethon_revise(pid bigint) RETURNS void
+        # A table made before the token: each row draws one now.
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS token text NOT NULL "
+        "DEFAULT gen_random_uuid()::text",
+        # One count per project and transaction, taken now: the projects already counted are
+        # listed in a transaction-local setting, which a rolled-back savepoint takes back with
+        # the count.
+        f"""CREATE OR REPLACE FUNCTION aethon_revise_now(pid bigint, OUT number bigint,
+          OUT token text) LANGUAGE plpgsql AS $$
+        DECLARE done text := coalesce(nullif(current_setting('aethon.revised', true), ''), ',');
+        BEGIN
+          INSERT INTO {TABLE} AS r (project_id, revision, token)
+            VALUES (pid, 1, gen_random_uuid()::text)
+            ON CONFLICT (project_id) DO UPDATE SET revision = r.revision + 1,
+              token = excluded.token
+            RETURNING r.revision, r.token INTO number, token;
+          IF position(',' || pid || ',' IN done) = 0 THEN
+            PERFORM set_config('aethon.revised', done || pid || ',', true);
+          END IF;
+        END $$""",  # noqa: S608
+        # The triggers' count, at commit, unless the transaction was counted already.
+        """CREATE OR REPLACE FUNCTION aethon_revise(pid bigint) RETURNS void
         LANGUAGE plpgsql AS $$
         DECLARE done text := coalesce(nullif(current_setting('aethon.revised', true), ''), ',');
         BEGIN
           IF pid IS NULL OR position(',' || pid || ',' IN done) > 0 THEN RETURN; END IF;
-          INSERT INTO {TABLE} AS r (project_id, revision) VALUES (pid, 1)
-            ON CONFLICT (project_id) DO UPDATE SET revision = r.revision + 1;
-          PERFORM set_config('aethon.revised', done || pid || ',', true);
-        END $$""",  # noqa: S608
+          PERFORM aethon_revise_now(pid);
+        END $$""",
         f"""CREATE OR REPLACE FUNCTION aethon_revise_user() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
@@ -109,6 +174,7 @@ def _postgresql() -> list[str]:
         END $$""",
     ]
     tables = tracked_tables()
+    out += [f'DROP TRIGGER IF EXISTS {TRIGGER} ON "{m._meta.db_table}"' for m in UNTRACKED]
     for column in sorted({c for c in tables.values() if c}):
         out.append(
             f"""CREATE OR REPLACE FUNCTION aethon_revise_by_{column}() RETURNS trigger
@@ -129,22 +195,34 @@ def _postgresql() -> list[str]:
     return out
 
 
-def _sqlite() -> list[str]:
+def _sqlite(using: str) -> list[str]:
     members = _membership_table()
+    draw = "lower(hex(randomblob(16)))"
     out = [
         f"CREATE TABLE IF NOT EXISTS {TABLE} "
-        "(project_id integer PRIMARY KEY, revision integer NOT NULL)"
+        "(project_id integer PRIMARY KEY, revision integer NOT NULL, token text NOT NULL)"
     ]
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT name FROM pragma_table_info('{TABLE}')")  # noqa: S608
+        columns = {name for (name,) in cursor.fetchall()}
+    if columns and "token" not in columns:  # a table made before the token
+        out += [
+            f"ALTER TABLE {TABLE} ADD COLUMN token text NOT NULL DEFAULT ''",
+            f"UPDATE {TABLE} SET token = {draw}",  # noqa: S608
+        ]
     bump = (
-        f"INSERT INTO {TABLE} (project_id, revision) {{rows}} "
-        "ON CONFLICT (project_id) DO UPDATE SET revision = revision + 1;"
+        f"INSERT INTO {TABLE} (project_id, revision, token) {{rows}} "
+        "ON CONFLICT (project_id) DO UPDATE SET revision = revision + 1, token = excluded.token;"
     )
+    for model in UNTRACKED:
+        for event in ("insert", "update", "delete"):
+            out.append(f'DROP TRIGGER IF EXISTS "{model._meta.db_table}_{TRIGGER}_{event}"')
     for table, column in tracked_tables().items():
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             if column:
-                rows = f"SELECT {row}.{column}, 1 WHERE {row}.{column} IS NOT NULL"
+                rows = f"SELECT {row}.{column}, 1, {draw} WHERE {row}.{column} IS NOT NULL"
             else:
-                rows = f"SELECT project_id, 1 FROM {members} WHERE user_id = {row}.id"  # noqa: S608
+                rows = f"SELECT project_id, 1, {draw} FROM {members} WHERE user_id = {row}.id"  # noqa: S608
             name = f"{TRIGGER}_{event.lower()}"
             out += [
                 f'DROP TRIGGER IF EXISTS "{table}_{name}"',

@@ -29,6 +29,7 @@ from functools import cached_property
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 
+from planner.checklist import revision
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS, STEPS_BY_NUMBER, Finding, Rule
 from planner.models import (
@@ -125,17 +126,22 @@ def step_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, st
 
 
 def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
-    """Hash every step with a live sign-off, store those hashes (`StepContent`) and drop the
-    rows of the other steps; returns the hashes.
+    """Hash every step with a live sign-off, store those hashes (`StepContent`) stamped with
+    the project revision they hold at, and drop the rows of the other steps; returns the
+    hashes.
 
     The write path calls this after each write to the project (`record_stale_signoffs`), so
     pages compare a sign-off's hash with the stored one instead of hashing the artifacts; only
     a live sign-off's step is read that way, so only those are hashed (a write costs what it
-    did), and every stored row is current. The project row is locked meanwhile: of two writes'
-    calls, the later one hashes after both writes, so an earlier hash never overwrites a later
-    one."""
+    did). The project row is locked meanwhile: of two writes' calls, the later one hashes
+    after both writes, so an earlier hash never overwrites a later one. The stamp is the
+    revision this transaction commits as (`revision.advance`), or none when another write was
+    counted since the revision was read before hashing: a write that passes no write path
+    (raw SQL, a bulk update, a data migration, a restore) moves the revision, so a stored hash
+    is trusted only while nothing it was computed from can have changed."""
     with transaction.atomic():
         IntegrationProject.objects.select_for_update().filter(pk=project.pk).values("pk").first()
+        seen = revision.current(project.pk)
         signed = set(
             SignOff.objects.filter(project=project, stale_event__isnull=True).values_list(
                 "step", flat=True
@@ -143,17 +149,18 @@ def store_step_hashes(project: IntegrationProject) -> dict[int, str]:
         )
         hashes = step_hashes(project, signed) if signed else {}
         rows = StepContent.objects.filter(project=project)
-        stored = dict(rows.values_list("step", "content_hash"))
-        if stored.keys() - hashes.keys():
-            rows.exclude(step__in=list(hashes)).delete()
-        changed = {n: h for n, h in hashes.items() if stored.get(n) != h}
-        if changed:
+        if hashes:
+            stamp = revision.advance(project.pk, seen)
             StepContent.objects.bulk_create(
-                [StepContent(project=project, step=n, content_hash=h) for n, h in changed.items()],
+                [
+                    StepContent(project=project, step=n, content_hash=h, revision_token=stamp)
+                    for n, h in hashes.items()
+                ],
                 update_conflicts=True,
                 unique_fields=["project", "step"],
-                update_fields=["content_hash"],
+                update_fields=["content_hash", "revision_token"],
             )
+        rows.exclude(step__in=list(hashes)).delete()
     return hashes
 
 
@@ -174,18 +181,26 @@ def write_in_progress() -> Iterator[None]:
 
 
 def current_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int, str]]:
-    """The current hash of the steps asked for, per project id: the stored ones in one query,
-    and those of steps with no stored hash computed (read only: nothing is stored here).
-    Inside a write (`write_in_progress`) every one is computed."""
+    """The current hash of the steps asked for, per project id: the stored ones that hold at
+    the project's revision now, in one query, and the others computed (read only: nothing is
+    stored here). Inside a write (`write_in_progress`) every one is computed."""
     wanted = {pk: set(numbers) for pk, numbers in wanted.items() if numbers}
     out: dict[int, dict[int, str]] = {pk: {} for pk in wanted}
     if not wanted:
         return out
     if _WRITING.get():
         return step_hashes_many(wanted)
-    rows = StepContent.objects.filter(project_id__in=list(wanted)).values_list(
-        "project_id", "step", "content_hash"
+    table = connection.ops.quote_name(StepContent._meta.db_table)
+    marks = ", ".join(["%s"] * len(wanted))
+    # Written in: the model's quoted table name and the revision table's; ids as parameters.
+    sql = (
+        f"SELECT c.project_id, c.step, c.content_hash FROM {table} c "  # noqa: S608
+        f"JOIN {revision.TABLE} r ON r.project_id = c.project_id AND r.token = c.revision_token "
+        f"WHERE c.project_id IN ({marks})"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, sorted(wanted))
+        rows = cursor.fetchall()
     for pk, number, content_hash in rows:
         if number in wanted[pk]:
             out[pk][number] = content_hash
@@ -568,8 +583,15 @@ def record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     """Record, once each, the live sign-offs whose step changed; mail after the commit.
 
     Called after every write to the project: it also stores the hashes of the signed steps
-    (`store_step_hashes`), which the pages compare sign-offs with.
+    (`store_step_hashes`), which the pages compare sign-offs with. One transaction, so that
+    the events it records are counted in the revision the stored hashes are stamped with
+    (recorded after it, they would move the revision past the stamp).
     """
+    with transaction.atomic():
+        return _record_stale_signoffs(project)
+
+
+def _record_stale_signoffs(project: IntegrationProject) -> list[SignOffStale]:
     hashes = store_step_hashes(project)
     live = list(
         SignOff.objects.filter(project=project, stale_event__isnull=True).select_related("user")

@@ -5,7 +5,8 @@ a quoted field, so a break is a record boundary when an even number of quotes pr
 each block is parsed on its own with the header in front. A first pass checks the limits
 (line length, columns, rows) and learns the column types the way reading the whole file
 would: a column takes one type over every block, numbers of both kinds become decimals, any
-other disagreement text, and a column empty everywhere is text.
+other disagreement text, and a column empty everywhere is text. Inference never changes what
+an identifier or a code says (`inexact_columns`): the same rule holds for the whole file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import codecs
 import csv
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,6 +118,28 @@ def raw_blocks(
             line += whole.count(_BREAK)
 
 
+def inexact_columns(
+    typed: pl.DataFrame, key: Collection[str], text: Callable[[list[str]], pl.DataFrame]
+) -> set[str]:
+    """The columns inference must leave as text in ``typed`` (records read with inference);
+    ``text(names)``: the same records' columns ``names`` read as text.
+
+    A key column is an identifier: "007" and "7", "1.0" and "1" are different records, so a
+    key is read as integers only when every value is written as its integer writes it
+    (str(int(v)) == v), and never as a decimal or a truth value. Any other column of integers
+    holding a value written otherwise ("007", "+3") holds codes, compared as written. Other
+    numbers are measures and stay numbers: 10.50 and 10.5 are one amount.
+    """
+    out = {n for n, t in typed.schema.items() if n in key and t != pl.String and not t.is_integer()}
+    integers = [n for n, t in typed.schema.items() if t.is_integer() and n not in out]
+    if integers:
+        written = text(integers)
+        for name in integers:
+            if typed.get_column(name).cast(pl.String).ne(written.get_column(name)).any():
+                out.add(name)
+    return out
+
+
 def _merge_type(known: pl.DataType | None, seen: pl.DataType) -> pl.DataType:
     if known is None or known == seen:
         return seen
@@ -134,6 +157,7 @@ class CsvBlocks:
     infer_types: bool
     limits: FileLimits
     block_bytes: int = BLOCK_BYTES
+    key: tuple[str, ...] = ()
     schema: dict[str, pl.DataType] | None = None
     rows: int = 0
     header: bytes = b""
@@ -173,12 +197,22 @@ class CsvBlocks:
             return
         self._check_header()
         types: dict[str, pl.DataType | None] = {}
+        inexact: set[str] = set()
         rows = 0
         names: list[str] = []
         for data, line in self._blocks():
+            block = self.header + data
             frame = self._parse(
-                self.header + data, line, infer_schema=self.infer_types, infer_schema_length=None
+                block, line, infer_schema=self.infer_types, infer_schema_length=None
             )
+            if self.infer_types:
+                inexact |= inexact_columns(
+                    frame,
+                    self.key,
+                    lambda names, block=block, line=line: self._parse(
+                        block, line, infer_schema=False, columns=names
+                    ),
+                )
             names = frame.columns
             rows += frame.height
             if rows + 1 > self.limits.max_rows:  # the header is a row too
@@ -193,7 +227,7 @@ class CsvBlocks:
         if not names:
             names = self._parse(self.header).columns
         self.rows = rows
-        self.schema = {n: types.get(n) or pl.String for n in names}
+        self.schema = {n: pl.String if n in inexact else (types.get(n) or pl.String) for n in names}
 
     def _check_header(self) -> None:
         with self.path.open("rb") as handle:

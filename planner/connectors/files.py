@@ -126,7 +126,9 @@ class FileConnector(BaseConnector):
                 limits, size = configured_limits(), csv_blocks.BLOCK_BYTES
                 blocks: CsvBlocks | NdjsonBlocks
                 if cfg.format == "csv":
-                    blocks = CsvBlocks(path, cfg.delimiter, cfg.infer_types, limits, size)
+                    blocks = CsvBlocks(
+                        path, cfg.delimiter, cfg.infer_types, limits, size, tuple(cfg.key)
+                    )
                 else:
                     blocks = NdjsonBlocks(path, cfg.infer_types, limits, size)
                 try:
@@ -178,6 +180,8 @@ class FileConnector(BaseConnector):
                 # The engine's message names its tuning options, not the line at fault.
                 problem = csv_problem(data, cfg.delimiter) or engine_summary(exc)
                 raise ConnectorError(f"The CSV file cannot be read. {problem}") from None
+            if cfg.infer_types:
+                frame = _keep_text(frame, data, cfg)
             if frame.height + 1 > limits.max_rows:  # the header is a row too
                 raise FileRefused(
                     f"Row {limits.max_rows + 1:,}: the limit is {limits.max_rows:,} rows."
@@ -267,6 +271,23 @@ class FileConnector(BaseConnector):
     def count(self) -> int | None:
         blocks = self.blocks()
         return blocks.rows if blocks is not None else self.frame().height
+
+
+def _keep_text(frame: pl.DataFrame, data: bytes, cfg: FileConfig) -> pl.DataFrame:
+    """The inferred ``frame`` with its keys and codes as written (`inexact_columns`)."""
+    written: dict[str, pl.Series] = {}
+
+    def text(names: list[str]) -> pl.DataFrame:
+        read = pl.read_csv(
+            data, separator=cfg.delimiter, encoding="utf8", infer_schema=False, columns=names
+        )
+        written.update({name: read.get_column(name) for name in names})
+        return read
+
+    inexact = csv_blocks.inexact_columns(frame, cfg.key, text)
+    if inexact - written.keys():
+        text(sorted(inexact - written.keys()))
+    return frame.with_columns(written[name] for name in sorted(inexact))
 
 
 def _check_csv_header(data: bytes, delimiter: str, limits: FileLimits) -> None:

@@ -4,18 +4,9 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def store_existing(apps, schema_editor):
-    """Store the hash of every existing project's steps that have a live sign-off.
-
-    The hash is the app's own (`store_step_hashes`: the canonical JSON of the registry's
-    artifact models as they stand in this release), not a copy of it that could differ. A project
-    missing here would only be hashed on reading, so this saves time, it does not decide truth.
-    """
-    from planner.checklist.signoff import store_step_hashes
-    from planner.models import IntegrationProject
-
-    for project in IntegrationProject.objects.order_by("pk").iterator():
-        store_step_hashes(project)
+# The hashes of existing projects are not stored here: a stored hash holds only at the project
+# revision it was computed at (migration 0022), which a migration cannot stamp. A signed step
+# with no stored hash is hashed on reading until the project's next write stores it.
 
 
 class Migration(migrations.Migration):
@@ -52,5 +43,4 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunPython(store_existing, migrations.RunPython.noop),
     ]

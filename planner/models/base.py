@@ -1,9 +1,12 @@
 import operator
+from functools import cache
 
 from django.db import models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.template.defaultfilters import pluralize
+from django.utils.encoding import force_str
+from django.utils.hashable import make_hashable
 
 
 class Comparator(models.TextChoices):
@@ -70,6 +73,21 @@ class WindowUnit(models.TextChoices):
     MINUTES = "minutes", "minutes"
     HOURS = "hours", "hours"
     DAYS = "days", "days"
+
+
+@cache
+def _choice_labels(field: models.Field) -> dict:
+    return dict(make_hashable(field.flatchoices))
+
+
+def choice_label(obj: models.Model, name: str) -> str:
+    """What `obj.get_<name>_display()` returns, from the field's labels read once.
+
+    Django's method rebuilds the table of labels on every call (a few microseconds); the rows
+    of a big step page ask for it hundreds of times."""
+    field = obj._meta.get_field(name)
+    value = getattr(obj, field.attname)
+    return force_str(_choice_labels(field).get(make_hashable(value), value), strings_only=True)
 
 
 def window_words(value, unit: str) -> str:

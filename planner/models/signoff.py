@@ -148,14 +148,18 @@ class StepContent(models.Model):
     reading whether a sign-off is current is a comparison, not a hash of every artifact.
 
     Derived data, not history: it is replaced whenever the step changes, and dropped when the
-    step has no live sign-off left. A signed step with no row (a project no write has passed
-    through since) is hashed when read."""
+    step has no live sign-off left. It holds only at the project revision it was computed at
+    (`revision_token`, see `planner.checklist.revision`): a write no write path stored hashes
+    after (raw SQL, a bulk update, a data migration, a restore) moves the revision, and a
+    signed step whose row is of another revision, or has none, is hashed when read."""
 
     project = models.ForeignKey(
         IntegrationProject, on_delete=models.CASCADE, related_name="step_contents"
     )
     step = models.PositiveSmallIntegerField()
     content_hash = models.CharField("version hash", max_length=64)
+    # The token of the project revision the hash was computed at ("": none known).
+    revision_token = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -257,7 +257,10 @@ class EndpointForm(forms.Form):
         label="Infer column types",
         required=False,
         initial=True,
-        help_text="Off keeps every value as text (e.g. zip codes with leading zeros).",
+        help_text=(
+            "Off keeps every value as text. On, keys and codes written with a leading zero "
+            "(007) still stay as written."
+        ),
     )
     records_path = forms.CharField(
         label="Record selector",

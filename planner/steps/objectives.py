@@ -14,7 +14,7 @@ from planner.models import (
     Objective,
     SuccessCriterion,
 )
-from planner.models.base import window_words
+from planner.models.base import choice_label, window_words
 from planner.runs.freshness_schedule import drop_measurement, sync_measurement
 from planner.steps import freshness, practices
 from planner.steps.monitoring import follow_criterion
@@ -150,12 +150,13 @@ class DataElementForm(ProjectScopedForm):
 
 
 def _criterion_cells(c: SuccessCriterion) -> list[str]:
-    target = f"{c.get_comparator_display()} {decimal_text(c.target) or '?'} {c.unit}".strip()
+    comparator = choice_label(c, "comparator")
+    target = f"{comparator} {decimal_text(c.target) or '?'} {c.unit}".strip()
     window = ""
     if c.window_value:
         share = f"{decimal_text(c.attainment_pct)}% " if c.attainment_pct else ""
         window = f"{share}over {window_words(c.window_value, c.window_unit)}"
-    measured_by = c.get_metric_key_display() if c.metric_key else "not chosen"
+    measured_by = choice_label(c, "metric_key") if c.metric_key else "not chosen"
     if c.has_manual_evidence:
         measured_by += f"; evidence {decimal_text(c.evidence_value)} on {c.evidence_date:%d %b %Y}"
     return [c.metric, measured_by, target, window]

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django import template
 
+from planner.checklist import links
 from planner.models.base import window_words
 from planner.models.people import display_name as _display_name
 from planner.web.permissions import can as _can
@@ -50,3 +51,11 @@ def sentence(text) -> str:
     """Free text ended by exactly one full stop: people's 'then quarterly.' stays one sentence."""
     text = str(text).strip()
     return text if not text or text.endswith((".", "!", "?", "…")) else f"{text}."
+
+
+@register.simple_tag
+def link(viewname: str, *ids) -> str:
+    """`{% link "planner:inventory" project.pk %}`: `{% url %}` for pages named by integer
+    ids, each pattern reversed once (`checklist.links`); every project page's navigator
+    draws about twenty such links."""
+    return links.url(viewname, *ids)

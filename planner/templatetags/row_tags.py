@@ -9,40 +9,40 @@ cancelled edit shows all come from `row_html`. Each value is written as `{{ valu
 """
 
 from django import template
-from django.template.base import render_value_in_context
-from django.template.context import Context
 from django.utils.safestring import SafeString, mark_safe
 
+from planner.web.markup import text as _text
+
 register = template.Library()
-
-# What `{{ value }}` uses to turn a value into text: autoescape on, the project's l10n and
-# time zone settings (None = the settings' defaults), as in every page's context.
-_PAGE = Context(autoescape=True)
-
-
-def _text(value) -> str:
-    return render_value_in_context(value, _PAGE)
 
 
 def _cells(cells) -> str:
     """The first cell heads the row (`th scope=row`); empty cells read "—"."""
-    out = []
-    for i, cell in enumerate(cells):
-        tag = "td" if i else 'th scope="row"'
-        end = "td" if i else "th"
-        out.append(f"<{tag}>{_text(cell or '—')}</{end}>")
-    return "".join(out)
+    if not cells:
+        return ""
+    first, *rest = cells
+    head = f'<th scope="row">{_text(first or "—")}</th>'
+    return head + "".join([f"<td>{_text(cell or '—')}</td>" for cell in rest])
 
 
-def row_html(kind, item: dict, can_edit: bool) -> str:
-    """One saved row: its cells, its warning, and for editors its edit and delete actions."""
+def _kind_text(kind) -> tuple[str, str, str]:
+    """What every row of a table repeats: its kind's name, label and delete note, escaped."""
+    return _text(kind.name), _text(kind.label), _text(kind.delete_note)
+
+
+def row_html(kind, item: dict, can_edit: bool, kind_text: tuple | None = None) -> str:
+    """One saved row: its cells, its warning, and for editors its edit and delete actions.
+    `kind_text` is `_kind_text(kind)`, when the caller writes many rows of one kind."""
+    kind_name, kind_label, delete_note = kind_text or _kind_text(kind)
     obj = item["obj"]
-    row_id = f"{_text(kind.name)}-{_text(obj.pk)}"
+    row_id = f"{kind_name}-{_text(obj.pk)}"
     warning = item.get("warning")
     badge = f'<span class="badge warn">{_text(warning)}</span>' if warning else ""
     actions = ""
     if can_edit:
-        name = _text(obj)
+        # `{{ item.obj }}` writes str(obj), escaped: a record is neither a number, a date
+        # nor safe HTML.
+        name = _text(str(obj))
         settings_url = item.get("settings_url")
         connection = (
             f'<a class="btn small" href="{_text(settings_url)}" '
@@ -59,7 +59,7 @@ def row_html(kind, item: dict, can_edit: bool) -> str:
             f'hx-target="#{row_id}" hx-swap="outerHTML" aria-label="Edit {name}">Edit</a>\n    \n'
             f'    <a class="btn small danger" role="button" href="{delete_url}" '
             f'hx-post="{delete_url}" hx-target="#{row_id}" hx-swap="outerHTML" '
-            f"hx-confirm=\"Delete {_text(kind.label)} '{name}'? {_text(kind.delete_note)}\" "
+            f"hx-confirm=\"Delete {kind_label} '{name}'? {delete_note}\" "
             f'aria-label="Delete {name}">Delete</a>\n    '
         )
     return (
@@ -85,6 +85,7 @@ def table_rows(context, table: dict) -> SafeString:
             f'<tr class="empty"><td colspan="{colspan}">No {_text(kind.label)} yet.</td></tr>'
         )
     can_edit = bool(context.get("can_edit"))
+    kind_text = _kind_text(kind)
     return mark_safe(  # noqa: S308 - row_html escapes every value it writes
-        "".join(row_html(kind, item, can_edit) for item in items)
+        "".join([row_html(kind, item, can_edit, kind_text) for item in items])
     )

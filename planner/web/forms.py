@@ -4,8 +4,6 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import validate_email
 from django.db.models import Q
-from django.utils.html import conditional_escape
-from django.utils.safestring import mark_safe
 
 from planner.models import (
     Connection,
@@ -25,43 +23,6 @@ def textarea(rows: int = 3) -> forms.Textarea:
     return forms.Textarea(attrs={"rows": rows})
 
 
-def _attrs_html(attrs: dict) -> str:
-    """django/forms/widgets/attrs.html, written in Python."""
-    out = []
-    for name, value in attrs.items():
-        if value is True:
-            out.append(f" {conditional_escape(name)}")
-        elif value is not False:
-            out.append(f' {conditional_escape(name)}="{conditional_escape(value)}"')
-    return "".join(out)
-
-
-class FastSelect(forms.Select):
-    """Django's select widget with the same HTML, written without a template per option.
-
-    Its templates include one template per option and one more for each option's attributes:
-    the add forms of a big project (a system or connection chosen among dozens) spent most of
-    a step page's rendering time there."""
-
-    def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
-        parts = [f'<select name="{conditional_escape(widget["name"])}"']
-        parts.append(_attrs_html(widget["attrs"]) + ">")
-        for group_name, group_choices, _index in widget["optgroups"]:
-            if group_name:
-                parts.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
-            for option in group_choices:
-                parts.append(
-                    f'\n  <option value="{conditional_escape(str(option["value"]))}"'
-                    f"{_attrs_html(option['attrs'])}>{conditional_escape(option['label'])}"
-                    "</option>\n"  # the option template's own line end
-                )
-            if group_name:
-                parts.append("\n  </optgroup>")
-        parts.append("\n</select>")
-        return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped
-
-
 class VersionedForm(forms.ModelForm):
     """Carries the version the editor started from, for the optimistic check on save."""
 
@@ -71,9 +32,6 @@ class VersionedForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound and self.instance.pk:
             self.initial["expected_version"] = self.instance.version
-        for field in self.fields.values():
-            if type(field.widget) is forms.Select:
-                field.widget.__class__ = FastSelect  # same state, faster render
 
 
 class LoadedChoices(forms.models.ModelChoiceIterator):
@@ -107,11 +65,17 @@ class ProjectScopedForm(VersionedForm):
     def __init__(self, *args, project: IntegrationProject, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
-        for name in self.system_fields:
-            self.fields[name].queryset = System.objects.filter(project=project)
-        connections = Connection.objects.filter(project=project)
-        for name in self.connection_fields:
-            self.fields[name].queryset = connections.select_related("source", "target")
+        # Built only for forms that choose among them: building a filter is not free, and a
+        # step page builds several forms (each field takes its own copy).
+        if self.system_fields:
+            systems = System.objects.filter(project=project)
+            for name in self.system_fields:
+                self.fields[name].queryset = systems
+        if self.connection_fields:
+            connections = Connection.objects.filter(project=project)
+            connections = connections.select_related("source", "target")
+            for name in self.connection_fields:
+                self.fields[name].queryset = connections
 
     def choices_from(self, evidence) -> "ProjectScopedForm":
         """Offer the systems and connections `evidence` (the page's) has loaded: the same

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from planner.checklist import links
 from planner.checklist.evidence import Evidence
 from planner.checklist.registry import STEPS_BY_NUMBER
 from planner.models import IntegrationProject
@@ -74,10 +75,8 @@ class RowKind:
         return STEPS_BY_NUMBER[self.step].url(project.pk)
 
     def url(self, action: str, project: IntegrationProject, pk: int | None = None) -> str:
-        kwargs = {"project_id": project.pk}
-        if pk is not None:
-            kwargs["pk"] = pk
-        return reverse(f"planner:{self.name}_{action}", kwargs=kwargs)
+        ids = (project.pk,) if pk is None else (project.pk, pk)
+        return links.url(f"planner:{self.name}_{action}", *ids)
 
 
 def number_text(value) -> str:

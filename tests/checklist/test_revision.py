@@ -17,7 +17,16 @@ from django.test.utils import CaptureQueriesContext
 from planner.api.tokens import create_token
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import current, current_many, project_readiness
-from planner.checklist.revision import TRIGGER, revision, revisions, tracked_tables
+from planner.checklist.revision import (
+    TRIGGER,
+    UNTRACKED,
+    Revision,
+    revision,
+    tracked_tables,
+)
+from planner.checklist.revision import (
+    current_many as revisions,
+)
 from planner.checklist.signoff import step_hashes
 from planner.models import (
     FieldMapping,
@@ -89,7 +98,10 @@ def test_readiness_reads_only_tables_whose_writes_move_the_revision():
         for query in ctx.captured_queries:
             read |= set(re.findall(r'(?:FROM|JOIN)\s+"(\w+)"', query["sql"]))
     assert "planner_signoff" in read and "planner_testcase" in read  # the whole project is read
-    assert read - installed_tables() == set()
+    # Stored step hashes are read only where stamped with the revision now (`UNTRACKED`).
+    stamped = {model._meta.db_table for model in UNTRACKED}
+    assert "planner_stepcontent" in read
+    assert read - installed_tables() == stamped
 
 
 def test_a_committed_write_moves_the_revision_once_a_rollback_or_a_read_never():
@@ -169,7 +181,7 @@ def test_many_projects_kept_readiness_is_read_again_only_for_those_written():
     assert after[projects[2].pk] is first[projects[2].pk]
     assert after[written.pk] is not first[written.pk]
     assert after[written.pk][1].percent < first[written.pk][1].percent
-    assert revisions([p.pk for p in projects] + [0])[0] == 0  # a project never written
+    assert revisions([p.pk for p in projects] + [0])[0] == Revision(0, "")  # never written
 
 
 def test_the_dashboard_shows_a_write_at_once_though_it_keeps_readiness():
@@ -249,3 +261,47 @@ def test_each_way_of_writing_changes_what_the_next_page_shows():
     assert 'data-testid="decision-' in shown
     get_user_model().objects.filter(pk=approver.pk).update(first_name="Zebulon", last_name="Q")
     assert "Zebulon Q" in step_page(client, project)
+
+
+def test_a_counter_moved_back_never_serves_readiness_of_other_content():
+    """A restore (or a counter reset) can make the revision repeat a number it had: what a
+    process kept under that number must not be shown for content it was not computed from."""
+    from planner.checklist.revision import TABLE
+
+    project = ProjectFactory()
+    client = client_for(project.owner)
+    first = revision(project.pk)
+    assert step_state(step_page(client, project), 1) == "Not started"
+
+    Objective.objects.create(project=project, business_objective="One truth")
+    with connection.cursor() as cursor:  # as if restored: the counter back where it was
+        cursor.execute(
+            f"UPDATE {TABLE} SET revision = %s WHERE project_id = %s",  # noqa: S608
+            [first, project.pk],
+        )
+    assert revision(project.pk) == first
+    assert step_state(step_page(client, project), 1) == "In progress"
+
+    with connection.cursor() as cursor:  # the counter's row lost, counting again from 1
+        cursor.execute(f"DELETE FROM {TABLE} WHERE project_id = %s", [project.pk])  # noqa: S608
+    step_page(client, project)
+    Objective.objects.filter(project=project).delete()
+    assert revision(project.pk) == 1
+    assert step_state(step_page(client, project), 1) == "Not started"
+
+
+def test_a_stamp_is_given_only_when_no_other_write_was_counted_since_it_was_read():
+    from planner.checklist.revision import advance, current
+
+    project = ProjectFactory()
+    seen = current(project.pk)
+    with transaction.atomic():
+        stamp = advance(project.pk, seen)
+        System.objects.create(project=project, name="counted with the stamp")
+    assert stamp and current(project.pk) == (seen.number + 1, stamp)
+
+    seen = current(project.pk)
+    System.objects.create(project=project, name="another writer")  # counted in between
+    with transaction.atomic():
+        assert advance(project.pk, seen) == ""
+    assert current(project.pk).number > seen.number + 1

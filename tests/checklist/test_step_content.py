@@ -1,10 +1,7 @@
 """The stored step hashes: written by every write path, so a sign-off's currency read from them
 is what hashing the artifacts would say, on the dashboard and on the project's own pages."""
 
-import importlib
-
 import pytest
-from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import reverse
@@ -77,15 +74,6 @@ def signed(db):
     assert stored(project) == signed_hashes(project) and set(stored(project)) == {1, 2, 3}
     assert not stale_texts(assert_current(project))
     return project
-
-
-def test_the_data_migration_stores_the_signed_steps_of_every_project(signed):
-    other = portfolio_project(signed.owner, 2)
-    StepContent.objects.all().delete()
-    migration = importlib.import_module("planner.migrations.0021_step_content")
-    migration.store_existing(django_apps, None)
-    assert stored(signed) == signed_hashes(signed) and stored(signed)
-    assert stored(other) == signed_hashes(other) and stored(other)
 
 
 def test_reading_a_signed_projects_verdict_hashes_no_artifact(signed, monkeypatch):
@@ -216,3 +204,67 @@ def test_the_write_path_hashes_only_signed_steps_and_drops_the_others(signed, mo
     assert asked[-1] == {2, 3}
     assert set(stored(signed)) == {2, 3}
     assert_current(signed)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bypass", ["raw SQL", "QuerySet.update"])
+def test_a_write_around_the_write_path_shows_the_sign_off_stale(bypass):
+    """A stored hash counts only at the revision it was computed at: a write no write path
+    saw (raw SQL, a bulk update, a data migration, a restore) moves the revision, so the
+    stored hash is unknown and the step is hashed on reading (nothing written on a GET)."""
+    from django.db import connection
+
+    from planner.models import SuccessCriterion
+
+    owner = UserFactory()
+    project = portfolio_project(owner, 1)
+    store_step_hashes(project)  # as the sign-off's write path does
+    before = stored(project)
+    assert 1 in before
+    client = client_for(owner)
+    page = client.get(f"/projects/{project.pk}/steps/1/").content.decode()
+    assert "Approval no longer counts" not in page
+    _, raw = create_token(owner, "ci")
+    api = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+    criterion = project.criteria.order_by("pk").first()
+    if bypass == "raw SQL":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {SuccessCriterion._meta.db_table} SET metric = %s WHERE id = %s",  # noqa: S608
+                ["changed behind the app's back", criterion.pk],
+            )
+    else:
+        SuccessCriterion.objects.filter(pk=criterion.pk).update(metric="changed in bulk")
+    assert stored(project) == before  # no write path ran
+
+    page = client.get(f"/projects/{project.pk}/steps/1/").content.decode()
+    assert "Approval no longer counts: the step changed since" in page
+    verdict = client.get(f"/api/projects/{project.pk}/verdict", **api).json()
+    assert any(
+        r["kind"] == "signoff" and r["step"] == 1 and "is stale" in r["text"]
+        for r in verdict["reasons"]
+    )
+    assert stored(project) == before  # reading wrote nothing
+    now = timezone.now()
+    assert golive.verdicts([project], now=now)[project.pk] == golive.verdict(project, now=now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hashes_stored_by_a_write_that_makes_a_sign_off_stale_hold_after_it(monkeypatch):
+    """The stale events are recorded in the transaction that stamps the stored hashes, so the
+    pages after the write still read the stored hashes instead of hashing every step."""
+    from planner.models import SignOffStale
+
+    owner = UserFactory()
+    project = portfolio_project(owner, 1)
+    store_step_hashes(project)
+    response = edit_criterion(client_for(owner), project.criteria.order_by("pk").first(), "new")
+    assert response.status_code == 200
+    assert SignOffStale.objects.filter(project=project, step=1).exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("hashed on reading")
+
+    monkeypatch.setattr(signoff, "step_hashes_many", refuse)
+    assert signoff.current_hashes_many({project.pk: [3]})[project.pk][3] == stored(project)[3]

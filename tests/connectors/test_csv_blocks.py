@@ -77,3 +77,35 @@ def test_limits_hold_across_blocks(tmp_path):
     rows = b"id\n" + b"".join(b"%d\n" % i for i in range(50))
     with pytest.raises(FileRefused, match="the limit is 40 rows"):
         blocks_of(tmp_path, rows, 64, max_rows=40).check()
+
+
+CODED = b"id,ref,code,count,amount\n007,1.0,007,1,10.50\n7,1,12,2,7\n8,2.0,+3,,2.5\n"
+
+
+@pytest.mark.parametrize("block", [16, 1 << 20])
+def test_inference_keeps_the_text_of_keys_and_codes(tmp_path, block):
+    """A key is an identifier: "007" and "7", "1.0" and "1" are different records. An
+    integer column with a value not written as its number writes it ("007", "+3") is a code."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(CODED)
+    reader = CsvBlocks(path, ",", True, FileLimits(), block_bytes=block, key=("id", "ref"))
+    reader.check()
+    assert reader.schema == {
+        "id": pl.String,
+        "ref": pl.String,
+        "code": pl.String,
+        "count": pl.Int64,  # every value written as its integer: still a number
+        "amount": pl.Float64,  # a measure: 10.50 and 10.5 are one amount
+    }
+    frame = pl.concat(list(reader.frames()))
+    assert frame["id"].to_list() == ["007", "7", "8"]
+    assert frame["ref"].to_list() == ["1.0", "1", "2.0"]
+    assert frame["code"].to_list() == ["007", "12", "+3"]
+
+
+def test_a_key_of_integers_written_plainly_stays_a_number(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"id,n\n7,1\n-12,2\n,3\n")
+    reader = CsvBlocks(path, ",", True, FileLimits(), block_bytes=8, key=("id",))
+    reader.check()
+    assert reader.schema == {"id": pl.Int64, "n": pl.Int64}

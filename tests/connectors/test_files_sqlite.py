@@ -29,7 +29,8 @@ def test_csv_from_bytes() -> None:
     report = conn.test()
     assert report.ok, report.error
     assert report.fields == ["id", "name", "amount", "zip"]
-    assert report.sample == {"id": 1, "name": "Ann", "amount": 10.5, "zip": 1234}
+    # A zip code written with its leading zero is a code: inference keeps it as written.
+    assert report.sample == {"id": 1, "name": "Ann", "amount": 10.5, "zip": "01234"}
     frame = fetch_all(conn)
     assert frame.get_column("name").to_list() == ["Ann", "Bob", "Cy, Jr"]
     assert frame.get_column("amount").to_list() == [10.5, None, 7.0]
@@ -224,3 +225,20 @@ def test_sqlite_time_filter_reads_iso_text_with_offsets(tmp_path: Path) -> None:
     frames = conn.fetch_ordered(["id"], changed_since=("changed", since))
     # Rows whose time SQLite cannot read (4, 5, 6) are read and left to the caller's filter.
     assert pl.concat(list(frames)).get_column("id").to_list() == [2, 3, 4, 5, 6, 8]
+
+
+def test_csv_inference_keeps_the_text_of_keys_and_codes_whole_as_in_blocks(tmp_path: Path) -> None:
+    data = b"id,ref,code,count,amount\n007,1.0,007,1,10.50\n7,1,12,2,7\n8,2.0,+3,,2.5\n"
+    whole = fetch_all(
+        open_("file", {"content": data, "format": "csv", "key": "id, ref"}, {}, GuardPolicy())
+    )
+    path = tmp_path / "data.csv"
+    path.write_bytes(data)
+    config = {"path": str(path), "format": "csv", "key": "id, ref"}
+    streamed = fetch_all(open_("file", config, {}, policy(tmp_path)))
+    assert whole.schema == streamed.schema
+    assert whole.equals(streamed)
+    assert whole["id"].to_list() == ["007", "7", "8"]
+    assert whole["ref"].to_list() == ["1.0", "1", "2.0"]
+    assert whole["code"].to_list() == ["007", "12", "+3"]
+    assert whole.schema["count"] == pl.Int64 and whole.schema["amount"] == pl.Float64

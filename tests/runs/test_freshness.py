@@ -15,6 +15,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from planner.models import (
+    FieldMapping,
     FreshnessSettings,
     FreshnessState,
     MetricKey,
@@ -650,3 +651,31 @@ def test_a_target_with_no_record_since_the_cutoff_leaves_every_decided_record_la
     # 1-8, 12 and 13 are decided and none arrived; 9 and 10 may still be on their way.
     assert (point.total, point.good, point.late_now, point.lag_max) == (10, 0, 10, None)
     assert _state(criterion).figures["pending"] == 2
+
+
+def test_a_csv_key_written_with_a_leading_zero_is_another_record(db):
+    """Inference keeps a key as written: "007" in the source is not the target's "7"."""
+    synced = (HOUR_AGO + 5 * S).isoformat()
+    source = _csv(
+        "id,email,updated_at",
+        [("007", "a@x.org", HOUR_AGO.isoformat()), ("8", "b@x.org", HOUR_AGO.isoformat())],
+    )
+    target = _csv(
+        "id,email,synced_at",
+        [("7", "a@x.org", synced), ("8", "b@x.org", synced), ("09", "c@x.org", synced)],
+    )
+    connection = _connection(
+        ProjectFactory(),
+        {"csv": source, "config": {"infer_types": True}},
+        {"csv": target, "config": {"infer_types": True}},
+    )
+    # The key's rule keeps the text (a key mapped to a number would join them on purpose).
+    FieldMapping.objects.filter(connection=connection, target_field="id").update(
+        source_type="string", target_type="string"
+    )
+    criterion = _criterion(connection)
+    point = freshness.measure_and_record(criterion, now=NOW)
+    state = _state(criterion)
+    assert point is not None, state.last_error
+    assert (point.total, point.good, point.late_now) == (2, 1, 1)
+    assert [e["key"] for e in state.late_examples] == [{"id": "007"}]

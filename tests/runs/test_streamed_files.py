@@ -435,3 +435,28 @@ def test_a_large_file_is_sorted_without_holding_it_whole(tmp_path, name, rows, w
     whole = peak_rss(path, rows, whole_mode) - base
     streamed = peak_rss(path, rows, "streamed") - base
     assert streamed < 0.6 * whole, (base, streamed, whole)
+
+
+def test_keys_and_codes_written_differently_are_different_values(db, monkeypatch):
+    """Type inference never joins "007" with "7": a key is an identifier, and an integer
+    column holding "007" is a column of codes, compared as written."""
+    source = csv_of(["id", "code"], [["007", "x"], ["7", "7"], ["8", "8"]])
+    typed_target = csv_of(["id", "code"], [["7", "007"], ["8", "008"], ["9", "9"]])
+    connection = connection_of(source, typed_target, "id", ["id", "code"])
+    (stages, _, diff), (whole, _, whole_diff) = streamed_and_whole(connection, monkeypatch)
+    rec = stages["reconciliation"]
+    assert rec["duplicate_rows_source"] == 0
+    assert rec["missing_in_target"] == [{"id": "007"}]
+    assert rec["extra_in_target"] == [{"id": "9"}]
+    assert rec["mismatch_counts"]["code"] == 2  # "7" is not "007", "8" is not "008"
+    assert stages == whole and diff == whole_diff
+
+    text_target = csv_of(["id", "code"], [["7", "007"], ["08", "8"], ["9", "9"]])
+    connection = connection_of(source, text_target, "id", ["id", "code"])
+    (stages, reading, diff), (whole, _, whole_diff) = streamed_and_whole(connection, monkeypatch)
+    rec = stages["reconciliation"]
+    assert reading["mode"] == "streamed"
+    assert rec["missing_in_target"] == [{"id": "007"}, {"id": "8"}]
+    assert rec["extra_in_target"] == [{"id": "08"}, {"id": "9"}]
+    assert rec["mismatch_counts"]["code"] == 1
+    assert stages == whole and diff == whole_diff

@@ -81,3 +81,15 @@ def test_the_history_diff_shows_stored_numbers_without_trailing_zeros():
     target = SuccessCriterion._meta.get_field("target")
     attainment = SuccessCriterion._meta.get_field("attainment_pct")
     assert (display(target, criterion), display(attainment, criterion)) == ("5", "99.9")
+
+
+@pytest.mark.parametrize(
+    "page, ids",
+    [("planner:inventory", "7"), ("planner:step", "7 3"), ("planner:criterion_edit", "7 12")],
+)
+def test_link_writes_what_url_writes(page, ids):
+    def render(tag: str) -> str:
+        return Template(f"{{% load planner_tags %}}{{% {tag} '{page}' {ids} %}}").render(Context())
+
+    assert render("link") == render("url")
+    assert render("link").startswith("/projects/7/")
