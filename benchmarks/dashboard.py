@@ -12,13 +12,17 @@
    (one stale in some projects); a go-live in force in every third project; open alerts, a
    health review, a review schedule and overdue assignments.
 3. Requests the dashboard (`/`) through `django.test.Client` for 3 projects and for all of
-   them (the user's other memberships switched off meanwhile), counts the queries of each and
-   times the big one --runs times after a warm-up: best and median wall time, median CPU
-   time of the server process, and the load average.
+   them (the user's other memberships switched off meanwhile), counts the queries of each,
+   then times it --runs times twice: cold, every project written just before each request
+   (a no-op UPDATE of each project, so the triggers move every revision and nothing kept may
+   be used), and warm, no project written since the last request (readiness is kept per
+   revision). For each: best and median wall time and CPU time of the server process; and
+   the load average.
 
-Fails when the page needs more queries for all projects than for 3, or answers anything but a
-200 listing every project. The target (best under 100 ms for 50 projects) is printed as met or
-not: a shared machine moves it.
+Fails when the page needs more queries for all projects than for 3, answers anything but a
+200 listing every project, or when the page drawn from kept readiness differs from the one
+computed afresh (CSRF tokens aside). The target (cold best under 100 ms for 50 projects) is
+printed as met or not: a shared machine moves it.
 
 Exit status: 0 when every check passes, 1 otherwise.
 """
@@ -309,9 +313,10 @@ def build(count: int, fresh: bool):
 
 def measure(user, projects, runs: int) -> bool:
     from django.db import connection
+    from django.db.models import F
     from django.test import Client
 
-    from planner.models import Membership
+    from planner.models import IntegrationProject, Membership
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
@@ -331,8 +336,19 @@ def measure(user, projects, runs: int) -> bool:
             raise SystemExit(f"/ answered {response.status_code}")
         return count[0], response.content.decode()
 
+    def comparable(page: str) -> str:
+        return re.sub(r'(X-CSRFToken": "|name="csrfmiddlewaretoken" value=")\w+', r"\1", page)
+
     def listed(page: str) -> int:
         return len(re.findall(rf">{re.escape(PREFIX)}\d+</a>", page))
+
+    ids = [p.pk for p in projects]
+
+    def change_all() -> None:
+        # A committed write to every project: the triggers move each one's revision, so
+        # nothing kept from an earlier request may be used (what a page sees after everyone
+        # worked on their projects). The write changes nothing the page shows.
+        IntegrationProject.objects.filter(pk__in=ids).update(version=F("version"))
 
     # Three projects: the others' memberships are moved aside for the moment.
     few = [p.pk for p in projects[:3]]
@@ -340,6 +356,7 @@ def measure(user, projects, runs: int) -> bool:
     memberships.exclude(project_id__in=few).delete()
     try:
         get()
+        change_all()
         few_queries, page = get()
         ok = listed(page) == 3
     finally:
@@ -348,28 +365,50 @@ def measure(user, projects, runs: int) -> bool:
             for pk, project_id in parked
         )
     get()  # warm-up
-    all_queries, page = get()
+    change_all()
+    cold_queries, page = get()
     ok &= listed(page) == len(projects)
-    walls, cpus = [], []
-    for _ in range(runs):
-        w, c = time.perf_counter(), time.process_time()
-        client.get("/")
-        walls.append((time.perf_counter() - w) * 1000)
-        cpus.append((time.process_time() - c) * 1000)
+    warm_queries, warm_page = get()
+    same = True
+    if comparable(warm_page) != comparable(page):
+        print("FAIL: the page drawn from kept readiness differs from the one computed.")
+        same = False
+
+    def timed(cold: bool) -> tuple[list[float], list[float]]:
+        walls, cpus = [], []
+        for _ in range(runs):
+            if cold:
+                change_all()
+            w, c = time.perf_counter(), time.process_time()
+            client.get("/")
+            walls.append((time.perf_counter() - w) * 1000)
+            cpus.append((time.process_time() - c) * 1000)
+        return walls, cpus
+
+    cold_walls, cold_cpus = timed(cold=True)
+    warm_walls, warm_cpus = timed(cold=False)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    best, median = min(walls), statistics.median(walls)
+    med = statistics.median
     print(f"\nDashboard of {len(projects)} projects (load average {load})")
-    print(f"queries      {few_queries} for 3 projects, {all_queries} for {len(projects)}")
-    print(f"server time  best {best:.1f} ms, median {median:.1f} ms ({runs} runs)")
-    print(f"CPU time     best {min(cpus):.1f} ms, median {statistics.median(cpus):.1f} ms")
-    verdict = "met" if best < TARGET_MS else "NOT met"
-    print(f"target       best under {TARGET_MS} ms for 50 projects: {verdict}")
-    if all_queries > few_queries:
+    print(f"queries      {few_queries} for 3 projects, {cold_queries} for {len(projects)}")
+    print(f"             ({warm_queries} when no project changed since the last request)")
+    for name, walls, cpus in (
+        ("cold", cold_walls, cold_cpus),
+        ("warm", warm_walls, warm_cpus),
+    ):
+        print(
+            f"{name} server best {min(walls):.1f} ms, median {med(walls):.1f} ms; "
+            f"CPU best {min(cpus):.1f} ms, median {med(cpus):.1f} ms ({runs} runs)"
+        )
+    print("  cold: every project written since the last request; warm: none")
+    verdict = "met" if min(cold_walls) < TARGET_MS else "NOT met"
+    print(f"target       cold best under {TARGET_MS} ms for 50 projects: {verdict}")
+    if cold_queries > few_queries:
         print("FAIL: the page needs more queries for more projects.")
         ok = False
     if not ok:
         print("FAIL: the page does not list every project.")
-    return ok
+    return ok and same
 
 
 def main() -> int:

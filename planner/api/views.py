@@ -240,9 +240,9 @@ def _run_out(run: ValidationRun) -> dict:
 def list_projects(request):
     out = []
     memberships = list(Membership.objects.filter(user=request.user).select_related("project"))
-    verdicts = golive.verdicts([m.project for m in memberships])
+    standings = golive.standings([m.project for m in memberships])
     for m in memberships:
-        v = verdicts[m.project_id]
+        v = standings[m.project_id]
         out.append(
             {
                 "id": m.project_id,

@@ -7,6 +7,7 @@ each connection's latest validation run (missing, failed, or older than
 planner/metrics (no evidence, or missed).
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 from planner.checklist import links
 from planner.checklist.delivery import plan_of
 from planner.checklist.evidence import Evidence
-from planner.checklist.readiness import prefetch, project_readiness
+from planner.checklist.readiness import ProjectReadiness, current_many, project_readiness
 from planner.metrics import figures as kpis
 from planner.metrics import slo
 from planner.models import GoLive, IntegrationProject, RunStage, SuccessCriterion, ValidationRun
@@ -199,8 +200,19 @@ def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[
     return [Reason("parallel_run", text, href, 4)]
 
 
-def _gate_facts(evidences: list[Evidence], now: datetime) -> dict[int, GateFacts]:
-    """Runs, stages, compliance and go-lives of many projects: the same queries for one."""
+def _lives(ids: list[int]) -> dict[int, GoLive]:
+    """The go-live in force of each of these projects that has one, by project id."""
+    lives: dict[int, GoLive] = {}
+    for live in GoLive.objects.current().filter(project_id__in=ids).select_related("user"):
+        lives.setdefault(live.project_id, live)  # newest first
+    return lives
+
+
+def _gate_facts(
+    evidences: list[Evidence], now: datetime, lives: dict[int, GoLive] | None = None
+) -> dict[int, GateFacts]:
+    """Runs, stages, compliance and go-lives (unless given) of many projects: the same
+    queries for one."""
     ids = [ev.project.pk for ev in evidences]
     latest = latest_runs_many(ids)
     counted = [
@@ -222,9 +234,7 @@ def _gate_facts(evidences: list[Evidence], now: datetime) -> dict[int, GateFacts
     gate_compliance = slo.compliances(
         [(c, now - timedelta(days=days)) for c, days in gates.values()], end=now
     )
-    lives: dict[int, GoLive] = {}
-    for live in GoLive.objects.current().filter(project_id__in=ids).select_related("user"):
-        lives.setdefault(live.project_id, live)  # newest first
+    lives = _lives(ids) if lives is None else lives
     compliance = slo.compliances(judged, end=now)
     return {
         pk: GateFacts(
@@ -238,9 +248,10 @@ def _gate_facts(evidences: list[Evidence], now: datetime) -> dict[int, GateFacts
     }
 
 
-def _verdict(project: IntegrationProject, ev: Evidence, facts: GateFacts, now: datetime) -> Verdict:
-    readiness = project_readiness(project, ev)
-    reasons: list[Reason] = []
+def _readiness_reasons(
+    project: IntegrationProject, readiness: ProjectReadiness
+) -> Iterator[Reason]:
+    """Each finding of each failing readiness rule (a missing or stale sign-off included)."""
     for sr in readiness.steps:
         step_url = None
         for outcome in sr.outcomes:
@@ -250,12 +261,28 @@ def _verdict(project: IntegrationProject, ev: Evidence, facts: GateFacts, now: d
             kind = "signoff" if outcome.rule.code == "signed_off" else "rule"
             for f in outcome.findings:
                 href = f.href if f.url else f"{step_url}#{f.anchor}" if f.anchor else step_url
-                reasons.append(
-                    Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
-                )
-    reasons += _run_reasons(project, ev, facts.latest, now)
-    reasons += _criterion_reasons(project, ev, facts)
-    reasons += parallel_run_reasons(project, facts)
+                yield Reason(kind, f"Step {sr.step.number}: {f.text}", href, sr.step.number)
+
+
+def _gate_reasons(
+    project: IntegrationProject, ev: Evidence, facts: GateFacts, now: datetime
+) -> list[Reason]:
+    """What blocks go-live beyond readiness: the latest runs, the criteria, the parallel run."""
+    return (
+        _run_reasons(project, ev, facts.latest, now)
+        + _criterion_reasons(project, ev, facts)
+        + parallel_run_reasons(project, facts)
+    )
+
+
+def _verdict(
+    project: IntegrationProject,
+    ev: Evidence,
+    readiness: ProjectReadiness,
+    facts: GateFacts,
+    now: datetime,
+) -> Verdict:
+    reasons = [*_readiness_reasons(project, readiness), *_gate_reasons(project, ev, facts, now)]
     return Verdict(not reasons, readiness.percent, reasons, facts.live)
 
 
@@ -264,15 +291,56 @@ def verdict(
 ) -> Verdict:
     ev = evidence or Evidence.load(project)
     now = now or timezone.now()
-    return _verdict(project, ev, _gate_facts([ev], now)[project.pk], now)
+    facts = _gate_facts([ev], now)[project.pk]
+    return _verdict(project, ev, project_readiness(project, ev), facts, now)
 
 
 def verdicts(projects: list[IntegrationProject], now: datetime | None = None) -> dict[int, Verdict]:
     """The verdict of each project, by id, in a fixed number of queries however many projects
-    (the portfolio dashboard): the evidence, what readiness reads and what the gate reads are
-    loaded once for all, then each verdict is `verdict`'s own computation."""
+    (the portfolio dashboard, the API's project list): each project's evidence and readiness
+    as project pages keep them (`readiness.current_many`: computed again only for projects
+    written since), what the gate reads loaded once for all, then each verdict is `verdict`'s
+    own computation."""
     now = now or timezone.now()
-    evidences = list(Evidence.load_many(projects).values())
-    prefetch(evidences)
-    facts = _gate_facts(evidences, now)
-    return {ev.project.pk: _verdict(ev.project, ev, facts[ev.project.pk], now) for ev in evidences}
+    kept = current_many(projects)
+    facts = _gate_facts([ev for ev, _ in kept.values()], now)
+    return {
+        pk: _verdict(ev.project, ev, readiness, facts[pk], now)
+        for pk, (ev, readiness) in kept.items()
+    }
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a list of projects shows of each one's verdict: ready or not, the readiness
+    percent, and the go-live in force if any."""
+
+    ready: bool
+    percent: int
+    live: GoLive | None
+
+
+def standings(
+    projects: list[IntegrationProject], now: datetime | None = None
+) -> dict[int, Standing]:
+    """Each project's standing, by id (the portfolio dashboard, the API's project list): the
+    verdict's own readiness and reasons, in a fixed number of queries however many projects.
+
+    A project with a failing readiness rule is not ready whatever its runs and criteria say,
+    so only the projects whose readiness passes need the gate's facts (latest runs, their
+    stages, compliance): those are loaded for them alone. Readiness is kept per revision
+    (`readiness.current_many`), so a request after no change reads no step's rows."""
+    now = now or timezone.now()
+    kept = current_many(projects)
+    lives = _lives(list(kept))
+    unblocked = [
+        ev
+        for ev, readiness in kept.values()
+        if next(_readiness_reasons(ev.project, readiness), None) is None
+    ]
+    facts = _gate_facts(unblocked, now, lives)
+    out = {}
+    for pk, (ev, readiness) in kept.items():
+        ready = pk in facts and not _gate_reasons(ev.project, ev, facts[pk], now)
+        out[pk] = Standing(ready, readiness.percent, lives.get(pk))
+    return out

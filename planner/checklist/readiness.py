@@ -116,8 +116,9 @@ def project_readiness(
 
 
 # (project id, revision with its token, day) -> (evidence, readiness), newest last; per process.
+# Room for a portfolio dashboard's projects as well as the pages of the projects worked on.
 _KEPT: OrderedDict[tuple, tuple[Evidence, ProjectReadiness]] = OrderedDict()
-_KEPT_MAX = 32
+_KEPT_MAX = 128
 _KEPT_LOCK = threading.Lock()
 
 
@@ -138,15 +139,56 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
         evidence = Evidence.load(project)
         return evidence, project_readiness(project, evidence)
     key = (project.pk, revision.current(project.pk), timezone.localdate())
+    kept = _kept([key]).get(project.pk)
+    if kept is None:
+        evidence = Evidence.load(project)
+        kept = evidence, project_readiness(project, evidence)
+        _keep({key: kept})
+    return kept
+
+
+def current_many(
+    projects: list[IntegrationProject],
+) -> dict[int, tuple[Evidence, ProjectReadiness]]:
+    """`current` for many projects (the portfolio dashboard), by project id, in a fixed number
+    of queries: one for every revision, then the projects whose kept value is missing or older
+    are loaded together (`Evidence.load_many` and `prefetch`) and kept."""
+    if connection.in_atomic_block:
+        return _compute(projects)
+    day = timezone.localdate()
+    now = revision.current_many([p.pk for p in projects])
+    keys = {p.pk: (p.pk, now[p.pk], day) for p in projects}
+    out = _kept(list(keys.values()))
+    missing = [p for p in projects if p.pk not in out]
+    if missing:
+        computed = _compute(missing)
+        _keep({keys[pk]: kept for pk, kept in computed.items()})
+        out |= computed
+    return out
+
+
+def _compute(projects: list[IntegrationProject]) -> dict[int, tuple[Evidence, ProjectReadiness]]:
+    evidences = Evidence.load_many(projects)
+    prefetch(list(evidences.values()))
+    return {pk: (ev, project_readiness(ev.project, ev)) for pk, ev in evidences.items()}
+
+
+def _kept(keys: list[tuple]) -> dict[int, tuple[Evidence, ProjectReadiness]]:
+    """What is kept under these keys, by project id (the keys found become the newest)."""
+    out = {}
     with _KEPT_LOCK:
-        kept = _KEPT.get(key)
-        if kept is not None:
+        for key in keys:
+            kept = _KEPT.get(key)
+            if kept is not None:
+                _KEPT.move_to_end(key)
+                out[key[0]] = kept
+    return out
+
+
+def _keep(values: dict[tuple, tuple[Evidence, ProjectReadiness]]) -> None:
+    with _KEPT_LOCK:
+        _KEPT.update(values)
+        for key in values:
             _KEPT.move_to_end(key)
-            return kept
-    evidence = Evidence.load(project)
-    kept = evidence, project_readiness(project, evidence)
-    with _KEPT_LOCK:
-        _KEPT[key] = kept
         while len(_KEPT) > _KEPT_MAX:
             _KEPT.popitem(last=False)
-    return kept

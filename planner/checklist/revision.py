@@ -83,6 +83,21 @@ def current(project_id: int, using: str = "default") -> Revision:
     return Revision(*row) if row else Revision(0, "")
 
 
+def current_many(project_ids: list[int], using: str = "default") -> dict[int, Revision]:
+    """`current` of each project, by id, in one query."""
+    if not project_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(project_ids))
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT project_id, revision, token FROM {TABLE} "  # noqa: S608
+            f"WHERE project_id IN ({marks})",
+            list(project_ids),
+        )
+        found = {pk: Revision(number, token) for pk, number, token in cursor.fetchall()}
+    return {pk: found.get(pk, Revision(0, "")) for pk in project_ids}
+
+
 def advance(project_id: int, seen: Revision, using: str = "default") -> str:
     """The token of the revision this transaction's commit will leave, if no other write was
     counted since ``seen`` was read ("" otherwise: what was read since may be older).

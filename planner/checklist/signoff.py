@@ -256,6 +256,17 @@ def last_editor(project: IntegrationProject, number: int) -> int | None:
     return last_editors([(project.pk, number)]).get((project.pk, number))
 
 
+# Each artifact model's history table, looked up once: `Model.history` builds a new manager
+# class on every access, which cost more than the rest of building the query.
+_HISTORY_TABLES: dict[type, str] = {}
+
+
+def _history_table(model: type) -> str:
+    if model not in _HISTORY_TABLES:
+        _HISTORY_TABLES[model] = model.history.model._meta.db_table
+    return _HISTORY_TABLES[model]
+
+
 def last_editors(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
     """The last editor of each (project id, step) pair, in one query however many projects
     and steps: the newest history row of the step's artifacts (ties: the model listed first
@@ -266,7 +277,7 @@ def last_editors(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int 
     branches, params = [], []
     for number, project_ids in sorted(projects_of.items()):
         for order, model in enumerate(STEPS_BY_NUMBER[number].artifacts):
-            table = connection.ops.quote_name(model.history.model._meta.db_table)
+            table = connection.ops.quote_name(_history_table(model))
             marks = ", ".join(["%s"] * len(project_ids))
             # Written in: the models' own quoted table names and our step and model numbers.
             branches.append(

@@ -12,7 +12,7 @@ from planner.teamwork.assignments import overdue_count
 def portfolio(request: HttpRequest) -> HttpResponse:
     """Every project the user can see: readiness, live or not, reviews and open alerts.
 
-    A fixed number of queries however many projects: the verdicts are loaded together."""
+    A fixed number of queries however many projects: the standings are loaded together."""
     mine = (
         Membership.objects.filter(user=request.user)
         .select_related("project", "project__owner")
@@ -32,7 +32,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "project_id", "next_due"
         )
     )
-    verdicts = golive.verdicts([m.project for m in memberships])
+    standings = golive.standings([m.project for m in memberships])
     open_alerts: dict[int, int] = {}
     for pid in Alert.objects.filter(project_id__in=ids, state=Alert.State.OPEN).values_list(
         "project_id", flat=True
@@ -46,7 +46,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "golive_url": links.url("planner:golive", m.project_id),
             "alerts_url": links.url("planner:alerts", m.project_id),
             "role": m.get_role_display(),
-            "verdict": verdicts[m.project_id],
+            "standing": standings[m.project_id],
             "last_review": last_review.get(m.project_id),
             "next_due": next_due.get(m.project_id),
             "open_alerts": open_alerts.get(m.project_id, 0),

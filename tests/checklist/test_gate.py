@@ -389,3 +389,31 @@ def test_verdicts_of_many_projects_are_each_projects_own_verdict(db):
     assert any("is stale" in t for t in texts)
     assert any("another approver must sign too" in t for t in texts)
     assert any("failed" in t for t in texts)
+
+
+def test_standings_are_what_each_verdict_says_of_ready_percent_and_live(db):
+    """The list pages read standings: the gate's facts only for projects whose readiness
+    passes, yet ready, percent and live are each project's own verdict's."""
+    from tests.factories import ProjectFactory, UserFactory, portfolio_project
+
+    owner = UserFactory()
+    ready, _ = ready_project()
+    live, _ = ready_project()
+    GoLive.objects.create(project=live, user=live.owner)
+    old_run, _ = ready_project()  # readiness passes; its latest run is too old
+    long_ago = timezone.now() - timedelta(days=30)
+    ValidationRun.objects.filter(project=old_run).update(created_at=long_ago, finished_at=long_ago)
+    projects = [*(portfolio_project(owner, n) for n in range(4)), ProjectFactory(), ready, live]
+    projects.append(old_run)
+    now = timezone.now()
+
+    standings = golive.standings(projects, now=now)
+
+    verdicts = {p.pk: golive.verdict(p, now=now) for p in projects}
+    assert standings == {
+        pk: golive.Standing(v.ready, v.percent, v.live) for pk, v in verdicts.items()
+    }
+    assert standings[ready.pk].ready and standings[live.pk].live
+    assert not standings[old_run.pk].ready
+    assert not any(r.kind in ("rule", "signoff") for r in verdicts[old_run.pk].reasons)
+    assert {s.ready for s in standings.values()} == {True, False}

@@ -11,14 +11,31 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from planner.api.tokens import create_token
 from planner.checklist.evidence import Evidence
-from planner.checklist.readiness import project_readiness
-from planner.checklist.revision import TRIGGER, UNTRACKED, revision, tracked_tables
+from planner.checklist.readiness import current, current_many, project_readiness
+from planner.checklist.revision import (
+    TRIGGER,
+    UNTRACKED,
+    Revision,
+    revision,
+    tracked_tables,
+)
+from planner.checklist.revision import (
+    current_many as revisions,
+)
 from planner.checklist.signoff import step_hashes
-from planner.models import FieldMapping, Objective, Role, SuccessCriterion, System
+from planner.models import (
+    FieldMapping,
+    IntegrationProject,
+    Objective,
+    Role,
+    SuccessCriterion,
+    System,
+)
 from tests.conftest import HTMX, client_for
 from tests.factories import (
     ConnectionFactory,
@@ -46,6 +63,10 @@ def step_state(html: str, number: int) -> str:
     """The state the navigator shows for a step: "Not started", "In progress"..."""
     link = re.search(rf'steps/{number}/".*?<span class="state [a-z_]+">([^<]+)</span>', html, re.S)
     return link[1]
+
+
+def without_csrf(html: str) -> str:
+    return re.sub(r'(X-CSRFToken": "|name="csrfmiddlewaretoken" value=")\w+', r"\1", html)
 
 
 def installed_tables() -> set[str]:
@@ -141,6 +162,47 @@ def test_the_page_reuses_the_kept_readiness_until_a_write():
         html = step_page(client, project, 3)
     assert len(after_write) > len(again) + 10  # the whole project read again
     assert step_state(html, 1) == "In progress"
+
+
+def test_many_projects_kept_readiness_is_read_again_only_for_those_written():
+    owner = UserFactory()
+    projects = [portfolio_project(owner, n) for n in range(3)]
+    first = current_many(projects)
+    with CaptureQueriesContext(connection) as again_queries:
+        again = current_many(projects)
+    assert len(again_queries) == 1  # every revision at once, no step's rows
+    assert all(again[p.pk] is first[p.pk] for p in projects)
+    assert current(projects[0]) is first[projects[0].pk]  # project pages share what is kept
+
+    written = projects[1]
+    Objective.objects.filter(project=written).update(business_objective="")
+    after = current_many(projects)
+    assert after[projects[0].pk] is first[projects[0].pk]
+    assert after[projects[2].pk] is first[projects[2].pk]
+    assert after[written.pk] is not first[written.pk]
+    assert after[written.pk][1].percent < first[written.pk][1].percent
+    assert revisions([p.pk for p in projects] + [0])[0] == Revision(0, "")  # never written
+
+
+def test_the_dashboard_shows_a_write_at_once_though_it_keeps_readiness():
+    owner = UserFactory()
+    projects = [portfolio_project(owner, n) for n in range(3)]
+    client = client_for(owner)
+    client.get("/")  # the first request's own caches
+    IntegrationProject.objects.filter(owner=owner).update(version=F("version"))  # all written
+    with CaptureQueriesContext(connection) as computed:
+        shown = client.get("/").content.decode()
+    with CaptureQueriesContext(connection) as kept:
+        again = client.get("/").content.decode()
+    assert without_csrf(again) == without_csrf(shown)
+    assert len(kept) < len(computed) - 10  # no step's rows read again
+
+    written = projects[2]
+    cell = rf'>{written.name}</a></td>.*?/go-live/">(\d+)%'
+    before = int(re.search(cell, shown, re.S)[1])
+    Objective.objects.filter(project=written).update(business_objective="")
+    after = int(re.search(cell, client.get("/").content.decode(), re.S)[1])
+    assert after < before
 
 
 def test_each_way_of_writing_changes_what_the_next_page_shows():
