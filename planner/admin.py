@@ -1,7 +1,7 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from planner.checklist.signoff import record_stale_signoffs
+from planner.checklist.standing import after_write
 
 from .models import (
     GoLive,
@@ -22,19 +22,19 @@ class RecordsTheWrite:
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        record_stale_signoffs(self.project_of(obj))
+        after_write(self.project_of(obj))
 
     def delete_model(self, request, obj):
         project = self.project_of(obj)
         super().delete_model(request, obj)
         if IntegrationProject.objects.filter(pk=project.pk).exists():
-            record_stale_signoffs(project)
+            after_write(project)
 
     def delete_queryset(self, request, queryset):
         projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
         super().delete_queryset(request, queryset)
         for project in IntegrationProject.objects.filter(pk__in=list(projects)):
-            record_stale_signoffs(project)
+            after_write(project)
 
 
 class MembershipInline(admin.TabularInline):

@@ -13,7 +13,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from planner.checklist import golive
-from planner.checklist.signoff import record_stale_signoffs
+from planner.checklist.standing import after_write
 from planner.metrics import figures as kpis
 from planner.runbook import service as runbook
 from planner.runs import partition_progress as partitions
@@ -412,7 +412,7 @@ def import_mapping(
             remember=meanings,
             user=request.user,
         )
-        record_stale_signoffs(project)  # the write path records what it made stale
+        after_write(project)  # the write path records what it made stale
     except SpreadsheetError as exc:
         return Status(
             400,

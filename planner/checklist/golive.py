@@ -20,6 +20,7 @@ from planner.checklist import links
 from planner.checklist.delivery import plan_of
 from planner.checklist.evidence import Evidence
 from planner.checklist.readiness import ProjectReadiness, current_many, project_readiness
+from planner.checklist.standing import stored as stored_standings
 from planner.metrics import figures as kpis
 from planner.metrics import slo
 from planner.models import GoLive, IntegrationProject, RunStage, SuccessCriterion, ValidationRun
@@ -328,18 +329,18 @@ def standings(
 
     A project with a failing readiness rule is not ready whatever its runs and criteria say,
     so only the projects whose readiness passes need the gate's facts (latest runs, their
-    stages, compliance): those are loaded for them alone. Readiness is kept per revision
+    stages, compliance): those are loaded for them alone. A project written through the write
+    path since its last change has its standing stored (`planner.checklist.standing`): when
+    that says blocked, none of its rows are read. The others' readiness is kept per revision
     (`readiness.current_many`), so a request after no change reads no step's rows."""
     now = now or timezone.now()
-    kept = current_many(projects)
-    lives = _lives(list(kept))
-    unblocked = [
-        ev
-        for ev, readiness in kept.values()
-        if next(_readiness_reasons(ev.project, readiness), None) is None
-    ]
+    kept_rows = stored_standings([p.pk for p in projects])
+    blocked = {pk for pk, row in kept_rows.items() if row.blocked}
+    kept = current_many([p for p in projects if p.pk not in blocked])
+    lives = _lives([p.pk for p in projects])
+    unblocked = [ev for ev, readiness in kept.values() if not readiness.blocked]
     facts = _gate_facts(unblocked, now, lives)
-    out = {}
+    out = {pk: Standing(False, kept_rows[pk].percent, lives.get(pk)) for pk in blocked}
     for pk, (ev, readiness) in kept.items():
         ready = pk in facts and not _gate_reasons(ev.project, ev, facts[pk], now)
         out[pk] = Standing(ready, readiness.percent, lives.get(pk))

@@ -75,6 +75,12 @@ class ProjectReadiness:
     def percent(self) -> int:
         return round(100 * sum(s.fraction for s in self.steps) / len(self.steps))
 
+    @property
+    def blocked(self) -> bool:
+        """A rule of some step fails (a missing or stale sign-off included): the project is
+        not ready to go live, whatever its runs say."""
+        return any(not o.passed for s in self.steps for o in s.outcomes)
+
     def for_step(self, number: int) -> StepReadiness:
         return next(s for s in self.steps if s.step.number == number)
 
@@ -138,13 +144,21 @@ def current(project: IntegrationProject) -> tuple[Evidence, ProjectReadiness]:
     if connection.in_atomic_block:
         evidence = Evidence.load(project)
         return evidence, project_readiness(project, evidence)
+    return current_keyed(project)[1]
+
+
+def current_keyed(
+    project: IntegrationProject,
+) -> tuple[tuple, tuple[Evidence, ProjectReadiness]]:
+    """`current` outside a transaction, with the key it is kept under: (project id,
+    revision, day), the revision read before the rows."""
     key = (project.pk, revision.current(project.pk), timezone.localdate())
     kept = _kept([key]).get(project.pk)
     if kept is None:
         evidence = Evidence.load(project)
         kept = evidence, project_readiness(project, evidence)
         _keep({key: kept})
-    return kept
+    return key, kept
 
 
 def current_many(

@@ -32,14 +32,14 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connections
 
-from planner.models import IntegrationProject, StepContent
+from planner.models import IntegrationProject, ProjectStanding, StepContent
 
 TABLE = "aethon_project_revision"
 TRIGGER = "aethon_revision"
 # Rows derived from a project's rows and stamped with the revision they were computed at
 # (`StepContent`): writing them changes no answer, so it does not count (on SQLite, where
 # every written row counts at once, storing a stamp would otherwise outdate it).
-UNTRACKED = (StepContent,)
+UNTRACKED = (StepContent, ProjectStanding)
 
 
 class Revision(NamedTuple):

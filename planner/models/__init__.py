@@ -27,7 +27,7 @@ from .projects import Connection, IntegrationProject, Membership, Role, System
 from .reviews import CriterionResult, FeedbackItem, HealthReview, ReviewSchedule
 from .runbook import RunbookExport
 from .runs import RunKind, RunPartition, RunSchedule, RunStage, ValidationRun
-from .signoff import ApproverRequirement, SignOff, SignOffStale, StepContent
+from .signoff import ApproverRequirement, ProjectStanding, SignOff, SignOffStale, StepContent
 from .slo import SliPoint
 from .systems_config import SystemEndpoint
 from .teamwork import (
@@ -92,6 +92,7 @@ __all__ = [
     "PatternDecision",
     "ReviewSchedule",
     "Role",
+    "ProjectStanding",
     "RollbackStep",
     "RollbackTrigger",
     "RunKind",

@@ -168,3 +168,27 @@ class StepContent(models.Model):
 
     def __str__(self) -> str:
         return f"Step {self.step}: {self.content_hash[:12]}"
+
+
+class ProjectStanding(models.Model):
+    """What a list of projects shows of one project's readiness, stored by the write path
+    (`planner.checklist.standing.after_write`, after every write to the project) so that the
+    portfolio dashboard and the API's project list read one row per project instead of every
+    step's rows.
+
+    Derived data like `StepContent`: it holds only at the project revision (`revision_token`)
+    and on the day (`day`: one rule asks for a review every so many days) it was computed at;
+    any other row is ignored and the standing computed when read."""
+
+    project = models.OneToOneField(
+        IntegrationProject, on_delete=models.CASCADE, primary_key=True, related_name="standing"
+    )
+    revision_token = models.CharField(max_length=64)
+    day = models.DateField()
+    percent = models.PositiveSmallIntegerField()
+    # A readiness rule fails (a missing or stale sign-off included): not ready, whatever
+    # the runs say.
+    blocked = models.BooleanField()
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: {self.percent} %{' blocked' if self.blocked else ''}"

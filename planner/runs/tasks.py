@@ -13,6 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection as db
 
+from planner.checklist import standing
 from planner.metrics import slo
 from planner.models import Connection, RunKind, RunPartition, SuccessCriterion, ValidationRun
 from planner.runs import alerts, canary
@@ -47,12 +48,19 @@ def run_validation(self, run_id: int) -> None:
 
 
 def _after_run(run: ValidationRun | None) -> None:
-    if run is not None and run.trigger == ValidationRun.Trigger.SCHEDULE and not run.is_active:
+    if run is None or run.is_active:
+        return
+    if run.trigger == ValidationRun.Trigger.SCHEDULE:
         # A scheduled run checks the step-6 thresholds: alerts open and clear on their own.
         try:
             evaluate_run(run, source=f"scheduled validation run #{run.number}")
         except Exception:  # the run's own result is stored; alerting must not undo it
             log.exception("alerts of validation run %s failed", run.pk)
+    # A finished run is a write to its project like a page's: the lists read its standing.
+    try:
+        standing.store(run.project)
+    except Exception:  # the run's own result is stored; lists compute what is missing
+        log.exception("standing of project %s after run %s failed", run.project_id, run.pk)
 
 
 @shared_task(name=validation.PARTITION_TASK, **RUN_WORK)

@@ -11,7 +11,8 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from planner.checklist.signoff import record_stale_signoffs, write_in_progress
+from planner.checklist.signoff import write_in_progress
+from planner.checklist.standing import after_write
 from planner.models import Membership, Role
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -94,7 +95,7 @@ def project_access(
             if writing and response.status_code < 400 and membership.project.pk is not None:
                 # The write path records which sign-offs the write made stale (pages only
                 # read): every edit, import, move and delete of a project passes here.
-                record_stale_signoffs(membership.project)
+                after_write(membership.project)
             return response
 
         wrapper.project_capabilities = (read, write)
