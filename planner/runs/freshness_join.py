@@ -163,7 +163,7 @@ def _groups_sql(
     keys = [f"__s.{render(column(k), d)}" for k in setup.order]
     present = f"__t.{_IN} IS NOT NULL"
     agrees = f"({present} AND NOT {flagged})"
-    measured = lag.sql_facts(window, s_time, t_time, agrees)["measured"]
+    measured = lag.sql_facts(window, s_time, t_time, agrees)["measured_if"]
     # A measured record agrees, so its target is there and no key part is null: a group with
     # a null first key part that agrees holds measured records, one that does not holds
     # records with a null key part (which are only counted).
@@ -172,13 +172,14 @@ def _groups_sql(
             *(f"CASE WHEN {measured} THEN NULL ELSE {k} END AS __k{i}" for i, k in enumerate(keys)),
             f"{t_time} - {s_time} AS __diff",
             f"{agrees} AS __agrees",
-            f"{present} AS __present",
+            # Whether a target is there tells only which records to read whole.
+            *([] if exact else [f"{present} AS __present"]),
             "COUNT(*) AS __n",
             f"MIN({s_time}) AS __st",
             f"MIN({t_time}) AS __tt",
         ]
     )
-    first_groups = ", ".join(str(i) for i in range(1, len(keys) + 4))
+    first_groups = ", ".join(str(i) for i in range(1, len(keys) + (3 if exact else 4)))
     m = "(__agrees AND __k0 IS NULL)"
     null_key = f"({' OR '.join(f'__k{i} IS NULL' for i in range(len(keys)))})"
     facts = lag.sql_facts(window, "__st", "__tt", "__agrees")
