@@ -309,7 +309,6 @@ def test_a_text_change_time_is_read_in_the_worker_and_says_why(db, pg_db, allowe
     )
 
 
-
 @pytest.mark.parametrize("past_the_head", [False, True])
 @pytest.mark.parametrize(
     ("source_time", "target_time"),
