@@ -204,8 +204,8 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
 
     ``s`` and ``t`` are the change times as ``timestamptz`` expressions, ``agrees`` a boolean
     that is never null. ``LAG`` is the lag as an interval (of a measured record: one counted
-    and reflected, ``measured``; :func:`sql_lag` of the difference of the times); ``late``
-    marks the records late now.
+    and reflected, ``measured``, or ``measured_if`` where null counts as false;
+    :func:`sql_lag` of the difference of the times); ``late`` marks the records late now.
     tests/runs/test_freshness_join.py checks them against :func:`_facts` on random tables.
     """
 
@@ -223,6 +223,11 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
     if w.counted_from is not None:
         counted = f"COALESCE(({s}) < {until} AND ({s}) >= {instant(w.counted_from)}, false)"
     measured = f"({known} AND {counted} AND {reflected})"
+    # The same records as a condition (a CASE's or a WHERE's): true exactly when measured,
+    # false or null otherwise, so no COALESCE is needed, and a target's time at or after the
+    # source's already says both are known.
+    since = "" if w.counted_from is None else f" AND ({s}) >= {instant(w.counted_from)}"
+    measured_if = f"(({s}) < {until}{since} AND ({t}) >= {earliest} AND ({agrees}))"
     return {
         KNOWN: known,
         REFLECTED: reflected,
@@ -230,6 +235,7 @@ def sql_facts(w: Window, s: str, t: str, agrees: str) -> dict[str, str]:
         DECIDED: decided,
         LAG: sql_lag(f"({t}) - ({s})"),
         "measured": measured,
+        "measured_if": measured_if,
         "late": f"({known} AND NOT {reflected} AND {decided})",
     }
 

@@ -418,7 +418,11 @@ def _joined(
         return "the target's key is computed by a rule"
     for side in (source, target):
         if side.head is None:
-            side.head = first_rows(side.connector)  # type: ignore[arg-type]
+            try:
+                side.head = first_rows(side.connector)  # type: ignore[arg-type]
+            except ConnectorError as exc:
+                # The read path reads the same rows and says what is wrong with them.
+                return f"the first rows could not be read ({exc.message})"
     setup = freshness_join.Setup(
         usable=plan.usable,
         fields=plan.fields,

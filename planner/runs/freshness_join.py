@@ -163,30 +163,35 @@ def _groups_sql(
     keys = [f"__s.{render(column(k), d)}" for k in setup.order]
     present = f"__t.{_IN} IS NOT NULL"
     agrees = f"({present} AND NOT {flagged})"
-    measured = lag.sql_facts(window, s_time, t_time, agrees)["measured"]
+    measured = lag.sql_facts(window, s_time, t_time, agrees)["measured_if"]
     # A measured record agrees, so its target is there and no key part is null: a group with
     # a null first key part that agrees holds measured records, one that does not holds
     # records with a null key part (which are only counted).
     per_record = ", ".join(
         [
             *(f"CASE WHEN {measured} THEN NULL ELSE {k} END AS __k{i}" for i, k in enumerate(keys)),
-            f"{t_time} - {s_time} AS __diff",
+            # The target's time is this difference after the source's: no aggregate of its
+            # own. Without a source's time it is the target's time less itself, which fails
+            # on 'infinity' as any difference with an infinite time does.
+            f"{t_time} - COALESCE({s_time}, {t_time}) AS __diff",
             f"{agrees} AS __agrees",
-            f"{present} AS __present",
+            # Whether a target is there tells only which records to read whole.
+            *([] if exact else [f"{present} AS __present"]),
             "COUNT(*) AS __n",
             f"MIN({s_time}) AS __st",
-            f"MIN({t_time}) AS __tt",
         ]
     )
-    first_groups = ", ".join(str(i) for i in range(1, len(keys) + 4))
+    first_groups = ", ".join(str(i) for i in range(1, len(keys) + (3 if exact else 4)))
     m = "(__agrees AND __k0 IS NULL)"
     null_key = f"({' OR '.join(f'__k{i} IS NULL' for i in range(len(keys)))})"
-    facts = lag.sql_facts(window, "__st", "__tt", "__agrees")
+    # Sessions are in UTC, so a difference's days are 24 hours: the time comes back exactly.
+    tt = "(__st + __diff)"
+    facts = lag.sql_facts(window, "__st", tt, "__agrees")
     bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
-    # COPY fails as the read path's does (with both times there, the first grouping's
-    # subtraction already fails; either way the measurement falls back to the read path).
-    whole = "NOT isfinite(__st) OR NOT isfinite(__tt)"
+    # COPY fails as the read path's does (where the first grouping's subtraction does not
+    # fail already); either way the measurement falls back to the read path.
+    whole = f"NOT isfinite(__st) OR NOT isfinite({tt})"
     if not exact:
         whole = f"(__present AND NOT __agrees) OR {facts['late']} OR {whole}"
     late = facts["late"]
@@ -198,7 +203,7 @@ def _groups_sql(
     picked = [f"{sent} WHEN {whole} OR {late} THEN __k{i} END AS __k{i}" for i in range(len(keys))]
     picked += [
         f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __st END AS __s_at",
-        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __tt END AS __t_at",
+        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN {tt} END AS __t_at",
         f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __agrees END AS __agrees",
     ]
     s_range, t_range = ranges or (None, None)

@@ -307,3 +307,48 @@ def test_a_text_change_time_is_read_in_the_worker_and_says_why(db, pg_db, allowe
         "the source's change-time field updated_at is not a date or timestamp column,"
         " so its times are read in the worker"
     )
+
+
+@pytest.mark.parametrize("past_the_head", [False, True])
+@pytest.mark.parametrize(
+    ("source_time", "target_time"),
+    [
+        # A target's time of infinity with the source's time (a lag) and without it (no
+        # lag), and a source's time of minus infinity under a finite target's.
+        ("hour_ago", "infinity"),
+        (None, "infinity"),
+        ("-infinity", "hour_ago"),
+    ],
+)
+def test_an_infinite_change_time_ends_on_the_read_path(
+    db, pg_db, allowed, settings, source_time, target_time, past_the_head
+):
+    """No worker reads 'infinity' as an instant: the join gives way, and the measurement
+    fails as the read path's does, whether the record is among the first rows read for the
+    column types or only in the join."""
+    hour_ago = NOW - timedelta(hours=1)
+    criterion = _known_tables(pg_db)
+    tag = criterion.freshness_connection.source.endpoint.dataset.removeprefix("s_")
+    key = 100_000 if past_the_head else 6
+    with psycopg.connect(**PG, dbname=pg_db, autocommit=True) as conn:
+        for table, value in ((f"s_{tag}", source_time), (f"t_{tag}", target_time)):
+            name = sql.Identifier(table)
+            if past_the_head:
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} SELECT k, 'g@x.org', %s FROM generate_series(10, 500) k"
+                    ).format(name),
+                    [hour_ago],
+                )
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, 'f@x.org', %s)").format(name),
+                [key, hour_ago if value == "hour_ago" else value],
+            )
+    messages = []
+    for join in (True, False):
+        settings.AETHON_RUN_JOIN = join
+        with pytest.raises(freshness.MeasurementFailed) as failed:
+            freshness.measure(criterion, now=NOW, counted_from=None, late_from=None)
+        messages.append(failed.value.message)
+    assert messages[0] == messages[1]
+    assert "infinity" in messages[0]
