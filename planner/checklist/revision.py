@@ -98,6 +98,31 @@ def current_many(project_ids: list[int], using: str = "default") -> dict[int, Re
     return {pk: found.get(pk, Revision(0, "")) for pk in project_ids}
 
 
+def stamped_rows(
+    model: type, columns: list[str], project_ids: list[int], where: str = "", params=()
+) -> list[tuple]:
+    """The rows of a table of derived data stamped with a revision token (`UNTRACKED`) that
+    hold now, in one query: their `revision_token` is the project's current token. ``columns``
+    are column names of the model's table, ``where`` an extra SQL condition on them (alias
+    ``s``) with ``params``."""
+    if not project_ids:
+        return []
+    connection = connections["default"]
+    table = connection.ops.quote_name(model._meta.db_table)
+    picked = ", ".join(f"s.{connection.ops.quote_name(c)}" for c in columns)
+    marks = ", ".join(["%s"] * len(project_ids))
+    # Written in: quoted names of the model's table and columns, the counter's table, the
+    # caller's condition; every value a parameter.
+    sql = (
+        f"SELECT {picked} FROM {table} s "  # noqa: S608
+        f"JOIN {TABLE} r ON r.project_id = s.project_id AND r.token = s.revision_token "
+        f"WHERE s.project_id IN ({marks}){f' AND ({where})' if where else ''}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*project_ids, *params])
+        return cursor.fetchall()
+
+
 def advance(project_id: int, seen: Revision, using: str = "default") -> str:
     """The token of the revision this transaction's commit will leave, if no other write was
     counted since ``seen`` was read ("" otherwise: what was read since may be older).

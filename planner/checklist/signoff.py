@@ -190,17 +190,9 @@ def current_hashes_many(wanted: dict[int, Iterable[int]]) -> dict[int, dict[int,
         return out
     if _WRITING.get():
         return step_hashes_many(wanted)
-    table = connection.ops.quote_name(StepContent._meta.db_table)
-    marks = ", ".join(["%s"] * len(wanted))
-    # Written in: the model's quoted table name and the revision table's; ids as parameters.
-    sql = (
-        f"SELECT c.project_id, c.step, c.content_hash FROM {table} c "  # noqa: S608
-        f"JOIN {revision.TABLE} r ON r.project_id = c.project_id AND r.token = c.revision_token "
-        f"WHERE c.project_id IN ({marks})"
+    rows = revision.stamped_rows(
+        StepContent, ["project_id", "step", "content_hash"], sorted(wanted)
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, sorted(wanted))
-        rows = cursor.fetchall()
     for pk, number, content_hash in rows:
         if number in wanted[pk]:
             out[pk][number] = content_hash

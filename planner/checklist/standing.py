@@ -55,21 +55,14 @@ def store(project: IntegrationProject) -> ProjectStanding | None:
 def stored(project_ids: list[int], day: date | None = None) -> dict[int, ProjectStanding]:
     """The stored standings that hold now, by project id, in one query: stamped with the
     project's current revision token and computed today."""
-    if not project_ids:
-        return {}
     day = day or timezone.localdate()
-    table = connection.ops.quote_name(ProjectStanding._meta.db_table)
-    marks = ", ".join(["%s"] * len(project_ids))
-    # Written in: the model's quoted table name and the revision table's; values as parameters.
-    sql = (
-        f"SELECT s.project_id, s.revision_token, s.day, s.percent, s.blocked "  # noqa: S608
-        f"FROM {table} s JOIN {revision.TABLE} r "
-        f"ON r.project_id = s.project_id AND r.token = s.revision_token "
-        f"WHERE s.day = %s AND s.project_id IN ({marks})"
+    rows = revision.stamped_rows(
+        ProjectStanding,
+        ["project_id", "revision_token", "day", "percent", "blocked"],
+        project_ids,
+        's."day" = %s',
+        [connection.ops.adapt_datefield_value(day)],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [connection.ops.adapt_datefield_value(day), *project_ids])
-        rows = cursor.fetchall()
     return {
         pk: ProjectStanding(
             project_id=pk, revision_token=token, day=d, percent=percent, blocked=bool(blocked)
