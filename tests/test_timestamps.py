@@ -7,7 +7,12 @@ from psycopg.pq import Format
 
 from planner import timestamps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the loader is psycopg's, for PostgreSQL"
+    ),
+]
 
 OID = psycopg.postgres.types["timestamptz"].oid
 VALUES = [

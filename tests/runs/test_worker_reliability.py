@@ -404,6 +404,7 @@ PART_ROWS = 12_000
 def slow_tables(transactional_db):
     """A source table and a target view that takes about a millisecond a row (pg_sleep), so
     a key range is still being compared when its worker is killed."""
+    shared_database_url()  # PostgreSQL only: skips on SQLite before any of its SQL
     with db.cursor() as cur:
         cur.execute(
             "DROP VIEW IF EXISTS part_tgt; DROP TABLE IF EXISTS part_src, part_tgt_rows;"
