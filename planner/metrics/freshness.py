@@ -276,13 +276,17 @@ class FreshnessTally:
         )
         self._fold(facts, weighted=False)
 
-    def add_alike(self, facts: pl.DataFrame) -> None:
+    def add_alike(self, facts: pl.DataFrame, *, oldest_late: datetime | None = None) -> None:
         """Records judged inside the database, one row per set of alike records: ``KNOWN``,
-        ``REFLECTED``, ``COUNTED``, ``DECIDED``, ``LAG`` and ``COUNT``. None may be late (a
-        late record is an example, so it comes one by one to :meth:`add`)."""
-        self._fold(facts, weighted=True)
+        ``REFLECTED``, ``COUNTED``, ``DECIDED``, ``LAG`` and ``COUNT``. Late records among
+        them are counted only with ``oldest_late``, the earliest change among them: they
+        are no examples, so the examples (the first late records by key) came one by one to
+        :meth:`add` before them."""
+        self._fold(facts, weighted=True, oldest_late=oldest_late)
 
-    def _fold(self, facts: pl.DataFrame, *, weighted: bool) -> None:
+    def _fold(
+        self, facts: pl.DataFrame, *, weighted: bool, oldest_late: datetime | None = None
+    ) -> None:
         """One pass of sums over the per-record facts."""
         import polars as pl
 
@@ -303,15 +307,15 @@ class FreshnessTally:
             records(late).alias("late"),
             records(known & ~refl).alias("waiting"),
         ).row(0, named=True)
-        if weighted and counts["late"]:
-            raise ValueError("late records are folded one by one, with their keys")
+        if weighted and counts["late"] and oldest_late is None:
+            raise ValueError("late records are folded one by one, or with the earliest change")
         self.read += counts["read"]
         self.unmeasured += counts["read"] - counts["known"]
         self.total += counts["total"]
         self.good += counts["good"]
         self.late_now += counts["late"]
         if counts["late"]:
-            first = facts.filter(late).get_column(SOURCE_TIME).min()
+            first = oldest_late if weighted else facts.filter(late).get_column(SOURCE_TIME).min()
             if self.oldest_late is None or first < self.oldest_late:
                 self.oldest_late = first
         self.pending += counts["waiting"] - counts["late"]
@@ -321,7 +325,7 @@ class FreshnessTally:
             if lags.len():
                 self.lags.append(lags)
         room = self.max_examples - len(self.examples)
-        if room > 0 and counts["late"]:
+        if room > 0 and counts["late"] and not weighted:
             for row in facts.filter(late).head(room).iter_rows(named=True):
                 self.examples.append(_example(row, self.key, w))
 

@@ -130,6 +130,9 @@ def _where(*conditions: str | None) -> str:
 _BITS = {lag.KNOWN: 1, lag.REFLECTED: 2, lag.COUNTED: 4, lag.DECIDED: 8}
 _MEASURED = 15  # known, reflected, counted (so decided)
 LATE, NULL_KEY, WHOLE = 16, 32, 64
+# A record late now beyond the examples is counted in the database: this flag and its facts,
+# grouped with the others alike, with the earliest change among them.
+LATE_COUNTED = 128
 
 
 def _groups_sql(
@@ -141,17 +144,24 @@ def _groups_sql(
     wheres: tuple[str | None, str | None],
     ranges: tuple[str, str] | None,
     exact: bool,
+    examples: int,
 ) -> str:
     """Every record of the join as a count of alike records (``__code``, ``__lag``); a
     record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
-    tells whether its target agrees as the engine would), else with its key only, to be
-    read whole and judged (``WHOLE``), as is any record whose target may differ.
+    tells whether its target agrees as the engine would) and it is among the first
+    ``examples`` late records by key (the rest are counted alike, ``LATE_COUNTED``, with the
+    earliest change among them), else with its key only, to be read whole and judged
+    (``WHOLE``), as is any record whose target may differ.
 
     Two groupings. The first passes over every record and keeps only what tells the records
     apart: a measured record (counted and reflected, most of them) by the difference of its
     times alone, any other by its key, so it stays a group of one whose times are its own.
     The second judges those groups (far fewer rows) by the definitions of
-    :func:`planner.metrics.freshness.sql_facts` and groups them again by their facts."""
+    :func:`planner.metrics.freshness.sql_facts` and groups them again by their facts.
+
+    The first grouping is the one that meets every record, so it groups by as little as
+    tells them apart (each column grouped by costs every record a hash and a comparison)
+    and gathers a record's own time and agreement only for the records kept apart."""
     d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     t_oids = {c.name: c.type_code for c in prepared.t_cols}
@@ -164,75 +174,98 @@ def _groups_sql(
     present = f"__t.{_IN} IS NOT NULL"
     agrees = f"({present} AND NOT {flagged})"
     measured = lag.sql_facts(window, s_time, t_time, agrees)["measured_if"]
-    # A measured record agrees, so its target is there and no key part is null: a group with
-    # a null first key part that agrees holds measured records, one that does not holds
-    # records with a null key part (which are only counted).
+    kept = [f"CASE WHEN {measured} THEN NULL ELSE {k} END" for k in keys]
+    # A record kept apart with its first key part: its own time and agreement are gathered.
+    # (One with a null first key part is only counted, as any record with a null key part.)
+    apart = f"FILTER (WHERE {kept[0]} IS NOT NULL)"
     per_record = ", ".join(
         [
-            *(f"CASE WHEN {measured} THEN NULL ELSE {k} END AS __k{i}" for i, k in enumerate(keys)),
+            *(f"{k} AS __k{i}" for i, k in enumerate(kept)),
             # The target's time is this difference after the source's: no aggregate of its
             # own. Without a source's time it is the target's time less itself, which fails
             # on 'infinity' as any difference with an infinite time does.
             f"{t_time} - COALESCE({s_time}, {t_time}) AS __diff",
-            f"{agrees} AS __agrees",
-            # Whether a target is there tells only which records to read whole.
-            *([] if exact else [f"{present} AS __present"]),
             "COUNT(*) AS __n",
-            f"MIN({s_time}) AS __st",
+            f"MIN({s_time}) {apart} AS __st",
+            f"bool_or({agrees}) {apart} AS __agrees",
+            # Whether a target is there tells only which records to read whole.
+            *([] if exact else [f"bool_or({present}) {apart} AS __present"]),
         ]
     )
-    first_groups = ", ".join(str(i) for i in range(1, len(keys) + (3 if exact else 4)))
-    m = "(__agrees AND __k0 IS NULL)"
+    first_groups = ", ".join(str(i) for i in range(1, len(keys) + 2))
+    # A measured record's times are both there (so is its difference) and its key is not
+    # kept; a record not measured whose first key part is null has no target (a null never
+    # joins), so no difference either.
+    m = "(__k0 IS NULL AND __diff IS NOT NULL)"
     null_key = f"({' OR '.join(f'__k{i} IS NULL' for i in range(len(keys)))})"
     # Sessions are in UTC, so a difference's days are 24 hours: the time comes back exactly.
-    tt = "(__st + __diff)"
-    facts = lag.sql_facts(window, "__st", tt, "__agrees")
+    facts = lag.sql_facts(window, "__st", "__tt", "__agrees")
     bits = " + ".join(f"CASE WHEN {facts[f]} THEN {b} ELSE 0 END" for f, b in _BITS.items())
     # 'infinity' is no instant the worker can read: such a record is sent whole, and its
     # COPY fails as the read path's does (where the first grouping's subtraction does not
     # fail already); either way the measurement falls back to the read path.
-    whole = f"NOT isfinite(__st) OR NOT isfinite({tt})"
+    whole = "NOT isfinite(__st) OR NOT isfinite(__tt)"
     if not exact:
         whole = f"(__present AND NOT __agrees) OR {facts['late']} OR {whole}"
-    late = facts["late"]
-    code = (
-        f"CASE WHEN {m} THEN {_MEASURED} WHEN {null_key} THEN {NULL_KEY}"
-        f" WHEN {whole} THEN {WHOLE} WHEN {late} THEN {LATE} ELSE {bits} END"
-    )
-    sent = f"CASE WHEN {m} OR {null_key} THEN NULL"
-    picked = [f"{sent} WHEN {whole} OR {late} THEN __k{i} END AS __k{i}" for i in range(len(keys))]
-    picked += [
-        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __st END AS __s_at",
-        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN {tt} END AS __t_at",
-        f"{sent} WHEN {whole} THEN NULL WHEN {late} THEN __agrees END AS __agrees",
-    ]
+    key_cols = ", ".join(f"__k{i}" for i in range(len(keys)))
     s_range, t_range = ranges or (None, None)
+    carried = f"{key_cols}, __diff, __n, __st, __agrees{'' if exact else ', __present'}"
+    # Each group's target time and facts are worked out once (OFFSET 0 keeps the planner
+    # from copying the expressions into every place that reads them).
+    judged = (
+        f"SELECT {key_cols}, __diff, __n, __st, __tt, __agrees, {m} AS __m,"  # noqa: S608
+        f" {null_key} AS __nk, COALESCE({whole}, false) AS __whole,"
+        f" COALESCE({facts['late']}, false) AS __late, {bits} AS __bits"
+        f" FROM (SELECT {carried}, CASE WHEN NOT {m} THEN __st + __diff END AS __tt"
+        f" FROM (SELECT {per_record}"
+        f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(s_range, wheres[0])})"
+        f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
+        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)}"
+        f" GROUP BY {first_groups}) __a OFFSET 0) __b OFFSET 0"
+    )
     order = []
     for i, k in enumerate(setup.order):
         collate = ' COLLATE "C"' if s_oids[k] in _TEXT_OIDS else ""
         order.append(f"__k{i}{collate} NULLS LAST")
+    # A record late now and sent with its key (not read whole): the first ``examples`` of
+    # them by key are examples, the rest are counted.
+    late_sent = "(__late AND NOT (__m OR __nk OR __whole))"
+    ranked = (
+        f"SELECT *, {late_sent} AS __ls, row_number() OVER"  # noqa: S608
+        f" (PARTITION BY {late_sent} ORDER BY {', '.join(order)}) AS __rank FROM ({judged}) __j"
+    )
+    example = f"(__ls AND __rank <= {int(examples)})"
+    code = (
+        f"CASE WHEN __m THEN {_MEASURED} WHEN __nk THEN {NULL_KEY} WHEN __whole THEN {WHOLE}"
+        f" WHEN {example} THEN {LATE} WHEN __ls THEN {LATE_COUNTED} + __bits ELSE __bits END"
+    )
+    sent = "CASE WHEN __m OR __nk THEN NULL"
+    picked = [
+        f"{sent} WHEN __whole OR {example} THEN __k{i} END AS __k{i}" for i in range(len(keys))
+    ]
+    picked += [
+        f"{sent} WHEN __whole THEN NULL WHEN {example} THEN __st END AS __s_at",
+        f"{sent} WHEN __whole THEN NULL WHEN {example} THEN __tt END AS __t_at",
+        f"{sent} WHEN __whole THEN NULL WHEN {example} THEN __agrees END AS __agrees",
+        f"CASE WHEN __ls AND NOT {example} THEN __st END AS __oldest",
+    ]
     lag_us = (
         # An interval from subtracting two instants holds days and a time: whole minutes
         # plus the microseconds within the minute are exact on every PostgreSQL version.
         "EXTRACT(EPOCH FROM date_trunc('minute', __lag))::bigint * 1000000"
         " + EXTRACT(MICROSECONDS FROM __lag)::bigint"
     )
-    picked_keys = ", ".join(
-        [*(f"__k{i}" for i in range(len(keys))), "__s_at", "__t_at", "__agrees"]
-    )
+    picked_keys = f"{key_cols}, __s_at, __t_at, __agrees"
     times = ", ".join(copy_item(None, _Column(f"__{x}_at", _TIMESTAMPTZ)).as_string() for x in "st")
     return (
         # Sorted outside the grouping: only the groups are sorted, not every record.
-        f"SELECT * FROM (SELECT __code, {lag_us} AS __lag_us,"  # noqa: S608
-        f" CAST(SUM(__n) AS bigint) AS {lag.COUNT},"
-        f" {', '.join(f'__k{i}' for i in range(len(keys)))}, {times}, __agrees"
-        f" FROM (SELECT {code} AS __code,"
-        f" CASE WHEN {m} THEN {lag.sql_lag('__diff')} END AS __lag, __n,"
-        f" {', '.join(picked)} FROM (SELECT {per_record}"
-        f" FROM (SELECT *, {comp.s_extra} FROM {prepared.s_data}{_where(s_range, wheres[0])})"
-        f" AS __s LEFT JOIN (SELECT *, {comp.t_extra} FROM {prepared.t_data}"
-        f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)}"
-        f" GROUP BY {first_groups}) __a) __r"
+        f"SELECT __code, __lag_us, {lag.COUNT}, {key_cols}, {times}, __agrees"  # noqa: S608
+        f" FROM (SELECT __code, {lag_us} AS __lag_us,"
+        f" CAST(SUM(__n) AS bigint) AS {lag.COUNT}, {key_cols},"
+        f" CASE WHEN __code >= {LATE_COUNTED} THEN MIN(__oldest) ELSE __s_at END AS __s_at,"
+        f" __t_at, __agrees FROM (SELECT {code} AS __code,"
+        f" CASE WHEN __m THEN {lag.sql_lag('__diff')} END AS __lag, __n,"
+        f" {', '.join(picked)} FROM ({ranked}) __r) __p"
         f" GROUP BY __code, __lag, {picked_keys}) __g ORDER BY {', '.join(order)}"
     )
 
@@ -326,6 +359,12 @@ def measure_joined(
                     )
             # The records sent whole are grouped by their keys: room for them in memory.
             prepared.settings.append("set_config('work_mem', '64MB', true)")
+            # The planner reckons a group per record (it cannot know how few lags there are),
+            # and would sort every record to group them, or share the sort among parallel
+            # workers, once the table is large: hashing into the few real groups is always
+            # cheaper, and the join already runs in one session per core.
+            prepared.settings.append("set_config('enable_sort', 'off', true)")
+            prepared.settings.append("set_config('max_parallel_workers_per_gather', '0', true)")
             session.rows(f"SELECT {', '.join(prepared.settings)}")
             comp = comparison(source, target, plans, fields, setup.order, choice, prepared)
             wheres = (
@@ -347,7 +386,15 @@ def measure_joined(
                 if halves is not None and part is not None:
                     ranges = _half(setup, t_key, halves.middle, part)
                 return _groups_sql(
-                    source, setup, comp, prepared, tally.window, wheres, ranges, exact
+                    source,
+                    setup,
+                    comp,
+                    prepared,
+                    tally.window,
+                    wheres,
+                    ranges,
+                    exact,
+                    tally.max_examples,
                 )
 
             key_cols = [_renamed("", s_oids[k]) for k in setup.order]
@@ -390,9 +437,23 @@ def measure_joined(
                                 pl.col("__agrees").alias(lag.AGREES),
                             )
                         )
+                    counted = frame.filter(code >= LATE_COUNTED)
+                    if counted.height:
+                        counts["alike"] += int(counted[lag.COUNT].sum())
+                        tally.add_alike(
+                            counted.select(
+                                *[((code & bit) != 0).alias(name) for name, bit in _BITS.items()],
+                                pl.lit(None, dtype=pl.Float64).alias(lag.LAG),
+                                lag.COUNT,
+                            ),
+                            oldest_late=counted["__s_at"].min(),
+                        )
                     keys += frame.filter(code == WHOLE).select(picked).rows()
             # The records sent whole, in key order (the lower half first): the examples are
-            # the read path's, the first late records by key.
+            # the read path's, the first late records by key. They are looked up by key and
+            # sorted: the sort is the planner's to choose again.
+            if keys:
+                session.rows("SELECT set_config('enable_sort', 'on', true)")
             s_names = [f"s:{c.name}" for c in prepared.s_cols]
             t_names = [f"t:{c.name}" for c in prepared.t_cols]
             names = [*s_names, f"s:{_IN}", *t_names, f"t:{_IN}"]

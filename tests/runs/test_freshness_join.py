@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from planner.models import FreshnessSettings, MetricKey, SuccessCriterion, SystemEndpoint
+from planner.metrics import freshness as freshness_metrics
 from planner.runs import freshness
 from tests.factories import (
     ConnectionFactory,
@@ -352,3 +353,51 @@ def test_an_infinite_change_time_ends_on_the_read_path(
         messages.append(failed.value.message)
     assert messages[0] == messages[1]
     assert "infinity" in messages[0]
+
+
+@pytest.mark.parametrize("text_key", [False, True])
+def test_late_records_beyond_the_examples_are_counted_in_the_database(
+    db, pg_db, allowed, settings, text_key
+):
+    """Only the examples leave the database with their keys; every other late record is
+    counted there, with the earliest change among them, and every figure is the read path's:
+    the examples are the first late records by key, across both halves of an integer key."""
+    hour = timedelta(hours=1)
+    source, target = [], []
+    for n in range(1, 41):
+        key = f"k{n:03d}" if text_key else n
+        changed = NOW - hour - timedelta(seconds=n, microseconds=n)
+        source.append((key, f"u{n}@x.org", changed))
+        if n % 4 == 0:
+            target.append((key, f"u{n}@x.org", changed + timedelta(seconds=n)))
+        elif n % 4 == 1:
+            target.append((key, "old@x.org", changed))  # still different: late
+        # the rest never arrived: late
+    scenario = {
+        "key": ["k"],
+        "text_key": text_key,
+        "unique": True,
+        "s_type": "timestamptz",
+        "t_type": "timestamptz",
+        "source": source,
+        "target": target,
+        "rule": "identity",
+        "skew": 0,
+        "overlap": 0,
+        "basis": FreshnessSettings.Basis.CHANGED,
+        "comparator": "<=",
+        "target_minutes": 5,
+        "since": None,
+        "late_from": None,
+    }
+    criterion = _criterion(pg_db, scenario)
+    (joined, how), (read, _) = _both_ways(criterion, scenario, settings)
+    assert joined == read
+    assert how["mode"] == "joined" and how["halves"] is not text_key
+    late = [n for n in range(1, 41) if n % 4]
+    assert joined["late_now"] == len(late) == 30
+    examples = [f"k{n:03d}" if text_key else n for n in late[: freshness_metrics.MAX_EXAMPLES]]
+    assert [e["key"]["k"] for e in joined["late_examples"]] == examples
+    assert joined["oldest_late"] == NOW - hour - timedelta(seconds=39, microseconds=39)
+    assert how["rows_sent_late"] < len(late)
+    assert how["rows_sent_late"] + how["rows_counted_unread"] == 40
