@@ -145,6 +145,16 @@ def nearest_rank(sorted_values: pl.Series, pct: float) -> float | None:
     return float(sorted_values[max(1, math.ceil(pct / 100 * n)) - 1])
 
 
+def nearest_rank_counted(values: pl.Series, at_or_below: pl.Series, pct: float) -> float | None:
+    """:func:`nearest_rank` of a histogram: ``values`` distinct and ascending, ``at_or_below``
+    how many values are at or below each (a running count), so no value is repeated."""
+    if not values.len():
+        return None
+    n = int(at_or_below[-1])
+    rank = max(1, math.ceil(pct / 100 * n))
+    return float(values[int(at_or_below.search_sorted(rank, side="left"))])
+
+
 # Comparator.holds as column expressions (the same tolerance for "=").
 _MEETS = {
     Comparator.LTE: lambda lag, t: lag <= t,
@@ -249,7 +259,8 @@ def sql_lag(difference: str) -> str:
 
 @dataclass
 class FreshnessTally:
-    """Folds key ranges into one result; holds one float per counted lag, never the rows."""
+    """Folds key ranges into one result; holds each distinct counted lag once, with how many
+    records had it, never the rows."""
 
     window: Window
     key: list[str]
@@ -261,7 +272,7 @@ class FreshnessTally:
     oldest_late: datetime | None = None
     unmeasured: int = 0
     read: int = 0
-    lags: list[pl.Series] = field(default_factory=list)
+    lags: list[pl.DataFrame] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, part: pl.DataFrame) -> None:
@@ -320,20 +331,21 @@ class FreshnessTally:
                 self.oldest_late = first
         self.pending += counts["waiting"] - counts["late"]
         if counts["total"]:
-            lag = pl.col(LAG).repeat_by(COUNT).explode() if weighted else pl.col(LAG)
-            lags = facts.filter(measured).select(lag).to_series()
-            if lags.len():
-                self.lags.append(lags)
+            many = pl.col(COUNT).cast(pl.Int64).sum() if weighted else pl.len().cast(pl.Int64)
+            lags = facts.lazy().filter(measured).group_by(LAG).agg(many.alias(COUNT))
+            self.lags.append(lags.collect())
+            if len(self.lags) > 64:  # many small ranges: folded as they come, kept small
+                self.lags = [_histogram(self.lags)]
         room = self.max_examples - len(self.examples)
         if room > 0 and counts["late"] and not weighted:
             for row in facts.filter(late).head(room).iter_rows(named=True):
                 self.examples.append(_example(row, self.key, w))
 
     def result(self) -> FreshnessResult:
-        import polars as pl
 
-        lags = pl.concat(self.lags).sort() if self.lags else pl.Series([], dtype=pl.Float64)
-        p50, p95, p99 = (nearest_rank(lags, p) for p in PERCENTILES)
+        lags = _histogram(self.lags)
+        values, at_or_below = lags.get_column(LAG), lags.get_column(COUNT).cum_sum()
+        p50, p95, p99 = (nearest_rank_counted(values, at_or_below, p) for p in PERCENTILES)
         return FreshnessResult(
             good=self.good,
             total=self.total,
@@ -344,12 +356,22 @@ class FreshnessTally:
             lag_p50=p50,
             lag_p95=p95,
             lag_p99=p99,
-            lag_max=float(lags[-1]) if lags.len() else None,
+            lag_max=float(values[-1]) if values.len() else None,
             late_examples=self.examples,
             counted_from=self.window.counted_from,
             counted_until=self.window.until,
             oldest_late=self.oldest_late,
         )
+
+
+def _histogram(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Each distinct lag once with its count, ascending."""
+    import polars as pl
+
+    if not parts:
+        return pl.DataFrame({LAG: [], COUNT: []}, schema={LAG: pl.Float64, COUNT: pl.Int64})
+    whole = pl.concat(parts).group_by(LAG).agg(pl.col(COUNT).sum())
+    return whole.sort(LAG)
 
 
 def _iso(value: datetime | None) -> str | None:

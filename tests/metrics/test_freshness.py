@@ -103,6 +103,46 @@ def test_percentiles_are_nearest_rank_over_counted_lags():
     assert lag.nearest_rank(pl.Series([], dtype=pl.Float64), 50) is None
 
 
+def test_percentiles_count_every_record_when_lags_repeat():
+    """90 records took 5 s, 9 took 50 s, 1 took 500 s: p50 5, p95 and p99 50, max 500, whether
+    the records come one by one or as counts of alike records (from the database)."""
+    lags = [5] * 90 + [50] * 9 + [500]
+    rows = [(i, ago(3600), ago(3600 - s), True) for i, s in enumerate(lags)]
+    expected = (5.0, 50.0, 50.0, 500.0)
+    one_by_one = tally(rows)
+    assert (one_by_one.lag_p50, one_by_one.lag_p95, one_by_one.lag_p99) == expected[:3]
+    assert one_by_one.lag_max == expected[3]
+    t = lag.FreshnessTally(lag.Window(now=NOW, target_seconds=300), ["id"])
+    for value, n in ((50.0, 9), (5.0, 40), (500.0, 1), (5.0, 50)):  # in no order, 5 s twice
+        t.add_alike(
+            pl.DataFrame(
+                {
+                    lag.KNOWN: [True],
+                    lag.REFLECTED: [True],
+                    lag.COUNTED: [True],
+                    lag.DECIDED: [True],
+                    lag.LAG: [value],
+                    lag.COUNT: [n],
+                }
+            )
+        )
+    counted = t.result()
+    assert (counted.lag_p50, counted.lag_p95, counted.lag_p99, counted.lag_max) == expected
+    assert (counted.total, counted.good) == (one_by_one.total, one_by_one.good) == (100, 99)
+
+
+def test_late_records_counted_alike_need_their_earliest_change():
+    late = {lag.KNOWN: [True], lag.REFLECTED: [False], lag.COUNTED: [True], lag.DECIDED: [True]}
+    facts = pl.DataFrame({**late, lag.LAG: [None], lag.COUNT: [3]})
+    t = lag.FreshnessTally(lag.Window(now=NOW, target_seconds=300), ["id"])
+    with pytest.raises(ValueError, match="earliest change"):
+        t.add_alike(facts)
+    t.add_alike(facts, oldest_late=ago(7200))
+    result = t.result()
+    assert (result.late_now, result.total, result.oldest_late) == (3, 3, ago(7200))
+    assert result.late_examples == []
+
+
 def test_nothing_measured_gives_no_share_and_no_percentiles():
     result = tally([(1, None, None, False)])
     assert (result.total, result.share_within_pct, result.lag_p50) == (0, None, None)
