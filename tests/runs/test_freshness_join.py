@@ -22,8 +22,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from planner.models import FreshnessSettings, MetricKey, SuccessCriterion, SystemEndpoint
 from planner.metrics import freshness as freshness_metrics
+from planner.models import FreshnessSettings, MetricKey, SuccessCriterion, SystemEndpoint
 from planner.runs import freshness
 from tests.factories import (
     ConnectionFactory,
