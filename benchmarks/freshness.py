@@ -67,7 +67,7 @@ DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/aethon_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
 TARGET_SECONDS = 300
 PEAK_MIB = 300
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.02
 
 
 def generate(rows: int, now: datetime):

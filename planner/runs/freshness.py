@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -182,6 +183,7 @@ class _Plan:
         rows = list(FieldMapping.objects.filter(connection=connection).order_by("position", "pk"))
         if not source.key or not target.key:
             raise MeasurementFailed("Both systems need a key in their connection settings.")
+        _read_heads(source, target)
         source_cols = set(self._columns(source))
         target_cols = set(self._columns(target))
         for side, cols, name in (
@@ -203,12 +205,31 @@ class _Plan:
 
     @staticmethod
     def _columns(side: Side) -> list[str]:
+        assert side.head is not None  # _read_heads read it or said why not
+        return list(side.head.columns)
+
+
+def _read_heads(*sides: Side) -> None:
+    """Each side's first rows (its columns, and their types for a join), both sides at once:
+    one session each, where asking for the columns and then for the rows took two."""
+    from planner.runs.stages import first_rows
+
+    for side in sides:
         if side.connector is None:
             raise MeasurementFailed(f"{side.label}: {side.why_not}")
+
+    def head(side: Side) -> pl.DataFrame | ConnectorError:
         try:
-            return side.connector.fields()
+            return first_rows(side.connector)  # type: ignore[arg-type]
         except ConnectorError as exc:
-            raise MeasurementFailed(f"{side.label}: {exc.message}") from None
+            return exc
+
+    with ThreadPoolExecutor(max_workers=len(sides)) as pool:
+        heads = list(pool.map(head, sides))
+    for side, got in zip(sides, heads, strict=True):
+        if isinstance(got, ConnectorError):
+            raise MeasurementFailed(f"{side.label}: {got.message}")
+        side.head = got
 
 
 def _mapped(
@@ -412,17 +433,9 @@ def _joined(
     if not settings.AETHON_RUN_JOIN:
         return ""
     from planner.runs import freshness_join
-    from planner.runs.stages import first_rows
 
     if plan.order is None:
         return "the target's key is computed by a rule"
-    for side in (source, target):
-        if side.head is None:
-            try:
-                side.head = first_rows(side.connector)  # type: ignore[arg-type]
-            except ConnectorError as exc:
-                # The read path reads the same rows and says what is wrong with them.
-                return f"the first rows could not be read ({exc.message})"
     setup = freshness_join.Setup(
         usable=plan.usable,
         fields=plan.fields,
