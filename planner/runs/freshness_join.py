@@ -11,7 +11,9 @@ definitions of :func:`planner.metrics.freshness.sql_facts`:
   reconciliation would find it, is sent only as a count of alike records (the same facts
   and lag): one row per distinct lag, not per record;
 * a record late now is sent with its key and both times when SQL's own equality is the
-  read path's comparison (identity fields of matching types, no rule check or guard);
+  read path's comparison (identity fields of matching types, no rule check or guard) and it
+  is among the first late records by key that a measurement keeps as examples; the others
+  are counted alike, with the earliest change among them;
 * every other record (late now under a rule, a target that may differ, a rule's check or
   guard firing, a time SQL cannot turn into an instant) is sent by key, read whole, both
   sides side by side, in key order, and judged in the worker exactly as the read path judges
