@@ -137,8 +137,7 @@ LATE, NULL_KEY, WHOLE = 16, 32, 64
 LATE_COUNTED = 128
 
 
-def _groups_sql(
-    source: Side,
+def _judged_sql(
     setup: Setup,
     comp: Comparison,
     prepared: Prepared,
@@ -146,24 +145,18 @@ def _groups_sql(
     wheres: tuple[str | None, str | None],
     ranges: tuple[str, str] | None,
     exact: bool,
-    examples: int,
 ) -> str:
-    """Every record of the join as a count of alike records (``__code``, ``__lag``); a
-    record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
-    tells whether its target agrees as the engine would) and it is among the first
-    ``examples`` late records by key (the rest are counted alike, ``LATE_COUNTED``, with the
-    earliest change among them), else with its key only, to be read whole and judged
-    (``WHOLE``), as is any record whose target may differ.
+    """The records of the join in groups, each judged once: ``__k…`` (the key of a record
+    kept apart), ``__diff``, ``__n``, ``__st``, ``__tt``, ``__agrees`` and the facts
+    ``__m`` (measured), ``__nk`` (a null key part), ``__whole``, ``__late``, ``__bits``.
 
-    Two groupings. The first passes over every record and keeps only what tells the records
-    apart: a measured record (counted and reflected, most of them) by the difference of its
-    times alone, any other by its key, so it stays a group of one whose times are its own.
-    The second judges those groups (far fewer rows) by the definitions of
-    :func:`planner.metrics.freshness.sql_facts` and groups them again by their facts.
-
-    The first grouping is the one that meets every record, so it groups by as little as
-    tells them apart (each column grouped by costs every record a hash and a comparison)
-    and gathers a record's own time and agreement only for the records kept apart."""
+    The grouping passes over every record and keeps only what tells the records apart: a
+    measured record (counted and reflected, most of them) by the difference of its times
+    alone, any other by its key, so it stays a group of one whose times are its own. It
+    groups by as little as tells them apart (each column grouped by costs every record a
+    hash and a comparison) and gathers a record's own time and agreement only for the
+    records kept apart. The groups (far fewer rows) are then judged by the definitions of
+    :func:`planner.metrics.freshness.sql_facts`."""
     d = "postgres"
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     t_oids = {c.name: c.type_code for c in prepared.t_cols}
@@ -214,7 +207,7 @@ def _groups_sql(
     carried = f"{key_cols}, __diff, __n, __st, __agrees{'' if exact else ', __present'}"
     # Each group's target time and facts are worked out once (OFFSET 0 keeps the planner
     # from copying the expressions into every place that reads them).
-    judged = (
+    return (
         f"SELECT {key_cols}, __diff, __n, __st, __tt, __agrees, {m} AS __m,"  # noqa: S608
         f" {null_key} AS __nk, COALESCE({whole}, false) AS __whole,"
         f" COALESCE({facts['late']}, false) AS __late, {bits} AS __bits"
@@ -225,6 +218,28 @@ def _groups_sql(
         f"{_where(t_range, wheres[1])}) AS __t ON {' AND '.join(comp.on)}"
         f" GROUP BY {first_groups}) __a OFFSET 0) __b OFFSET 0"
     )
+
+
+def _groups_sql(
+    setup: Setup,
+    comp: Comparison,
+    prepared: Prepared,
+    window: lag.Window,
+    wheres: tuple[str | None, str | None],
+    ranges: tuple[str, str] | None,
+    exact: bool,
+    examples: int,
+) -> str:
+    """Every record of the join as a count of alike records (``__code``, ``__lag``); a
+    record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
+    tells whether its target agrees as the engine would) and it is among the first
+    ``examples`` late records by key (the rest are counted alike, ``LATE_COUNTED``, with the
+    earliest change among them), else with its key only, to be read whole and judged
+    (``WHOLE``), as is any record whose target may differ. The groups of
+    :func:`_judged_sql` are grouped again by their facts."""
+    judged = _judged_sql(setup, comp, prepared, window, wheres, ranges, exact)
+    s_oids = {c.name: c.type_code for c in prepared.s_cols}
+    key_cols = ", ".join(f"__k{i}" for i in range(len(setup.order)))
     order = []
     for i, k in enumerate(setup.order):
         collate = ' COLLATE "C"' if s_oids[k] in _TEXT_OIDS else ""
@@ -243,7 +258,8 @@ def _groups_sql(
     )
     sent = "CASE WHEN __m OR __nk THEN NULL"
     picked = [
-        f"{sent} WHEN __whole OR {example} THEN __k{i} END AS __k{i}" for i in range(len(keys))
+        f"{sent} WHEN __whole OR {example} THEN __k{i} END AS __k{i}"
+        for i in range(len(setup.order))
     ]
     picked += [
         f"{sent} WHEN __whole THEN NULL WHEN {example} THEN __st END AS __s_at",
@@ -388,7 +404,6 @@ def measure_joined(
                 if halves is not None and part is not None:
                     ranges = _half(setup, t_key, halves.middle, part)
                 return _groups_sql(
-                    source,
                     setup,
                     comp,
                     prepared,

@@ -355,9 +355,9 @@ def test_an_infinite_change_time_ends_on_the_read_path(
     assert "infinity" in messages[0]
 
 
-@pytest.mark.parametrize("text_key", [False, True])
+@pytest.mark.parametrize(("text_key", "compound"), [(False, False), (True, False), (True, True)])
 def test_late_records_beyond_the_examples_are_counted_in_the_database(
-    db, pg_db, allowed, settings, text_key
+    db, pg_db, allowed, settings, text_key, compound
 ):
     """Only the examples leave the database with their keys; every other late record is
     counted there, with the earliest change among them, and every figure is the read path's:
@@ -365,16 +365,17 @@ def test_late_records_beyond_the_examples_are_counted_in_the_database(
     hour = timedelta(hours=1)
     source, target = [], []
     for n in range(1, 41):
-        key = f"k{n:03d}" if text_key else n
+        # A compound key orders by its second part within the first: k000 before k001.
+        key = (f"k{n // 8:03d}", n % 8) if compound else (f"k{n:03d}" if text_key else n,)
         changed = NOW - hour - timedelta(seconds=n, microseconds=n)
-        source.append((key, f"u{n}@x.org", changed))
+        source.append((*key, f"u{n}@x.org", changed))
         if n % 4 == 0:
-            target.append((key, f"u{n}@x.org", changed + timedelta(seconds=n)))
+            target.append((*key, f"u{n}@x.org", changed + timedelta(seconds=n)))
         elif n % 4 == 1:
-            target.append((key, "old@x.org", changed))  # still different: late
+            target.append((*key, "old@x.org", changed))  # still different: late
         # the rest never arrived: late
     scenario = {
-        "key": ["k"],
+        "key": ["k", "n"] if compound else ["k"],
         "text_key": text_key,
         "unique": True,
         "s_type": "timestamptz",
@@ -396,8 +397,12 @@ def test_late_records_beyond_the_examples_are_counted_in_the_database(
     assert how["mode"] == "joined" and how["halves"] is not text_key
     late = [n for n in range(1, 41) if n % 4]
     assert joined["late_now"] == len(late) == 30
-    examples = [f"k{n:03d}" if text_key else n for n in late[: freshness_metrics.MAX_EXAMPLES]]
-    assert [e["key"]["k"] for e in joined["late_examples"]] == examples
+    first = late[: freshness_metrics.MAX_EXAMPLES]
+    if compound:
+        examples = [{"k": f"k{n // 8:03d}", "n": n % 8} for n in first]
+    else:
+        examples = [{"k": f"k{n:03d}" if text_key else n} for n in first]
+    assert [e["key"] for e in joined["late_examples"]] == examples
     assert joined["oldest_late"] == NOW - hour - timedelta(seconds=39, microseconds=39)
     assert how["rows_sent_late"] < len(late)
     assert how["rows_sent_late"] + how["rows_counted_unread"] == 40
