@@ -220,24 +220,14 @@ def _judged_sql(
     )
 
 
-def _groups_sql(
-    setup: Setup,
-    comp: Comparison,
-    prepared: Prepared,
-    window: lag.Window,
-    wheres: tuple[str | None, str | None],
-    ranges: tuple[str, str] | None,
-    exact: bool,
-    examples: int,
-) -> str:
+def _groups_sql(setup: Setup, prepared: Prepared, judged: str, examples: int) -> str:
     """Every record of the join as a count of alike records (``__code``, ``__lag``); a
     record late now is its own group, with its key and times (``LATE``) when ``exact`` (SQL
     tells whether its target agrees as the engine would) and it is among the first
     ``examples`` late records by key (the rest are counted alike, ``LATE_COUNTED``, with the
     earliest change among them), else with its key only, to be read whole and judged
     (``WHOLE``), as is any record whose target may differ. The groups of
-    :func:`_judged_sql` are grouped again by their facts."""
-    judged = _judged_sql(setup, comp, prepared, window, wheres, ranges, exact)
+    :func:`_judged_sql` (``judged``) are grouped again by their facts."""
     s_oids = {c.name: c.type_code for c in prepared.s_cols}
     key_cols = ", ".join(f"__k{i}" for i in range(len(setup.order)))
     order = []
@@ -403,16 +393,8 @@ def measure_joined(
                 ranges = None
                 if halves is not None and part is not None:
                     ranges = _half(setup, t_key, halves.middle, part)
-                return _groups_sql(
-                    setup,
-                    comp,
-                    prepared,
-                    tally.window,
-                    wheres,
-                    ranges,
-                    exact,
-                    tally.max_examples,
-                )
+                judged = _judged_sql(setup, comp, prepared, tally.window, wheres, ranges, exact)
+                return _groups_sql(setup, prepared, judged, tally.max_examples)
 
             key_cols = [_renamed("", s_oids[k]) for k in setup.order]
             columns = [
