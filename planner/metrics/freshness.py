@@ -398,7 +398,11 @@ def _plain(value: Any) -> Any:
 def target_seconds(target: float, unit: str) -> float | None:
     """A duration target in seconds; None when the unit is not a duration."""
     factor = DURATION_UNITS.get((unit or "").strip().lower())
-    return None if factor is None else float(target) * factor
+    if factor is None:
+        return None
+    # Multiplied as a decimal, then rounded once: 0.2825 h as floats is 1016.9999999999999 s,
+    # and a lag of exactly 1017 s would miss a "within" target it meets.
+    return float(Decimal(str(target)) * factor)
 
 
 DURATION_UNITS = {

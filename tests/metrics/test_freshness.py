@@ -1,6 +1,7 @@
 """The figures of propagation lag, from per-key times: each definition of docs/figures.md."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -205,6 +206,14 @@ def test_zoned_naive_and_numeric_times_become_utc():
 def test_duration_targets_and_the_default_schedule(target, unit, seconds, every):
     assert lag.target_seconds(target, unit) == seconds
     assert lag.default_every_minutes(seconds) == every
+
+
+@pytest.mark.parametrize(
+    ("target", "unit", "seconds"),
+    [(Decimal("0.2825"), "hours", 1017), (Decimal("0.0700"), "h", 252), (0.07, "hours", 252)],
+)
+def test_a_fractional_target_is_the_exact_number_of_seconds(target, unit, seconds):
+    assert lag.target_seconds(target, unit) == seconds
 
 
 def test_a_percent_is_not_a_duration():

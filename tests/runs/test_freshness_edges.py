@@ -1,0 +1,352 @@
+"""Propagation lag on hand-computed edges, the same records on every connector.
+
+Target 5 minutes, clock-skew allowance 30 s: a record is decided when it changed before
+NOW - 330 s. Lags sit exactly at the target and one microsecond either side of it; target
+times sit exactly at the allowance and one microsecond beyond it; more records are late than
+the examples a measurement keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.core.files.base import ContentFile
+
+from planner.models import FreshnessSettings, MetricKey, SuccessCriterion, SystemEndpoint
+from planner.runs import freshness
+from tests.factories import (
+    ConnectionFactory,
+    CriterionFactory,
+    ProjectFactory,
+    SystemEndpointFactory,
+    SystemFactory,
+)
+from tests.runs.conftest import map_same_names
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+UNTIL = NOW - timedelta(seconds=330)
+B = NOW - timedelta(hours=2)
+S = timedelta(seconds=1)
+US = timedelta(microseconds=1)
+
+
+def _rows():
+    """(key, source email, source changed, target email or None when absent, target synced)."""
+    rows = [
+        (1, "a", B, "a", B + 300 * S),  # lag exactly the target
+        (2, "a", B, "a", B + 300 * S + US),  # one microsecond over
+        (3, "a", B, "a", B + 300 * S - US),  # one microsecond under
+        (4, "a", B, "a", B),  # lag 0
+        (5, "a", B, "a", B - 30 * S),  # target clock behind by the allowance: lag 0
+        (6, "a", B, "a", B - 30 * S - US),  # beyond the allowance: an older version, late
+        (7, "a", UNTIL, None, None),  # changed exactly at the cutoff: pending
+        (8, "a", UNTIL - US, None, None),  # a microsecond before it: late
+        (9, "a", None, "a", B),  # no change time: unmeasured
+    ]
+    rows += [(i, "a", B + i * S, None, None) for i in range(10, 22)]  # 12 never arrived
+    rows.append((22, "a", B, "old", B + S))  # still different: late
+    return rows
+
+
+LATE = [6, 8, *range(10, 22), 22]
+FIGURES = {
+    "total": 20,
+    "good": 4,  # 1, 3, 4, 5
+    "late_now": 15,
+    "pending": 1,
+    "unmeasured": 1,
+    # nearest rank over [0, 0, 299.999999, 300, 300.000001]
+    "lag_p50": 299.999999,
+    "lag_p95": 300.000001,
+    "lag_p99": 300.000001,
+    "lag_max": 300.000001,
+}
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def _connection(source_ep: dict, target_ep: dict, key_type="integer"):
+    project = ProjectFactory()
+    source = SystemFactory(project=project, name="CRM")
+    target = SystemFactory(project=project, name="Marketing")
+    SystemEndpointFactory(system=source, key_fields="id", **source_ep)
+    SystemEndpointFactory(system=target, key_fields="id", **target_ep)
+    connection = ConnectionFactory(project=project, source=source, target=target)
+    map_same_names(connection, [("id", key_type), ("email", "string")])
+    FreshnessSettings.objects.create(
+        project=project,
+        connection=connection,
+        source_time_field="updated_at",
+        target_time_field="synced_at",
+        skew_seconds=30,
+        overlap_seconds=0,
+    )
+    return connection
+
+
+def _criterion(connection, comparator="<=", target=5, unit="minutes"):
+    made = CriterionFactory(
+        project=connection.project,
+        metric="contacts in the marketing tool",
+        metric_key=MetricKey.FRESHNESS,
+        comparator=comparator,
+        target=target,
+        unit=unit,
+        freshness_connection=connection,
+        window_value=None,
+    )
+    return SuccessCriterion.objects.get(pk=made.pk)
+
+
+def _split(rows):
+    source = [(k, e, s) for k, e, s, _, _ in rows]
+    target = [(k, te, tt) for k, _, _, te, tt in rows if te is not None]
+    return source, target
+
+
+def _pg(pg, rows, key_sql="int"):
+    dsn, name = pg
+    source, target = _split(rows)
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE crm (id {key_sql}, email text, updated_at timestamptz)")
+        conn.execute(f"CREATE TABLE marketing (id {key_sql}, email text, synced_at timestamp)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO crm VALUES (%s, %s, %s)", source)
+            cur.executemany(
+                "INSERT INTO marketing VALUES (%s, %s, %s)",
+                [(k, e, t.replace(tzinfo=None) if t else None) for k, e, t in target],
+            )
+
+    def endpoint(table):
+        return {
+            "kind": SystemEndpoint.Kind.POSTGRES,
+            "config": {
+                "host": dsn["host"],
+                "port": int(dsn["port"]),
+                "database": name,
+                "user": dsn["user"],
+                "sslmode": "disable",
+            },
+            "dataset": table,
+            "upload": "",
+            "upload_name": "",
+        }
+
+    return endpoint("crm"), endpoint("marketing")
+
+
+def _sqlite(rows, key_sql="INTEGER"):
+    source, target = _split(rows)
+
+    def upload(table, time_name, records):
+        conn = sqlite3.connect(":memory:")
+        conn.execute(f"CREATE TABLE {table} (id {key_sql}, email TEXT, {time_name} TEXT)")
+        conn.executemany(
+            f"INSERT INTO {table} VALUES (?, ?, ?)", [(k, e, _iso(t)) for k, e, t in records]
+        )
+        conn.commit()
+        data = conn.serialize()
+        conn.close()
+        return {
+            "kind": SystemEndpoint.Kind.SQLITE,
+            "dataset": table,
+            "upload": ContentFile(data, name=f"{table}.db"),
+            "upload_name": f"{table}.db",
+        }
+
+    return upload("crm", "updated_at", source), upload("marketing", "synced_at", target)
+
+
+def _files(rows, fmt):
+    source, target = _split(rows)
+
+    def records(time_name, items):
+        return [{"id": k, "email": e, time_name: _iso(t)} for k, e, t in items]
+
+    def content(items):
+        if fmt == "ndjson":
+            return "".join(json.dumps(r) + "\n" for r in items).encode()
+        head = ",".join(items[0])
+        lines = [",".join("" if v is None else str(v) for v in r.values()) for r in items]
+        return (head + "\n" + "\n".join(lines) + "\n").encode()
+
+    name = f"records.{fmt}"
+    return tuple(
+        {"upload": ContentFile(content(records(n, items)), name=name), "upload_name": name}
+        for n, items in (("updated_at", source), ("synced_at", target))
+    )
+
+
+@pytest.fixture
+def mysql_db(settings):
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        db = pymysql.connect(
+            host="127.0.0.1", user="root", password="", database="test", connect_timeout=3
+        )
+    except pymysql.err.MySQLError as exc:
+        pytest.skip(f"MySQL/MariaDB on 127.0.0.1:3306 is unreachable: {exc}")
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    made = []
+
+    def load(rows, key_sql="INT"):
+        suffix = uuid.uuid4().hex[:8]
+        names = (f"crm_{suffix}", f"marketing_{suffix}")
+        made.extend(names)
+        source, target = _split(rows)
+        naive = lambda v: v.astimezone(UTC).replace(tzinfo=None) if v else None  # noqa: E731
+        with db.cursor() as cur:
+            for table, time_name, items in (
+                (names[0], "updated_at", source),
+                (names[1], "synced_at", target),
+            ):
+                cur.execute(
+                    f"CREATE TABLE {table} (id {key_sql}, email TEXT, {time_name} DATETIME(6))"
+                )
+                cur.executemany(
+                    f"INSERT INTO {table} VALUES (%s, %s, %s)",
+                    [(k, e, naive(t)) for k, e, t in items],
+                )
+        db.commit()
+        return tuple(
+            {
+                "kind": SystemEndpoint.Kind.MYSQL,
+                "config": {"host": "127.0.0.1", "port": 3306, "database": "test", "user": "root"},
+                "dataset": table,
+                "upload": "",
+                "upload_name": "",
+            }
+            for table in names
+        )
+
+    yield load
+    with db.cursor() as cur:
+        for name in made:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+    db.close()
+
+
+def _http(rows, settings):
+    from tests.connectors import Reply, serve
+
+    settings.AETHON_OUTBOUND_ALLOW_HOSTS = ["127.0.0.1"]
+    source, target = _split(rows)
+    data = {
+        "/crm": [{"id": k, "email": e, "updated_at": _iso(t)} for k, e, t in source],
+        "/marketing": [{"id": k, "email": e, "synced_at": _iso(t)} for k, e, t in target],
+    }
+    server = serve(lambda request: Reply(body={"data": data[request.path]}))
+    api = server.__enter__()
+
+    def endpoint(path):
+        return {
+            "kind": SystemEndpoint.Kind.HTTP_JSON,
+            "config": {"base_url": api.url, "records_path": "data"},
+            "dataset": path,
+            "upload": "",
+            "upload_name": "",
+        }
+
+    return server, (endpoint("/crm"), endpoint("/marketing"))
+
+
+def _figures(criterion):
+    point = freshness.measure_and_record(criterion, now=NOW)
+    state = freshness.FreshnessState.objects.get(criterion=criterion)
+    assert point is not None, state.last_error
+    got = {k: getattr(point, k) for k in ("total", "good", "late_now")}
+    got |= {k: state.figures[k] for k in ("pending", "unmeasured")}
+    got |= {k: getattr(point, k) for k in ("lag_p50", "lag_p95", "lag_p99", "lag_max")}
+    return got, state
+
+
+CONNECTORS = ["pg-joined", "pg-read", "mysql", "sqlite", "csv", "ndjson", "http"]
+
+
+def _endpoints(kind, rows, request, settings):
+    if kind.startswith("pg"):
+        settings.AETHON_RUN_JOIN = kind == "pg-joined"
+        return _pg(request.getfixturevalue("pg_scratch"), rows), None
+    if kind == "mysql":
+        return request.getfixturevalue("mysql_db")(rows), None
+    if kind == "sqlite":
+        return _sqlite(rows), None
+    if kind in ("csv", "ndjson"):
+        return _files(rows, kind), None
+    server, eps = _http(rows, settings)
+    return eps, server
+
+
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_every_connector_gives_the_hand_computed_figures(db, request, settings, kind):
+    settings.AETHON_RUN_CHUNK_ROWS = 4
+    (source, target), server = _endpoints(kind, _rows(), request, settings)
+    try:
+        criterion = _criterion(_connection(source, target))
+        got, state = _figures(criterion)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    assert got == FIGURES
+    assert state.figures["share_within_pct"] == 20.0
+    assert [e["key"]["id"] for e in state.late_examples] == LATE[:10]
+    assert state.figures["oldest_late"] == B.isoformat()
+    six = state.late_examples[0]
+    assert six == {
+        "key": {"id": 6},
+        "source_changed": B.isoformat(),
+        "target_changed": (B - 30 * S - US).isoformat(),
+        "late_by_seconds": 6900.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("comparator", "good"),
+    [("<=", 4), ("<", 3), ("=", 1), (">", 1), (">=", 2), ("!=", 4)],
+)
+@pytest.mark.parametrize("kind", ["pg-joined", "pg-read", "sqlite"])
+def test_every_comparator_on_lags_at_and_around_the_target(
+    db, request, settings, kind, comparator, good
+):
+    (source, target), _ = _endpoints(kind, _rows(), request, settings)
+    criterion = _criterion(_connection(source, target), comparator=comparator)
+    got, state = _figures(criterion)
+    assert (got["good"], got["total"]) == (good, 20)
+    assert state.figures["share_within_pct"] == 100.0 * good / 20
+
+
+def _exact_rows(seconds: int):
+    """Lags exactly ``seconds``, and a microsecond either side."""
+    return [
+        (1, "a", B, "a", B + seconds * S),
+        (2, "a", B, "a", B + seconds * S + US),
+        (3, "a", B, "a", B + seconds * S - US),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("comparator", "good"),
+    [("<=", 2), ("<", 1), ("=", 1), (">", 1), (">=", 2), ("!=", 2)],
+)
+@pytest.mark.parametrize("target", ["0.07", "0.2825"])
+@pytest.mark.parametrize("kind", ["pg-joined", "sqlite"])
+def test_a_fractional_target_meets_a_lag_exactly_at_it(
+    db, request, settings, kind, target, comparator, good
+):
+    """0.2825 hour is 1017 s exactly, not the float 1016.9999999999999 that 0.2825 × 3600
+    gives (nor 0.07 hour 252.00000000000003): a lag of exactly the target is at it."""
+    seconds = int(Decimal(target) * 3600)
+    (source, target_ep), _ = _endpoints(kind, _exact_rows(seconds), request, settings)
+    criterion = _criterion(
+        _connection(source, target_ep), comparator=comparator, target=target, unit="hours"
+    )
+    got, _state = _figures(criterion)
+    assert (got["good"], got["total"]) == (good, 3)
