@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg
@@ -51,14 +51,15 @@ def _rows():
     ]
     rows += [(i, "a", B + i * S, None, None) for i in range(10, 22)]  # 12 never arrived
     rows.append((22, "a", B, "old", B + S))  # still different: late
+    rows.append((23, "a", B, "a", None))  # the target's time unknown: late
     return rows
 
 
-LATE = [6, 8, *range(10, 22), 22]
+LATE = [6, 8, *range(10, 22), 22, 23]
 FIGURES = {
-    "total": 20,
+    "total": 21,
     "good": 4,  # 1, 3, 4, 5
-    "late_now": 15,
+    "late_now": 16,
     "pending": 1,
     "unmeasured": 1,
     # nearest rank over [0, 0, 299.999999, 300, 300.000001]
@@ -69,8 +70,17 @@ FIGURES = {
 }
 
 
+OFFSETS = [None]
+
+
 def _iso(value):
-    return value.isoformat() if value is not None else None
+    """ISO 8601 text, at each call in the next of ``OFFSETS`` (None: as given)."""
+    if value is None:
+        return None
+    OFFSETS.append(OFFSETS.pop(0))
+    if OFFSETS[-1] is not None:
+        value = value.astimezone(timezone(timedelta(minutes=OFFSETS[-1])))
+    return value.isoformat()
 
 
 def _connection(source_ep: dict, target_ep: dict, key_type="integer"):
@@ -271,14 +281,15 @@ def _figures(criterion):
 CONNECTORS = ["pg-joined", "pg-read", "mysql", "sqlite", "csv", "ndjson", "http"]
 
 
-def _endpoints(kind, rows, request, settings):
+def _endpoints(kind, rows, request, settings, text_key=False):
     if kind.startswith("pg"):
         settings.AETHON_RUN_JOIN = kind == "pg-joined"
-        return _pg(request.getfixturevalue("pg_scratch"), rows), None
+        pg = request.getfixturevalue("pg_scratch")
+        return _pg(pg, rows, "text" if text_key else "int"), None
     if kind == "mysql":
-        return request.getfixturevalue("mysql_db")(rows), None
+        return request.getfixturevalue("mysql_db")(rows, "VARCHAR(20)" if text_key else "INT"), None
     if kind == "sqlite":
-        return _sqlite(rows), None
+        return _sqlite(rows, "TEXT" if text_key else "INTEGER"), None
     if kind in ("csv", "ndjson"):
         return _files(rows, kind), None
     server, eps = _http(rows, settings)
@@ -296,7 +307,9 @@ def test_every_connector_gives_the_hand_computed_figures(db, request, settings, 
         if server is not None:
             server.__exit__(None, None, None)
     assert got == FIGURES
-    assert state.figures["share_within_pct"] == 20.0
+    if kind == "pg-joined":
+        assert state.figures["reading"]["mode"] == "joined"
+    assert state.figures["share_within_pct"] == 100.0 * 4 / 21
     assert [e["key"]["id"] for e in state.late_examples] == LATE[:10]
     assert state.figures["oldest_late"] == B.isoformat()
     six = state.late_examples[0]
@@ -319,8 +332,8 @@ def test_every_comparator_on_lags_at_and_around_the_target(
     (source, target), _ = _endpoints(kind, _rows(), request, settings)
     criterion = _criterion(_connection(source, target), comparator=comparator)
     got, state = _figures(criterion)
-    assert (got["good"], got["total"]) == (good, 20)
-    assert state.figures["share_within_pct"] == 100.0 * good / 20
+    assert (got["good"], got["total"]) == (good, 21)
+    assert state.figures["share_within_pct"] == 100.0 * good / 21
 
 
 def _exact_rows(seconds: int):
@@ -350,3 +363,124 @@ def test_a_fractional_target_meets_a_lag_exactly_at_it(
     )
     got, _state = _figures(criterion)
     assert (got["good"], got["total"]) == (good, 3)
+
+
+def _text_rows():
+    late = ["e", "E", "Z", "z", "ä", "b", "B", "c", "Ω", "10", "9", "ß"]
+    rows = [
+        ("a", "a", B, "a", B + 10 * S),
+        ("A", "a", B, "a", B + 300 * S),
+        ("é", "a", B, "a", B - 30 * S),
+        (None, "a", B, None, None),  # no key: never measured
+    ]
+    return rows + [(k, "a", B + i * S, None, None) for i, k in enumerate(late)]
+
+
+@pytest.mark.parametrize("rule", ["identity", "trim | lower"])
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_text_keys_differing_by_case_and_accent_are_other_records(
+    db, request, settings, kind, rule
+):
+    settings.AETHON_RUN_CHUNK_ROWS = 4
+    (source, target), server = _endpoints(kind, _text_rows(), request, settings, text_key=True)
+    try:
+        connection = _connection(source, target, key_type="string")
+        connection.field_mappings.filter(target_field="email").update(rule=rule)
+        got, state = _figures(_criterion(connection))
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    assert got == {
+        "total": 15,
+        "good": 3,
+        "late_now": 12,
+        "pending": 0,
+        "unmeasured": 0,
+        "lag_p50": 10.0,
+        "lag_p95": 300.0,
+        "lag_p99": 300.0,
+        "lag_max": 300.0,
+    }
+    if kind == "pg-joined":
+        assert state.figures["reading"]["mode"] == "joined"
+    # By code point, as polars and the databases' binary collations order text.
+    keys = [e["key"]["id"] for e in state.late_examples]
+    assert keys == ["10", "9", "B", "E", "Z", "b", "c", "e", "z", "ß"]
+    assert state.figures["oldest_late"] == B.isoformat()
+
+
+def _incremental_rows():
+    old = [
+        (i, "a", B - timedelta(days=1), "a", B - timedelta(days=1) + i * S) for i in range(1, 51)
+    ]
+    return [
+        *old,
+        # Never arrived; the target holds an older version, from before any read's start.
+        (60, "new", NOW - 20 * 60 * S, "old", NOW - 2 * 3600 * S),
+        # Changed a minute ago, arrives 90 s after: counted by the second measurement.
+        (61, "a", NOW - 60 * S, "a", NOW + 30 * S),
+    ]
+
+
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_the_next_measurement_reads_only_recent_changes_and_keeps_a_late_record_late(
+    db, request, settings, kind
+):
+    (source, target), server = _endpoints(kind, _incremental_rows(), request, settings)
+    try:
+        criterion = _criterion(_connection(source, target))
+        first = freshness.measure_and_record(criterion, now=NOW)
+        state = freshness.FreshnessState.objects.get(criterion=criterion)
+        assert first is not None, state.last_error
+        assert (first.total, first.good, first.late_now, first.lag_max) == (51, 50, 1, 50.0)
+        assert state.figures["pending"] == 0
+        later = NOW + 600 * S
+        second = freshness.measure_and_record(criterion, now=later)
+        state = freshness.FreshnessState.objects.get(criterion=criterion)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    assert second is not None, state.last_error
+    # Counted: changed in [NOW - 330 s, later - 330 s), only 61; 60 is still late.
+    assert (second.total, second.good, second.late_now, second.lag_max) == (1, 1, 1, 90.0)
+    assert [e["key"]["id"] for e in state.late_examples] == [60]
+    assert state.late_examples[0]["late_by_seconds"] == 1500.0
+    reading = state.figures["reading"]
+    assert reading["read_from"] == (NOW - 20 * 60 * S).isoformat()
+    if kind in ("pg-joined", "pg-read", "mysql", "sqlite"):
+        assert reading["source_rows"] == 2  # the filter went down to the database
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "csv", "ndjson", "http"])
+def test_text_times_with_offsets_that_vary_from_record_to_record(db, request, settings, kind):
+    """One column, many offsets (+02:00, -05:00, +05:30, UTC): each is its own instant."""
+    OFFSETS[:] = [120, -300, 330, 0]
+    try:
+        (source, target), server = _endpoints(kind, _rows(), request, settings)
+    finally:
+        OFFSETS[:] = [None]
+    try:
+        criterion = _criterion(_connection(source, target))
+        got, state = _figures(criterion)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    assert got == FIGURES
+    assert [e["key"]["id"] for e in state.late_examples] == LATE[:10]
+
+
+@pytest.mark.parametrize("rule", ["identity", "trim | lower"])
+@pytest.mark.parametrize("kind", ["pg-joined", "pg-read", "mysql", "sqlite"])
+def test_the_oldest_late_record_may_be_past_the_examples(db, request, settings, kind, rule):
+    rows = [*_rows(), (30, "a", B - 3600 * S, None, None), (None, "a", B - 7200 * S, None, None)]
+    (source, target), _ = _endpoints(kind, rows, request, settings)
+    connection = _connection(source, target)
+    connection.field_mappings.filter(target_field="email").update(rule=rule)
+    got, state = _figures(_criterion(connection))
+    assert got == FIGURES | {"total": 22, "late_now": 17}
+    assert [e["key"]["id"] for e in state.late_examples] == LATE[:10]
+    # 30, the 17th late record by key, changed first; the record without a key is not one.
+    assert state.figures["oldest_late"] == (B - 3600 * S).isoformat()
+    assert state.figures["reading"]["null_keys_source"] == 1
+    if kind == "pg-joined":
+        assert state.figures["reading"]["mode"] == "joined"
