@@ -122,6 +122,22 @@ def _split(rows):
     return source, target
 
 
+def _pg_endpoint(dsn, name, table):
+    return {
+        "kind": SystemEndpoint.Kind.POSTGRES,
+        "config": {
+            "host": dsn["host"],
+            "port": int(dsn["port"]),
+            "database": name,
+            "user": dsn["user"],
+            "sslmode": "disable",
+        },
+        "dataset": table,
+        "upload": "",
+        "upload_name": "",
+    }
+
+
 def _pg(pg, rows, key_sql="int"):
     dsn, name = pg
     source, target = _split(rows)
@@ -134,23 +150,7 @@ def _pg(pg, rows, key_sql="int"):
                 "INSERT INTO marketing VALUES (%s, %s, %s)",
                 [(k, e, t.replace(tzinfo=None) if t else None) for k, e, t in target],
             )
-
-    def endpoint(table):
-        return {
-            "kind": SystemEndpoint.Kind.POSTGRES,
-            "config": {
-                "host": dsn["host"],
-                "port": int(dsn["port"]),
-                "database": name,
-                "user": dsn["user"],
-                "sslmode": "disable",
-            },
-            "dataset": table,
-            "upload": "",
-            "upload_name": "",
-        }
-
-    return endpoint("crm"), endpoint("marketing")
+    return _pg_endpoint(dsn, name, "crm"), _pg_endpoint(dsn, name, "marketing")
 
 
 def _sqlite(rows, key_sql="INTEGER"):
@@ -484,3 +484,55 @@ def test_the_oldest_late_record_may_be_past_the_examples(db, request, settings, 
     assert state.figures["reading"]["null_keys_source"] == 1
     if kind == "pg-joined":
         assert state.figures["reading"]["mode"] == "joined"
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "agreeing"),
+    [("0.01", [1, 2, 3]), ("1%", [1, 2, 3, 4]), ("", [1])],
+)
+@pytest.mark.parametrize("join", [True, False], ids=["joined", "read"])
+def test_a_tolerance_decides_whether_the_target_reflects_the_version(
+    db, pg_scratch, settings, join, tolerance, agreeing
+):
+    settings.AETHON_RUN_JOIN = join
+    dsn, name = pg_scratch
+    amounts = [(1, "100.000", "100.000"), (2, "100.000", "100.010"), (3, "100.000", "99.990")]
+    amounts += [(4, "100.000", "100.900"), (5, "100.000", "101.100"), (6, "100.000", None)]
+    with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
+        conn.execute("CREATE TABLE crm (id int, amount numeric(12,3), updated_at timestamptz)")
+        conn.execute("CREATE TABLE marketing (id int, amount numeric(12,3), synced_at timestamp)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO crm VALUES (%s, %s, %s)", [(i, s, B) for i, s, _ in amounts]
+            )
+            cur.executemany(
+                "INSERT INTO marketing VALUES (%s, %s, %s)",
+                [(i, t, (B + i * S).replace(tzinfo=None)) for i, _, t in amounts],
+            )
+    source, target = _pg_endpoint(dsn, name, "crm"), _pg_endpoint(dsn, name, "marketing")
+    project = ProjectFactory()
+    systems = [SystemFactory(project=project, name=n) for n in ("CRM", "Marketing")]
+    for system, ep in zip(systems, (source, target), strict=True):
+        SystemEndpointFactory(system=system, key_fields="id", **ep)
+    connection = ConnectionFactory(project=project, source=systems[0], target=systems[1])
+    map_same_names(
+        connection,
+        [("id", "integer"), ("amount", "decimal")],
+        tolerance=lambda n: tolerance if n == "amount" else "",
+    )
+    FreshnessSettings.objects.create(
+        project=project,
+        connection=connection,
+        source_time_field="updated_at",
+        target_time_field="synced_at",
+        skew_seconds=30,
+        overlap_seconds=0,
+    )
+    got, state = _figures(_criterion(connection))
+    late = [i for i, _, _ in amounts if i not in agreeing]
+    assert (got["total"], got["good"], got["late_now"]) == (6, len(agreeing), len(late))
+    assert got["lag_max"] == float(max(agreeing))
+    assert [e["key"]["id"] for e in state.late_examples] == late
+    # A tolerance is applied to fetched rows: the join reads them all, so the read path does.
+    joined = join and not tolerance
+    assert state.figures["reading"]["mode"] == ("joined" if joined else "streamed")
