@@ -470,13 +470,17 @@ def test_text_times_with_offsets_that_vary_from_record_to_record(db, request, se
 
 
 @pytest.mark.parametrize("rule", ["identity", "trim | lower"])
-@pytest.mark.parametrize("kind", ["pg-joined", "pg-read", "mysql", "sqlite"])
+@pytest.mark.parametrize("kind", CONNECTORS)
 def test_the_oldest_late_record_may_be_past_the_examples(db, request, settings, kind, rule):
     rows = [*_rows(), (30, "a", B - 3600 * S, None, None), (None, "a", B - 7200 * S, None, None)]
-    (source, target), _ = _endpoints(kind, rows, request, settings)
-    connection = _connection(source, target)
-    connection.field_mappings.filter(target_field="email").update(rule=rule)
-    got, state = _figures(_criterion(connection))
+    (source, target), server = _endpoints(kind, rows, request, settings)
+    try:
+        connection = _connection(source, target)
+        connection.field_mappings.filter(target_field="email").update(rule=rule)
+        got, state = _figures(_criterion(connection))
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
     assert got == FIGURES | {"total": 22, "late_now": 17}
     assert [e["key"]["id"] for e in state.late_examples] == LATE[:10]
     # 30, the 17th late record by key, changed first; the record without a key is not one.
@@ -536,3 +540,21 @@ def test_a_tolerance_decides_whether_the_target_reflects_the_version(
     # A tolerance is applied to fetched rows: the join reads them all, so the read path does.
     joined = join and not tolerance
     assert state.figures["reading"]["mode"] == ("joined" if joined else "streamed")
+
+
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_a_created_basis_needs_the_key_not_the_values_on_every_connector(
+    db, request, settings, kind
+):
+    settings.AETHON_RUN_CHUNK_ROWS = 4
+    (source, target), server = _endpoints(kind, _rows(), request, settings)
+    try:
+        connection = _connection(source, target)
+        FreshnessSettings.objects.filter(connection=connection).update(basis="created")
+        got, state = _figures(_criterion(connection))
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    # 22 is there (another email) a second after: reflected for a "new records" promise.
+    assert got == FIGURES | {"good": 5, "late_now": 15, "lag_p50": 1.0}
+    assert [e["key"]["id"] for e in state.late_examples] == [6, 8, *range(10, 18)]
