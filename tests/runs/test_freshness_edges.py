@@ -558,3 +558,91 @@ def test_a_created_basis_needs_the_key_not_the_values_on_every_connector(
     # 22 is there (another email) a second after: reflected for a "new records" promise.
     assert got == FIGURES | {"good": 5, "late_now": 15, "lag_p50": 1.0}
     assert [e["key"]["id"] for e in state.late_examples] == [6, 8, *range(10, 18)]
+
+
+@pytest.mark.parametrize(
+    ("source_kind", "target_kind"),
+    [
+        ("pg-joined", "mysql"),
+        ("mysql", "pg-joined"),
+        ("pg-joined", "sqlite"),
+        ("sqlite", "mysql"),
+        ("csv", "pg-joined"),
+        ("http", "mysql"),
+        ("mysql", "ndjson"),
+    ],
+)
+def test_text_keys_across_two_kinds_of_system(db, request, settings, source_kind, target_kind):
+    """The CRM in one kind of system, the marketing tool in another: both sides must order
+    text keys alike (by code point), or the merge would pair the wrong records."""
+    settings.AETHON_RUN_CHUNK_ROWS = 3
+    servers = []
+    try:
+        (source, _t), server = _endpoints(source_kind, _text_rows(), request, settings, True)
+        servers.append(server)
+        (_s, target), server = _endpoints(target_kind, _text_rows(), request, settings, True)
+        servers.append(server)
+        connection = _connection(source, target, key_type="string")
+        got, state = _figures(_criterion(connection))
+    finally:
+        for server in servers:
+            if server is not None:
+                server.__exit__(None, None, None)
+    assert (got["total"], got["good"], got["late_now"], got["lag_max"]) == (15, 3, 12, 300.0)
+    keys = [e["key"]["id"] for e in state.late_examples]
+    assert keys == ["10", "9", "B", "E", "Z", "b", "c", "e", "z", "ß"]
+
+
+def _random_rows(seed: int, n: int = 300):
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for key in rng.sample(range(1, 5 * n), n):
+        changed = None if rng.random() < 0.03 else NOW - rng.randint(0, 7200 * 10**6) * US
+        email = rng.choice(["a", "b"])
+        if rng.random() < 0.2 or changed is None:
+            rows.append((key, email, changed, None, None))
+            continue
+        synced = changed + rng.randint(-40 * 10**6, 600 * 10**6) * US
+        if rng.random() < 0.05:
+            synced = None
+        rows.append((key, email, changed, email if rng.random() < 0.9 else "old", synced))
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["pg-joined", "mysql", "sqlite", "csv", "ndjson", "http"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_records_give_the_read_paths_figures_on_every_connector(
+    db, request, settings, kind, seed
+):
+    from planner.runs.freshness import measure
+
+    settings.AETHON_RUN_CHUNK_ROWS = 7
+    rows = _random_rows(seed)
+
+    def both(criterion):
+        first, _ = measure(criterion, now=NOW, counted_from=None)
+        # The next measurement, from the first's cutoff, going back to its oldest late one.
+        later, _ = measure(
+            criterion,
+            now=NOW + 900 * S,
+            counted_from=first.counted_until,
+            late_from=first.oldest_late,
+        )
+        return first, later
+
+    got = {}
+    for each in ("pg-read", kind) if kind != "pg-joined" else ("pg-joined",):
+        (source, target), server = _endpoints(each, rows, request, settings)
+        try:
+            criterion = _criterion(_connection(source, target))
+            got[each] = both(criterion)
+            if each == "pg-joined":
+                settings.AETHON_RUN_JOIN = False
+                got["pg-read"] = both(criterion)
+        finally:
+            if server is not None:
+                server.__exit__(None, None, None)
+    assert got[kind] == got["pg-read"]
+    assert got[kind][0].late_now > 10 and got[kind][0].good and got[kind][1].total
