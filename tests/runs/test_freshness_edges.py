@@ -646,3 +646,30 @@ def test_random_records_give_the_read_paths_figures_on_every_connector(
                 server.__exit__(None, None, None)
     assert got[kind] == got["pg-read"]
     assert got[kind][0].late_now > 10 and got[kind][0].good and got[kind][1].total
+
+
+@pytest.mark.parametrize("kind", ["pg-joined", "pg-read", "mysql", "csv"])
+def test_without_an_allowance_a_target_clock_a_microsecond_behind_is_an_older_version(
+    db, request, settings, kind
+):
+    (source, target), server = _endpoints(kind, _rows(), request, settings)
+    try:
+        connection = _connection(source, target)
+        FreshnessSettings.objects.filter(connection=connection).update(skew_seconds=0)
+        got, state = _figures(_criterion(connection))
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    # Decided before NOW - 300 s: 7 too. 5 and 6 are older versions.
+    assert got == {
+        "total": 22,
+        "good": 3,  # 1, 3, 4
+        "late_now": 18,
+        "pending": 0,
+        "unmeasured": 1,
+        "lag_p50": 299.999999,
+        "lag_p95": 300.000001,
+        "lag_p99": 300.000001,
+        "lag_max": 300.000001,
+    }
+    assert [e["key"]["id"] for e in state.late_examples] == [5, 6, 7, 8, *range(10, 16)]
