@@ -80,9 +80,11 @@ def objective_of(criterion: SuccessCriterion) -> float | None:
     if criterion.target is None:
         return None
     target = float(criterion.target) / 100
-    if criterion.metric_key in GOOD_SHARE and criterion.comparator in (">=", ">"):
+    # "Agreement = 100 %" and "mismatch rate = 0 %" are the bounds ">= 100" and "<= 0".
+    key, comparator = criterion.metric_key, criterion.comparator
+    if key in GOOD_SHARE and (comparator in (">=", ">") or (comparator == "=" and target == 1)):
         return target
-    if criterion.metric_key in BAD_SHARE and criterion.comparator in ("<=", "<"):
+    if key in BAD_SHARE and (comparator in ("<=", "<") or (comparator == "=" and target == 0)):
         return 1 - target
     return None
 

@@ -96,6 +96,35 @@ def test_a_criterion_without_an_attainment_uses_a_share_target_or_states_none(db
 
 
 @pytest.mark.parametrize(
+    ("key", "comparator", "target", "objective"),
+    [
+        # "Every row agrees" and "no row differs" allow no bad event, whichever way stated.
+        (MetricKey.AGREEMENT, "=", 100, 1.0),
+        (MetricKey.AVAILABILITY, "=", 100, 1.0),
+        (MetricKey.MISMATCH_RATE, "=", 0, 1.0),
+        (MetricKey.ERROR_RATE, "=", 0, 1.0),
+        # Any other equality, an inequality or a bound the wrong way states no share.
+        (MetricKey.AGREEMENT, "=", 99, None),
+        (MetricKey.MISMATCH_RATE, "=", 1, None),
+        (MetricKey.AGREEMENT, "!=", 100, None),
+        (MetricKey.AGREEMENT, "<=", 100, None),
+        (MetricKey.MISMATCH_RATE, ">=", 0, None),
+    ],
+)
+def test_every_comparator_of_a_share_criterion_gives_its_objective(
+    db, key, comparator, target, objective
+):
+    c = CriterionFactory(
+        metric="x", metric_key=key, comparator=comparator, target=target, unit="%",
+        attainment_pct=None,
+    )  # fmt: skip
+    assert slo.objective_of(c) == objective
+    record_point(c, at=NOW, good=999, total=1000)
+    expected = slo.NO_OBJECTIVE if objective is None else slo.MISSED
+    assert slo.compliance(c, end=NOW).state == expected
+
+
+@pytest.mark.parametrize(
     ("key", "comparator", "target", "good", "met"),
     [
         (MetricKey.AGREEMENT, ">=", 99, 99, True),
