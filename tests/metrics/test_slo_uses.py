@@ -71,6 +71,20 @@ def test_the_parallel_run_gate_blocks_go_live_until_compliance_holds(db):
     assert "it is missed, compliance 94.3503% against the objective of 99.9%" in reason.text
 
 
+def test_removing_the_gate_criterion_does_not_lift_the_gate(db):
+    project, _ = ready_project()
+    mismatch = project.criteria.get(metric="mismatch rate")
+    TestPlan.objects.update_or_create(
+        project=project, defaults={"gate_criterion": mismatch, "gate_days": 7}
+    )
+    assert not golive.verdict(project).ready  # nothing measured over the last 7 days
+    mismatch.delete()
+    verdict = golive.verdict(project)
+    [reason] = [r for r in verdict.reasons if r.kind == "parallel_run"]
+    assert not verdict.ready and reason.step == 4
+    assert "compliance over the last 7 days" in reason.text and "removed" in reason.text
+
+
 def test_the_gate_form_names_the_missing_half(db):
     project, _ = ready_project()
     plan, _ = TestPlan.objects.get_or_create(project=project)
