@@ -1,6 +1,7 @@
 """Compliance, error budget, burn rates and roll-ups of a criterion's time series, on series whose
 figures are worked out by hand."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from planner.metrics import figures as kpis
 from planner.metrics import slo
 from planner.metrics.points import record_point
 from planner.models import Alert, MetricKey, Monitor, SliPoint
-from planner.runs import slo_alerts
+from planner.runs import alerts, slo_alerts
 from tests.factories import CriterionFactory
 from tests.service_levels import MINUTE, fresh, series
 
@@ -420,6 +421,22 @@ def test_a_fast_burn_that_stops_resolves_its_alert(db, mailoutbox):
     [resolved] = slo_alerts.evaluate_burn(c, now=later)["resolved"]
     assert resolved.pk == alert.pk and resolved.state == "resolved"
     assert "Recovered" in mailoutbox[-1].subject
+
+
+def test_an_objective_of_100_pct_pages_on_any_bad_event_and_says_the_burn_is_unbounded(db):
+    c = fresh(attainment_pct=Decimal("100"))
+    record_point(c, at=NOW - MINUTE, good=100, total=100)
+    record_point(c, at=NOW, good=99, total=100)
+    assert firing(c) == {"fast", "medium", "slow"}
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert "burns its error budget ∞ over 1 h and ∞ over 5 min" in alert.title
+    assert "inf" not in alert.title
+    # A webhook's body is strict JSON (no Infinity), and reminders never say "inf".
+    body = alerts.payload(alert, recovered=False, kind="webhook")
+    value = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in {body!r}"))
+    assert value["alert"]["value"] is None
+    _subject, text, _url = alerts._message(alert, recovered=False, event="reminder")
+    assert "last measured ∞ x budget burn" in text
 
 
 def test_burn_alerts_follow_the_criterion_monitors_route(db):
