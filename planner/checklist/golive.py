@@ -190,7 +190,7 @@ def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[
     elif result.state == slo.MISSED:
         text = (
             f"{head}: it is missed, compliance {result.attainment_pct:g}% against the "
-            f"objective of {100 * result.objective:g}%."
+            f"objective of {result.objective_text}."
         )
     else:
         text = (

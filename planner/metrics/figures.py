@@ -354,7 +354,7 @@ def _by_compliance(compliance: "slo.Compliance | None") -> Judgement:
             NO_EVIDENCE, reason="the criterion states no attainment % to judge compliance by"
         )
     value = compliance.attainment_pct
-    objective = f"objective {100 * compliance.objective:g}%"
+    objective = f"objective {compliance.objective_text}"
     if state == slo.NOT_ENOUGH_DATA:
         return Judgement(
             NO_EVIDENCE, value, "%", f"not enough data yet: {covered} (compliance {value:g}%)"

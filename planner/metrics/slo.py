@@ -241,6 +241,15 @@ class Compliance:
         return round(100 * self.budget_left / self.budget, 2)
 
     @property
+    def objective_text(self) -> str | None:
+        """The objective as people read it: '99.9%', or 'more than 99%' when it must be beaten
+        (exactly on it is missed, which '99% against 99%' would not explain)."""
+        if self.objective is None:
+            return None
+        pct = f"{round(100 * self.objective, 4):g}%"
+        return f"more than {pct}" if self.strict else pct
+
+    @property
     def state(self) -> str:
         if self.objective is None:
             return NO_OBJECTIVE

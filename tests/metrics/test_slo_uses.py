@@ -71,6 +71,29 @@ def test_the_parallel_run_gate_blocks_go_live_until_compliance_holds(db):
     assert "it is missed, compliance 94.3503% against the objective of 99.9%" in reason.text
 
 
+def test_a_strict_objective_missed_exactly_on_its_target_says_it_must_be_beaten(db):
+    # "Agreement > 99 %" at exactly 99 % is missed: "99% against the objective of 99%" would
+    # not say why.
+    project, _ = ready_project()
+    agreement = CriterionFactory(
+        project=project, metric="records agree", metric_key=MetricKey.AGREEMENT,
+        comparator=">", target=Decimal("99"), unit="%", attainment_pct=None,
+    )  # fmt: skip
+    TestPlan.objects.update_or_create(
+        project=project, defaults={"gate_criterion": agreement, "gate_days": 7}
+    )
+    now = timezone.now()
+    series(agreement, now - timedelta(days=7, hours=-1), 7 * 24 - 1, step=timedelta(hours=1),
+           good=99, total=100)  # fmt: skip
+    [reason] = [r for r in golive.verdict(project).reasons if r.kind == "parallel_run"]
+    assert "it is missed, compliance 99% against the objective of more than 99%" in reason.text
+    assert slo.compliance(agreement).objective_text == "more than 99%"
+    html = client_for(project.owner).get(
+        reverse("planner:criterion_service_level", args=[project.pk, agreement.pk])
+    )
+    assert "objective more than 99%" in html.content.decode()
+
+
 def test_removing_the_gate_criterion_does_not_lift_the_gate(db):
     project, _ = ready_project()
     mismatch = project.criteria.get(metric="mismatch rate")
