@@ -442,8 +442,26 @@ def window_sums(criterion: SuccessCriterion, spans: list[tuple[datetime, datetim
     return sums
 
 
-def _rule_spans(window: timedelta) -> list[tuple[BurnRule, timedelta, timedelta]]:
-    return [(rule, *rule.windows(window)) for rule in BURN_RULES]
+def measured_every(criterion: SuccessCriterion) -> timedelta | None:
+    """How often a criterion measured on a schedule (propagation lag) gets a point."""
+    if criterion.metric_key != MetricKey.FRESHNESS:
+        return None
+    from planner.metrics import freshness as lag
+
+    return timedelta(minutes=lag.every_minutes(criterion))
+
+
+def _rule_spans(criterion: SuccessCriterion) -> list[tuple[BurnRule, timedelta, timedelta]]:
+    """Each rule with its long and short windows. A window is never shorter than the criterion's
+    measuring interval: one of 5 minutes over points 12 minutes apart would hold the latest
+    measurement only now and then, and the page would read "quiet" beside the alert those
+    rules opened when the point came in."""
+    every = measured_every(criterion) or timedelta(0)
+    spans = []
+    for rule in BURN_RULES:
+        long, short = rule.windows(window_of(criterion))
+        spans.append((rule, max(long, every), max(short, every)))
+    return spans
 
 
 def compliance_from(
@@ -458,7 +476,7 @@ def compliance_from(
     objective = objective_of(criterion)
     states = []
     if rules:
-        for rule, long, short in _rule_spans(window_of(criterion)):
+        for rule, long, short in _rule_spans(criterion):
             counts = [sums.over(end - w, end)[:2] for w in (long, short)]
             burns = [burn_rate(*c, objective) for c in counts]
             over = [over_threshold(*c, objective, rule.threshold) for c in counts]
@@ -481,7 +499,7 @@ def compliance_from(
 def _spans(criterion: SuccessCriterion, start: datetime, end: datetime, rules: bool) -> list:
     spans = [(start, end)]
     if rules:
-        for _rule, long, short in _rule_spans(window_of(criterion)):
+        for _rule, long, short in _rule_spans(criterion):
             spans += [(end - long, end), (end - short, end)]
     return spans
 

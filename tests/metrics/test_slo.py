@@ -439,6 +439,23 @@ def test_an_objective_of_100_pct_pages_on_any_bad_event_and_says_the_burn_is_unb
     assert "last measured ∞ x budget burn" in text
 
 
+def test_between_measurements_the_page_shows_the_burn_the_open_alert_was_raised_on(db):
+    # "Within 1 hour" is measured every 12 minutes: a 5-minute short window is empty most of
+    # the time, so the page read "no data"/"quiet" beside the alert its rules had just opened.
+    c = fresh(target=Decimal("60"))
+    every = timedelta(minutes=12)
+    n = 4 * 24 * 5  # four days of measurements
+    series(c, NOW - (n - 1) * every, n - 5, step=every, good=1000, total=1000)
+    series(c, NOW - 4 * every, 5, step=every, good=900, total=1000)  # the last hour: 10 % bad
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert alert.fingerprint.endswith(":fast")
+    for later in (MINUTE, 6 * MINUTE, 11 * MINUTE):
+        fast = next(r for r in slo.compliance(c, end=NOW + later).rules if r.rule.name == "fast")
+        assert (fast.short_burn, fast.firing, fast.short_window) == (100.0, True, every), later
+    # Until the next measurement: the alert stays open, and so does the page say.
+    assert slo_alerts.evaluate_burn(c, now=NOW + 11 * MINUTE)["resolved"] == []
+
+
 def test_burn_alerts_follow_the_criterion_monitors_route(db):
     c = fresh()
     monitor = Monitor.objects.create(
@@ -452,7 +469,8 @@ def test_burn_alerts_follow_the_criterion_monitors_route(db):
 def test_rule_windows_scale_to_a_criterion_window_other_than_30_days(db):
     c = fresh(window_value=3)  # a tenth of 30 days
     fast = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "fast")
-    assert fast.long_window == timedelta(minutes=6) and fast.short_window == timedelta(seconds=30)
+    # 30 seconds scaled, but never shorter than its one-minute measuring interval.
+    assert fast.long_window == timedelta(minutes=6) and fast.short_window == MINUTE
     slow = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "slow")
     assert slow.long_window == timedelta(hours=7, minutes=12)
     assert "ticket when the burn rate over 7.2 h" in slow.text
