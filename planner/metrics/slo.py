@@ -13,7 +13,7 @@ windows scaled to the criterion's window when it is not 30 days.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from django.conf import settings
@@ -290,16 +290,17 @@ _TICK = timedelta(microseconds=1)
 
 
 def _floor_hour(moment: datetime) -> datetime:
-    """The hour (in the current time zone, as roll-ups truncate) that `moment` lies in."""
-    local = timezone.localtime(moment, timezone.get_current_timezone())
-    return local.replace(minute=0, second=0, microsecond=0)
+    """The UTC hour (as roll-ups truncate) that `moment` lies in. Hours are UTC whatever the
+    site's time zone: a local hour is two hours long the night clocks go back, and it would
+    fold two hours into one roll-up."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _hour_of():
     """The hour a point belongs to, as an SQL expression: hour h holds the points measured in
     (h, h + 1 h]. A measurement is stamped at the end of what it measured, so a point at 12:00
     belongs to the hour before it, as it belongs to a window ending at 12:00."""
-    return Trunc(F("at") - _TICK, "hour", tzinfo=timezone.get_current_timezone())
+    return Trunc(F("at") - _TICK, "hour", tzinfo=UTC)
 
 
 def _bucket_of(size: str):
@@ -310,7 +311,7 @@ def _bucket_of(size: str):
         default=F("at") - _TICK,
         output_field=DateTimeField(),
     )
-    return Trunc(moment, size, tzinfo=timezone.get_current_timezone())
+    return Trunc(moment, size, tzinfo=UTC)
 
 
 def rolled_horizon(now: datetime | None = None) -> datetime:

@@ -228,6 +228,29 @@ def test_rolling_up_changes_no_figure_whatever_the_window_edges(db, settings):
     assert figures() == before
 
 
+def test_the_night_clocks_go_back_rolls_up_two_hours_and_changes_no_figure(db, settings):
+    settings.TIME_ZONE = "Europe/Berlin"  # 03:00 CEST becomes 02:00 CET at 01:00 UTC
+    c = fresh(window_value=1)
+    night = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    SliPoint.objects.bulk_create(
+        SliPoint(criterion=c, at=night + i * MINUTE, good=i % 5, total=10) for i in range(1, 361)
+    )
+    edges = [night + timedelta(minutes=m) for m in (70, 130, 150, 190, 250)]
+
+    def figures():
+        return [
+            slo.compliance(c, end=e + timedelta(days=1), start=e, rules=False).total for e in edges
+        ] + [slo.compliance(c, end=e, start=night, rules=False).total for e in edges]
+
+    before = figures()
+    # The window from 01:10 UTC (02:10 CET) counts from 01:00 UTC: 01:01 to 04:00, 180 points.
+    assert before[3] == 1800
+    slo.roll_up(now=night + timedelta(days=10))
+    hours = SliPoint.objects.filter(criterion=c, resolution="hour").order_by("at")
+    assert [(p.at.hour, p.points) for p in hours] == [(h, 60) for h in (22, 23, 0, 1, 2, 3)]
+    assert figures() == before
+
+
 def test_buckets_sum_raw_and_rolled_up_points_per_hour(db):
     c = fresh(window_value=7)
     series(c, NOW - timedelta(days=5) + MINUTE, 5 * 24 * 60, lag_p95=30.0)
