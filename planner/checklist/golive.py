@@ -190,7 +190,7 @@ def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[
     elif result.state == slo.MISSED:
         text = (
             f"{head}: it is missed, compliance {result.attainment_pct:g}% against the "
-            f"objective of {100 * result.objective:g}%."
+            f"objective of {result.objective_text}."
         )
     else:
         text = (
@@ -199,6 +199,19 @@ def parallel_run_reasons(project: IntegrationProject, facts: GateFacts) -> list[
         )
     href = links.url("planner:criterion_service_level", project.pk, c.pk)
     return [Reason("parallel_run", text, href, 4)]
+
+
+def _removed_gate_reasons(project: IntegrationProject, ev: Evidence) -> list[Reason]:
+    """A gate whose criterion was deleted still asks for its days: removing the criterion must
+    not lift the gate unnoticed (the step-4 form refuses a gate without one)."""
+    plan = plan_of(ev).test_plan
+    if plan is None or plan.gate_criterion_id is not None or not plan.gate_days:
+        return []
+    text = (
+        f"Step 4: the parallel run requires compliance over the last {plan.gate_days} days, "
+        "but its criterion was removed; pick the criterion it must meet, or clear the gate."
+    )
+    return [Reason("parallel_run", text, links.url("planner:step", project.pk, 4), 4)]
 
 
 def _lives(ids: list[int]) -> dict[int, GoLive]:
@@ -273,6 +286,7 @@ def _gate_reasons(
         _run_reasons(project, ev, facts.latest, now)
         + _criterion_reasons(project, ev, facts)
         + parallel_run_reasons(project, facts)
+        + _removed_gate_reasons(project, ev)
     )
 
 

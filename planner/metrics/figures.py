@@ -354,7 +354,7 @@ def _by_compliance(compliance: "slo.Compliance | None") -> Judgement:
             NO_EVIDENCE, reason="the criterion states no attainment % to judge compliance by"
         )
     value = compliance.attainment_pct
-    objective = f"objective {100 * compliance.objective:g}%"
+    objective = f"objective {compliance.objective_text}"
     if state == slo.NOT_ENOUGH_DATA:
         return Judgement(
             NO_EVIDENCE, value, "%", f"not enough data yet: {covered} (compliance {value:g}%)"
@@ -363,12 +363,28 @@ def _by_compliance(compliance: "slo.Compliance | None") -> Judgement:
     return Judgement(outcome, value, "%", f"compliance over the window, {objective}; {covered}")
 
 
+SHARES = (
+    MetricKey.AGREEMENT,
+    MetricKey.MISMATCH_RATE,
+    MetricKey.ERROR_RATE,
+    MetricKey.AVAILABILITY,
+    MetricKey.UNREACHABLE,
+)
+
+
 def events(criterion, raw: dict) -> tuple[int, int] | None:
     """The good and total events one run's raw counts give a criterion's time series, or None
-    when the run did not measure its figure. Shares count their rows (agreement: rows equal of
-    rows compared); a figure that is not a share counts the run as one event, good when the
-    criterion held on it."""
+    when the run did not measure its figure. Shares without an attainment % count their rows
+    (agreement: rows equal of rows compared); any other criterion counts the run as one event,
+    good when the criterion held on it."""
     key = criterion.metric_key
+    if criterion.attainment_pct is not None and key in SHARES:
+        # "Mismatch rate <= 0.1 %, 99 % over 30 days" asks how often the target held: counting
+        # rows would ignore the target, so each run is one event, good when it held.
+        value = derive(raw).get(key)
+        if value is None or criterion.target is None:
+            return None
+        return int(holds(value, criterion.comparator, float(criterion.target))), 1
     if key in (MetricKey.AGREEMENT, MetricKey.MISMATCH_RATE) and raw.get("keys"):
         return raw.get("equal", 0), raw["keys"]
     if key == MetricKey.ERROR_RATE and raw.get("records"):

@@ -423,3 +423,11 @@ DURATION_UNITS = {
 def default_every_minutes(target_secs: float) -> int:
     """How often a criterion is measured by default: about a fifth of its target, 1 to 60 min."""
     return int(min(60, max(1, target_secs // 300)))
+
+
+def every_minutes(criterion) -> int:
+    """How often the criterion is measured: its own setting, else derived from its target."""
+    if criterion.measure_every_minutes:
+        return min(60, max(1, criterion.measure_every_minutes))
+    seconds = target_seconds(criterion.target or 0, criterion.unit) or 3600
+    return default_every_minutes(seconds)

@@ -267,7 +267,7 @@ def criterion_plots(criterion: SuccessCriterion, end: datetime | None = None) ->
     low = min(observed + ([objective] if objective is not None else []) + [100.0])
     low = max(0.0, float(f"{low - (100 - low) * 0.5 - 0.01:.4g}"))
     name = f"'{criterion.metric}'"
-    target_text = "" if objective is None else f" against the objective of {objective:g}%"
+    target_text = "" if objective is None else f" against the objective of {result.objective_text}"
     lines = [
         Line(
             "compliance %",

@@ -13,7 +13,7 @@ windows scaled to the criterion's window when it is not 30 days.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from django.conf import settings
@@ -80,9 +80,11 @@ def objective_of(criterion: SuccessCriterion) -> float | None:
     if criterion.target is None:
         return None
     target = float(criterion.target) / 100
-    if criterion.metric_key in GOOD_SHARE and criterion.comparator in (">=", ">"):
+    # "Agreement = 100 %" and "mismatch rate = 0 %" are the bounds ">= 100" and "<= 0".
+    key, comparator = criterion.metric_key, criterion.comparator
+    if key in GOOD_SHARE and (comparator in (">=", ">") or (comparator == "=" and target == 1)):
         return target
-    if criterion.metric_key in BAD_SHARE and criterion.comparator in ("<=", "<"):
+    if key in BAD_SHARE and (comparator in ("<=", "<") or (comparator == "=" and target == 0)):
         return 1 - target
     return None
 
@@ -239,6 +241,15 @@ class Compliance:
         return round(100 * self.budget_left / self.budget, 2)
 
     @property
+    def objective_text(self) -> str | None:
+        """The objective as people read it: '99.9%', or 'more than 99%' when it must be beaten
+        (exactly on it is missed, which '99% against 99%' would not explain)."""
+        if self.objective is None:
+            return None
+        pct = f"{round(100 * self.objective, 4):g}%"
+        return f"more than {pct}" if self.strict else pct
+
+    @property
     def state(self) -> str:
         if self.objective is None:
             return NO_OBJECTIVE
@@ -279,16 +290,17 @@ _TICK = timedelta(microseconds=1)
 
 
 def _floor_hour(moment: datetime) -> datetime:
-    """The hour (in the current time zone, as roll-ups truncate) that `moment` lies in."""
-    local = timezone.localtime(moment, timezone.get_current_timezone())
-    return local.replace(minute=0, second=0, microsecond=0)
+    """The UTC hour (as roll-ups truncate) that `moment` lies in. Hours are UTC whatever the
+    site's time zone: a local hour is two hours long the night clocks go back, and it would
+    fold two hours into one roll-up."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _hour_of():
     """The hour a point belongs to, as an SQL expression: hour h holds the points measured in
     (h, h + 1 h]. A measurement is stamped at the end of what it measured, so a point at 12:00
     belongs to the hour before it, as it belongs to a window ending at 12:00."""
-    return Trunc(F("at") - _TICK, "hour", tzinfo=timezone.get_current_timezone())
+    return Trunc(F("at") - _TICK, "hour", tzinfo=UTC)
 
 
 def _bucket_of(size: str):
@@ -299,7 +311,7 @@ def _bucket_of(size: str):
         default=F("at") - _TICK,
         output_field=DateTimeField(),
     )
-    return Trunc(moment, size, tzinfo=timezone.get_current_timezone())
+    return Trunc(moment, size, tzinfo=UTC)
 
 
 def rolled_horizon(now: datetime | None = None) -> datetime:
@@ -431,8 +443,26 @@ def window_sums(criterion: SuccessCriterion, spans: list[tuple[datetime, datetim
     return sums
 
 
-def _rule_spans(window: timedelta) -> list[tuple[BurnRule, timedelta, timedelta]]:
-    return [(rule, *rule.windows(window)) for rule in BURN_RULES]
+def measured_every(criterion: SuccessCriterion) -> timedelta | None:
+    """How often a criterion measured on a schedule (propagation lag) gets a point."""
+    if criterion.metric_key != MetricKey.FRESHNESS:
+        return None
+    from planner.metrics import freshness as lag
+
+    return timedelta(minutes=lag.every_minutes(criterion))
+
+
+def _rule_spans(criterion: SuccessCriterion) -> list[tuple[BurnRule, timedelta, timedelta]]:
+    """Each rule with its long and short windows. A window is never shorter than the criterion's
+    measuring interval: one of 5 minutes over points 12 minutes apart would hold the latest
+    measurement only now and then, and the page would read "quiet" beside the alert those
+    rules opened when the point came in."""
+    every = measured_every(criterion) or timedelta(0)
+    spans = []
+    for rule in BURN_RULES:
+        long, short = rule.windows(window_of(criterion))
+        spans.append((rule, max(long, every), max(short, every)))
+    return spans
 
 
 def compliance_from(
@@ -447,7 +477,7 @@ def compliance_from(
     objective = objective_of(criterion)
     states = []
     if rules:
-        for rule, long, short in _rule_spans(window_of(criterion)):
+        for rule, long, short in _rule_spans(criterion):
             counts = [sums.over(end - w, end)[:2] for w in (long, short)]
             burns = [burn_rate(*c, objective) for c in counts]
             over = [over_threshold(*c, objective, rule.threshold) for c in counts]
@@ -470,7 +500,7 @@ def compliance_from(
 def _spans(criterion: SuccessCriterion, start: datetime, end: datetime, rules: bool) -> list:
     spans = [(start, end)]
     if rules:
-        for _rule, long, short in _rule_spans(window_of(criterion)):
+        for _rule, long, short in _rule_spans(criterion):
             spans += [(end - long, end), (end - short, end)]
     return spans
 

@@ -18,6 +18,7 @@ JSON or Slack-compatible) always go through the SSRF guard.
 import dataclasses
 import json
 import logging
+import math
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -197,6 +198,15 @@ def remind_and_escalate(now=None) -> dict[str, list[int]]:
 # Delivery
 
 
+def _unbounded(value: float | None) -> bool:
+    return value is not None and math.isinf(value)
+
+
+def _figure(value: float | None) -> str:
+    """An alert's figure in a message: a burn against a 100 % objective is unbounded."""
+    return "∞" if _unbounded(value) else f"{value:g}"
+
+
 def _message(alert: Alert, recovered: bool, event: str = "") -> tuple[str, str, str]:
     from django.conf import settings
 
@@ -204,14 +214,14 @@ def _message(alert: Alert, recovered: bool, event: str = "") -> tuple[str, str, 
     if recovered:
         subject = f"[Aethon] Recovered: {alert.project.name}: {alert.title}"
         when = f"{alert.resolved_at:%Y-%m-%d %H:%M}"
-        value = f"{alert.last_value:g} {alert.unit}".strip()
+        value = f"{_figure(alert.last_value)} {alert.unit}".strip()
         body = f"Back within the threshold ({value}) at {when}."
     elif event in ("reminder", "escalated"):
         word = "Escalated" if event == "escalated" else f"Reminder {alert.reminders}"
         subject = f"[Aethon] {word}: {alert.project.name}: {alert.title}"
         body = (
             f"Open since {alert.opened_at:%Y-%m-%d %H:%M} and not acknowledged; "
-            f"last measured {alert.last_value:g} {alert.unit}.".replace(" .", ".")
+            f"last measured {_figure(alert.last_value)} {alert.unit}.".replace(" .", ".")
         )
     else:
         subject = f"[Aethon] {alert.get_severity_display()}: {alert.project.name}: {alert.title}"
@@ -274,7 +284,8 @@ def payload(alert: Alert, recovered: bool, kind: str, event: str = "") -> bytes:
                 "fingerprint": alert.fingerprint,
                 "severity": alert.severity,
                 "title": alert.title,
-                "value": alert.last_value,
+                # JSON has no Infinity: a burn against a 100 % objective is sent as null.
+                "value": None if _unbounded(alert.last_value) else alert.last_value,
                 "unit": alert.unit,
                 "acknowledged": alert.acknowledged_at is not None,
                 "state": alert.state,

@@ -94,11 +94,8 @@ def problem(criterion: SuccessCriterion, configured: set[int] | None = None) -> 
 
 
 def every_minutes(criterion: SuccessCriterion) -> int:
-    """How often the criterion is measured: its own setting, else derived from its target."""
-    if criterion.measure_every_minutes:
-        return min(60, max(1, criterion.measure_every_minutes))
-    seconds = lag.target_seconds(criterion.target or 0, criterion.unit) or 3600
-    return lag.default_every_minutes(seconds)
+    """How often the criterion is measured (planner.metrics.freshness.every_minutes)."""
+    return lag.every_minutes(criterion)
 
 
 def _first_counted(criterion: SuccessCriterion, now: datetime) -> datetime | None:

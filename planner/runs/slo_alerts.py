@@ -13,6 +13,7 @@ after every point.
 """
 
 import logging
+import math
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -40,10 +41,15 @@ def _monitor(criterion: SuccessCriterion) -> Monitor | None:
     )
 
 
+def _burn(rate: float) -> str:
+    # An objective of 100 % allows no error: any bad event burns without bound ("infx").
+    return "∞" if math.isinf(rate) else f"{rate:g}x"
+
+
 def _title(criterion: SuccessCriterion, state: slo.RuleState) -> str:
     return (
-        f"'{criterion.metric}' burns its error budget {state.long_burn:g}x over "
-        f"{slo.duration_text(state.long_window)} and {state.short_burn:g}x over "
+        f"'{criterion.metric}' burns its error budget {_burn(state.long_burn)} over "
+        f"{slo.duration_text(state.long_window)} and {_burn(state.short_burn)} over "
         f"{slo.duration_text(state.short_window)} ({state.text})"
     )[:300]
 

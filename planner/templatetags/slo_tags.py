@@ -10,12 +10,6 @@ register = template.Library()
 
 
 @register.filter
-def slo_pct(share: float | None) -> str:
-    """A share (0..1) as a percentage: 0.999 -> '99.9%'."""
-    return "—" if share is None else f"{round(100 * share, 4):g}%"
-
-
-@register.filter
 def slo_duration(d) -> str:
     return slo.duration_text(d)
 

@@ -1,6 +1,7 @@
 """Compliance, error budget, burn rates and roll-ups of a criterion's time series, on series whose
 figures are worked out by hand."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from planner.metrics import figures as kpis
 from planner.metrics import slo
 from planner.metrics.points import record_point
 from planner.models import Alert, MetricKey, Monitor, SliPoint
-from planner.runs import slo_alerts
+from planner.runs import alerts, slo_alerts
 from tests.factories import CriterionFactory
 from tests.service_levels import MINUTE, fresh, series
 
@@ -93,6 +94,35 @@ def test_a_criterion_without_an_attainment_uses_a_share_target_or_states_none(db
     latency = CriterionFactory(metric_key=MetricKey.LATENCY, attainment_pct=None, unit="ms")
     record_point(latency, at=NOW, good=1, total=1)
     assert slo.compliance(latency, end=NOW).state == slo.NO_OBJECTIVE
+
+
+@pytest.mark.parametrize(
+    ("key", "comparator", "target", "objective"),
+    [
+        # "Every row agrees" and "no row differs" allow no bad event, whichever way stated.
+        (MetricKey.AGREEMENT, "=", 100, 1.0),
+        (MetricKey.AVAILABILITY, "=", 100, 1.0),
+        (MetricKey.MISMATCH_RATE, "=", 0, 1.0),
+        (MetricKey.ERROR_RATE, "=", 0, 1.0),
+        # Any other equality, an inequality or a bound the wrong way states no share.
+        (MetricKey.AGREEMENT, "=", 99, None),
+        (MetricKey.MISMATCH_RATE, "=", 1, None),
+        (MetricKey.AGREEMENT, "!=", 100, None),
+        (MetricKey.AGREEMENT, "<=", 100, None),
+        (MetricKey.MISMATCH_RATE, ">=", 0, None),
+    ],
+)
+def test_every_comparator_of_a_share_criterion_gives_its_objective(
+    db, key, comparator, target, objective
+):
+    c = CriterionFactory(
+        metric="x", metric_key=key, comparator=comparator, target=target, unit="%",
+        attainment_pct=None,
+    )  # fmt: skip
+    assert slo.objective_of(c) == objective
+    record_point(c, at=NOW, good=999, total=1000)
+    expected = slo.NO_OBJECTIVE if objective is None else slo.MISSED
+    assert slo.compliance(c, end=NOW).state == expected
 
 
 @pytest.mark.parametrize(
@@ -195,6 +225,29 @@ def test_rolling_up_changes_no_figure_whatever_the_window_edges(db, settings):
     assert before[0][1] == 7 * 24 * 60 * 10
     assert slo.roll_up(now=NOW) > 0
     assert SliPoint.objects.filter(criterion=c, resolution="hour").exists()
+    assert figures() == before
+
+
+def test_the_night_clocks_go_back_rolls_up_two_hours_and_changes_no_figure(db, settings):
+    settings.TIME_ZONE = "Europe/Berlin"  # 03:00 CEST becomes 02:00 CET at 01:00 UTC
+    c = fresh(window_value=1)
+    night = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    SliPoint.objects.bulk_create(
+        SliPoint(criterion=c, at=night + i * MINUTE, good=i % 5, total=10) for i in range(1, 361)
+    )
+    edges = [night + timedelta(minutes=m) for m in (70, 130, 150, 190, 250)]
+
+    def figures():
+        return [
+            slo.compliance(c, end=e + timedelta(days=1), start=e, rules=False).total for e in edges
+        ] + [slo.compliance(c, end=e, start=night, rules=False).total for e in edges]
+
+    before = figures()
+    # The window from 01:10 UTC (02:10 CET) counts from 01:00 UTC: 01:01 to 04:00, 180 points.
+    assert before[3] == 1800
+    slo.roll_up(now=night + timedelta(days=10))
+    hours = SliPoint.objects.filter(criterion=c, resolution="hour").order_by("at")
+    assert [(p.at.hour, p.points) for p in hours] == [(h, 60) for h in (22, 23, 0, 1, 2, 3)]
     assert figures() == before
 
 
@@ -393,6 +446,39 @@ def test_a_fast_burn_that_stops_resolves_its_alert(db, mailoutbox):
     assert "Recovered" in mailoutbox[-1].subject
 
 
+def test_an_objective_of_100_pct_pages_on_any_bad_event_and_says_the_burn_is_unbounded(db):
+    c = fresh(attainment_pct=Decimal("100"))
+    record_point(c, at=NOW - MINUTE, good=100, total=100)
+    record_point(c, at=NOW, good=99, total=100)
+    assert firing(c) == {"fast", "medium", "slow"}
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert "burns its error budget ∞ over 1 h and ∞ over 5 min" in alert.title
+    assert "inf" not in alert.title
+    # A webhook's body is strict JSON (no Infinity), and reminders never say "inf".
+    body = alerts.payload(alert, recovered=False, kind="webhook")
+    value = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in {body!r}"))
+    assert value["alert"]["value"] is None
+    _subject, text, _url = alerts._message(alert, recovered=False, event="reminder")
+    assert "last measured ∞ x budget burn" in text
+
+
+def test_between_measurements_the_page_shows_the_burn_the_open_alert_was_raised_on(db):
+    # "Within 1 hour" is measured every 12 minutes: a 5-minute short window is empty most of
+    # the time, so the page read "no data"/"quiet" beside the alert its rules had just opened.
+    c = fresh(target=Decimal("60"))
+    every = timedelta(minutes=12)
+    n = 4 * 24 * 5  # four days of measurements
+    series(c, NOW - (n - 1) * every, n - 5, step=every, good=1000, total=1000)
+    series(c, NOW - 4 * every, 5, step=every, good=900, total=1000)  # the last hour: 10 % bad
+    [alert] = slo_alerts.evaluate_burn(c, now=NOW)["opened"]
+    assert alert.fingerprint.endswith(":fast")
+    for later in (MINUTE, 6 * MINUTE, 11 * MINUTE):
+        fast = next(r for r in slo.compliance(c, end=NOW + later).rules if r.rule.name == "fast")
+        assert (fast.short_burn, fast.firing, fast.short_window) == (100.0, True, every), later
+    # Until the next measurement: the alert stays open, and so does the page say.
+    assert slo_alerts.evaluate_burn(c, now=NOW + 11 * MINUTE)["resolved"] == []
+
+
 def test_burn_alerts_follow_the_criterion_monitors_route(db):
     c = fresh()
     monitor = Monitor.objects.create(
@@ -406,7 +492,8 @@ def test_burn_alerts_follow_the_criterion_monitors_route(db):
 def test_rule_windows_scale_to_a_criterion_window_other_than_30_days(db):
     c = fresh(window_value=3)  # a tenth of 30 days
     fast = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "fast")
-    assert fast.long_window == timedelta(minutes=6) and fast.short_window == timedelta(seconds=30)
+    # 30 seconds scaled, but never shorter than its one-minute measuring interval.
+    assert fast.long_window == timedelta(minutes=6) and fast.short_window == MINUTE
     slow = next(r for r in slo.compliance(c, end=NOW).rules if r.rule.name == "slow")
     assert slow.long_window == timedelta(hours=7, minutes=12)
     assert "ticket when the burn rate over 7.2 h" in slow.text

@@ -4,6 +4,7 @@ health reviews, step 6, the review report and the API all use planner.metrics.sl
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -11,11 +12,12 @@ from django.utils import timezone
 from planner.api.tokens import create_token
 from planner.checklist import golive
 from planner.metrics import figures as kpis
-from planner.models import HealthReview, Role, SliPoint, TestPlan
+from planner.metrics import slo
+from planner.models import HealthReview, MetricKey, Role, SliPoint, TestPlan
 from planner.reviews.service import compare_criteria
 from planner.steps.testing import TestPlanForm
 from tests.conftest import client_for
-from tests.factories import MembershipFactory, UserFactory, ready_project
+from tests.factories import CriterionFactory, MembershipFactory, UserFactory, ready_project
 from tests.service_levels import fresh, series
 
 
@@ -67,6 +69,43 @@ def test_the_parallel_run_gate_blocks_go_live_until_compliance_holds(db):
     [reason] = [r for r in golive.verdict(project).reasons if r.kind == "parallel_run"]
     # 16,700 good of 17,700 events.
     assert "it is missed, compliance 94.3503% against the objective of 99.9%" in reason.text
+
+
+def test_a_strict_objective_missed_exactly_on_its_target_says_it_must_be_beaten(db):
+    # "Agreement > 99 %" at exactly 99 % is missed: "99% against the objective of 99%" would
+    # not say why.
+    project, _ = ready_project()
+    agreement = CriterionFactory(
+        project=project, metric="records agree", metric_key=MetricKey.AGREEMENT,
+        comparator=">", target=Decimal("99"), unit="%", attainment_pct=None,
+    )  # fmt: skip
+    TestPlan.objects.update_or_create(
+        project=project, defaults={"gate_criterion": agreement, "gate_days": 7}
+    )
+    now = timezone.now()
+    series(agreement, now - timedelta(days=7, hours=-1), 7 * 24 - 1, step=timedelta(hours=1),
+           good=99, total=100)  # fmt: skip
+    [reason] = [r for r in golive.verdict(project).reasons if r.kind == "parallel_run"]
+    assert "it is missed, compliance 99% against the objective of more than 99%" in reason.text
+    assert slo.compliance(agreement).objective_text == "more than 99%"
+    html = client_for(project.owner).get(
+        reverse("planner:criterion_service_level", args=[project.pk, agreement.pk])
+    )
+    assert "objective more than 99%" in html.content.decode()
+
+
+def test_removing_the_gate_criterion_does_not_lift_the_gate(db):
+    project, _ = ready_project()
+    mismatch = project.criteria.get(metric="mismatch rate")
+    TestPlan.objects.update_or_create(
+        project=project, defaults={"gate_criterion": mismatch, "gate_days": 7}
+    )
+    assert not golive.verdict(project).ready  # nothing measured over the last 7 days
+    mismatch.delete()
+    verdict = golive.verdict(project)
+    [reason] = [r for r in verdict.reasons if r.kind == "parallel_run"]
+    assert not verdict.ready and reason.step == 4
+    assert "compliance over the last 7 days" in reason.text and "removed" in reason.text
 
 
 def test_the_gate_form_names_the_missing_half(db):
@@ -132,3 +171,47 @@ def test_the_api_gives_compliance_budget_left_and_burn_rates_to_members_only(db)
         f"/api/projects/{c.project_id}/criteria/{c.pk}", HTTP_AUTHORIZATION=f"Bearer {stranger}"
     )
     assert response.status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# A share criterion with an attainment % counts runs, not rows
+
+
+@pytest.mark.parametrize(
+    ("key", "comparator", "target", "raw", "held"),
+    [
+        # 0.5 % of rows differ in the run: "mismatch rate <= 0.1 %" is broken by it.
+        (MetricKey.MISMATCH_RATE, "<=", "0.1", {"keys": 1000, "equal": 995}, False),
+        (MetricKey.MISMATCH_RATE, "<", "1", {"keys": 1000, "equal": 995}, True),
+        (MetricKey.AGREEMENT, ">=", "99.9", {"keys": 1000, "equal": 995}, False),
+        (MetricKey.AGREEMENT, ">", "99", {"keys": 1000, "equal": 995}, True),
+        (MetricKey.AGREEMENT, "=", "100", {"keys": 1000, "equal": 1000}, True),
+        (MetricKey.ERROR_RATE, "<=", "1", {"records": 100, "violations": 2}, False),
+        (MetricKey.AVAILABILITY, ">=", "50", {"sides": 2, "sides_ok": 1}, True),
+    ],
+)
+def test_a_share_criterion_held_some_of_the_time_counts_each_run_once(
+    db, key, comparator, target, raw, held
+):
+    # "Share of the window the target must hold": each run is one event, good when the
+    # criterion held on it, whatever share of rows agreed.
+    c = CriterionFactory(
+        metric_key=key, comparator=comparator, target=Decimal(target), unit="%",
+        attainment_pct=Decimal("99"),
+    )  # fmt: skip
+    assert kpis.events(c, raw) == (int(held), 1)
+
+
+def test_a_share_criterion_broken_in_every_run_is_missed_over_its_window(db):
+    c = CriterionFactory(
+        metric="mismatch rate", metric_key=MetricKey.MISMATCH_RATE, comparator="<=",
+        target=Decimal("0.1"), unit="%", attainment_pct=Decimal("99"),
+    )  # fmt: skip
+    now = timezone.now()
+    for day in range(30):
+        good, total = kpis.events(c, {"keys": 1000, "equal": 995})
+        SliPoint.objects.create(
+            criterion=c, at=now - timedelta(days=day, hours=1), good=good, total=total
+        )
+    result = slo.compliance(c)
+    assert result.attainment_pct == 0.0 and result.state == slo.MISSED
