@@ -414,9 +414,15 @@ DURATION_UNITS = {
     "mins": 60,
     "minute": 60,
     "minutes": 60,
+    "secs": 1,
     "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
     "hour": 3600,
     "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
 }
 
 

@@ -78,7 +78,9 @@ def problem(criterion: SuccessCriterion, configured: set[int] | None = None) -> 
     if criterion.target is None:
         return "it has no target"
     if lag.target_seconds(criterion.target, criterion.unit) is None:
-        return f"its unit '{criterion.unit}' is not a duration (use seconds, minutes or hours)"
+        return (
+            f"its unit '{criterion.unit}' is not a duration (use seconds, minutes, hours or days)"
+        )
     connection = criterion.freshness_connection
     if connection is None:
         return "it names no connection to measure"

@@ -93,7 +93,8 @@ class SuccessCriterionForm(ProjectScopedForm):
         if lag.target_seconds(1, data.get("unit") or "") is None:
             self.add_error(
                 "unit",
-                "Propagation lag is a duration: state the target in seconds, minutes or hours.",
+                "Propagation lag is a duration:"
+                " state the target in seconds, minutes, hours or days.",
             )
 
     def clean_evidence_date(self):

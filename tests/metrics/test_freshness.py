@@ -201,7 +201,16 @@ def test_zoned_naive_and_numeric_times_become_utc():
 
 @pytest.mark.parametrize(
     ("target", "unit", "seconds", "every"),
-    [(5, "minutes", 300, 1), (30, "seconds", 30, 1), (2, "hours", 7200, 24), (1, "h", 3600, 12)],
+    [
+        (5, "minutes", 300, 1),
+        (30, "seconds", 30, 1),
+        (2, "hours", 7200, 24),
+        (1, "h", 3600, 12),
+        (90, "secs", 90, 1),
+        (2, "hrs", 7200, 24),
+        (1, "day", 86_400, 60),
+        (2, "Days", 172_800, 60),
+    ],
 )
 def test_duration_targets_and_the_default_schedule(target, unit, seconds, every):
     assert lag.target_seconds(target, unit) == seconds
