@@ -155,3 +155,21 @@ def sqlite_upload(table: str, frame: pl.DataFrame) -> dict:
         "upload": ContentFile(side.connector.config.content, name=f"{table}.db"),
         "upload_name": f"{table}.db",
     }
+
+
+def pg_endpoint(dsn, name: str, table: str) -> dict:
+    """A system endpoint's fields for ``table`` of database ``name`` on the server ``dsn``
+    describes (host, port, user)."""
+    return {
+        "kind": SystemEndpoint.Kind.POSTGRES,
+        "config": {
+            "host": dsn["host"],
+            "port": int(dsn["port"]),
+            "database": name,
+            "user": dsn["user"],
+            "sslmode": "disable",
+        },
+        "dataset": table,
+        "upload": "",
+        "upload_name": "",
+    }

@@ -32,6 +32,7 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
+from tests.runs.conftest import pg_endpoint
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 HOUR_AGO = NOW - timedelta(hours=1)
@@ -145,22 +146,6 @@ def pg(pg_scratch):
     return pg_scratch
 
 
-def _pg_endpoint(dsn, name, table) -> dict:
-    return {
-        "kind": SystemEndpoint.Kind.POSTGRES,
-        "config": {
-            "host": dsn["host"],
-            "port": int(dsn["port"]),
-            "database": name,
-            "user": dsn["user"],
-            "sslmode": "disable",
-        },
-        "dataset": table,
-        "upload": "",
-        "upload_name": "",
-    }
-
-
 def _pg_load(dsn, name, rows):
     with psycopg.connect(**dsn, dbname=name, autocommit=True) as conn:
         conn.execute("CREATE TABLE crm (id int, email text, updated_at timestamptz)")
@@ -185,8 +170,8 @@ def _pg_connection(pg, rows=None):
     _pg_load(dsn, name, rows or _rows())
     return _connection(
         ProjectFactory(),
-        _pg_endpoint(dsn, name, "crm"),
-        _pg_endpoint(dsn, name, "marketing"),
+        pg_endpoint(dsn, name, "crm"),
+        pg_endpoint(dsn, name, "marketing"),
     )
 
 

@@ -27,7 +27,7 @@ from tests.factories import (
     SystemEndpointFactory,
     SystemFactory,
 )
-from tests.runs.conftest import map_same_names
+from tests.runs.conftest import map_same_names, pg_endpoint
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 UNTIL = NOW - timedelta(seconds=330)
@@ -122,22 +122,6 @@ def _split(rows):
     return source, target
 
 
-def _pg_endpoint(dsn, name, table):
-    return {
-        "kind": SystemEndpoint.Kind.POSTGRES,
-        "config": {
-            "host": dsn["host"],
-            "port": int(dsn["port"]),
-            "database": name,
-            "user": dsn["user"],
-            "sslmode": "disable",
-        },
-        "dataset": table,
-        "upload": "",
-        "upload_name": "",
-    }
-
-
 def _pg(pg, rows, key_sql="int"):
     dsn, name = pg
     source, target = _split(rows)
@@ -150,7 +134,7 @@ def _pg(pg, rows, key_sql="int"):
                 "INSERT INTO marketing VALUES (%s, %s, %s)",
                 [(k, e, t.replace(tzinfo=None) if t else None) for k, e, t in target],
             )
-    return _pg_endpoint(dsn, name, "crm"), _pg_endpoint(dsn, name, "marketing")
+    return pg_endpoint(dsn, name, "crm"), pg_endpoint(dsn, name, "marketing")
 
 
 def _sqlite(rows, key_sql="INTEGER"):
@@ -513,7 +497,7 @@ def test_a_tolerance_decides_whether_the_target_reflects_the_version(
                 "INSERT INTO marketing VALUES (%s, %s, %s)",
                 [(i, t, (B + i * S).replace(tzinfo=None)) for i, _, t in amounts],
             )
-    source, target = _pg_endpoint(dsn, name, "crm"), _pg_endpoint(dsn, name, "marketing")
+    source, target = pg_endpoint(dsn, name, "crm"), pg_endpoint(dsn, name, "marketing")
     project = ProjectFactory()
     systems = [SystemFactory(project=project, name=n) for n in ("CRM", "Marketing")]
     for system, ep in zip(systems, (source, target), strict=True):
