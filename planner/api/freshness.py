@@ -6,6 +6,7 @@ from datetime import datetime
 from ninja import Schema, Status
 from ninja.errors import HttpError
 
+from planner.metrics import freshness as lag
 from planner.models import FreshnessSettings, FreshnessState, SliPoint, SuccessCriterion
 
 from .views import Error, _access, _one, api
@@ -101,7 +102,7 @@ def criterion_freshness(request, project_id: int, criterion_id: int):
         "connection_id": criterion.freshness_connection_id,
         "measurable": not problem,
         "problem": problem,
-        "every_minutes": freshness.every_minutes(criterion),
+        "every_minutes": lag.every_minutes(criterion),
         "measured_at": state.measured_at if state else None,
         "counted_until": state.counted_until if state else None,
         "pending": state.pending if state else None,

@@ -95,11 +95,6 @@ def problem(criterion: SuccessCriterion, configured: set[int] | None = None) -> 
     return ""
 
 
-def every_minutes(criterion: SuccessCriterion) -> int:
-    """How often the criterion is measured (planner.metrics.freshness.every_minutes)."""
-    return lag.every_minutes(criterion)
-
-
 def _first_counted(criterion: SuccessCriterion, now: datetime) -> datetime | None:
     if not criterion.window_value:
         return None

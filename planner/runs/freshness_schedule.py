@@ -2,6 +2,7 @@
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from planner.metrics import freshness as lag
 from planner.models import SuccessCriterion
 from planner.runs.beat import drop_entry, put_interval_entry
 
@@ -16,12 +17,12 @@ def sync_measurement(criterion: SuccessCriterion) -> PeriodicTask | None:
     """Make the criterion's beat entry match it: created, changed, or removed when it can no
     longer be measured (another figure, no connection, no duration target)."""
     # The measurement module reads systems (polars): loaded when an entry is synced.
-    from planner.runs.freshness import every_minutes, problem
+    from planner.runs.freshness import problem
 
     if problem(criterion):
         drop_measurement(criterion.pk)
         return None
-    every = every_minutes(criterion)
+    every = lag.every_minutes(criterion)
     return put_interval_entry(
         entry_name(criterion.pk),
         TASK,

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from planner.metrics import freshness as lag
 from planner.models import (
     FreshnessSettings,
     FreshnessState,
@@ -114,7 +115,7 @@ def step1_context(project, ctx: dict) -> None:
             "criterion": c,
             "state": states.get(c.pk),
             "problem": freshness.problem(c, configured),
-            "every": freshness.every_minutes(c),
+            "every": lag.every_minutes(c),
         }
         for c in criteria
     ]
@@ -151,7 +152,7 @@ def render_page(request, project, criterion, *, canary_form=None, status: int = 
         settings=settings,
         state=FreshnessState.objects.filter(criterion=criterion).first(),
         problem=freshness.problem(criterion),
-        every=freshness.every_minutes(criterion),
+        every=lag.every_minutes(criterion),
         beat_entry=entry_name(criterion.pk),
         points=points,
         latest=points[0] if points else None,
